@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerate gen/ from proto/: Python (+ .pyi, + grpc) and TypeScript. Deterministic: CI runs it
+# and fails when the committed gen/ differs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BUF_CACHE_DIR="${BUF_CACHE_DIR:-$PWD/build/buf-cache}"
+.venv/bin/python scripts/fetch_proto_deps.py >/dev/null
+rm -rf gen/python gen/ts
+mkdir -p gen/python gen/ts
+.venv/bin/buf generate
+# buf.validate's Python module for google.protobuf (the protovalidate wheel ships only its own runtime's).
+.venv/bin/python -m grpc_tools.protoc -Ibuild/proto-deps \
+  --python_out=gen/python --pyi_out=gen/python buf/validate/validate.proto
+# Packages, so that type checkers and setuptools see them.
+find gen/python -type d -exec sh -c 'touch "$0/__init__.py"' {} \;
+rm -f gen/python/__init__.py
+echo "gen/ regenerated"
