@@ -57,9 +57,7 @@ def _fetch_validate_proto() -> None:
         if hashlib.sha256(data).hexdigest() != sha:
             raise SystemExit(f"sha256 mismatch for {url}")
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            member = next(
-                m for m in tar.getmembers() if m.name.endswith("/proto/" + VALIDATE)
-            )
+            member = next(m for m in tar.getmembers() if m.name.endswith("/proto/" + VALIDATE))
             extracted = tar.extractfile(member)
             assert extracted is not None
             marker.write_bytes(extracted.read())

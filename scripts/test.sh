@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, the generated-code check, the proto breaking-change check, pytest.
+# Arguments go to pytest. Every step runs; the exit status is non-zero when any failed (pytest's
+# own status when pytest failed, so "no tests collected" (5) fails too).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export BUF_CACHE_DIR="${BUF_CACHE_DIR:-$PWD/build/buf-cache}"
+
+bold="" plain=""
+if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; fi
+declare -a summary=()
+failed=0
+pytest_status=0
+
+run_step() {
+  local name=$1 status start=$SECONDS
+  shift
+  printf '\n%s=== %s%s\n' "$bold" "$name" "$plain"
+  "$@"
+  status=$?
+  if ((status == 0)); then
+    summary+=("ok      $name ($((SECONDS - start)) s)")
+  else
+    summary+=("FAILED  $name (exit $status, $((SECONDS - start)) s)")
+    failed=1
+  fi
+  return "$status"
+}
+
+# `buf breaking` against main. buf's own `--against '.git#branch=main'` cannot build main here:
+# the workspace includes the git-ignored build/proto-deps. So main's buf.yaml + proto/ are taken
+# with `git archive` (read-only) into build/breaking-base, next to the same pinned deps.
+breaking() {
+  local branch base dir=build/breaking-base
+  branch=$(git symbolic-ref --short -q HEAD 2>/dev/null || echo "(detached)")
+  if [[ $branch == main ]]; then
+    echo "on main: nothing to compare against, skipped"
+    return 0
+  fi
+  if git rev-parse --verify -q refs/heads/main >/dev/null; then
+    base=main
+  elif git rev-parse --verify -q refs/remotes/origin/main >/dev/null; then
+    base=origin/main
+  else
+    echo "no main branch in this repository: skipped"
+    return 0
+  fi
+  if ! git cat-file -e "$base:buf.yaml" 2>/dev/null; then
+    echo "$base has no buf.yaml: skipped"
+    return 0
+  fi
+  rm -rf "$dir" && mkdir -p "$dir/build" || return 1
+  git archive "$base" -- buf.yaml proto | tar -x -C "$dir" || return 1
+  cp -R build/proto-deps "$dir/build/" || return 1
+  echo "comparing proto/ with $base"
+  .venv/bin/buf breaking --against "$dir"
+}
+
+run_pytest() {
+  .venv/bin/pytest -q "$@"
+  pytest_status=$?
+  return "$pytest_status"
+}
+
+run_step lint make --no-print-directory lint
+run_step check-gen make --no-print-directory check-gen
+run_step "buf breaking" breaking
+run_step pytest run_pytest "$@"
+
+printf '\n%s=== summary%s\n' "$bold" "$plain"
+printf '  %s\n' "${summary[@]}"
+if ((pytest_status != 0)); then
+  exit "$pytest_status"
+fi
+exit "$failed"

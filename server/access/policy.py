@@ -1,0 +1,173 @@
+"""Every access decision about dashboards (and what hangs off them: widgets, data, versions,
+exports, shares) is made here, from identity, role, ownership, shares, visibility and facility.
+Servicers and domains ask; they never decide with ad-hoc ifs.
+
+Denials follow one rule: a caller who may not even see a resource gets NOT_FOUND, so its
+existence is never revealed; a caller who may see it but not do this gets PERMISSION_DENIED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+
+from server.auth.principal import Principal, Role
+from server.db.schema import dashboard_shares, dashboards
+from server.errors import InvalidArgument, NotFound, PermissionDenied
+
+
+class Access(IntEnum):
+    """What a principal may do with one dashboard; each level includes the ones below."""
+
+    NONE = 0
+    # Read the published version only (public visibility, public links).
+    READ_PUBLISHED = 1
+    # Read the current state, versions, data; export.
+    VIEW = 2
+    # Change the dashboard and its widgets; restore versions.
+    EDIT = 3
+    # Publish, delete, share, create public links.
+    MANAGE = 4
+
+
+class ShareLevel(IntEnum):
+    """Values match dashboard.v1.ShareLevel."""
+
+    VIEW = 1
+    EDIT = 2
+    MANAGE = 3
+
+
+SHARE_TO_ACCESS = {ShareLevel.VIEW: Access.VIEW, ShareLevel.EDIT: Access.EDIT, ShareLevel.MANAGE: Access.MANAGE}
+VISIBILITY_PUBLIC = 2
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A share row as the policy sees it."""
+
+    grantee_type: str  # "user" | "role"
+    grantee: str
+    level: ShareLevel
+
+
+@dataclass(frozen=True)
+class DashboardFacts:
+    id: str
+    facility_id: str
+    owner_id: str
+    visibility: int
+    published_version: int | None
+    grants: tuple[Grant, ...] = ()
+
+
+def _grant_applies(principal: Principal, grant: Grant) -> bool:
+    if grant.grantee_type == "user":
+        return grant.grantee == principal.subject
+    role = Role.parse(grant.grantee)
+    # A share with a role reaches every holder of that role or a higher one.
+    return role is not None and principal.role >= role
+
+
+def dashboard_access(principal: Principal, facts: DashboardFacts) -> Access:
+    published = facts.published_version is not None
+    if principal.is_link:
+        return Access.READ_PUBLISHED if principal.link_dashboard_id == facts.id and published else Access.NONE
+    if facts.facility_id not in principal.facilities:
+        return Access.NONE
+    if principal.role is Role.ADMIN:
+        return Access.MANAGE
+    access = Access.NONE
+    if facts.owner_id == principal.subject:
+        access = Access.MANAGE
+    for grant in facts.grants:
+        if _grant_applies(principal, grant):
+            access = max(access, SHARE_TO_ACCESS[grant.level])
+    if facts.visibility == VISIBILITY_PUBLIC and published:
+        access = max(access, Access.READ_PUBLISHED)
+    # The role caps what shares and ownership give: a viewer never writes.
+    if principal.role is Role.VIEWER:
+        access = min(access, Access.VIEW)
+    return access
+
+
+def require_dashboard(principal: Principal, facts: DashboardFacts, needed: Access) -> Access:
+    """Returns the principal's access, or raises NOT_FOUND / PERMISSION_DENIED."""
+    access = dashboard_access(principal, facts)
+    if access is Access.NONE:
+        raise NotFound("dashboard", facts.id)
+    if access < needed:
+        raise PermissionDenied(
+            f"this needs {needed.name} access to the dashboard; the caller has {access.name}",
+            reason="INSUFFICIENT_ACCESS",
+            permission=f"dashboard.{needed.name.lower()}",
+        )
+    return access
+
+
+def require_role(principal: Principal, role: Role, action: str) -> None:
+    if principal.is_link or principal.role < role:
+        raise PermissionDenied(
+            f"{action} needs the {role.name.lower()} role", reason="ROLE_REQUIRED", permission=role.name.lower()
+        )
+
+
+def require_facility(principal: Principal, facility_id: str) -> None:
+    if facility_id not in principal.facilities:
+        raise PermissionDenied(f"the caller does not belong to facility {facility_id!r}", reason="FACILITY_NOT_ALLOWED")
+
+
+def facility_for_create(principal: Principal, requested: str) -> str:
+    """The facility a new resource goes to: the one asked for, or the caller's only one."""
+    if requested:
+        require_facility(principal, requested)
+        return requested
+    if len(principal.facilities) == 1:
+        return next(iter(principal.facilities))
+    raise InvalidArgument.field(
+        "facility_id", "the caller belongs to several facilities: name one", reason="FACILITY_REQUIRED"
+    )
+
+
+def visible_dashboards(principal: Principal) -> ColumnElement[bool]:
+    """The SQL twin of `dashboard_access(...) >= READ_PUBLISHED`, for lists. Kept beside it so
+    the two cannot drift; the policy test checks them against each other."""
+    if principal.is_link:
+        return and_(dashboards.c.id == principal.link_dashboard_id, dashboards.c.published_version.is_not(None))
+    in_facility = dashboards.c.facility_id.in_(sorted(principal.facilities))
+    if principal.role is Role.ADMIN:
+        return in_facility
+    roles_reached = [r.name for r in Role if r <= principal.role]
+    shared = exists(
+        select(dashboard_shares.c.id).where(
+            dashboard_shares.c.dashboard_id == dashboards.c.id,
+            or_(
+                and_(dashboard_shares.c.grantee_type == "user", dashboard_shares.c.grantee == principal.subject),
+                and_(dashboard_shares.c.grantee_type == "role", dashboard_shares.c.grantee.in_(roles_reached)),
+            ),
+        )
+    )
+    public = and_(dashboards.c.visibility == VISIBILITY_PUBLIC, dashboards.c.published_version.is_not(None))
+    return and_(in_facility, or_(dashboards.c.owner_id == principal.subject, shared, public))
+
+
+def grants_from_rows(rows: Iterable[tuple[str, str, int]]) -> tuple[Grant, ...]:
+    return tuple(Grant(t, g, ShareLevel(level)) for t, g, level in rows)
+
+
+__all__ = [
+    "Access",
+    "DashboardFacts",
+    "Grant",
+    "ShareLevel",
+    "dashboard_access",
+    "facility_for_create",
+    "grants_from_rows",
+    "require_dashboard",
+    "require_facility",
+    "require_role",
+    "visible_dashboards",
+]

@@ -1,0 +1,50 @@
+"""DashboardService: proto in -> domain call -> proto out."""
+
+from __future__ import annotations
+
+from google.protobuf import empty_pb2
+
+from dashboard.v1 import dashboard_pb2 as pb
+from dashboard.v1 import dashboard_pb2_grpc
+from server import idempotency
+from server.api.context import Ctx, current_principal
+from server.dashboards.service import DashboardDomain
+
+
+class DashboardServicer(dashboard_pb2_grpc.DashboardServiceServicer):
+    def __init__(self, domain: DashboardDomain) -> None:
+        self._domain = domain
+
+    async def CreateDashboard(self, request: pb.CreateDashboardRequest, context: Ctx) -> pb.Dashboard:
+        return await self._domain.create(
+            current_principal(), request.dashboard, request.request_id, idempotency.request_hash(request)
+        )
+
+    async def GetDashboard(self, request: pb.GetDashboardRequest, context: Ctx) -> pb.Dashboard:
+        return await self._domain.get(current_principal(), request.id)
+
+    async def ListDashboards(self, request: pb.ListDashboardsRequest, context: Ctx) -> pb.ListDashboardsResponse:
+        dashboards, token = await self._domain.list_dashboards(current_principal(), request)
+        return pb.ListDashboardsResponse(dashboards=dashboards, next_page_token=token)
+
+    async def UpdateDashboard(self, request: pb.UpdateDashboardRequest, context: Ctx) -> pb.Dashboard:
+        return await self._domain.update(current_principal(), request.dashboard, request.update_mask)
+
+    async def DeleteDashboard(self, request: pb.DeleteDashboardRequest, context: Ctx) -> empty_pb2.Empty:
+        await self._domain.delete(current_principal(), request.id, request.etag)
+        return empty_pb2.Empty()
+
+    async def PublishDashboard(self, request: pb.PublishDashboardRequest, context: Ctx) -> pb.Dashboard:
+        return await self._domain.publish(current_principal(), request.id, request.version, request.etag)
+
+    async def ListDashboardVersions(
+        self, request: pb.ListDashboardVersionsRequest, context: Ctx
+    ) -> pb.ListDashboardVersionsResponse:
+        versions, token = await self._domain.list_versions(current_principal(), request)
+        return pb.ListDashboardVersionsResponse(versions=versions, next_page_token=token)
+
+    async def GetDashboardVersion(self, request: pb.GetDashboardVersionRequest, context: Ctx) -> pb.DashboardVersion:
+        return await self._domain.get_version(current_principal(), request.dashboard_id, request.version)
+
+    async def RestoreDashboardVersion(self, request: pb.RestoreDashboardVersionRequest, context: Ctx) -> pb.Dashboard:
+        return await self._domain.restore(current_principal(), request.dashboard_id, request.version, request.etag)

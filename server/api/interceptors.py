@@ -1,0 +1,265 @@
+"""Server interceptors, outermost first: access log -> error mapping -> authentication ->
+request validation. Each wraps the method handler's behaviour, so it sees the request and the
+outcome (grpc.aio interceptors otherwise see only the call details)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import protovalidate
+from google.protobuf.message import Message
+
+from server.api import context as rpc_context
+from server.api.context import Ctx
+from server.api.status import internal_status, status_for
+from server.auth.authenticator import Authenticator
+from server.errors import FieldViolation, InvalidArgument, TesseraError, Unavailable
+
+log = logging.getLogger("tessera.rpc")
+
+Unary = Callable[[Any, Ctx], Awaitable[Any]]
+Streaming = Callable[[Any, Ctx], AsyncIterator[Any]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]]
+
+# Reachable without credentials: probes and tooling.
+PUBLIC_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+
+class _Wrapping(grpc.aio.ServerInterceptor):
+    """Rebuilds a handler around wrapped unary and server-streaming behaviours."""
+
+    def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
+        return behaviour
+
+    def wrap_stream(self, method: str, behaviour: Streaming) -> Streaming:
+        return behaviour
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self.wrap_unary(method, handler.unary_unary),  # type: ignore[arg-type]  # aio handlers are async
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self.wrap_stream(method, handler.unary_stream),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+class AccessLogInterceptor(_Wrapping):
+    """Assigns the correlation id (or takes the caller's) and logs one line per rpc."""
+
+    def _begin(self, method: str, ctx: Ctx) -> float:
+        metadata = {k: v for k, v in (ctx.invocation_metadata() or ()) if isinstance(v, str)}
+        cid = metadata.get("x-correlation-id", "")[:64] or uuid.uuid4().hex
+        rpc_context.correlation_id.set(cid)
+        rpc_context.rpc_method.set(method)
+        return time.perf_counter()
+
+    def _end(self, method: str, ctx: Ctx, started: float) -> None:
+        code = ctx.code()
+        name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+        log.info(
+            "rpc",
+            extra={
+                "method": method,
+                "code": name,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "correlation_id": rpc_context.correlation_id.get(),
+            },
+        )
+
+    def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
+        async def logged(request: Any, ctx: Ctx) -> Any:
+            started = self._begin(method, ctx)
+            try:
+                return await behaviour(request, ctx)
+            finally:
+                self._end(method, ctx, started)
+
+        return logged
+
+    def wrap_stream(self, method: str, behaviour: Streaming) -> Streaming:
+        async def logged(request: Any, ctx: Ctx) -> AsyncIterator[Any]:
+            started = self._begin(method, ctx)
+            try:
+                async for item in _iterate(behaviour(request, ctx)):
+                    yield item
+            finally:
+                self._end(method, ctx, started)
+
+        return logged
+
+
+class ErrorMappingInterceptor(_Wrapping):
+    """Domain errors become canonical statuses with ErrorInfo (and BadRequest) details; a
+    dependency failure becomes UNAVAILABLE; anything else is a bug: INTERNAL, logged with the
+    correlation id and never with user data in the message."""
+
+    async def _abort(self, ctx: Ctx, exc: Exception, method: str) -> None:
+        cid = rpc_context.correlation_id.get()
+        if isinstance(exc, TesseraError):
+            await ctx.abort_with_status(status_for(exc, cid))
+        dependency = _dependency_failure(exc)
+        if dependency is not None:
+            log.warning("dependency unavailable", extra={"method": method, "correlation_id": cid, "error": repr(exc)})
+            await ctx.abort_with_status(status_for(dependency, cid))
+        log.exception("unhandled error", extra={"method": method, "correlation_id": cid})
+        await ctx.abort_with_status(internal_status(cid))
+
+    def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
+        async def mapped(request: Any, ctx: Ctx) -> Any:
+            try:
+                return await behaviour(request, ctx)
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await self._abort(ctx, exc, method)
+
+        return mapped
+
+    def wrap_stream(self, method: str, behaviour: Streaming) -> Streaming:
+        async def mapped(request: Any, ctx: Ctx) -> AsyncIterator[Any]:
+            try:
+                async for item in _iterate(behaviour(request, ctx)):
+                    yield item
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await self._abort(ctx, exc, method)
+
+        return mapped
+
+
+class AuthInterceptor(_Wrapping):
+    """Every rpc outside PUBLIC_SERVICES runs with an authenticated principal."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    async def _authenticate(self, method: str, ctx: Ctx) -> None:
+        if method.startswith(PUBLIC_SERVICES):
+            rpc_context.set_principal(None)
+            return
+        metadata = {k: v for k, v in (ctx.invocation_metadata() or ()) if isinstance(v, str)}
+        rpc_context.set_principal(await self._authenticator.authenticate(metadata))
+
+    def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
+        async def authed(request: Any, ctx: Ctx) -> Any:
+            await self._authenticate(method, ctx)
+            return await behaviour(request, ctx)
+
+        return authed
+
+    def wrap_stream(self, method: str, behaviour: Streaming) -> Streaming:
+        async def authed(request: Any, ctx: Ctx) -> AsyncIterator[Any]:
+            await self._authenticate(method, ctx)
+            async for item in _iterate(behaviour(request, ctx)):
+                yield item
+
+        return authed
+
+
+class ValidationInterceptor(_Wrapping):
+    """Enforces the buf.validate rules written in the protos, once, before any handler runs."""
+
+    def __init__(self) -> None:
+        self._validator = protovalidate.Validator()
+
+    def _validate(self, request: Any) -> None:
+        if not isinstance(request, Message):
+            return
+        violations = self._validator.collect_violations(request)
+        if violations:
+            found = [
+                FieldViolation(
+                    field=field_path(v.proto.field) or field_path(v.proto.rule) or "",
+                    description=v.proto.message or v.proto.rule_id,
+                    reason=v.proto.rule_id,
+                )
+                for v in violations
+            ]
+            first = found[0]
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise InvalidArgument(f"invalid request: {first.field}: {first.description}{more}", violations=found)
+
+    def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
+        async def validated(request: Any, ctx: Ctx) -> Any:
+            self._validate(request)
+            return await behaviour(request, ctx)
+
+        return validated
+
+    def wrap_stream(self, method: str, behaviour: Streaming) -> Streaming:
+        async def validated(request: Any, ctx: Ctx) -> AsyncIterator[Any]:
+            self._validate(request)
+            async for item in _iterate(behaviour(request, ctx)):
+                yield item
+
+        return validated
+
+
+def field_path(path: Any) -> str:
+    """'dashboard.tags[0]', 'parameter_values["from"]' from a buf.validate FieldPath."""
+    if path is None:
+        return ""
+    parts: list[str] = []
+    for element in getattr(path, "elements", ()) or ():
+        name = element.field_name or ""
+        subscript = getattr(element, "subscript", None)
+        if subscript is not None and getattr(subscript, "value", None) is not None:
+            value = subscript.value
+            name += f'["{value}"]' if isinstance(value, str) else f"[{int(value)}]"
+        parts.append(name)
+    return ".".join(parts)
+
+
+async def _iterate(result: Any) -> AsyncIterator[Any]:
+    """Server-streaming behaviours come in two shapes: async generators, and coroutines that
+    write with context.write() (the health service's Watch). Both pass through."""
+    if inspect.isawaitable(result):
+        await result
+        return
+    async for item in result:
+        yield item
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort() raises this to end the rpc; it already carries its status.
+    return type(exc).__name__ == "AbortError"
+
+
+def _dependency_failure(exc: BaseException) -> Unavailable | None:
+    import psycopg
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
+    if isinstance(exc, (psycopg.OperationalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError)):
+        return Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return Unavailable("the cache is unavailable; retry", reason="REDIS_UNAVAILABLE")
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return Unavailable("a dependency is unavailable; retry", reason="DEPENDENCY_UNAVAILABLE")
+    return None

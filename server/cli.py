@@ -1,0 +1,132 @@
+"""`tessera` — run and operate the backend.
+
+tessera dev       everything in one process tree (embedded PostgreSQL/Redis when unset)
+tessera serve     the gRPC server
+tessera worker    a Celery worker
+tessera beat      the Celery beat scheduler
+tessera migrate   apply (or revert) database migrations
+tessera token     mint a development token
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+
+from server.config import Settings
+from server.logs import configure
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure(settings.log_level, settings.json_logs)
+    return settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (TESSERA_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (TESSERA_PORT); 0 picks a free one.")] = None,
+) -> None:
+    """Run the gRPC server until SIGTERM/SIGINT, then drain and stop."""
+    from server.grpc_server import serve as run
+
+    settings = _settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    asyncio.run(run(settings))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Worker processes (default TESSERA_WORKER_CONCURRENCY).")
+    ] = None,
+    queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "materialize,exports,maintenance",
+) -> None:
+    """Run a Celery worker."""
+    settings = _settings()
+    os.environ.setdefault("C_FORCE_ROOT", "1")  # containers commonly run as root
+    from workers.celery_app import celery_app
+
+    celery_app.worker_main(
+        [
+            "worker",
+            "--loglevel",
+            settings.log_level,
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency or settings.worker_concurrency),
+        ]
+    )
+
+
+@app.command()
+def beat(
+    schedule_file: Annotated[
+        str, typer.Option(help="Where beat keeps its schedule state.")
+    ] = "var/celerybeat-schedule",
+) -> None:
+    """Run the Celery beat scheduler (exactly one per deployment)."""
+    settings = _settings()
+    from workers.celery_app import celery_app
+
+    os.makedirs(os.path.dirname(schedule_file) or ".", exist_ok=True)
+    celery_app.start(["beat", "--loglevel", settings.log_level, "--schedule", schedule_file])
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to the revision instead.")] = False,
+) -> None:
+    """Apply migrations up to REVISION (or down to it with --down)."""
+    from server.db import migrate as m
+
+    settings = _settings()
+    if not settings.database_url:
+        raise typer.BadParameter("DATABASE_URL is not set")
+    (m.downgrade if down else m.upgrade)(settings.database_url, revision)
+
+
+@app.command()
+def token(
+    subject: Annotated[str, typer.Option(help="The user (JWT sub).")] = "dev-admin",
+    role: Annotated[list[str], typer.Option(help="viewer, editor or admin; repeatable.")] = ["admin"],  # noqa: B006
+    facility: Annotated[list[str], typer.Option(help="Facility id; repeatable.")] = ["north-general"],  # noqa: B006
+    permission: Annotated[list[str], typer.Option(help="For example phi:read; repeatable.")] = [],  # noqa: B006
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 8 * 3600,
+) -> None:
+    """Print a development token (HS256). Refused in production mode."""
+    from server.auth.tokens import mint_token
+
+    settings = Settings()
+    typer.echo(
+        mint_token(settings, subject=subject, roles=role, facilities=facility, permissions=permission, ttl_seconds=ttl)
+    )
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="gRPC port.")] = 50051,
+    data_dir: Annotated[str, typer.Option(help="Where embedded services keep their data.")] = "var/dev",
+    demo: Annotated[bool, typer.Option(help="Load demo data.")] = True,
+) -> None:
+    """Run migrations, the server, a worker and beat together, on embedded PostgreSQL and Redis
+    when DATABASE_URL / REDIS_URL are not set; load demo data; print how to call it."""
+    from server.dev import run_dev
+
+    configure("INFO", False)
+    raise typer.Exit(run_dev(port=port, data_dir=data_dir, demo=demo))
+
+
+if __name__ == "__main__":
+    app()

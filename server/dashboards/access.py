@@ -1,0 +1,51 @@
+"""Loading a dashboard together with what the policy needs to decide about it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.access.policy import (
+    Access,
+    DashboardFacts,
+    grants_from_rows,
+    require_dashboard,
+)
+from server.auth.principal import Principal
+from server.db.schema import dashboard_shares, dashboards
+from server.errors import NotFound
+
+
+async def load_dashboard(
+    conn: AsyncConnection, principal: Principal, dashboard_id: str, needed: Access, *, lock: bool = False
+) -> tuple[Any, Access]:
+    """The dashboard row and the caller's access to it, or NOT_FOUND / PERMISSION_DENIED.
+
+    With `lock`, the row is locked FOR UPDATE: every change to a dashboard or its widgets
+    takes this lock first, so versions and grid checks never interleave.
+    """
+    query = select(dashboards).where(dashboards.c.id == uuid.UUID(dashboard_id))
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound("dashboard", dashboard_id)
+    grants = (
+        await conn.execute(
+            select(dashboard_shares.c.grantee_type, dashboard_shares.c.grantee, dashboard_shares.c.level).where(
+                dashboard_shares.c.dashboard_id == row.id
+            )
+        )
+    ).all()
+    facts = DashboardFacts(
+        id=str(row.id),
+        facility_id=row.facility_id,
+        owner_id=row.owner_id,
+        visibility=row.visibility,
+        published_version=row.published_version,
+        grants=grants_from_rows((g.grantee_type, g.grantee, g.level) for g in grants),
+    )
+    return row, require_dashboard(principal, facts, needed)

@@ -1,0 +1,420 @@
+"""The dashboard domain: create, read, list, update, delete, publish, versions, restore."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import field_mask_pb2
+from sqlalchemy import Select, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dashboard.v1 import dashboard_pb2
+from server import idempotency, pagination
+from server.access.policy import (
+    Access,
+    DashboardFacts,
+    dashboard_access,
+    facility_for_create,
+    grants_from_rows,
+    require_role,
+    visible_dashboards,
+)
+from server.auth.principal import Principal, Role
+from server.dashboards.access import load_dashboard
+from server.dashboards.convert import (
+    dashboard_etag,
+    dashboard_from_row,
+    filters_json,
+    layout_json,
+    metadata_json,
+)
+from server.dashboards.versions import current_widgets, record_version, version_from_row
+from server.db.engine import Database
+from server.db.schema import (
+    dashboard_shares,
+    dashboard_versions,
+    dashboards,
+    widget_queries,
+    widgets,
+)
+from server.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ViolationCollector,
+)
+from server.protojson import from_json
+from server.widgets.convert import columns_of
+
+V = dashboard_pb2
+WRITABLE = ("title", "description", "tags", "metadata", "visibility", "layout", "filters")
+ORDERINGS = {
+    "": ("updated_at", True),
+    "update_time": ("updated_at", False),
+    "update_time asc": ("updated_at", False),
+    "update_time desc": ("updated_at", True),
+    "create_time": ("created_at", False),
+    "create_time asc": ("created_at", False),
+    "create_time desc": ("created_at", True),
+    "title": ("title", False),
+    "title asc": ("title", False),
+    "title desc": ("title", True),
+}
+
+
+def check_etag(given: str, row: Any) -> None:
+    if given and given != dashboard_etag(row):
+        raise Aborted(
+            "the dashboard changed since it was read (stale etag); read it again and retry",
+            metadata={"resource_id": str(row.id)},
+        )
+
+
+def _check_filters(filters: Any, path: str, problems: ViolationCollector) -> None:
+    seen: set[str] = set()
+    for i, f in enumerate(filters):
+        if f.name in seen:
+            problems.add(f"{path}[{i}].name", f"duplicate filter name {f.name!r}", "DUPLICATE_FILTER")
+        seen.add(f.name)
+
+
+def _row_values(dashboard: dashboard_pb2.Dashboard, paths: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for path in paths:
+        if path == "layout":
+            values["layout"] = layout_json(dashboard.layout)
+        elif path == "filters":
+            values["filters"] = filters_json(dashboard.filters)
+        elif path == "metadata":
+            values["metadata"] = metadata_json(dashboard.metadata)
+        elif path == "tags":
+            values["tags"] = list(dashboard.tags)
+        elif path == "visibility":
+            values["visibility"] = dashboard.visibility or V.VISIBILITY_PRIVATE
+        else:
+            values[path] = getattr(dashboard, path)
+    return values
+
+
+class DashboardDomain:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- create ---------------------------------------------------------------------------
+
+    async def create(
+        self, principal: Principal, dashboard: dashboard_pb2.Dashboard, request_id: str, digest: bytes
+    ) -> dashboard_pb2.Dashboard:
+        require_role(principal, Role.EDITOR, "creating a dashboard")
+        facility = facility_for_create(principal, dashboard.facility_id)
+        problems = ViolationCollector()
+        if not dashboard.title.strip():
+            problems.add("dashboard.title", "a title is required", "REQUIRED")
+        _check_filters(dashboard.filters, "dashboard.filters", problems)
+        problems.raise_if_any()
+        method = "CreateDashboard"
+        try:
+            async with self._db.transaction() as conn:
+                if request_id:
+                    existing = await idempotency.find(conn, principal.subject, method, request_id, digest)
+                    if existing is not None:
+                        return await self._get(conn, principal, str(existing))
+                row = (
+                    await conn.execute(
+                        insert(dashboards)
+                        .values(facility_id=facility, owner_id=principal.subject, **_row_values(dashboard, WRITABLE))
+                        .returning(dashboards.c.id)
+                    )
+                ).one()
+                created = await record_version(
+                    conn, row.id, reason=V.VERSION_REASON_CREATE, author=principal.subject, bump=False
+                )
+                if request_id:
+                    await idempotency.remember(conn, principal.subject, method, request_id, digest, row.id)
+                return dashboard_from_row(created)
+        except IntegrityError:
+            if not request_id:
+                raise
+            # A concurrent retry with the same request_id won the race: return its result.
+            async with self._db.read() as conn:
+                existing = await idempotency.find(conn, principal.subject, method, request_id, digest)
+                if existing is None:
+                    raise
+                return await self._get(conn, principal, str(existing))
+
+    # --- read -----------------------------------------------------------------------------
+
+    async def get(self, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
+        async with self._db.read() as conn:
+            return await self._get(conn, principal, dashboard_id)
+
+    async def _get(self, conn: AsyncConnection, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
+        row, access = await load_dashboard(conn, principal, dashboard_id, Access.READ_PUBLISHED)
+        if access is Access.READ_PUBLISHED:
+            return await self._published_view(conn, row)
+        return dashboard_from_row(row, await current_widgets(conn, row.id))
+
+    async def _published_view(self, conn: AsyncConnection, row: Any) -> dashboard_pb2.Dashboard:
+        """What a reader limited to the published version sees: that snapshot, nothing newer."""
+        snap: Any = (
+            await conn.execute(
+                select(dashboard_versions.c.snapshot).where(
+                    dashboard_versions.c.dashboard_id == row.id,
+                    dashboard_versions.c.version == row.published_version,
+                )
+            )
+        ).scalar_one()
+        dashboard = from_json(snap, dashboard_pb2.Dashboard())
+        dashboard.version = row.published_version
+        dashboard.published_version = row.published_version
+        if row.publish_time is not None:
+            dashboard.publish_time.FromDatetime(row.publish_time)
+        return dashboard
+
+    async def list_dashboards(
+        self, principal: Principal, request: dashboard_pb2.ListDashboardsRequest
+    ) -> tuple[list[dashboard_pb2.Dashboard], str]:
+        column_name, descending = ORDERINGS[request.order_by]
+        column = dashboards.c[column_name]
+        owner = principal.subject if request.owner_id == "me" else request.owner_id
+        published = request.published if request.HasField("published") else None
+        filters_key = pagination.fingerprint(
+            sorted(request.tags), owner, published, request.facility_id, request.title_contains, request.order_by
+        )
+        cursor = pagination.decode(request.page_token, filters_key)
+        size = pagination.page_size(request.page_size)
+
+        query: Select[Any] = select(dashboards).where(visible_dashboards(principal))
+        if request.tags:
+            query = query.where(dashboards.c.tags.contains(sorted(set(request.tags))))
+        if owner:
+            query = query.where(dashboards.c.owner_id == owner)
+        if published is not None:
+            query = query.where(
+                dashboards.c.published_version.is_not(None) if published else dashboards.c.published_version.is_(None)
+            )
+        if request.facility_id:
+            query = query.where(dashboards.c.facility_id == request.facility_id)
+        if request.title_contains:
+            escaped = request.title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(dashboards.c.title.ilike(f"%{escaped}%", escape="\\"))
+        if cursor is not None:
+            key = datetime.fromisoformat(cursor.key) if column_name != "title" else cursor.key
+            after = tuple_(column, dashboards.c.id)
+            boundary = tuple_(key, uuid.UUID(cursor.id))
+            query = query.where(after < boundary if descending else after > boundary)
+        order = (column.desc(), dashboards.c.id.desc()) if descending else (column.asc(), dashboards.c.id.asc())
+        query = query.order_by(*order).limit(size + 1)
+
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+            page, more = rows[:size], len(rows) > size
+            result = await self._list_views(conn, principal, page)
+        token = ""
+        if more:
+            last = page[-1]
+            key_value = getattr(last, column_name)
+            token = pagination.encode(
+                pagination.Cursor(
+                    key_value.isoformat() if isinstance(key_value, datetime) else key_value, str(last.id)
+                ),
+                filters_key,
+            )
+        return result, token
+
+    async def _list_views(
+        self, conn: AsyncConnection, principal: Principal, rows: list[Any]
+    ) -> list[dashboard_pb2.Dashboard]:
+        """Each row as this caller may see it; the policy re-checks every row the SQL let through."""
+        if not rows:
+            return []
+        grants: dict[Any, list[tuple[str, str, int]]] = {}
+        for g in await conn.execute(
+            select(
+                dashboard_shares.c.dashboard_id,
+                dashboard_shares.c.grantee_type,
+                dashboard_shares.c.grantee,
+                dashboard_shares.c.level,
+            ).where(dashboard_shares.c.dashboard_id.in_([r.id for r in rows]))
+        ):
+            grants.setdefault(g.dashboard_id, []).append((g.grantee_type, g.grantee, g.level))
+        out: list[dashboard_pb2.Dashboard] = []
+        for row in rows:
+            facts = DashboardFacts(
+                id=str(row.id),
+                facility_id=row.facility_id,
+                owner_id=row.owner_id,
+                visibility=row.visibility,
+                published_version=row.published_version,
+                grants=grants_from_rows(grants.get(row.id, [])),
+            )
+            access = dashboard_access(principal, facts)
+            if access is Access.NONE:
+                continue
+            if access is Access.READ_PUBLISHED:
+                view = await self._published_view(conn, row)
+                view.ClearField("widgets")
+                out.append(view)
+            else:
+                out.append(dashboard_from_row(row))
+        return out
+
+    # --- update / delete / publish ----------------------------------------------------------
+
+    async def update(
+        self, principal: Principal, dashboard: dashboard_pb2.Dashboard, mask: field_mask_pb2.FieldMask
+    ) -> dashboard_pb2.Dashboard:
+        paths = tuple(dict.fromkeys(mask.paths)) or WRITABLE
+        problems = ViolationCollector()
+        for path in paths:
+            if path not in WRITABLE:
+                problems.add(
+                    "update_mask",
+                    f"{path!r} cannot be updated; updatable fields: {', '.join(WRITABLE)}",
+                    "FIELD_NOT_UPDATABLE",
+                )
+        if "title" in paths and not dashboard.title.strip():
+            problems.add("dashboard.title", "a title is required", "REQUIRED")
+        if "filters" in paths:
+            _check_filters(dashboard.filters, "dashboard.filters", problems)
+        problems.raise_if_any()
+        async with self._db.transaction() as conn:
+            row, _ = await load_dashboard(conn, principal, dashboard.id, Access.EDIT, lock=True)
+            check_etag(dashboard.etag, row)
+            values = _row_values(dashboard, paths)
+            if any(getattr(row, k) != v for k, v in values.items()):
+                await conn.execute(update(dashboards).where(dashboards.c.id == row.id).values(**values))
+                row = await record_version(conn, row.id, reason=V.VERSION_REASON_UPDATE, author=principal.subject)
+            return dashboard_from_row(row, await current_widgets(conn, row.id))
+
+    async def delete(self, principal: Principal, dashboard_id: str, etag: str) -> None:
+        async with self._db.transaction() as conn:
+            row, _ = await load_dashboard(conn, principal, dashboard_id, Access.MANAGE, lock=True)
+            check_etag(etag, row)
+            await conn.execute(delete(dashboards).where(dashboards.c.id == row.id))
+
+    async def publish(
+        self, principal: Principal, dashboard_id: str, version: int, etag: str
+    ) -> dashboard_pb2.Dashboard:
+        async with self._db.transaction() as conn:
+            row, _ = await load_dashboard(conn, principal, dashboard_id, Access.MANAGE, lock=True)
+            check_etag(etag, row)
+            target = version or row.version
+            if target > row.version:
+                raise NotFound("dashboard_version", f"{dashboard_id}@{target}")
+            row = (
+                await conn.execute(
+                    update(dashboards)
+                    .where(dashboards.c.id == row.id)
+                    .values(published_version=target, publish_time=func.now())
+                    .returning(*dashboards.c)
+                )
+            ).one()
+            return dashboard_from_row(row, await current_widgets(conn, row.id))
+
+    # --- versions ---------------------------------------------------------------------------
+
+    async def list_versions(
+        self, principal: Principal, request: dashboard_pb2.ListDashboardVersionsRequest
+    ) -> tuple[list[dashboard_pb2.DashboardVersion], str]:
+        filters_key = pagination.fingerprint(request.dashboard_id)
+        cursor = pagination.decode(request.page_token, filters_key)
+        size = pagination.page_size(request.page_size)
+        async with self._db.read() as conn:
+            row, access = await load_dashboard(conn, principal, request.dashboard_id, Access.READ_PUBLISHED)
+            query = select(
+                dashboard_versions.c.dashboard_id,
+                dashboard_versions.c.version,
+                dashboard_versions.c.reason,
+                dashboard_versions.c.restored_from,
+                dashboard_versions.c.author_id,
+                dashboard_versions.c.created_at,
+            ).where(dashboard_versions.c.dashboard_id == row.id)
+            if access is Access.READ_PUBLISHED:
+                query = query.where(dashboard_versions.c.version == row.published_version)
+            if cursor is not None:
+                query = query.where(dashboard_versions.c.version < int(cursor.key))
+            rows = (await conn.execute(query.order_by(dashboard_versions.c.version.desc()).limit(size + 1))).all()
+        page = rows[:size]
+        token = (
+            pagination.encode(pagination.Cursor(page[-1].version, str(row.id)), filters_key) if len(rows) > size else ""
+        )
+        return [version_from_row(r, published_version=row.published_version, with_snapshot=False) for r in page], token
+
+    async def get_version(
+        self, principal: Principal, dashboard_id: str, version: int
+    ) -> dashboard_pb2.DashboardVersion:
+        async with self._db.read() as conn:
+            row, access = await load_dashboard(conn, principal, dashboard_id, Access.READ_PUBLISHED)
+            if access is Access.READ_PUBLISHED and version != row.published_version:
+                raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
+            found = (
+                await conn.execute(
+                    select(dashboard_versions).where(
+                        dashboard_versions.c.dashboard_id == row.id, dashboard_versions.c.version == version
+                    )
+                )
+            ).first()
+            if found is None:
+                raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
+            return version_from_row(found, published_version=row.published_version, with_snapshot=True)
+
+    async def restore(
+        self, principal: Principal, dashboard_id: str, version: int, etag: str
+    ) -> dashboard_pb2.Dashboard:
+        async with self._db.transaction() as conn:
+            row, _ = await load_dashboard(conn, principal, dashboard_id, Access.EDIT, lock=True)
+            check_etag(etag, row)
+            snap = (
+                await conn.execute(
+                    select(dashboard_versions.c.snapshot).where(
+                        dashboard_versions.c.dashboard_id == row.id, dashboard_versions.c.version == version
+                    )
+                )
+            ).scalar_one_or_none()
+            if snap is None:
+                raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
+            old = from_json(snap, dashboard_pb2.Dashboard())
+            await conn.execute(update(dashboards).where(dashboards.c.id == row.id).values(**_row_values(old, WRITABLE)))
+            await self._restore_widgets(conn, row, old)
+            row = await record_version(
+                conn, row.id, reason=V.VERSION_REASON_RESTORE, author=principal.subject, restored_from=version
+            )
+            return dashboard_from_row(row, await current_widgets(conn, row.id))
+
+    async def _restore_widgets(self, conn: AsyncConnection, row: Any, old: dashboard_pb2.Dashboard) -> None:
+        keep = [uuid.UUID(w.id) for w in old.widgets]
+        await conn.execute(delete(widgets).where(and_(widgets.c.dashboard_id == row.id, widgets.c.id.not_in(keep))))
+        query_ids = {w.query.query_id for w in old.widgets if w.query.query_id}
+        if query_ids:
+            found = await conn.execute(
+                select(widget_queries.c.id).where(widget_queries.c.id.in_([uuid.UUID(q) for q in query_ids]))
+            )
+            ids: list[Any] = list(found.scalars())
+            present = {str(i) for i in ids}
+            missing = sorted(query_ids - present)
+            if missing:
+                raise FailedPrecondition(
+                    f"the version uses queries that were deleted since: {', '.join(missing)}",
+                    reason="QUERY_DELETED",
+                )
+        for widget in old.widgets:
+            values = columns_of(widget)
+            stmt = pg_insert(widgets).values(
+                id=uuid.UUID(widget.id), dashboard_id=row.id, facility_id=row.facility_id, **values
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[widgets.c.id],
+                    set_={**values, "revision": widgets.c.revision + 1},
+                    where=widgets.c.dashboard_id == row.id,
+                )
+            )
+
+
+__all__ = ["DashboardDomain", "InvalidArgument", "check_etag"]

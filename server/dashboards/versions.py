@@ -1,0 +1,79 @@
+"""Immutable dashboard versions: every change writes the dashboard and its widgets as a new
+snapshot; publish points at one; restore writes an old one as the newest."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dashboard.v1 import dashboard_pb2, widget_pb2
+from server.dashboards.convert import dashboard_from_row
+from server.db.schema import dashboard_versions, dashboards, widgets
+from server.protojson import from_json, to_json
+from server.widgets.convert import widget_from_row
+
+
+async def current_widgets(conn: AsyncConnection, dashboard_id: uuid.UUID) -> list[widget_pb2.Widget]:
+    rows = await conn.execute(
+        select(widgets).where(widgets.c.dashboard_id == dashboard_id).order_by(widgets.c.y, widgets.c.x, widgets.c.id)
+    )
+    return [widget_from_row(r) for r in rows]
+
+
+async def record_version(
+    conn: AsyncConnection,
+    dashboard_id: uuid.UUID,
+    *,
+    reason: int,
+    author: str,
+    restored_from: int | None = None,
+    bump: bool = True,
+) -> Any:
+    """Writes the dashboard's current state as a version (bumping the version number unless
+    this is the first one) and returns the updated dashboard row. Call inside the
+    transaction that made the change, holding the dashboard's row lock."""
+    if bump:
+        row = (
+            await conn.execute(
+                update(dashboards)
+                .where(dashboards.c.id == dashboard_id)
+                .values(version=dashboards.c.version + 1)
+                .returning(*dashboards.c)
+            )
+        ).one()
+    else:
+        row = (await conn.execute(select(dashboards).where(dashboards.c.id == dashboard_id))).one()
+    snapshot = dashboard_from_row(row, await current_widgets(conn, dashboard_id))
+    # Publishing state is not part of what a version *is*.
+    for field in ("etag", "published_version", "publish_time"):
+        snapshot.ClearField(field)
+    await conn.execute(
+        insert(dashboard_versions).values(
+            dashboard_id=dashboard_id,
+            version=row.version,
+            snapshot=to_json(snapshot),
+            reason=reason,
+            restored_from=restored_from,
+            author_id=author,
+        )
+    )
+    return row
+
+
+def version_from_row(row: Any, *, published_version: int | None, with_snapshot: bool) -> dashboard_pb2.DashboardVersion:
+    version = dashboard_pb2.DashboardVersion(
+        dashboard_id=str(row.dashboard_id),
+        version=row.version,
+        reason=row.reason,
+        restored_from=row.restored_from or 0,
+        author_id=row.author_id,
+        published=published_version == row.version,
+    )
+    version.create_time.FromDatetime(row.created_at)
+    if with_snapshot:
+        from_json(row.snapshot, version.snapshot)
+        version.snapshot.version = row.version
+    return version

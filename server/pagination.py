@@ -1,0 +1,53 @@
+"""Opaque page tokens for keyset pagination.
+
+A token carries the sort key of the last row and a fingerprint of the filters it was made
+for; reusing it with other filters is refused (INVALID_ARGUMENT), as AIP-158 asks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from server.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE) -> int:
+    return min(requested or default, MAX_PAGE_SIZE)
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    key: Any
+    id: str
+
+
+def encode(cursor: Cursor, filters: str) -> str:
+    raw = json.dumps({"k": cursor.key, "i": cursor.id, "f": filters}, separators=(",", ":"), default=str)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode(token: str, filters: str) -> Cursor | None:
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        cursor = Cursor(key=data["k"], id=str(data["i"]))
+        matches = data["f"] == filters
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument.field("page_token", "not a page token of this list", reason="INVALID_PAGE_TOKEN") from exc
+    if not matches:
+        raise InvalidArgument.field(
+            "page_token", "the page token was made for other filters or ordering", reason="PAGE_TOKEN_MISMATCH"
+        )
+    return cursor

@@ -1,0 +1,466 @@
+"""The widget domain: create, read, list, update, delete.
+
+Every change locks the parent dashboard's row first (so grid checks and versions never
+interleave) and writes a new dashboard version in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from google.protobuf import field_mask_pb2
+from sqlalchemy import and_, delete, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dashboard.v1 import dashboard_pb2, widget_pb2
+from server import idempotency, pagination
+from server.access.policy import VISIBILITY_PUBLIC, Access, visible_dashboards
+from server.auth.principal import Principal
+from server.dashboards.access import load_dashboard
+from server.dashboards.versions import record_version
+from server.db.engine import Database
+from server.db.schema import dashboard_versions, dashboards, widget_queries, widgets
+from server.errors import Aborted, FieldViolation, InvalidArgument, NotFound, ViolationCollector
+from server.protojson import from_json
+from server.widgets.convert import (
+    CONFIG_TYPES,
+    DEFAULT_REFRESH_SECONDS,
+    columns_of,
+    widget_from_row,
+)
+from server.widgets.grid import check_position, find_overlap
+
+WRITABLE = (
+    "title",
+    "description",
+    "position",
+    "query",
+    "refresh_interval",
+    "config",
+    "drill_through",
+    "cross_filters",
+)
+# A oneof member in the mask means the oneof: setting one member replaces any other.
+MASK_ALIASES = dict.fromkeys(CONFIG_TYPES, "config")
+DEFAULT_PAGE_SIZE = 100
+MAX_TITLE = 200
+MIN_REFRESH_SECONDS = 10
+MAX_REFRESH_SECONDS = 86400
+CREATE_METHOD = "CreateWidget"
+WIDGET_CHANGE = dashboard_pb2.VERSION_REASON_WIDGET_CHANGE
+
+# Module-level alias: inside the class, `list` names the method, not the builtin.
+WidgetList = list[widget_pb2.Widget]
+
+
+def _parse_uuid(value: str, path: str, problems: ViolationCollector) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        problems.add(path, "must be a UUID", "INVALID_UUID")
+        return None
+
+
+def _require_uuid(value: str, path: str) -> uuid.UUID:
+    problems = ViolationCollector()
+    parsed = _parse_uuid(value, path, problems)
+    problems.raise_if_any()
+    assert parsed is not None
+    return parsed
+
+
+def _check_fields(widget: widget_pb2.Widget, paths: Iterable[str], problems: ViolationCollector) -> None:
+    """Checks the named fields of `widget` that need no database. buf.validate covers most of
+    this at the edge; what the stored data relies on is checked again here."""
+    paths = set(paths)
+    if "title" in paths:
+        if not widget.title.strip():
+            problems.add("widget.title", "a title is required", "REQUIRED")
+        elif len(widget.title) > MAX_TITLE:
+            problems.add("widget.title", f"at most {MAX_TITLE} characters", "TOO_LONG")
+    if "position" in paths:
+        if widget.HasField("position"):
+            check_position(widget.position, "widget.position", problems)
+        else:
+            problems.add("widget.position", "a grid position is required", "REQUIRED")
+    if "config" in paths and widget.WhichOneof("config") is None:
+        problems.add(
+            "widget.config",
+            f"one of {', '.join(CONFIG_TYPES)} is required; it decides the widget type",
+            "REQUIRED",
+        )
+    if "refresh_interval" in paths and widget.HasField("refresh_interval"):
+        interval = widget.refresh_interval
+        seconds = interval.seconds + interval.nanos / 1e9
+        # Workers schedule by this; zero or negative would make a widget refresh in a hot loop.
+        if not MIN_REFRESH_SECONDS <= seconds <= MAX_REFRESH_SECONDS:
+            problems.add(
+                "widget.refresh_interval",
+                f"must be between {MIN_REFRESH_SECONDS} s and {MAX_REFRESH_SECONDS} s",
+                "OUT_OF_RANGE",
+            )
+    if "query" in paths:
+        binding = widget.query
+        if binding.query_id:
+            _parse_uuid(binding.query_id, "widget.query.query_id", problems)
+        if binding.query_version < 0:
+            problems.add("widget.query.query_version", "must be 0 (latest) or more", "OUT_OF_RANGE")
+        elif binding.query_version and not binding.query_id:
+            problems.add(
+                "widget.query.query_version",
+                "a pinned version needs widget.query.query_id",
+                "REQUIRED",
+            )
+
+
+def _mask_paths(mask: field_mask_pb2.FieldMask, problems: ViolationCollector) -> tuple[str, ...]:
+    if not mask.paths:
+        return WRITABLE
+    paths: list[str] = []
+    for raw in mask.paths:
+        path = MASK_ALIASES.get(raw, raw)
+        if path not in WRITABLE:
+            problems.add(
+                "update_mask",
+                f"{raw!r} cannot be updated; updatable fields: {', '.join(WRITABLE)}",
+                "FIELD_NOT_UPDATABLE",
+            )
+        elif path not in paths:
+            paths.append(path)
+    return tuple(paths)
+
+
+def _merge(current: widget_pb2.Widget, given: widget_pb2.Widget, paths: Iterable[str]) -> widget_pb2.Widget:
+    """`current` with the masked fields taken from `given` (an unset field in the mask clears)."""
+    merged = widget_pb2.Widget()
+    merged.CopyFrom(current)
+    for path in paths:
+        if path in ("title", "description"):
+            setattr(merged, path, getattr(given, path))
+        elif path == "config":
+            merged.ClearField("config")
+            member = given.WhichOneof("config")
+            if member is not None:
+                getattr(merged, member).CopyFrom(getattr(given, member))
+        elif path == "cross_filters":
+            del merged.cross_filters[:]
+            merged.cross_filters.extend(given.cross_filters)
+        else:  # position, query, refresh_interval, drill_through: singular messages
+            merged.ClearField(path)
+            if given.HasField(path):
+                getattr(merged, path).CopyFrom(getattr(given, path))
+    return merged
+
+
+def _check_etag(given: str, current: widget_pb2.Widget) -> None:
+    if given and given != current.etag:
+        raise Aborted(
+            "the widget changed since it was read (stale etag); read it again and retry",
+            metadata={"resource_id": current.id},
+        )
+
+
+def _sort_key(widget: widget_pb2.Widget) -> tuple[int, int, uuid.UUID]:
+    return widget.position.y, widget.position.x, uuid.UUID(widget.id)
+
+
+def _decode_cursor(token: str, filters_key: str) -> tuple[int, int, uuid.UUID] | None:
+    cursor = pagination.decode(token, filters_key)
+    if cursor is None:
+        return None
+    # Tokens are opaque but not signed: never let a hand-made one reach SQL as a bad type.
+    key = cursor.key
+    if isinstance(key, list) and len(key) == 2 and all(type(v) is int and 0 <= v < 2**31 for v in key):
+        try:
+            return key[0], key[1], uuid.UUID(cursor.id)
+        except ValueError:
+            pass
+    raise InvalidArgument.field("page_token", "not a page token of this list", reason="INVALID_PAGE_TOKEN")
+
+
+async def _load_parent(
+    conn: AsyncConnection,
+    principal: Principal,
+    dashboard_id: uuid.UUID,
+    widget_id: uuid.UUID,
+    needed: Access,
+    *,
+    lock: bool = False,
+) -> tuple[Any, Access]:
+    try:
+        return await load_dashboard(conn, principal, str(dashboard_id), needed, lock=lock)
+    except NotFound:
+        # A caller who may not see the dashboard may not see its widgets either, and must not
+        # learn the dashboard's id from the error.
+        raise NotFound("widget", str(widget_id)) from None
+
+
+async def _published_widgets(conn: AsyncConnection, dashboard: Any) -> WidgetList:
+    """The widgets of the dashboard's published version, as that snapshot stored them."""
+    if dashboard.published_version is None:
+        return []
+    stored: list[dict[str, Any]] | None = (
+        await conn.execute(
+            select(dashboard_versions.c.snapshot["widgets"]).where(
+                dashboard_versions.c.dashboard_id == dashboard.id,
+                dashboard_versions.c.version == dashboard.published_version,
+            )
+        )
+    ).scalar_one_or_none()
+    return [from_json(w, widget_pb2.Widget()) for w in stored or []]
+
+
+def _pick(candidates: Iterable[widget_pb2.Widget], widget_id: uuid.UUID) -> widget_pb2.Widget | None:
+    return next((w for w in candidates if uuid.UUID(w.id) == widget_id), None)
+
+
+async def _check_query(conn: AsyncConnection, binding: widget_pb2.QueryBinding, facility_id: str) -> None:
+    if not binding.query_id:
+        return
+    current_version = (
+        await conn.execute(
+            select(widget_queries.c.version)
+            .where(
+                widget_queries.c.id == uuid.UUID(binding.query_id),
+                widget_queries.c.facility_id == facility_id,
+            )
+            # FOR KEY SHARE: a concurrent delete of the query waits for this transaction and
+            # then meets the widget's foreign key, instead of us failing on it at insert.
+            .with_for_update(read=True, key_share=True)
+        )
+    ).scalar_one_or_none()
+    if current_version is None:
+        # The same answer for "no such query" and "another facility's query".
+        raise InvalidArgument.field(
+            "widget.query.query_id",
+            "no such query in the dashboard's facility",
+            reason="QUERY_NOT_FOUND",
+        )
+    if binding.query_version > current_version:
+        raise InvalidArgument.field(
+            "widget.query.query_version",
+            f"the query has no version {binding.query_version}; its latest is {current_version}",
+            reason="QUERY_VERSION_NOT_FOUND",
+        )
+
+
+async def _check_overlap(
+    conn: AsyncConnection,
+    dashboard_id: uuid.UUID,
+    position: widget_pb2.GridPosition,
+    exclude: uuid.UUID | None = None,
+) -> None:
+    query = select(widgets.c.id, widgets.c.x, widgets.c.y, widgets.c.width, widgets.c.height).where(
+        widgets.c.dashboard_id == dashboard_id
+    )
+    if exclude is not None:
+        query = query.where(widgets.c.id != exclude)
+    others: Sequence[Any] = (await conn.execute(query.order_by(widgets.c.y, widgets.c.x, widgets.c.id))).all()
+    other = find_overlap(position, others)
+    if other is None:
+        return
+    description = f"overlaps widget {other.id} (x={other.x}, y={other.y}, width={other.width}, height={other.height})"
+    raise InvalidArgument(
+        f"widget.position: {description}",
+        violations=[FieldViolation("widget.position", description, "WIDGET_OVERLAP")],
+        reason="WIDGET_OVERLAP",
+        metadata={"overlapping_widget_id": str(other.id)},
+    )
+
+
+class WidgetDomain:
+    def __init__(self, db: Database, default_refresh_seconds: int = DEFAULT_REFRESH_SECONDS) -> None:
+        self._db = db
+        self._default_refresh = default_refresh_seconds
+
+    # --- create ---------------------------------------------------------------------------
+
+    async def create(
+        self, principal: Principal, widget: widget_pb2.Widget, request_id: str, digest: bytes
+    ) -> widget_pb2.Widget:
+        problems = ViolationCollector()
+        if not widget.dashboard_id:
+            problems.add("widget.dashboard_id", "the dashboard is required", "REQUIRED")
+        else:
+            _parse_uuid(widget.dashboard_id, "widget.dashboard_id", problems)
+        _check_fields(widget, WRITABLE, problems)
+        if request_id:
+            _parse_uuid(request_id, "request_id", problems)
+        problems.raise_if_any()
+        try:
+            async with self._db.transaction() as conn:
+                dashboard, _ = await load_dashboard(conn, principal, widget.dashboard_id, Access.EDIT, lock=True)
+                # Looked up under the dashboard lock: a concurrent retry waits for the first
+                # attempt to commit and then returns its widget instead of overlapping it.
+                if request_id:
+                    existing = await idempotency.find(conn, principal.subject, CREATE_METHOD, request_id, digest)
+                    if existing is not None:
+                        return await self._get(conn, principal, existing)
+                await _check_query(conn, widget.query, dashboard.facility_id)
+                await _check_overlap(conn, dashboard.id, widget.position)
+                row = (
+                    await conn.execute(
+                        insert(widgets)
+                        .values(
+                            dashboard_id=dashboard.id,
+                            facility_id=dashboard.facility_id,
+                            **columns_of(widget, self._default_refresh),
+                        )
+                        .returning(*widgets.c)
+                    )
+                ).one()
+                await record_version(conn, dashboard.id, reason=WIDGET_CHANGE, author=principal.subject)
+                if request_id:
+                    await idempotency.remember(conn, principal.subject, CREATE_METHOD, request_id, digest, row.id)
+                return widget_from_row(row)
+        except IntegrityError:
+            if not request_id:
+                raise
+            # A concurrent twin with the same request_id (on another dashboard lock) won the
+            # race: return its result, or refuse if the requests differ.
+            async with self._db.read() as conn:
+                existing = await idempotency.find(conn, principal.subject, CREATE_METHOD, request_id, digest)
+                if existing is None:
+                    raise
+                return await self._get(conn, principal, existing)
+
+    # --- read -----------------------------------------------------------------------------
+
+    async def get(self, principal: Principal, widget_id: str) -> widget_pb2.Widget:
+        parsed = _require_uuid(widget_id, "id")
+        async with self._db.read() as conn:
+            return await self._get(conn, principal, parsed)
+
+    async def _get(self, conn: AsyncConnection, principal: Principal, widget_id: uuid.UUID) -> widget_pb2.Widget:
+        row = (await conn.execute(select(widgets).where(widgets.c.id == widget_id))).first()
+        if row is None:
+            published = await self._deleted_but_published(conn, principal, widget_id)
+            if published is None:
+                raise NotFound("widget", str(widget_id))
+            return published
+        dashboard, access = await _load_parent(conn, principal, row.dashboard_id, widget_id, Access.READ_PUBLISHED)
+        if access is Access.READ_PUBLISHED:
+            found = _pick(await _published_widgets(conn, dashboard), widget_id)
+            if found is None:
+                raise NotFound("widget", str(widget_id))
+            return found
+        return widget_from_row(row)
+
+    async def _deleted_but_published(
+        self, conn: AsyncConnection, principal: Principal, widget_id: uuid.UUID
+    ) -> widget_pb2.Widget | None:
+        """A widget deleted after its dashboard was published still exists for readers of the
+        published version (ListWidgets shows it to them), so GetWidget must find it too."""
+        # Only public dashboards and public links give READ_PUBLISHED; don't scan the others.
+        scope = visible_dashboards(principal)
+        if not principal.is_link:
+            scope = and_(scope, dashboards.c.visibility == VISIBILITY_PUBLIC)
+        query = (
+            select(dashboards.c.id)
+            .join(
+                dashboard_versions,
+                and_(
+                    dashboard_versions.c.dashboard_id == dashboards.c.id,
+                    dashboard_versions.c.version == dashboards.c.published_version,
+                ),
+            )
+            .where(scope, dashboard_versions.c.snapshot["widgets"].contains([{"id": str(widget_id)}]))
+            .limit(1)
+        )
+        dashboard_id = (await conn.execute(query)).scalar_one_or_none()
+        if dashboard_id is None:
+            return None
+        dashboard, access = await _load_parent(conn, principal, dashboard_id, widget_id, Access.READ_PUBLISHED)
+        if access is not Access.READ_PUBLISHED:
+            return None  # this caller reads the current state, where the widget is gone
+        return _pick(await _published_widgets(conn, dashboard), widget_id)
+
+    async def list(self, principal: Principal, request: widget_pb2.ListWidgetsRequest) -> tuple[WidgetList, str]:
+        dashboard_id = _require_uuid(request.dashboard_id, "dashboard_id")
+        filters_key = pagination.fingerprint(str(dashboard_id))
+        cursor = _decode_cursor(request.page_token, filters_key)
+        size = pagination.page_size(request.page_size, DEFAULT_PAGE_SIZE)
+        async with self._db.read() as conn:
+            dashboard, access = await load_dashboard(conn, principal, str(dashboard_id), Access.READ_PUBLISHED)
+            if access is Access.READ_PUBLISHED:
+                ordered = sorted(await _published_widgets(conn, dashboard), key=_sort_key)
+                if cursor is not None:
+                    ordered = [w for w in ordered if _sort_key(w) > cursor]
+                found = ordered[: size + 1]
+            else:
+                query = select(widgets).where(widgets.c.dashboard_id == dashboard.id)
+                if cursor is not None:
+                    query = query.where(tuple_(widgets.c.y, widgets.c.x, widgets.c.id) > tuple_(*cursor))
+                query = query.order_by(widgets.c.y, widgets.c.x, widgets.c.id).limit(size + 1)
+                found = [widget_from_row(r) for r in await conn.execute(query)]
+        page = found[:size]
+        token = ""
+        if len(found) > size:
+            last = page[-1]
+            token = pagination.encode(pagination.Cursor([last.position.y, last.position.x], last.id), filters_key)
+        return page, token
+
+    # --- update / delete --------------------------------------------------------------------
+
+    async def update(
+        self, principal: Principal, widget: widget_pb2.Widget, mask: field_mask_pb2.FieldMask
+    ) -> widget_pb2.Widget:
+        problems = ViolationCollector()
+        widget_id = _parse_uuid(widget.id, "widget.id", problems)
+        paths = _mask_paths(mask, problems)
+        _check_fields(widget, paths, problems)
+        problems.raise_if_any()
+        assert widget_id is not None
+        async with self._db.transaction() as conn:
+            dashboard, row = await self._lock_for_write(conn, principal, widget_id)
+            current = widget_from_row(row)
+            _check_etag(widget.etag, current)
+            merged = _merge(current, widget, paths)
+            values = columns_of(merged, self._default_refresh)
+            if values == columns_of(current, self._default_refresh):
+                return current  # nothing changed: no write, no new version
+            if "query" in paths:
+                await _check_query(conn, merged.query, dashboard.facility_id)
+            if "position" in paths:
+                await _check_overlap(conn, dashboard.id, merged.position, exclude=row.id)
+            # The revision is part of the etag: two changes in one transaction share updated_at.
+            updated = (
+                await conn.execute(
+                    update(widgets)
+                    .where(widgets.c.id == row.id)
+                    .values(**values, revision=widgets.c.revision + 1)
+                    .returning(*widgets.c)
+                )
+            ).one()
+            await record_version(conn, dashboard.id, reason=WIDGET_CHANGE, author=principal.subject)
+            return widget_from_row(updated)
+
+    async def delete(self, principal: Principal, widget_id: str, etag: str) -> None:
+        parsed = _require_uuid(widget_id, "id")
+        async with self._db.transaction() as conn:
+            dashboard, row = await self._lock_for_write(conn, principal, parsed)
+            _check_etag(etag, widget_from_row(row))
+            await conn.execute(delete(widgets).where(widgets.c.id == row.id))
+            await record_version(conn, dashboard.id, reason=WIDGET_CHANGE, author=principal.subject)
+
+    async def _lock_for_write(
+        self, conn: AsyncConnection, principal: Principal, widget_id: uuid.UUID
+    ) -> tuple[Any, Any]:
+        """The locked parent dashboard (EDIT required) and the widget row read under that lock."""
+        dashboard_id = (
+            await conn.execute(select(widgets.c.dashboard_id).where(widgets.c.id == widget_id))
+        ).scalar_one_or_none()
+        if dashboard_id is None:
+            raise NotFound("widget", str(widget_id))
+        dashboard, _ = await _load_parent(conn, principal, dashboard_id, widget_id, Access.EDIT, lock=True)
+        # Read again under the lock: the widget may have changed or gone while we waited.
+        row = (await conn.execute(select(widgets).where(widgets.c.id == widget_id))).first()
+        if row is None:
+            raise NotFound("widget", str(widget_id))
+        return dashboard, row
+
+
+__all__ = ["MASK_ALIASES", "WRITABLE", "WidgetDomain"]

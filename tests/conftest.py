@@ -1,0 +1,147 @@
+"""Session fixtures: real PostgreSQL and Redis (CI's when the environment names them, embedded
+otherwise), a fresh database per run, and a real gRPC server on an ephemeral port."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from dashboard.v1 import (
+    dashboard_pb2_grpc,
+    export_pb2_grpc,
+    query_pb2_grpc,
+    share_pb2_grpc,
+    widget_pb2_grpc,
+)
+from server.auth.tokens import mint_token
+from server.config import Settings
+from tests.harness.services import TestServices, provision
+
+TEST_SECRET = "tessera-test-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[TestServices]:
+    with provision() as provided:
+        yield provided
+
+
+@pytest.fixture(scope="session")
+def settings(services: TestServices) -> Settings:
+    return Settings(
+        database_url=services.database_url,
+        redis_url=services.redis_url,
+        redis_prefix=services.redis_prefix,
+        host="127.0.0.1",
+        port=0,
+        jwt_secret=TEST_SECRET,
+        shutdown_grace=1.0,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> str:
+    from server.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+    return settings.database_url
+
+
+@dataclass
+class ServerHandle:
+    address: str
+    port: int
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coro: object) -> object:
+        """Runs a coroutine on the server's loop (for tests that poke the app directly)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, migrated: str) -> Iterator[ServerHandle]:
+    from server.grpc_server import RunningServer, start_server
+
+    loop = asyncio.new_event_loop()
+    started: Future[RunningServer] = Future()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            started.set_result(loop.run_until_complete(start_server(settings)))
+        except BaseException as exc:  # surface start-up failures to the test session
+            started.set_exception(exc)
+            return
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="tessera-test-server", daemon=True)
+    thread.start()
+    running = started.result(timeout=60)
+    handle = ServerHandle(address=f"127.0.0.1:{running.port}", port=running.port, loop=loop)
+    yield handle
+    asyncio.run_coroutine_threadsafe(running.stop(grace=1.0), loop).result(timeout=30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def channel(server: ServerHandle) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.address) as ch:
+        grpc.channel_ready_future(ch).result(timeout=10)
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def dashboards(channel: grpc.Channel) -> dashboard_pb2_grpc.DashboardServiceStub:
+    return dashboard_pb2_grpc.DashboardServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def widgets(channel: grpc.Channel) -> widget_pb2_grpc.WidgetServiceStub:
+    return widget_pb2_grpc.WidgetServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def queries(channel: grpc.Channel) -> query_pb2_grpc.QueryServiceStub:
+    return query_pb2_grpc.QueryServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def exports(channel: grpc.Channel) -> export_pb2_grpc.ExportServiceStub:
+    return export_pb2_grpc.ExportServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def shares(channel: grpc.Channel) -> share_pb2_grpc.ShareServiceStub:
+    return share_pb2_grpc.ShareServiceStub(channel)
+
+
+Metadata = tuple[tuple[str, str], ...]
+TokenFactory = Callable[..., Metadata]
+
+
+@pytest.fixture(scope="session")
+def auth(settings: Settings) -> TokenFactory:
+    """auth(subject, role, *facilities, permissions=()) -> call metadata with a bearer token."""
+
+    def make(subject: str, role: str, *facilities: str, permissions: tuple[str, ...] = (), **kw: int) -> Metadata:
+        token = mint_token(
+            settings, subject=subject, roles=[role], facilities=list(facilities), permissions=list(permissions), **kw
+        )
+        return (("authorization", f"Bearer {token}"),)
+
+    return make
+
+
+@pytest.fixture
+def facility() -> str:
+    """A facility of its own for each test, so tests never see each other's data."""
+    return f"fac-{uuid.uuid4().hex[:10]}"
