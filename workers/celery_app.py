@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from server.config import Settings
 from workers import resources
@@ -20,8 +20,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
     app = Celery("tessera", broker=settings.effective_broker_url or "redis://127.0.0.1:6379/0")
     app.conf.update(
-        task_queues=[Queue(name) for name in QUEUES],
+        # One direct exchange per queue, so each queue is reachable by its own name on Redis and
+        # RabbitMQ alike.
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
         task_default_queue="maintenance",
+        task_default_exchange="maintenance",
+        task_default_routing_key="maintenance",
         task_routes={
             "tessera.materialize.*": {"queue": "materialize"},
             "tessera.export.*": {"queue": "exports"},

@@ -40,7 +40,13 @@ def spec_of(widget: widget_pb2.Widget) -> dict[str, Any]:
 
 def columns_of(widget: widget_pb2.Widget, default_refresh: int = DEFAULT_REFRESH_SECONDS) -> dict[str, Any]:
     """The row values for a (validated) widget, except id, dashboard_id and facility_id."""
-    refresh = widget.refresh_interval.seconds if widget.HasField("refresh_interval") else default_refresh
+    refresh = default_refresh
+    if widget.HasField("refresh_interval"):
+        interval = widget.refresh_interval
+        # The column holds whole seconds. Round a fraction up, never down: truncating would make
+        # the workers run the query more often than the author asked, and the ceiling of an
+        # interval inside the accepted 10 s .. 1 day range stays inside it.
+        refresh = interval.seconds + (1 if interval.nanos > 0 else 0)
     query = widget.query if widget.HasField("query") else None
     return {
         "title": widget.title,
@@ -57,10 +63,16 @@ def columns_of(widget: widget_pb2.Widget, default_refresh: int = DEFAULT_REFRESH
 
 
 def widget_from_row(row: Any) -> widget_pb2.Widget:
+    """The widget a row holds. The typed columns are authoritative: what they hold overrides
+    any copy of the same field left in `spec`."""
     widget = from_json(row.spec, widget_pb2.Widget())
     widget.id = str(row.id)
     widget.dashboard_id = str(row.dashboard_id)
+    widget.title = row.title
     widget.type = row.type
+    if row.query_id is not None or widget.HasField("query"):
+        widget.query.query_id = str(row.query_id) if row.query_id is not None else ""
+        widget.query.query_version = row.query_version or 0
     widget.position.CopyFrom(widget_pb2.GridPosition(x=row.x, y=row.y, width=row.width, height=row.height))
     widget.refresh_interval.CopyFrom(duration_pb2.Duration(seconds=row.refresh_interval_seconds))
     widget.etag = etag(row.id, row.revision, row.updated_at.isoformat())

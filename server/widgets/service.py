@@ -23,7 +23,14 @@ from server.dashboards.access import load_dashboard
 from server.dashboards.versions import record_version
 from server.db.engine import Database
 from server.db.schema import dashboard_versions, dashboards, widget_queries, widgets
-from server.errors import Aborted, FieldViolation, InvalidArgument, NotFound, ViolationCollector
+from server.errors import (
+    Aborted,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ViolationCollector,
+)
 from server.protojson import from_json
 from server.widgets.convert import (
     CONFIG_TYPES,
@@ -114,6 +121,12 @@ def _check_fields(widget: widget_pb2.Widget, paths: Iterable[str], problems: Vio
                 "a pinned version needs widget.query.query_id",
                 "REQUIRED",
             )
+    if "drill_through" in paths and widget.HasField("drill_through"):
+        target = widget.drill_through.target_dashboard_id
+        if target:
+            _parse_uuid(target, "widget.drill_through.target_dashboard_id", problems)
+        else:
+            problems.add("widget.drill_through.target_dashboard_id", "a drill-through needs a target", "REQUIRED")
 
 
 def _mask_paths(mask: field_mask_pb2.FieldMask, problems: ViolationCollector) -> tuple[str, ...]:
@@ -217,7 +230,9 @@ def _pick(candidates: Iterable[widget_pb2.Widget], widget_id: uuid.UUID) -> widg
     return next((w for w in candidates if uuid.UUID(w.id) == widget_id), None)
 
 
-async def _check_query(conn: AsyncConnection, binding: widget_pb2.QueryBinding, facility_id: str) -> None:
+async def _check_query(
+    conn: AsyncConnection, binding: widget_pb2.QueryBinding, facility_id: str, problems: ViolationCollector
+) -> None:
     if not binding.query_id:
         return
     current_version = (
@@ -234,17 +249,110 @@ async def _check_query(conn: AsyncConnection, binding: widget_pb2.QueryBinding, 
     ).scalar_one_or_none()
     if current_version is None:
         # The same answer for "no such query" and "another facility's query".
-        raise InvalidArgument.field(
-            "widget.query.query_id",
-            "no such query in the dashboard's facility",
-            reason="QUERY_NOT_FOUND",
-        )
-    if binding.query_version > current_version:
-        raise InvalidArgument.field(
+        problems.add("widget.query.query_id", "no such query in the dashboard's facility", "QUERY_NOT_FOUND")
+    elif binding.query_version > current_version:
+        problems.add(
             "widget.query.query_version",
             f"the query has no version {binding.query_version}; its latest is {current_version}",
-            reason="QUERY_VERSION_NOT_FOUND",
+            "QUERY_VERSION_NOT_FOUND",
         )
+
+
+def _filter_names(filters: Any) -> set[str]:
+    """The names a `dashboards.filters` JSONB list (of DashboardFilter as proto JSON) declares."""
+    return {f["name"] for f in filters or [] if isinstance(f, dict) and isinstance(f.get("name"), str)}
+
+
+async def _drill_target_filters(
+    conn: AsyncConnection, principal: Principal, dashboard: Any, target_id: uuid.UUID
+) -> set[str] | None:
+    """The filter names of a drill-through target, or None when the caller may not name it:
+    it must be a dashboard the caller can see, in the same facility as the widget's dashboard.
+    "Missing", "not visible" and "another facility" are one answer, so none is revealed."""
+    if target_id == dashboard.id:
+        return _filter_names(dashboard.filters)
+    try:
+        target, access = await load_dashboard(conn, principal, str(target_id), Access.READ_PUBLISHED)
+    except NotFound:
+        return None
+    if target.facility_id != dashboard.facility_id:
+        return None
+    if access is Access.READ_PUBLISHED:
+        # This caller sees only the published version: check against its filters, not the draft's.
+        published: list[dict[str, Any]] | None = (
+            await conn.execute(
+                select(dashboard_versions.c.snapshot["filters"]).where(
+                    dashboard_versions.c.dashboard_id == target.id,
+                    dashboard_versions.c.version == target.published_version,
+                )
+            )
+        ).scalar_one_or_none()
+        return _filter_names(published)
+    return _filter_names(target.filters)
+
+
+async def _check_references(
+    conn: AsyncConnection,
+    principal: Principal,
+    dashboard: Any,
+    widget: widget_pb2.Widget,
+    paths: Iterable[str],
+    problems: ViolationCollector,
+) -> None:
+    """Checks what the named fields of `widget` refer to outside it: the bound query, the
+    dashboard filters it binds and sets, the drill-through target and that target's filters."""
+    paths = set(paths)
+    declared = _filter_names(dashboard.filters)
+    if "query" in paths:
+        await _check_query(conn, widget.query, dashboard.facility_id, problems)
+        for param, name in sorted(widget.query.filter_bindings.items()):
+            if name not in declared:
+                problems.add(
+                    f'widget.query.filter_bindings["{param}"]',
+                    f"the dashboard declares no filter {name!r}",
+                    "UNKNOWN_FILTER",
+                )
+    if "cross_filters" in paths:
+        for i, cross in enumerate(widget.cross_filters):
+            if cross.filter_name not in declared:
+                problems.add(
+                    f"widget.cross_filters[{i}].filter_name",
+                    f"the dashboard declares no filter {cross.filter_name!r}",
+                    "UNKNOWN_FILTER",
+                )
+    if "drill_through" in paths and widget.HasField("drill_through"):
+        drill = widget.drill_through
+        # _check_fields made sure the target is a UUID.
+        target_filters = await _drill_target_filters(conn, principal, dashboard, uuid.UUID(drill.target_dashboard_id))
+        if target_filters is None:
+            problems.add(
+                "widget.drill_through.target_dashboard_id",
+                "no such dashboard in the widget's facility",
+                "DASHBOARD_NOT_FOUND",
+            )
+        else:
+            for column, name in sorted(drill.column_to_filter.items()):
+                if name not in target_filters:
+                    problems.add(
+                        f'widget.drill_through.column_to_filter["{column}"]',
+                        f"the target dashboard declares no filter {name!r}",
+                        "UNKNOWN_FILTER",
+                    )
+
+
+def _raise_collected(problems: ViolationCollector) -> None:
+    """Like `problems.raise_if_any()`, but when every violation has the same reason the
+    ErrorInfo carries that reason (QUERY_NOT_FOUND, UNKNOWN_FILTER, ...) for clients to branch on."""
+    if not problems.violations:
+        return
+    reasons = {v.reason for v in problems.violations}
+    first = problems.violations[0]
+    more = f" (and {len(problems.violations) - 1} more)" if len(problems.violations) > 1 else ""
+    raise InvalidArgument(
+        f"the request has invalid fields: {first.field}: {first.description}{more}",
+        violations=problems.violations,
+        reason=reasons.pop() if len(reasons) == 1 else "INVALID_ARGUMENT",
+    )
 
 
 async def _check_overlap(
@@ -299,7 +407,9 @@ class WidgetDomain:
                     existing = await idempotency.find(conn, principal.subject, CREATE_METHOD, request_id, digest)
                     if existing is not None:
                         return await self._get(conn, principal, existing)
-                await _check_query(conn, widget.query, dashboard.facility_id)
+                references = ViolationCollector()
+                await _check_references(conn, principal, dashboard, widget, WRITABLE, references)
+                _raise_collected(references)
                 await _check_overlap(conn, dashboard.id, widget.position)
                 row = (
                     await conn.execute(
@@ -410,6 +520,10 @@ class WidgetDomain:
     ) -> widget_pb2.Widget:
         problems = ViolationCollector()
         widget_id = _parse_uuid(widget.id, "widget.id", problems)
+        # IMMUTABLE, so optional on update; when given, it must be the widget's own dashboard.
+        dashboard_id = None
+        if widget.dashboard_id:
+            dashboard_id = _parse_uuid(widget.dashboard_id, "widget.dashboard_id", problems)
         paths = _mask_paths(mask, problems)
         _check_fields(widget, paths, problems)
         problems.raise_if_any()
@@ -418,12 +532,20 @@ class WidgetDomain:
             dashboard, row = await self._lock_for_write(conn, principal, widget_id)
             current = widget_from_row(row)
             _check_etag(widget.etag, current)
+            if dashboard_id is not None and dashboard_id != row.dashboard_id:
+                # IMMUTABLE (AIP-203): refuse a move rather than silently ignore it.
+                raise InvalidArgument.field(
+                    "widget.dashboard_id",
+                    "a widget cannot move to another dashboard; create it there and delete this one",
+                    reason="IMMUTABLE_FIELD",
+                )
             merged = _merge(current, widget, paths)
             values = columns_of(merged, self._default_refresh)
             if values == columns_of(current, self._default_refresh):
                 return current  # nothing changed: no write, no new version
-            if "query" in paths:
-                await _check_query(conn, merged.query, dashboard.facility_id)
+            references = ViolationCollector()
+            await _check_references(conn, principal, dashboard, merged, paths, references)
+            _raise_collected(references)
             if "position" in paths:
                 await _check_overlap(conn, dashboard.id, merged.position, exclude=row.id)
             # The revision is part of the etag: two changes in one transaction share updated_at.
@@ -455,7 +577,13 @@ class WidgetDomain:
         ).scalar_one_or_none()
         if dashboard_id is None:
             raise NotFound("widget", str(widget_id))
-        dashboard, _ = await _load_parent(conn, principal, dashboard_id, widget_id, Access.EDIT, lock=True)
+        try:
+            dashboard, _ = await _load_parent(conn, principal, dashboard_id, widget_id, Access.EDIT, lock=True)
+        except PermissionDenied:
+            # The caller sees the dashboard, but maybe not this widget (a reader of the published
+            # version and a widget added since): then the widget does not exist for them.
+            await self._get(conn, principal, widget_id)
+            raise
         # Read again under the lock: the widget may have changed or gone while we waited.
         row = (await conn.execute(select(widgets).where(widgets.c.id == widget_id))).first()
         if row is None:
