@@ -34,10 +34,13 @@ breaking() {
   local branch base dir=build/breaking-base
   branch=$(git symbolic-ref --short -q HEAD 2>/dev/null || echo "(detached)")
   if [[ $branch == main ]]; then
-    echo "on main: nothing to compare against, skipped"
-    return 0
-  fi
-  if git rev-parse --verify -q refs/heads/main >/dev/null; then
+    # On main itself (CI), the last commit must not break the contract of the one before it.
+    base=HEAD~1
+    if ! git rev-parse --verify -q "$base" >/dev/null; then
+      echo "on main with a single commit: nothing to compare against, skipped"
+      return 0
+    fi
+  elif git rev-parse --verify -q refs/heads/main >/dev/null; then
     base=main
   elif git rev-parse --verify -q refs/remotes/origin/main >/dev/null; then
     base=origin/main

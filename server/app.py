@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.auth.authenticator import Authenticator
 from server.auth.tokens import TokenVerifier
 from server.config import Settings
 from server.dashboards.service import DashboardDomain
 from server.db.engine import Database, make_engine
+from server.jobs.service import CeleryEnqueuer, JobDomain
+from server.jobs.store import JobStore
+from server.queries.service import QueryDomain
+from server.redis_client import make_redis
+from server.widgetdata.cache import WidgetDataCache
+from server.widgetdata.service import WidgetDataDomain
 from server.widgets.service import WidgetDomain
 
 
@@ -22,9 +29,16 @@ class App:
     authenticator: Authenticator
     dashboards: DashboardDomain
     widgets: WidgetDomain
+    queries: QueryDomain
+    datasource: AsyncEngine
+    widget_data: WidgetDataDomain
+    jobs: JobDomain
 
     async def close(self) -> None:
+        await self.widget_data.close()  # background refreshes first: they use Redis and both engines
         await self.redis.aclose()
+        if self.datasource is not self.db.engine:
+            await self.datasource.dispose()
         await self.db.dispose()
 
 
@@ -36,12 +50,28 @@ def build_app(settings: Settings) -> App:
     db = Database(
         make_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     )
-    redis = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    # User queries run on a separate data-source engine (its own pool, so slow reports never
+    # starve the application's connections); by default it points at the same database.
+    datasource = make_engine(
+        settings.datasource_url or settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        application_name="tessera-queries",
+    )
+    redis = make_redis(settings.redis_url)
+    queries = QueryDomain(db, datasource, settings)
+    widgets = WidgetDomain(db, default_refresh_seconds=settings.default_refresh_interval_seconds)
+    widget_data = WidgetDataDomain(db, queries, WidgetDataCache(db, redis, settings), settings)
+    jobs = JobDomain(db, JobStore(db, redis, settings), CeleryEnqueuer(settings))
     return App(
         settings=settings,
         db=db,
         redis=redis,
         authenticator=Authenticator(TokenVerifier(settings)),
         dashboards=DashboardDomain(db),
-        widgets=WidgetDomain(db, default_refresh_seconds=settings.default_refresh_interval_seconds),
+        widgets=widgets,
+        queries=queries,
+        datasource=datasource,
+        widget_data=widget_data,
+        jobs=jobs,
     )

@@ -53,13 +53,45 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = 30
 
     # --- data ---
+    # The role user SQL runs as (created by migration 0002); empty runs as the login role.
+    query_role: str = "tessera_reader"
+    # The role that owns and reads managed materialized views (migration 0003); user SQL, run
+    # as query_role, cannot reach them.
+    view_role: str = "tessera_view_owner"
+    # Key of the HMAC that HASH-masked PHI values are replaced with. Production needs one.
+    masking_key: SecretStr = SecretStr("")
     cache_ttl_seconds: int = 300
+    # Widget data older than its TTL is still served (marked STALE, refreshed in the background)
+    # for at most this long; beyond it a read is a miss.
+    cache_max_stale_seconds: int = 3600
+    # The lease of the single-flight lock: renewed while the holder computes, so a holder that
+    # dies blocks the others for at most this long.
+    cache_lock_lease_seconds: float = 10.0
     default_refresh_interval_seconds: int = 300
     query_timeout_seconds: float = 30.0
     query_timeout_cap_seconds: float = 300.0
     query_row_limit: int = 10_000
     query_row_limit_cap: int = 100_000
     worker_concurrency: int = 10
+
+    # --- jobs and workers ---
+    # A watch stream sends a Heartbeat after this many idle seconds (and re-reads the job row,
+    # so an event lost between commit and XADD is delivered at the latest then).
+    job_heartbeat_seconds: float = 10.0
+    # While Redis is unavailable a watch polls the job row this often.
+    job_poll_seconds: float = 1.0
+    # Entries kept per job stream (XADD MAXLEN ~): a watcher that falls further behind re-reads the row.
+    job_stream_max_len: int = 1000
+    # A job's stream expires this long after its last event; cleanup removes ended jobs' streams earlier.
+    job_stream_ttl_seconds: int = 7 * 24 * 3600
+    job_stream_retention_seconds: int = 24 * 3600
+    # Redis broker: a task unacknowledged this long (its worker died) is delivered again. Tasks
+    # running longer may run twice; they are idempotent. RabbitMQ redelivers on connection loss.
+    broker_visibility_timeout_seconds: int = 3600
+    # How often a Redis-broker worker sweeps for such messages.
+    broker_restore_interval_seconds: int = 60
+    task_max_retries: int = 5
+    task_retry_backoff_max_seconds: int = 300
 
     # --- exports ---
     export_storage_url: str = "file://./var/exports"
@@ -74,6 +106,8 @@ class Settings(BaseSettings):
         if self.mode is Mode.PRODUCTION:
             if not (self.jwt_public_key_file or self.jwt_jwks_file):
                 raise ValueError("production mode needs TESSERA_JWT_PUBLIC_KEY_FILE or TESSERA_JWT_JWKS_FILE")
+            if not self.masking_key.get_secret_value():
+                raise ValueError("production mode needs TESSERA_MASKING_KEY")
             if not self.database_url or not self.redis_url:
                 raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
         return self
@@ -81,6 +115,10 @@ class Settings(BaseSettings):
     @cached_property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def masking_key_bytes(self) -> bytes:
+        return (self.masking_key.get_secret_value() or "tessera-development-masking-key").encode()
 
     @property
     def json_logs(self) -> bool:

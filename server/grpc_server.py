@@ -32,6 +32,7 @@ from server.api.interceptors import (
     ErrorMappingInterceptor,
     ValidationInterceptor,
 )
+from server.api.queries import QueryServicer
 from server.api.unimplemented import unimplemented_methods
 from server.api.widgets import WidgetServicer
 from server.app import App, build_app
@@ -86,11 +87,18 @@ async def check_dependencies(app: App) -> dict[str, bool]:
     return results
 
 
+DEPENDENCY_PREFIX = "tessera.dependency."
+
+
 async def _update_health(app: App, health: HealthServicer) -> None:
+    """The services serve while PostgreSQL answers. Redis is a cache and a broker: without it
+    reads fall back to PostgreSQL, so its loss degrades rather than stops the server; each
+    dependency also has its own entry ("tessera.dependency.redis") for probes that want detail."""
     checks = await check_dependencies(app)
-    status = (
-        health_pb2.HealthCheckResponse.SERVING if all(checks.values()) else health_pb2.HealthCheckResponse.NOT_SERVING
-    )
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    for dependency, ok in checks.items():
+        await health.set(DEPENDENCY_PREFIX + dependency, serving if ok else not_serving)
+    status = serving if checks["postgres"] else not_serving
     for name in ("", *SERVICE_NAMES):
         await health.set(name, status)
 
@@ -118,15 +126,8 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         ],
     )
     dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardServicer(app.dashboards), server)
-    widget_pb2_grpc.add_WidgetServiceServicer_to_server(WidgetServicer(app.widgets), server)
-    query_pb2_grpc.add_QueryServiceServicer_to_server(
-        unimplemented_methods(
-            query_pb2_grpc.QueryServiceServicer,
-            query_pb2.DESCRIPTOR.services_by_name["QueryService"],
-            "saved queries and their execution",
-        )(),
-        server,
-    )
+    widget_pb2_grpc.add_WidgetServiceServicer_to_server(WidgetServicer(app.widgets, app.widget_data, app.jobs), server)
+    query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(app.queries), server)
     export_pb2_grpc.add_ExportServiceServicer_to_server(
         unimplemented_methods(
             export_pb2_grpc.ExportServiceServicer,

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db.engine import Database
 from server.db.schema import idempotency_keys
 from server.errors import AlreadyExists
 
@@ -50,3 +51,12 @@ async def remember(
             actor=actor, method=method, request_id=uuid.UUID(request_id), request_hash=digest, resource_id=resource_id
         )
     )
+
+
+async def race_winner(db: Database, actor: str, method: str, request_id: str, digest: bytes) -> uuid.UUID | None:
+    """After a create failed on a constraint: the resource that a concurrent twin with the same
+    request_id created (it won the primary key), or None when the failure was something else."""
+    if not request_id:
+        return None
+    async with db.read() as conn:
+        return await find(conn, actor, method, request_id, digest)

@@ -3,12 +3,8 @@ otherwise), a fresh database per run, and a real gRPC server on an ephemeral por
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -22,6 +18,7 @@ from dashboard.v1 import (
 )
 from server.auth.tokens import mint_token
 from server.config import Settings
+from tests.harness.server import ServerHandle, start_in_thread
 from tests.harness.services import TestServices, provision
 
 TEST_SECRET = "tessera-test-secret-0123456789abcdef"
@@ -55,41 +52,11 @@ def migrated(settings: Settings) -> str:
     return settings.database_url
 
 
-@dataclass
-class ServerHandle:
-    address: str
-    port: int
-    loop: asyncio.AbstractEventLoop
-
-    def run(self, coro: object) -> object:
-        """Runs a coroutine on the server's loop (for tests that poke the app directly)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 def server(settings: Settings, migrated: str) -> Iterator[ServerHandle]:
-    from server.grpc_server import RunningServer, start_server
-
-    loop = asyncio.new_event_loop()
-    started: Future[RunningServer] = Future()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            started.set_result(loop.run_until_complete(start_server(settings)))
-        except BaseException as exc:  # surface start-up failures to the test session
-            started.set_exception(exc)
-            return
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="tessera-test-server", daemon=True)
-    thread.start()
-    running = started.result(timeout=60)
-    handle = ServerHandle(address=f"127.0.0.1:{running.port}", port=running.port, loop=loop)
+    handle = start_in_thread(settings)
     yield handle
-    asyncio.run_coroutine_threadsafe(running.stop(grace=1.0), loop).result(timeout=30)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
+    handle.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,17 +3,38 @@ late acks so a task whose worker dies is delivered again, and engines created af
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_process_init, worker_process_shutdown
 from kombu import Exchange, Queue
 
 from server.config import Settings
+from server.jobs.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_REFRESH_VIEWS
 from workers import resources
 
-QUEUES = ("materialize", "exports", "maintenance")
+__all__ = ["QUEUES", "beat_schedule", "celery_app", "make_celery"]
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    return {
+        # Every minute; a run that waited longer than its period is dropped (the next one covers it).
+        "materialize-due-widgets": {
+            "task": TASK_DUE_WIDGETS,
+            "schedule": crontab(),
+            "options": {"expires": 55},
+        },
+        "refresh-materialized-views": {
+            "task": TASK_REFRESH_VIEWS,
+            "schedule": crontab(minute=0),
+            "options": {"expires": 3000},
+        },
+        "cleanup": {
+            "task": TASK_CLEANUP,
+            "schedule": crontab(minute=30, hour=3),
+        },
+    }
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -42,14 +63,14 @@ def make_celery(settings: Settings | None = None) -> Celery:
         result_backend=None,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        # Redis broker: a task unacknowledged this long is delivered again.
-        broker_transport_options={"visibility_timeout": 3600},
-        beat_schedule={
-            "cleanup-idempotency-keys": {
-                "task": "tessera.maintenance.cleanup_idempotency_keys",
-                "schedule": timedelta(hours=24),
-            },
+        # Redis broker: a task unacknowledged this long (its whole worker died) is delivered
+        # again; the sweep that finds it runs every restore interval (throttle 1: exactly that).
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            "unacked_restore_interval": settings.broker_restore_interval_seconds,
+            "unacked_restore_throttle": 1,
         },
+        beat_schedule=beat_schedule(),
         timezone="UTC",
     )
     app.autodiscover_tasks(["workers"], related_name="tasks", force=True)

@@ -15,7 +15,7 @@ from enum import IntEnum
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 
 from server.auth.principal import Principal, Role
-from server.db.schema import dashboard_shares, dashboards
+from server.db.schema import dashboard_shares, dashboards, widget_queries
 from server.errors import InvalidArgument, NotFound, PermissionDenied
 
 
@@ -154,6 +154,32 @@ def visible_dashboards(principal: Principal) -> ColumnElement[bool]:
     return and_(in_facility, or_(dashboards.c.owner_id == principal.subject, shared, public))
 
 
+@dataclass(frozen=True)
+class QueryFacts:
+    id: str
+    facility_id: str
+    owner_id: str
+
+
+def require_query(principal: Principal, facts: QueryFacts, *, write: bool) -> None:
+    """Saved queries are for editors: viewers see data only through dashboards they may read,
+    never by running SQL (a hole other products leave open). Changing a query takes its owner
+    or an admin of its facility."""
+    if principal.is_link or facts.facility_id not in principal.facilities:
+        raise NotFound("query", facts.id)
+    require_role(principal, Role.EDITOR, "working with saved queries")
+    if write and principal.role is not Role.ADMIN and facts.owner_id != principal.subject:
+        raise PermissionDenied(
+            "only the query's owner or an admin may change it", reason="NOT_QUERY_OWNER", permission="query.write"
+        )
+
+
+def visible_queries(principal: Principal) -> ColumnElement[bool]:
+    """The SQL twin of require_query(write=False) for lists."""
+    require_role(principal, Role.EDITOR, "working with saved queries")
+    return widget_queries.c.facility_id.in_(sorted(principal.facilities))
+
+
 def grants_from_rows(rows: Iterable[tuple[str, str, int]]) -> tuple[Grant, ...]:
     return tuple(Grant(t, g, ShareLevel(level)) for t, g, level in rows)
 
@@ -162,12 +188,15 @@ __all__ = [
     "Access",
     "DashboardFacts",
     "Grant",
+    "QueryFacts",
     "ShareLevel",
     "dashboard_access",
     "facility_for_create",
     "grants_from_rows",
     "require_dashboard",
     "require_facility",
+    "require_query",
     "require_role",
     "visible_dashboards",
+    "visible_queries",
 ]

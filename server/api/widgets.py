@@ -1,9 +1,6 @@
-"""WidgetService: proto in -> domain call -> proto out. Widget data and materialization answer
-UNIMPLEMENTED until the cache and the workers exist."""
+"""WidgetService: proto in -> domain call -> proto out (CRUD, widget data, materialization jobs)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import empty_pb2
@@ -12,32 +9,22 @@ from dashboard.v1 import widget_pb2 as pb
 from dashboard.v1 import widget_pb2_grpc
 from server import idempotency
 from server.api.context import current_principal
-from server.api.unimplemented import unimplemented_methods
+from server.api.jobs import JobsMixin
+from server.jobs.service import JobDomain
+from server.widgetdata.service import WidgetDataDomain
 from server.widgets.service import WidgetDomain
 
 Context = grpc.aio.ServicerContext
 
-if TYPE_CHECKING:
-    # The factory's result is a subclass of the generated servicer; let mypy check against it.
-    _Base = widget_pb2_grpc.WidgetServiceServicer
-else:
-    _Base = unimplemented_methods(
-        widget_pb2_grpc.WidgetServiceServicer,
-        pb.DESCRIPTOR.services_by_name["WidgetService"],
-        "widget data and materialization (the cache and workers)",
-        only=[
-            "GetWidgetData",
-            "BatchGetWidgetData",
-            "MaterializeDashboard",
-            "GetMaterializationJob",
-            "WatchMaterializationJob",
-        ],
-    )
 
-
-class WidgetServicer(_Base):
-    def __init__(self, domain: WidgetDomain) -> None:
+class WidgetServicer(JobsMixin, widget_pb2_grpc.WidgetServiceServicer):
+    def __init__(self, domain: WidgetDomain, data: WidgetDataDomain, jobs: JobDomain) -> None:
         self._domain = domain
+        self._data = data
+        self._job_domain = jobs
+
+    def _widget_data(self, method: str) -> WidgetDataDomain:
+        return self._data
 
     async def CreateWidget(
         self, request: pb.CreateWidgetRequest, context: Context[pb.CreateWidgetRequest, pb.Widget]
@@ -74,3 +61,16 @@ class WidgetServicer(_Base):
     ) -> empty_pb2.Empty:
         await self._domain.delete(current_principal(), request.id, request.etag)
         return empty_pb2.Empty()
+
+    async def GetWidgetData(
+        self, request: pb.GetWidgetDataRequest, context: Context[pb.GetWidgetDataRequest, pb.WidgetData]
+    ) -> pb.WidgetData:
+        return await self._widget_data("GetWidgetData").get(current_principal(), request)
+
+    async def BatchGetWidgetData(
+        self,
+        request: pb.BatchGetWidgetDataRequest,
+        context: Context[pb.BatchGetWidgetDataRequest, pb.BatchGetWidgetDataResponse],
+    ) -> pb.BatchGetWidgetDataResponse:
+        data = await self._widget_data("BatchGetWidgetData").batch_get(current_principal(), request.requests)
+        return pb.BatchGetWidgetDataResponse(data=data)

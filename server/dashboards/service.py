@@ -138,14 +138,11 @@ class DashboardDomain:
                     await idempotency.remember(conn, principal.subject, method, request_id, digest, row.id)
                 return dashboard_from_row(created)
         except IntegrityError:
-            if not request_id:
-                raise
             # A concurrent retry with the same request_id won the race: return its result.
-            async with self._db.read() as conn:
-                existing = await idempotency.find(conn, principal.subject, method, request_id, digest)
-                if existing is None:
-                    raise
-                return await self._get(conn, principal, str(existing))
+            winner = await idempotency.race_winner(self._db, principal.subject, method, request_id, digest)
+            if winner is None:
+                raise
+            return await self.get(principal, str(winner))
 
     # --- read -----------------------------------------------------------------------------
 

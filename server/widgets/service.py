@@ -427,15 +427,13 @@ class WidgetDomain:
                     await idempotency.remember(conn, principal.subject, CREATE_METHOD, request_id, digest, row.id)
                 return widget_from_row(row)
         except IntegrityError:
-            if not request_id:
-                raise
             # A concurrent twin with the same request_id (on another dashboard lock) won the
             # race: return its result, or refuse if the requests differ.
+            winner = await idempotency.race_winner(self._db, principal.subject, CREATE_METHOD, request_id, digest)
+            if winner is None:
+                raise
             async with self._db.read() as conn:
-                existing = await idempotency.find(conn, principal.subject, CREATE_METHOD, request_id, digest)
-                if existing is None:
-                    raise
-                return await self._get(conn, principal, existing)
+                return await self._get(conn, principal, winner)
 
     # --- read -----------------------------------------------------------------------------
 

@@ -21,19 +21,30 @@ def test_health_serving_for_every_service(channel):
         assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_health_is_not_serving_when_redis_is_unreachable(settings, migrated):
-    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-
-    async def scenario() -> int:
-        running = await start_server(broken)
+def _statuses(settings, names: tuple[str, ...]) -> list[int]:
+    async def scenario() -> list[int]:
+        running = await start_server(settings)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
-                reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
-                return int(reply.status)
+                stub = health_pb2_grpc.HealthStub(ch)
+                return [int((await stub.Check(health_pb2.HealthCheckRequest(service=n))).status) for n in names]
         finally:
             await running.stop(grace=0.5)
 
-    assert asyncio.run(scenario()) == health_pb2.HealthCheckResponse.NOT_SERVING
+    return asyncio.run(scenario())
+
+
+def test_redis_down_degrades_but_keeps_serving(settings, migrated):
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    names = ("", "dashboard.v1.WidgetService", "tessera.dependency.redis", "tessera.dependency.postgres")
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    assert _statuses(broken, names) == [serving, serving, not_serving, serving]
+
+
+def test_postgres_down_is_not_serving(settings, migrated):
+    broken = settings.model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none"})
+    names = ("", "dashboard.v1.DashboardService", "tessera.dependency.postgres")
+    assert set(_statuses(broken, names)) == {health_pb2.HealthCheckResponse.NOT_SERVING}
 
 
 def test_shutdown_turns_health_not_serving_and_stops_listening(settings, migrated):

@@ -68,3 +68,22 @@ def test_audit_log_is_append_only_and_versions_immutable(scratch_db):
         before = conn.execute("SELECT updated_at FROM dashboards").fetchone()[0]
         conn.execute("UPDATE dashboards SET title = 'u'")
         assert conn.execute("SELECT updated_at FROM dashboards").fetchone()[0] > before
+
+
+def test_scheduling_a_widget_keeps_its_updated_at(scratch_db):
+    upgrade(scratch_db)
+    dsn = sync_url(scratch_db).replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        board = conn.execute(
+            "INSERT INTO dashboards (facility_id, owner_id, title) VALUES ('f', 'o', 't') RETURNING id"
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO widgets (dashboard_id, facility_id, title, type, x, y, width, height, spec) "
+            "VALUES (%s, 'f', 'w', 1, 0, 0, 1, 1, '{}')",
+            (board,),
+        )
+        before = conn.execute("SELECT updated_at FROM widgets").fetchone()[0]
+        conn.execute("UPDATE widgets SET next_refresh_at = now() + interval '5 minutes'")
+        assert conn.execute("SELECT updated_at FROM widgets").fetchone()[0] == before
+        conn.execute("UPDATE widgets SET title = 'renamed'")
+        assert conn.execute("SELECT updated_at FROM widgets").fetchone()[0] > before

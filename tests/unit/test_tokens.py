@@ -47,7 +47,13 @@ def rsa_key() -> rsa.RSAPrivateKey:
 def _settings(tmp_path: Path, pem: bytes, **kw: object) -> Settings:
     key_file = tmp_path / "public.pem"
     key_file.write_bytes(pem)
-    return Settings(jwt_public_key_file=key_file, database_url="postgresql://x", redis_url="redis://x", **kw)
+    return Settings(
+        jwt_public_key_file=key_file,
+        database_url="postgresql://x",
+        redis_url="redis://x",
+        masking_key="k" * 32,
+        **kw,
+    )
 
 
 def test_rs256_token_is_accepted_and_claims_mapped(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
@@ -67,12 +73,14 @@ def test_hs256_signed_with_the_public_key_is_refused(tmp_path: Path, rsa_key: rs
     forged = b".".join((header, body, signature)).decode()
     for mode in (Mode.DEVELOPMENT, Mode.PRODUCTION):
         with pytest.raises(Unauthenticated):
-            TokenVerifier(_settings(tmp_path, pem, mode=mode, jwt_secret="a-real-dev-secret")).verify(forged)
+            TokenVerifier(
+                _settings(tmp_path, pem, mode=mode, jwt_secret="a-real-development-secret-of-32-bytes")
+            ).verify(forged)
 
 
 def test_production_refuses_hmac_even_with_the_right_secret(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
-    settings = _settings(tmp_path, _pem(rsa_key), mode=Mode.PRODUCTION, jwt_secret="s3cret-s3cret-s3cret-s3cret")
-    token = jwt.encode(_claims(), "s3cret-s3cret-s3cret-s3cret", algorithm="HS256")
+    settings = _settings(tmp_path, _pem(rsa_key), mode=Mode.PRODUCTION, jwt_secret="s3cret-s3cret-s3cret-s3cret-s3cret")
+    token = jwt.encode(_claims(), "s3cret-s3cret-s3cret-s3cret-s3cret", algorithm="HS256")
     with pytest.raises(Unauthenticated) as caught:
         TokenVerifier(settings).verify(token)
     assert caught.value.reason == "TOKEN_ALGORITHM"

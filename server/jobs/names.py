@@ -1,0 +1,12 @@
+"""Celery task names: shared by the server (which enqueues) and the workers (which register)."""
+
+from __future__ import annotations
+
+TASK_MATERIALIZE_DASHBOARD = "tessera.materialize.dashboard"
+TASK_MATERIALIZE_WIDGET = "tessera.materialize.widget"
+TASK_DUE_WIDGETS = "tessera.materialize.due_widgets"
+TASK_REFRESH_VIEWS = "tessera.maintenance.refresh_materialized_views"
+TASK_CLEANUP = "tessera.maintenance.cleanup"
+QUEUE_MATERIALIZE = "materialize"
+QUEUES = ("materialize", "exports", "maintenance")
+KIND_MATERIALIZE = "materialize"

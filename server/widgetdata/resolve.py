@@ -1,0 +1,267 @@
+"""From a GetWidgetDataRequest to what runs: the widget (as the caller may see it), its query
+version, and the validated, bound parameter values.
+
+Access: the caller needs read access to the widget's dashboard (NOT_FOUND otherwise, for the
+widget, so the dashboard's id is not revealed). A caller limited to the published version
+(Access.READ_PUBLISHED: public dashboards, public links) reads the widget as the published
+snapshot holds it, and no other version; `dashboard_version` > 0 reads the widget from that
+version's snapshot (other versions need VIEW). A widget deleted since a version was taken still
+exists in that version.
+
+Values, later wins:
+
+    the query's parameter defaults                        (applied by bind())
+  < the widget binding's `parameter_values`
+  < dashboard filter defaults, then the request's `filter_values`  (through `filter_bindings`)
+  < the request's `cross_filters`                                  (through `filter_bindings`)
+  < the request's `parameter_values`
+
+Values that come from configuration (binding, filters) for parameters the query version does not
+declare are dropped, so a widget following the latest version keeps working when a parameter is
+removed; the caller's own `parameter_values` must name declared parameters. A cross-filter never
+filters the widget it came from (its `source_widget_id`): the selection highlights there instead.
+Filter names must be declared by the dashboard (version) being read. bind() then validates
+everything (INVALID_ARGUMENT naming `parameter_values["<name>"]`) before any cache lookup.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dashboard.v1 import common_pb2, dashboard_pb2, query_pb2, widget_pb2
+from server.access.policy import Access, visible_dashboards
+from server.auth.principal import Principal
+from server.dashboards.access import load_dashboard
+from server.db.schema import dashboard_versions, dashboards, query_versions, widget_queries, widgets
+from server.errors import FailedPrecondition, InvalidArgument, NotFound, ViolationCollector
+from server.protojson import from_json
+from server.queries.convert import query_from_rows
+from server.queries.parameters import bind
+from server.widgets.convert import widget_from_row
+
+__all__ = ["Resolved", "merge_values", "resolve"]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    widget: widget_pb2.Widget
+    widget_in_table: bool  # False: it exists only in the snapshot read
+    dashboard_id: str
+    query: query_pb2.Query
+    refresh_time: datetime | None  # the view's refresh time (MATERIALIZED_VIEW queries)
+    values: dict[str, common_pb2.ParameterValue]  # merged; what the executor binds
+    bound: dict[str, object]  # bind(query.parameters, values)
+
+
+def _present(value: common_pb2.ParameterValue) -> bool:
+    return value.WhichOneof("kind") is not None
+
+
+def merge_values(
+    query: query_pb2.Query,
+    widget: widget_pb2.Widget,
+    filters: Iterable[dashboard_pb2.DashboardFilter],
+    request: widget_pb2.GetWidgetDataRequest,
+) -> dict[str, common_pb2.ParameterValue]:
+    """The merged parameter values (see the module docstring). Raises InvalidArgument for filter
+    names the dashboard does not declare."""
+    declared = {p.name for p in query.parameters}
+    binding = widget.query
+    merged: dict[str, common_pb2.ParameterValue] = {}
+
+    def configured(name: str, value: common_pb2.ParameterValue) -> None:
+        if name in declared and _present(value):
+            merged[name] = value
+
+    for name, value in binding.parameter_values.items():
+        configured(name, value)
+
+    problems = ViolationCollector()
+    filter_values: dict[str, common_pb2.ParameterValue] = {}
+    known: set[str] = set()
+    for dashboard_filter in filters:
+        known.add(dashboard_filter.name)
+        if dashboard_filter.HasField("default_value") and _present(dashboard_filter.default_value):
+            filter_values[dashboard_filter.name] = dashboard_filter.default_value
+    for name, value in request.filter_values.items():
+        if name in known:
+            filter_values[name] = value
+        else:
+            problems.add(f'filter_values["{name}"]', f"the dashboard declares no filter {name!r}", "UNKNOWN_FILTER")
+    cross: dict[str, common_pb2.ParameterValue] = {}
+    for i, selection in enumerate(request.cross_filters):
+        if selection.filter_name not in known:
+            problems.add(
+                f"cross_filters[{i}].filter_name",
+                f"the dashboard declares no filter {selection.filter_name!r}",
+                "UNKNOWN_FILTER",
+            )
+        elif selection.source_widget_id.lower() != widget.id.lower():
+            cross[selection.filter_name] = selection.value
+    if problems.violations:
+        first = problems.violations[0]
+        raise InvalidArgument(
+            f"{first.field}: {first.description}",
+            violations=problems.violations,
+            reason="UNKNOWN_FILTER",
+        )
+
+    for layer in (filter_values, cross):
+        for parameter, filter_name in binding.filter_bindings.items():
+            if filter_name in layer:
+                configured(parameter, layer[filter_name])
+
+    for name, value in request.parameter_values.items():
+        merged[name] = value  # bind() refuses names the query does not declare
+    return merged
+
+
+async def _dashboard_in_snapshot(
+    conn: AsyncConnection, principal: Principal, widget_id: uuid.UUID, version: int
+) -> Any:
+    """The dashboard of a widget deleted since: a snapshot the caller may read (the asked-for
+    version, else the published one) that still holds it. None when there is none."""
+    snapshot_version = dashboard_versions.c.version == (version if version else dashboards.c.published_version)
+    return (
+        await conn.execute(
+            select(dashboards.c.id)
+            .join(
+                dashboard_versions,
+                and_(dashboard_versions.c.dashboard_id == dashboards.c.id, snapshot_version),
+            )
+            .where(
+                visible_dashboards(principal),
+                dashboard_versions.c.snapshot["widgets"].contains([{"id": str(widget_id)}]),
+            )
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def _snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:
+    stored = (
+        await conn.execute(
+            select(dashboard_versions.c.snapshot).where(
+                dashboard_versions.c.dashboard_id == dashboard_id, dashboard_versions.c.version == version
+            )
+        )
+    ).scalar_one_or_none()
+    if stored is None:
+        raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
+    return from_json(stored, dashboard_pb2.Dashboard())
+
+
+async def _load_query(conn: AsyncConnection, binding: widget_pb2.QueryBinding, facility_id: str) -> Any:
+    """(head row, version row) of the bound query, which must be in the dashboard's facility;
+    one round trip."""
+    try:
+        query_id = uuid.UUID(binding.query_id)
+    except ValueError:
+        query_id = None
+    found = None
+    if query_id is not None:
+        version = query_versions.c.version == (binding.query_version or widget_queries.c.version)
+        found = (
+            await conn.execute(
+                select(
+                    widget_queries,
+                    query_versions.c.version.label("pinned_version"),
+                    query_versions.c.sql,
+                    query_versions.c.parameters,
+                    query_versions.c.options,
+                    query_versions.c.sensitive_columns,
+                )
+                .select_from(
+                    widget_queries.outerjoin(
+                        query_versions, and_(query_versions.c.query_id == widget_queries.c.id, version)
+                    )
+                )
+                .where(widget_queries.c.id == query_id)
+            )
+        ).first()
+    if found is None or found.facility_id != facility_id:
+        # One answer for "deleted" and "another facility's", like the widget checks at save time.
+        raise FailedPrecondition(
+            "the widget's query does not exist in the dashboard's facility",
+            reason="QUERY_NOT_FOUND",
+            metadata={"query_id": binding.query_id},
+        )
+    if found.pinned_version is None:
+        raise FailedPrecondition(
+            f"the widget pins version {binding.query_version} of its query, which does not exist",
+            reason="QUERY_VERSION_NOT_FOUND",
+            metadata={"query_id": binding.query_id, "query_version": str(binding.query_version)},
+        )
+    version_row = SimpleNamespace(
+        version=found.pinned_version,
+        sql=found.sql,
+        parameters=found.parameters,
+        options=found.options,
+        sensitive_columns=found.sensitive_columns,
+    )
+    return found, version_row
+
+
+async def resolve(conn: AsyncConnection, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> Resolved:
+    try:
+        widget_id = uuid.UUID(request.widget_id)
+    except ValueError:
+        raise NotFound("widget", request.widget_id) from None
+    row = (await conn.execute(select(widgets).where(widgets.c.id == widget_id))).first()
+    if row is not None:
+        dashboard_id = row.dashboard_id
+    else:
+        dashboard_id = await _dashboard_in_snapshot(conn, principal, widget_id, request.dashboard_version)
+        if dashboard_id is None:
+            raise NotFound("widget", request.widget_id)
+    try:
+        board, access = await load_dashboard(conn, principal, str(dashboard_id), Access.READ_PUBLISHED)
+    except NotFound:
+        raise NotFound("widget", request.widget_id) from None
+
+    version = request.dashboard_version
+    if access is Access.READ_PUBLISHED:
+        # Such a reader sees the published version and nothing else (as GetDashboardVersion).
+        if version and version != board.published_version:
+            raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
+        version = board.published_version
+
+    widget: widget_pb2.Widget | None
+    filters: Iterable[dashboard_pb2.DashboardFilter]
+    if version:
+        snapshot = await _snapshot(conn, board.id, version)
+        widget = next((w for w in snapshot.widgets if w.id.lower() == str(widget_id)), None)
+        filters = snapshot.filters
+    else:
+        widget = widget_from_row(row) if row is not None else None
+        filters = [from_json(f, dashboard_pb2.DashboardFilter()) for f in board.filters or []]
+    if widget is None:
+        raise NotFound("widget", request.widget_id)
+
+    if not widget.HasField("query") or not widget.query.query_id:
+        raise FailedPrecondition(
+            "the widget has no query: it has no data to show",
+            reason="WIDGET_HAS_NO_QUERY",
+            metadata={"widget_id": request.widget_id},
+        )
+    head, version_row = await _load_query(conn, widget.query, board.facility_id)
+    query = query_from_rows(head, version_row)
+    values = merge_values(query, widget, filters, request)
+    bound = bind(query.parameters, values, "parameter_values")
+    return Resolved(
+        widget=widget,
+        widget_in_table=row is not None,
+        dashboard_id=str(board.id),
+        query=query,
+        refresh_time=head.refresh_time,
+        values=values,
+        bound=bound,
+    )

@@ -1,0 +1,202 @@
+"""The widget-data domain: GetWidgetData and BatchGetWidgetData.
+
+resolve (access, widget, query version, merged and validated values) -> key -> two-tier cache
+with single-flight -> WidgetData. Execution is QueryDomain.execute: READ ONLY, timeout, row cap,
+reader role, facility scope, PHI masked for callers without `phi:read`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
+
+from google.protobuf import timestamp_pb2
+
+from dashboard.v1 import common_pb2, widget_pb2
+from server.auth.principal import Principal
+from server.config import Settings
+from server.db.engine import Database
+from server.errors import FieldViolation, InvalidArgument, TesseraError
+from server.queries.convert import seconds
+from server.queries.parameters import canonical
+from server.queries.service import QueryDomain
+from server.widgetdata.cache import CacheRequest, Served, WidgetDataCache
+from server.widgetdata.key import KeyParts, cache_key, masking_level
+from server.widgetdata.resolve import Resolved, resolve
+
+__all__ = ["BATCH_CONCURRENCY", "WidgetDataDomain", "cache_request_for"]
+
+T = TypeVar("T")
+
+# Widgets of one batch computed at once: enough to overlap a dashboard's queries, few enough
+# that one batch cannot take every data-source connection.
+BATCH_CONCURRENCY = 8
+
+
+class WidgetDataDomain:
+    def __init__(self, db: Database, queries: QueryDomain, cache: WidgetDataCache, settings: Settings) -> None:
+        self._db = db
+        self._queries = queries
+        self.cache = cache
+        self._default_ttl = float(settings.cache_ttl_seconds)
+
+    async def get(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> widget_pb2.WidgetData:
+        return await self._serve(principal, await self._resolve(principal, request), request)
+
+    async def batch_get(
+        self, principal: Principal, requests: Sequence[widget_pb2.GetWidgetDataRequest]
+    ) -> list[widget_pb2.WidgetData]:
+        if not requests:
+            return []
+        resolved = await _bounded([self._resolve(principal, r) for r in requests], BATCH_CONCURRENCY)
+        first = resolved[0].dashboard_id
+        others = [i for i, r in enumerate(resolved) if r.dashboard_id != first]
+        if others:
+            raise InvalidArgument(
+                "every request of a batch must be for a widget of the same dashboard",
+                violations=[
+                    FieldViolation(
+                        f"requests[{i}].widget_id",
+                        f"is on another dashboard than requests[0].widget_id ({requests[0].widget_id})",
+                        "MIXED_DASHBOARDS",
+                    )
+                    for i in others
+                ],
+                reason="MIXED_DASHBOARDS",
+            )
+        return await _bounded(
+            [self._serve(principal, r, q) for r, q in zip(resolved, requests, strict=True)], BATCH_CONCURRENCY
+        )
+
+    async def key_for(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> str:
+        """The cache key the request reads (for tools and tests)."""
+        resolved = await self._resolve(principal, request)
+        return (await self._cache_request(principal, resolved, request)).key
+
+    async def invalidate(self, query_id: str) -> None:
+        """Every cached frame of the query becomes unreachable (see WidgetDataCache.invalidate).
+        New query versions and view refreshes need no call: they change the keys themselves."""
+        await self.cache.invalidate(query_id)
+
+    async def close(self) -> None:
+        await self.cache.close()
+
+    # ----------------------------------------------------------------------------------------
+
+    async def _resolve(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> Resolved:
+        async with self._db.read() as conn:
+            return await resolve(conn, principal, request)
+
+    async def _cache_request(
+        self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest
+    ) -> CacheRequest:
+        query = resolved.query
+        return cache_request_for(
+            resolved,
+            masking_level=masking_level(principal.can_read_phi, bool(query.sensitive_columns)),
+            generation=await self.cache.generation(query.id),
+            default_ttl=self._default_ttl,
+            max_age=seconds(request.max_age),
+            force_refresh=request.force_refresh,
+        )
+
+    async def _serve(
+        self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest
+    ) -> widget_pb2.WidgetData:
+        cache_request = await self._cache_request(principal, resolved, request)
+
+        async def compute() -> tuple[common_pb2.DataFrame, bool]:
+            result = await self._queries.execute(principal, resolved.query, resolved.values)
+            return result.frame, result.masked
+
+        served = await self.cache.get(cache_request, compute)
+        return _widget_data(request.widget_id, served)
+
+
+def cache_request_for(
+    resolved: Resolved,
+    *,
+    masking_level: int,
+    generation: int,
+    default_ttl: float,
+    max_age: float = 0.0,
+    force_refresh: bool = False,
+) -> CacheRequest:
+    """The cache request (and key) for a resolved widget at a masking level: the one place that
+    decides which parts make the key, for readers and for the workers that warm the cache."""
+    query = resolved.query
+    key = cache_key(
+        KeyParts(
+            query_id=query.id,
+            query_version=query.version,
+            refresh_time=resolved.refresh_time,
+            parameters=canonical(resolved.bound),
+            facility_id=query.facility_id,
+            masking_level=masking_level,
+            generation=generation,
+        )
+    )
+    return CacheRequest(
+        key=key,
+        query_id=query.id,
+        query_version=query.version,
+        facility_id=query.facility_id,
+        masking_level=masking_level,
+        widget_id=resolved.widget.id if resolved.widget_in_table else None,
+        ttl=seconds(resolved.widget.refresh_interval) or default_ttl,
+        max_age=max_age,
+        force_refresh=force_refresh,
+    )
+
+
+def _stamp(seconds_since_epoch: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    micros = round(seconds_since_epoch * 1_000_000)
+    stamp.FromMicroseconds(micros)
+    return stamp
+
+
+def _widget_data(widget_id: str, served: Served) -> widget_pb2.WidgetData:
+    entry = served.entry
+    return widget_pb2.WidgetData(
+        widget_id=widget_id,
+        frame=common_pb2.DataFrame.FromString(entry.frame),
+        source=served.source,  # type: ignore[arg-type]
+        compute_time=_stamp(entry.computed_at),
+        expire_time=_stamp(served.expire_at),
+        query_version=entry.query_version,
+        masked=entry.masked,
+    )
+
+
+async def _bounded(coroutines: Sequence[Awaitable[T]], limit: int) -> list[T]:
+    """All results in order, at most `limit` running at once; the first failure cancels the
+    rest and is raised as itself (not as an ExceptionGroup, which the error mapping would not know)."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(awaitable: Awaitable[T]) -> T:
+        async with semaphore:
+            return await awaitable
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(c)) for c in coroutines]
+    except BaseExceptionGroup as failed:
+        raise _first_error(failed) from None
+    return [t.result() for t in tasks]
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    # A domain error says what is wrong with the request; prefer it over anything else.
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        else:
+            leaves.append(error)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, TesseraError)), leaves[0])

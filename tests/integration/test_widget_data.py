@@ -1,0 +1,646 @@
+"""GetWidgetData and BatchGetWidgetData over real channels, on real PostgreSQL and Redis: how a
+request resolves (access, versions, the order in which values merge, validation before any
+lookup), where data comes from (memory / database / computed / stale), single-flight under a
+stampede across two server instances, TTL expiry and max_age, stale-while-revalidate,
+invalidation (new query version, view refresh, invalidate()), masking and facility isolation of
+entries, a dead lock holder, and a Redis that dies and comes back while requests keep arriving."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+import redis
+from google.protobuf import duration_pb2
+
+from dashboard.v1 import common_pb2 as c
+from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import query_pb2 as q
+from dashboard.v1 import widget_pb2 as w
+from dashboard.v1 import widget_pb2_grpc
+from server.auth.principal import Principal, Role
+from server.config import Settings
+from server.db.migrate import sync_url
+from server.demo_data import install as install_demo_data
+from server.embedded import free_port
+from server.queries.execute import _CURSOR_NAME as CURSOR_NAME
+from server.queries.frame import frame_to_rows
+from server.widgetdata import stats
+from tests.harness.rpc import expect_failure, failure_of
+from tests.harness.server import ServerHandle, start_in_thread
+
+Code = grpc.StatusCode
+MEMORY, DATABASE, COMPUTED, STALE = (
+    w.DATA_SOURCE_MEMORY,
+    w.DATA_SOURCE_DATABASE,
+    w.DATA_SOURCE_COMPUTED,
+    w.DATA_SOURCE_STALE,
+)
+NORTH, SOUTH = "north-general", "south-clinic"
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def s(text: str) -> c.ParameterValue:
+    return c.ParameterValue(string_value=text)
+
+
+def string_param(name: str, default: str | None = None) -> q.ParameterSpec:
+    spec = q.ParameterSpec(name=name, type=q.PARAMETER_TYPE_STRING)
+    if default is not None:
+        spec.default_value.CopyFrom(s(default))
+    return spec
+
+
+def rows(data: w.WidgetData) -> list[dict[str, Any]]:
+    return frame_to_rows(data.frame)
+
+
+@dataclass
+class Kit:
+    """Creates what the tests read, through the public API."""
+
+    queries: Any
+    dashboards: Any
+    widgets: Any
+    md: Any
+    facility: str
+    _y: int = 0
+
+    def query(self, sql: str, *params: q.ParameterSpec, **fields: Any) -> q.Query:
+        query = q.Query(
+            facility_id=self.facility, name=f"q {uuid.uuid4().hex[:6]}", sql=sql, parameters=params, **fields
+        )
+        return self.queries.CreateQuery(q.CreateQueryRequest(query=query), metadata=self.md)
+
+    def board(self, *filters: d.DashboardFilter, **fields: Any) -> d.Dashboard:
+        board = d.Dashboard(facility_id=self.facility, title="Widget data", filters=filters, **fields)
+        return self.dashboards.CreateDashboard(d.CreateDashboardRequest(dashboard=board), metadata=self.md)
+
+    def widget(self, board: d.Dashboard, query: q.Query | None, *, refresh: int = 0, **binding: Any) -> w.Widget:
+        self._y += 2
+        widget = w.Widget(
+            dashboard_id=board.id,
+            title="w",
+            position=w.GridPosition(x=0, y=self._y, width=4, height=2),
+            table=w.TableConfig(),
+        )
+        if query is not None:
+            widget.query.CopyFrom(w.QueryBinding(query_id=query.id, **binding))
+        if refresh:
+            widget.refresh_interval.CopyFrom(duration_pb2.Duration(seconds=refresh))
+        return self.widgets.CreateWidget(w.CreateWidgetRequest(widget=widget), metadata=self.md)
+
+    def data(self, widget_id: str, md: Any = None, **request: Any) -> w.WidgetData:
+        return self.widgets.GetWidgetData(
+            w.GetWidgetDataRequest(widget_id=widget_id, **request), metadata=md or self.md, timeout=30
+        )
+
+
+@pytest.fixture(scope="module")
+def demo(migrated: str) -> str:
+    install_demo_data(migrated)
+    return migrated
+
+
+@pytest.fixture
+def kit(queries, dashboards, widgets, auth, facility) -> Kit:
+    return Kit(queries, dashboards, widgets, auth("alice", "editor", facility), facility)
+
+
+@pytest.fixture
+def north(queries, dashboards, widgets, auth, demo) -> Kit:
+    return Kit(queries, dashboards, widgets, auth("nora", "editor", NORTH, permissions=("phi:read",)), NORTH)
+
+
+@pytest.fixture(scope="module")
+def dsn(migrated: str) -> str:
+    return sync_url(migrated).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def sql(dsn: str, statement: str, *args: object) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cursor = conn.execute(statement, args)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
+def cache_rows(dsn: str, query_id: str) -> list[tuple[Any, ...]]:
+    return sql(
+        dsn,
+        "SELECT cache_key, masking_level, facility_id, query_version FROM widget_data_cache WHERE query_id = %s",
+        query_id,
+    )
+
+
+# --- resolution -------------------------------------------------------------------------------
+
+
+def test_values_merge_in_order_and_are_validated_before_any_lookup(kit: Kit, auth, widgets) -> None:
+    query = kit.query(
+        "SELECT :p1 AS p1, :p2 AS p2, :p3 AS p3, :p4 AS p4, :p5 AS p5, :p6 AS p6, :n AS n",
+        *(string_param(f"p{i}", "default") for i in range(1, 7)),
+        q.ParameterSpec(
+            name="n",
+            type=q.PARAMETER_TYPE_INT,
+            min=c.ParameterValue(int_value=0),
+            max=c.ParameterValue(int_value=10),
+            default_value=c.ParameterValue(int_value=1),
+        ),
+    )
+    board = kit.board(
+        d.DashboardFilter(name="f3", default_value=s("f3-default")),
+        d.DashboardFilter(name="f4", default_value=s("f4-default")),
+        d.DashboardFilter(name="f5"),
+        d.DashboardFilter(name="f6"),
+    )
+    widget = kit.widget(
+        board,
+        query,
+        parameter_values={f"p{i}": s("widget") for i in range(2, 7)},
+        filter_bindings={"p3": "f3", "p4": "f4", "p5": "f5", "p6": "f6"},
+    )
+    request: dict[str, Any] = {
+        "filter_values": {"f4": s("f4-request"), "f5": s("f5-request"), "f6": s("f6-request")},
+        "cross_filters": [
+            w.CrossFilterValue(filter_name="f5", value=s("cross")),
+            w.CrossFilterValue(filter_name="f6", value=s("cross")),
+        ],
+        "parameter_values": {"p6": s("param")},
+    }
+    first = kit.data(widget.id, **request)
+    expected = {"p1": "default", "p2": "widget", "p3": "f3-default", "p4": "f4-request", "p5": "cross", "p6": "param"}
+    assert rows(first) == [{**expected, "n": 1}]
+    assert first.source == COMPUTED and first.widget_id == widget.id and first.query_version == 1
+    assert not first.masked
+    # The widget's refresh interval (default 300 s) is the TTL.
+    assert first.expire_time.seconds - first.compute_time.seconds == 300
+    second = kit.data(widget.id, **request)
+    assert second.source == MEMORY and second.frame == first.frame and second.compute_time == first.compute_time
+
+    # A selection made in this very widget does not filter it.
+    own = w.CrossFilterValue(filter_name="f5", value=s("own"), source_widget_id=widget.id)
+    assert (
+        rows(kit.data(widget.id, filter_values={"f5": s("f5-request")}, cross_filters=[own]))[0]["p5"] == "f5-request"
+    )
+
+    lookups = stats.memory_hits + stats.memory_misses
+    expect_failure(
+        lambda: kit.data(widget.id, parameter_values={"n": c.ParameterValue(int_value=99)}),
+        Code.INVALID_ARGUMENT,
+        field='parameter_values["n"]',
+    )
+    expect_failure(
+        lambda: kit.data(widget.id, parameter_values={"nope": s("x")}),
+        Code.INVALID_ARGUMENT,
+        field='parameter_values["nope"]',
+    )
+    expect_failure(
+        lambda: kit.data(widget.id, filter_values={"unknown": s("x")}),
+        Code.INVALID_ARGUMENT,
+        field='filter_values["unknown"]',
+        reason="UNKNOWN_FILTER",
+    )
+    assert stats.memory_hits + stats.memory_misses == lookups, "invalid requests must not reach the cache"
+
+    bare = kit.widget(board, None)
+    expect_failure(lambda: kit.data(bare.id), Code.FAILED_PRECONDITION, reason="WIDGET_HAS_NO_QUERY")
+    stranger = auth("mallory", "admin", f"fac-{uuid.uuid4().hex[:10]}")
+    expect_failure(lambda: kit.data(widget.id, md=stranger), Code.NOT_FOUND, reason="WIDGET_NOT_FOUND")
+    expect_failure(lambda: kit.data(str(uuid.uuid4())), Code.NOT_FOUND, reason="WIDGET_NOT_FOUND")
+
+
+def test_published_snapshot_versions_and_batches(kit: Kit, auth, dashboards, widgets) -> None:
+    query = kit.query("SELECT :v AS v", string_param("v", "query"))
+    board = kit.board(visibility=d.VISIBILITY_PUBLIC)
+    widget = kit.widget(board, query, parameter_values={"v": s("published")})
+    other = kit.widget(board, query, parameter_values={"v": s("other")})
+    published = dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=kit.md).published_version
+    changed = w.Widget(id=widget.id, query=w.QueryBinding(query_id=query.id, parameter_values={"v": s("draft")}))
+    widgets.UpdateWidget(w.UpdateWidgetRequest(widget=changed, update_mask={"paths": ["query"]}), metadata=kit.md)
+
+    reader = auth("rita", "viewer", kit.facility)  # READ_PUBLISHED: the dashboard is public and published
+    assert rows(kit.data(widget.id, md=reader)) == [{"v": "published"}]
+    assert rows(kit.data(widget.id)) == [{"v": "draft"}]
+    assert rows(kit.data(widget.id, dashboard_version=published)) == [{"v": "published"}]
+    current = dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=kit.md).version
+    expect_failure(
+        lambda: kit.data(widget.id, md=reader, dashboard_version=current),
+        Code.NOT_FOUND,
+        reason="DASHBOARD_VERSION_NOT_FOUND",
+    )
+
+    # Deleted since: the published snapshot still has it, for the reader of that snapshot.
+    widgets.DeleteWidget(w.DeleteWidgetRequest(id=other.id), metadata=kit.md)
+    assert rows(kit.data(other.id, md=reader)) == [{"v": "other"}]
+    expect_failure(lambda: kit.data(other.id), Code.NOT_FOUND)
+
+    batch = widgets.BatchGetWidgetData(
+        w.BatchGetWidgetDataRequest(
+            requests=[
+                w.GetWidgetDataRequest(widget_id=widget.id, parameter_values={"v": s("b1")}),
+                w.GetWidgetDataRequest(widget_id=widget.id),
+                w.GetWidgetDataRequest(widget_id=widget.id, parameter_values={"v": s("b3")}),
+            ]
+        ),
+        metadata=kit.md,
+    )
+    assert [rows(x)[0]["v"] for x in batch.data] == ["b1", "draft", "b3"]
+    elsewhere = kit.widget(kit.board(), query)
+    expect_failure(
+        lambda: widgets.BatchGetWidgetData(
+            w.BatchGetWidgetDataRequest(
+                requests=[w.GetWidgetDataRequest(widget_id=widget.id), w.GetWidgetDataRequest(widget_id=elsewhere.id)]
+            ),
+            metadata=kit.md,
+        ),
+        Code.INVALID_ARGUMENT,
+        field="requests[1].widget_id",
+        reason="MIXED_DASHBOARDS",
+    )
+
+
+# --- freshness --------------------------------------------------------------------------------
+
+
+def tier1_key(settings: Settings, cache_key: str) -> str:
+    return f"{settings.redis_prefix}wd:{cache_key}"
+
+
+def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str) -> None:
+    query = kit.query("SELECT :v AS v, clock_timestamp() AS at", string_param("v", "x"))
+    widget = kit.widget(kit.board(), query, refresh=10)
+    first = kit.data(widget.id)
+    assert first.source == COMPUTED
+    assert first.expire_time.ToNanoseconds() - first.compute_time.ToNanoseconds() == 10 * 10**9
+    assert kit.data(widget.id).source == MEMORY
+    [(key, *_)] = cache_rows(dsn, query.id)
+    client = redis.Redis.from_url(settings.redis_url)
+
+    # Tier 1 lost (a Redis restart): tier 2 answers and refills tier 1.
+    client.delete(tier1_key(settings, key))
+    assert kit.data(widget.id).source == DATABASE
+    assert kit.data(widget.id).source == MEMORY
+
+    # max_age tightens freshness: older data is recomputed, never served stale.
+    time.sleep(0.01)
+    tight = kit.data(widget.id, max_age=duration_pb2.Duration(nanos=5_000_000))
+    assert tight.source == COMPUTED and tight.compute_time.ToNanoseconds() > first.compute_time.ToNanoseconds()
+
+    # force_refresh skips the lookup.
+    forced = kit.data(widget.id, force_refresh=True)
+    assert forced.source == COMPUTED and forced.compute_time.ToNanoseconds() > tight.compute_time.ToNanoseconds()
+    assert kit.data(widget.id).compute_time == forced.compute_time
+
+    # Expired beyond the maximum staleness (3600 s): a miss.
+    sql(
+        dsn,
+        "UPDATE widget_data_cache SET computed_at = now() - interval '2 hours',"
+        " expires_at = now() - interval '2 hours' + interval '10 seconds' WHERE cache_key = %s",
+        key,
+    )
+    client.delete(tier1_key(settings, key))
+    assert kit.data(widget.id).source == COMPUTED
+    client.close()
+
+
+def test_stale_while_revalidate(kit: Kit, settings: Settings, dsn: str) -> None:
+    query = kit.query("SELECT clock_timestamp() AS at")
+    widget = kit.widget(kit.board(), query, refresh=10)
+    first = kit.data(widget.id)
+    [(key, *_)] = cache_rows(dsn, query.id)
+    sql(
+        dsn,
+        "UPDATE widget_data_cache SET computed_at = now() - interval '15 seconds',"
+        " expires_at = now() - interval '5 seconds' WHERE cache_key = %s",
+        key,
+    )
+    with redis.Redis.from_url(settings.redis_url) as client:
+        client.delete(tier1_key(settings, key))
+    before = stats.snapshot()
+    stale = kit.data(widget.id)
+    assert stale.source == STALE and stale.frame == first.frame
+    assert stale.expire_time.ToNanoseconds() < time.time_ns()
+    deadline = time.monotonic() + 10
+    while True:
+        fresh = kit.data(widget.id)
+        if fresh.source in (MEMORY, DATABASE):
+            break
+        assert fresh.source == STALE and time.monotonic() < deadline, "the background refresh never landed"
+        time.sleep(0.02)
+    assert fresh.compute_time.ToNanoseconds() > first.compute_time.ToNanoseconds()
+    assert fresh.frame != first.frame
+    after = stats.snapshot()
+    assert after["executions"] - before["executions"] == 1
+    assert after["background_refreshes"] - before["background_refreshes"] == 1
+
+
+# --- invalidation -----------------------------------------------------------------------------
+
+
+def test_new_query_version_view_refresh_and_invalidate(north: Kit, queries, server: ServerHandle) -> None:
+    query = north.query("SELECT 'one' AS v")
+    board = north.board()
+    widget = north.widget(board, query)
+    assert north.data(widget.id).source == COMPUTED
+    assert north.data(widget.id).source == MEMORY
+
+    updated = queries.UpdateQuery(
+        q.UpdateQueryRequest(query=q.Query(id=query.id, sql="SELECT 'two' AS v"), update_mask={"paths": ["sql"]}),
+        metadata=north.md,
+    )
+    assert updated.version == 2
+    after = north.data(widget.id)
+    assert after.source == COMPUTED and after.query_version == 2 and rows(after) == [{"v": "two"}]
+    assert north.data(widget.id).source == MEMORY
+
+    server.run(server.running.app.widget_data.invalidate(query.id))
+    assert north.data(widget.id).source == COMPUTED
+    assert north.data(widget.id).source == MEMORY
+
+    view = north.query(
+        "SELECT facility_id, count(*) AS n FROM demo.admissions GROUP BY facility_id",
+        kind=q.QUERY_KIND_MATERIALIZED_VIEW,
+        view_key_columns=["facility_id"],
+    )
+    on_view = north.widget(board, view)
+    assert rows(north.data(on_view.id)) == [{"facility_id": NORTH, "n": 1500}]
+    assert north.data(on_view.id).source == MEMORY
+    queries.RefreshMaterializedView(q.RefreshMaterializedViewRequest(id=view.id), metadata=north.md)
+    assert north.data(on_view.id).source == COMPUTED
+
+
+# --- masking and facilities -------------------------------------------------------------------
+
+
+def test_masking_level_separates_entries(north: Kit, auth, dsn: str) -> None:
+    query = north.query(
+        "SELECT patient_name, unit FROM demo.admissions ORDER BY id LIMIT 3",
+        sensitive_columns=[q.SensitiveColumn(column="patient_name", strategy=q.MASKING_STRATEGY_REDACT)],
+    )
+    widget = north.widget(north.board(), query)
+    phi = auth("nora", "editor", NORTH, permissions=("phi:read",))
+    plain = auth("nora", "editor", NORTH)
+    for _ in range(2):
+        # Whichever reads first, neither ever gets the other's entry.
+        masked_read = north.data(widget.id, md=plain)
+        real_read = north.data(widget.id, md=phi)
+        assert masked_read.masked and not real_read.masked
+        assert {r["patient_name"] for r in rows(masked_read)} == {"[REDACTED]"}
+        assert "[REDACTED]" not in {r["patient_name"] for r in rows(real_read)}
+        assert [r["unit"] for r in rows(masked_read)] == [r["unit"] for r in rows(real_read)]
+    assert masked_read.source == MEMORY and real_read.source == MEMORY
+    assert sorted(level for _, level, _, _ in cache_rows(dsn, query.id)) == [0, 1]
+
+
+def test_facility_isolation_of_entries(queries, dashboards, widgets, auth, demo, dsn: str) -> None:
+    sql_text = "SELECT facility_id, count(*) AS n FROM demo.admissions GROUP BY facility_id"
+    admin = auth("ada", "admin", NORTH, SOUTH)
+    read = {}
+    for facility in (NORTH, SOUTH):
+        kit = Kit(queries, dashboards, widgets, admin, facility)
+        query = kit.query(sql_text)
+        widget = kit.widget(kit.board(), query)
+        read[facility] = (query, widget, kit)
+        assert rows(kit.data(widget.id)) == [{"facility_id": facility, "n": 1500}]
+        assert kit.data(widget.id).source == MEMORY
+        assert [r[2] for r in cache_rows(dsn, query.id)] == [facility]
+    north_only = auth("nick", "admin", NORTH)
+    _, south_widget, south_kit = read[SOUTH]
+    expect_failure(lambda: south_kit.data(south_widget.id, md=north_only), Code.NOT_FOUND)
+
+
+# --- single-flight ----------------------------------------------------------------------------
+
+
+def test_dead_lock_holder_is_recovered_within_its_lease(kit: Kit, server: ServerHandle, settings: Settings) -> None:
+    query = kit.query("SELECT :v AS v", string_param("v", "x"))
+    widget = kit.widget(kit.board(), query)
+    request = w.GetWidgetDataRequest(widget_id=widget.id)
+    principal = Principal("alice", Role.EDITOR, frozenset({kit.facility}))
+    key = server.run(server.running.app.widget_data.key_for(principal, request))
+    with redis.Redis.from_url(settings.redis_url) as client:
+        # A holder that died mid-computation: its lock stays until the lease (here 1.5 s) runs out.
+        assert client.set(f"{settings.redis_prefix}wd:lock:{key}", "dead-holder", nx=True, px=1500)
+        started = time.monotonic()
+        data = kit.data(widget.id)
+        elapsed = time.monotonic() - started
+    assert data.source == COMPUTED and rows(data) == [{"v": "x"}]
+    assert 1.2 < elapsed < 3.0, elapsed
+
+
+class RedisProcess:
+    """A Redis of this module's own, to kill and restart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with redis.Redis.from_url(self.url, socket_connect_timeout=0.2) as client:
+                    client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@dataclass
+class Pair:
+    redis: RedisProcess
+    servers: list[ServerHandle]
+    stubs: list[Any]
+
+
+@pytest.fixture(scope="module")
+def pair(settings: Settings, migrated: str) -> Iterator[Pair]:
+    """Two server instances sharing PostgreSQL and a dedicated Redis, with a short lease (2 s), so
+    a computation outlives it: only renewal keeps the lock. (Much shorter leases meet the event-loop
+    lag of 200 requests on three event loops sharing one GIL: a lease must cover that lag.)"""
+    if not os.path.exists(REDIS_SERVER):
+        pytest.skip(f"{REDIS_SERVER} is not installed")
+    process = RedisProcess()
+    process.start()
+    dedicated = settings.model_copy(
+        update={"redis_url": process.url, "redis_prefix": "pair:", "cache_lock_lease_seconds": 2.0}
+    )
+    servers = [start_in_thread(dedicated), start_in_thread(dedicated)]
+    channels = [grpc.insecure_channel(h.address) for h in servers]
+    try:
+        yield Pair(process, servers, [widget_pb2_grpc.WidgetServiceStub(ch) for ch in channels])
+    finally:
+        for ch in channels:
+            ch.close()
+        for handle in servers:
+            handle.stop()
+        process.kill()
+
+
+class ActivitySampler(threading.Thread):
+    """Counts query executions on the database side: distinct (backend, transaction start) of the
+    data-source sessions running the executor's cursor (DECLARE, then FETCH, which does the
+    work), sampled every few milliseconds."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.seen: set[tuple[int, Any]] = set()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.done.is_set():
+                for pid, started in conn.execute(
+                    "SELECT pid, xact_start FROM pg_stat_activity WHERE application_name = 'tessera-queries'"
+                    " AND datname = current_database() AND state = 'active' AND query LIKE %s",
+                    (f"%{CURSOR_NAME}%",),
+                ):
+                    self.seen.add((pid, started))
+                time.sleep(0.005)
+
+
+def test_stampede_runs_the_query_once_across_instances(
+    pair: Pair, auth, dsn: str, facility: str, queries, dashboards, widgets
+) -> None:
+    md = auth("sam", "editor", facility)
+    kit = Kit(queries, dashboards, widgets, md, facility)
+    marker = f"stampede-{uuid.uuid4().hex[:8]}"
+    # ~2.5 s of work: longer than the lease (renewal must hold the lock) and long enough for
+    # every request to arrive while it runs.
+    query = kit.query(f"SELECT '{marker}' AS marker, sum(g) AS total FROM generate_series(1, 10000000) AS g")
+    widget = kit.widget(kit.board(), query)
+    request = w.GetWidgetDataRequest(widget_id=widget.id)
+    sampler = ActivitySampler(dsn)
+    sampler.start()
+    before = stats.snapshot()
+    started = time.monotonic()
+    futures: list[Future[w.WidgetData]] = [
+        pair.stubs[i % 2].GetWidgetData.future(request, metadata=md, timeout=60) for i in range(200)
+    ]
+    results = [f.result() for f in futures]
+    elapsed = time.monotonic() - started
+    time.sleep(0.05)
+    sampler.done.set()
+    sampler.join()
+    after = stats.snapshot()
+
+    assert after["executions"] - before["executions"] == 1
+    assert after["lease_renewals"] > before["lease_renewals"], "the computation outlived its lease unrenewed"
+    assert len(sampler.seen) == 1, f"the database saw {len(sampler.seen)} executions"
+    assert len(cache_rows(dsn, query.id)) == 1
+    assert len({r.frame.SerializeToString() for r in results}) == 1
+    assert rows(results[0]) == [{"marker": marker, "total": 50000005000000}]
+    assert {r.source for r in results} <= {COMPUTED, MEMORY}
+    assert len({r.compute_time.ToNanoseconds() for r in results}) == 1
+    assert elapsed < 20
+
+
+def test_a_failing_computation_fails_its_waiters_without_rerunning(
+    pair: Pair, auth, facility: str, queries, dashboards, widgets
+) -> None:
+    md = auth("fay", "editor", facility, permissions=("phi:read",))
+    kit = Kit(queries, dashboards, widgets, md, facility)
+    # Fails (division by zero) only after ~2.5 s of work: every request arrives while it runs
+    # (a request arriving after the failure would run it again, under the lock).
+    query = kit.query("SELECT count(*) / 0 AS x FROM generate_series(1, 10000000) AS g")
+    widget = kit.widget(kit.board(), query)
+    request = w.GetWidgetDataRequest(widget_id=widget.id)
+    before = stats.executions
+    futures = [pair.stubs[i % 2].GetWidgetData.future(request, metadata=md, timeout=60) for i in range(60)]
+    failures = []
+    for future in futures:
+        with pytest.raises(grpc.RpcError) as caught:
+            future.result()
+        failures.append(caught.value)
+    assert stats.executions - before == 1
+    assert {(f.code(), failure_of(f).reason) for f in failures} == {(Code.INVALID_ARGUMENT, "QUERY_FAILED")}
+    messages = [f.details() for f in failures]
+    # PostgreSQL's own text only for the caller whose principal ran it; the others get the SQLSTATE.
+    assert sum("division by zero" in m for m in messages) == 1, messages
+    assert sum("SQLSTATE 22012" in m for m in messages) == len(messages) - 1
+
+
+def test_redis_dies_and_comes_back_while_requests_arrive(
+    pair: Pair, auth, facility: str, queries, dashboards, widgets
+) -> None:
+    md = auth("rob", "editor", facility)
+    kit = Kit(queries, dashboards, widgets, md, facility)
+    query = kit.query("SELECT :v AS v, sum(g) AS total FROM generate_series(1, 200000) AS g", string_param("v", "x"))
+    widget = kit.widget(kit.board(), query)
+    first, second = pair.stubs
+
+    def read(stub: Any, **values: str) -> w.WidgetData:
+        parameters = {k: s(v) for k, v in values.items()}
+        request = w.GetWidgetDataRequest(widget_id=widget.id, parameter_values=parameters)
+        return stub.GetWidgetData(request, metadata=md, timeout=30)
+
+    assert read(first).source == COMPUTED
+    assert read(first).source == MEMORY
+    for n in range(5):  # what the background reads: warm, so that it executes nothing meanwhile
+        read(first, v=f"bg-{n}")
+
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def keep_reading() -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                read(pair.stubs[n % 2], v=f"bg-{n % 5}")
+            except grpc.RpcError as exc:  # every failure is one too many
+                failures.append(exc)
+            n += 1
+
+    background = threading.Thread(target=keep_reading, daemon=True)
+    background.start()
+    try:
+        time.sleep(0.2)
+        pair.redis.kill()
+        # Tier 2 has it (the generation is 0 either way): served from PostgreSQL.
+        assert read(first).source == DATABASE
+        assert read(second).source == DATABASE
+        # A cold key with Redis down: single-flight through PostgreSQL advisory locks.
+        before = stats.executions
+        futures = [
+            pair.stubs[i % 2].GetWidgetData.future(
+                w.GetWidgetDataRequest(widget_id=widget.id, parameter_values={"v": s("cold")}), metadata=md, timeout=30
+            )
+            for i in range(40)
+        ]
+        cold = [f.result() for f in futures]
+        assert stats.executions - before == 1
+        assert {r.source for r in cold} <= {COMPUTED, DATABASE}
+        assert len({r.frame.SerializeToString() for r in cold}) == 1
+
+        pair.redis.start()
+        time.sleep(1.2)  # the cache retries Redis a second after its last failure
+        assert read(first).source in (DATABASE, MEMORY)  # a tier-2 hit refills tier 1
+        assert read(first).source == MEMORY
+        assert read(second).source == MEMORY
+    finally:
+        stop.set()
+        background.join(timeout=30)
+    assert not failures, [f"{f.code()}: {f.details()}" for f in failures]  # type: ignore[attr-defined]
