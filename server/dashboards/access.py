@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.access.policy import (
@@ -27,25 +27,33 @@ async def load_dashboard(
     With `lock`, the row is locked FOR UPDATE: every change to a dashboard or its widgets
     takes this lock first, so versions and grid checks never interleave.
     """
-    query = select(dashboards).where(dashboards.c.id == uuid.UUID(dashboard_id))
+    # One round trip: the row and its shares (as a JSON array) together; this runs on every rpc.
+    grants = (
+        select(
+            func.coalesce(
+                func.jsonb_agg(
+                    func.jsonb_build_array(
+                        dashboard_shares.c.grantee_type, dashboard_shares.c.grantee, dashboard_shares.c.level
+                    )
+                ),
+                text("'[]'::jsonb"),
+            )
+        )
+        .where(dashboard_shares.c.dashboard_id == dashboards.c.id)
+        .scalar_subquery()
+    )
+    query = select(dashboards, grants.label("grants")).where(dashboards.c.id == uuid.UUID(dashboard_id))
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(of=dashboards)
     row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound("dashboard", dashboard_id)
-    grants = (
-        await conn.execute(
-            select(dashboard_shares.c.grantee_type, dashboard_shares.c.grantee, dashboard_shares.c.level).where(
-                dashboard_shares.c.dashboard_id == row.id
-            )
-        )
-    ).all()
     facts = DashboardFacts(
         id=str(row.id),
         facility_id=row.facility_id,
         owner_id=row.owner_id,
         visibility=row.visibility,
         published_version=row.published_version,
-        grants=grants_from_rows((g.grantee_type, g.grantee, g.level) for g in grants),
+        grants=grants_from_rows((kind, grantee, level) for kind, grantee, level in row.grants),
     )
     return row, require_dashboard(principal, facts, needed)
