@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.audit.log import AuditLog
 from server.auth.authenticator import Authenticator
 from server.auth.tokens import TokenVerifier
 from server.config import Settings
@@ -16,6 +17,7 @@ from server.jobs.service import CeleryEnqueuer, JobDomain
 from server.jobs.store import JobStore
 from server.queries.service import QueryDomain
 from server.redis_client import make_redis
+from server.shares.service import ShareDomain
 from server.widgetdata.cache import WidgetDataCache
 from server.widgetdata.service import WidgetDataDomain
 from server.widgets.service import WidgetDomain
@@ -33,8 +35,16 @@ class App:
     datasource: AsyncEngine
     widget_data: WidgetDataDomain
     jobs: JobDomain
+    shares: ShareDomain
+    audit: AuditLog
 
     async def close(self) -> None:
+        try:
+            await self.audit.close()  # first: the rpcs that just finished have events to write
+        finally:
+            await self._close_rest()
+
+    async def _close_rest(self) -> None:
         await self.widget_data.close()  # background refreshes first: they use Redis and both engines
         await self.redis.aclose()
         if self.datasource is not self.db.engine:
@@ -67,11 +77,13 @@ def build_app(settings: Settings) -> App:
         settings=settings,
         db=db,
         redis=redis,
-        authenticator=Authenticator(TokenVerifier(settings)),
+        authenticator=Authenticator(TokenVerifier(settings), db),
         dashboards=DashboardDomain(db),
         widgets=widgets,
         queries=queries,
         datasource=datasource,
         widget_data=widget_data,
         jobs=jobs,
+        shares=ShareDomain(db),
+        audit=AuditLog(db),
     )

@@ -25,6 +25,7 @@ from dashboard.v1 import (
     widget_pb2,
     widget_pb2_grpc,
 )
+from server.api.audit import AuditInterceptor
 from server.api.dashboards import DashboardServicer
 from server.api.interceptors import (
     AccessLogInterceptor,
@@ -33,6 +34,7 @@ from server.api.interceptors import (
     ValidationInterceptor,
 )
 from server.api.queries import QueryServicer
+from server.api.shares import ShareServicer
 from server.api.unimplemented import unimplemented_methods
 from server.api.widgets import WidgetServicer
 from server.app import App, build_app
@@ -116,6 +118,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             AccessLogInterceptor(),
             ErrorMappingInterceptor(),
             AuthInterceptor(app.authenticator),
+            AuditInterceptor(app.audit),
             ValidationInterceptor(),
         ],
         options=[
@@ -136,14 +139,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         )(),
         server,
     )
-    share_pb2_grpc.add_ShareServiceServicer_to_server(
-        unimplemented_methods(
-            share_pb2_grpc.ShareServiceServicer,
-            share_pb2.DESCRIPTOR.services_by_name["ShareService"],
-            "shares, public links and the audit log",
-        )(),
-        server,
-    )
+    share_pb2_grpc.add_ShareServiceServicer_to_server(ShareServicer(app.shares, app.audit), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -154,6 +154,24 @@ def visible_dashboards(principal: Principal) -> ColumnElement[bool]:
     return and_(in_facility, or_(dashboards.c.owner_id == principal.subject, shared, public))
 
 
+# --- shares, public links, audit -----------------------------------------------------------
+
+# Who may see a dashboard's shares: anyone with VIEW. Hiding the list from editors (MANAGE only)
+# would keep people who work on a dashboard from knowing who else can read it; the list holds
+# subjects and role names only, nothing the dashboard itself does not already reveal to them.
+LIST_SHARES = Access.VIEW
+# Granting, changing and removing shares, and creating, listing and revoking public links:
+# owners, MANAGE holders and admins (the role cap keeps viewers out, whatever their shares).
+MANAGE_SHARES = Access.MANAGE
+MANAGE_PUBLIC_LINKS = Access.MANAGE
+
+
+def require_audit_reader(principal: Principal) -> frozenset[str]:
+    """The facilities whose audit events the caller may read: admins only, their own facilities."""
+    require_role(principal, Role.ADMIN, "reading the audit log")
+    return principal.facilities
+
+
 @dataclass(frozen=True)
 class QueryFacts:
     id: str
@@ -185,6 +203,9 @@ def grants_from_rows(rows: Iterable[tuple[str, str, int]]) -> tuple[Grant, ...]:
 
 
 __all__ = [
+    "LIST_SHARES",
+    "MANAGE_PUBLIC_LINKS",
+    "MANAGE_SHARES",
     "Access",
     "DashboardFacts",
     "Grant",
@@ -193,6 +214,7 @@ __all__ = [
     "dashboard_access",
     "facility_for_create",
     "grants_from_rows",
+    "require_audit_reader",
     "require_dashboard",
     "require_facility",
     "require_query",

@@ -1,0 +1,1 @@
+"""Shares of dashboards with users and roles, and public links to published dashboards."""
