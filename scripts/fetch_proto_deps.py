@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
+import subprocess
 import sys
 import tarfile
 import tomllib
@@ -65,9 +67,20 @@ def _fetch_validate_proto() -> None:
     shutil.copyfile(marker, dest)
 
 
+def _format_like_ours() -> None:
+    """`buf format` sees the whole workspace, third-party modules included: lay them out already
+    formatted (whitespace only; the build artifact is never committed) so the check speaks of
+    our protos alone."""
+    buf = Path(sys.executable).parent / "buf"
+    if buf.exists():
+        env = {**os.environ, "BUF_CACHE_DIR": os.environ.get("BUF_CACHE_DIR", str(ROOT / "build" / "buf-cache"))}
+        subprocess.run([str(buf), "format", "-w", str(OUT)], check=True, cwd=ROOT, env=env)
+
+
 def main() -> int:
     _copy_googleapis()
     _fetch_validate_proto()
+    _format_like_ours()
     print(f"proto deps ready in {OUT.relative_to(ROOT)}")
     return 0
 
