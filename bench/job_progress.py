@@ -70,10 +70,10 @@ def _redis_round_trip(url: str, key: str, iterations: int) -> list[float]:
 
 
 def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
-    from tests.integration.test_jobs import start_jobs_server
+    from tests.harness.server import start_in_thread
 
     steps = 400 if full else 100
-    server = start_jobs_server(bench.settings)
+    server = start_in_thread(bench.settings)
     md = bench.metadata("editor")
     try:
         board = dashboard_pb2_grpc.DashboardServiceStub(bench.channel).CreateDashboard(

@@ -72,10 +72,6 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
-def start_jobs_server(settings: Settings) -> ServerHandle:
-    return start_in_thread(settings)
-
-
 @dataclass
 class Kit:
     queries: Any
@@ -150,8 +146,8 @@ def job_settings(settings: Settings, migrated: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def job_servers(job_settings: Settings) -> Iterator[tuple[ServerHandle, ServerHandle]]:
-    first = start_jobs_server(job_settings)
-    second = start_jobs_server(job_settings)
+    first = start_in_thread(job_settings)
+    second = start_in_thread(job_settings)
     yield first, second
     first.stop()
     second.stop()
