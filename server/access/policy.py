@@ -140,7 +140,8 @@ def visible_dashboards(principal: Principal) -> ColumnElement[bool]:
     in_facility = dashboards.c.facility_id.in_(sorted(principal.facilities))
     if principal.role is Role.ADMIN:
         return in_facility
-    roles_reached = [r.name for r in Role if r <= principal.role]
+    # Role shares store the role in lower case (as ShareService writes it and Role.parse reads it).
+    roles_reached = [r.name.lower() for r in Role if r <= principal.role]
     shared = exists(
         select(dashboard_shares.c.id).where(
             dashboard_shares.c.dashboard_id == dashboards.c.id,
