@@ -52,6 +52,7 @@ def bench_system() -> Iterator[Bench]:
             redis_prefix=services.redis_prefix,
             host="127.0.0.1",
             port=0,
+            metrics_port=0,
             jwt_secret=SECRET,
             log_level="WARNING",
         )

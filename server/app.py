@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +15,7 @@ from server.dashboards.service import DashboardDomain
 from server.db.engine import Database, make_engine
 from server.jobs.service import CeleryEnqueuer, JobDomain
 from server.jobs.store import JobStore
+from server.metrics import Metrics
 from server.queries.service import QueryDomain
 from server.redis_client import make_redis
 from server.shares.service import ShareDomain
@@ -37,6 +38,7 @@ class App:
     jobs: JobDomain
     shares: ShareDomain
     audit: AuditLog
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def close(self) -> None:
         try:
@@ -69,9 +71,10 @@ def build_app(settings: Settings) -> App:
         application_name="tessera-queries",
     )
     redis = make_redis(settings.redis_url)
+    metrics = Metrics()
     queries = QueryDomain(db, datasource, settings)
     widgets = WidgetDomain(db, default_refresh_seconds=settings.default_refresh_interval_seconds)
-    widget_data = WidgetDataDomain(db, queries, WidgetDataCache(db, redis, settings), settings)
+    widget_data = WidgetDataDomain(db, queries, WidgetDataCache(db, redis, settings, metrics=metrics), settings)
     jobs = JobDomain(db, JobStore(db, redis, settings), CeleryEnqueuer(settings))
     return App(
         settings=settings,
@@ -86,4 +89,5 @@ def build_app(settings: Settings) -> App:
         jobs=jobs,
         shares=ShareDomain(db),
         audit=AuditLog(db),
+        metrics=metrics,
     )

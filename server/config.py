@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Seconds in-flight rpcs get to finish on shutdown.
     shutdown_grace: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024
+    # Prometheus /metrics over HTTP on `host`; 0 picks a free port, -1 disables the endpoint.
+    metrics_port: int = 9464
 
     # --- security ---
     # HS256 secret (development). Production needs public keys (RS256/ES256).

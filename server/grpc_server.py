@@ -39,6 +39,7 @@ from server.api.unimplemented import unimplemented_methods
 from server.api.widgets import WidgetServicer
 from server.app import App, build_app
 from server.config import Settings
+from server.metrics import Exporter, start_exporter
 
 log = logging.getLogger("tessera.server")
 
@@ -61,6 +62,9 @@ class RunningServer:
     port: int
     app: App
     health: HealthServicer
+    # The bound port of the Prometheus endpoint; None when disabled (or its port was taken).
+    metrics_port: int | None = None
+    _exporter: Exporter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -69,6 +73,9 @@ class RunningServer:
         for task in self._tasks:
             task.cancel()
         await self.server.stop(self.app.settings.shutdown_grace if grace is None else grace)
+        if self._exporter is not None:
+            await asyncio.to_thread(self._exporter.stop)
+            self._exporter = None
         await self.app.close()
 
 
@@ -115,7 +122,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     app = app or build_app(settings)
     server = grpc.aio.server(
         interceptors=[
-            AccessLogInterceptor(),
+            AccessLogInterceptor(app.metrics),
             ErrorMappingInterceptor(),
             AuthInterceptor(app.authenticator),
             AuditInterceptor(app.audit),
@@ -151,7 +158,15 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
     await server.start()
     await _update_health(app, health)
-    running = RunningServer(server=server, port=port, app=app, health=health)
+    exporter = start_exporter(app.metrics, settings.metrics_port, settings.host)
+    running = RunningServer(
+        server=server,
+        port=port,
+        app=app,
+        health=health,
+        metrics_port=exporter.port if exporter else None,
+        _exporter=exporter,
+    )
     running._tasks.append(asyncio.create_task(_health_loop(app, health)))
     log.info("serving", extra={"address": f"{settings.host}:{port}"})
     return running

@@ -38,6 +38,7 @@ def settings(services: TestServices) -> Settings:
         redis_prefix=services.redis_prefix,
         host="127.0.0.1",
         port=0,
+        metrics_port=0,
         jwt_secret=TEST_SECRET,
         shutdown_grace=1.0,
         log_level="WARNING",

@@ -20,6 +20,7 @@ from server.api.context import Ctx
 from server.api.status import internal_status, status_for
 from server.auth.authenticator import Authenticator
 from server.errors import FieldViolation, InvalidArgument, TesseraError, Unavailable
+from server.metrics import Metrics
 
 log = logging.getLogger("tessera.rpc")
 
@@ -67,7 +68,11 @@ class _Wrapping(grpc.aio.ServerInterceptor):
 
 
 class AccessLogInterceptor(_Wrapping):
-    """Assigns the correlation id (or takes the caller's) and logs one line per rpc."""
+    """Assigns the correlation id (or takes the caller's), logs one line per rpc and records
+    its duration and status code in the metrics."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
 
     def _begin(self, method: str, ctx: Ctx) -> float:
         metadata = {k: v for k, v in (ctx.invocation_metadata() or ()) if isinstance(v, str)}
@@ -79,12 +84,15 @@ class AccessLogInterceptor(_Wrapping):
     def _end(self, method: str, ctx: Ctx, started: float) -> None:
         code = ctx.code()
         name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+        seconds = time.perf_counter() - started
+        if self._metrics is not None:
+            self._metrics.observe_rpc(method, name, seconds)
         log.info(
             "rpc",
             extra={
                 "method": method,
                 "code": name,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
                 "correlation_id": rpc_context.correlation_id.get(),
             },
         )

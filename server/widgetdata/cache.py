@@ -56,6 +56,7 @@ from server.config import Settings
 from server.db.engine import Database
 from server.db.schema import widget_data_cache, widgets
 from server.errors import TesseraError, Unavailable
+from server.metrics import Metrics
 from server.queries.masking import MASKING_LEVEL_MASKED
 from server.widgetdata.entry import (
     Entry,
@@ -80,6 +81,7 @@ MEMORY = widget_pb2.DATA_SOURCE_MEMORY
 DATABASE = widget_pb2.DATA_SOURCE_DATABASE
 COMPUTED = widget_pb2.DATA_SOURCE_COMPUTED
 STALE = widget_pb2.DATA_SOURCE_STALE
+_SOURCE_NAMES: dict[int, str] = {MEMORY: "memory", DATABASE: "database", COMPUTED: "computed", STALE: "stale"}
 
 # After a Redis failure, skip Redis for this long (a dead Redis costs nothing per request), then try again.
 REDIS_RETRY_SECONDS = 1.0
@@ -218,7 +220,9 @@ class WidgetDataCache:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._db = db
         self._redis = redis
         self._prefix = settings.redis_prefix
@@ -275,12 +279,19 @@ class WidgetDataCache:
                 entry, source, freshness = found
                 expire_at = effective_expiry(entry, ttl=request.ttl, max_age=request.max_age)
                 if freshness is Freshness.FRESH:
+                    self._served(source)
                     return Served(entry, source, expire_at)
                 stats.stale_served += 1
+                self._metrics.cache_hits.labels("stale").inc()
+                self._served(STALE)
                 self._revalidate(request, compute)
                 return Served(entry, STALE, expire_at)
         entry, source = await self._single_flight(request, compute, started)
+        self._served(source)
         return Served(entry, source, effective_expiry(entry, ttl=request.ttl, max_age=request.max_age))
+
+    def _served(self, source: int) -> None:
+        self._metrics.widget_data_served.labels(_SOURCE_NAMES.get(source, "unknown")).inc()
 
     def _classify(self, entry: Entry, request: CacheRequest, now: float) -> Freshness:
         return classify(entry, now, ttl=request.ttl, max_age=request.max_age, max_stale=self._max_stale)
@@ -299,9 +310,11 @@ class WidgetDataCache:
             freshness = self._classify(entry, request, now)
             if freshness is Freshness.FRESH:
                 stats.memory_hits += 1
+                self._metrics.cache_hits.labels("memory").inc()
                 return entry, MEMORY, freshness
             best = (entry, MEMORY, freshness)
         stats.memory_misses += 1
+        self._metrics.cache_misses.labels("memory").inc()
         # Tier 2 also when tier 1 holds something old: a write to tier 1 may have failed.
         async with self._db.read() as conn:
             stored = await self._tier2_get(conn, request.key)
@@ -309,11 +322,13 @@ class WidgetDataCache:
             freshness = self._classify(stored, request, now)
             if freshness is Freshness.FRESH:
                 stats.database_hits += 1
+                self._metrics.cache_hits.labels("database").inc()
                 await self._tier1_put(request.key, stored)
                 return stored, DATABASE, freshness
             if best is None or stored.computed_at > best[0].computed_at:
                 best = (stored, DATABASE, freshness)
         stats.database_misses += 1
+        self._metrics.cache_misses.labels("database").inc()
         if best is not None and best[2] is Freshness.STALE:
             return best
         return None

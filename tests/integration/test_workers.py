@@ -24,13 +24,12 @@ from server.config import Settings
 from server.db.migrate import sync_url
 from server.jobs import TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_REFRESH_VIEWS
 from server.widgetdata.key import generation_key
-from tests.harness.server import ServerHandle
+from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_jobs import (
     Kit,
     broker_url_for,
     collect,
     jobs_settings,
-    start_jobs_server,
     wait_terminal,
     watch,
     worker_env,
@@ -62,7 +61,7 @@ def env(job_settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def jobs_server(job_settings: Settings) -> Iterator[ServerHandle]:
-    handle = start_jobs_server(job_settings)
+    handle = start_in_thread(job_settings)
     yield handle
     handle.stop()
 
@@ -260,7 +259,7 @@ def test_materialization_through_rabbitmq(settings: Settings, migrated: str, aut
         for name in ("materialize", "maintenance"):
             with conn.channel() as channel, contextlib.suppress(Exception):  # not declared: nothing to purge
                 channel.queue_purge(name)
-    handle = start_jobs_server(rabbit)
+    handle = start_in_thread(rabbit)
     process = WorkerProcess(worker_env(rabbit)).start()
     try:
         with grpc.insecure_channel(handle.address) as channel:

@@ -1,0 +1,94 @@
+"""Every Prometheus metric of the server, in one place.
+
+Each App owns a `Metrics` with its own CollectorRegistry (several servers in one process, as in
+the tests, then count separately); `start_exporter` serves that registry over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+log = logging.getLogger("tessera.metrics")
+
+# Seconds; rpcs range from sub-millisecond cache hits to long-running queries.
+RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# Widget-data sources a read can be served from (the DataSource enum, lower-cased).
+CACHE_TIERS = ("memory", "database", "computed", "stale")
+
+
+class Metrics:
+    """The server's metrics, registered in `registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.rpc_duration = Histogram(
+            "tessera_rpc_duration_seconds",
+            "Duration of gRPC calls by full method name and status code.",
+            ("method", "code"),
+            buckets=RPC_BUCKETS,
+            registry=self.registry,
+        )
+        self.rpc_errors = Counter(
+            "tessera_rpc_errors",
+            "gRPC calls that ended with a status other than OK, by method and code.",
+            ("method", "code"),
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "tessera_widget_cache_hits",
+            "Widget-data reads answered by a cache tier (memory = Redis, database = tier 2, "
+            "stale = an expired entry served while it is refreshed).",
+            ("tier",),
+            registry=self.registry,
+        )
+        self.cache_misses = Counter(
+            "tessera_widget_cache_misses",
+            "Widget-data lookups a cache tier could not answer (tier memory or database).",
+            ("tier",),
+            registry=self.registry,
+        )
+        self.widget_data_served = Counter(
+            "tessera_widget_data_served",
+            "Widget-data reads by the source that answered them: memory, database, computed, stale.",
+            ("source",),
+            registry=self.registry,
+        )
+
+    def observe_rpc(self, method: str, code: str, seconds: float) -> None:
+        self.rpc_duration.labels(method, code).observe(seconds)
+        if code != "OK":
+            self.rpc_errors.labels(method, code).inc()
+
+
+@dataclass
+class Exporter:
+    """The HTTP endpoint serving /metrics."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def start_exporter(metrics: Metrics, port: int, host: str) -> Exporter | None:
+    """Serves the metrics on host:port (0: a free port; negative: disabled). A port that cannot
+    be bound fails start-up loudly, like a taken gRPC port: silent loss of metrics is worse."""
+    if port < 0:
+        return None
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    exporter = Exporter(server, thread)
+    log.info("metrics exported", extra={"address": f"{host}:{exporter.port}"})
+    return exporter
