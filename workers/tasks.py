@@ -255,13 +255,3 @@ async def _scan_batches(rt: Runtime, pattern: str) -> Any:
             yield keys
         if cursor == 0:
             return
-
-
-@shared_task(name="tessera.maintenance.cleanup_idempotency_keys", autoretry_for=(OSError,), retry_backoff=True)
-def cleanup_idempotency_keys() -> int:
-    """Kept for messages already queued under the old name; `cleanup` does this now."""
-    with resources.engine().begin() as conn:
-        result = conn.execute(
-            delete(idempotency_keys).where(idempotency_keys.c.created_at < func.now() - IDEMPOTENCY_RETENTION)
-        )
-    return int(result.rowcount or 0)

@@ -1,9 +1,6 @@
 """MaterializeDashboard, GetMaterializationJob and WatchMaterializationJob: a mixin for
-WidgetServicer (proto in -> JobDomain call -> proto out).
-
-Wiring: `class WidgetServicer(JobsMixin, _Base)` with the three names removed from the
-`unimplemented_methods(..., only=[...])` list, and `attach_jobs(widgets, JobDomain(...))` in
-`server.app.build_app`. The mixin finds the job domain through the servicer's WidgetDomain.
+WidgetServicer (proto in -> JobDomain call -> proto out). The servicer sets `_job_domain`
+from the composition root (`server.app.App.jobs`).
 """
 
 from __future__ import annotations
@@ -26,28 +23,23 @@ Context = grpc.aio.ServicerContext
 class JobsMixin:
     _job_domain: JobDomain
 
-    def _jobs(self, method: str) -> JobDomain:
-        return self._job_domain
-
     async def MaterializeDashboard(
         self,
         request: pb.MaterializeDashboardRequest,
         context: Context[pb.MaterializeDashboardRequest, pb.MaterializationJob],
     ) -> pb.MaterializationJob:
-        return await self._jobs("MaterializeDashboard").materialize(
-            current_principal(), request, idempotency.request_hash(request)
-        )
+        return await self._job_domain.materialize(current_principal(), request, idempotency.request_hash(request))
 
     async def GetMaterializationJob(
         self,
         request: pb.GetMaterializationJobRequest,
         context: Context[pb.GetMaterializationJobRequest, pb.MaterializationJob],
     ) -> pb.MaterializationJob:
-        return await self._jobs("GetMaterializationJob").get(current_principal(), request.id)
+        return await self._job_domain.get(current_principal(), request.id)
 
     async def WatchMaterializationJob(
         self, request: pb.WatchMaterializationJobRequest, context: Any
     ) -> AsyncIterator[pb.WatchMaterializationJobResponse]:
-        jobs = self._jobs("WatchMaterializationJob")
+        jobs = self._job_domain
         async for event in jobs.watch(current_principal(), request.id, request.since_revision):
             yield event

@@ -23,9 +23,6 @@ class WidgetServicer(JobsMixin, widget_pb2_grpc.WidgetServiceServicer):
         self._data = data
         self._job_domain = jobs
 
-    def _widget_data(self, method: str) -> WidgetDataDomain:
-        return self._data
-
     async def CreateWidget(
         self, request: pb.CreateWidgetRequest, context: Context[pb.CreateWidgetRequest, pb.Widget]
     ) -> pb.Widget:
@@ -65,12 +62,12 @@ class WidgetServicer(JobsMixin, widget_pb2_grpc.WidgetServiceServicer):
     async def GetWidgetData(
         self, request: pb.GetWidgetDataRequest, context: Context[pb.GetWidgetDataRequest, pb.WidgetData]
     ) -> pb.WidgetData:
-        return await self._widget_data("GetWidgetData").get(current_principal(), request)
+        return await self._data.get(current_principal(), request)
 
     async def BatchGetWidgetData(
         self,
         request: pb.BatchGetWidgetDataRequest,
         context: Context[pb.BatchGetWidgetDataRequest, pb.BatchGetWidgetDataResponse],
     ) -> pb.BatchGetWidgetDataResponse:
-        data = await self._widget_data("BatchGetWidgetData").batch_get(current_principal(), request.requests)
+        data = await self._data.batch_get(current_principal(), request.requests)
         return pb.BatchGetWidgetDataResponse(data=data)

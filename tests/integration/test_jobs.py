@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -25,6 +24,7 @@ from dashboard.v1 import widget_pb2 as w
 from dashboard.v1 import widget_pb2_grpc
 from server.config import Settings
 from server.jobs.store import JobStore, stream_key
+from tests.harness.kit import Kit as BaseKit
 from tests.harness.rpc import expect_failure
 from tests.harness.server import ServerHandle, start_in_thread
 from workers.testing import WorkerProcess
@@ -72,45 +72,10 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
-@dataclass
-class Kit:
-    queries: Any
-    dashboards: Any
-    widgets: Any
-    md: Any
-    facility: str
-    _y: int = 0
-
-    def query(self, sql: str, **fields: Any) -> q.Query:
-        query = q.Query(facility_id=self.facility, name=f"q {uuid.uuid4().hex[:6]}", sql=sql, **fields)
-        return self.queries.CreateQuery(q.CreateQueryRequest(query=query), metadata=self.md)
-
+class Kit(BaseKit):
     def slow_query(self, n: int) -> q.Query:
         timeout = q.QueryOptions(timeout=duration_pb2.Duration(seconds=60))
         return self.query(SLOW_SQL.format(n=n), options=timeout)
-
-    def board(self, **fields: Any) -> d.Dashboard:
-        board = d.Dashboard(facility_id=self.facility, title="Jobs", **fields)
-        return self.dashboards.CreateDashboard(d.CreateDashboardRequest(dashboard=board), metadata=self.md)
-
-    def widget(self, board: d.Dashboard, query: q.Query | None, refresh: int = 0) -> w.Widget:
-        self._y += 2
-        widget = w.Widget(
-            dashboard_id=board.id,
-            title="w",
-            position=w.GridPosition(x=0, y=self._y, width=4, height=2),
-            table=w.TableConfig(),
-        )
-        if query is not None:
-            widget.query.CopyFrom(w.QueryBinding(query_id=query.id))
-        if refresh:
-            widget.refresh_interval.CopyFrom(duration_pb2.Duration(seconds=refresh))
-        return self.widgets.CreateWidget(w.CreateWidgetRequest(widget=widget), metadata=self.md)
-
-    def materialize(self, board: d.Dashboard, **request: Any) -> w.MaterializationJob:
-        return self.widgets.MaterializeDashboard(
-            w.MaterializeDashboardRequest(dashboard_id=board.id, **request), metadata=self.md, timeout=10
-        )
 
 
 def watch(stub: Any, md: Any, job_id: str, since: int = 0, timeout: float = 60) -> Iterator[Any]:

@@ -36,6 +36,7 @@ from server.embedded import free_port
 from server.queries.execute import _CURSOR_NAME as CURSOR_NAME
 from server.queries.frame import frame_to_rows
 from server.widgetdata import stats
+from tests.harness.kit import Kit
 from tests.harness.rpc import expect_failure, failure_of
 from tests.harness.server import ServerHandle, start_in_thread
 
@@ -63,47 +64,6 @@ def string_param(name: str, default: str | None = None) -> q.ParameterSpec:
 
 def rows(data: w.WidgetData) -> list[dict[str, Any]]:
     return frame_to_rows(data.frame)
-
-
-@dataclass
-class Kit:
-    """Creates what the tests read, through the public API."""
-
-    queries: Any
-    dashboards: Any
-    widgets: Any
-    md: Any
-    facility: str
-    _y: int = 0
-
-    def query(self, sql: str, *params: q.ParameterSpec, **fields: Any) -> q.Query:
-        query = q.Query(
-            facility_id=self.facility, name=f"q {uuid.uuid4().hex[:6]}", sql=sql, parameters=params, **fields
-        )
-        return self.queries.CreateQuery(q.CreateQueryRequest(query=query), metadata=self.md)
-
-    def board(self, *filters: d.DashboardFilter, **fields: Any) -> d.Dashboard:
-        board = d.Dashboard(facility_id=self.facility, title="Widget data", filters=filters, **fields)
-        return self.dashboards.CreateDashboard(d.CreateDashboardRequest(dashboard=board), metadata=self.md)
-
-    def widget(self, board: d.Dashboard, query: q.Query | None, *, refresh: int = 0, **binding: Any) -> w.Widget:
-        self._y += 2
-        widget = w.Widget(
-            dashboard_id=board.id,
-            title="w",
-            position=w.GridPosition(x=0, y=self._y, width=4, height=2),
-            table=w.TableConfig(),
-        )
-        if query is not None:
-            widget.query.CopyFrom(w.QueryBinding(query_id=query.id, **binding))
-        if refresh:
-            widget.refresh_interval.CopyFrom(duration_pb2.Duration(seconds=refresh))
-        return self.widgets.CreateWidget(w.CreateWidgetRequest(widget=widget), metadata=self.md)
-
-    def data(self, widget_id: str, md: Any = None, **request: Any) -> w.WidgetData:
-        return self.widgets.GetWidgetData(
-            w.GetWidgetDataRequest(widget_id=widget_id, **request), metadata=md or self.md, timeout=30
-        )
 
 
 @pytest.fixture(scope="module")
