@@ -96,8 +96,19 @@ class Settings(BaseSettings):
     task_retry_backoff_max_seconds: int = 300
 
     # --- exports ---
+    # Where files go (any fsspec URL); a relative file:// path is relative to the working directory.
     export_storage_url: str = "file://./var/exports"
+    # Chromium to drive; empty: Playwright's own browser when installed, else the system's.
     chromium_path: str = ""
+    # A worker process's browser is replaced after this many exports (bounds leaks in long runs).
+    export_browser_max_uses: int = 50
+    export_launch_timeout_seconds: float = 30.0
+    # One print (PDF or screenshot) may take this long before it counts as a failed attempt.
+    export_print_timeout_seconds: float = 90.0
+    # Attempts at printing (a crashed or hung browser is relaunched in between) before FAILED.
+    export_print_attempts: int = 3
+    # Files (and their jobs' download) expire this long after they were stored.
+    export_retention_seconds: int = 7 * 24 * 3600
 
     # --- logs ---
     log_level: str = "INFO"
