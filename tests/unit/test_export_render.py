@@ -16,6 +16,7 @@ from server.exports.options import geometry, normalized
 from server.exports.render import CSP, PageRenderer, PageSpec, WidgetContent
 from server.exports.render.charts import HEATMAP_SCHEMES, ChartError, bar_spec, render_svg
 from server.exports.render.layout import bands, placement_of
+from server.exports.render.values import parameter_text
 from tests.unit.export_render_dom import Node, parse
 from tests.unit.export_render_samples import (
     FILTERS,
@@ -502,7 +503,8 @@ def test_bad_inputs_are_refused_naming_the_field() -> None:
 
 
 def test_png_page_is_width_px_wide_and_transparent_when_asked() -> None:
-    board, contents = sample_dashboard()
+    kpi = widget("K", 0, 0, 3, 2, kpi=widget_pb2.KpiConfig(value_column="v"))
+    board, contents = dashboard_of("PNG", [kpi]), [WidgetContent(kpi, frame=frame_of([("v", "int8", [1])]))]
     options = export_pb2.ExportOptions(width_px=1600, transparent_background=True)
     document, _ = render(board, contents, export_pb2.EXPORT_FORMAT_PNG, options)
     root = parse(document)
@@ -536,3 +538,32 @@ def test_accents_cjk_and_rtl_survive_everywhere() -> None:
     assert [td.text for td in root.find("table").find_all("td")][::2] == strings
     assert root.find("span", "filter-value").text == strings[2]
     assert root.find("p", "report-description").text == strings[3]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (common_pb2.ParameterValue(string_value="ICU"), "ICU"),
+        (common_pb2.ParameterValue(int_value=-42), "-42"),
+        (common_pb2.ParameterValue(double_value=0.1), "0.1"),
+        (common_pb2.ParameterValue(bool_value=False), "false"),
+        (common_pb2.ParameterValue(date_value={"year": 2026, "month": 2, "day": 9}), "2026-02-09"),
+        (common_pb2.ParameterValue(timestamp_value={"seconds": 1_767_225_600}), "2026-01-01 00:00:00 UTC"),
+        (
+            common_pb2.ParameterValue(
+                list_value=common_pb2.ParameterValueList(
+                    values=[common_pb2.ParameterValue(int_value=1), common_pb2.ParameterValue(int_value=2)]
+                )
+            ),
+            "1, 2",
+        ),
+        (common_pb2.ParameterValue(), ""),
+    ],
+)
+def test_filter_values_as_people_read_them(value: common_pb2.ParameterValue, expected: str) -> None:
+    assert parameter_text(value) == expected
+
+
+def test_chart_without_value_columns_names_the_field() -> None:
+    card = one(widget("L", 0, 0, 6, 4, line=widget_pb2.LineChartConfig(x_column="v")), frame_of([("v", "int8", [1])]))
+    assert card.find("p", "widget-error-message").text == "line.y_columns: at least one column is needed"

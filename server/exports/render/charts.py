@@ -133,6 +133,8 @@ def _series_records(
 ) -> tuple[list[dict[str, object]], bool]:
     """Long-form records {x, y, s}: one per row and value column. `s` names the series (the series
     column's value, the value column's name, or both); returns whether there is more than one."""
+    if not y_names:
+        raise WidgetConfigError(y_field, "at least one column is needed")
     values = [
         (name, chart_values(numeric_column(frame, name, f"{y_field}[{index}]"))) for index, name in enumerate(y_names)
     ]

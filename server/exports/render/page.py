@@ -107,7 +107,11 @@ class PageRenderer:
             return RenderedWidget(widget.id, placement, html)
         if frame.row_count == 0:
             return RenderedWidget(widget.id, placement, card(widget, kind, empty_body()))
-        note = f"Showing the first {frame.row_count:,} rows: the result was cut at the row limit." * frame.truncated
+        note = (
+            f"Showing the first {frame.row_count:,} rows: the result was cut at the row limit."
+            if frame.truncated
+            else None
+        )
         around = chrome(widget, width, bool(note))
         inner_width, inner_height = width - around.width, height - around.height
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -52,11 +53,17 @@ TABLE_HEAD_PX = 30
 # Average advance of a 12 px DejaVu Sans glyph, generously: estimates must not undershoot.
 TABLE_CHAR_PX = 7.4
 TABLE_CELL_PAD_X_PX = 16
+TABLE_ESTIMATE_MARGIN = 1.1
 NULL_TEXT = "—"
 
 
 def esc(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def text_width(text: str) -> int:
+    """Width in average Latin glyphs: East Asian wide and full-width characters count twice."""
+    return len(text) + sum(1 for char in text if unicodedata.east_asian_width(char) in "WF")
 
 
 @dataclass(frozen=True)
@@ -72,10 +79,11 @@ def chrome(widget: widget_pb2.Widget, box_width: float, note: bool) -> Chrome:
     descriptions are clamped to two lines."""
     width = 2 * (CARD_BORDER_PX + CARD_PAD_X_PX)
     inner = max(box_width - width, 1.0)
-    title_lines = sum(max(1, math.ceil(len(line) * TITLE_CHAR_PX / inner)) for line in widget.title.split("\n"))
+    title_lines = sum(max(1, math.ceil(text_width(line) * TITLE_CHAR_PX / inner)) for line in widget.title.split("\n"))
     height = 2 * (CARD_BORDER_PX + CARD_PAD_Y_PX) + title_lines * TITLE_LINE_PX + HEAD_GAP_PX
     if widget.description:
-        height += min(2, math.ceil(len(widget.description) * DESCRIPTION_CHAR_PX / inner)) * DESCRIPTION_LINE_PX
+        lines = math.ceil(text_width(widget.description) * DESCRIPTION_CHAR_PX / inner)
+        height += min(2, lines) * DESCRIPTION_LINE_PX
     if note:
         height += NOTE_LINE_PX
     return Chrome(width=width, height=height)
@@ -261,7 +269,7 @@ def _table_columns(
 
 def _lines(text: str, width_px: float) -> int:
     per_line = max(1, int((width_px - TABLE_CELL_PAD_X_PX) / TABLE_CHAR_PX))
-    return sum(max(1, math.ceil(len(part) / per_line)) for part in text.split("\n"))
+    return sum(max(1, math.ceil(text_width(part) / per_line)) for part in text.split("\n"))
 
 
 def table_body(config: widget_pb2.TableConfig, frame: common_pb2.DataFrame, width: float) -> TableBody:
@@ -297,4 +305,5 @@ def table_body(config: widget_pb2.TableConfig, frame: common_pb2.DataFrame, widt
         body.append(f"<tr>{''.join(cells)}</tr>")
         height += lines * TABLE_LINE_PX + TABLE_ROW_EXTRA_PX
     table = f'<table class="data-table"><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-    return TableBody(html=table, height_px=height)
+    # Column widths are the browser's to choose: pad the estimate so a table that "fits" does.
+    return TableBody(html=table, height_px=height * TABLE_ESTIMATE_MARGIN)
