@@ -103,6 +103,10 @@ class _Tab:
 
 
 class Printer:
+    """Prints pages with one warm Chromium. One per worker process, created and used on that
+    process's event loop (after any fork), closed with `close()` on the same loop; calls are
+    serialized."""
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._playwright: Playwright | None = None

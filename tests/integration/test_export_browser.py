@@ -165,13 +165,9 @@ def font_data_url(path: Path) -> str:
     return "data:font/ttf;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def printer() -> AsyncIterator[Printer]:
-    shared = Printer(settings())
+    shared = Printer(Settings())
     yield shared
     await shared.close()
 
@@ -404,7 +400,7 @@ async def test_png_transparent_only_when_asked(printer: Printer) -> None:
 
 
 async def test_each_export_gets_its_own_context_closed_afterwards() -> None:
-    printer = Printer(settings())
+    printer = Printer(Settings())
     try:
         for width in (300, 300, 400):
             await printer.png(SMALL, e.ExportOptions(width_px=width, scale_factor=1))
@@ -442,7 +438,7 @@ async def test_options_chromium_cannot_honour_are_refused_up_front(
 
 
 async def test_browser_killed_between_exports_is_replaced(tmp_path: Path) -> None:
-    printer = Printer(settings())
+    printer = Printer(Settings())
     try:
         pid = await launched_browser(printer)
         os.kill(pid, signal.SIGKILL)
@@ -455,7 +451,7 @@ async def test_browser_killed_between_exports_is_replaced(tmp_path: Path) -> Non
 
 
 async def test_browser_killed_during_an_export_is_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    printer = Printer(settings())
+    printer = Printer(Settings())
     try:
         pid = await launched_browser(printer)
         # The image request tells the test the export is inside set_content; the table keeps it busy.
@@ -474,7 +470,7 @@ async def test_browser_killed_during_an_export_is_retried(tmp_path: Path, caplog
 
 
 async def test_renderer_crash_during_an_export_is_retried(caplog: pytest.LogCaptureFixture) -> None:
-    printer = Printer(settings(export_print_timeout_seconds=30))
+    printer = Printer(Settings(export_print_timeout_seconds=30))
     try:
         pid = await launched_browser(printer)
         html = big_table(1500).replace("<table>", '<img src="http://127.0.0.1:9/marker.png"><table>')
@@ -494,7 +490,7 @@ async def test_renderer_crash_during_an_export_is_retried(caplog: pytest.LogCapt
 
 
 async def test_a_hung_browser_times_out_and_is_killed(caplog: pytest.LogCaptureFixture) -> None:
-    printer = Printer(settings(export_print_timeout_seconds=3, export_print_attempts=2))
+    printer = Printer(Settings(export_print_timeout_seconds=3, export_print_attempts=2))
     pid = await launched_browser(printer)
     try:
         os.kill(pid, signal.SIGSTOP)
@@ -511,7 +507,7 @@ async def test_a_hung_browser_times_out_and_is_killed(caplog: pytest.LogCaptureF
 
 async def test_timeouts_on_every_attempt_fail_clearly() -> None:
     before = chromium_processes()
-    printer = Printer(settings(export_print_timeout_seconds=0.001, export_print_attempts=2))
+    printer = Printer(Settings(export_print_timeout_seconds=0.001, export_print_attempts=2))
     try:
         with pytest.raises(PrintFailed) as failed:
             await printer.pdf(page("<p>SECRET-PAGE-CONTENT</p>"), e.ExportOptions())
@@ -526,7 +522,7 @@ async def test_timeouts_on_every_attempt_fail_clearly() -> None:
 
 
 async def test_missing_executable_fails_after_the_configured_attempts() -> None:
-    printer = Printer(settings(chromium_path="/nonexistent/chromium", export_print_attempts=2))
+    printer = Printer(Settings(chromium_path="/nonexistent/chromium", export_print_attempts=2))
     try:
         with pytest.raises(PrintFailed) as failed:
             await printer.png(page("<p>SECRET-PAGE-CONTENT</p>"), e.ExportOptions())
@@ -542,7 +538,7 @@ async def test_missing_executable_fails_after_the_configured_attempts() -> None:
 
 async def test_browser_recycled_after_max_uses() -> None:
     before = chromium_processes()
-    printer = Printer(settings(export_browser_max_uses=2))
+    printer = Printer(Settings(export_browser_max_uses=2))
     try:
         for _ in range(5):
             await printer.png(SMALL, e.ExportOptions(width_px=200, scale_factor=1))
