@@ -10,13 +10,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import job_progress, query_overhead, widget_data
+from bench import exports, job_progress, query_overhead, widget_data
 from bench.harness import Bench, bench_system
 
 BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "query_overhead": query_overhead.run,
     "job_progress": job_progress.run,
     "widget_data": widget_data.run,
+    "exports": exports.run,
 }
 
 

@@ -13,6 +13,10 @@ from server.auth.tokens import TokenVerifier
 from server.config import Settings
 from server.dashboards.service import DashboardDomain
 from server.db.engine import Database, make_engine
+from server.exports.jobs import ExportStore
+from server.exports.service import ExportDomain
+from server.exports.storage import ExportStorage
+from server.jobs.names import QUEUE_EXPORTS, TASK_EXPORT
 from server.jobs.service import CeleryEnqueuer, JobDomain
 from server.jobs.store import JobStore
 from server.metrics import Metrics
@@ -36,6 +40,7 @@ class App:
     datasource: AsyncEngine
     widget_data: WidgetDataDomain
     jobs: JobDomain
+    exports: ExportDomain
     shares: ShareDomain
     audit: AuditLog
     metrics: Metrics = field(default_factory=Metrics)
@@ -76,6 +81,13 @@ def build_app(settings: Settings) -> App:
     widgets = WidgetDomain(db, default_refresh_seconds=settings.default_refresh_interval_seconds)
     widget_data = WidgetDataDomain(db, queries, WidgetDataCache(db, redis, settings, metrics=metrics), settings)
     jobs = JobDomain(db, JobStore(db, redis, settings), CeleryEnqueuer(settings))
+    exports = ExportDomain(
+        db,
+        ExportStore(db, redis, settings),
+        ExportStorage(settings.export_storage_url),
+        widget_data,
+        CeleryEnqueuer(settings, TASK_EXPORT, QUEUE_EXPORTS),
+    )
     return App(
         settings=settings,
         db=db,
@@ -87,6 +99,7 @@ def build_app(settings: Settings) -> App:
         datasource=datasource,
         widget_data=widget_data,
         jobs=jobs,
+        exports=exports,
         shares=ShareDomain(db),
         audit=AuditLog(db),
         metrics=metrics,

@@ -27,6 +27,7 @@ from dashboard.v1 import (
 )
 from server.api.audit import AuditInterceptor
 from server.api.dashboards import DashboardServicer
+from server.api.exports import ExportServicer
 from server.api.interceptors import (
     AccessLogInterceptor,
     AuthInterceptor,
@@ -35,7 +36,6 @@ from server.api.interceptors import (
 )
 from server.api.queries import QueryServicer
 from server.api.shares import ShareServicer
-from server.api.unimplemented import unimplemented_methods
 from server.api.widgets import WidgetServicer
 from server.app import App, build_app
 from server.config import Settings
@@ -138,14 +138,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardServicer(app.dashboards), server)
     widget_pb2_grpc.add_WidgetServiceServicer_to_server(WidgetServicer(app.widgets, app.widget_data, app.jobs), server)
     query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(app.queries), server)
-    export_pb2_grpc.add_ExportServiceServicer_to_server(
-        unimplemented_methods(
-            export_pb2_grpc.ExportServiceServicer,
-            export_pb2.DESCRIPTOR.services_by_name["ExportService"],
-            "PDF and PNG exports",
-        )(),
-        server,
-    )
+    export_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(app.exports), server)
     share_pb2_grpc.add_ShareServiceServicer_to_server(ShareServicer(app.shares, app.audit), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -11,7 +11,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from kombu import Exchange, Queue
 
 from server.config import Settings
-from server.jobs.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_REFRESH_VIEWS
+from server.jobs.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_EXPIRE_EXPORTS, TASK_REFRESH_VIEWS
 from workers import resources
 
 __all__ = ["QUEUES", "beat_schedule", "celery_app", "make_celery"]
@@ -28,6 +28,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "refresh-materialized-views": {
             "task": TASK_REFRESH_VIEWS,
             "schedule": crontab(minute=0),
+            "options": {"expires": 3000},
+        },
+        "expire-exports": {
+            "task": TASK_EXPIRE_EXPORTS,
+            "schedule": crontab(minute=15),
             "options": {"expires": 3000},
         },
         "cleanup": {

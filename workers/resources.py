@@ -18,15 +18,21 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.audit.log import AuditLog
 from server.config import Settings
 from server.db.engine import Database, make_engine
 from server.db.migrate import sync_url
+from server.exports.browser import Printer
+from server.exports.jobs import ExportStore
+from server.exports.runner import ExportDeps
+from server.exports.storage import ExportStorage
 from server.jobs.materialize import Materializer
 from server.jobs.store import JobStore
 from server.queries.service import QueryDomain
 from server.queries.views import ViewBuilder
 from server.redis_client import make_redis
 from server.widgetdata.cache import WidgetDataCache
+from server.widgetdata.service import WidgetDataDomain
 
 T = TypeVar("T")
 
@@ -63,6 +69,7 @@ class Runtime:
     store: JobStore
     materializer: Materializer
     views: ViewBuilder
+    exports: ExportDeps
 
     @classmethod
     def build(cls, config: Settings) -> Runtime:
@@ -77,6 +84,15 @@ class Runtime:
         redis = make_redis(config.redis_url)
         queries = QueryDomain(db, datasource, config)
         cache = WidgetDataCache(db, redis, config)
+        exports = ExportDeps(
+            settings=config,
+            db=db,
+            store=ExportStore(db, redis, config),
+            storage=ExportStorage(config.export_storage_url),
+            widget_data=WidgetDataDomain(db, queries, cache, config),
+            printer=Printer(config),  # launches Chromium on first use, then stays warm
+            audit=AuditLog(db),
+        )
         return cls(
             settings=config,
             db=db,
@@ -87,9 +103,12 @@ class Runtime:
             store=JobStore(db, redis, config),
             materializer=Materializer(db, queries, cache, config),
             views=ViewBuilder(datasource, config.view_role, config.query_timeout_cap_seconds),
+            exports=exports,
         )
 
     async def close(self) -> None:
+        await self.exports.printer.close()
+        await self.exports.audit.close()
         await self.cache.close()
         await self.redis.aclose()
         await self.datasource.dispose()

@@ -15,11 +15,14 @@ from celery import Task, shared_task
 from sqlalchemy import delete, func, literal_column, or_, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from server.db.schema import idempotency_keys, jobs, widget_data_cache, widget_queries, widgets
+from server.db.schema import export_jobs, idempotency_keys, jobs, widget_data_cache, widget_queries, widgets
 from server.errors import TesseraError
+from server.exports.runner import run_export
 from server.jobs.names import (
     TASK_CLEANUP,
     TASK_DUE_WIDGETS,
+    TASK_EXPIRE_EXPORTS,
+    TASK_EXPORT,
     TASK_MATERIALIZE_DASHBOARD,
     TASK_MATERIALIZE_WIDGET,
     TASK_REFRESH_VIEWS,
@@ -53,6 +56,58 @@ def _retry(task: Task[Any, Any], exc: BaseException) -> NoReturn:
         countdown=random.uniform(backoff / 2, backoff),
         max_retries=config.task_max_retries,
     )
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+
+@shared_task(name=TASK_EXPORT, bind=True)
+def render_export(self: Task[Any, Any], export_id: str) -> int:
+    """Renders, prints and stores one export (or resumes it); returns its final state."""
+    final = self.request.retries >= resources.settings().task_max_retries
+
+    async def work(rt: Runtime) -> int:
+        job = await run_export(rt.exports, export_id, final_attempt=final)
+        return int(job.state) if job is not None else 0
+
+    try:
+        return resources.run(work)
+    except RETRYABLE as exc:
+        _retry(self, exc)
+
+
+@shared_task(name=TASK_EXPIRE_EXPORTS, bind=True)
+def expire_exports(self: Task[Any, Any]) -> int:
+    """Hourly: deletes the files of exports past their expiry (downloads already refuse them)."""
+
+    async def work(rt: Runtime) -> int:
+        removed = 0
+        while True:
+            async with rt.db.transaction() as conn:
+                rows = (
+                    await conn.execute(
+                        select(export_jobs.c.id, export_jobs.c.storage_url)
+                        .where(export_jobs.c.storage_url.is_not(None), export_jobs.c.expire_at < func.now())
+                        .limit(DUE_BATCH)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                for row in rows:
+                    await rt.exports.storage.adelete(row.storage_url)
+                if rows:
+                    await conn.execute(
+                        update(export_jobs)
+                        .where(export_jobs.c.id.in_([row.id for row in rows]))
+                        .values(storage_url=None)
+                    )
+            removed += len(rows)
+            if len(rows) < DUE_BATCH:
+                return removed
+
+    try:
+        return resources.run(work)
+    except RETRYABLE as exc:
+        _retry(self, exc)
 
 
 # --- materialization --------------------------------------------------------------------------

@@ -12,8 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dashboard.v1 import dashboard_pb2, widget_pb2
 from server.dashboards.convert import dashboard_from_row
 from server.db.schema import dashboard_versions, dashboards, widgets
+from server.errors import NotFound
 from server.protojson import from_json, to_json
 from server.widgets.convert import widget_from_row
+
+
+async def load_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:
+    """The dashboard as version `version` recorded it (NOT_FOUND `dashboard_version` otherwise)."""
+    stored = (
+        await conn.execute(
+            select(dashboard_versions.c.snapshot).where(
+                dashboard_versions.c.dashboard_id == dashboard_id, dashboard_versions.c.version == version
+            )
+        )
+    ).scalar_one_or_none()
+    if stored is None:
+        raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
+    return from_json(stored, dashboard_pb2.Dashboard())
 
 
 async def current_widgets(conn: AsyncConnection, dashboard_id: uuid.UUID) -> list[widget_pb2.Widget]:

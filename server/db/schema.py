@@ -253,12 +253,15 @@ export_jobs = Table(
     Column("error", JSONB),
     Column("revision", BigInteger, nullable=False, server_default="1"),
     Column("expire_at", DateTime(timezone=True)),
+    # The requester as the worker must act (server/exports/principals.py).
+    Column("principal", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("correlation_id", Text, nullable=False, server_default=""),
     _created(),
     _updated(),
     Column("ended_at", DateTime(timezone=True)),
     Index("ix_export_jobs_dashboard", "dashboard_id", text("created_at DESC"), "id"),
     Index("ix_export_jobs_requester", "requested_by", text("created_at DESC"), "id"),
-    Index("ix_export_jobs_expire", "expire_at"),
+    Index("ix_export_jobs_expire", "expire_at", postgresql_where=text("storage_url IS NOT NULL")),
 )
 
 idempotency_keys = Table(

@@ -40,11 +40,16 @@ Enqueue = Callable[[str], Awaitable[None]]
 
 
 class CeleryEnqueuer:
-    """Sends `tessera.materialize.dashboard(job_id)` to the `materialize` queue of the broker the
-    settings name. The Celery app is built on first use; publishing blocks, so it runs in a thread."""
+    """Sends `task(job_id)` (by default `tessera.materialize.dashboard`) to its queue on the broker
+    the settings name. The Celery app is built on first use; publishing blocks, so it runs in a
+    thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, task: str = TASK_MATERIALIZE_DASHBOARD, queue: str = QUEUE_MATERIALIZE
+    ) -> None:
         self._settings = settings
+        self._task = task
+        self._queue = queue
         self._app: Any = None
 
     def _send(self, job_id: str) -> None:
@@ -52,7 +57,7 @@ class CeleryEnqueuer:
             from workers.celery_app import make_celery  # the server imports Celery only when it enqueues
 
             self._app = make_celery(self._settings)
-        self._app.send_task(TASK_MATERIALIZE_DASHBOARD, args=[job_id], queue=QUEUE_MATERIALIZE)
+        self._app.send_task(self._task, args=[job_id], queue=self._queue)
 
     async def __call__(self, job_id: str) -> None:
         await asyncio.to_thread(self._send, job_id)

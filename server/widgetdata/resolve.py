@@ -40,6 +40,7 @@ from dashboard.v1 import common_pb2, dashboard_pb2, query_pb2, widget_pb2
 from server.access.policy import Access, visible_dashboards
 from server.auth.principal import Principal
 from server.dashboards.access import load_dashboard
+from server.dashboards.versions import load_snapshot
 from server.db.schema import dashboard_versions, dashboards, query_versions, widget_queries, widgets
 from server.errors import FailedPrecondition, InvalidArgument, NotFound, ViolationCollector
 from server.protojson import from_json
@@ -146,19 +147,6 @@ async def _dashboard_in_snapshot(
     ).scalar_one_or_none()
 
 
-async def _snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:
-    stored = (
-        await conn.execute(
-            select(dashboard_versions.c.snapshot).where(
-                dashboard_versions.c.dashboard_id == dashboard_id, dashboard_versions.c.version == version
-            )
-        )
-    ).scalar_one_or_none()
-    if stored is None:
-        raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
-    return from_json(stored, dashboard_pb2.Dashboard())
-
-
 async def _load_query(conn: AsyncConnection, binding: widget_pb2.QueryBinding, facility_id: str) -> Any:
     """(head row, version row) of the bound query, which must be in the dashboard's facility;
     one round trip."""
@@ -237,7 +225,7 @@ async def resolve(conn: AsyncConnection, principal: Principal, request: widget_p
     widget: widget_pb2.Widget | None
     filters: Iterable[dashboard_pb2.DashboardFilter]
     if version:
-        snapshot = await _snapshot(conn, board.id, version)
+        snapshot = await load_snapshot(conn, board.id, version)
         widget = next((w for w in snapshot.widgets if w.id.lower() == str(widget_id)), None)
         filters = snapshot.filters
     else:

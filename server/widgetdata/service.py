@@ -69,6 +69,11 @@ class WidgetDataDomain:
             [self._serve(principal, r, q) for r, q in zip(resolved, requests, strict=True)], BATCH_CONCURRENCY
         )
 
+    async def check(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> None:
+        """Raises what `get` would raise for the request before running anything (access,
+        values), without running the query."""
+        await self._resolve(principal, request)
+
     async def key_for(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> str:
         """The cache key the request reads (for tools and tests)."""
         resolved = await self._resolve(principal, request)

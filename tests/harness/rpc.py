@@ -19,7 +19,8 @@ class RpcFailure:
     reason: str = ""
     domain: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
-    violations: list[tuple[str, str]] = field(default_factory=list)  # (field, description)
+    # (field, description): BadRequest field violations, PreconditionFailure subjects.
+    violations: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def fields(self) -> list[str]:
@@ -40,7 +41,12 @@ def failure_of(error: grpc.RpcError) -> RpcFailure:
         elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
-            failure.violations = [(v.field, v.description) for v in bad.field_violations]
+            failure.violations += [(v.field, v.description) for v in bad.field_violations]
+        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+            # A failed precondition names what it is about as the violation's subject.
+            precondition = error_details_pb2.PreconditionFailure()
+            detail.Unpack(precondition)
+            failure.violations += [(v.subject, v.description) for v in precondition.violations]
     return failure
 
 

@@ -15,7 +15,7 @@ from dashboard.v1 import common_pb2, export_pb2, widget_pb2
 from server.exports.options import geometry, normalized
 from server.exports.render import CSP, PageRenderer, PageSpec, WidgetContent
 from server.exports.render.charts import HEATMAP_SCHEMES, ChartError, bar_spec, render_svg
-from server.exports.render.layout import bands, placement_of
+from server.exports.render.layout import PAGE_SLACK_PX, bands, placement_of
 from server.exports.render.values import parameter_text
 from tests.unit.export_render_dom import Node, parse
 from tests.unit.export_render_samples import (
@@ -423,8 +423,22 @@ def test_widgets_scale_so_the_tallest_band_fits_a_page() -> None:
     options = normalized(export_pb2.ExportOptions(paper_size=export_pb2.PAPER_SIZE_A4))
     renderer = PageRenderer(PageSpec(board, 1, {}, GENERATED_AT, export_pb2.EXPORT_FORMAT_PDF, options))
     page = geometry(options).content_height_px
-    assert renderer.grid.span_px(20) <= page - 4
-    assert renderer.grid.span_px(20) > page - 20  # scaled to fit, not shrunk further
+    # The only band is the first: it fits the first page below the header, not shrunk further.
+    below_header = page - PAGE_SLACK_PX - renderer._header_allowance()
+    assert renderer.grid.span_px(20) == pytest.approx(below_header)
+    assert page / 2 < renderer.grid.span_px(20) < page - 100
+
+
+def test_later_bands_use_the_whole_page_and_the_first_fits_under_the_header() -> None:
+    config = widget_pb2.LineChartConfig(x_column="x", y_columns=["y"])
+    first = widget("First", 0, 0, 12, 2, line=config)
+    tall = widget("Tall", 0, 2, 12, 20, line=config)
+    options = normalized(export_pb2.ExportOptions(paper_size=export_pb2.PAPER_SIZE_A4))
+    board = dashboard_of("Two", [first, tall])
+    renderer = PageRenderer(PageSpec(board, 1, {}, GENERATED_AT, export_pb2.EXPORT_FORMAT_PDF, options))
+    page = geometry(options).content_height_px - PAGE_SLACK_PX
+    assert renderer.grid.span_px(20) == pytest.approx(page)
+    assert renderer.grid.span_px(2) < page - renderer._header_allowance()
     assert renderer.grid.row_px / renderer.grid.gap_px == pytest.approx(80 / 16)
     frame = frame_of([("x", "int8", [1, 2, 3]), ("y", "int8", [3, 1, 2])])
     card = parse(renderer.document([renderer.widget(WidgetContent(tall, frame=frame))])).find("section")

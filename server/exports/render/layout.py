@@ -120,9 +120,16 @@ def _is_table(widget: widget_pb2.Widget) -> bool:
     return bool(widget.WhichOneof("config") == "table")
 
 
-def grid_for(dashboard: dashboard_pb2.Dashboard, options: export_pb2.ExportOptions, export_format: int) -> Grid:
+def grid_for(
+    dashboard: dashboard_pb2.Dashboard,
+    options: export_pb2.ExportOptions,
+    export_format: int,
+    header_px: float = 0.0,
+) -> Grid:
     """The grid of an export: the dashboard's row height and gap (defaults 80 and 16), scaled for
-    a PDF so the tallest band of non-table widgets fits one page's printable height."""
+    a PDF so the tallest band of non-table widgets fits one page's printable height, and the first
+    band fits the first page below the report header (`header_px` high), which would otherwise
+    push it to page 2 and leave page 1 blank but for the header."""
     row = float(dashboard.layout.row_height or DEFAULT_ROW_HEIGHT_PX)
     gap = float(dashboard.layout.gap or DEFAULT_GAP_PX)
     if export_format == export_pb2.EXPORT_FORMAT_PNG:
@@ -132,7 +139,11 @@ def grid_for(dashboard: dashboard_pb2.Dashboard, options: export_pb2.ExportOptio
     # Whole pixels, rounded down: Chromium's page box must never be narrower than the grid.
     width = float(int(page.content_width_px) - 1)
     placements = [placement_of(widget) for widget in dashboard.widgets if not _is_table(widget)]
-    tallest = max((band_height_rows(band)[1] for band in bands(placements, lambda p: p)), default=0)
-    natural = tallest * row + max(tallest - 1, 0) * gap
-    scale = min(1.0, usable / natural) if natural > 0 else 1.0
+    heights = [band_height_rows(band)[1] for band in bands(placements, lambda p: p)]
+    scale = 1.0
+    for index, rows in enumerate(heights):
+        natural = rows * row + max(rows - 1, 0) * gap
+        room = usable - header_px if index == 0 else usable
+        if natural > 0 and room > 0:
+            scale = min(scale, room / natural)
     return Grid(width_px=width, row_px=row * scale, gap_px=gap * scale, page_height_px=usable)

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
 from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
-from server.exports.options import PAPER_MM, normalized
+from server.exports.options import PAPER_MM, geometry, normalized
 from server.exports.render import charts
 from server.exports.render.charts import ChartError
 from server.exports.render.columns import WidgetConfigError
-from server.exports.render.layout import Grid, Placement, band_height_rows, bands, grid_for, placement_of
+from server.exports.render.layout import (
+    DEFAULT_GAP_PX,
+    Grid,
+    Placement,
+    band_height_rows,
+    bands,
+    grid_for,
+    placement_of,
+)
 from server.exports.render.values import parameter_text, utc_text
 from server.exports.render.widgets import (
     card,
@@ -30,6 +39,7 @@ from server.exports.render.widgets import (
     esc,
     kpi_body,
     table_body,
+    text_width,
 )
 
 __all__ = ["CSP", "PageRenderer", "PageSpec", "RenderedWidget", "WidgetContent"]
@@ -86,7 +96,7 @@ class PageRenderer:
         self._generated = utc_text(spec.generated_at)
         self.spec = spec
         self.options = normalized(spec.options)
-        self.grid: Grid = grid_for(spec.dashboard, self.options, spec.format)
+        self.grid: Grid = grid_for(spec.dashboard, self.options, spec.format, self._header_allowance())
         self._chart_ids = itertools.count(1)
 
     # -- widgets ---------------------------------------------------------------------------------
@@ -177,6 +187,27 @@ class PageRenderer:
                 f'grid-row:{p.y - top + 1} / span {p.height}">{rendered.html}</div>'
             )
         return f'<div class="band" style="grid-template-rows:repeat({rows}, var(--row))">{"".join(cells)}</div>'
+
+    def _header_allowance(self) -> float:
+        """A generous estimate of the header's height (CSS px) on the first page, from the
+        lengths of its texts at their font sizes (wide CJK glyphs count double)."""
+        width = geometry(self.options).content_width_px
+        dashboard = self.spec.dashboard
+
+        def lines(text: str, px_per_char: float) -> int:
+            per_line = max(1, int(width / px_per_char))
+            return sum(max(1, math.ceil(text_width(part) / per_line)) for part in text.split("\n"))
+
+        height = 28.0 * lines(dashboard.title or " ", 13.5)
+        if dashboard.description:
+            height += 4 + 19.5 * lines(dashboard.description, 7.5)
+        height += 8 + 18  # version and generated-at
+        chips = sum(
+            text_width(f"{name} = {parameter_text(value)}") * 7.0 + 24 for name, value in self.spec.filters.items()
+        )
+        height += 8 + 24 * max(1, math.ceil(chips / max(1.0, width - 60)))
+        height += 12 + 2 + float(dashboard.layout.gap or DEFAULT_GAP_PX)  # padding, rule, space before the first band
+        return height * 1.15 + 8
 
     def _header(self) -> str:
         dashboard = self.spec.dashboard

@@ -1,0 +1,71 @@
+"""Export jobs: the `export_jobs` table as a RevisionStore (revisions under the row lock, snapshots
+on a bounded Redis Stream, resumable watches; see server/jobs/revisions.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from dashboard.v1 import common_pb2, export_pb2
+from server.config import Settings
+from server.db.engine import Database
+from server.db.schema import export_jobs
+from server.jobs.revisions import JobKind, RevisionStore
+from server.jobs.store import set_times
+from server.protojson import from_json, to_json
+
+__all__ = ["EXPORT", "ExportStore", "export_from_row"]
+
+
+def export_from_row(row: Any) -> export_pb2.ExportJob:
+    job = export_pb2.ExportJob(
+        id=str(row.id),
+        dashboard_id=str(row.dashboard_id),
+        dashboard_version=row.dashboard_version,
+        format=row.format,
+        options=from_json(row.options, export_pb2.ExportOptions()),
+        state=row.state,
+        stage=row.stage,
+        progress=from_json(row.progress, common_pb2.JobProgress()),
+        requested_by=row.requested_by,
+        revision=row.revision,
+    )
+    for name, value in (row.filter_values or {}).items():
+        job.filter_values[name].CopyFrom(from_json(value, common_pb2.ParameterValue()))
+    if row.file:
+        job.file.CopyFrom(from_json(row.file, export_pb2.ExportFile()))
+    if row.error:
+        job.error.CopyFrom(from_json(row.error, common_pb2.JobError()))
+    set_times(job, row)
+    return job
+
+
+def _values(job: export_pb2.ExportJob) -> dict[str, Any]:
+    has_file = job.HasField("file")
+    return {
+        "state": job.state,
+        "stage": job.stage,
+        "progress": to_json(job.progress),
+        "file": to_json(job.file) if has_file else None,
+        "error": to_json(job.error) if job.HasField("error") else None,
+        "expire_at": job.file.expire_time.ToDatetime(tzinfo=UTC) if has_file else None,
+    }
+
+
+EXPORT: JobKind[export_pb2.ExportJob, export_pb2.WatchExportResponse] = JobKind(
+    table=export_jobs,
+    resource_type="export",
+    stream="export",
+    parse=export_pb2.ExportJob.FromString,
+    from_row=export_from_row,
+    to_values=_values,
+    event=lambda job: export_pb2.WatchExportResponse(export=job),
+    heartbeat=lambda beat: export_pb2.WatchExportResponse(heartbeat=beat),
+)
+
+
+class ExportStore(RevisionStore[export_pb2.ExportJob, export_pb2.WatchExportResponse]):
+    def __init__(self, db: Database, redis: aioredis.Redis, settings: Settings) -> None:
+        super().__init__(EXPORT, db, redis, settings)

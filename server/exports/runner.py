@@ -1,0 +1,311 @@
+"""The body of the export task: render, print, store, as the requester.
+
+Resumable and idempotent: a job already ended is left alone; a job found RUNNING (its worker died)
+starts over and, because the file's path is derived from the job id, overwrites rather than adds
+a file. Progress never goes backwards. Cancellation is noticed at every step (the step's update
+finds the row CANCELLED and changes nothing); whatever was written is then removed.
+
+Widget data comes through the same domain as GetWidgetData, with the requester's principal, so
+facility scoping, PHI masking and the cache apply exactly as they would to the rpc; what is not
+cached is computed (and cached) here. A widget whose data cannot be read renders as an error box;
+a dependency that is down makes the task retry; a browser that keeps failing fails the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
+from server.access.policy import Access
+from server.audit.log import SUCCESS, AuditEvent, AuditLog
+from server.auth.principal import Principal
+from server.config import Settings
+from server.dashboards.access import load_dashboard
+from server.dashboards.versions import load_snapshot
+from server.db.engine import Database
+from server.errors import NotFound, PermissionDenied, TesseraError, Unavailable
+from server.exports.browser import PrintedFile, Printer, PrintFailed
+from server.exports.jobs import ExportStore, export_from_row
+from server.exports.principals import principal_from_json
+from server.exports.render import PageRenderer, PageSpec, WidgetContent
+from server.exports.storage import ExportStorage
+from server.jobs.revisions import TERMINAL
+from server.jobs.runner import TRANSIENT_ERRORS
+from server.protojson import from_json
+from server.widgetdata.service import WidgetDataDomain
+
+__all__ = ["ExportDeps", "run_export"]
+
+log = logging.getLogger("tessera.exports")
+
+AUDIT_METHOD = "tessera.export.render"
+CONTENT_TYPES = {export_pb2.EXPORT_FORMAT_PDF: "application/pdf", export_pb2.EXPORT_FORMAT_PNG: "image/png"}
+RUNNING = common_pb2.JOB_STATE_RUNNING
+
+
+@dataclass
+class ExportDeps:
+    """What a worker process renders exports with."""
+
+    settings: Settings
+    db: Database
+    store: ExportStore
+    storage: ExportStorage
+    widget_data: WidgetDataDomain
+    printer: Printer
+    audit: AuditLog
+
+
+class Cancelled(Exception):
+    """The job was cancelled while this attempt worked on it."""
+
+
+async def run_export(deps: ExportDeps, job_id: str, *, final_attempt: bool = True) -> export_pb2.ExportJob | None:
+    """Runs (or resumes) one export; returns the job as it ended, None when it no longer exists."""
+    row = await deps.store.row(job_id)
+    if row is None:
+        return None
+    if row.state in TERMINAL:
+        return export_from_row(row)
+    content_type = CONTENT_TYPES[row.format]
+    url = deps.storage.url_for(row.facility_id, job_id, content_type)
+    started = time.monotonic()
+    try:
+        return await _run(deps, row, url, content_type)
+    except Cancelled:
+        await deps.storage.adelete(url)
+        log.info("exports: %s cancelled; its file (if any) removed", job_id)
+        return await deps.store.get(job_id)
+    except PrintFailed as exc:
+        await deps.storage.adelete(url)
+        return await _fail(deps, job_id, "RENDER_FAILED", str(exc))
+    except (NotFound, PermissionDenied) as exc:
+        # The requester lost access to the dashboard since they asked.
+        return await _fail(deps, job_id, "ACCESS_REVOKED", f"the dashboard can no longer be read: {exc}")
+    except TRANSIENT_ERRORS as exc:
+        if not final_attempt:
+            raise
+        await deps.storage.adelete(url)
+        return await _fail(deps, job_id, "UNAVAILABLE", f"a dependency stayed unavailable: {type(exc).__name__}")
+    finally:
+        log.info("exports: %s attempt took %.2f s", job_id, time.monotonic() - started)
+
+
+async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> export_pb2.ExportJob:
+    job_id = str(row.id)
+    principal = principal_from_json(row.principal)
+    options = from_json(row.options, export_pb2.ExportOptions())
+    filters = {name: from_json(value, common_pb2.ParameterValue()) for name, value in (row.filter_values or {}).items()}
+
+    snapshot = await _readable_snapshot(deps.db, principal, str(row.dashboard_id), row.dashboard_version)
+    widgets = sorted(snapshot.widgets, key=lambda w: (w.position.y, w.position.x, w.id))
+    total = len(widgets)
+    await _step(deps, job_id, _start(total))
+
+    renderer = PageRenderer(
+        PageSpec(
+            dashboard=snapshot,
+            version=row.dashboard_version,
+            filters=filters,
+            generated_at=datetime.now(UTC),
+            format=row.format,
+            options=options,
+        )
+    )
+    fragments = []
+    rows_read = 0
+    phi_unmasked = False
+    for index, widget in enumerate(widgets, start=1):
+        content, data = await _content(deps.widget_data, principal, widget, row.dashboard_version, filters)
+        if data is not None:
+            rows_read += data.frame.row_count
+            phi_unmasked = phi_unmasked or _phi_unmasked(principal, data)
+        fragments.append(await asyncio.to_thread(renderer.widget, content))
+        title = widget.title or f"widget {index}"
+        await _step(deps, job_id, _progress(index, total, f"rendering widget {index} of {total}: {title}"))
+    html = await asyncio.to_thread(renderer.document, fragments)
+
+    name = "PDF" if row.format == export_pb2.EXPORT_FORMAT_PDF else "PNG"
+    await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_PRINTING, f"printing {name}"))
+    printed = await _print(deps.printer, row.format, html, options, snapshot.title)
+
+    await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_STORING, f"storing {len(printed.data):,} bytes"))
+    await deps.storage.awrite(url, printed.data)
+    expire = datetime.now(UTC) + timedelta(seconds=deps.settings.export_retention_seconds)
+    exported = _file(printed, content_type, expire, _filename(snapshot.title, row.dashboard_version, content_type))
+    done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: {"storage_url": url})
+    if done is None:
+        raise Cancelled
+    deps.audit.record(
+        AuditEvent(
+            actor=principal.subject,
+            method=AUDIT_METHOD,
+            outcome=SUCCESS,
+            facility_id=row.facility_id,
+            resource_type="export",
+            resource_id=job_id,
+            resource_version=row.dashboard_version,
+            row_count=rows_read,
+            phi_unmasked=phi_unmasked,
+            correlation_id=row.correlation_id,
+            details={
+                "dashboard_id": str(row.dashboard_id),
+                "format": name,
+                "size_bytes": len(printed.data),
+                "sha256": exported.sha256,
+            },
+        )
+    )
+    await deps.audit.flush()
+    return done
+
+
+async def _readable_snapshot(
+    db: Database, principal: Principal, dashboard_id: str, version: int
+) -> dashboard_pb2.Dashboard:
+    async with db.read() as conn:
+        board, _ = await load_dashboard(conn, principal, dashboard_id, Access.READ_PUBLISHED)
+        return await load_snapshot(conn, board.id, version)
+
+
+async def _content(
+    widget_data: WidgetDataDomain,
+    principal: Principal,
+    widget: widget_pb2.Widget,
+    version: int,
+    filters: dict[str, common_pb2.ParameterValue],
+) -> tuple[WidgetContent, widget_pb2.WidgetData | None]:
+    if not widget.query.query_id:
+        return WidgetContent(widget=widget, frame=None, error="This widget has no query."), None
+    request = widget_pb2.GetWidgetDataRequest(widget_id=widget.id, dashboard_version=version, filter_values=filters)
+    try:
+        data = await widget_data.get(principal, request)
+    except Unavailable:
+        raise  # a dependency is down: the task retries
+    except TesseraError as exc:
+        # The page says what went wrong where the widget would be: never a blank area.
+        return WidgetContent(widget=widget, frame=None, error=exc.message), None
+    return WidgetContent(widget=widget, frame=data.frame, error=None), data
+
+
+def _phi_unmasked(principal: Principal, data: widget_pb2.WidgetData) -> bool:
+    return principal.can_read_phi and not data.masked and len(data.frame.columns) > 0
+
+
+async def _print(
+    printer: Printer, export_format: int, html: str, options: export_pb2.ExportOptions, title: str
+) -> PrintedFile:
+    if export_format == export_pb2.EXPORT_FORMAT_PDF:
+        return await printer.pdf(html, options, title=title)
+    return await printer.png(html, options)
+
+
+# --- job changes (each returns False, changing nothing, when the job was cancelled) -------------
+
+
+async def _step(deps: ExportDeps, job_id: str, mutate: Callable[[export_pb2.ExportJob], bool]) -> None:
+    if await deps.store.change(job_id, mutate) is None:
+        raise Cancelled
+
+
+def _start(total: int) -> Callable[[export_pb2.ExportJob], bool]:
+    def start(job: export_pb2.ExportJob) -> bool:
+        if job.state in TERMINAL:
+            return False
+        job.state = RUNNING
+        job.stage = export_pb2.EXPORT_STAGE_RENDERING
+        job.progress.total_steps = total
+        job.progress.message = f"rendering {total} widgets"
+        job.progress.percent = _percent(job.progress.completed_steps, total)
+        return True
+
+    return start
+
+
+def _progress(done: int, total: int, message: str) -> Callable[[export_pb2.ExportJob], bool]:
+    def progress(job: export_pb2.ExportJob) -> bool:
+        if job.state in TERMINAL:
+            return False
+        # A resumed attempt re-renders from the first widget; the job's progress does not go back.
+        job.progress.completed_steps = max(job.progress.completed_steps, done)
+        job.progress.percent = _percent(job.progress.completed_steps, total)
+        job.progress.message = message
+        return True
+
+    return progress
+
+
+def _stage(stage: int, message: str) -> Callable[[export_pb2.ExportJob], bool]:
+    def change(job: export_pb2.ExportJob) -> bool:
+        if job.state in TERMINAL:
+            return False
+        job.stage = stage  # type: ignore[assignment]
+        job.progress.message = message
+        return True
+
+    return change
+
+
+def _succeed(exported: export_pb2.ExportFile) -> Callable[[export_pb2.ExportJob], bool]:
+    def succeed(job: export_pb2.ExportJob) -> bool:
+        if job.state in TERMINAL:
+            return False
+        job.state = common_pb2.JOB_STATE_SUCCEEDED
+        job.stage = export_pb2.EXPORT_STAGE_DONE
+        job.progress.completed_steps = job.progress.total_steps
+        job.progress.percent = 100
+        job.progress.message = f"done: {exported.filename}"
+        job.file.CopyFrom(exported)
+        return True
+
+    return succeed
+
+
+async def _fail(deps: ExportDeps, job_id: str, reason: str, message: str) -> export_pb2.ExportJob:
+    log.warning("exports: %s failed: %s: %s", job_id, reason, message)
+
+    def fail(job: export_pb2.ExportJob) -> bool:
+        if job.state in TERMINAL:
+            return False
+        job.state = common_pb2.JOB_STATE_FAILED
+        job.stage = export_pb2.EXPORT_STAGE_DONE
+        job.progress.message = "failed"
+        job.error.CopyFrom(common_pb2.JobError(reason=reason, message=message))
+        return True
+
+    await deps.store.change(job_id, fail)
+    return await deps.store.get(job_id)
+
+
+def _percent(done: int, total: int) -> int:
+    # Rendering is most of the work; printing and storing are the last 10 %.
+    return 90 * done // total if total else 0
+
+
+def _file(printed: PrintedFile, content_type: str, expire: datetime, filename: str) -> export_pb2.ExportFile:
+    exported = export_pb2.ExportFile(
+        content_type=content_type,
+        size_bytes=len(printed.data),
+        sha256=hashlib.sha256(printed.data).hexdigest(),
+        page_count=printed.page_count,
+        width_px=printed.width_px,
+        height_px=printed.height_px,
+        filename=filename,
+    )
+    exported.expire_time.FromDatetime(expire)
+    return exported
+
+
+def _filename(title: str, version: int, content_type: str) -> str:
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_title).strip("-").lower()[:80] or "dashboard"
+    return f"{slug}-v{version}.{'pdf' if content_type == 'application/pdf' else 'png'}"

@@ -1,0 +1,425 @@
+"""The export domain behind ExportService.
+
+An export is private to the principal who asked for it: its file may hold PHI that only they may
+see unmasked, so nobody else gets, watches, cancels, lists or downloads it, and they only while
+they can still read the dashboard (NOT_FOUND otherwise, never revealing it). A file rendered with
+PHI unmasked is refused (PERMISSION_DENIED) to its requester once they lost `phi:read`.
+
+Creating validates everything a worker would otherwise fail on later: the version (the published
+one when none is given; FAILED_PRECONDITION for a dashboard never published), filter names and
+values (resolved for every widget exactly as GetWidgetData would), and options (page geometry).
+A batch is all or none: every item is validated, then all rows are inserted in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
+from server import idempotency, pagination
+from server.access.policy import Access
+from server.auth.principal import Principal
+from server.dashboards.access import load_dashboard
+from server.dashboards.versions import load_snapshot
+from server.db.engine import Database
+from server.db.schema import export_jobs
+from server.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    TesseraError,
+    Unavailable,
+)
+from server.exports.jobs import ExportStore, export_from_row
+from server.exports.options import geometry, normalized
+from server.exports.principals import principal_from_json, principal_to_json
+from server.exports.storage import ExportStorage
+from server.jobs.revisions import TERMINAL
+from server.protojson import to_json
+from server.widgetdata.service import WidgetDataDomain
+
+__all__ = ["ExportDomain"]
+
+log = logging.getLogger("tessera.exports")
+
+METHOD = "CreateExport"
+Enqueue = Callable[[str], Awaitable[None]]
+
+DEFAULT_CHUNK = 256 * 1024
+MIN_CHUNK = 4 * 1024
+# A page narrower or shorter than this (after margins) cannot hold a widget.
+MIN_CONTENT_MM = 50.0
+FORMAT_NAMES = {export_pb2.EXPORT_FORMAT_PDF: "PDF", export_pb2.EXPORT_FORMAT_PNG: "PNG"}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated create: what the row will hold."""
+
+    board: Any
+    version: int
+    options: export_pb2.ExportOptions
+    widget_count: int
+
+
+class ExportDomain:
+    def __init__(
+        self,
+        db: Database,
+        store: ExportStore,
+        storage: ExportStorage,
+        widget_data: WidgetDataDomain,
+        enqueue: Enqueue,
+    ) -> None:
+        self._db = db
+        self.store = store
+        self._storage = storage
+        self._widget_data = widget_data
+        self._enqueue = enqueue
+
+    # --- create ---------------------------------------------------------------------------------
+
+    async def create(
+        self, principal: Principal, request: export_pb2.CreateExportRequest, digest: bytes, correlation_id: str = ""
+    ) -> export_pb2.ExportJob:
+        created = await self._create_all(principal, [request], [digest], correlation_id, prefix=lambda _: "")
+        return created[0]
+
+    async def batch_create(
+        self, principal: Principal, request: export_pb2.BatchCreateExportsRequest, correlation_id: str = ""
+    ) -> list[export_pb2.ExportJob]:
+        items = list(request.requests)
+        digests = [idempotency.request_hash(item) for item in items]
+        return await self._create_all(principal, items, digests, correlation_id, prefix=lambda i: f"requests[{i}].")
+
+    async def _create_all(
+        self,
+        principal: Principal,
+        items: Sequence[export_pb2.CreateExportRequest],
+        digests: Sequence[bytes],
+        correlation_id: str,
+        prefix: Callable[[int], str],
+    ) -> list[export_pb2.ExportJob]:
+        plans = [await self._plan(principal, item, prefix(i)) for i, item in enumerate(items)]
+        fresh: list[export_pb2.ExportJob] = []
+        try:
+            async with self._db.transaction() as conn:
+                out: list[export_pb2.ExportJob] = []
+                for item, digest, plan in zip(items, digests, plans, strict=True):
+                    if item.request_id:
+                        existing = await idempotency.find(conn, principal.subject, METHOD, item.request_id, digest)
+                        if existing is not None:
+                            out.append(export_from_row(await _row(conn, existing)))
+                            continue
+                    job = await _insert(conn, principal, item, plan, correlation_id)
+                    if item.request_id:
+                        await idempotency.remember(
+                            conn, principal.subject, METHOD, item.request_id, digest, uuid.UUID(job.id)
+                        )
+                    out.append(job)
+                    fresh.append(job)
+        except IntegrityError:
+            # A concurrent retry with the same request_id won the race: return its jobs.
+            winners = [
+                await idempotency.race_winner(self._db, principal.subject, METHOD, item.request_id, digest)
+                for item, digest in zip(items, digests, strict=True)
+            ]
+            if any(w is None for w in winners):
+                raise
+            return [await self.get(principal, str(w)) for w in winners]
+        for job in fresh:
+            await self.store.publish(job)
+        for job in fresh:
+            await self._queue(job)
+        return [await self.store.get(job.id) if job in fresh else job for job in out]
+
+    async def _queue(self, job: export_pb2.ExportJob) -> None:
+        try:
+            await self._enqueue(job.id)
+        except Exception as exc:
+            # Broker down: the job could never run; say so on the job and to the caller.
+            log.warning("exports: could not enqueue %s: %r", job.id, exc)
+            error = common_pb2.JobError(reason="BROKER_UNAVAILABLE", message="the export could not be queued; retry")
+
+            def fail(current: export_pb2.ExportJob) -> bool:
+                if current.state in TERMINAL:
+                    return False
+                current.state = common_pb2.JOB_STATE_FAILED
+                current.stage = export_pb2.EXPORT_STAGE_DONE
+                current.error.CopyFrom(error)
+                return True
+
+            await self.store.change(job.id, fail)
+            raise Unavailable("the export queue is unavailable; retry", reason="BROKER_UNAVAILABLE") from exc
+
+    async def _plan(self, principal: Principal, request: export_pb2.CreateExportRequest, prefix: str) -> _Plan:
+        options = normalized(request.options)
+        _check_geometry(options, prefix)
+        async with self._db.read() as conn:
+            board, access = await load_dashboard(conn, principal, request.dashboard_id, Access.READ_PUBLISHED)
+            version = request.dashboard_version or board.published_version or 0
+            if access is Access.READ_PUBLISHED and version != board.published_version:
+                # Such a reader sees the published version and nothing else.
+                raise NotFound("dashboard_version", f"{board.id}@{request.dashboard_version}")
+            if not version:
+                raise FailedPrecondition(
+                    "the dashboard has no published version: publish it or name a version",
+                    reason="DASHBOARD_NOT_PUBLISHED",
+                    violations=[
+                        FieldViolation(
+                            f"{prefix}dashboard_version",
+                            "required: the dashboard has no published version",
+                            "DASHBOARD_NOT_PUBLISHED",
+                        )
+                    ],
+                )
+            snapshot = await load_snapshot(conn, board.id, version)
+        await self._check_values(principal, request, snapshot, version, prefix)
+        return _Plan(board=board, version=version, options=options, widget_count=len(snapshot.widgets))
+
+    async def _check_values(
+        self,
+        principal: Principal,
+        request: export_pb2.CreateExportRequest,
+        snapshot: dashboard_pb2.Dashboard,
+        version: int,
+        prefix: str,
+    ) -> None:
+        """Filter names and values as every widget would bind them (INVALID_ARGUMENT naming the
+        filter); a widget that cannot load for other reasons renders as an error box instead."""
+        declared = {f.name for f in snapshot.filters}
+        unknown = [name for name in request.filter_values if name not in declared]
+        if unknown:
+            raise InvalidArgument(
+                f"the dashboard declares no filter {unknown[0]!r}",
+                violations=[
+                    FieldViolation(f'{prefix}filter_values["{n}"]', f"the dashboard declares no filter {n!r}")
+                    for n in unknown
+                ],
+                reason="UNKNOWN_FILTER",
+            )
+        for widget in snapshot.widgets:
+            if not widget.query.query_id:
+                continue
+            data_request = widget_pb2.GetWidgetDataRequest(
+                widget_id=widget.id, dashboard_version=version, filter_values=request.filter_values
+            )
+            try:
+                await self._widget_data.check(principal, data_request)
+            except InvalidArgument as exc:
+                raise InvalidArgument(
+                    f"{prefix}filter_values: widget {widget.title!r}: {exc.message}",
+                    violations=[
+                        FieldViolation(f"{prefix}filter_values", f"widget {widget.title!r}: {v.description}", v.reason)
+                        for v in exc.violations
+                    ]
+                    or [FieldViolation(f"{prefix}filter_values", f"widget {widget.title!r}: {exc.message}")],
+                    reason=exc.reason,
+                ) from exc
+            except TesseraError:
+                continue
+
+    # --- read -----------------------------------------------------------------------------------
+
+    async def _visible_row(self, principal: Principal, export_id: str) -> Any:
+        row = await self.store.row(export_id)
+        if row is None or row.requested_by != principal.subject or not principal.in_facility(row.facility_id):
+            raise NotFound("export", export_id)
+        try:
+            async with self._db.read() as conn:
+                await load_dashboard(conn, principal, str(row.dashboard_id), Access.READ_PUBLISHED)
+        except (NotFound, PermissionDenied):
+            raise NotFound("export", export_id) from None
+        return row
+
+    async def get(self, principal: Principal, export_id: str) -> export_pb2.ExportJob:
+        return export_from_row(await self._visible_row(principal, export_id))
+
+    async def list(
+        self, principal: Principal, request: export_pb2.ListExportsRequest
+    ) -> tuple[list[export_pb2.ExportJob], str]:
+        size = pagination.page_size(request.page_size)
+        filters = pagination.fingerprint("exports", request.dashboard_id, int(request.state))
+        cursor = pagination.decode(request.page_token, filters)
+        conditions = [
+            export_jobs.c.requested_by == principal.subject,
+            export_jobs.c.facility_id.in_(sorted(principal.facilities)),
+        ]
+        async with self._db.read() as conn:
+            if request.dashboard_id:
+                board, _ = await load_dashboard(conn, principal, request.dashboard_id, Access.READ_PUBLISHED)
+                conditions.append(export_jobs.c.dashboard_id == board.id)
+            if request.state:
+                conditions.append(export_jobs.c.state == int(request.state))
+            if cursor is not None:
+                after = datetime.fromisoformat(str(cursor.key))
+                conditions.append(
+                    or_(
+                        export_jobs.c.created_at < after,
+                        and_(export_jobs.c.created_at == after, export_jobs.c.id < uuid.UUID(cursor.id)),
+                    )
+                )
+            rows = (
+                await conn.execute(
+                    select(export_jobs)
+                    .where(*conditions)
+                    .order_by(export_jobs.c.created_at.desc(), export_jobs.c.id.desc())
+                    .limit(size + 1)
+                )
+            ).all()
+        page = rows[:size]
+        token = ""
+        if len(rows) > size:
+            last = page[-1]
+            token = pagination.encode(pagination.Cursor(last.created_at.isoformat(), str(last.id)), filters)
+        if not request.dashboard_id:
+            # Across dashboards: drop those the caller can no longer read (a page may come out short).
+            page = [row for row in page if await self._still_readable(principal, row)]
+        return [export_from_row(row) for row in page], token
+
+    async def _still_readable(self, principal: Principal, row: Any) -> bool:
+        try:
+            await self._visible_row(principal, str(row.id))
+        except NotFound:
+            return False
+        return True
+
+    async def watch(
+        self, principal: Principal, export_id: str, since_revision: int
+    ) -> AsyncIterator[export_pb2.WatchExportResponse]:
+        await self._visible_row(principal, export_id)
+        async for event in self.store.watch(export_id, since_revision):
+            yield event
+
+    # --- cancel ---------------------------------------------------------------------------------
+
+    async def cancel(self, principal: Principal, export_id: str) -> export_pb2.ExportJob:
+        await self._visible_row(principal, export_id)
+        ended: list[int] = []
+
+        def cancel(job: export_pb2.ExportJob) -> bool:
+            if job.state in TERMINAL:
+                ended.append(job.state)
+                return False
+            job.state = common_pb2.JOB_STATE_CANCELLED
+            job.stage = export_pb2.EXPORT_STAGE_DONE
+            job.progress.message = "cancelled"
+            return True
+
+        changed = await self.store.change(export_id, cancel)
+        if changed is None:
+            state = common_pb2.JobState.Name(ended[0]) if ended else "unknown"
+            raise FailedPrecondition(
+                f"the export already ended ({state})", reason="EXPORT_ALREADY_ENDED", metadata={"state": state}
+            )
+        # The worker notices between steps and removes whatever it wrote.
+        return changed
+
+    # --- download -------------------------------------------------------------------------------
+
+    async def download(
+        self, principal: Principal, request: export_pb2.DownloadExportRequest
+    ) -> AsyncIterator[export_pb2.DownloadExportResponse]:
+        chunk = request.chunk_size or DEFAULT_CHUNK
+        if chunk < MIN_CHUNK:
+            raise InvalidArgument.field("chunk_size", f"must be 0 (default) or between {MIN_CHUNK} and 4194304")
+        row = await self._visible_row(principal, request.id)
+        job = export_from_row(row)
+        if job.state != common_pb2.JOB_STATE_SUCCEEDED or not row.storage_url:
+            state = common_pb2.JobState.Name(job.state)
+            raise FailedPrecondition(
+                f"the export has no file ({state})", reason="EXPORT_NOT_READY", metadata={"state": state}
+            )
+        if row.expire_at is not None and row.expire_at <= datetime.now(UTC):
+            raise FailedPrecondition("the export's file expired", reason="EXPORT_EXPIRED")
+        rendered_as = principal_from_json(row.principal)
+        if rendered_as.can_read_phi and not principal.can_read_phi:
+            raise PermissionDenied(
+                "the file holds unmasked PHI and the caller may no longer read PHI",
+                reason="PHI_PERMISSION_REQUIRED",
+                permission="phi:read",
+            )
+        if request.offset > job.file.size_bytes:
+            raise InvalidArgument.field("offset", f"beyond the end of the file ({job.file.size_bytes} bytes)")
+        yield export_pb2.DownloadExportResponse(file=job.file)
+        chunks = self._storage.chunks(row.storage_url, request.offset, chunk)
+        try:
+            while (data := await asyncio.to_thread(next, chunks, None)) is not None:
+                yield export_pb2.DownloadExportResponse(chunk=data)
+        except FileNotFoundError:
+            raise FailedPrecondition("the export's file is gone", reason="EXPORT_EXPIRED") from None
+        finally:
+            chunks.close()
+
+
+def _check_geometry(options: export_pb2.ExportOptions, prefix: str) -> None:
+    page = geometry(options)
+    m = options.margins
+    problems: list[FieldViolation] = []
+    if page.page_width_mm - m.left_mm - m.right_mm < MIN_CONTENT_MM:
+        problems.append(
+            FieldViolation(
+                f"{prefix}options.margins",
+                f"left + right margins leave less than {MIN_CONTENT_MM:g} mm of a {page.page_width_mm:g} mm wide page",
+            )
+        )
+    if page.page_height_mm - m.top_mm - m.bottom_mm < MIN_CONTENT_MM:
+        problems.append(
+            FieldViolation(
+                f"{prefix}options.margins",
+                f"top + bottom margins leave less than {MIN_CONTENT_MM:g} mm of a {page.page_height_mm:g} mm high page",
+            )
+        )
+    if problems:
+        raise InvalidArgument(f"{problems[0].field}: {problems[0].description}", violations=problems)
+
+
+async def _row(conn: AsyncConnection, export_id: uuid.UUID) -> Any:
+    return (await conn.execute(select(export_jobs).where(export_jobs.c.id == export_id))).one()
+
+
+async def _insert(
+    conn: AsyncConnection,
+    principal: Principal,
+    request: export_pb2.CreateExportRequest,
+    plan: _Plan,
+    correlation_id: str,
+) -> export_pb2.ExportJob:
+    """A QUEUED job (revision 1) in the caller's transaction; published after commit."""
+    total = plan.widget_count
+    name = FORMAT_NAMES.get(request.format, "export")
+    progress = common_pb2.JobProgress(total_steps=total, message=f"queued: {name} of {total} widgets")
+    row = (
+        await conn.execute(
+            export_jobs.insert()
+            .values(
+                dashboard_id=plan.board.id,
+                facility_id=plan.board.facility_id,
+                requested_by=principal.subject,
+                dashboard_version=plan.version,
+                format=int(request.format),
+                options=to_json(plan.options),
+                filter_values={name: to_json(value) for name, value in request.filter_values.items()},
+                state=common_pb2.JOB_STATE_QUEUED,
+                stage=export_pb2.EXPORT_STAGE_QUEUED,
+                progress=to_json(progress),
+                revision=1,
+                principal=principal_to_json(principal),
+                correlation_id=correlation_id,
+            )
+            .returning(export_jobs)
+        )
+    ).one()
+    return export_from_row(row)
