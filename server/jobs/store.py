@@ -174,6 +174,17 @@ class JobStore:
                 await conn.execute(update(jobs).where(jobs.c.id == row.id).values(**values).returning(jobs))
             ).one()
         changed = job_from_row(updated)
+        # One line per progress event (the worker's logs carry the rpc's correlation id).
+        log.info(
+            "job progress",
+            extra={
+                "job_id": changed.id,
+                "revision": changed.revision,
+                "state": common_pb2.JobState.Name(changed.state),
+                "percent": changed.progress.percent,
+                "step": changed.progress.message,
+            },
+        )
         await self.publish(changed)
         return changed
 
