@@ -95,7 +95,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         clock = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         base = f"{clock} {record.levelname:<7} {record.name}: {record.getMessage()}"
-        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        fields = _extras(record)
+        if record.name.startswith("celery."):
+            fields.pop("data", None)  # Celery's task context, already in its message
+        extras = " ".join(f"{k}={v}" for k, v in fields.items())
         text = f"{base} {extras}".rstrip()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)

@@ -32,7 +32,6 @@ __all__ = ["configure", "enabled", "server_interceptor"]
 log = logging.getLogger("tessera.tracing")
 
 _lock = threading.Lock()
-_configured_pid: int | None = None
 
 
 def enabled(settings: Settings) -> bool:
@@ -49,12 +48,9 @@ def _exporter(kind: str) -> SpanExporter:
 
 def configure(settings: Settings, service: str) -> bool:
     """Turns tracing on in this process when the settings ask for it (idempotent); True when on."""
-    global _configured_pid
     if not enabled(settings):
         return False
     with _lock:
-        if _configured_pid == os.getpid():
-            return True
         if not isinstance(trace.get_tracer_provider(), TracerProvider):
             attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
             provider = TracerProvider(resource=Resource.create(attributes))
@@ -65,7 +61,6 @@ def configure(settings: Settings, service: str) -> bool:
         instrumentor = CeleryInstrumentor()  # type: ignore[no-untyped-call]
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
-        _configured_pid = os.getpid()
     log.info("tracing on", extra={"exporter": settings.tracing, "service": service})
     return True
 
