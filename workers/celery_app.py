@@ -183,7 +183,8 @@ def _start_metrics(**_: Any) -> None:
 @worker_init.connect
 def _init_worker(sender: Any = None, **_: Any) -> None:
     # Prefork children set up tracing after the fork; other pools run tasks in this process.
-    if str(getattr(sender, "pool_cls", "prefork")).rsplit(".", 1)[-1] != "prefork":
+    pool = getattr(sender, "pool_cls", "prefork")
+    if "prefork" not in (pool if isinstance(pool, str) else pool.__module__):
         tracing.configure(resources.settings(), "tessera-worker")
 
 
