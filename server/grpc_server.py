@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -56,13 +56,10 @@ class RunningServer:
     # The bound port of the Prometheus endpoint; None when disabled (or its port was taken).
     metrics_port: int | None = None
     _exporter: Exporter | None = None
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first (load balancers drain), then finish in-flight rpcs, then close."""
         await self.monitor.stop()
-        for task in self._tasks:
-            task.cancel()
         await self.server.stop(self.app.settings.shutdown_grace if grace is None else grace)
         if self._exporter is not None:
             await asyncio.to_thread(self._exporter.stop)
