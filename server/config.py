@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout_seconds: int = 3600
     # How often a Redis-broker worker sweeps for such messages.
     broker_restore_interval_seconds: int = 60
+    # Redis broker: every key of the broker (queues, unacked, remote control) starts with this,
+    # so deployments (or test runs) sharing one Redis database never take each other's tasks.
+    broker_key_prefix: str = ""
     task_max_retries: int = 5
     task_retry_backoff_max_seconds: int = 300
 
@@ -113,6 +117,20 @@ class Settings(BaseSettings):
     # --- logs ---
     log_level: str = "INFO"
     log_json: bool | None = None  # default: JSON in production, text in development
+
+    # --- observability ---
+    # A worker's Prometheus /metrics (its prefork children aggregated) on `host`; 0 picks a free
+    # port, -1 disables it. Two workers on one machine need two ports.
+    worker_metrics_port: int = 9465
+    # How often the server re-checks its dependencies (PostgreSQL, Redis, the broker, whether a
+    # worker answers) for the health service; probes read the last result, never wait on a check.
+    health_interval_seconds: float = Field(default=5.0, gt=0)
+    # How long one dependency check may wait (a worker roll call always waits this long for answers).
+    health_probe_timeout_seconds: float = Field(default=2.0, gt=0)
+    # OpenTelemetry tracing: "off", "otlp" (the exporter reads the standard OTEL_EXPORTER_OTLP_*
+    # variables) or "console" (spans printed to stdout). Spans cover rpcs and Celery tasks, with
+    # the trace context carried in task headers.
+    tracing: Literal["off", "otlp", "console"] = "off"
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> Settings:

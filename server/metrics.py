@@ -83,12 +83,16 @@ class Exporter:
         self.thread.join(timeout=5)
 
 
-def start_exporter(metrics: Metrics, port: int, host: str) -> Exporter | None:
-    """Serves the metrics on host:port (0: a free port; negative: disabled). A port that cannot
+def serve_registry(registry: CollectorRegistry, port: int, host: str, what: str = "metrics") -> Exporter | None:
+    """Serves `registry` on host:port (0: a free port; negative: disabled). A port that cannot
     be bound fails start-up loudly, like a taken gRPC port: silent loss of metrics is worse."""
     if port < 0:
         return None
-    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    server, thread = start_http_server(port, addr=host, registry=registry)
     exporter = Exporter(server, thread)
-    log.info("metrics exported", extra={"address": f"{host}:{exporter.port}"})
+    log.info("%s exported", what, extra={"address": f"{host}:{exporter.port}"})
     return exporter
+
+
+def start_exporter(metrics: Metrics, port: int, host: str) -> Exporter | None:
+    return serve_registry(metrics.registry, port, host)

@@ -1,20 +1,43 @@
 """The Celery application: Redis broker by default (RabbitMQ through BROKER_URL), three queues,
-late acks so a task whose worker dies is delivered again, and engines created after fork."""
+late acks so a task whose worker dies is delivered again, and engines created after fork.
+
+Its signals also carry the operations side: structured logging in the worker (server/logs.py
+instead of Celery's own), the correlation id from whoever enqueues into the task's headers and
+back into the task's log context, the worker's metrics (workers/metrics.py: task durations and
+outcomes, retries, the /metrics endpoint of the main process) and tracing (server/tracing.py)."""
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import sys
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.schedules import crontab
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import (
+    before_task_publish,
+    celeryd_after_setup,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    task_retry,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 from kombu import Exchange, Queue
 
+from server import logs, tracing
 from server.config import Settings
 from server.jobs.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_EXPIRE_EXPORTS, TASK_REFRESH_VIEWS
-from workers import resources
+from workers import metrics, resources
+from workers.broker import BrokerProbe, broker_transport_options
 
 __all__ = ["QUEUES", "beat_schedule", "celery_app", "make_celery"]
+
+log = logging.getLogger("tessera.workers")
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
@@ -68,13 +91,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         result_backend=None,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        # Redis broker: a task unacknowledged this long (its whole worker died) is delivered
-        # again; the sweep that finds it runs every restore interval (throttle 1: exactly that).
-        broker_transport_options={
-            "visibility_timeout": settings.broker_visibility_timeout_seconds,
-            "unacked_restore_interval": settings.broker_restore_interval_seconds,
-            "unacked_restore_throttle": 1,
-        },
+        broker_transport_options=broker_transport_options(settings),
         beat_schedule=beat_schedule(),
         timezone="UTC",
     )
@@ -89,8 +106,87 @@ celery_app = make_celery()
 def _init_process(**_: Any) -> None:
     # Engines and clients must not cross a fork: each worker process builds its own.
     resources.reset()
+    tracing.configure(resources.settings(), "tessera-worker")
 
 
 @worker_process_shutdown.connect
 def _shutdown_process(**_: Any) -> None:
     resources.close()
+    tracing.shutdown()
+
+
+# --- logs and the correlation id ---------------------------------------------------------------
+
+
+@setup_logging.connect
+def _setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    # A receiver here stops Celery from installing its own handlers: the worker logs as the
+    # server does. sys.__stderr__, because Celery may have redirected sys.stderr to a logger.
+    settings = resources.settings()
+    logs.configure(loglevel or settings.log_level, settings.json_logs, stream=sys.__stderr__)
+
+
+@before_task_publish.connect
+def _stamp_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    # Every enqueue from an rpc (or from a task) carries the caller's correlation id.
+    logs.stamp_headers(headers)
+
+
+# task id -> the token that restores the context after the task.
+_correlation_tokens: dict[str, contextvars.Token[str]] = {}
+
+
+@task_prerun.connect
+def _task_started(task_id: str = "", task: Task[Any, Any] | None = None, **_: Any) -> None:
+    incoming = getattr(task.request, logs.CORRELATION_HEADER, None) if task is not None else None
+    # A task nobody correlated (beat) is correlated by its own id.
+    _correlation_tokens[task_id] = logs.correlation_id.set(str(incoming or task_id))
+    metrics.task_started(task_id)
+
+
+@task_postrun.connect
+def _task_finished(task_id: str = "", task: Task[Any, Any] | None = None, state: str | None = None, **_: Any) -> None:
+    metrics.task_finished(task_id, task.name if task is not None else "unknown", state)
+    token = _correlation_tokens.pop(task_id, None)
+    if token is not None:
+        logs.correlation_id.reset(token)
+
+
+@task_retry.connect
+def _task_retried(sender: Task[Any, Any] | None = None, **_: Any) -> None:
+    metrics.task_retried(sender.name if sender is not None else "unknown")
+
+
+# --- the worker's main process: metrics endpoint, tracing for pools without children ------------
+
+_endpoint = metrics.WorkerMetricsEndpoint()
+
+
+@celeryd_after_setup.connect
+def _start_metrics(**_: Any) -> None:
+    # Only a worker program (not an in-process test worker) serves metrics; its logging is set up
+    # and its pool not yet forked.
+    settings = resources.settings()
+    if settings.worker_metrics_port < 0:
+        return
+    _endpoint.enable_multiprocess()
+    try:
+        _endpoint.start(settings.worker_metrics_port, settings.host, BrokerProbe(settings))
+    except OSError as exc:
+        # Celery only logs a receiver's exception: exit instead, like the server on a taken port.
+        _endpoint.close()
+        log.critical("worker metrics: cannot listen on %s:%s: %s", settings.host, settings.worker_metrics_port, exc)
+        raise SystemExit(1) from exc
+
+
+@worker_init.connect
+def _init_worker(sender: Any = None, **_: Any) -> None:
+    # Prefork children set up tracing after the fork; other pools run tasks in this process.
+    pool = getattr(sender, "pool_cls", "prefork")
+    if "prefork" not in (pool if isinstance(pool, str) else pool.__module__):
+        tracing.configure(resources.settings(), "tessera-worker")
+
+
+@worker_shutdown.connect
+def _stop_metrics(**_: Any) -> None:
+    _endpoint.close()

@@ -33,6 +33,7 @@ from server.queries.views import ViewBuilder
 from server.redis_client import make_redis
 from server.widgetdata.cache import WidgetDataCache
 from server.widgetdata.service import WidgetDataDomain
+from workers.metrics import TimedMaterializer
 
 T = TypeVar("T")
 
@@ -101,7 +102,7 @@ class Runtime:
             queries=queries,
             cache=cache,
             store=JobStore(db, redis, config),
-            materializer=Materializer(db, queries, cache, config),
+            materializer=TimedMaterializer(db, queries, cache, config),
             views=ViewBuilder(datasource, config.view_role, config.query_timeout_cap_seconds),
             exports=exports,
         )

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
+from datetime import UTC
 from typing import Any, NoReturn
 
 import redis.exceptions
@@ -15,6 +17,7 @@ from celery import Task, shared_task
 from sqlalchemy import delete, func, literal_column, or_, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from dashboard.v1 import common_pb2, export_pb2
 from server.db.schema import export_jobs, idempotency_keys, jobs, widget_data_cache, widget_queries, widgets
 from server.errors import TesseraError
 from server.exports.runner import run_export
@@ -29,7 +32,7 @@ from server.jobs.names import (
 )
 from server.jobs.runner import TRANSIENT_ERRORS, run_materialization
 from server.jobs.store import TERMINAL
-from workers import resources
+from workers import metrics, resources
 from workers.resources import Runtime
 
 log = logging.getLogger("tessera.workers")
@@ -60,6 +63,20 @@ def _retry(task: Task[Any, Any], exc: BaseException) -> NoReturn:
 
 # --- exports ----------------------------------------------------------------------------------
 
+EXPORT_OUTCOMES = {
+    common_pb2.JOB_STATE_SUCCEEDED: "succeeded",
+    common_pb2.JOB_STATE_FAILED: "failed",
+    common_pb2.JOB_STATE_CANCELLED: "cancelled",
+}
+
+
+def already_ended(job: export_pb2.ExportJob, started: float) -> bool:
+    """The job ended before this attempt began (a duplicate delivery): nothing to count."""
+    if not job.HasField("end_time"):
+        return False
+    ended = job.end_time.ToDatetime(tzinfo=UTC).timestamp()
+    return ended < time.time() - (time.monotonic() - started)
+
 
 @shared_task(name=TASK_EXPORT, bind=True)
 def render_export(self: Task[Any, Any], export_id: str) -> int:
@@ -67,7 +84,11 @@ def render_export(self: Task[Any, Any], export_id: str) -> int:
     final = self.request.retries >= resources.settings().task_max_retries
 
     async def work(rt: Runtime) -> int:
+        started = time.monotonic()
         job = await run_export(rt.exports, export_id, final_attempt=final)
+        if job is not None and job.state in EXPORT_OUTCOMES and not already_ended(job, started):
+            fmt = "pdf" if job.format == export_pb2.EXPORT_FORMAT_PDF else "png"
+            metrics.observe_export(fmt, EXPORT_OUTCOMES[job.state], time.monotonic() - started)
         return int(job.state) if job is not None else 0
 
     try:

@@ -5,6 +5,7 @@ process group (SIGKILL kills the main process and its prefork children at once).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,8 @@ class WorkerProcess:
         concurrency: int = 2,
         cwd: str | None = None,
     ) -> None:
-        self._env = {**os.environ, "C_FORCE_ROOT": "1", **env}
+        # Metrics on a free port unless the caller names one (tests run side by side).
+        self._env = {**os.environ, "C_FORCE_ROOT": "1", "TESSERA_WORKER_METRICS_PORT": "0", **env}
         self._queues = queues
         self._concurrency = concurrency
         self._cwd = cwd or str(Path(__file__).resolve().parent.parent)
@@ -36,6 +38,12 @@ class WorkerProcess:
     @property
     def log(self) -> str:
         return self._log.read_text(errors="replace")
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the worker's /metrics, from its start-up log line (text or JSON)."""
+        found = re.search(r"worker metrics exported\W.*?address\W+[\w.:\[\]-]*?:(\d+)", self.log)
+        return int(found.group(1)) if found else None
 
     def start(self, timeout: float = 30.0) -> WorkerProcess:
         command = [

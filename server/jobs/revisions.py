@@ -57,6 +57,8 @@ class JobMessage(Protocol):
     def state(self) -> int: ...
     @property
     def revision(self) -> int: ...
+    @property
+    def progress(self) -> common_pb2.JobProgress: ...
     def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
 
 
@@ -134,6 +136,18 @@ class RevisionStore(Generic[M, E]):
                 await conn.execute(update(table).where(table.c.id == row.id).values(**values).returning(table))
             ).one()
         changed = self.kind.from_row(updated)
+        # One line per progress event (a worker's log lines carry the rpc's correlation id).
+        log.info(
+            "job progress",
+            extra={
+                "job_kind": self.kind.stream,
+                "job_id": changed.id,
+                "revision": changed.revision,
+                "state": common_pb2.JobState.Name(changed.state),
+                "percent": changed.progress.percent,
+                "step": changed.progress.message,
+            },
+        )
         await self.publish(changed)
         return changed
 

@@ -6,7 +6,6 @@ the watch; access through the dashboard; request ids; a trimmed stream and a dea
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -41,24 +40,21 @@ SLOW_SQL = "SELECT count(*) AS n FROM generate_series(1, {n}) a CROSS JOIN gener
 
 
 def broker_url_for(redis_url: str) -> str:
-    """A logical database of its own for the broker (5..15, random), so parallel runs and other
-    modules never share queues. Emptied first: nothing of an earlier run may be delivered."""
-    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url.rstrip("/")
-    url = f"{base}/{random.randint(5, 15)}"
-    client = redis.Redis.from_url(url)
-    try:
-        for key in client.scan_iter(match="*_kombu*"):
-            client.delete(key)
-        for name in ("materialize", "maintenance", "exports", "unacked", "unacked_index", "unacked_mutex"):
-            client.delete(name)
-    finally:
-        client.close()
-    return url
+    """The broker of a test module: the run's Redis; isolation comes from the key prefix that
+    `jobs_settings` gives each module (see Settings.broker_key_prefix)."""
+    return redis_url
 
 
 def jobs_settings(settings: Settings, broker_url: str, **extra: Any) -> Settings:
+    """The settings of a module with jobs: its own broker key prefix, so parallel runs and other
+    modules (even a killed worker's re-delivered tasks) never share queues."""
+    own = {
+        "broker_url": broker_url,
+        "broker_key_prefix": f"{settings.redis_prefix}broker-{uuid.uuid4().hex[:8]}:",
+        "job_heartbeat_seconds": HEARTBEAT,
+    }
     # Built anew (not model_copy): effective_broker_url is a cached property.
-    return Settings(**(settings.model_dump() | {"broker_url": broker_url, "job_heartbeat_seconds": HEARTBEAT} | extra))
+    return Settings(**(settings.model_dump() | own | extra))
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -66,7 +62,9 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "BROKER_URL": settings.effective_broker_url,
+        "TESSERA_BROKER_KEY_PREFIX": settings.broker_key_prefix,
         "TESSERA_REDIS_PREFIX": settings.redis_prefix,
+        "TESSERA_EXPORT_STORAGE_URL": settings.export_storage_url,
         "TESSERA_LOG_LEVEL": "WARNING",
         **extra,
     }
