@@ -186,11 +186,16 @@ class AsyncClient:
         job_id: str,
         *,
         on_progress: Callable[[Any], None] | None = None,
+        start: Any = None,
         timeout: float | None = None,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
         stall_timeout: float | None = None,
     ) -> Any:
         """As `Client.follow`."""
         tracker: JobTracker[Any] = JobTracker(on_progress)
+        if start is not None:  # a snapshot the caller has (from the create call): report it, watch after it
+            tracker.accept(start)
+            if tracker.done:
+                return tracker.latest
         deadline = None if timeout is None else self._clock() + timeout
         stall = stall_timeout or self.stall_timeout
         method = self._method(kind.watch)

@@ -246,6 +246,7 @@ class Client:
         job_id: str,
         *,
         on_progress: Callable[[Any], None] | None = None,
+        start: Any = None,
         timeout: float | None = None,
         stall_timeout: float | None = None,
     ) -> Any:
@@ -253,8 +254,13 @@ class Client:
         calling `on_progress(job)` once per new revision. A dropped or stalled stream (no
         message, not even a heartbeat, for `stall_timeout` s) is reopened with since_revision,
         so no revision is seen twice or skipped; the retry policy bounds reopenings without
-        progress. `timeout` (default none) bounds the whole wait."""
+        progress. `start` is a snapshot already in hand (the create call's answer): it is
+        reported first and the watch begins after it. `timeout` (default none) bounds the wait."""
         tracker: JobTracker[Any] = JobTracker(on_progress)
+        if start is not None:  # a snapshot the caller has (from the create call): report it, watch after it
+            tracker.accept(start)
+            if tracker.done:
+                return tracker.latest
         deadline = None if timeout is None else self._clock() + timeout
         stall = stall_timeout or self.stall_timeout
         method = self._method(kind.watch)

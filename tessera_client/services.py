@@ -216,15 +216,17 @@ class Widgets(_Service):
 
     def wait_job(
         self,
-        job_id: str,
+        job: str | w.MaterializationJob,
         *,
         on_progress: Callable[[w.MaterializationJob], None] | None = None,
         timeout: float | None = None,
         check: bool = True,
     ) -> w.MaterializationJob:
         """Follows the job's watch stream (resuming after drops) to its end; JobFailedError when
-        it did not succeed and `check` is set."""
-        final = self._client.follow(MATERIALIZATION, job_id, on_progress=on_progress, timeout=timeout)
+        it did not succeed and `check` is set. Given a job snapshot rather than an id, reports
+        it first and watches from its revision."""
+        job_id, start = (job, None) if isinstance(job, str) else (job.id, job)
+        final = self._client.follow(MATERIALIZATION, job_id, on_progress=on_progress, start=start, timeout=timeout)
         return _check(final, check)  # type: ignore[no-any-return]
 
     def materialize_and_wait(
@@ -238,9 +240,7 @@ class Widgets(_Service):
         check: bool = True,
     ) -> w.MaterializationJob:
         job = self.materialize(dashboard_id, dashboard_version=dashboard_version, filters=filters)
-        if on_progress is not None:
-            on_progress(job)
-        return self.wait_job(job.id, on_progress=on_progress, timeout=timeout, check=check)
+        return self.wait_job(job, on_progress=on_progress, timeout=timeout, check=check)
 
 
 class Queries(_Service):
@@ -377,14 +377,16 @@ class Exports(_Service):
 
     def wait(
         self,
-        export_id: str,
+        export: str | e.ExportJob,
         *,
         on_progress: Callable[[e.ExportJob], None] | None = None,
         timeout: float | None = None,
         check: bool = True,
     ) -> e.ExportJob:
-        """Follows WatchExport (resuming after drops) to the end; JobFailedError unless SUCCEEDED."""
-        final = self._client.follow(EXPORT, export_id, on_progress=on_progress, timeout=timeout)
+        """Follows WatchExport (resuming after drops) to the end; JobFailedError unless SUCCEEDED
+        and `check`. Given a snapshot rather than an id, reports it first and watches after it."""
+        export_id, start = (export, None) if isinstance(export, str) else (export.id, export)
+        final = self._client.follow(EXPORT, export_id, on_progress=on_progress, start=start, timeout=timeout)
         return _check(final, check)  # type: ignore[no-any-return]
 
     def download(
@@ -415,9 +417,7 @@ class Exports(_Service):
         job = self.create(
             dashboard_id, format=format, options=options, dashboard_version=dashboard_version, filters=filters
         )
-        if on_progress is not None:
-            on_progress(job)
-        final = self.wait(job.id, on_progress=on_progress, timeout=timeout)
+        final = self.wait(job, on_progress=on_progress, timeout=timeout)
         download = self.download(final.id, destination, on_bytes=on_bytes)
         return ExportResult(final, download.path, download.file)
 
@@ -436,7 +436,7 @@ class Exports(_Service):
         jobs = self.batch_create(requests)
         results: list[ExportResult] = []
         for job in jobs:
-            final = self.wait(job.id, on_progress=on_progress, timeout=timeout)
+            final = self.wait(job, on_progress=on_progress, timeout=timeout)
             download = self.download(final.id, target)
             results.append(ExportResult(final, download.path, download.file))
         return results
