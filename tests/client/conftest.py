@@ -1,14 +1,10 @@
 """Fixtures of the client tests: tokens as strings (what a client holds), clients on the session
-server, and a jobs stack of its own (server + a real Celery worker on a broker database of its
-own) for materialization and export tests."""
+server, and a jobs stack of its own (server + a real Celery worker) for materialization and
+export tests."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +12,13 @@ import pytest
 from server.auth.tokens import mint_token
 from server.config import Settings
 from tessera_client import Client
-from tests.harness.server import ServerHandle, start_in_thread
-from workers.testing import WorkerProcess
+from tests.harness.jobstack import JobStack
+from tests.harness.jobstack import job_stack as start_job_stack
+from tests.harness.server import ServerHandle
+
+__all__ = ["JobStack", "Mint"]
 
 Mint = Callable[..., str]
-CHROMIUM = "/usr/lib/chromium/chromium"
 
 
 @pytest.fixture(scope="session")
@@ -50,44 +48,7 @@ def clients(server: ServerHandle) -> Iterator[Callable[..., Client]]:
         client.close()
 
 
-@dataclass
-class JobStack:
-    """A server and a worker sharing a broker database of their own."""
-
-    settings: Settings
-    server: ServerHandle
-    worker: WorkerProcess
-    export_dir: Path
-
-    @property
-    def address(self) -> str:
-        return self.server.address
-
-    def env(self) -> dict[str, str]:
-        return export_env(self.export_dir)
-
-
-def export_env(export_dir: Path) -> dict[str, str]:
-    """Where exports are stored and which Chromium renders them (server and worker alike)."""
-    return {"TESSERA_EXPORT_STORAGE_URL": f"file://{export_dir}", "TESSERA_CHROMIUM_PATH": CHROMIUM}
-
-
 @pytest.fixture(scope="session")
 def job_stack(settings: Settings, migrated: str) -> Iterator[JobStack]:
-    from tests.integration.test_jobs import broker_url_for, jobs_settings, worker_env
-
-    export_dir = Path(tempfile.mkdtemp(prefix="tessera-client-exports-"))
-    extra = {"export_storage_url": f"file://{export_dir}", "chromium_path": CHROMIUM}
-    stack_settings = jobs_settings(settings, broker_url_for(settings.redis_url), **extra)
-    handle = start_in_thread(stack_settings)
-    worker = WorkerProcess(
-        worker_env(stack_settings, **export_env(export_dir)), queues="materialize,exports,maintenance"
-    ).start()
-    try:
-        yield JobStack(stack_settings, handle, worker, export_dir)
-    finally:
-        worker.stop()
-        handle.stop()
-        for path in sorted(export_dir.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        os.rmdir(export_dir)
+    with start_job_stack(settings) as stack:
+        yield stack
