@@ -160,6 +160,8 @@ class AsyncClient:
         timeout: float | None = None,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
     ) -> AsyncIterator[Resp]:
         """As `Client.stream`."""
+        if not isinstance(request, rpc.request_type):
+            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
         call = self._method(rpc)(request, metadata=self._auth.metadata(), timeout=timeout)
         try:
             async for message in call:
@@ -261,7 +263,7 @@ class AsyncClient:
         sink = DownloadSink(export_id, Path(destination), on_bytes)
         deadline = None if timeout is None else self._clock() + timeout
         method = self._method(rpcs.DOWNLOAD_EXPORT)
-        failures = 0
+        failures, refreshed = 0, False
         last: ApiError | None = None
         try:
             while True:
@@ -280,6 +282,9 @@ class AsyncClient:
                     last = error_from_rpc(exc, rpcs.DOWNLOAD_EXPORT.full_name)
                 finally:
                     call.cancel()
+                if self._refresh_after(last, refreshed):
+                    refreshed = True
+                    continue
                 failures += 1
                 if failures >= self.retry.max_attempts or not self.retry.retryable(last, Idempotency.SAFE):
                     raise last

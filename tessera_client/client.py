@@ -36,6 +36,7 @@ from tessera_client.errors import ApiError, DeadlineExceededError, UnavailableEr
 from tessera_client.jobs import DownloadSink, JobKind, JobTracker
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
+from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
 
 __all__ = ["DEFAULT_ADDRESS", "Client", "Download"]
 
@@ -107,8 +108,6 @@ class Client:
             )
             self._owns_channel = True
         self._stubs: dict[str, Any] = {}
-        from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
-
         self.dashboards = Dashboards(self)
         self.widgets = Widgets(self)
         self.queries = Queries(self)
@@ -325,7 +324,7 @@ class Client:
         sink = DownloadSink(export_id, Path(destination), on_bytes)
         deadline = None if timeout is None else self._clock() + timeout
         method = self._method(rpcs.DOWNLOAD_EXPORT)
-        failures = 0
+        failures, refreshed = 0, False
         last: ApiError | None = None
         try:
             while True:
@@ -344,6 +343,9 @@ class Client:
                     last = error_from_rpc(exc, rpcs.DOWNLOAD_EXPORT.full_name)
                 finally:
                     call.cancel()
+                if self._refresh_after(last, refreshed):
+                    refreshed = True
+                    continue
                 failures += 1
                 if failures >= self.retry.max_attempts or not self.retry.retryable(last, Idempotency.SAFE):
                     raise last

@@ -82,6 +82,7 @@ def seconds(value: duration_pb2.Duration) -> float:
 def rows(frame: common_pb2.DataFrame) -> list[dict[str, object]]:
     """The frame's rows as dicts of Python values (int, float, Decimal, date, datetime, dict for
     JSON, UUID, bytes, None for NULL); the decoding is the server's own, so nothing is lost."""
+    # Imported here: the decoder brings psycopg's adapters, which plain calls do not need.
     from server.queries.frame import frame_to_rows
 
     return frame_to_rows(frame)
