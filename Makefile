@@ -9,7 +9,7 @@ export BUF_CACHE_DIR := $(CURDIR)/build/buf-cache
 VENV := .venv/bin
 BUF := $(VENV)/buf
 # mypy fails on a directory without Python files, so only the packages that exist.
-MYPY_TARGETS := $(foreach d,server workers,$(if $(wildcard $(d)/*.py),$(d)))
+MYPY_TARGETS := $(foreach d,server workers tessera_client,$(if $(wildcard $(d)/*.py),$(d)))
 GEN_DIGEST := find gen -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum
 
 .PHONY: help bootstrap dev test gen proto-deps lint check-gen bench clean

@@ -6,6 +6,7 @@ tessera worker    a Celery worker
 tessera beat      the Celery beat scheduler
 tessera migrate   apply (or revert) database migrations
 tessera token     mint a development token
+tessera dashboards | widgets | materialize | export   client commands (server/cli_client.py)
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Annotated
 
 import typer
 
+from server.cli_client import mount_client_commands
 from server.config import Settings
 from server.logs import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+mount_client_commands(app)
 
 
 def _settings() -> Settings:

@@ -141,7 +141,9 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
     await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_STORING, f"storing {len(printed.data):,} bytes"))
     await deps.storage.awrite(url, printed.data)
     expire = datetime.now(UTC) + timedelta(seconds=deps.settings.export_retention_seconds)
-    exported = _file(printed, content_type, expire, _filename(snapshot.title, row.dashboard_version, content_type))
+    exported = _file(
+        printed, content_type, expire, _filename(snapshot.title, row.dashboard_version, job_id, content_type)
+    )
     done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: {"storage_url": url})
     if done is None:
         raise Cancelled
@@ -305,7 +307,10 @@ def _file(printed: PrintedFile, content_type: str, expire: datetime, filename: s
     return exported
 
 
-def _filename(title: str, version: int, content_type: str) -> str:
+def _filename(title: str, version: int, job_id: str, content_type: str) -> str:
+    """`<title slug>-v<version>-<export id prefix>.<ext>`: readable, and two exports of one
+    version (a batch of paper sizes) never suggest the same name."""
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_title).strip("-").lower()[:80] or "dashboard"
-    return f"{slug}-v{version}.{'pdf' if content_type == 'application/pdf' else 'png'}"
+    extension = "pdf" if content_type == "application/pdf" else "png"
+    return f"{slug}-v{version}-{job_id[:8]}.{extension}"

@@ -98,7 +98,10 @@ def test_pdf_export_streams_progress_and_downloads_a_verified_file(kit: ExportKi
     done = events[-1]
     assert done.state == SUCCEEDED, done.error
     assert done.progress.percent == 100 and done.HasField("end_time")
-    assert done.file.content_type == "application/pdf" and done.file.filename.endswith(f"-v{job.dashboard_version}.pdf")
+    assert (
+        done.file.content_type == "application/pdf"
+        and done.file.filename == f"export-report-v{job.dashboard_version}-{job.id[:8]}.pdf"
+    )
 
     meta, data = kit.download(job.id, chunk_size=4096)
     assert meta == done.file

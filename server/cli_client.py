@@ -1,0 +1,484 @@
+"""Client commands of `tessera`, for daily use against a running server.
+
+    tessera dashboards list [--tag T]... [--mine] [--title TEXT] [--published/--unpublished] [--json]
+    tessera dashboards get ID [--json]
+    tessera widgets data WIDGET_ID [--param NAME=VALUE]... [--filter NAME=VALUE]... [--refresh] [--json]
+    tessera materialize DASHBOARD_ID [--filter NAME=VALUE]... [--version N] [--no-wait]
+    tessera export DASHBOARD_ID [--format pdf|png] [--paper a4] [--orientation landscape] [--out PATH] ...
+
+Every command takes --address (TESSERA_ADDRESS, default 127.0.0.1:50051) and --token
+(TESSERA_TOKEN; `tessera token` mints one in development) or --link-token (TESSERA_LINK_TOKEN).
+Materialize and export show a live progress bar fed by the job's watch stream. A failed call
+prints its status, reason, field violations and correlation id, and exits 1.
+
+Values of --param and --filter are read as JSON when they parse (65, 2.5, true, ["ICU","ER"],
+"65" for the text 65), as a date (2026-01-31), a date range (2026-01-01..2026-01-31) or an
+ISO timestamp with a zone (2026-01-31T08:00:00+00:00), and as plain text otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import re
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from google.protobuf import json_format
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from dashboard.v1 import common_pb2 as c
+from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import export_pb2 as e
+from dashboard.v1 import widget_pb2 as w
+from tessera_client import (
+    DEFAULT_ADDRESS,
+    ApiError,
+    Client,
+    DownloadVerificationError,
+    JobFailedError,
+    date_range,
+    rows,
+    table,
+)
+from tessera_client.values import ParameterInput
+
+__all__ = ["mount_client_commands", "parse_value"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Address = Annotated[
+    str, typer.Option("--address", envvar="TESSERA_ADDRESS", help="Server host:port (TESSERA_ADDRESS).")
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar="TESSERA_TOKEN", help="Bearer JWT (TESSERA_TOKEN).", show_default=False),
+]
+LinkToken = Annotated[
+    str | None,
+    typer.Option("--link-token", envvar="TESSERA_LINK_TOKEN", help="A public link token instead of a JWT."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Filters = Annotated[
+    list[str] | None, typer.Option("--filter", help="Dashboard filter NAME=VALUE; repeatable.", show_default=False)
+]
+
+dashboards_app = typer.Typer(no_args_is_help=True, help="List and read dashboards.")
+widgets_app = typer.Typer(no_args_is_help=True, help="Read widget data.")
+
+
+def mount_client_commands(app: typer.Typer) -> None:
+    app.add_typer(dashboards_app, name="dashboards")
+    app.add_typer(widgets_app, name="widgets")
+    app.command("materialize")(materialize)
+    app.command("export")(export)
+
+
+# --- plumbing --------------------------------------------------------------------------------
+
+
+def _client(address: str, token: str | None, link_token: str | None) -> Client:
+    if not token and not link_token:
+        raise typer.BadParameter(
+            "no credentials: pass --token or set TESSERA_TOKEN (`tessera token` mints one in development)",
+            param_hint="--token",
+        )
+    return Client(address, token=token or None, link_token=None if token else link_token)
+
+
+def _reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Prints what went wrong, the way a person can act on it, and exits 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        err = Console(stderr=True)
+        try:
+            return command(*args, **kwargs)
+        except ApiError as error:
+            err.print(f"[bold red]error[/]: {error.code().name}: {error.message}", highlight=False)
+            if error.reason:
+                err.print(f"  reason: {error.reason}", highlight=False)
+            for field, description in error.field_violations:
+                err.print(f"  {field}: {description}", highlight=False)
+            if error.correlation_id:
+                err.print(f"  correlation id: {error.correlation_id}", highlight=False)
+            raise typer.Exit(1) from None
+        except (JobFailedError, DownloadVerificationError) as error:
+            err.print(f"[bold red]error[/]: {error}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return run
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_value(text: str) -> ParameterInput:
+    """A --param / --filter value: see the module docstring."""
+    if ".." in text:
+        start, _, end = text.partition("..")
+        if _DATE.match(start) and _DATE.match(end):
+            return date_range(dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+    if _DATE.match(text):
+        return dt.date.fromisoformat(text)
+    if "T" in text and text[:4].isdigit():
+        try:
+            stamp = dt.datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if stamp.tzinfo is None:
+                raise ValueError(f"{text!r}: a timestamp needs a zone (for example +00:00)")
+            return stamp
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if isinstance(value, dict) or value is None:
+        raise ValueError(f"{text!r}: objects and null are not parameter values")
+    return value  # type: ignore[no-any-return]
+
+
+def _pairs(items: Sequence[str] | None, option: str) -> dict[str, ParameterInput]:
+    values: dict[str, ParameterInput] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{item!r} is not NAME=VALUE", param_hint=option)
+        try:
+            values[name.strip()] = parse_value(text)
+        except ValueError as error:
+            raise typer.BadParameter(f"{name}: {error}", param_hint=option) from None
+    return values
+
+
+def _when(stamp: Any) -> str:
+    if not stamp.seconds and not stamp.nanos:
+        return ""
+    return str(stamp.ToDatetime(tzinfo=dt.UTC).isoformat(timespec="seconds"))
+
+
+def _state(state: int) -> str:
+    return str(c.JobState.Name(state)).removeprefix("JOB_STATE_")
+
+
+def _print_json(message: Any) -> None:
+    typer.echo(json_format.MessageToJson(message, indent=2))
+
+
+# --- dashboards ------------------------------------------------------------------------------
+
+
+@dashboards_app.command("list")
+@_reports_errors
+def list_dashboards(
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = None,
+    link_token: LinkToken = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only with this tag; repeatable.")] = None,
+    mine: Annotated[bool, typer.Option("--mine", help="Only dashboards I own.")] = False,
+    title: Annotated[str, typer.Option(help="Title contains (case-insensitive).")] = "",
+    published: Annotated[bool | None, typer.Option("--published/--unpublished", show_default=False)] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 0,
+    as_json: AsJson = False,
+) -> None:
+    """List the dashboards you may see, newest change first."""
+    with _client(address, token, link_token) as client:
+        found: list[d.Dashboard] = []
+        for board in client.dashboards.list(
+            tags=tag or (), owner_id="me" if mine else "", published=published, title_contains=title
+        ):
+            found.append(board)
+            if limit and len(found) >= limit:
+                break
+    if as_json:
+        typer.echo(json.dumps([json.loads(json_format.MessageToJson(b)) for b in found], indent=2))
+        return
+    grid = Table(title=f"{len(found)} dashboard(s)")
+    for name in ("id", "title", "tags", "version", "published", "updated"):
+        grid.add_column(name, no_wrap=name == "id", overflow="fold")
+    for board in found:
+        grid.add_row(
+            board.id,
+            board.title,
+            ", ".join(board.tags),
+            str(board.version),
+            str(board.published_version or "-"),
+            _when(board.update_time),
+        )
+    Console().print(grid)
+
+
+@dashboards_app.command("get")
+@_reports_errors
+def get_dashboard(
+    dashboard_id: Annotated[str, typer.Argument(help="Dashboard UUID.")],
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = None,
+    link_token: LinkToken = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a dashboard and its widgets."""
+    with _client(address, token, link_token) as client:
+        board = client.dashboards.get(dashboard_id)
+    if as_json:
+        _print_json(board)
+        return
+    out = Console()
+    out.print(f"[bold]{board.title}[/]  ({board.id})", highlight=False)
+    out.print(
+        f"facility {board.facility_id} · owner {board.owner_id} · version {board.version} · "
+        f"published {board.published_version or '-'} · tags {', '.join(board.tags) or '-'}",
+        highlight=False,
+    )
+    if board.description:
+        out.print(board.description, highlight=False)
+    grid = Table(title=f"{len(board.widgets)} widget(s)")
+    for name in ("id", "title", "type", "x,y wxh", "query"):
+        grid.add_column(name, no_wrap=name == "id", overflow="fold")
+    for widget in board.widgets:
+        p = widget.position
+        grid.add_row(
+            widget.id,
+            widget.title,
+            str(w.WidgetType.Name(widget.type)).removeprefix("WIDGET_TYPE_").lower(),
+            f"{p.x},{p.y} {p.width}x{p.height}",
+            widget.query.query_id or "-",
+        )
+    out.print(grid)
+
+
+# --- widget data -----------------------------------------------------------------------------
+
+
+@widgets_app.command("data")
+@_reports_errors
+def widget_data(
+    widget_id: Annotated[str, typer.Argument(help="Widget UUID.")],
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = None,
+    link_token: LinkToken = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Query parameter NAME=VALUE; repeatable.", show_default=False)
+    ] = None,
+    filter_: Filters = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Skip the cache and compute.")] = False,
+    max_rows: Annotated[int, typer.Option(help="Show at most this many rows (0: all).")] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """Show a widget's data as a table, with where it came from (cache tier or computed)."""
+    parameters, filters = _pairs(param, "--param"), _pairs(filter_, "--filter")
+    with _client(address, token, link_token) as client:
+        data = client.widgets.data(widget_id, parameters=parameters, filters=filters, force_refresh=refresh)
+    source = str(w.DataSource.Name(data.source)).removeprefix("DATA_SOURCE_").lower()
+    if as_json:
+        document = {
+            "widget_id": data.widget_id,
+            "source": source,
+            "compute_time": _when(data.compute_time),
+            "masked": data.masked,
+            "truncated": data.frame.truncated,
+            "rows": rows(data.frame),
+        }
+        typer.echo(json.dumps(document, indent=2, default=str))
+        return
+    names, texts = table(data.frame)
+    shown = texts[:max_rows] if max_rows else texts
+    caption = f"source {source} · computed {_when(data.compute_time)} · {data.frame.row_count} row(s)"
+    if data.masked:
+        caption += " · PHI masked"
+    if data.frame.truncated:
+        caption += " · truncated by the row cap"
+    if len(shown) < len(texts):
+        caption += f" · showing {len(shown)}"
+    grid = Table()
+    for name in names:
+        grid.add_column(name, overflow="fold")
+    for row in shown:
+        grid.add_row(*row)
+    out = Console()
+    out.print(grid)
+    out.print(caption, highlight=False)
+
+
+# --- materialize and export ------------------------------------------------------------------
+
+
+def _job_progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@_reports_errors
+def materialize(
+    dashboard_id: Annotated[str, typer.Argument(help="Dashboard UUID.")],
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = None,
+    link_token: LinkToken = None,
+    filter_: Filters = None,
+    version: Annotated[int, typer.Option(help="Dashboard version (0: current, or published for readers).")] = 0,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the job to its end.")] = True,
+) -> None:
+    """Materialize every widget of a dashboard into the cache, with a live progress bar."""
+    filters = _pairs(filter_, "--filter")
+    err, out = Console(stderr=True), Console()
+    with _client(address, token, link_token) as client:
+        job = client.widgets.materialize(dashboard_id, dashboard_version=version, filters=filters)
+        if not wait:
+            out.print(f"job {job.id} {_state(job.state)}", highlight=False)
+            return
+        with _job_progress(err) as progress:
+            task = progress.add_task("materializing", total=100, detail="queued")
+
+            def show(snapshot: w.MaterializationJob) -> None:
+                detail = snapshot.progress.message or _state(snapshot.state).lower()
+                progress.update(task, completed=snapshot.progress.percent, detail=detail)
+
+            final = client.widgets.wait_job(job, on_progress=show, check=False)
+    grid = Table(title=f"job {final.id}: {_state(final.state)}")
+    for name in ("widget", "state", "rows", "error"):
+        grid.add_column(name, overflow="fold")
+    for entry in final.widgets:
+        error = f"{entry.error.reason}: {entry.error.message}" if entry.HasField("error") else ""
+        grid.add_row(entry.widget_id, _state(entry.state), str(entry.row_count), error)
+    out.print(grid)
+    if final.state != c.JOB_STATE_SUCCEEDED:
+        raise JobFailedError(final)
+
+
+class Format(StrEnum):
+    pdf = "pdf"
+    png = "png"
+
+
+class Paper(StrEnum):
+    a4 = "a4"
+    a3 = "a3"
+    letter = "letter"
+    legal = "legal"
+
+
+class PageOrientation(StrEnum):
+    landscape = "landscape"
+    portrait = "portrait"
+
+
+FORMATS = {Format.pdf: e.EXPORT_FORMAT_PDF, Format.png: e.EXPORT_FORMAT_PNG}
+PAPERS = {
+    Paper.a4: e.PAPER_SIZE_A4,
+    Paper.a3: e.PAPER_SIZE_A3,
+    Paper.letter: e.PAPER_SIZE_LETTER,
+    Paper.legal: e.PAPER_SIZE_LEGAL,
+}
+ORIENTATIONS = {PageOrientation.landscape: e.ORIENTATION_LANDSCAPE, PageOrientation.portrait: e.ORIENTATION_PORTRAIT}
+
+
+def _margins(text: str | None) -> e.Margins | None:
+    """'10' for all four sides, or 'TOP,RIGHT,BOTTOM,LEFT' in millimetres."""
+    if text is None:
+        return None
+    try:
+        sides = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not MM or TOP,RIGHT,BOTTOM,LEFT", param_hint="--margins") from None
+    if len(sides) == 1:
+        sides *= 4
+    if len(sides) != 4:
+        raise typer.BadParameter("give one value or four (TOP,RIGHT,BOTTOM,LEFT)", param_hint="--margins")
+    return e.Margins(top_mm=sides[0], right_mm=sides[1], bottom_mm=sides[2], left_mm=sides[3])
+
+
+@_reports_errors
+def export(
+    dashboard_id: Annotated[str, typer.Argument(help="Dashboard UUID.")],
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = None,
+    link_token: LinkToken = None,
+    format_: Annotated[Format, typer.Option("--format", help="File format.")] = Format.pdf,
+    paper: Annotated[Paper, typer.Option(help="PDF paper size.")] = Paper.a4,
+    orientation: Annotated[PageOrientation, typer.Option(help="PDF orientation.")] = PageOrientation.landscape,
+    margins: Annotated[
+        str | None, typer.Option(help="PDF margins in mm: MM or TOP,RIGHT,BOTTOM,LEFT (default 10).")
+    ] = None,
+    header: Annotated[str, typer.Option(help="PDF header text.")] = "",
+    footer: Annotated[str, typer.Option(help="PDF footer text (page numbers are always added).")] = "",
+    background: Annotated[bool, typer.Option("--background/--no-background", help="Print backgrounds.")] = True,
+    scale: Annotated[int, typer.Option(help="PNG device scale factor, 1-4 (0: default 2).")] = 0,
+    transparent: Annotated[bool, typer.Option("--transparent", help="PNG transparent background.")] = False,
+    width_px: Annotated[int, typer.Option(help="PNG viewport width in CSS px (0: default 1280).")] = 0,
+    version: Annotated[int, typer.Option(help="Dashboard version (0: the published one).")] = 0,
+    filter_: Filters = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="File to write, or a directory for the server's file name.")
+    ] = Path("."),
+) -> None:
+    """Export a dashboard to PDF or PNG and download it, with live progress and a verified sha256."""
+    options = e.ExportOptions(
+        paper_size=PAPERS[paper],
+        orientation=ORIENTATIONS[orientation],
+        margins=_margins(margins),
+        header_text=header,
+        footer_text=footer,
+        print_background=background,
+        scale_factor=scale,
+        transparent_background=transparent,
+        width_px=width_px,
+    )
+    filters = _pairs(filter_, "--filter")
+    err = Console(stderr=True)
+    with _client(address, token, link_token) as client, _job_progress(err) as progress:
+        task = progress.add_task(f"exporting {format_.value}", total=100, detail="queued")
+        download_task: list[Any] = []
+
+        def show(job: e.ExportJob) -> None:
+            stage = str(e.ExportStage.Name(job.stage)).removeprefix("EXPORT_STAGE_").lower()
+            progress.update(task, completed=job.progress.percent, detail=job.progress.message or stage)
+
+        def received(done: int, total: int) -> None:
+            if not download_task:
+                download_task.append(progress.add_task("downloading", total=total, detail=""))
+            progress.update(download_task[0], completed=done)
+
+        result = client.exports.export(
+            dashboard_id,
+            out,
+            format=FORMATS[format_],
+            options=options,
+            dashboard_version=version,
+            filters=filters,
+            on_progress=show,
+            on_bytes=received,
+        )
+    file = result.file
+    pages = (
+        f"{file.page_count} page(s)"
+        if file.content_type == "application/pdf"
+        else f"{file.width_px}x{file.height_px} px"
+    )
+    Console().print(
+        f"{result.path}  {file.content_type}  {file.size_bytes} bytes  {pages}  sha256 {file.sha256}", highlight=False
+    )
+
+
+__all__ += ["export", "get_dashboard", "list_dashboards", "materialize", "widget_data"]

@@ -1,0 +1,296 @@
+"""The asyncio client (grpc.aio): the same rpcs, retries, deadlines, token handling, pagination,
+resumable job watches and verified downloads as `Client`, for asyncio programs. It offers the
+typed core (`call`, `stream`, `pages`, `follow`, `download`); build requests with the proto
+classes:
+
+    async with AsyncClient(address, token=token) as client:
+        board = await client.call(rpcs.GET_DASHBOARD, GetDashboardRequest(id=board_id))
+        async for board in client.pages(rpcs.LIST_DASHBOARDS, ListDashboardsRequest(), "dashboards"):
+            ...
+        job = await client.follow(MATERIALIZATION, job_id, on_progress=print)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from types import EllipsisType, TracebackType
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from dashboard.v1 import export_pb2 as e
+from tessera_client import rpcs
+from tessera_client.client import DEFAULT_ADDRESS, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT, MAX_MESSAGE_BYTES, Download
+from tessera_client.credentials import CallAuth, TokenSource
+from tessera_client.errors import ApiError, DeadlineExceededError, UnavailableError, error_from_rpc
+from tessera_client.jobs import DownloadSink, JobKind, JobTracker
+from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
+from tessera_client.rpcs import Req, Resp
+
+__all__ = ["AsyncClient"]
+
+log = logging.getLogger("tessera_client")
+
+
+class AsyncClient:
+    """See `Client` for the arguments; `sleep` here is a coroutine function."""
+
+    def __init__(
+        self,
+        target: str | grpc.aio.Channel = DEFAULT_ADDRESS,
+        *,
+        token: TokenSource | None = None,
+        link_token: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        correlation_id: str = "",
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._auth = CallAuth(token, link_token, correlation_id)
+        self.timeout = timeout
+        self.retry = retry
+        self.stall_timeout = stall_timeout
+        self._sleep = sleep
+        self._clock = clock
+        if isinstance(target, grpc.aio.Channel):
+            self._channel, self._owns_channel = target, False
+        else:
+            channel_options = [
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                *options,
+            ]
+            self._channel = (
+                grpc.aio.secure_channel(target, credentials, options=channel_options)
+                if credentials is not None
+                else grpc.aio.insecure_channel(target, options=channel_options)
+            )
+            self._owns_channel = True
+        self._stubs: dict[str, Any] = {}
+
+    async def close(self) -> None:
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except TimeoutError:
+            raise UnavailableError(f"no connection to the server within {timeout:g} s") from None
+
+    def _method(self, rpc: rpcs.Rpc[Any, Any]) -> Any:
+        stub = self._stubs.get(rpc.service)
+        if stub is None:
+            stub = self._stubs[rpc.service] = rpcs.STUBS[rpc.service](self._channel)
+        return getattr(stub, rpc.method)
+
+    def _remaining(self, deadline: float | None, rpc: rpcs.Rpc[Any, Any], last: ApiError | None) -> float | None:
+        if deadline is None:
+            return None
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise last or DeadlineExceededError("the call's deadline passed", method=rpc.full_name)
+        return remaining
+
+    def _refresh_after(self, error: ApiError, refreshed: bool) -> bool:
+        if error.code() is grpc.StatusCode.UNAUTHENTICATED and self._auth.refreshable and not refreshed:
+            self._auth.refresh()
+            return True
+        return False
+
+    async def call(
+        self,
+        rpc: rpcs.Unary[Req, Resp],
+        request: Req,
+        *,
+        timeout: float | EllipsisType | None = ...,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
+        retry: RetryPolicy | None = None,
+    ) -> Resp:
+        """As `Client.call`."""
+        if not isinstance(request, rpc.request_type):
+            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
+        policy = retry or self.retry
+        request = rpcs.with_request_ids(rpc, request, lambda: str(uuid.uuid4()))
+        seconds = self.timeout if timeout is ... else timeout
+        deadline = None if seconds is None else self._clock() + seconds
+        method = self._method(rpc)
+        attempt, refreshed = 0, False
+        last: ApiError | None = None
+        while True:
+            attempt += 1
+            remaining = self._remaining(deadline, rpc, last)
+            try:
+                response: Resp = await method(request, metadata=self._auth.metadata(), timeout=remaining)
+                return response
+            except grpc.aio.AioRpcError as exc:
+                last = error_from_rpc(exc, rpc.full_name)
+            if self._refresh_after(last, refreshed):
+                refreshed, attempt = True, attempt - 1
+                continue
+            delay = policy.delay_before_retry(attempt, last, rpc.idempotency)
+            if delay is None or (deadline is not None and self._clock() + delay >= deadline):
+                raise last
+            log.info("retrying %s in %.3f s after %s (attempt %d)", rpc.method, delay, last.code().name, attempt)
+            await self._sleep(delay)
+
+    async def stream(
+        self,
+        rpc: rpcs.ServerStream[Req, Resp],
+        request: Req,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
+    ) -> AsyncIterator[Resp]:
+        """As `Client.stream`."""
+        if not isinstance(request, rpc.request_type):
+            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
+        call = self._method(rpc)(request, metadata=self._auth.metadata(), timeout=timeout)
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, rpc.full_name) from exc
+        finally:
+            call.cancel()
+
+    async def pages(self, rpc: rpcs.Unary[Req, Resp], request: Req, items: str) -> AsyncIterator[Any]:
+        current: Any = type(request)()
+        current.CopyFrom(request)
+        while True:
+            response: Any = await self.call(rpc, current)
+            for item in getattr(response, items):
+                yield item
+            if not response.next_page_token:
+                return
+            current.page_token = response.next_page_token
+
+    async def follow(
+        self,
+        kind: JobKind[Any],
+        job_id: str,
+        *,
+        on_progress: Callable[[Any], None] | None = None,
+        start: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
+        stall_timeout: float | None = None,
+    ) -> Any:
+        """As `Client.follow`."""
+        tracker: JobTracker[Any] = JobTracker(on_progress)
+        if start is not None:  # a snapshot the caller has (from the create call): report it, watch after it
+            tracker.accept(start)
+            if tracker.done:
+                return tracker.latest
+        deadline = None if timeout is None else self._clock() + timeout
+        stall = stall_timeout or self.stall_timeout
+        method = self._method(kind.watch)
+        failures, refreshed = 0, False
+        last: ApiError | None = None
+        while True:
+            remaining = self._remaining(deadline, kind.watch, last)
+            call = method(kind.watch_request(job_id, tracker.since), metadata=self._auth.metadata(), timeout=remaining)
+            error: ApiError | None = None
+            stalled = False
+            try:
+                while True:
+                    try:
+                        event = await asyncio.wait_for(call.read(), stall)
+                    except TimeoutError:
+                        stalled = True
+                        break
+                    if event is grpc.aio.EOF:
+                        break
+                    job = kind.job_of(event)
+                    if job is not None and tracker.accept(job):
+                        failures = 0
+                        if tracker.done:
+                            return tracker.latest
+            except grpc.aio.AioRpcError as exc:
+                error = error_from_rpc(exc, kind.watch.full_name)
+            finally:
+                call.cancel()
+            if stalled:
+                error = UnavailableError(
+                    f"the watch of job {job_id} sent nothing for {stall:g} s", method=kind.watch.full_name
+                )
+            elif error is None:
+                job = await self.call(kind.get, kind.get_request(job_id))
+                tracker.accept(job)
+                if tracker.done:
+                    return tracker.latest
+                error = UnavailableError(f"the watch of job {job_id} ended early", method=kind.watch.full_name)
+            elif self._refresh_after(error, refreshed):
+                refreshed = True
+                continue
+            elif not self.retry.retryable(error, Idempotency.SAFE):
+                raise error
+            last = error
+            failures += 1
+            if failures >= self.retry.max_attempts:
+                raise error
+            tracker.resumes += 1
+            delay = self.retry.backoff(failures)
+            log.info("resuming the watch of %s after revision %d in %.3f s (%s)", job_id, tracker.since, delay, error)
+            await self._sleep(delay)
+
+    async def download(
+        self,
+        export_id: str,
+        destination: str | os.PathLike[str],
+        *,
+        chunk_size: int = 0,
+        on_bytes: Callable[[int, int], None] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
+    ) -> Download:
+        """As `Client.download` (file writes are small and local, so they stay synchronous)."""
+        sink = DownloadSink(export_id, Path(destination), on_bytes)
+        deadline = None if timeout is None else self._clock() + timeout
+        method = self._method(rpcs.DOWNLOAD_EXPORT)
+        failures, refreshed = 0, False
+        last: ApiError | None = None
+        try:
+            while True:
+                remaining = self._remaining(deadline, rpcs.DOWNLOAD_EXPORT, last)
+                request = e.DownloadExportRequest(id=export_id, chunk_size=chunk_size, offset=sink.received)
+                call = method(request, metadata=self._auth.metadata(), timeout=remaining)
+                try:
+                    async for part in call:
+                        if part.WhichOneof("part") == "file":
+                            sink.announce(part.file)
+                        else:
+                            sink.write(part.chunk)
+                            failures = 0
+                    return Download(sink.commit(), sink.expected or e.ExportFile())
+                except grpc.aio.AioRpcError as exc:
+                    last = error_from_rpc(exc, rpcs.DOWNLOAD_EXPORT.full_name)
+                finally:
+                    call.cancel()
+                if self._refresh_after(last, refreshed):
+                    refreshed = True
+                    continue
+                failures += 1
+                if failures >= self.retry.max_attempts or not self.retry.retryable(last, Idempotency.SAFE):
+                    raise last
+                delay = self.retry.backoff(failures)
+                log.info("resuming the download of %s at byte %d in %.3f s (%s)", export_id, sink.received, delay, last)
+                await self._sleep(delay)
+        except BaseException:
+            sink.abort()
+            raise

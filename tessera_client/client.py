@@ -1,0 +1,386 @@
+"""The synchronous client: one channel, the five services, retries, deadlines, pagination,
+resumable job watches and verified downloads.
+
+    from tessera_client import Client
+
+    with Client("127.0.0.1:50051", token=os.environ["TESSERA_TOKEN"]) as client:
+        for board in client.dashboards.list(tags=["icu"]):
+            print(board.title)
+
+Every call has a deadline (`timeout`, default 30 s, covering all its attempts) and is retried
+per `RetryPolicy` when its rpc is safe to repeat (see `tessera_client.retry`). Any rpc is
+reachable typed through `client.call(rpcs.X, request)` / `client.stream(...)`; the service
+helpers (`client.dashboards`, `.widgets`, `.queries`, `.exports`, `.shares`) wrap them with
+keyword arguments and Python values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import EllipsisType, TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from dashboard.v1 import export_pb2 as e
+from tessera_client import rpcs
+from tessera_client.credentials import CallAuth, TokenSource
+from tessera_client.errors import ApiError, DeadlineExceededError, UnavailableError, error_from_rpc
+from tessera_client.jobs import DownloadSink, JobKind, JobTracker
+from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
+from tessera_client.rpcs import Req, Resp
+from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
+
+__all__ = ["DEFAULT_ADDRESS", "Client", "Download"]
+
+log = logging.getLogger("tessera_client")
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_TIMEOUT = 30.0
+# Longer than a few server heartbeats (10 s by default): a watch this quiet is dead; reopen it.
+DEFAULT_STALL_TIMEOUT = 45.0
+# Widget data and query results can be large; the gRPC default is 4 MiB.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+Job = TypeVar("Job")
+
+
+@dataclass(frozen=True)
+class Download:
+    """A verified download: where it was written and what the server said it is."""
+
+    path: Path
+    file: e.ExportFile
+
+
+class Client:
+    """A Tessera client over one channel.
+
+    target          "host:port", or a grpc.Channel you built yourself.
+    token           a bearer JWT, or a function returning a current one (see CachedToken).
+    link_token      a public link token instead of a JWT (reads one published dashboard).
+    timeout         default deadline of a call in seconds, across its retries; None for none.
+    retry           the RetryPolicy; NO_RETRY turns retries off.
+    credentials     grpc.ssl_channel_credentials(...) for TLS; plaintext otherwise.
+    correlation_id  sent as x-correlation-id so the server's log lines carry it.
+    """
+
+    def __init__(
+        self,
+        target: str | grpc.Channel = DEFAULT_ADDRESS,
+        *,
+        token: TokenSource | None = None,
+        link_token: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        correlation_id: str = "",
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._auth = CallAuth(token, link_token, correlation_id)
+        self.timeout = timeout
+        self.retry = retry
+        self.stall_timeout = stall_timeout
+        self._sleep = sleep
+        self._clock = clock
+        if isinstance(target, grpc.Channel):
+            self._channel, self._owns_channel = target, False
+        else:
+            channel_options = [
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                *options,
+            ]
+            self._channel = (
+                grpc.secure_channel(target, credentials, options=channel_options)
+                if credentials is not None
+                else grpc.insecure_channel(target, options=channel_options)
+            )
+            self._owns_channel = True
+        self._stubs: dict[str, Any] = {}
+        self.dashboards = Dashboards(self)
+        self.widgets = Widgets(self)
+        self.queries = Queries(self)
+        self.exports = Exports(self)
+        self.shares = Shares(self)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Client:
+        """A client for TESSERA_ADDRESS with TESSERA_TOKEN (or TESSERA_LINK_TOKEN)."""
+        settings: dict[str, Any] = {"target": os.environ.get("TESSERA_ADDRESS", DEFAULT_ADDRESS)}
+        if os.environ.get("TESSERA_TOKEN"):
+            settings["token"] = os.environ["TESSERA_TOKEN"]
+        elif os.environ.get("TESSERA_LINK_TOKEN"):
+            settings["link_token"] = os.environ["TESSERA_LINK_TOKEN"]
+        return cls(**(settings | overrides))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self._channel
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Blocks until the channel connects; UnavailableError after `timeout` seconds."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise UnavailableError(f"no connection to the server within {timeout:g} s") from None
+
+    def close(self) -> None:
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- calls --------------------------------------------------------------------------------
+
+    def _method(self, rpc: rpcs.Rpc[Any, Any]) -> Any:
+        stub = self._stubs.get(rpc.service)
+        if stub is None:
+            stub = self._stubs[rpc.service] = rpcs.STUBS[rpc.service](self._channel)
+        return getattr(stub, rpc.method)
+
+    def _deadline(self, timeout: float | EllipsisType | None) -> float | None:
+        seconds = self.timeout if timeout is ... else timeout
+        return None if seconds is None else self._clock() + seconds
+
+    def _remaining(self, deadline: float | None, rpc: rpcs.Rpc[Any, Any], last: ApiError | None) -> float | None:
+        if deadline is None:
+            return None
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise last or DeadlineExceededError("the call's deadline passed", method=rpc.full_name)
+        return remaining
+
+    def call(
+        self,
+        rpc: rpcs.Unary[Req, Resp],
+        request: Req,
+        *,
+        timeout: float | EllipsisType | None = ...,
+        retry: RetryPolicy | None = None,
+    ) -> Resp:
+        """Calls a unary rpc: ApiError on failure, after the retries the policy allows. A KEYED
+        rpc gets a request_id filled in once, so every attempt is the same logical call."""
+        if not isinstance(request, rpc.request_type):
+            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
+        policy = retry or self.retry
+        request = rpcs.with_request_ids(rpc, request, lambda: str(uuid.uuid4()))
+        deadline = self._deadline(timeout)
+        method = self._method(rpc)
+        attempt, refreshed = 0, False
+        last: ApiError | None = None
+        while True:
+            attempt += 1
+            remaining = self._remaining(deadline, rpc, last)
+            try:
+                response: Resp = method(request, metadata=self._auth.metadata(), timeout=remaining)
+                return response
+            except grpc.RpcError as exc:
+                last = error_from_rpc(exc, rpc.full_name)
+            if self._refresh_after(last, refreshed):
+                refreshed, attempt = True, attempt - 1  # a new token is not a retry
+                continue
+            delay = policy.delay_before_retry(attempt, last, rpc.idempotency)
+            if delay is None or (deadline is not None and self._clock() + delay >= deadline):
+                raise last
+            log.info("retrying %s in %.3f s after %s (attempt %d)", rpc.method, delay, last.code().name, attempt)
+            self._sleep(delay)
+
+    def _refresh_after(self, error: ApiError, refreshed: bool) -> bool:
+        """UNAUTHENTICATED with a token function: fetch a new token and try once more (the
+        server refuses before any handler runs, so this is safe for every rpc)."""
+        if error.code() is grpc.StatusCode.UNAUTHENTICATED and self._auth.refreshable and not refreshed:
+            self._auth.refresh()
+            return True
+        return False
+
+    def stream(
+        self, rpc: rpcs.ServerStream[Req, Resp], request: Req, *, timeout: float | None = None
+    ) -> Iterator[Resp]:
+        """The messages of a server-streaming rpc, as they come; ApiError when it fails. No
+        retries here: resuming is rpc-specific (see `follow` and `download`). Leaving the loop
+        early cancels the call."""
+        if not isinstance(request, rpc.request_type):
+            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
+        call = self._method(rpc)(request, metadata=self._auth.metadata(), timeout=timeout)
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc, rpc.full_name) from exc
+        finally:
+            call.cancel()
+
+    def pages(self, rpc: rpcs.Unary[Req, Resp], request: Req, items: str) -> Iterator[Any]:
+        """Every item of a paginated list: calls again with `next_page_token` until it is empty."""
+        current: Any = type(request)()
+        current.CopyFrom(request)
+        while True:
+            response: Any = self.call(rpc, current)
+            yield from getattr(response, items)
+            if not response.next_page_token:
+                return
+            current.page_token = response.next_page_token
+
+    # --- jobs and downloads -------------------------------------------------------------------
+
+    def follow(
+        self,
+        kind: JobKind[Any],
+        job_id: str,
+        *,
+        on_progress: Callable[[Any], None] | None = None,
+        start: Any = None,
+        timeout: float | None = None,
+        stall_timeout: float | None = None,
+    ) -> Any:
+        """Watches a job until it reaches a terminal state and returns that final snapshot,
+        calling `on_progress(job)` once per new revision. A dropped or stalled stream (no
+        message, not even a heartbeat, for `stall_timeout` s) is reopened with since_revision,
+        so no revision is seen twice or skipped; the retry policy bounds reopenings without
+        progress. `start` is a snapshot already in hand (the create call's answer): it is
+        reported first and the watch begins after it. `timeout` (default none) bounds the wait."""
+        tracker: JobTracker[Any] = JobTracker(on_progress)
+        if start is not None:  # a snapshot the caller has (from the create call): report it, watch after it
+            tracker.accept(start)
+            if tracker.done:
+                return tracker.latest
+        deadline = None if timeout is None else self._clock() + timeout
+        stall = stall_timeout or self.stall_timeout
+        method = self._method(kind.watch)
+        failures, refreshed = 0, False
+        last: ApiError | None = None
+        while True:
+            remaining = self._remaining(deadline, kind.watch, last)
+            call = method(kind.watch_request(job_id, tracker.since), metadata=self._auth.metadata(), timeout=remaining)
+            watchdog = _Watchdog(stall, call.cancel)
+            error: ApiError | None = None
+            try:
+                for event in call:
+                    watchdog.kick()
+                    job = kind.job_of(event)
+                    if job is not None and tracker.accept(job):
+                        failures = 0
+                        if tracker.done:
+                            return tracker.latest
+            except grpc.RpcError as exc:
+                error = error_from_rpc(exc, kind.watch.full_name)
+            finally:
+                watchdog.stop()
+                call.cancel()
+            if watchdog.fired:
+                error = UnavailableError(
+                    f"the watch of job {job_id} sent nothing for {stall:g} s", method=kind.watch.full_name
+                )
+            elif error is None:
+                # Ended without a terminal state (the server went away cleanly): ask the row.
+                job = self.call(kind.get, kind.get_request(job_id))
+                tracker.accept(job)
+                if tracker.done:
+                    return tracker.latest
+                error = UnavailableError(f"the watch of job {job_id} ended early", method=kind.watch.full_name)
+            elif self._refresh_after(error, refreshed):
+                refreshed = True
+                continue
+            elif not self.retry.retryable(error, Idempotency.SAFE):
+                raise error
+            last = error
+            failures += 1
+            if failures >= self.retry.max_attempts:
+                raise error
+            tracker.resumes += 1
+            delay = self.retry.backoff(failures)
+            log.info("resuming the watch of %s after revision %d in %.3f s (%s)", job_id, tracker.since, delay, error)
+            self._sleep(delay)
+
+    def download(
+        self,
+        export_id: str,
+        destination: str | os.PathLike[str],
+        *,
+        chunk_size: int = 0,
+        on_bytes: Callable[[int, int], None] | None = None,
+        timeout: float | None = None,
+    ) -> Download:
+        """Downloads a SUCCEEDED export to `destination` (a file path, or a directory for the
+        server's suggested name). A dropped stream resumes at the byte offset already written;
+        the file appears only once its size and sha256 match (DownloadVerificationError, and
+        nothing left behind, otherwise)."""
+        sink = DownloadSink(export_id, Path(destination), on_bytes)
+        deadline = None if timeout is None else self._clock() + timeout
+        method = self._method(rpcs.DOWNLOAD_EXPORT)
+        failures, refreshed = 0, False
+        last: ApiError | None = None
+        try:
+            while True:
+                remaining = self._remaining(deadline, rpcs.DOWNLOAD_EXPORT, last)
+                request = e.DownloadExportRequest(id=export_id, chunk_size=chunk_size, offset=sink.received)
+                call = method(request, metadata=self._auth.metadata(), timeout=remaining)
+                try:
+                    for part in call:
+                        if part.WhichOneof("part") == "file":
+                            sink.announce(part.file)
+                        else:
+                            sink.write(part.chunk)
+                            failures = 0
+                    return Download(sink.commit(), sink.expected or e.ExportFile())
+                except grpc.RpcError as exc:
+                    last = error_from_rpc(exc, rpcs.DOWNLOAD_EXPORT.full_name)
+                finally:
+                    call.cancel()
+                if self._refresh_after(last, refreshed):
+                    refreshed = True
+                    continue
+                failures += 1
+                if failures >= self.retry.max_attempts or not self.retry.retryable(last, Idempotency.SAFE):
+                    raise last
+                delay = self.retry.backoff(failures)
+                log.info("resuming the download of %s at byte %d in %.3f s (%s)", export_id, sink.received, delay, last)
+                self._sleep(delay)
+        except BaseException:
+            sink.abort()
+            raise
+
+
+class _Watchdog:
+    """Calls `on_fire` when `kick()` has not been called for `seconds`."""
+
+    def __init__(self, seconds: float, on_fire: Callable[[], object]) -> None:
+        self._seconds = seconds
+        self._on_fire = on_fire
+        self._kicked = threading.Event()
+        self._stopped = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._run, name="tessera-watchdog", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            if not self._kicked.wait(self._seconds):
+                if not self._stopped.is_set():
+                    self.fired = True
+                    self._on_fire()
+                return
+            self._kicked.clear()
+
+    def kick(self) -> None:
+        self._kicked.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._kicked.set()
