@@ -75,8 +75,9 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             *traced,
             AccessLogInterceptor(app.metrics),
             ErrorMappingInterceptor(),
-            AuthInterceptor(app.authenticator),
+            # Audit outside authentication: refused calls are recorded too.
             AuditInterceptor(app.audit),
+            AuthInterceptor(app.authenticator),
             ValidationInterceptor(),
         ],
         options=[

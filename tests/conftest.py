@@ -18,8 +18,10 @@ from dashboard.v1 import (
 )
 from server.auth.tokens import mint_token
 from server.config import Settings
+from server.db.migrate import sync_url
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.harness.services import TestServices, provision
+from tests.security.phi_reads import PhiReadRecorder
 
 TEST_SECRET = "tessera-test-secret-0123456789abcdef"
 
@@ -61,10 +63,20 @@ def server(settings: Settings, migrated: str) -> Iterator[ServerHandle]:
 
 
 @pytest.fixture(scope="session")
-def channel(server: ServerHandle) -> Iterator[grpc.Channel]:
+def phi_reads(server: ServerHandle, migrated: str) -> Iterator[PhiReadRecorder]:
+    """Every data read of the session's channel, with its truth about PHI; at the end of the
+    session each must be in the audit log exactly (tests/security/phi_reads.py)."""
+    recorder = PhiReadRecorder(sync_url(migrated).replace("postgresql+psycopg://", "postgresql://", 1))
+    yield recorder
+    report = recorder.verify(lambda: server.run(server.running.app.audit.flush()))
+    assert not report.problems, f"data reads missing from the audit log or recorded wrongly: {report.problems[:5]}"
+
+
+@pytest.fixture(scope="session")
+def channel(server: ServerHandle, phi_reads: PhiReadRecorder) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(server.address) as ch:
         grpc.channel_ready_future(ch).result(timeout=10)
-        yield ch
+        yield grpc.intercept_channel(ch, phi_reads)
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,36 @@
-"""AuditInterceptor: one audit event per rpc (after authentication, so it knows the caller).
+"""AuditInterceptor: one audit event per rpc, including the ones refused before authentication.
 
-Denials (PERMISSION_DENIED, NOT_FOUND from the access checks) are DENIED events; data reads
-(GetWidgetData, BatchGetWidgetData: one event per widget; RunQuery) carry the row count and
-whether PHI was returned unmasked. Recording only appends to the AuditLog's buffer.
+It sits outside the authentication interceptor, so it also sees UNAUTHENTICATED calls: those go
+to `AuditLog.record_refusal` (no subject; the method, the peer's address, the kind of credential
+and the reason; never the credential), which aggregates them so a flood cannot crowd the log.
+
+For authenticated calls: denials (PERMISSION_DENIED, NOT_FOUND from the access checks) are DENIED
+events; other failures ERROR events; data reads (GetWidgetData, BatchGetWidgetData: one event per
+widget; RunQuery) carry the row count and `phi_unmasked`, which is true exactly when the response
+showed at least one PHI column unmasked (the domain notes which, see server/audit/facts.py). The
+event's facility is that of the resource the rpc loaded, so a caller of several facilities is
+still recorded where it acted. Recording only appends to the AuditLog's buffer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from server.api import context as rpc_context
 from server.api.context import Ctx
 from server.api.interceptors import PUBLIC_SERVICES, Streaming, Unary, _iterate, _Wrapping
+from server.audit import facts as audit_facts
+from server.audit.facts import RpcFacts
 from server.audit.log import DENIED, ERROR, SUCCESS, AuditEvent, AuditLog
+from server.audit.refusals import RefusalKey, peer_host
+from server.auth.authenticator import LINK_HEADER
 from server.auth.principal import Principal
 from server.errors import NotFound, PermissionDenied, TesseraError, Unauthenticated
+
+log = logging.getLogger("tessera.audit")
 
 RESOURCE_OF_SERVICE = {
     "DashboardService": "dashboard",
@@ -57,32 +71,39 @@ def _resource(method: str, request: Any) -> tuple[str, str]:
     return kind, value if isinstance(value, str) else ""
 
 
-def _facility(principal: Principal, response: Any = None) -> str:
+def _facility(principal: Principal, facts: RpcFacts, response: Any = None) -> str:
+    """The resource's facility (noted by the domain, or named by the response); else the caller's
+    only facility; for a caller of several, none that cannot be proved."""
+    if facts.facility_id:
+        return facts.facility_id
     value = getattr(response, "facility_id", "") if response is not None else ""
     if isinstance(value, str) and value:
         return value
-    # A caller of one facility acts in it; for several, the event names none it cannot prove.
     return next(iter(principal.facilities)) if len(principal.facilities) == 1 else ""
 
 
-def _frame_phi(principal: Principal, data: Any) -> bool:
-    """PHI left the server unmasked: a phi:read caller got data that was not masked. Whether
-    the query has sensitive columns is not known here, so this errs towards recording."""
-    frame = data.frame
-    return principal.can_read_phi and not data.masked and len(frame.columns) > 0
+def _credential(ctx: Ctx) -> str:
+    """What kind of credential the call presented (never the credential itself)."""
+    metadata = {k: v for k, v in (ctx.invocation_metadata() or ()) if isinstance(v, str)}
+    header = metadata.get("authorization", "")
+    if header:
+        return "bearer" if header[:7].lower() == "bearer " else "other"
+    return "link" if metadata.get(LINK_HEADER, "").strip() else "none"
 
 
 class AuditInterceptor(_Wrapping):
     def __init__(self, audit: AuditLog) -> None:
         self._audit = audit
 
-    def _event(self, method: str, request: Any, principal: Principal, outcome: int, **fields: Any) -> AuditEvent:
+    def _event(
+        self, method: str, request: Any, principal: Principal, facts: RpcFacts, outcome: int, **fields: Any
+    ) -> AuditEvent:
         kind, resource_id = _resource(method, request)
         values: dict[str, Any] = {
             "actor": principal.subject,
             "method": method.lstrip("/"),
             "outcome": outcome,
-            "facility_id": _facility(principal),
+            "facility_id": _facility(principal, facts),
             "resource_type": kind,
             "resource_id": resource_id,
             "correlation_id": rpc_context.correlation_id.get(),
@@ -90,25 +111,28 @@ class AuditInterceptor(_Wrapping):
         values.update(fields)
         return AuditEvent(**values)
 
-    def _success(self, method: str, request: Any, principal: Principal, response: Any) -> None:
+    def _success(self, method: str, request: Any, principal: Principal, facts: RpcFacts, response: Any) -> None:
         name = method.rsplit("/", 1)[-1]
         if name == "GetWidgetData":
-            self._audit.record(self._data_event(method, request, principal, response))
+            self._audit.record(self._data_event(method, request, principal, facts, response))
             return
         if name == "BatchGetWidgetData":
             for item in response.data:
-                self._audit.record(self._data_event(method, request, principal, item))
+                self._audit.record(self._data_event(method, request, principal, facts, item))
             return
         if name == "RunQuery":
+            phi, fields = self._phi(principal, facts, "", response)
             self._audit.record(
                 self._event(
                     method,
                     request,
                     principal,
+                    facts,
                     SUCCESS,
                     resource_version=response.query_version or None,
                     row_count=response.frame.row_count,
-                    phi_unmasked=_frame_phi(principal, response),
+                    phi_unmasked=phi,
+                    **fields,
                 )
             )
             return
@@ -117,8 +141,9 @@ class AuditInterceptor(_Wrapping):
             method,
             request,
             principal,
+            facts,
             SUCCESS,
-            facility_id=_facility(principal, response),
+            facility_id=_facility(principal, facts, response),
             resource_version=version if isinstance(version, int) and version else None,
         )
         created = getattr(response, "id", None)
@@ -126,45 +151,69 @@ class AuditInterceptor(_Wrapping):
             event = dataclasses.replace(event, resource_id=created)  # a create names it in the response
         self._audit.record(event)
 
-    def _data_event(self, method: str, request: Any, principal: Principal, data: Any) -> AuditEvent:
+    def _phi(self, principal: Principal, facts: RpcFacts, widget_id: str, data: Any) -> tuple[bool, dict[str, Any]]:
+        """(phi_unmasked, extra event fields) for one frame of a response."""
+        found = facts.disclosure(widget_id, data.query_version)
+        if found is None:
+            # The domain did not say (a bug): err towards recording an unmasked read.
+            log.warning("data read without disclosure facts", extra={"widget_id": widget_id})
+            phi = principal.can_read_phi and not data.masked and len(data.frame.columns) > 0
+            return phi, {"details": {"phi_columns": "unknown"}}
+        fields: dict[str, Any] = {"details": {"phi_columns": list(found.phi_columns)}}
+        if found.facility_id:
+            fields["facility_id"] = found.facility_id
+        return bool(found.phi_columns), fields
+
+    def _data_event(self, method: str, request: Any, principal: Principal, facts: RpcFacts, data: Any) -> AuditEvent:
+        phi, fields = self._phi(principal, facts, data.widget_id, data)
+        fields["details"].update(source=int(data.source), masked=bool(data.masked))
         return self._event(
             method,
             request,
             principal,
+            facts,
             SUCCESS,
             resource_type="widget",
             resource_id=data.widget_id,
             resource_version=data.query_version or None,
             row_count=data.frame.row_count,
-            phi_unmasked=_frame_phi(principal, data),
-            details={"source": int(data.source), "masked": bool(data.masked)},
+            phi_unmasked=phi,
+            **fields,
         )
 
-    def _failure(self, method: str, request: Any, principal: Principal | None, exc: BaseException) -> None:
+    def _failure(self, method: str, request: Any, ctx: Ctx, facts: RpcFacts, exc: BaseException) -> None:
+        principal = _principal_or_none()
         if principal is None:
+            # Refused before anyone was identified (or authentication itself failed).
+            reason = exc.reason if isinstance(exc, TesseraError) else "INTERNAL"
+            outcome = DENIED if isinstance(exc, Unauthenticated) else ERROR
+            key = RefusalKey(method.lstrip("/"), peer_host(ctx.peer() or ""), _credential(ctx), reason, outcome)
+            self._audit.record_refusal(key, rpc_context.correlation_id.get())
             return
         if isinstance(exc, (PermissionDenied, NotFound)):
             fields: dict[str, Any] = {"details": {"reason": exc.reason}}
             if isinstance(exc, NotFound):
                 fields.update(resource_type=exc.resource_type, resource_id=exc.resource_id)
-            self._audit.record(self._event(method, request, principal, DENIED, **fields))
+            self._audit.record(self._event(method, request, principal, facts, DENIED, **fields))
         else:
             reason = exc.reason if isinstance(exc, TesseraError) else "INTERNAL"
-            self._audit.record(self._event(method, request, principal, ERROR, details={"reason": reason}))
+            self._audit.record(self._event(method, request, principal, facts, ERROR, details={"reason": reason}))
 
     def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
         if method.startswith(PUBLIC_SERVICES):
             return behaviour
 
         async def audited(request: Any, ctx: Ctx) -> Any:
-            try:
-                response = await behaviour(request, ctx)
-            except Exception as exc:
-                self._failure(method, request, _principal_or_none(), exc)
-                raise
-            principal = _principal_or_none()
-            if principal is not None:
-                self._success(method, request, principal, response)
+            rpc_context.set_principal(None)  # whoever this call is, the auth interceptor says so
+            with audit_facts.collecting() as facts:
+                try:
+                    response = await behaviour(request, ctx)
+                except Exception as exc:
+                    self._failure(method, request, ctx, facts, exc)
+                    raise
+                principal = _principal_or_none()
+                if principal is not None:
+                    self._success(method, request, principal, facts, response)
             return response
 
         return audited
@@ -174,14 +223,16 @@ class AuditInterceptor(_Wrapping):
             return behaviour
 
         async def audited(request: Any, ctx: Ctx) -> AsyncIterator[Any]:
-            try:
-                async for item in _iterate(behaviour(request, ctx)):
-                    yield item
-            except Exception as exc:
-                self._failure(method, request, _principal_or_none(), exc)
-                raise
-            principal = _principal_or_none()
-            if principal is not None:
-                self._audit.record(self._event(method, request, principal, SUCCESS))
+            rpc_context.set_principal(None)
+            with audit_facts.collecting() as facts:
+                try:
+                    async for item in _iterate(behaviour(request, ctx)):
+                        yield item
+                except Exception as exc:
+                    self._failure(method, request, ctx, facts, exc)
+                    raise
+                principal = _principal_or_none()
+                if principal is not None:
+                    self._audit.record(self._event(method, request, principal, facts, SUCCESS))
 
         return audited

@@ -4,6 +4,10 @@
 every `interval` seconds, or at once when `batch_size` events are waiting. `flush()` writes
 what is buffered now; `close()` stops the task and flushes, so a normal shutdown loses nothing.
 A failed write is retried on the next flush (the events stay buffered, up to `max_buffer`).
+
+Calls refused before authentication go through `record_refusal()`, which aggregates them per
+source and window (server/audit/refusals.py) so that a flood of bad credentials cannot crowd
+the buffer; each flush writes the summaries of windows that have ended, `close()` all of them.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -20,6 +23,8 @@ from sqlalchemy import Select, insert, select
 from dashboard.v1 import share_pb2
 from server import pagination
 from server.access.policy import require_audit_reader
+from server.audit.event import AuditEvent
+from server.audit.refusals import RefusalCounter, RefusalKey
 from server.auth.principal import Principal
 from server.db.engine import Database
 from server.db.schema import audit_log
@@ -30,36 +35,6 @@ SUCCESS = share_pb2.AUDIT_OUTCOME_SUCCESS
 DENIED = share_pb2.AUDIT_OUTCOME_DENIED
 ERROR = share_pb2.AUDIT_OUTCOME_ERROR
 DEFAULT_PAGE_SIZE = 100
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    actor: str
-    method: str
-    outcome: int
-    facility_id: str = ""
-    resource_type: str = ""
-    resource_id: str = ""
-    resource_version: int | None = None
-    row_count: int | None = None
-    phi_unmasked: bool = False
-    correlation_id: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor,
-            "method": self.method,
-            "outcome": int(self.outcome),
-            "facility_id": self.facility_id,
-            "resource_type": self.resource_type,
-            "resource_id": self.resource_id,
-            "resource_version": self.resource_version,
-            "row_count": self.row_count,
-            "phi_unmasked": self.phi_unmasked,
-            "correlation_id": self.correlation_id,
-            "details": self.details,
-        }
 
 
 def event_from_row(row: Any) -> share_pb2.AuditEvent:
@@ -82,9 +57,16 @@ def event_from_row(row: Any) -> share_pb2.AuditEvent:
 
 class AuditLog:
     def __init__(
-        self, db: Database, *, interval: float = 0.5, batch_size: int = 100, max_buffer: int = 100_000
+        self,
+        db: Database,
+        *,
+        interval: float = 0.5,
+        batch_size: int = 100,
+        max_buffer: int = 100_000,
+        refusals: RefusalCounter | None = None,
     ) -> None:
         self._db = db
+        self._refusals = refusals or RefusalCounter()
         self._interval = interval
         self._batch_size = batch_size
         self._max_buffer = max_buffer
@@ -105,6 +87,11 @@ class AuditLog:
         self._ensure_task()
         if len(self._pending) >= self._batch_size and self._wake is not None:
             self._wake.set()
+
+    def record_refusal(self, key: RefusalKey, correlation_id: str) -> None:
+        """Counts a call refused before anyone was identified; records what the counter lets through."""
+        for event in self._refusals.observe(key, correlation_id):
+            self.record(event)
 
     def _ensure_task(self) -> None:
         if self._task is not None and not self._task.done():
@@ -128,8 +115,10 @@ class AuditLog:
             except Exception:  # kept buffered; retried next round
                 log.exception("audit write failed; will retry")
 
-    async def flush(self) -> None:
-        """Writes every buffered event now."""
+    async def flush(self, *, all_refusals: bool = False) -> None:
+        """Writes every buffered event now, with the refusal summaries of windows that have ended
+        (`all_refusals`: of the current window too)."""
+        self._pending.extend(self._refusals.drain(everything=all_refusals))
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -149,7 +138,7 @@ class AuditLog:
             self._task = None
         self._lock = None  # a lock bound to a loop that may be gone
         try:
-            await self.flush()
+            await self.flush(all_refusals=True)
         except Exception:  # shutdown goes on (engines still get disposed); say what was lost
             log.exception("audit events could not be written on close", extra={"lost": len(self._pending)})
             raise

@@ -105,15 +105,24 @@ class TokenVerifier:
         return principal_from_claims(claims)
 
 
+# Public-link principals are "link:<id>" in the audit log; no token may pose as one.
+RESERVED_SUBJECT_PREFIX = "link:"
+# Never a facility: "" is where events of no facility (refused calls) are filed, and data-source
+# policies may read "*" as "every facility".
+NOT_FACILITIES = frozenset({"", "*"})
+
+
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
+    if not isinstance(subject, str) or not subject.strip():
         raise Unauthenticated("token has no subject", reason="TOKEN_INVALID")
+    if subject.startswith(RESERVED_SUBJECT_PREFIX):
+        raise Unauthenticated("token subject uses a reserved prefix", reason="TOKEN_INVALID")
     roles = [Role.parse(r) for r in _strings(claims.get("roles"))]
     valid_roles = [r for r in roles if r is not None]
     if not valid_roles:
         raise Unauthenticated("token grants no known role", reason="TOKEN_NO_ROLE")
-    facilities = frozenset(_strings(claims.get("facilities")))
+    facilities = frozenset(f for f in _strings(claims.get("facilities")) if f.strip() not in NOT_FACILITIES)
     if not facilities:
         raise Unauthenticated("token names no facility", reason="TOKEN_NO_FACILITY")
     return Principal(

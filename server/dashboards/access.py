@@ -14,6 +14,7 @@ from server.access.policy import (
     grants_from_rows,
     require_dashboard,
 )
+from server.audit import facts as audit_facts
 from server.auth.principal import Principal
 from server.db.schema import dashboard_shares, dashboards
 from server.errors import NotFound
@@ -48,6 +49,7 @@ async def load_dashboard(
     row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound("dashboard", dashboard_id)
+    audit_facts.note_facility(row.facility_id)  # denials too are recorded in the resource's facility
     facts = DashboardFacts(
         id=str(row.id),
         facility_id=row.facility_id,

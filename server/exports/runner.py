@@ -26,6 +26,7 @@ from typing import Any
 
 from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
 from server.access.policy import Access
+from server.audit import facts
 from server.audit.log import SUCCESS, AuditEvent, AuditLog
 from server.auth.principal import Principal
 from server.config import Settings
@@ -123,15 +124,17 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
     )
     fragments = []
     rows_read = 0
-    phi_unmasked = False
-    for index, widget in enumerate(widgets, start=1):
-        content, data = await _content(deps.widget_data, principal, widget, row.dashboard_version, filters)
-        if data is not None:
-            rows_read += data.frame.row_count
-            phi_unmasked = phi_unmasked or _phi_unmasked(principal, data)
-        fragments.append(await asyncio.to_thread(renderer.widget, content))
-        title = widget.title or f"widget {index}"
-        await _step(deps, job_id, _progress(index, total, f"rendering widget {index} of {total}: {title}"))
+    # The widget-data domain notes each frame it serves (with the PHI columns it shows unmasked)
+    # exactly as it does for the rpc's audit event.
+    with facts.collecting() as served:
+        for index, widget in enumerate(widgets, start=1):
+            content, data = await _content(deps.widget_data, principal, widget, row.dashboard_version, filters)
+            if data is not None:
+                rows_read += data.frame.row_count
+            fragments.append(await asyncio.to_thread(renderer.widget, content))
+            title = widget.title or f"widget {index}"
+            await _step(deps, job_id, _progress(index, total, f"rendering widget {index} of {total}: {title}"))
+    phi_columns = sorted({column for seen in served.disclosures for column in seen.phi_columns})
     html = await asyncio.to_thread(renderer.document, fragments)
 
     name = "PDF" if row.format == export_pb2.EXPORT_FORMAT_PDF else "PNG"
@@ -157,13 +160,14 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
             resource_id=job_id,
             resource_version=row.dashboard_version,
             row_count=rows_read,
-            phi_unmasked=phi_unmasked,
+            phi_unmasked=bool(phi_columns),
             correlation_id=row.correlation_id,
             details={
                 "dashboard_id": str(row.dashboard_id),
                 "format": name,
                 "size_bytes": len(printed.data),
                 "sha256": exported.sha256,
+                "phi_columns": phi_columns,
             },
         )
     )
@@ -197,10 +201,6 @@ async def _content(
         # The page says what went wrong where the widget would be: never a blank area.
         return WidgetContent(widget=widget, frame=None, error=exc.message), None
     return WidgetContent(widget=widget, frame=data.frame, error=None), data
-
-
-def _phi_unmasked(principal: Principal, data: widget_pb2.WidgetData) -> bool:
-    return principal.can_read_phi and not data.masked and len(data.frame.columns) > 0
 
 
 async def _print(

@@ -20,13 +20,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from dashboard.v1 import common_pb2, query_pb2
 from dashboard.v1.common_pb2 import DataFrame
 from server.queries.frame import column_texts
 
-__all__ = ["MASKING_LEVEL_MASKED", "MASKING_LEVEL_NONE", "REDACTED", "hash_text", "mask_frame", "partial_text"]
+__all__ = [
+    "MASKING_LEVEL_MASKED",
+    "MASKING_LEVEL_NONE",
+    "REDACTED",
+    "hash_text",
+    "mask_frame",
+    "partial_text",
+    "unmasked_phi_columns",
+]
 
 # What a cache key records about masking: the frame as the database produced it, or masked.
 MASKING_LEVEL_NONE = 0
@@ -96,11 +104,8 @@ def _mask_column(column: common_pb2.Column, strategy: int, key: bytes) -> None:
     column.masked = True
 
 
-def mask_frame(frame: DataFrame, sensitive: Mapping[str, int], key: bytes) -> DataFrame:
-    """`frame` with the sensitive columns (name -> MaskingStrategy) masked. Returns `frame` itself
-    when nothing in it is sensitive; otherwise a copy (the input is never changed) in which every
-    column that is not sensitive is equal to the input's. Names that match no column are ignored
-    (declarations are validated where queries are saved). HASH needs a non-empty `key`."""
+def _unmasked_sensitive(frame: DataFrame, sensitive: Mapping[str, int]) -> list[tuple[int, int]]:
+    """(index, strategy) of every column of `frame` a declaration names and that is not masked yet."""
     exact = {name: _normalised(strategy) for name, strategy in sensitive.items()}
     folded: dict[str, int] = {}
     for name, strategy in exact.items():
@@ -113,6 +118,22 @@ def mask_frame(frame: DataFrame, sensitive: Mapping[str, int], key: bytes) -> Da
         chosen = exact.get(column.name, folded.get(column.name.casefold()))
         if chosen is not None:
             targets.append((index, chosen))
+    return targets
+
+
+def unmasked_phi_columns(frame: DataFrame, sensitive: Iterable[str]) -> list[str]:
+    """The columns of `frame` that are PHI by the declarations `sensitive` (matched exactly as
+    `mask_frame` matches them) and are not masked: what the audit log calls PHI unmasked."""
+    found = _unmasked_sensitive(frame, dict.fromkeys(sensitive, query_pb2.MASKING_STRATEGY_REDACT))
+    return [frame.columns[index].name for index, _ in found]
+
+
+def mask_frame(frame: DataFrame, sensitive: Mapping[str, int], key: bytes) -> DataFrame:
+    """`frame` with the sensitive columns (name -> MaskingStrategy) masked. Returns `frame` itself
+    when nothing in it is sensitive; otherwise a copy (the input is never changed) in which every
+    column that is not sensitive is equal to the input's. Names that match no column are ignored
+    (declarations are validated where queries are saved). HASH needs a non-empty `key`."""
+    targets = _unmasked_sensitive(frame, sensitive)
     if not targets:
         return frame
     masked = DataFrame()

@@ -23,6 +23,7 @@ from server.access.policy import (
     require_role,
     visible_queries,
 )
+from server.audit import facts as audit_facts
 from server.auth.principal import Principal, Role
 from server.config import Settings
 from server.dashboards.versions import record_version
@@ -47,7 +48,7 @@ from server.queries.convert import (
     version_values,
 )
 from server.queries.execute import ExecutionLimits, QueryExecutor
-from server.queries.masking import mask_frame
+from server.queries.masking import mask_frame, unmasked_phi_columns
 from server.queries.parameters import bind, check_specs
 from server.queries.sql_check import SqlAnalysis, SqlIssue, analyze, check_parameters, to_pyformat
 
@@ -247,6 +248,7 @@ class QueryDomain:
         head = (await conn.execute(stmt)).first()
         if head is None:
             raise NotFound("query", query_id)
+        audit_facts.note_facility(head.facility_id)
         require_query(principal, QueryFacts(query_id, head.facility_id, head.owner_id), write=write)
         return head
 
@@ -462,7 +464,16 @@ class QueryDomain:
             head = await self._load(conn, principal, query_id, write=False)
             row = await self._version(conn, head, version)
         query = query_from_rows(head, row)
-        return await self.execute(principal, query, values, row_limit=row_limit, facility_id=facility_id)
+        response = await self.execute(principal, query, values, row_limit=row_limit, facility_id=facility_id)
+        audit_facts.note_data(
+            widget_id="",
+            query_id=query.id,
+            query_version=query.version,
+            facility_id=facility_id or query.facility_id,
+            row_count=response.frame.row_count,
+            phi_columns=unmasked_phi_columns(response.frame, (c.column for c in query.sensitive_columns)),
+        )
+        return response
 
     async def execute(
         self,

@@ -14,11 +14,13 @@ from typing import TypeVar
 from google.protobuf import timestamp_pb2
 
 from dashboard.v1 import common_pb2, widget_pb2
+from server.audit import facts as audit_facts
 from server.auth.principal import Principal
 from server.config import Settings
 from server.db.engine import Database
 from server.errors import FieldViolation, InvalidArgument, TesseraError
 from server.queries.convert import seconds
+from server.queries.masking import unmasked_phi_columns
 from server.queries.parameters import canonical
 from server.queries.service import QueryDomain
 from server.widgetdata.cache import CacheRequest, Served, WidgetDataCache
@@ -116,7 +118,18 @@ class WidgetDataDomain:
             return result.frame, result.masked
 
         served = await self.cache.get(cache_request, compute)
-        return _widget_data(request.widget_id, served)
+        data = _widget_data(request.widget_id, served)
+        query = resolved.query
+        # Whatever the cache tier, what counts for the audit log is what this response shows.
+        audit_facts.note_data(
+            widget_id=data.widget_id,
+            query_id=query.id,
+            query_version=data.query_version,
+            facility_id=query.facility_id,
+            row_count=data.frame.row_count,
+            phi_columns=unmasked_phi_columns(data.frame, (c.column for c in query.sensitive_columns)),
+        )
+        return data
 
 
 def cache_request_for(

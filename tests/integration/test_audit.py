@@ -6,22 +6,33 @@ buffered events are written on close."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
 import grpc
+import jwt
+import psycopg
+import psycopg.rows
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import dashboard_pb2_grpc
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
+from server.app import build_app
 from server.audit.log import SUCCESS, AuditEvent, AuditLog
+from server.audit.refusals import RefusalCounter
+from server.auth.tokens import mint_token
 from server.db.engine import Database, make_engine
+from server.db.migrate import sync_url
 from server.db.schema import audit_log
 from server.demo_data import install as install_demo_data
+from server.grpc_server import start_server
 from tests.harness.rpc import expect_failure
 
 Code = grpc.StatusCode
@@ -264,3 +275,293 @@ def test_background_writer_flushes_without_being_asked(migrated: str):
             await db.dispose()
 
     assert asyncio.run(scenario()) == 1
+
+
+# --- phi_unmasked is exact -------------------------------------------------------------------
+
+
+def _board_with(queries, dashboards, widgets, md, facility: str, *specs: tuple[str, tuple[str, ...]]):
+    """A dashboard in `facility` with one widget per (sql, sensitive column names)."""
+    board = dashboards.CreateDashboard(
+        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="phi exactness")), metadata=md
+    )
+    made = []
+    for y, (sql, sensitive) in enumerate(specs):
+        query = queries.CreateQuery(
+            q.CreateQueryRequest(
+                query=q.Query(
+                    facility_id=facility,
+                    name=f"exact {uuid.uuid4().hex[:6]}",
+                    sql=sql,
+                    sensitive_columns=[q.SensitiveColumn(column=c) for c in sensitive],
+                )
+            ),
+            metadata=md,
+        )
+        widget = widgets.CreateWidget(
+            w.CreateWidgetRequest(
+                widget=w.Widget(
+                    dashboard_id=board.id,
+                    title="w",
+                    position=w.GridPosition(x=0, y=2 * y, width=4, height=2),
+                    table=w.TableConfig(),
+                    query=w.QueryBinding(query_id=query.id),
+                )
+            ),
+            metadata=md,
+        )
+        made.append((query, widget))
+    return board, made
+
+
+def _details(server, correlation_id: str) -> list[tuple[str, bool, dict[str, Any]]]:
+    """(resource_id, phi_unmasked, details) of the events of one call, straight from the table."""
+
+    async def read() -> list[tuple[str, bool, dict[str, Any]]]:
+        await server.running.app.audit.flush()
+        async with server.running.app.db.read() as conn:
+            rows = await conn.execute(
+                select(audit_log.c.resource_id, audit_log.c.phi_unmasked, audit_log.c.details)
+                .where(audit_log.c.correlation_id == correlation_id)
+                .order_by(audit_log.c.id)
+            )
+            return [(r.resource_id, r.phi_unmasked, r.details) for r in rows]
+
+    return server.run(read())
+
+
+def _cid() -> tuple[str, tuple[tuple[str, str]]]:
+    cid = f"audit-{uuid.uuid4().hex}"
+    return cid, (("x-correlation-id", cid),)
+
+
+def test_phi_unmasked_is_true_exactly_when_a_phi_column_left_unmasked(
+    server, shares, queries, dashboards, widgets, auth, demo
+):
+    phi = auth(f"phi-{uuid.uuid4().hex[:6]}", "editor", NORTH, permissions=("phi:read",))
+    plain = auth(f"plain-{uuid.uuid4().hex[:6]}", "admin", NORTH)  # sees every dashboard; no phi:read
+    no_phi_sql = "SELECT unit, count(*) AS n FROM demo.admissions GROUP BY unit ORDER BY unit"
+    with_phi_sql = "SELECT patient_name, unit FROM demo.admissions ORDER BY id LIMIT 3"
+    _, made = _board_with(
+        queries,
+        dashboards,
+        widgets,
+        phi,
+        NORTH,
+        (no_phi_sql, ()),  # no PHI declared
+        (with_phi_sql, ("patient_name",)),  # PHI selected
+    )
+    (_, none_w), (phi_q, phi_w) = made
+
+    def read(widget: w.Widget, md: Any) -> tuple[w.WidgetData, list[tuple[str, bool, dict[str, Any]]]]:
+        cid, header = _cid()
+        data = widgets.GetWidgetData(w.GetWidgetDataRequest(widget_id=widget.id), metadata=md + header, timeout=30)
+        return data, _details(server, cid)
+
+    # A plain reader first: it warms the entry a phi:read caller of a PHI-free query shares.
+    data, found = read(none_w, plain)
+    assert not data.masked and [(r, p) for r, p, _ in found] == [(none_w.id, False)]
+    # phi:read on a query with no PHI (a cache hit now, unmasked): not phi_unmasked.
+    data, found = read(none_w, phi)
+    assert data.source == w.DATA_SOURCE_MEMORY and not data.masked
+    assert [(r, p, x["phi_columns"]) for r, p, x in found] == [(none_w.id, False, [])]
+    # PHI selected: a miss and then a hit for the phi:read caller are both phi_unmasked.
+    for source in (w.DATA_SOURCE_COMPUTED, w.DATA_SOURCE_MEMORY):
+        data, found = read(phi_w, phi)
+        assert data.source == source and not data.masked
+        assert [(r, p, x["phi_columns"]) for r, p, x in found] == [(phi_w.id, True, ["patient_name"])]
+    # The same widget for a plain reader: masked, not phi_unmasked.
+    data, found = read(phi_w, plain)
+    assert data.masked and [(p, x["phi_columns"]) for _, p, x in found] == [(False, [])]
+
+    # A batch: one event per widget, each exact.
+    cid, header = _cid()
+    widgets.BatchGetWidgetData(
+        w.BatchGetWidgetDataRequest(requests=[w.GetWidgetDataRequest(widget_id=x.id) for x in (none_w, phi_w)]),
+        metadata=phi + header,
+        timeout=30,
+    )
+    assert [(r, p) for r, p, _ in _details(server, cid)] == [(none_w.id, False), (phi_w.id, True)]
+
+    # RunQuery likewise.
+    for query, expected in ((made[0][0], False), (phi_q, True)):
+        cid, header = _cid()
+        queries.RunQuery(q.RunQueryRequest(id=query.id), metadata=phi + header, timeout=30)
+        assert [(r, p) for r, p, _ in _details(server, cid)] == [(query.id, expected)]
+
+
+def test_a_caller_of_several_facilities_is_recorded_where_it_read(
+    server, shares, queries, dashboards, widgets, auth, demo
+):
+    subject = f"multi-{uuid.uuid4().hex[:6]}"
+    multi = auth(subject, "admin", NORTH, "south-clinic", permissions=("phi:read",))
+    board, [(query, widget)] = _board_with(
+        queries,
+        dashboards,
+        widgets,
+        multi,
+        NORTH,
+        ("SELECT patient_name FROM demo.admissions LIMIT 2", ("patient_name",)),
+    )
+    widgets.GetWidgetData(w.GetWidgetDataRequest(widget_id=widget.id), metadata=multi, timeout=30)
+    queries.RunQuery(q.RunQueryRequest(id=query.id), metadata=multi, timeout=30)
+    dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=multi)
+    expect_failure(
+        lambda: dashboards.GetDashboard(d.GetDashboardRequest(id=str(uuid.uuid4())), metadata=multi), Code.NOT_FOUND
+    )
+    mine = events(shares, auth("auditor", "admin", NORTH), actor=subject)
+    by_method = {e.method.rsplit("/", 1)[-1]: e for e in mine}
+    for method in ("GetWidgetData", "RunQuery", "GetDashboard", "CreateQuery", "CreateWidget"):
+        assert by_method[method].facility_id == NORTH, method
+    assert by_method["GetWidgetData"].phi_unmasked and by_method["RunQuery"].phi_unmasked
+
+
+# --- refused calls, and nothing lost on shutdown ---------------------------------------------
+
+
+def _dsn(database_url: str) -> str:
+    return sync_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _rows_by_correlation(dsn: str, correlation_ids: set[str]) -> list[dict[str, Any]]:
+    """Events whose correlation id, or (summaries) last_correlation_id, is one of ours."""
+    with psycopg.connect(dsn, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute(
+            "SELECT * FROM audit_log WHERE correlation_id = ANY(%s) OR details->>'last_correlation_id' = ANY(%s)"
+            " ORDER BY id",
+            (list(correlation_ids), list(correlation_ids)),
+        ).fetchall()
+
+
+def test_refused_calls_are_audited_aggregated_and_nothing_is_lost_on_shutdown(settings, migrated, facility):
+    """A server of its own whose audit log never flushes by itself: refused calls are recorded
+    (first of a source at once, the rest summed), and every buffered event (including those of
+    an rpc still running when shutdown starts) is in the table after a graceful stop."""
+    dsn = _dsn(migrated)
+    expired = jwt.encode(
+        {"sub": "x", "iss": "tessera", "aud": "tessera", "exp": int(time.time()) - 600, "roles": ["admin"]},
+        settings.jwt_secret.get_secret_value(),
+        algorithm="HS256",
+    )
+    good = mint_token(settings, subject="owner", roles=["editor"], facilities=[facility])
+    flood = 150
+    ids: dict[str, set[str]] = {"expired": set(), "missing": set(), "link": set(), "basic": set(), "ok": set()}
+
+    def md(kind: str, *pairs: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        cid = f"{kind}-{uuid.uuid4().hex}"
+        ids[kind].add(cid)
+        return (("x-correlation-id", cid), *pairs)
+
+    async def scenario() -> tuple[int, int]:
+        local = settings.model_copy(update={"port": 0, "metrics_port": -1})
+        app = build_app(local)
+        app.audit = AuditLog(
+            app.db, interval=3600, batch_size=10**6, refusals=RefusalCounter(window_seconds=3600, max_sources=50)
+        )
+        running = await start_server(local, app)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                boards = dashboard_pb2_grpc.DashboardServiceStub(channel)
+                health = health_pb2_grpc.HealthStub(channel)
+
+                async def refused(metadata: Any) -> None:
+                    with pytest.raises(grpc.aio.AioRpcError) as caught:
+                        await boards.ListDashboards(d.ListDashboardsRequest(), metadata=metadata)
+                    assert caught.value.code() == Code.UNAUTHENTICATED
+
+                await asyncio.gather(
+                    *(refused(md("expired", ("authorization", f"Bearer {expired}"))) for _ in range(flood))
+                )
+                await refused(md("missing"))
+                await refused(md("link", ("x-tessera-link", "not-a-link-token")))
+                await refused(md("basic", ("authorization", f"Basic {good}")))
+                bearer = ("authorization", f"Bearer {good}")
+                board = await boards.CreateDashboard(
+                    d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="t")),
+                    metadata=md("ok", bearer),
+                )
+                for _ in range(20):
+                    await boards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=md("ok", bearer))
+                # Nothing written yet: the writer never flushes by itself here.
+                buffered = app.audit.pending
+                assert not _rows_by_correlation(dsn, set().union(*ids.values()))
+
+                # An rpc in flight when shutdown starts: held by a row lock the test owns.
+                with psycopg.connect(dsn) as blocker:
+                    blocker.execute("SELECT 1 FROM dashboards WHERE id = %s FOR UPDATE", (uuid.UUID(board.id),))
+                    update = asyncio.ensure_future(
+                        boards.UpdateDashboard(
+                            d.UpdateDashboardRequest(
+                                dashboard=d.Dashboard(id=board.id, title="late"), update_mask={"paths": ["title"]}
+                            ),
+                            metadata=md("ok", bearer),
+                        )
+                    )
+                    await _until(lambda: _waiting_on_a_lock(dsn))
+                    stopping = asyncio.ensure_future(running.stop(grace=30))
+                    await _until(lambda: _not_serving(health))
+                    blocker.rollback()  # releases the lock: the rpc finishes inside the grace period
+                    assert (await update).title == "late"
+                    await stopping
+            return buffered, app.audit.pending
+        except BaseException:
+            await running.stop(grace=0)
+            raise
+
+    buffered, left = asyncio.run(scenario())
+    assert buffered == 1 + 1 + 1 + 1 + 1 + 20  # a refusal per source (the rest counted), a create, 20 reads
+    assert left == 0
+    rows = _rows_by_correlation(dsn, set().union(*ids.values()))
+    ok = [r for r in rows if r["correlation_id"] in ids["ok"]]
+    assert len(ok) == 22 and {r["outcome"] for r in ok} == {s.AUDIT_OUTCOME_SUCCESS}
+    assert [r["method"].rsplit("/", 1)[-1] for r in ok].count("UpdateDashboard") == 1  # the in-flight one
+
+    refused_rows = [r for r in rows if r not in ok]
+    for row in refused_rows:
+        assert row["actor"] == "" and row["facility_id"] == "" and row["outcome"] == s.AUDIT_OUTCOME_DENIED
+        assert row["method"] == "dashboard.v1.DashboardService/ListDashboards"
+        assert row["details"]["unauthenticated"] is True and row["details"]["peer"] == "ipv4:127.0.0.1"
+        assert expired not in str(row) and good not in str(row)  # never the credential
+    by_reason = {}
+    for row in refused_rows:
+        by_reason.setdefault((row["details"]["credential"], row["details"]["reason"]), []).append(row)
+    assert set(by_reason) == {
+        ("bearer", "TOKEN_EXPIRED"),
+        ("none", "MISSING_CREDENTIALS"),
+        ("link", "LINK_INVALID"),
+        ("other", "TOKEN_INVALID"),
+    }
+    first, summary = by_reason[("bearer", "TOKEN_EXPIRED")]
+    assert first["details"]["count"] == 1 and first["correlation_id"] in ids["expired"]
+    assert summary["details"]["summary"] is True and summary["details"]["count"] == flood - 1
+    assert summary["details"]["last_correlation_id"] in ids["expired"]
+    for kind, reason in (("none", "MISSING_CREDENTIALS"), ("link", "LINK_INVALID"), ("other", "TOKEN_INVALID")):
+        assert [r["details"]["count"] for r in by_reason[(kind, reason)]] == [1]
+
+
+async def _until(condition: Any, attempts: int = 1000) -> None:
+    """Waits (polling) until `condition()` holds; fails rather than hang."""
+    for _ in range(attempts):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+async def _waiting_on_a_lock(dsn: str) -> bool:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        found = await (
+            await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).fetchone()
+        return bool(found and found[0])
+
+
+async def _not_serving(health: Any) -> bool:
+    """Shutdown has begun: health says NOT_SERVING (or the server no longer answers)."""
+    try:
+        status = (await health.Check(health_pb2.HealthCheckRequest())).status
+    except grpc.aio.AioRpcError:
+        return True
+    return status != health_pb2.HealthCheckResponse.SERVING

@@ -389,7 +389,10 @@ def test_exports_are_private_to_their_requester_and_carry_masking(
     )
     # The export is in the audit log with its rows and whether PHI left unmasked.
     events = kit.audit_events(auth, unmasked.id)
-    assert events and events[0].phi_unmasked and events[0].row_count >= 1
+    assert len(events) == 1 and events[0].phi_unmasked and events[0].row_count == 1
+    assert events[0].actor == "alice" and events[0].facility_id == kit.facility
+    masked_events = kit.audit_events(auth, masked.id)
+    assert len(masked_events) == 1 and not masked_events[0].phi_unmasked
 
 
 # --- cancel and faults ---------------------------------------------------------------------

@@ -1,29 +1,40 @@
 """Tenant isolation as a property test (issue 6, adversarial suite).
 
 A fixed world (dashboards of every visibility, owners, user and role shares at every level, a
-widget on each, a saved query per owner) is built once in two fresh facilities A and B. Hypothesis
-then draws random principals (subject from owners, grantees and strangers; viewer/editor/admin;
-a non-empty subset of {A, B}) and random operations over every rpc family that takes a resource
-id, and checks each answer against an oracle written here from the rules in ARCHITECTURE.md and
-the docstrings of server/access/policy.py (deliberately not importing it):
+widget and a materialization job on each, public links to the published ones, saved SQL queries
+and a materialized view) is built once in two fresh facilities A and B. Hypothesis then draws
+random principals (a JWT subject from owners, grantees and strangers; viewer/editor/admin; a
+non-empty subset of {A, B}; or a public link of one dashboard) and random operations over every
+rpc of the four implemented services (checked against the protos), and checks each answer
+against an oracle written here from the rules in ARCHITECTURE.md and the docstrings of
+server/access/policy.py (deliberately not importing it):
 
 1. never a success the oracle does not allow (no unauthorized read or write);
 2. a resource the principal cannot see answers NOT_FOUND, never PERMISSION_DENIED;
 3. visible-but-forbidden answers PERMISSION_DENIED;
-4. lists hold exactly the visible resources of the caller's facilities, nothing else.
+4. lists hold exactly the visible resources of the caller's facilities, nothing else;
+5. a refused destructive call leaves its target in place.
+
+Destructive rpcs (deletes, unshare, revoke) that the oracle allows run on a twin of the drawn
+resource made for the purpose (same facility, owner, shares, visibility, publication), so the
+world stays as the oracle knows it; refused ones run on the world's own resource.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import random
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 import grpc
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +42,8 @@ from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
+from server.config import Settings
+from server.demo_data import install as install_demo_data
 
 Code = grpc.StatusCode
 OK = "OK"
@@ -68,6 +81,10 @@ class Board:
     restore_version: int = 0
     published_version: int = 0
     next_slot: int = 0
+    link_id: str = ""
+    link_token: str = ""
+    # job id -> requested by (subject)
+    jobs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +92,7 @@ class SavedQuery:
     key: str
     facility: str
     owner: str
+    view: bool = False
     id: str = ""
 
 
@@ -89,6 +107,10 @@ class World:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     # Visible dashboards ListDashboards left out: not a leak (fails closed) but a policy/SQL-twin drift.
     missing: set[tuple[str, str, str, str]] = field(default_factory=set)
+    job_ids: set[str] = field(default_factory=set)
+
+    def linked(self) -> list[Board]:
+        return [b for b in self.boards if b.link_id]
 
 
 @dataclass(frozen=True)
@@ -96,12 +118,19 @@ class Principal:
     subject: str
     role: str
     facilities: frozenset[str]
+    link_board: str = ""  # a public link's principal: the key of its dashboard
+
+    @property
+    def is_link(self) -> bool:
+        return bool(self.link_board)
 
 
 # --- the oracle -----------------------------------------------------------------------------
 
 
 def board_access(p: Principal, b: Board) -> Lvl:
+    if p.is_link:  # one dashboard's published version, nothing else
+        return Lvl.READ_PUBLISHED if p.link_board == b.key and b.published_version else Lvl.NONE
     if b.facility not in p.facilities:
         return Lvl.NONE  # tenancy is absolute
     if p.role == "admin":
@@ -125,8 +154,28 @@ def expect_board(p: Principal, b: Board, needed: Lvl) -> str | Code:
     return OK if level >= needed else Code.PERMISSION_DENIED
 
 
+def expect_job(p: Principal, b: Board, requested_by: str) -> str | Code:
+    """A job is seen through its dashboard; a reader of the published version only sees its own."""
+    level = board_access(p, b)
+    if level is Lvl.NONE or (level is Lvl.READ_PUBLISHED and requested_by != p.subject):
+        return Code.NOT_FOUND
+    return OK
+
+
+def expect_role(p: Principal, role: str) -> str | Code:
+    """Role-gated rpcs with no resource: links and lower roles are refused."""
+    return Code.PERMISSION_DENIED if p.is_link or ROLES[p.role] < ROLES[role] else OK
+
+
+def expect_create_in(p: Principal, facility: str) -> str | Code:
+    gate = expect_role(p, "editor")
+    if gate != OK:
+        return gate
+    return OK if facility in p.facilities else Code.PERMISSION_DENIED
+
+
 def expect_query(p: Principal, sq: SavedQuery, *, write: bool, run_in: str = "") -> str | Code:
-    if sq.facility not in p.facilities:
+    if p.is_link or sq.facility not in p.facilities:
         return Code.NOT_FOUND
     if p.role == "viewer":
         return Code.PERMISSION_DENIED  # viewers never work with saved queries
@@ -140,12 +189,63 @@ def expect_query(p: Principal, sq: SavedQuery, *, write: bool, run_in: str = "")
 # --- the world --------------------------------------------------------------------------------
 
 
-def _md(auth: Any, p: Principal) -> Any:
+def _md(auth: Any, p: Principal, world: World | None = None) -> Any:
+    if p.is_link:
+        assert world is not None
+        board = next(b for b in world.boards if b.key == p.link_board)
+        return (("x-tessera-link", board.link_token),)
     return auth(p.subject, p.role, *sorted(p.facilities))
 
 
+def _owner_md(auth: Any, b: Board) -> Any:
+    return auth(b.owner, "editor", b.facility)
+
+
+def _make_board(stubs: dict[str, Any], auth: Any, b: Board, title: str, *, widget: bool) -> tuple[str, str]:
+    """Creates a dashboard as `b` describes (owner, facility, visibility, shares, publication);
+    returns (dashboard id, widget id)."""
+    dash, sh = stubs["dashboards"], stubs["shares"]
+    md = _owner_md(auth, b)
+    visibility = d.VISIBILITY_PUBLIC if b.public else d.VISIBILITY_PRIVATE
+    created = dash.CreateDashboard(
+        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=b.facility, title=title, visibility=visibility)),
+        metadata=md,
+    )
+    widget_id = ""
+    if widget:
+        widget_id = (
+            stubs["widgets"]
+            .CreateWidget(
+                w.CreateWidgetRequest(
+                    widget=w.Widget(
+                        dashboard_id=created.id,
+                        title="iso widget",
+                        position=w.GridPosition(x=0, y=0, width=4, height=2),
+                        table=w.TableConfig(),
+                        query=w.QueryBinding(query_id=stubs["query_of"][b.facility]),
+                    )
+                ),
+                metadata=md,
+            )
+            .id
+        )
+    for kind, grantee, level in b.grants:
+        request = s.ShareDashboardRequest(dashboard_id=created.id, level=level)
+        if kind == "user":
+            request.user_id = grantee
+        else:
+            request.role = ROLE_ENUM[grantee]
+        sh.ShareDashboard(request, metadata=md)
+    if b.published_version or (b.publish and not b.id):
+        dash.PublishDashboard(d.PublishDashboardRequest(id=created.id), metadata=md)
+    return created.id, widget_id
+
+
 @pytest.fixture(scope="module")
-def world(dashboards: Any, widgets: Any, queries: Any, shares: Any, auth: Any) -> World:
+def world(
+    dashboards: Any, widgets: Any, queries: Any, shares: Any, auth: Any, settings: Settings, migrated: str
+) -> Iterator[World]:
+    install_demo_data(migrated)  # what the materialized view reads
     tag = uuid.uuid4().hex[:8]
     a, b = f"iso-a-{tag}", f"iso-b-{tag}"
     V, E, M = s.SHARE_LEVEL_VIEW, s.SHARE_LEVEL_EDIT, s.SHARE_LEVEL_MANAGE
@@ -163,56 +263,57 @@ def world(dashboards: Any, widgets: Any, queries: Any, shares: Any, auth: Any) -
     saved = [
         SavedQuery("A-q-alice", a, "alice"),
         SavedQuery("A-q-bob", a, "bob"),
+        SavedQuery("A-view-carol", a, "carol", view=True),
         SavedQuery("B-q-dave", b, "dave"),
         SavedQuery("B-q-carol", b, "carol"),
     ]
-    by_facility: dict[str, str] = {}
+    stubs = {"dashboards": dashboards, "widgets": widgets, "queries": queries, "shares": shares, "query_of": {}}
     for sq in saved:
-        md = auth(sq.owner, "editor", sq.facility)
-        created = queries.CreateQuery(
-            q.CreateQueryRequest(
-                query=q.Query(facility_id=sq.facility, name=f"iso {sq.key}", sql="SELECT 1 AS one", tags=[tag])
-            ),
-            metadata=md,
-        )
+        query = q.Query(facility_id=sq.facility, name=f"iso {sq.key}", sql="SELECT 1 AS one", tags=[tag])
+        if sq.view:
+            query.kind = q.QUERY_KIND_MATERIALIZED_VIEW
+            query.sql = "SELECT facility_id, count(*) AS n FROM demo.sites GROUP BY facility_id"
+            query.view_key_columns.append("facility_id")
+        created = queries.CreateQuery(q.CreateQueryRequest(query=query), metadata=auth(sq.owner, "editor", sq.facility))
         sq.id = created.id
-        by_facility.setdefault(sq.facility, created.id)
+        if not sq.view:
+            stubs["query_of"].setdefault(sq.facility, created.id)
     for board in boards:
-        md = auth(board.owner, "editor", board.facility)
-        visibility = d.VISIBILITY_PUBLIC if board.public else d.VISIBILITY_PRIVATE
-        created = dashboards.CreateDashboard(
-            d.CreateDashboardRequest(
-                dashboard=d.Dashboard(facility_id=board.facility, title=f"iso {board.key}", visibility=visibility)
-            ),
-            metadata=md,
-        )
-        board.id = created.id
-        widget = widgets.CreateWidget(
-            w.CreateWidgetRequest(
-                widget=w.Widget(
-                    dashboard_id=board.id,
-                    title="iso widget",
-                    position=w.GridPosition(x=0, y=0, width=4, height=2),
-                    table=w.TableConfig(),
-                    query=w.QueryBinding(query_id=by_facility[board.facility]),
-                )
-            ),
-            metadata=md,
-        )
-        board.widget_id = widget.id
-        board.restore_version = dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=md).version
-        for kind, grantee, level in board.grants:
-            request = s.ShareDashboardRequest(dashboard_id=board.id, level=level)
-            if kind == "user":
-                request.user_id = grantee
-            else:
-                request.role = ROLE_ENUM[grantee]
-            shares.ShareDashboard(request, metadata=md)
+        board.id, board.widget_id = _make_board(stubs, auth, board, f"iso {board.key}", widget=True)
+        md = _owner_md(auth, board)
+        got = dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=md)
+        board.published_version, board.restore_version = got.published_version, got.version
+        assert bool(board.published_version) == board.publish
         if board.publish:
-            published = dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=md)
-            board.published_version = published.published_version
-            assert board.published_version
-    return World(a, b, boards, saved)
+            link = shares.CreatePublicLink(s.CreatePublicLinkRequest(dashboard_id=board.id), metadata=md)
+            board.link_id, board.link_token = link.id, link.token
+        job = widgets.MaterializeDashboard(w.MaterializeDashboardRequest(dashboard_id=board.id), metadata=md)
+        board.jobs[job.id] = board.owner
+    made = World(a, b, boards, saved)
+    made.job_ids.update(j for board in boards for j in board.jobs)
+    yield made
+    _forget_queued_jobs(settings, made.job_ids)
+
+
+def _forget_queued_jobs(settings: Settings, job_ids: set[str]) -> None:
+    """No worker runs here: take this module's materialization tasks back off the broker, so they
+    never reach a worker of another run sharing it."""
+    if not settings.effective_broker_url.startswith("redis"):
+        return
+    client = redis.Redis.from_url(settings.effective_broker_url)
+    try:
+        for key in client.scan_iter(match="materialize*"):
+            if client.type(key) != b"list":
+                continue
+            for raw in client.lrange(key, 0, -1):
+                try:
+                    args = json.loads(raw).get("headers", {}).get("argsrepr", "")
+                except ValueError:
+                    continue
+                if any(job_id in args for job_id in job_ids):
+                    client.lrem(key, 1, raw)
+    finally:
+        client.close()
 
 
 # --- operations ---------------------------------------------------------------------------------
@@ -220,6 +321,7 @@ def world(dashboards: Any, widgets: Any, queries: Any, shares: Any, auth: Any) -
 BOARD_OPS = (
     "GetDashboard",
     "UpdateDashboard",
+    "DeleteDashboard",
     "PublishDashboard",
     "RestoreDashboardVersion",
     "ListDashboardVersions",
@@ -228,14 +330,31 @@ BOARD_OPS = (
     "ListWidgets",
     "UpdateWidget",
     "CreateWidget",
+    "DeleteWidget",
     "GetWidgetData",
+    "BatchGetWidgetData",
+    "MaterializeDashboard",
+    "GetMaterializationJob",
+    "WatchMaterializationJob",
     "ShareDashboard",
+    "UnshareDashboard",
     "ListShares",
     "CreatePublicLink",
+    "ListPublicLinks",
+    "RevokePublicLink",
 )
-QUERY_OPS = ("GetQuery", "RunQuery", "UpdateQuery")
-GLOBAL_OPS = ("ListDashboards", "ListQueries", "ListAuditEvents")
+QUERY_OPS = (
+    "GetQuery",
+    "RunQuery",
+    "UpdateQuery",
+    "DeleteQuery",
+    "ListQueryVersions",
+    "GetQueryVersion",
+    "RefreshMaterializedView",
+)
+GLOBAL_OPS = ("ListDashboards", "CreateDashboard", "ListQueries", "CreateQuery", "ValidateQuery", "ListAuditEvents")
 ALL_OPS = BOARD_OPS + QUERY_OPS + GLOBAL_OPS
+IMPLEMENTED_SERVICES = (d, w, q, s)  # ExportService is not part of this test yet
 
 
 def call(fn: Any) -> tuple[str | Code, Any]:
@@ -243,6 +362,18 @@ def call(fn: Any) -> tuple[str | Code, Any]:
         return OK, fn()
     except grpc.RpcError as error:
         return error.code(), error  # type: ignore[attr-defined]
+
+
+@dataclass
+class Case:
+    """One call to judge: what the oracle expects, what else is tolerated, the call, and checks
+    of a success (`check`) and of the world after a refusal (`after_refusal`)."""
+
+    expected: str | Code
+    fn: Callable[[], Any]
+    tolerated: set[str | Code] = field(default_factory=set)
+    check: Callable[[Any], None] | None = None
+    after_refusal: Callable[[], None] | None = None
 
 
 class Runner:
@@ -253,285 +384,522 @@ class Runner:
     def title(self) -> str:
         return f"iso title {next(self._titles)}"
 
+    def md(self, p: Principal) -> Any:
+        return _md(self.auth, p, self.world)
+
+    def admin_of(self, facility: str) -> Any:
+        return self.auth("iso-auditor", "admin", facility)
+
+    # --- rpcs on a dashboard (or what hangs off it) -------------------------------------------
+
     def board(self, op: str, p: Principal, b: Board, variant: int) -> None:
-        dash, wid, sh = self.stubs["dashboards"], self.stubs["widgets"], self.stubs["shares"]
-        md = _md(self.auth, p)
-        level = board_access(p, b)
-        read = expect_board(p, b, Lvl.READ_PUBLISHED)
+        case = getattr(self, f"_{op}")(p, b, variant)
+        self.judge(op, p, b.key, case, level=board_access(p, b).name)
+
+    def _GetDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert r.id == b.id and r.facility_id == b.facility
+            if board_access(p, b) is Lvl.READ_PUBLISHED:
+                assert r.version == b.published_version
+
+        fn = lambda: self.stubs["dashboards"].GetDashboard(d.GetDashboardRequest(id=b.id), metadata=self.md(p))  # noqa: E731
+        return Case(expect_board(p, b, Lvl.READ_PUBLISHED), fn, check=check)
+
+    def _UpdateDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        def fn() -> Any:
+            req = d.UpdateDashboardRequest(
+                dashboard=d.Dashboard(id=b.id, title=self.title()), update_mask={"paths": ["title"]}
+            )
+            return self.stubs["dashboards"].UpdateDashboard(req, metadata=self.md(p))
+
+        return Case(expect_board(p, b, Lvl.EDIT), fn)
+
+    def _DeleteDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        expected = expect_board(p, b, Lvl.MANAGE)
+        target = b.id
+        if expected == OK:  # on a twin: the world keeps its dashboard
+            target, _ = _make_board(self.stubs, self.auth, b, "iso twin", widget=False)
+        dash = self.stubs["dashboards"]
+
+        def still_there() -> None:
+            assert dash.GetDashboard(d.GetDashboardRequest(id=b.id), metadata=self.admin_of(b.facility)).id == b.id
+
+        fn = lambda: dash.DeleteDashboard(d.DeleteDashboardRequest(id=target), metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, after_refusal=still_there)
+
+    def _PublishDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        def check(r: Any) -> None:
+            b.published_version = r.published_version  # the oracle follows the world
+
+        fn = lambda: self.stubs["dashboards"].PublishDashboard(d.PublishDashboardRequest(id=b.id), metadata=self.md(p))  # noqa: E731
+        return Case(expect_board(p, b, Lvl.MANAGE), fn, check=check)
+
+    def _RestoreDashboardVersion(self, p: Principal, b: Board, variant: int) -> Case:
+        req = d.RestoreDashboardVersionRequest(dashboard_id=b.id, version=b.restore_version)
+        return Case(
+            expect_board(p, b, Lvl.EDIT),
+            lambda: self.stubs["dashboards"].RestoreDashboardVersion(req, metadata=self.md(p)),
+        )
+
+    def _ListDashboardVersions(self, p: Principal, b: Board, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert all(v.dashboard_id == b.id for v in r.versions)
+            if board_access(p, b) is Lvl.READ_PUBLISHED:
+                assert [v.version for v in r.versions] == [b.published_version]
+
+        req = d.ListDashboardVersionsRequest(dashboard_id=b.id, page_size=1000)
+        fn = lambda: self.stubs["dashboards"].ListDashboardVersions(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_board(p, b, Lvl.READ_PUBLISHED), fn, check=check)
+
+    def _GetDashboardVersion(self, p: Principal, b: Board, variant: int) -> Case:
+        version = 1 if variant % 2 or not b.published_version else b.published_version
+        expected = expect_board(p, b, Lvl.READ_PUBLISHED)
+        if board_access(p, b) is Lvl.READ_PUBLISHED and version != b.published_version:
+            expected = Code.NOT_FOUND  # only the published version exists for such readers
+
+        def check(r: Any) -> None:
+            assert r.dashboard_id == b.id and r.version == version
+
+        req = d.GetDashboardVersionRequest(dashboard_id=b.id, version=version)
+        fn = lambda: self.stubs["dashboards"].GetDashboardVersion(req, metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, check=check)
+
+    def _GetWidget(self, p: Principal, b: Board, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert r.id == b.widget_id and r.dashboard_id == b.id
+
+        fn = lambda: self.stubs["widgets"].GetWidget(w.GetWidgetRequest(id=b.widget_id), metadata=self.md(p))  # noqa: E731
+        return Case(expect_board(p, b, Lvl.READ_PUBLISHED), fn, check=check)
+
+    def _ListWidgets(self, p: Principal, b: Board, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert all(x.dashboard_id == b.id for x in r.widgets)
+            assert b.widget_id in {x.id for x in r.widgets}
+
+        req = w.ListWidgetsRequest(dashboard_id=b.id, page_size=1000)
+        fn = lambda: self.stubs["widgets"].ListWidgets(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_board(p, b, Lvl.READ_PUBLISHED), fn, check=check)
+
+    def _UpdateWidget(self, p: Principal, b: Board, variant: int) -> Case:
+        def fn() -> Any:
+            req = w.UpdateWidgetRequest(
+                widget=w.Widget(id=b.widget_id, title=self.title()), update_mask={"paths": ["title"]}
+            )
+            return self.stubs["widgets"].UpdateWidget(req, metadata=self.md(p))
+
+        return Case(expect_board(p, b, Lvl.EDIT), fn)
+
+    def _new_widget(self, b: Board, md: Any) -> Any:
+        slot = b.next_slot
+        b.next_slot += 1
+        widget = w.Widget(
+            dashboard_id=b.id,
+            title="iso extra",
+            position=w.GridPosition(x=slot % 12, y=10 + slot // 12, width=1, height=1),
+            table=w.TableConfig(),
+        )
+        return self.stubs["widgets"].CreateWidget(w.CreateWidgetRequest(widget=widget), metadata=md)
+
+    def _CreateWidget(self, p: Principal, b: Board, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert r.dashboard_id == b.id
+
+        return Case(expect_board(p, b, Lvl.EDIT), lambda: self._new_widget(b, self.md(p)), check=check)
+
+    def _DeleteWidget(self, p: Principal, b: Board, variant: int) -> Case:
+        expected = expect_board(p, b, Lvl.EDIT)
+        target = b.widget_id
+        if expected == OK:  # a widget made for the purpose: the world keeps its own
+            target = self._new_widget(b, _owner_md(self.auth, b)).id
+        wid = self.stubs["widgets"]
+
+        def still_there() -> None:
+            assert wid.GetWidget(w.GetWidgetRequest(id=b.widget_id), metadata=self.admin_of(b.facility)).id
+
+        fn = lambda: wid.DeleteWidget(w.DeleteWidgetRequest(id=target), metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, after_refusal=still_there)
+
+    def _GetWidgetData(self, p: Principal, b: Board, variant: int) -> Case:
+        expected = expect_board(p, b, Lvl.READ_PUBLISHED)
+
+        def fn() -> Any:
+            req = w.GetWidgetDataRequest(widget_id=b.widget_id)
+            return self.stubs["widgets"].GetWidgetData(req, metadata=self.md(p), timeout=30)
+
+        return Case(expected, fn, check=lambda r: _assert_widget(r.widget_id, b))
+
+    def _BatchGetWidgetData(self, p: Principal, b: Board, variant: int) -> Case:
+        requests = [w.GetWidgetDataRequest(widget_id=b.widget_id)] * (1 + variant % 2)
+
+        def fn() -> Any:
+            req = w.BatchGetWidgetDataRequest(requests=requests)
+            return self.stubs["widgets"].BatchGetWidgetData(req, metadata=self.md(p), timeout=30)
+
+        def check(r: Any) -> None:
+            assert len(r.data) == len(requests)
+            for item in r.data:
+                _assert_widget(item.widget_id, b)
+
+        return Case(expect_board(p, b, Lvl.READ_PUBLISHED), fn, check=check)
+
+    def _MaterializeDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        def fn() -> Any:
+            req = w.MaterializeDashboardRequest(dashboard_id=b.id)
+            return self.stubs["widgets"].MaterializeDashboard(req, metadata=self.md(p), timeout=30)
+
+        def check(r: Any) -> None:
+            assert r.dashboard_id == b.id
+            b.jobs[r.id] = p.subject
+            self.world.job_ids.add(r.id)
+
+        return Case(expect_board(p, b, Lvl.READ_PUBLISHED), fn, check=check)
+
+    def _job(self, b: Board, variant: int) -> tuple[str, str]:
+        jobs = sorted(b.jobs.items())
+        return jobs[variant % len(jobs)]
+
+    def _GetMaterializationJob(self, p: Principal, b: Board, variant: int) -> Case:
+        job_id, requester = self._job(b, variant)
+
+        def fn() -> Any:
+            req = w.GetMaterializationJobRequest(id=job_id)
+            return self.stubs["widgets"].GetMaterializationJob(req, metadata=self.md(p))
+
+        def check(r: Any) -> None:
+            assert r.id == job_id and r.dashboard_id == b.id
+
+        return Case(expect_job(p, b, requester), fn, check=check)
+
+    def _WatchMaterializationJob(self, p: Principal, b: Board, variant: int) -> Case:
+        job_id, requester = self._job(b, variant)
+
+        def fn() -> Any:
+            stream = self.stubs["widgets"].WatchMaterializationJob(
+                w.WatchMaterializationJobRequest(id=job_id), metadata=self.md(p), timeout=30
+            )
+            try:
+                return next(stream)  # the snapshot; no worker runs here, so the stream would go on
+            finally:
+                stream.cancel()
+
+        def check(r: Any) -> None:
+            assert r.job.id == job_id and r.job.dashboard_id == b.id
+
+        return Case(expect_job(p, b, requester), fn, check=check)
+
+    def _ShareDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        req = s.ShareDashboardRequest(dashboard_id=b.id, user_id=SINK_USER, level=s.SHARE_LEVEL_VIEW)
+
+        def check(r: Any) -> None:
+            assert r.dashboard_id == b.id
+
+        return Case(
+            expect_board(p, b, Lvl.MANAGE),
+            lambda: self.stubs["shares"].ShareDashboard(req, metadata=self.md(p)),
+            check=check,
+        )
+
+    def _UnshareDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        expected = expect_board(p, b, Lvl.MANAGE)
+        sh = self.stubs["shares"]
+        if expected == OK:  # a share to remove (the sink user's: it grants no principal anything)
+            sh.ShareDashboard(
+                s.ShareDashboardRequest(dashboard_id=b.id, user_id=SINK_USER, level=s.SHARE_LEVEL_VIEW),
+                metadata=_owner_md(self.auth, b),
+            )
+            req = s.UnshareDashboardRequest(dashboard_id=b.id, user_id=SINK_USER)
+        else:  # a share the world relies on: it must survive the attempt
+            kind, grantee, _ = b.grants[variant % len(b.grants)] if b.grants else ("user", SINK_USER, 0)
+            req = s.UnshareDashboardRequest(dashboard_id=b.id)
+            if kind == "user":
+                req.user_id = grantee
+            else:
+                req.role = ROLE_ENUM[grantee]
+
+        def grants_intact() -> None:
+            listed = sh.ListShares(
+                s.ListSharesRequest(dashboard_id=b.id, page_size=1000), metadata=self.admin_of(b.facility)
+            )
+            have = {
+                ("user", x.user_id) if x.user_id else ("role", s.Role.Name(x.role)[5:].lower()) for x in listed.shares
+            }
+            assert {(k, g) for k, g, _ in b.grants} <= have
+
+        return Case(expected, lambda: sh.UnshareDashboard(req, metadata=self.md(p)), after_refusal=grants_intact)
+
+    def _ListShares(self, p: Principal, b: Board, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert all(x.dashboard_id == b.id for x in r.shares)
+
+        req = s.ListSharesRequest(dashboard_id=b.id, page_size=1000)
+        fn = lambda: self.stubs["shares"].ListShares(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_board(p, b, Lvl.VIEW), fn, check=check)
+
+    def _CreatePublicLink(self, p: Principal, b: Board, variant: int) -> Case:
+        expected = expect_board(p, b, Lvl.MANAGE)
         tolerated: set[str | Code] = set()
-        check: Any = None
-        if op == "GetDashboard":
-            expected = read
+        if expected == OK and not b.published_version:
+            tolerated.add(Code.FAILED_PRECONDITION)  # nothing published to link to yet
 
-            def fn() -> Any:
-                return dash.GetDashboard(d.GetDashboardRequest(id=b.id), metadata=md)
+        def check(r: Any) -> None:
+            assert r.dashboard_id == b.id
 
-            def check(r: Any) -> None:
-                assert r.id == b.id and r.facility_id == b.facility
+        req = s.CreatePublicLinkRequest(dashboard_id=b.id)
+        fn = lambda: self.stubs["shares"].CreatePublicLink(req, metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, tolerated, check=check)
 
-        elif op == "UpdateDashboard":
-            expected = expect_board(p, b, Lvl.EDIT)
+    def _ListPublicLinks(self, p: Principal, b: Board, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert all(x.dashboard_id == b.id and not x.token for x in r.links)
 
-            def fn() -> Any:
-                req = d.UpdateDashboardRequest(
-                    dashboard=d.Dashboard(id=b.id, title=self.title()), update_mask={"paths": ["title"]}
-                )
-                return dash.UpdateDashboard(req, metadata=md)
+        req = s.ListPublicLinksRequest(dashboard_id=b.id, page_size=1000)
+        fn = lambda: self.stubs["shares"].ListPublicLinks(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_board(p, b, Lvl.MANAGE), fn, check=check)
 
-        elif op == "PublishDashboard":
-            expected = expect_board(p, b, Lvl.MANAGE)
+    def _RevokePublicLink(self, p: Principal, b: Board, variant: int) -> Case:
+        # Only dashboards with a link: the drawn one, or else a linked one picked by the variant.
+        if not b.link_id:
+            linked = self.world.linked()
+            b = linked[variant % len(linked)]
+        expected = expect_board(p, b, Lvl.MANAGE)
+        sh = self.stubs["shares"]
+        target = b.link_id
+        if expected == OK:  # a link made for the purpose: the world's link principals keep theirs
+            target = sh.CreatePublicLink(
+                s.CreatePublicLinkRequest(dashboard_id=b.id), metadata=_owner_md(self.auth, b)
+            ).id
 
-            def fn() -> Any:
-                return dash.PublishDashboard(d.PublishDashboardRequest(id=b.id), metadata=md)
+        def link_works() -> None:
+            got = self.stubs["dashboards"].GetDashboard(
+                d.GetDashboardRequest(id=b.id), metadata=(("x-tessera-link", b.link_token),)
+            )
+            assert got.id == b.id
 
-            def check(r: Any) -> None:
-                b.published_version = r.published_version  # the oracle follows the world
+        def check(r: Any) -> None:
+            assert r.id == target and r.revoke_time.seconds > 0
 
-        elif op == "RestoreDashboardVersion":
-            expected = expect_board(p, b, Lvl.EDIT)
+        fn = lambda: sh.RevokePublicLink(s.RevokePublicLinkRequest(id=target), metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, check=check, after_refusal=link_works)
 
-            def fn() -> Any:
-                req = d.RestoreDashboardVersionRequest(dashboard_id=b.id, version=b.restore_version)
-                return dash.RestoreDashboardVersion(req, metadata=md)
-
-        elif op == "ListDashboardVersions":
-            expected = read
-
-            def fn() -> Any:
-                req = d.ListDashboardVersionsRequest(dashboard_id=b.id, page_size=1000)
-                return dash.ListDashboardVersions(req, metadata=md)
-
-            def check(r: Any) -> None:
-                assert all(v.dashboard_id == b.id for v in r.versions)
-                if level is Lvl.READ_PUBLISHED:
-                    assert [v.version for v in r.versions] == [b.published_version]
-
-        elif op == "GetDashboardVersion":
-            version = 1 if variant % 2 or not b.published_version else b.published_version
-            expected = read
-            if level is Lvl.READ_PUBLISHED and version != b.published_version:
-                expected = Code.NOT_FOUND  # only the published version exists for such readers
-
-            def fn() -> Any:
-                req = d.GetDashboardVersionRequest(dashboard_id=b.id, version=version)
-                return dash.GetDashboardVersion(req, metadata=md)
-
-            def check(r: Any) -> None:
-                assert r.dashboard_id == b.id and r.version == version
-
-        elif op == "GetWidget":
-            expected = read
-
-            def fn() -> Any:
-                return wid.GetWidget(w.GetWidgetRequest(id=b.widget_id), metadata=md)
-
-            def check(r: Any) -> None:
-                assert r.id == b.widget_id and r.dashboard_id == b.id
-
-        elif op == "ListWidgets":
-            expected = read
-
-            def fn() -> Any:
-                return wid.ListWidgets(w.ListWidgetsRequest(dashboard_id=b.id, page_size=1000), metadata=md)
-
-            def check(r: Any) -> None:
-                assert all(x.dashboard_id == b.id for x in r.widgets)
-                assert b.widget_id in {x.id for x in r.widgets}
-
-        elif op == "UpdateWidget":
-            expected = expect_board(p, b, Lvl.EDIT)
-
-            def fn() -> Any:
-                req = w.UpdateWidgetRequest(
-                    widget=w.Widget(id=b.widget_id, title=self.title()), update_mask={"paths": ["title"]}
-                )
-                return wid.UpdateWidget(req, metadata=md)
-
-        elif op == "CreateWidget":
-            expected = expect_board(p, b, Lvl.EDIT)
-            slot = b.next_slot
-            b.next_slot += 1
-
-            def fn() -> Any:
-                widget = w.Widget(
-                    dashboard_id=b.id,
-                    title="iso extra",
-                    position=w.GridPosition(x=slot % 12, y=10 + slot // 12, width=1, height=1),
-                    table=w.TableConfig(),
-                )
-                return wid.CreateWidget(w.CreateWidgetRequest(widget=widget), metadata=md)
-
-            def check(r: Any) -> None:
-                assert r.dashboard_id == b.id
-
-        elif op == "GetWidgetData":
-            expected = read
-            if expected == OK:
-                tolerated.add(Code.FAILED_PRECONDITION)  # a widget without a query is visible too
-
-            def fn() -> Any:
-                return wid.GetWidgetData(w.GetWidgetDataRequest(widget_id=b.widget_id), metadata=md, timeout=30)
-
-        elif op == "ShareDashboard":
-            expected = expect_board(p, b, Lvl.MANAGE)
-
-            def fn() -> Any:
-                req = s.ShareDashboardRequest(dashboard_id=b.id, user_id=SINK_USER, level=s.SHARE_LEVEL_VIEW)
-                return sh.ShareDashboard(req, metadata=md)
-
-            def check(r: Any) -> None:
-                assert r.dashboard_id == b.id
-
-        elif op == "ListShares":
-            expected = expect_board(p, b, Lvl.VIEW)
-
-            def fn() -> Any:
-                return sh.ListShares(s.ListSharesRequest(dashboard_id=b.id, page_size=1000), metadata=md)
-
-            def check(r: Any) -> None:
-                assert all(x.dashboard_id == b.id for x in r.shares)
-
-        elif op == "CreatePublicLink":
-            expected = expect_board(p, b, Lvl.MANAGE)
-            if expected == OK and not b.published_version:
-                tolerated.add(Code.FAILED_PRECONDITION)  # nothing published to link to yet
-
-            def fn() -> Any:
-                return sh.CreatePublicLink(s.CreatePublicLinkRequest(dashboard_id=b.id), metadata=md)
-
-            def check(r: Any) -> None:
-                assert r.dashboard_id == b.id
-
-        else:  # pragma: no cover
-            raise AssertionError(op)
-        self.judge(op, p, b.key, expected, tolerated, fn, check, level=level.name)
+    # --- rpcs on a saved query ----------------------------------------------------------------
 
     def query(self, op: str, p: Principal, sq: SavedQuery, variant: int) -> None:
+        case = getattr(self, f"_{op}")(p, sq, variant)
+        self.judge(op, p, sq.key, case)
+
+    def _GetQuery(self, p: Principal, sq: SavedQuery, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert r.id == sq.id and r.facility_id == sq.facility
+
+        fn = lambda: self.stubs["queries"].GetQuery(q.GetQueryRequest(id=sq.id), metadata=self.md(p))  # noqa: E731
+        return Case(expect_query(p, sq, write=False), fn, check=check)
+
+    def _RunQuery(self, p: Principal, sq: SavedQuery, variant: int) -> Case:
+        run_in = ("", self.world.a, self.world.b)[variant % 3]
+        req = q.RunQueryRequest(id=sq.id, facility_id=run_in)
+        fn = lambda: self.stubs["queries"].RunQuery(req, metadata=self.md(p), timeout=30)  # noqa: E731
+        return Case(expect_query(p, sq, write=False, run_in=run_in), fn)
+
+    def _UpdateQuery(self, p: Principal, sq: SavedQuery, variant: int) -> Case:
+        def fn() -> Any:
+            req = q.UpdateQueryRequest(
+                query=q.Query(id=sq.id, name=f"iso {sq.key} {next(self._titles)}"), update_mask={"paths": ["name"]}
+            )
+            return self.stubs["queries"].UpdateQuery(req, metadata=self.md(p))
+
+        return Case(expect_query(p, sq, write=True), fn)
+
+    def _DeleteQuery(self, p: Principal, sq: SavedQuery, variant: int) -> Case:
+        expected = expect_query(p, sq, write=True)
         qs = self.stubs["queries"]
-        md = _md(self.auth, p)
-        check: Any = None
-        if op == "GetQuery":
-            expected = expect_query(p, sq, write=False)
+        target = sq.id
+        if expected == OK:  # a twin (same owner and facility) made for the purpose
+            twin = q.Query(facility_id=sq.facility, name=f"iso twin {next(self._titles)}", sql="SELECT 1 AS one")
+            target = qs.CreateQuery(
+                q.CreateQueryRequest(query=twin), metadata=self.auth(sq.owner, "editor", sq.facility)
+            ).id
 
-            def fn() -> Any:
-                return qs.GetQuery(q.GetQueryRequest(id=sq.id), metadata=md)
+        def still_there() -> None:
+            assert qs.GetQuery(q.GetQueryRequest(id=sq.id), metadata=self.admin_of(sq.facility)).id == sq.id
 
-            def check(r: Any) -> None:
-                assert r.id == sq.id and r.facility_id == sq.facility
+        fn = lambda: qs.DeleteQuery(q.DeleteQueryRequest(id=target), metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, after_refusal=still_there)
 
-        elif op == "RunQuery":
-            run_in = ("", self.world.a, self.world.b)[variant % 3]
-            expected = expect_query(p, sq, write=False, run_in=run_in)
+    def _ListQueryVersions(self, p: Principal, sq: SavedQuery, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert r.versions and all(v.query_id == sq.id for v in r.versions)
 
-            def fn() -> Any:
-                req = q.RunQueryRequest(id=sq.id, facility_id=run_in)
-                return qs.RunQuery(req, metadata=md, timeout=30)
+        req = q.ListQueryVersionsRequest(query_id=sq.id, page_size=1000)
+        fn = lambda: self.stubs["queries"].ListQueryVersions(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_query(p, sq, write=False), fn, check=check)
 
-        elif op == "UpdateQuery":
-            expected = expect_query(p, sq, write=True)
+    def _GetQueryVersion(self, p: Principal, sq: SavedQuery, variant: int) -> Case:
+        version = 1 if variant % 3 else 10_000  # the first version, or one that does not exist
+        expected = expect_query(p, sq, write=False)
+        if expected == OK and version != 1:
+            expected = Code.NOT_FOUND
 
-            def fn() -> Any:
-                req = q.UpdateQueryRequest(
-                    query=q.Query(id=sq.id, name=f"iso {sq.key} {next(self._titles)}"), update_mask={"paths": ["name"]}
-                )
-                return qs.UpdateQuery(req, metadata=md)
+        def check(r: Any) -> None:
+            assert r.query_id == sq.id and r.version == 1
 
-        else:  # pragma: no cover
-            raise AssertionError(op)
-        self.judge(op, p, sq.key, expected, set(), fn, check)
+        req = q.GetQueryVersionRequest(query_id=sq.id, version=version)
+        fn = lambda: self.stubs["queries"].GetQueryVersion(req, metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, check=check)
 
-    def listing(self, op: str, p: Principal) -> None:
-        md = _md(self.auth, p)
+    def _RefreshMaterializedView(self, p: Principal, sq: SavedQuery, variant: int) -> Case:
+        expected = expect_query(p, sq, write=False)
+        tolerated: set[str | Code] = set()
+        if expected == OK and not sq.view:
+            expected = Code.FAILED_PRECONDITION  # allowed to ask, but a SQL query has no view
+
+        def check(r: Any) -> None:
+            assert r.id == sq.id and r.refresh_time.seconds > 0
+
+        req = q.RefreshMaterializedViewRequest(id=sq.id)
+        fn = lambda: self.stubs["queries"].RefreshMaterializedView(req, metadata=self.md(p), timeout=30)  # noqa: E731
+        return Case(expected, fn, tolerated, check=check)
+
+    # --- rpcs without a resource ----------------------------------------------------------------
+
+    def listing(self, op: str, p: Principal, variant: int) -> None:
+        case = getattr(self, f"_{op}")(p, variant)
+        self.judge(op, p, "-", case)
+
+    def _ListDashboards(self, p: Principal, variant: int) -> Case:
+        world = self.world
+
+        def check(r: Any) -> None:
+            assert not r.next_page_token
+            got = {x.id for x in r.dashboards}
+            want = {b.id for b in world.boards if board_access(p, b) >= Lvl.READ_PUBLISHED}
+            keys = {b.id: b.key for b in world.boards}
+            if p.is_link:
+                assert got == want, "a public link lists exactly its dashboard"
+            assert all(x.facility_id in p.facilities for x in r.dashboards), "another facility's dashboard"
+            assert not got - want, f"INVISIBLE DASHBOARDS LISTED: {[keys.get(i, i) for i in got - want]}"
+            for missing in sorted(keys[i] for i in want - got):
+                facs = "".join(sorted(f[4] for f in p.facilities))
+                world.missing.add((p.subject, p.role, facs, missing))
+
+        req = d.ListDashboardsRequest(page_size=1000)
+        return Case(OK, lambda: self.stubs["dashboards"].ListDashboards(req, metadata=self.md(p)), check=check)
+
+    def _CreateDashboard(self, p: Principal, variant: int) -> Case:
+        facility = (self.world.a, self.world.b)[variant % 2]
+        dash = self.stubs["dashboards"]
+
+        def fn() -> Any:
+            req = d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title=self.title()))
+            return dash.CreateDashboard(req, metadata=self.md(p))
+
+        def check(r: Any) -> None:
+            assert r.facility_id == facility and r.owner_id == p.subject
+            dash.DeleteDashboard(d.DeleteDashboardRequest(id=r.id), metadata=self.md(p))  # keeps lists as known
+
+        return Case(expect_create_in(p, facility), fn, check=check)
+
+    def _ListQueries(self, p: Principal, variant: int) -> Case:
         world = self.world
         mine = {world.a, world.b}
-        check: Any = None
-        if op == "ListDashboards":
-            expected: str | Code = OK
 
-            def fn() -> Any:
-                return self.stubs["dashboards"].ListDashboards(d.ListDashboardsRequest(page_size=1000), metadata=md)
+        def check(r: Any) -> None:
+            assert all(x.facility_id in p.facilities for x in r.queries), "another facility's query"
+            got = {x.id for x in r.queries if x.facility_id in mine}
+            assert got == {sq.id for sq in world.queries if sq.facility in p.facilities}
 
-            def check(r: Any) -> None:
-                assert not r.next_page_token
-                got = {x.id for x in r.dashboards}
-                want = {b.id for b in world.boards if board_access(p, b) >= Lvl.READ_PUBLISHED}
-                assert all(x.facility_id in p.facilities for x in r.dashboards), "another facility's dashboard"
-                keys = {b.id: b.key for b in world.boards}
-                assert not got - want, f"INVISIBLE DASHBOARDS LISTED: {[keys.get(i, i) for i in got - want]}"
-                for missing in sorted(keys[i] for i in want - got):
-                    world.missing.add((p.subject, p.role, "".join(sorted(f[4] for f in p.facilities)), missing))
+        req = q.ListQueriesRequest(page_size=1000)
+        fn = lambda: self.stubs["queries"].ListQueries(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_role(p, "editor"), fn, check=check)
 
-        elif op == "ListQueries":
-            expected = Code.PERMISSION_DENIED if p.role == "viewer" else OK
+    def _CreateQuery(self, p: Principal, variant: int) -> Case:
+        facility = (self.world.a, self.world.b)[variant % 2]
+        qs = self.stubs["queries"]
 
-            def fn() -> Any:
-                return self.stubs["queries"].ListQueries(q.ListQueriesRequest(page_size=1000), metadata=md)
+        def fn() -> Any:
+            query = q.Query(facility_id=facility, name=f"iso new {next(self._titles)}", sql="SELECT 1 AS one")
+            return qs.CreateQuery(q.CreateQueryRequest(query=query), metadata=self.md(p))
 
-            def check(r: Any) -> None:
-                assert all(x.facility_id in p.facilities for x in r.queries), "another facility's query"
-                got = {x.id for x in r.queries if x.facility_id in mine}
-                assert got == {sq.id for sq in world.queries if sq.facility in p.facilities}
+        def check(r: Any) -> None:
+            assert r.facility_id == facility and r.owner_id == p.subject
+            qs.DeleteQuery(q.DeleteQueryRequest(id=r.id), metadata=self.md(p))  # keeps lists as known
 
-        elif op == "ListAuditEvents":
-            expected = OK if p.role == "admin" else Code.PERMISSION_DENIED
+        return Case(expect_create_in(p, facility), fn, check=check)
 
-            def fn() -> Any:
-                return self.stubs["shares"].ListAuditEvents(s.ListAuditEventsRequest(page_size=1000), metadata=md)
+    def _ValidateQuery(self, p: Principal, variant: int) -> Case:
+        def check(r: Any) -> None:
+            assert r.valid
 
-            def check(r: Any) -> None:
-                leaked = {e.facility_id for e in r.events} - set(p.facilities)
-                assert not leaked, f"audit events of other facilities: {leaked}"
+        req = q.ValidateQueryRequest(sql="SELECT 1 AS one")
+        fn = lambda: self.stubs["queries"].ValidateQuery(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_role(p, "editor"), fn, check=check)
 
-        else:  # pragma: no cover
-            raise AssertionError(op)
-        self.judge(op, p, "-", expected, set(), fn, check)
+    def _ListAuditEvents(self, p: Principal, variant: int) -> Case:
+        def check(r: Any) -> None:
+            leaked = {e.facility_id for e in r.events} - set(p.facilities)
+            assert not leaked, f"audit events of other facilities: {leaked}"
 
-    def judge(
-        self,
-        op: str,
-        p: Principal,
-        target: str,
-        expected: str | Code,
-        tolerated: set[str | Code],
-        fn: Any,
-        check: Any,
-        *,
-        level: str = "",
-    ) -> None:
-        got, result = call(fn)
+        req = s.ListAuditEventsRequest(page_size=1000)
+        fn = lambda: self.stubs["shares"].ListAuditEvents(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_role(p, "admin"), fn, check=check)
+
+    # --- judging --------------------------------------------------------------------------------
+
+    def judge(self, op: str, p: Principal, target: str, case: Case, *, level: str = "") -> None:
+        got, result = call(case.fn)
         self.world.stats["calls"] += 1
         self.world.pairs.add((p, op, target))
         self.world.outcomes[(op, got if isinstance(got, str) else got.name)] += 1
-        where = f"{op} on {target} by {p.subject}/{p.role}/{sorted(p.facilities)} (oracle access {level or 'n/a'})"
-        allowed = {expected} | tolerated
-        if got == OK and expected != OK:
-            raise AssertionError(f"UNAUTHORIZED SUCCESS: {where}: expected {expected}")
-        if got == Code.PERMISSION_DENIED and expected == Code.NOT_FOUND:
+        who = f"link to {p.link_board}" if p.is_link else f"{p.subject}/{p.role}/{sorted(p.facilities)}"
+        where = f"{op} on {target} by {who} (oracle access {level or 'n/a'})"
+        allowed = {case.expected} | case.tolerated
+        if got == OK and case.expected != OK:
+            raise AssertionError(f"UNAUTHORIZED SUCCESS: {where}: expected {case.expected}")
+        if got == Code.PERMISSION_DENIED and case.expected == Code.NOT_FOUND:
             raise AssertionError(f"EXISTENCE LEAK (PERMISSION_DENIED for an invisible resource): {where}")
         assert got in allowed, f"{where}: got {got}, expected {sorted(map(str, allowed))}: {result}"
-        if got == OK and check is not None:
-            check(result)
+        if got == OK and case.check is not None:
+            case.check(result)
+        if got != OK and case.after_refusal is not None:
+            case.after_refusal()
+            self.world.stats["refusals verified"] += 1
+
+
+def _assert_widget(widget_id: str, b: Board) -> None:
+    assert widget_id == b.widget_id
 
 
 # --- the property -------------------------------------------------------------------------------
 
-principals = st.builds(
-    lambda subject, role, facilities: (subject, role, facilities),
-    st.sampled_from(SUBJECTS),
-    st.sampled_from(tuple(ROLES)),
-    st.sampled_from(("A", "B", "AB")),
-)
-operations = st.lists(
-    st.tuples(st.sampled_from(ALL_OPS), st.integers(min_value=0, max_value=63), st.integers(0, 5)),
-    min_size=1,
-    max_size=OPS_PER_EXAMPLE,
-)
+# Hypothesis draws a seed per example and the example draws uniformly from it: sampled_from's
+# lean towards its first elements would otherwise starve the rpcs and roles listed last (a
+# failure still reproduces: the seed is in the report, and derandomize fixes the seeds).
+LINK_SHARE = 5  # one principal in five is a public link
+
+
+def draw_principal(rng: random.Random, world: World) -> Principal:
+    if rng.randrange(LINK_SHARE) == 0:
+        board = rng.choice(world.linked())
+        return Principal(f"link:{board.link_id}", "viewer", frozenset({board.facility}), link_board=board.key)
+    facilities = rng.choice(((world.a,), (world.b,), (world.a, world.b)))
+    return Principal(rng.choice(SUBJECTS), rng.choice(tuple(ROLES)), frozenset(facilities))
 
 
 @pytest.fixture(scope="module")
 def runner(world: World, dashboards: Any, widgets: Any, queries: Any, shares: Any, auth: Any) -> Runner:
-    stubs = {"dashboards": dashboards, "widgets": widgets, "queries": queries, "shares": shares}
+    # (query_of: twins are made without a widget, so they bind no query)
+    stubs = {"dashboards": dashboards, "widgets": widgets, "queries": queries, "shares": shares, "query_of": {}}
     return Runner(world, stubs, auth)
+
+
+def test_the_operations_are_every_rpc_of_the_implemented_services() -> None:
+    rpcs = {
+        m.name
+        for module in IMPLEMENTED_SERVICES
+        for svc in module.DESCRIPTOR.services_by_name.values()
+        for m in svc.methods
+    }
+    assert len(ALL_OPS) == len(set(ALL_OPS))
+    assert set(ALL_OPS) == rpcs, f"not exercised: {rpcs - set(ALL_OPS)}; unknown: {set(ALL_OPS) - rpcs}"
 
 
 @settings(
@@ -541,20 +909,20 @@ def runner(world: World, dashboards: Any, widgets: Any, queries: Any, shares: An
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(who=principals, ops=operations)
-def test_no_access_outside_the_policy(runner: Runner, who: tuple[str, str, str], ops: list[Any]) -> None:
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1))
+def test_no_access_outside_the_policy(runner: Runner, seed: int) -> None:
     world = runner.world
-    subject, role, facs = who
-    facilities = frozenset({"A": world.a, "B": world.b}[f] for f in facs)
-    p = Principal(subject, role, facilities)
+    rng = random.Random(seed)
+    p = draw_principal(rng, world)
     world.stats["examples"] += 1
-    for op, pick, variant in ops:
+    for _ in range(rng.randint(1, OPS_PER_EXAMPLE)):
+        op, variant = rng.choice(ALL_OPS), rng.randrange(6)
         if op in BOARD_OPS:
-            runner.board(op, p, world.boards[pick % len(world.boards)], variant)
+            runner.board(op, p, rng.choice(world.boards), variant)
         elif op in QUERY_OPS:
-            runner.query(op, p, world.queries[pick % len(world.queries)], variant)
+            runner.query(op, p, rng.choice(world.queries), variant)
         else:
-            runner.listing(op, p)
+            runner.listing(op, p, variant)
 
 
 def test_summary(runner: Runner) -> None:
@@ -563,21 +931,35 @@ def test_summary(runner: Runner) -> None:
     assert world.stats["examples"] > 0, "run the property test first (same module)"
     principals_seen = {p for p, _, _ in world.pairs}
     ops_seen = {op for _, op, _ in world.pairs}
+    user_space = len(SUBJECTS) * len(ROLES) * 3
     print(
         f"\n[tenant isolation] world: 2 facilities, {len(world.boards)} dashboards "
-        f"({sum(len(b.grants) for b in world.boards)} shares, {len(world.boards)} widgets), "
-        f"{len(world.queries)} saved queries; principal space {len(SUBJECTS)} subjects x {len(ROLES)} roles x 3 "
-        f"facility sets = {len(SUBJECTS) * len(ROLES) * 3}; {len(ALL_OPS)} rpcs"
+        f"({sum(len(b.grants) for b in world.boards)} shares, {len(world.boards)} widgets, "
+        f"{len(world.linked())} public links), {len(world.queries)} saved queries (1 a view); principal space "
+        f"{len(SUBJECTS)} subjects x {len(ROLES)} roles x 3 facility sets = {user_space}, "
+        f"+ {len(world.linked())} links = {user_space + len(world.linked())}; {len(ALL_OPS)} rpcs"
         f"\n[tenant isolation] examples {world.stats['examples']}, calls {world.stats['calls']}, "
-        f"distinct principals {len(principals_seen)}, rpcs exercised {len(ops_seen)}, "
+        f"distinct principals {len(principals_seen)} ({sum(1 for p in principals_seen if p.is_link)} links), "
+        f"rpcs exercised {len(ops_seen)}, "
         f"distinct (principal, rpc) pairs {len({(p, op) for p, op, _ in world.pairs})}, "
-        f"distinct (principal, rpc, resource) triples {len(world.pairs)}"
+        f"distinct (principal, rpc, resource) triples {len(world.pairs)}, "
+        f"refusals of destructive rpcs verified harmless {world.stats['refusals verified']}"
     )
     by_code = Counter[str]()
     for (_, code), n in world.outcomes.items():
         by_code[code] += n
     print(f"[tenant isolation] outcomes by code: {dict(sorted(by_code.items()))}")
+    per_op = {op: sum(n for (o, _), n in world.outcomes.items() if o == op) for op in ALL_OPS}
+    allowed = {op: world.outcomes[(op, OK)] for op in ALL_OPS}
+    print(
+        f"[tenant isolation] calls per rpc: min {min(per_op.values())}, max {max(per_op.values())}; "
+        f"allowed per rpc: min {min(allowed.values())} ({min(allowed, key=allowed.__getitem__)})"
+    )
     assert ops_seen == set(ALL_OPS), f"rpcs never exercised: {set(ALL_OPS) - ops_seen}"
+    for op in ALL_OPS:  # each rpc was both allowed and refused (but lists, which refuse nobody)
+        codes = {c for (o, c), n in world.outcomes.items() if o == op and n}
+        assert OK in codes, f"{op} was never allowed: {codes}"
+        assert codes - {OK} or op == "ListDashboards", f"{op} was never refused: {codes}"
 
 
 def test_lists_are_complete(runner: Runner) -> None:

@@ -1,6 +1,8 @@
-"""The access policy, table-driven: explicit rows for the cases people reason about, plus
-invariants checked over the whole matrix of role x ownership x facility x share x visibility x
-publication x public link."""
+"""The access policy, table-driven: explicit rows for the cases people reason about, then the
+whole matrix (role x ownership x facility set x shares x visibility x publication, and public
+links) against an oracle restated from the rules, with the NOT_FOUND / PERMISSION_DENIED answer
+for every level an rpc may need, plus invariants. tests/security/test_policy_sql_twin.py checks
+the SQL twin and the loader against the same matrix in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -74,31 +76,89 @@ def test_public_link_reads_only_its_dashboards_published_version() -> None:
     assert dashboard_access(_link("another"), facts(published=3)) is Access.NONE
 
 
-MATRIX = list(
-    itertools.product(
-        list(Role),
-        ["me", "someone"],  # owner
-        [FAC, OTHER],  # the principal's facility
-        [
-            (),
-            U(ShareLevel.VIEW),
-            U(ShareLevel.EDIT),
-            U(ShareLevel.MANAGE),
-            R("viewer", ShareLevel.EDIT),
-            R("admin", ShareLevel.MANAGE),
-        ],
-        [1, 2],  # visibility
-        [None, 1],  # published
-    )
-)
+# --- the whole matrix, against an oracle written from the rules (not from policy.py) ----------
+
+OWNERS = ["me", "someone"]
+FACILITY_SETS = [frozenset({FAC}), frozenset({OTHER}), frozenset({FAC, OTHER})]
+_LEVELS = [ShareLevel.VIEW, ShareLevel.EDIT, ShareLevel.MANAGE]
+GRANT_SETS: list[tuple[Grant, ...]] = [
+    (),
+    *(U(level) for level in _LEVELS),
+    (Grant("user", "bob", ShareLevel.MANAGE),),  # someone else's share
+    *(R(role, level) for role in ("viewer", "editor", "admin") for level in _LEVELS),
+    U(ShareLevel.VIEW) + R("editor", ShareLevel.EDIT),
+    U(ShareLevel.MANAGE) + R("viewer", ShareLevel.VIEW),
+    R("admin", ShareLevel.VIEW) + R("viewer", ShareLevel.EDIT),
+    (Grant("user", "bob", ShareLevel.EDIT), *R("editor", ShareLevel.VIEW)),
+]
+VISIBILITIES = [1, 2]
+PUBLISHED = [None, 1]
+MATRIX = list(itertools.product(list(Role), OWNERS, FACILITY_SETS, GRANT_SETS, VISIBILITIES, PUBLISHED))
+LINK_MATRIX = list(itertools.product([DASH, "another"], VISIBILITIES, PUBLISHED, [(), U(ShareLevel.MANAGE)]))
+
+RANK = {"viewer": 1, "editor": 2, "admin": 3}
+SHARE_GIVES = {ShareLevel.VIEW: Access.VIEW, ShareLevel.EDIT: Access.EDIT, ShareLevel.MANAGE: Access.MANAGE}
+
+
+def oracle(role: Role, subject: str, facilities: frozenset[str], f: DashboardFacts) -> Access:
+    """ARCHITECTURE.md and DESIGN.md section 8, restated: tenancy first, admins manage their
+    facilities, owners manage, shares grant their level (a role share reaches that role and
+    above), a published public dashboard is readable by its facility, viewers never write."""
+    if f.facility_id not in facilities:
+        return Access.NONE
+    if role is Role.ADMIN:
+        return Access.MANAGE
+    levels = [Access.NONE]
+    if f.owner_id == subject:
+        levels.append(Access.MANAGE)
+    for g in f.grants:
+        if (g.grantee_type == "user" and g.grantee == subject) or (
+            g.grantee_type == "role" and RANK[role.name.lower()] >= RANK[g.grantee]
+        ):
+            levels.append(SHARE_GIVES[g.level])
+    if f.visibility == 2 and f.published_version is not None:
+        levels.append(Access.READ_PUBLISHED)
+    best = max(levels)
+    return min(best, Access.VIEW) if role is Role.VIEWER else best
 
 
 @pytest.mark.parametrize("case", MATRIX)
-def test_invariants_over_the_matrix(case: tuple[Role, str, str, tuple[Grant, ...], int, int | None]) -> None:
-    role, owner, facility, grants, visibility, published = case
-    p = principal(role, facility=facility)
+def test_the_matrix(case: tuple[Role, str, frozenset[str], tuple[Grant, ...], int, int | None]) -> None:
+    role, owner, facilities, grants, visibility, published = case
+    p = Principal(subject="me", role=role, facilities=facilities)
+    f = facts(owner=owner, visibility=visibility, published=published, grants=grants)
+    expected = oracle(role, "me", facilities, f)
+    assert dashboard_access(p, f) is expected
+    for needed in (Access.READ_PUBLISHED, Access.VIEW, Access.EDIT, Access.MANAGE):
+        # NOT_FOUND when nothing is visible (existence stays hidden), PERMISSION_DENIED when too little.
+        if expected is Access.NONE:
+            with pytest.raises(NotFound):
+                require_dashboard(p, f, needed)
+        elif expected < needed:
+            with pytest.raises(PermissionDenied):
+                require_dashboard(p, f, needed)
+        else:
+            assert require_dashboard(p, f, needed) is expected
+
+
+@pytest.mark.parametrize("case", LINK_MATRIX)
+def test_the_link_matrix(case: tuple[str, int, int | None, tuple[Grant, ...]]) -> None:
+    """A public link reads its own dashboard's published version, whatever its visibility or
+    shares (even a MANAGE share to a subject spelled like the link's)."""
+    linked, visibility, published, grants = case
+    p = Principal(subject="me", role=Role.VIEWER, facilities=frozenset({FAC}), link_id="1", link_dashboard_id=linked)
+    f = facts(owner="me", visibility=visibility, published=published, grants=grants)
+    expected = Access.READ_PUBLISHED if linked == DASH and published is not None else Access.NONE
+    assert dashboard_access(p, f) is expected
+    assert not p.can_read_phi
+
+
+@pytest.mark.parametrize("case", MATRIX)
+def test_invariants_over_the_matrix(case: tuple[Role, str, frozenset[str], tuple[Grant, ...], int, int | None]) -> None:
+    role, owner, facilities, grants, visibility, published = case
+    p = Principal(subject="me", role=role, facilities=facilities)
     access = dashboard_access(p, facts(owner=owner, visibility=visibility, published=published, grants=grants))
-    if facility != FAC:
+    if FAC not in facilities:
         assert access is Access.NONE  # tenancy is absolute
         return
     if role is Role.ADMIN:
@@ -121,4 +181,10 @@ def test_require_hides_what_cannot_be_seen_and_denies_what_can() -> None:
 
 
 def test_matrix_size() -> None:
-    assert len(MATRIX) == 3 * 2 * 2 * 6 * 2 * 2
+    assert len(GRANT_SETS) == 18
+    assert len(MATRIX) == 3 * 2 * 3 * 18 * 2 * 2 == 1296
+    assert len(LINK_MATRIX) == 16
+    print(
+        f"\n[policy] {len(ROWS)} explicit rows, {len(MATRIX)} principal x dashboard cases (x 4 needed levels), "
+        f"{len(LINK_MATRIX)} public-link cases"
+    )

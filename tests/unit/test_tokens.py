@@ -118,3 +118,16 @@ def test_production_needs_keys_and_never_mints() -> None:
         Settings(mode=Mode.PRODUCTION, database_url="postgresql://x", redis_url="redis://x")
     with pytest.raises(RuntimeError):
         mint_token(Settings.model_construct(mode=Mode.PRODUCTION), subject="u", roles=["admin"], facilities=["f"])
+
+
+def test_claims_never_make_a_facility_of_nothing_or_everything() -> None:
+    from server.auth.tokens import principal_from_claims
+
+    base = {"sub": "u", "roles": ["admin"]}
+    assert principal_from_claims({**base, "facilities": ["", "*", " ", "f"]}).facilities == {"f"}
+    for facilities in ([""], ["*"], [" ", "*"]):
+        with pytest.raises(Unauthenticated) as caught:
+            principal_from_claims({**base, "facilities": facilities})
+        assert caught.value.reason == "TOKEN_NO_FACILITY"
+    with pytest.raises(Unauthenticated, match="reserved"):
+        principal_from_claims({**base, "sub": "link:00000000-0000-0000-0000-000000000001", "facilities": ["f"]})
