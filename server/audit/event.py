@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["AuditEvent"]
@@ -21,9 +22,13 @@ class AuditEvent:
     phi_unmasked: bool = False
     correlation_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # When it happened: taken when the event is made (the call ends), not when the buffer is
+    # written, so events flushed together keep their own times and order.
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def row(self) -> dict[str, Any]:
         return {
+            "at": self.at,
             "actor": self.actor,
             "method": self.method,
             "outcome": int(self.outcome),

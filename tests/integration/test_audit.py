@@ -6,6 +6,7 @@ buffered events are written on close."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from typing import Any
@@ -248,6 +249,33 @@ def test_buffered_events_are_written_on_close(migrated: str):
             await db.dispose()
 
     assert asyncio.run(scenario()) == 250
+
+
+def test_events_keep_the_time_they_happened_not_the_flush_time(migrated: str):
+    marker = f"times-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[Any]:
+        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
+        try:
+            log = AuditLog(db, interval=3600)  # one flush at the end writes all three together
+            for i in range(3):
+                log.record(AuditEvent(actor=marker, method="test/Times", outcome=SUCCESS, resource_id=str(i)))
+                await asyncio.sleep(0.05)
+            await log.close()
+            async with db.read() as conn:
+                rows = await conn.execute(
+                    select(audit_log.c.resource_id, audit_log.c.at)
+                    .where(audit_log.c.actor == marker)
+                    .order_by(audit_log.c.at)
+                )
+                return list(rows.all())
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(scenario())
+    assert [row.resource_id for row in rows] == ["0", "1", "2"]
+    gaps = [(later.at - earlier.at).total_seconds() for earlier, later in itertools.pairwise(rows)]
+    assert all(gap >= 0.04 for gap in gaps), gaps
 
 
 def test_background_writer_flushes_without_being_asked(migrated: str):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
@@ -254,6 +257,41 @@ def test_the_page_makes_no_request_and_runs_no_script(kit: ExportKit, worker: Wo
         assert hits == [], f"the export page made requests: {hits}"
     finally:
         listener.shutdown()
+
+
+def test_a_dropped_watch_resumes_with_heartbeats_and_the_worker_counts_exports(
+    kit: ExportKit, worker: WorkerProcess
+) -> None:
+    board = kit.small_board(slow=True)
+    before = _export_count(worker, "pdf", "succeeded")
+    job = kit.create(board.id, PDF)
+    first = kit.stubs.exports.WatchExport(e.WatchExportRequest(id=job.id), metadata=kit.md, timeout=60)
+    seen = 0
+    for event in first:
+        if event.HasField("export"):
+            seen = event.export.revision
+            if event.export.stage == e.EXPORT_STAGE_RENDERING:
+                break
+    first.cancel()  # the client goes away mid-export
+    resumed = kit.stubs.exports.WatchExport(
+        e.WatchExportRequest(id=job.id, since_revision=seen), metadata=kit.md, timeout=120
+    )
+    revisions, beats = [], 0
+    for event in resumed:
+        if event.HasField("export"):
+            revisions.append(event.export.revision)
+            last = event.export
+        else:
+            beats += 1
+            assert event.heartbeat.revision >= seen
+    assert revisions == list(range(seen + 1, seen + 1 + len(revisions))), (seen, revisions)
+    assert last.state == SUCCEEDED
+    assert beats >= 1, "the slow widget outlasted the heartbeat interval: heartbeats expected"
+    # The task records its duration just after the job's last revision is published.
+    deadline = time.monotonic() + 10
+    while _export_count(worker, "pdf", "succeeded") < before + 1:
+        assert time.monotonic() < deadline, "the worker's export metrics did not move"
+        time.sleep(0.1)
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -531,6 +569,20 @@ def assert_no_blank_widget(pdf: bytes, widgets: list[w.Widget]) -> None:
         region = image.crop((int(box.x_min), int(box.y_max) + 4, min(image.width, int(box.x_min) + 250), int(bottom)))
         ink = sum(1 for value in region.get_flattened_data() if value < 180)
         assert ink >= 30, f"the area of {widget.title!r} is blank ({ink} dark pixels)"
+
+
+def _export_count(worker: WorkerProcess, fmt: str, outcome: str) -> float:
+    """tessera_export_duration_seconds_count from the worker's metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "tessera_export_duration_seconds_count" and sample.labels == {
+                "format": fmt,
+                "outcome": outcome,
+            }:
+                return sample.value
+    return 0.0
 
 
 def _system_chromium() -> str:
