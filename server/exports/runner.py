@@ -37,7 +37,7 @@ from server.errors import NotFound, PermissionDenied, TesseraError, Unavailable
 from server.exports.browser import PrintedFile, Printer, PrintFailed
 from server.exports.jobs import ExportStore, export_from_row
 from server.exports.principals import principal_from_json
-from server.exports.render import PageRenderer, PageSpec, WidgetContent
+from server.exports.render import PageRenderer, PageSpec, RenderedWidget, WidgetContent
 from server.exports.storage import ExportStorage
 from server.jobs.revisions import TERMINAL
 from server.jobs.runner import TRANSIENT_ERRORS
@@ -51,6 +51,8 @@ log = logging.getLogger("tessera.exports")
 AUDIT_METHOD = "tessera.export.render"
 CONTENT_TYPES = {export_pb2.EXPORT_FORMAT_PDF: "application/pdf", export_pb2.EXPORT_FORMAT_PNG: "image/png"}
 RUNNING = common_pb2.JOB_STATE_RUNNING
+# Widgets read and drawn at once by one export (the worker's small pools bound it too).
+RENDER_CONCURRENCY = 4
 
 
 @dataclass
@@ -122,18 +124,12 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
             options=options,
         )
     )
-    fragments = []
-    rows_read = 0
     # The widget-data domain notes each frame it serves (with the PHI columns it shows unmasked)
     # exactly as it does for the rpc's audit event.
     with facts.collecting() as served:
-        for index, widget in enumerate(widgets, start=1):
-            content, data = await _content(deps.widget_data, principal, widget, row.dashboard_version, filters)
-            if data is not None:
-                rows_read += data.frame.row_count
-            fragments.append(await asyncio.to_thread(renderer.widget, content))
-            title = widget.title or f"widget {index}"
-            await _step(deps, job_id, _progress(index, total, f"rendering widget {index} of {total}: {title}"))
+        rendered = await _render_widgets(deps, job_id, renderer, principal, widgets, row.dashboard_version, filters)
+    fragments = [fragment for fragment, _ in rendered]
+    rows_read = sum(data.frame.row_count for _, data in rendered if data is not None)
     phi_columns = sorted({column for seen in served.disclosures for column in seen.phi_columns})
     html = await asyncio.to_thread(renderer.document, fragments)
 
@@ -173,6 +169,44 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
     )
     await deps.audit.flush()
     return done
+
+
+async def _render_widgets(
+    deps: ExportDeps,
+    job_id: str,
+    renderer: PageRenderer,
+    principal: Principal,
+    widgets: list[widget_pb2.Widget],
+    version: int,
+    filters: dict[str, common_pb2.ParameterValue],
+) -> list[tuple[RenderedWidget, widget_pb2.WidgetData | None]]:
+    """Every widget's data and fragment, in the widgets' order. A few at a time: reading one
+    widget's data overlaps drawing another's chart (vl-convert, in threads). Progress counts the
+    widgets done; a cancelled job stops the others."""
+    limit = asyncio.Semaphore(RENDER_CONCURRENCY)
+    report = asyncio.Lock()
+    total = len(widgets)
+    done = 0
+
+    async def one(widget: widget_pb2.Widget) -> tuple[RenderedWidget, widget_pb2.WidgetData | None]:
+        nonlocal done
+        async with limit:
+            content, data = await _content(deps.widget_data, principal, widget, version, filters)
+            fragment = await asyncio.to_thread(renderer.widget, content)
+        async with report:
+            done += 1
+            title = widget.title or "untitled widget"
+            await _step(deps, job_id, _progress(done, total, f"rendering widget {done} of {total}: {title}"))
+        return fragment, data
+
+    tasks = [asyncio.create_task(one(widget)) for widget in widgets]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _readable_snapshot(

@@ -210,6 +210,8 @@ class ExportDomain:
                 ],
                 reason="UNKNOWN_FILTER",
             )
+        if not request.filter_values:
+            return  # nothing of the caller's to bind: each widget reads as its dashboard shows it
         for widget in snapshot.widgets:
             if not widget.query.query_id:
                 continue

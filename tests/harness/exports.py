@@ -62,11 +62,19 @@ class ExportKit:
         query = q.Query(facility_id=self.facility, name=f"q {uuid.uuid4().hex[:8]}", sql=sql, **fields)
         return self.stubs.queries.CreateQuery(q.CreateQueryRequest(query=query), metadata=self.md)
 
-    def board(self, title: str, *widgets: tuple[str, str, w.GridPosition, dict[str, Any]]) -> tuple[Any, list[Any]]:
-        """A published dashboard with the given widgets: (title, sql, position, config)."""
+    def board(
+        self,
+        title: str,
+        *widgets: tuple[str, str, w.GridPosition, dict[str, Any]],
+        filters: tuple[d.DashboardFilter, ...] = (),
+    ) -> tuple[Any, list[Any]]:
+        """A published dashboard with the given widgets: (title, sql, position, config); a config
+        may carry `query_fields` (for the query) and `binding` (QueryBinding fields)."""
         board = self.stubs.dashboards.CreateDashboard(
             d.CreateDashboardRequest(
-                dashboard=d.Dashboard(facility_id=self.facility, title=title, description="Generated for a test.")
+                dashboard=d.Dashboard(
+                    facility_id=self.facility, title=title, description="Generated for a test.", filters=filters
+                )
             ),
             metadata=self.md,
         )
@@ -77,7 +85,7 @@ class ExportKit:
                 dashboard_id=board.id,
                 title=widget_title,
                 position=position,
-                query=w.QueryBinding(query_id=query.id),
+                query=w.QueryBinding(query_id=query.id, **config.pop("binding", {})),
                 **config,
             )
             created.append(

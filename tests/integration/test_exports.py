@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
 import threading
 import time
 import urllib.request
@@ -22,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import export_pb2 as e
+from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from server.config import Settings
@@ -346,6 +348,35 @@ def test_bad_input_is_refused_with_the_field_and_creates_nothing(kit: ExportKit,
         field="requests[1].dashboard_version",
     )
     assert kit.list(board.id) == []
+
+
+def test_filter_values_reach_every_widget_and_are_checked_when_created(kit: ExportKit, worker: WorkerProcess) -> None:
+    spec = q.ParameterSpec(name="min_n", type=q.PARAMETER_TYPE_INT, min=c.ParameterValue(int_value=1))
+    binding = {"filter_bindings": {"min_n": "min_n"}, "parameter_values": {"min_n": c.ParameterValue(int_value=1)}}
+    config = {"kpi": w.KpiConfig(value_column="n"), "query_fields": {"parameters": [spec]}, "binding": binding}
+    sql = "SELECT count(*) AS n FROM generate_series(1, 10) i WHERE i >= :min_n"
+    board, _ = kit.board(
+        "Filtered",
+        ("Counted rows", sql, w.GridPosition(x=0, y=0, width=4, height=2), config),
+        filters=(d.DashboardFilter(name="min_n", label="Minimum"),),
+    )
+    done = kit.wait(kit.create(board.id, PDF, filter_values={"min_n": c.ParameterValue(int_value=4)}).id)
+    assert done.state == SUCCEEDED, done.error
+    assert done.filter_values["min_n"].int_value == 4
+    _, data = kit.download(done.id)
+    text = pdftotext(data)
+    assert "Minimum = 4" in text, "the header names the filters applied"
+    assert re.search(r"\b7\b", text), "the KPI counted 4..10 with the filter bound"
+    expect_failure(
+        lambda: kit.create(board.id, PDF, filter_values={"min_n": c.ParameterValue(int_value=0)}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field="filter_values",
+    )
+    expect_failure(
+        lambda: kit.create(board.id, PDF, filter_values={"min_n": c.ParameterValue(string_value="four")}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field="filter_values",
+    )
 
 
 def test_request_ids_batches_lists_and_pages(kit: ExportKit, worker: WorkerProcess) -> None:
