@@ -581,3 +581,19 @@ def test_filter_values_as_people_read_them(value: common_pb2.ParameterValue, exp
 def test_chart_without_value_columns_names_the_field() -> None:
     card = one(widget("L", 0, 0, 6, 4, line=widget_pb2.LineChartConfig(x_column="v")), frame_of([("v", "int8", [1])]))
     assert card.find("p", "widget-error-message").text == "line.y_columns: at least one column is needed"
+
+
+def test_a_chart_drawn_again_comes_from_the_process_cache_with_its_own_ids() -> None:
+    from server.exports.render import charts
+
+    spec = charts.bar_spec(
+        widget_pb2.BarChartConfig(category_column="ward", value_columns=["n"]),
+        frame_of([("ward", "text", ["North", "South"]), ("n", "int8", [3, 5])]),
+        300,
+        200,
+    )
+    first = charts.render_svg(spec, "chart-a")
+    hits = charts._drawn.cache_info().hits
+    second = charts.render_svg(spec, "chart-b")
+    assert charts._drawn.cache_info().hits == hits + 1
+    assert first.replace("chart-a", "chart-b") == second

@@ -10,6 +10,8 @@ script, foreign object, image, link or event handler; no reference outside the d
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -35,6 +37,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Drawn charts kept per worker process (an entry is one chart's SVG, tens of KB).
+SVG_CACHE_ENTRIES = 128
 FONT_STACK = '"DejaVu Sans", "Liberation Sans", "Noto Sans CJK SC", sans-serif'
 PALETTE = [
     "#2563eb",
@@ -334,12 +338,19 @@ def map_spec(config: widget_pb2.MapConfig, frame: common_pb2.DataFrame, width: f
 
 def render_svg(spec: Spec, id_prefix: str) -> str:
     """The spec drawn as an SVG element for inlining; raises ChartError when Vega fails."""
+    return clean_svg(_drawn(json.dumps(spec, sort_keys=True, separators=(",", ":"))), id_prefix)
+
+
+@functools.lru_cache(maxsize=SVG_CACHE_ENTRIES)
+def _drawn(spec_json: str) -> str:
+    """Vega's SVG of a spec, by the spec's canonical JSON: the same widget with the same data
+    (a batch of formats or paper sizes, a dashboard exported again before its data changed) is
+    drawn once per worker process. Drawing is most of an export's CPU time."""
     try:
-        svg = vl_convert.vegalite_to_svg(spec, config=CONFIG, allowed_base_urls=[])
+        return str(vl_convert.vegalite_to_svg(json.loads(spec_json), config=CONFIG, allowed_base_urls=[]))
     except ValueError as error:
         log.warning("vl-convert failed to draw a chart: %s", str(error).splitlines()[0])
         raise ChartError("The chart could not be drawn.") from error
-    return clean_svg(svg, id_prefix)
 
 
 _DROPPED_ELEMENTS = frozenset({"script", "foreignObject", "image", "a", "iframe", "style", "use", "feImage"})
