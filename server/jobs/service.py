@@ -18,18 +18,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dashboard.v1 import common_pb2, dashboard_pb2, widget_pb2
+from dashboard.v1 import common_pb2, widget_pb2
 from server import idempotency
 from server.access.policy import Access
 from server.auth.principal import Principal
 from server.config import Settings
 from server.dashboards.access import load_dashboard
+from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
-from server.db.schema import dashboard_versions, widgets
+from server.db.schema import widgets
 from server.errors import NotFound, PermissionDenied, Unavailable
 from server.jobs.names import KIND_MATERIALIZE, QUEUE_MATERIALIZE, TASK_MATERIALIZE_DASHBOARD
 from server.jobs.store import JobStore
-from server.protojson import from_json, to_json
+from server.protojson import to_json
 
 __all__ = ["CeleryEnqueuer", "Enqueue", "JobDomain"]
 
@@ -158,16 +159,7 @@ class JobDomain:
 async def _widgets_with_queries(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> list[str]:
     """The widgets to materialize, in grid order: from the version's snapshot, or the current ones."""
     if version:
-        snapshot = (
-            await conn.execute(
-                select(dashboard_versions.c.snapshot).where(
-                    dashboard_versions.c.dashboard_id == dashboard_id, dashboard_versions.c.version == version
-                )
-            )
-        ).scalar_one_or_none()
-        if snapshot is None:
-            raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
-        board = from_json(snapshot, dashboard_pb2.Dashboard())
+        board = await load_snapshot(conn, dashboard_id, version)
         ordered = sorted(board.widgets, key=lambda w: (w.position.y, w.position.x))
         return [w.id for w in ordered if w.HasField("query") and w.query.query_id]
     rows = await conn.execute(
