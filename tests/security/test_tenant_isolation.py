@@ -26,7 +26,6 @@ CANCELLED), and their tasks are taken back off the broker at the end.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import uuid
 from collections import Counter
@@ -38,7 +37,6 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +50,7 @@ from server.config import Settings
 from server.db.migrate import sync_url
 from server.demo_data import install as install_demo_data
 from tests.harness.rpc import failure_of
+from tests.security.queued import forget_queued_tasks
 
 Code = grpc.StatusCode
 OK = "OK"
@@ -372,9 +371,9 @@ def world(
     for board in boards:
         _make_exports(exports, auth, made, board)
     made.job_ids.update(j for board in boards for j in board.jobs)
-    made.job_ids.update(board.exports)
+    made.job_ids.update(x for board in boards for x in board.exports)
     yield made
-    _forget_queued_jobs(settings, made.job_ids)
+    forget_queued_tasks(settings, made.job_ids | {x.id for _, x in made.exports()})
 
 
 def _make_exports(exports: Any, auth: Any, world: World, b: Board) -> None:
@@ -407,28 +406,6 @@ def _make_exports(exports: Any, auth: Any, world: World, b: Board) -> None:
     )
     exports.CancelExport(e.CancelExportRequest(id=ended.id), metadata=md)
     b.exports[ended.id] = Export(ended.id, b.owner, version, cancelled=True)
-
-
-def _forget_queued_jobs(settings: Settings, job_ids: set[str]) -> None:
-    """No worker runs here: take this module's materialization tasks back off the broker, so they
-    never reach a worker of another run sharing it."""
-    if not settings.effective_broker_url.startswith("redis"):
-        return
-    client = redis.Redis.from_url(settings.effective_broker_url)
-    try:
-        for pattern in (f"{settings.broker_key_prefix}materialize*", f"{settings.broker_key_prefix}exports*"):
-            for key in client.scan_iter(match=pattern):
-                if client.type(key) != b"list":
-                    continue
-                for raw in client.lrange(key, 0, -1):
-                    try:
-                        args = json.loads(raw).get("headers", {}).get("argsrepr", "")
-                    except ValueError:
-                        continue
-                    if any(job_id in args for job_id in job_ids):
-                        client.lrem(key, 1, raw)
-    finally:
-        client.close()
 
 
 # --- operations ---------------------------------------------------------------------------------
@@ -1261,6 +1238,8 @@ def test_summary(runner: Runner) -> None:
         assert codes - {OK} or op == "ListDashboards", f"{op} was never refused: {codes}"
     assert world.outcomes[("DownloadExport", "NOT_FOUND")], "nobody was refused a download"
     assert world.stats["exports of another version by a published-only reader"], "never tried"
+    # Every export row is one the oracle knows (so its task is taken off the broker at the end).
+    assert set(world.stored_exports()) == {x.id for _, x in world.exports()}
 
 
 def test_lists_are_complete(runner: Runner) -> None:
