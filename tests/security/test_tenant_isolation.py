@@ -855,12 +855,12 @@ class Runner:
 
     def _export(self, p: Principal, b: Board, variant: int) -> tuple[Board, Export]:
         """Half the time one of the caller's subject's own exports, on any dashboard (when it has
-        one), so allowed calls are not rare; else any export of the drawn dashboard, whoever asked."""
-        mine = sorted(((x.id, y, x) for y, x in self.world.exports() if x.requester == p.subject), key=lambda r: r[0])
+        one), so allowed calls are not rare; else any export of the drawn dashboard, whoever asked.
+        In creation order (not by id), so a seed picks the same export in every run."""
+        mine = [(y, x) for y, x in self.world.exports() if x.requester == p.subject]
         if mine and variant % 2 == 0:
-            _, board, x = mine[(variant // 2 + len(self.world.job_ids)) % len(mine)]
-            return board, x
-        every = sorted(b.exports.values(), key=lambda x: x.id)
+            return mine[(variant // 2 + len(self.world.job_ids)) % len(mine)]
+        every = list(b.exports.values())
         return b, every[variant % len(every)]
 
     def _GetExport(self, p: Principal, b: Board, x: Export, variant: int) -> Case:
