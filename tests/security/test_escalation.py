@@ -3,25 +3,35 @@
 Where the integration tests already prove a case in depth, it is proven again here in its
 shortest form, so this file is the checklist: a viewer updating, a non-owner sharing, a share to
 another facility, editing someone else's share, an expired or revoked public link, a public link
-used for another dashboard (or for its own dashboard's draft), and a widget moved out of its
-dashboard. Every refusal is followed by proof that nothing changed.
+used for another dashboard (or for its own dashboard's draft), a widget moved out of its
+dashboard, and exports: another's export taken by a viewer it is shared with or by a public link,
+a link exporting another dashboard. Every refusal is followed by proof that nothing changed.
+
+No worker runs here, so exports stay QUEUED: their requester's download answers
+FAILED_PRECONDITION (EXPORT_NOT_READY), so anyone else's NOT_FOUND is the access check, not the
+state. (Refusing a finished file is proven with a real worker in tests/integration/test_exports.py.)
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 import psycopg
 import pytest
 
+from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import export_pb2 as e
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
+from server.config import Settings
 from server.db.migrate import sync_url
 from tests.harness.rpc import expect_failure
+from tests.security.queued import forget_queued_tasks
 
 Code = grpc.StatusCode
 
@@ -263,3 +273,172 @@ def test_a_widget_is_never_moved_to_another_dashboard(world: World, widgets: Any
     assert (
         widgets.GetWidget(w.GetWidgetRequest(id=world.widget.id), metadata=world.owner).dashboard_id == world.board.id
     )
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def queued(settings: Settings) -> Iterator[set[str]]:
+    """The export ids this module created: their tasks are taken off the broker at the end."""
+    ids: set[str] = set()
+    yield ids
+    forget_queued_tasks(settings, ids)
+
+
+class Exports:
+    def __init__(self, stub: Any, queued: set[str], dsn: str) -> None:
+        self.stub, self.queued, self.dsn = stub, queued, dsn
+
+    def create(self, md: Any, board_id: str, version: int = 0) -> e.ExportJob:
+        job = self.stub.CreateExport(
+            e.CreateExportRequest(dashboard_id=board_id, format=e.EXPORT_FORMAT_PDF, dashboard_version=version),
+            metadata=md,
+        )
+        self.queued.add(job.id)
+        assert job.state == c.JOB_STATE_QUEUED
+        return job
+
+    def listed(self, md: Any, board_id: str = "") -> list[tuple[str, int]]:
+        answer = self.stub.ListExports(e.ListExportsRequest(dashboard_id=board_id, page_size=1000), metadata=md)
+        return sorted((x.id, x.state) for x in answer.exports)
+
+    def stored(self, facility: str) -> list[tuple[str, str, int]]:
+        """Every export row of the facility, read past the application: (id, requester, state)."""
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT id::text, requested_by, state FROM export_jobs WHERE facility_id = %s", (facility,)
+            ).fetchall()
+        return sorted((i, by, state) for i, by, state in rows)
+
+    def taking(self, md: Any, export_id: str) -> list[Callable[[], Any]]:
+        """Every way to reach one export: get, watch, download, cancel."""
+        return [
+            lambda: self.stub.GetExport(e.GetExportRequest(id=export_id), metadata=md),
+            lambda: next(self.stub.WatchExport(e.WatchExportRequest(id=export_id), metadata=md, timeout=10)),
+            lambda: list(self.stub.DownloadExport(e.DownloadExportRequest(id=export_id), metadata=md, timeout=10)),
+            lambda: self.stub.CancelExport(e.CancelExportRequest(id=export_id), metadata=md),
+        ]
+
+    def download_not_ready(self, md: Any, export_id: str) -> None:
+        """What the requester gets (the access check passed; nothing was rendered)."""
+        expect_failure(
+            lambda: list(self.stub.DownloadExport(e.DownloadExportRequest(id=export_id), metadata=md, timeout=10)),
+            Code.FAILED_PRECONDITION,
+            reason="EXPORT_NOT_READY",
+        )
+
+
+def _as_for(failure: Any, export_id: str, other_id: str) -> tuple[Any, ...]:
+    """A refusal as it would read for another id (correlation ids differ by nature)."""
+    meta = {k: v.replace(export_id, other_id) for k, v in failure.metadata.items() if k != "correlation_id"}
+    return failure.code, failure.reason, failure.message.replace(export_id, other_id), meta, failure.violations
+
+
+@pytest.fixture
+def ex(exports: Any, queued: set[str], dsn: str) -> Exports:
+    return Exports(exports, queued, dsn)
+
+
+def test_a_viewer_it_is_shared_with_never_takes_the_owners_export(world: World, ex: Exports, auth: Any) -> None:
+    world.publish()
+    world.share(world.owner, s.SHARE_LEVEL_VIEW, user="val")
+    viewer = auth("val", "viewer", world.facility)
+    mine = ex.create(world.owner, world.board.id)
+    own = ex.create(viewer, world.board.id)  # the viewer may export the dashboard: for itself
+    before_owner, before_rows = ex.listed(world.owner), ex.stored(world.facility)
+    nobody = str(uuid.uuid4())
+    for call, unknown in zip(ex.taking(viewer, mine.id), ex.taking(viewer, nobody), strict=True):
+        refused = expect_failure(call, Code.NOT_FOUND, reason="EXPORT_NOT_FOUND")
+        # Exactly what an export that does not exist answers: nothing tells that this one does.
+        absent = expect_failure(unknown, Code.NOT_FOUND, reason="EXPORT_NOT_FOUND")
+        assert _as_for(refused, mine.id, nobody) == _as_for(absent, nobody, nobody)
+    # Nor the other way round; and neither list shows the other's export.
+    for call in ex.taking(world.owner, own.id)[:3]:
+        expect_failure(call, Code.NOT_FOUND, reason="EXPORT_NOT_FOUND")
+    assert ex.listed(viewer, world.board.id) == ex.listed(viewer) == [(own.id, c.JOB_STATE_QUEUED)]
+    # Not an admin of another facility with the same subject either.
+    for call in ex.taking(auth("owner", "admin", f"{world.facility}-x"), mine.id):
+        expect_failure(call, Code.NOT_FOUND)
+    # Harmless: the owner's export is untouched (not cancelled), still theirs alone.
+    assert ex.listed(world.owner) == before_owner == [(mine.id, c.JOB_STATE_QUEUED)]
+    assert ex.stored(world.facility) == before_rows
+    ex.download_not_ready(world.owner, mine.id)
+
+
+def test_a_link_never_takes_an_export_made_through_another_link_or_by_a_user(
+    world: World, ex: Exports, shares: Any
+) -> None:
+    world.publish()
+    first, second = link_md(world.link().token), link_md(world.link().token)
+    through_first = ex.create(first, world.board.id)
+    by_owner = ex.create(world.owner, world.board.id)
+    before_owner, before_rows = ex.listed(world.owner), ex.stored(world.facility)
+    for victim in (through_first, by_owner):
+        for call in ex.taking(second, victim.id):
+            expect_failure(call, Code.NOT_FOUND, reason="EXPORT_NOT_FOUND")
+    for call in ex.taking(first, by_owner.id):
+        expect_failure(call, Code.NOT_FOUND, reason="EXPORT_NOT_FOUND")
+    # Nor can the owner (MANAGE on the dashboard) take the link's export.
+    for call in ex.taking(world.owner, through_first.id):
+        expect_failure(call, Code.NOT_FOUND, reason="EXPORT_NOT_FOUND")
+    assert ex.listed(second) == ex.listed(second, world.board.id) == []
+    assert ex.listed(first) == [(through_first.id, c.JOB_STATE_QUEUED)]
+    assert ex.listed(world.owner) == before_owner == [(by_owner.id, c.JOB_STATE_QUEUED)]
+    assert ex.stored(world.facility) == before_rows
+    ex.download_not_ready(first, through_first.id)
+    # A revoked link no longer reaches even its own export.
+    revoked = world.link()
+    through_revoked = ex.create(link_md(revoked.token), world.board.id)
+    shares.RevokePublicLink(s.RevokePublicLinkRequest(id=revoked.id), metadata=world.owner)
+    for call in ex.taking(link_md(revoked.token), through_revoked.id):
+        expect_failure(call, Code.UNAUTHENTICATED, reason="LINK_INVALID")
+    assert ex.stored(world.facility) == sorted([*before_rows, (through_revoked.id, through_revoked.requested_by, 1)])
+
+
+def test_a_link_never_exports_another_dashboard_nor_its_own_draft(world: World, ex: Exports, dashboards: Any) -> None:
+    published = world.publish()
+    md = link_md(world.link().token)
+    # Another dashboard of the facility, published and public (every user of the facility reads it).
+    other = world.new_board("other")
+    world.new_widget(other.id, y=0)
+    dashboards.UpdateDashboard(
+        d.UpdateDashboardRequest(
+            dashboard=d.Dashboard(id=other.id, visibility=d.VISIBILITY_PUBLIC), update_mask={"paths": ["visibility"]}
+        ),
+        metadata=world.owner,
+    )
+    other_published = dashboards.PublishDashboard(d.PublishDashboardRequest(id=other.id), metadata=world.owner)
+    victim = ex.create(world.owner, other.id)
+    draft = world.new_widget(world.board.id, y=4)  # the owner edits on: a draft version after the published one
+    draft_version = dashboards.GetDashboard(d.GetDashboardRequest(id=world.board.id), metadata=world.owner).version
+    assert draft_version > published.published_version and draft.id
+    before_owner, before_rows = ex.listed(world.owner), ex.stored(world.facility)
+
+    def create(*items: tuple[str, int]) -> Callable[[], Any]:
+        requests = [
+            e.CreateExportRequest(dashboard_id=board_id, format=e.EXPORT_FORMAT_PDF, dashboard_version=version)
+            for board_id, version in items
+        ]
+        if len(requests) == 1:
+            return lambda: ex.stub.CreateExport(requests[0], metadata=md)
+        return lambda: ex.stub.BatchCreateExports(e.BatchCreateExportsRequest(requests=requests), metadata=md)
+
+    for call in (
+        create((other.id, 0)),
+        create((other.id, other_published.published_version)),
+        create((world.board.id, draft_version)),
+        # All or none: the link's own dashboard first, then another's.
+        create((world.board.id, 0), (other.id, 0)),
+        create((world.board.id, 0), (world.board.id, draft_version)),
+        lambda: ex.stub.ListExports(e.ListExportsRequest(dashboard_id=other.id), metadata=md),
+    ):
+        expect_failure(call, Code.NOT_FOUND)
+    for call in ex.taking(md, victim.id):
+        expect_failure(call, Code.NOT_FOUND, reason="EXPORT_NOT_FOUND")
+    # Nothing was created (the batches' valid items neither), and the victim's export is as it was.
+    assert ex.stored(world.facility) == before_rows
+    assert ex.listed(md) == []
+    assert ex.listed(world.owner) == before_owner == [(victim.id, c.JOB_STATE_QUEUED)]
+    # What the link may do, it does: its own dashboard's published version.
+    assert ex.create(md, world.board.id).dashboard_version == published.published_version

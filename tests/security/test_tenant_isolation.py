@@ -1,13 +1,14 @@
 """Tenant isolation as a property test (issue 6, adversarial suite).
 
 A fixed world (dashboards of every visibility, owners, user and role shares at every level, a
-widget and a materialization job on each, public links to the published ones, saved SQL queries
-and a materialized view) is built once in two fresh facilities A and B. Hypothesis then draws
-random principals (a JWT subject from owners, grantees and strangers; viewer/editor/admin; a
-non-empty subset of {A, B}; or a public link of one dashboard) and random operations over every
-rpc of the four implemented services (checked against the protos), and checks each answer
-against an oracle written here from the rules in ARCHITECTURE.md and the docstrings of
-server/access/policy.py (deliberately not importing it):
+widget, a materialization job and exports by several requesters on each, public links to the
+published ones, saved SQL queries and a materialized view) is built once in two fresh facilities
+A and B. Hypothesis then draws random principals (a JWT subject from owners, grantees and
+strangers; viewer/editor/admin; a non-empty subset of {A, B}; or a public link of one dashboard)
+and random operations over every rpc of the five services (checked against the protos), and
+checks each answer against an oracle written here from the rules in ARCHITECTURE.md and the
+docstrings of server/access/policy.py and server/exports/service.py (deliberately importing
+neither):
 
 1. never a success the oracle does not allow (no unauthorized read or write);
 2. a resource the principal cannot see answers NOT_FOUND, never PERMISSION_DENIED;
@@ -15,15 +16,16 @@ server/access/policy.py (deliberately not importing it):
 4. lists hold exactly the visible resources of the caller's facilities, nothing else;
 5. a refused destructive call leaves its target in place.
 
-Destructive rpcs (deletes, unshare, revoke) that the oracle allows run on a twin of the drawn
-resource made for the purpose (same facility, owner, shares, visibility, publication), so the
-world stays as the oracle knows it; refused ones run on the world's own resource.
+Destructive rpcs (deletes, unshare, revoke, cancel) that the oracle allows run on a twin of the
+drawn resource made for the purpose (same facility, owner, shares, visibility, publication; an
+export by the same requester of the same dashboard), so the world stays as the oracle knows it;
+refused ones run on the world's own resource. No worker runs here: exports stay QUEUED (or
+CANCELLED), and their tasks are taken back off the broker at the end.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import uuid
 from collections import Counter
@@ -33,21 +35,26 @@ from enum import IntEnum
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import export_pb2 as e
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from server.config import Settings
+from server.db.migrate import sync_url
 from server.demo_data import install as install_demo_data
+from tests.harness.rpc import failure_of
+from tests.security.queued import forget_queued_tasks
 
 Code = grpc.StatusCode
 OK = "OK"
-MAX_EXAMPLES = 1200
+MAX_EXAMPLES = 1400
 OPS_PER_EXAMPLE = 3
 SINK_USER = "isolation-sink-user"  # grantee of shares made by random principals; never a principal
 
@@ -69,6 +76,14 @@ SUBJECTS = (*OWNERS, "erin", "mallory")  # erin and mallory own nothing and hold
 
 
 @dataclass
+class Export:
+    id: str
+    requester: str  # the subject that asked for it
+    version: int
+    cancelled: bool = False  # else QUEUED: no worker runs here
+
+
+@dataclass
 class Board:
     key: str
     facility: str
@@ -85,6 +100,7 @@ class Board:
     link_token: str = ""
     # job id -> requested by (subject)
     jobs: dict[str, str] = field(default_factory=dict)
+    exports: dict[str, Export] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,9 +124,24 @@ class World:
     # Visible dashboards ListDashboards left out: not a leak (fails closed) but a policy/SQL-twin drift.
     missing: set[tuple[str, str, str, str]] = field(default_factory=set)
     job_ids: set[str] = field(default_factory=set)
+    dsn: str = ""
 
     def linked(self) -> list[Board]:
         return [b for b in self.boards if b.link_id]
+
+    def board_of(self, key: str) -> Board:
+        return next(b for b in self.boards if b.key == key)
+
+    def exports(self) -> Iterator[tuple[Board, Export]]:
+        return ((b, x) for b in self.boards for x in b.exports.values())
+
+    def stored_exports(self) -> dict[str, tuple[str, int]]:
+        """Every export row of the two facilities, read past the application: id -> (requester, state)."""
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT id::text, requested_by, state FROM export_jobs WHERE facility_id IN (%s, %s)", (self.a, self.b)
+            ).fetchall()
+        return {i: (by, state) for i, by, state in rows}
 
 
 @dataclass(frozen=True)
@@ -186,6 +217,45 @@ def expect_query(p: Principal, sq: SavedQuery, *, write: bool, run_in: str = "")
     return OK
 
 
+# Exports (ExportService), restated from ARCHITECTURE.md ("an export is its requester's alone") and
+# the module docstring of server/exports/service.py.
+
+
+def expect_export_create(p: Principal, b: Board, version: int) -> tuple[str | Code, str]:
+    """(code, ErrorInfo reason) of CreateExport of `b` at `version` (0: the published one).
+    Exporting takes read access: whoever reads the published version may export it, and only it."""
+    level = board_access(p, b)
+    if level is Lvl.NONE:
+        return Code.NOT_FOUND, ""
+    if version == 0:
+        return (OK, "") if b.published_version else (Code.FAILED_PRECONDITION, "DASHBOARD_NOT_PUBLISHED")
+    if level is Lvl.READ_PUBLISHED and version != b.published_version:
+        return Code.NOT_FOUND, ""  # such a reader sees no other version: it does not exist for them
+    return OK, ""
+
+
+def expect_export(p: Principal, b: Board, x: Export) -> str | Code:
+    """Get, Watch, Cancel, Download: the requester alone (same subject), within their facilities,
+    and only while they can still read the dashboard; to anyone else it does not exist."""
+    if x.requester != p.subject or b.facility not in p.facilities or board_access(p, b) is Lvl.NONE:
+        return Code.NOT_FOUND
+    return OK
+
+
+def own_visible_exports(p: Principal, boards: list[Board], state: int = 0) -> set[str]:
+    """What ListExports owes the caller: their own exports they could Get, nothing else."""
+    return {
+        x.id
+        for b in boards
+        for x in b.exports.values()
+        if expect_export(p, b, x) == OK and (not state or state == _state(x))
+    }
+
+
+def _state(x: Export) -> int:
+    return c.JOB_STATE_CANCELLED if x.cancelled else c.JOB_STATE_QUEUED
+
+
 # --- the world --------------------------------------------------------------------------------
 
 
@@ -243,7 +313,14 @@ def _make_board(stubs: dict[str, Any], auth: Any, b: Board, title: str, *, widge
 
 @pytest.fixture(scope="module")
 def world(
-    dashboards: Any, widgets: Any, queries: Any, shares: Any, auth: Any, settings: Settings, migrated: str
+    dashboards: Any,
+    widgets: Any,
+    queries: Any,
+    shares: Any,
+    exports: Any,
+    auth: Any,
+    settings: Settings,
+    migrated: str,
 ) -> Iterator[World]:
     install_demo_data(migrated)  # what the materialized view reads
     tag = uuid.uuid4().hex[:8]
@@ -284,36 +361,51 @@ def world(
         got = dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=md)
         board.published_version, board.restore_version = got.published_version, got.version
         assert bool(board.published_version) == board.publish
+        assert board.published_version != 1, "version 1 stands for an unpublished version"
         if board.publish:
             link = shares.CreatePublicLink(s.CreatePublicLinkRequest(dashboard_id=board.id), metadata=md)
             board.link_id, board.link_token = link.id, link.token
         job = widgets.MaterializeDashboard(w.MaterializeDashboardRequest(dashboard_id=board.id), metadata=md)
         board.jobs[job.id] = board.owner
-    made = World(a, b, boards, saved)
+    made = World(a, b, boards, saved, dsn=sync_url(migrated).replace("postgresql+psycopg://", "postgresql://", 1))
+    for board in boards:
+        _make_exports(exports, auth, made, board)
     made.job_ids.update(j for board in boards for j in board.jobs)
+    made.job_ids.update(x for board in boards for x in board.exports)
     yield made
-    _forget_queued_jobs(settings, made.job_ids)
+    forget_queued_tasks(settings, made.job_ids | {x.id for _, x in made.exports()})
 
 
-def _forget_queued_jobs(settings: Settings, job_ids: set[str]) -> None:
-    """No worker runs here: take this module's materialization tasks back off the broker, so they
-    never reach a worker of another run sharing it."""
-    if not settings.effective_broker_url.startswith("redis"):
-        return
-    client = redis.Redis.from_url(settings.effective_broker_url)
-    try:
-        for key in client.scan_iter(match="materialize*"):
-            if client.type(key) != b"list":
-                continue
-            for raw in client.lrange(key, 0, -1):
-                try:
-                    args = json.loads(raw).get("headers", {}).get("argsrepr", "")
-                except ValueError:
-                    continue
-                if any(job_id in args for job_id in job_ids):
-                    client.lrem(key, 1, raw)
-    finally:
-        client.close()
+def _make_exports(exports: Any, auth: Any, world: World, b: Board) -> None:
+    """Exports of `b` by its owner (one of them cancelled), its first user grantee, a subject
+    reached only by its role share, and its public link: requesters whose access to the dashboard
+    differs by role and facility set, so the same subject sees its export through one principal
+    and not through another."""
+    users = [g for kind, g, _ in b.grants if kind == "user"]
+    roles = [g for kind, g, _ in b.grants if kind == "role"]
+    requesters = [Principal(b.owner, "editor", frozenset({b.facility}))]
+    if users:
+        requesters.append(Principal(users[0], "editor", frozenset({b.facility})))
+    if roles:
+        stranger = next(x for x in SUBJECTS if x != b.owner and x not in users)
+        requesters.append(Principal(stranger, roles[0], frozenset({b.facility})))
+    if b.link_id:
+        requesters.append(Principal(f"link:{b.link_id}", "viewer", frozenset({b.facility}), link_board=b.key))
+    version = b.published_version or b.restore_version
+    for p in requesters:
+        md = _md(auth, p, world)
+        job = exports.CreateExport(
+            e.CreateExportRequest(dashboard_id=b.id, format=e.EXPORT_FORMAT_PDF, dashboard_version=version),
+            metadata=md,
+        )
+        assert job.requested_by == p.subject and job.state == c.JOB_STATE_QUEUED
+        b.exports[job.id] = Export(job.id, p.subject, version)
+    md = _owner_md(auth, b)
+    ended = exports.CreateExport(
+        e.CreateExportRequest(dashboard_id=b.id, format=e.EXPORT_FORMAT_PNG, dashboard_version=version), metadata=md
+    )
+    exports.CancelExport(e.CancelExportRequest(id=ended.id), metadata=md)
+    b.exports[ended.id] = Export(ended.id, b.owner, version, cancelled=True)
 
 
 # --- operations ---------------------------------------------------------------------------------
@@ -342,6 +434,15 @@ BOARD_OPS = (
     "CreatePublicLink",
     "ListPublicLinks",
     "RevokePublicLink",
+    *(
+        "CreateExport",
+        "BatchCreateExports",
+        "GetExport",
+        "ListExports",
+        "CancelExport",
+        "WatchExport",
+        "DownloadExport",
+    ),
 )
 QUERY_OPS = (
     "GetQuery",
@@ -354,7 +455,17 @@ QUERY_OPS = (
 )
 GLOBAL_OPS = ("ListDashboards", "CreateDashboard", "ListQueries", "CreateQuery", "ValidateQuery", "ListAuditEvents")
 ALL_OPS = BOARD_OPS + QUERY_OPS + GLOBAL_OPS
-IMPLEMENTED_SERVICES = (d, w, q, s)  # ExportService is not part of this test yet
+IMPLEMENTED_SERVICES = (d, w, q, s, e)
+EXPORT_OPS = ("GetExport", "WatchExport", "CancelExport", "DownloadExport")  # rpcs on one export
+# ListExports: (by dashboard, state filter) per variant.
+LIST_EXPORTS_VARIANTS = (
+    (False, 0),
+    (True, 0),
+    (True, 0),
+    (False, c.JOB_STATE_QUEUED),
+    (True, c.JOB_STATE_QUEUED),
+    (True, c.JOB_STATE_CANCELLED),
+)
 
 
 def call(fn: Any) -> tuple[str | Code, Any]:
@@ -374,6 +485,7 @@ class Case:
     tolerated: set[str | Code] = field(default_factory=set)
     check: Callable[[Any], None] | None = None
     after_refusal: Callable[[], None] | None = None
+    reason: str = ""  # the ErrorInfo reason an expected refusal must carry
 
 
 class Runner:
@@ -393,7 +505,13 @@ class Runner:
     # --- rpcs on a dashboard (or what hangs off it) -------------------------------------------
 
     def board(self, op: str, p: Principal, b: Board, variant: int) -> None:
-        case = getattr(self, f"_{op}")(p, b, variant)
+        if op in EXPORT_OPS:  # on one export: the drawn dashboard's, or one of the caller's own
+            b, x = self._export(p, b, variant)
+            case = getattr(self, f"_{op}")(p, b, x, variant)
+        else:
+            if op in ("CreateExport", "BatchCreateExports") and p.is_link and variant % 2 == 0:
+                b = self.world.board_of(p.link_board)  # else a link would rarely try its own dashboard
+            case = getattr(self, f"_{op}")(p, b, variant)
         self.judge(op, p, b.key, case, level=board_access(p, b).name)
 
     def _GetDashboard(self, p: Principal, b: Board, variant: int) -> Case:
@@ -681,6 +799,144 @@ class Runner:
         fn = lambda: sh.RevokePublicLink(s.RevokePublicLinkRequest(id=target), metadata=self.md(p))  # noqa: E731
         return Case(expected, fn, check=check, after_refusal=link_works)
 
+    # --- exports (ExportService) --------------------------------------------------------------
+
+    def _export_version(self, b: Board, variant: int) -> int:
+        """The published one by default (0), the first version (never the published one: the
+        world's widgets came after it), or the published (else the current) version by number."""
+        return (0, 1, b.published_version or b.restore_version)[variant % 3]
+
+    def _export_request(self, b: Board, version: int) -> e.CreateExportRequest:
+        return e.CreateExportRequest(dashboard_id=b.id, format=e.EXPORT_FORMAT_PDF, dashboard_version=version)
+
+    def _record(self, p: Principal, b: Board, version: int, job: Any) -> None:
+        assert job.dashboard_id == b.id and job.requested_by == p.subject and job.state == c.JOB_STATE_QUEUED
+        assert job.dashboard_version == (version or b.published_version)
+        b.exports[job.id] = Export(job.id, p.subject, job.dashboard_version)
+        self.world.job_ids.add(job.id)
+
+    def _nothing_created(self) -> None:
+        """A refused create left no export row behind, in either facility, for anyone."""
+        stored = self.world.stored_exports()
+        known = {x.id for _, x in self.world.exports()}
+        assert set(stored) == known, f"EXPORTS CREATED BY A REFUSED CALL: {set(stored) - known}"
+
+    def _CreateExport(self, p: Principal, b: Board, variant: int) -> Case:
+        version = self._export_version(b, variant)
+        expected, reason = expect_export_create(p, b, version)
+        if board_access(p, b) is Lvl.READ_PUBLISHED and version not in (0, b.published_version):
+            self.world.stats["exports of another version by a published-only reader"] += 1
+        req = self._export_request(b, version)
+        fn = lambda: self.stubs["exports"].CreateExport(req, metadata=self.md(p), timeout=30)  # noqa: E731
+        check = lambda r: self._record(p, b, version, r)  # noqa: E731
+        return Case(expected, fn, check=check, after_refusal=self._nothing_created, reason=reason)
+
+    def _BatchCreateExports(self, p: Principal, b: Board, variant: int) -> Case:
+        """One item, or two on different dashboards: all are created or none."""
+        items = [(b, self._export_version(b, variant))]
+        if variant % 2:
+            boards = self.world.boards
+            other = boards[(boards.index(b) + 1 + variant) % len(boards)]
+            items.append((other, self._export_version(other, variant // 2)))
+        answers = [expect_export_create(p, x, v) for x, v in items]
+        refusals = [a for a in answers if a[0] != OK]
+        # Items are checked in order, so the first refusal is the answer; any item's refusal is tolerated.
+        expected, reason = refusals[0] if refusals else (OK, "")
+        req = e.BatchCreateExportsRequest(requests=[self._export_request(x, v) for x, v in items])
+
+        def check(r: Any) -> None:
+            assert len(r.exports) == len(items)
+            for (x, v), job in zip(items, r.exports, strict=True):
+                self._record(p, x, v, job)
+
+        fn = lambda: self.stubs["exports"].BatchCreateExports(req, metadata=self.md(p), timeout=30)  # noqa: E731
+        tolerated = {code for code, _ in refusals}
+        return Case(expected, fn, tolerated, check=check, after_refusal=self._nothing_created, reason=reason)
+
+    def _export(self, p: Principal, b: Board, variant: int) -> tuple[Board, Export]:
+        """Half the time one of the caller's subject's own exports, on any dashboard (when it has
+        one), so allowed calls are not rare; else any export of the drawn dashboard, whoever asked.
+        In creation order (not by id), so a seed picks the same export in every run."""
+        mine = [(y, x) for y, x in self.world.exports() if x.requester == p.subject]
+        if mine and variant % 2 == 0:
+            return mine[(variant // 2 + len(self.world.job_ids)) % len(mine)]
+        every = list(b.exports.values())
+        return b, every[variant % len(every)]
+
+    def _GetExport(self, p: Principal, b: Board, x: Export, variant: int) -> Case:
+
+        def check(r: Any) -> None:
+            assert (r.id, r.dashboard_id, r.requested_by, r.state) == (x.id, b.id, p.subject, _state(x))
+            assert r.dashboard_version == x.version
+
+        fn = lambda: self.stubs["exports"].GetExport(e.GetExportRequest(id=x.id), metadata=self.md(p))  # noqa: E731
+        return Case(expect_export(p, b, x), fn, check=check)
+
+    def _WatchExport(self, p: Principal, b: Board, x: Export, variant: int) -> Case:
+
+        def fn() -> Any:
+            stream = self.stubs["exports"].WatchExport(e.WatchExportRequest(id=x.id), metadata=self.md(p), timeout=30)
+            try:
+                return next(stream)  # the snapshot; a QUEUED export's stream would go on
+            finally:
+                stream.cancel()
+
+        def check(r: Any) -> None:
+            assert (r.export.id, r.export.requested_by, r.export.state) == (x.id, p.subject, _state(x))
+
+        return Case(expect_export(p, b, x), fn, check=check)
+
+    def _DownloadExport(self, p: Principal, b: Board, x: Export, variant: int) -> Case:
+        expected = expect_export(p, b, x)
+        reason = ""
+        if expected == OK:  # its requester may ask, but nothing was rendered: no worker runs here
+            expected, reason = Code.FAILED_PRECONDITION, "EXPORT_NOT_READY"
+        req = e.DownloadExportRequest(id=x.id)
+        fn = lambda: list(self.stubs["exports"].DownloadExport(req, metadata=self.md(p), timeout=30))  # noqa: E731
+        return Case(expected, fn, reason=reason)
+
+    def _CancelExport(self, p: Principal, b: Board, x: Export, variant: int) -> Case:
+        expected = expect_export(p, b, x)
+        ex = self.stubs["exports"]
+        reason, target = "", x
+        if expected == OK and x.cancelled:
+            expected, reason = Code.FAILED_PRECONDITION, "EXPORT_ALREADY_ENDED"
+        elif expected == OK:  # a twin by the same requester: the world's export stays QUEUED
+            version = b.published_version or 1  # no published version: the caller reads more than that
+            job = ex.CreateExport(self._export_request(b, version), metadata=self.md(p), timeout=30)
+            self._record(p, b, version, job)
+            target = b.exports[job.id]
+
+        def check(r: Any) -> None:
+            assert (r.id, r.state) == (target.id, c.JOB_STATE_CANCELLED)
+            target.cancelled = True
+
+        def unchanged() -> None:
+            assert self.world.stored_exports()[x.id] == (x.requester, _state(x)), "a refused cancel changed the export"
+
+        fn = lambda: ex.CancelExport(e.CancelExportRequest(id=target.id), metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, check=check, after_refusal=unchanged, reason=reason)
+
+    def _ListExports(self, p: Principal, b: Board, variant: int) -> Case:
+        """With a dashboard (two variants in three): it must be readable, and only the caller's own
+        exports of it are listed. Without: the caller's own exports they can still read."""
+        by_board, state = LIST_EXPORTS_VARIANTS[variant % len(LIST_EXPORTS_VARIANTS)]
+        expected = expect_board(p, b, Lvl.READ_PUBLISHED) if by_board else OK
+        scope = [b] if by_board else self.world.boards
+
+        def check(r: Any) -> None:
+            assert not r.next_page_token
+            got = {x.id for x in r.exports}
+            want = own_visible_exports(p, scope, state)
+            leaked = got - want
+            assert not leaked, f"EXPORTS LISTED TO SOMEONE ELSE OR INVISIBLE: {leaked}"
+            assert got == want, f"own visible exports missing from the list: {want - got}"
+            assert all(x.requested_by == p.subject for x in r.exports)
+
+        req = e.ListExportsRequest(dashboard_id=b.id if by_board else "", page_size=1000, state=state)
+        fn = lambda: self.stubs["exports"].ListExports(req, metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, check=check)
+
     # --- rpcs on a saved query ----------------------------------------------------------------
 
     def query(self, op: str, p: Principal, sq: SavedQuery, variant: int) -> None:
@@ -857,6 +1113,8 @@ class Runner:
         if got == Code.PERMISSION_DENIED and case.expected == Code.NOT_FOUND:
             raise AssertionError(f"EXISTENCE LEAK (PERMISSION_DENIED for an invisible resource): {where}")
         assert got in allowed, f"{where}: got {got}, expected {sorted(map(str, allowed))}: {result}"
+        if case.reason and got == case.expected:
+            assert failure_of(result).reason == case.reason, f"{where}: {failure_of(result)}, not {case.reason}"
         if got == OK and case.check is not None:
             case.check(result)
         if got != OK and case.after_refusal is not None:
@@ -885,9 +1143,16 @@ def draw_principal(rng: random.Random, world: World) -> Principal:
 
 
 @pytest.fixture(scope="module")
-def runner(world: World, dashboards: Any, widgets: Any, queries: Any, shares: Any, auth: Any) -> Runner:
+def runner(world: World, dashboards: Any, widgets: Any, queries: Any, shares: Any, exports: Any, auth: Any) -> Runner:
     # (query_of: twins are made without a widget, so they bind no query)
-    stubs = {"dashboards": dashboards, "widgets": widgets, "queries": queries, "shares": shares, "query_of": {}}
+    stubs = {
+        "dashboards": dashboards,
+        "widgets": widgets,
+        "queries": queries,
+        "shares": shares,
+        "exports": exports,
+        "query_of": {},
+    }
     return Runner(world, stubs, auth)
 
 
@@ -950,16 +1215,31 @@ def test_summary(runner: Runner) -> None:
         by_code[code] += n
     print(f"[tenant isolation] outcomes by code: {dict(sorted(by_code.items()))}")
     per_op = {op: sum(n for (o, _), n in world.outcomes.items() if o == op) for op in ALL_OPS}
-    allowed = {op: world.outcomes[(op, OK)] for op in ALL_OPS}
+    # No export is rendered here: its requester's download is let through to EXPORT_NOT_READY.
+    granted = {op: world.outcomes[(op, OK if op != "DownloadExport" else "FAILED_PRECONDITION")] for op in ALL_OPS}
     print(
         f"[tenant isolation] calls per rpc: min {min(per_op.values())}, max {max(per_op.values())}; "
-        f"allowed per rpc: min {min(allowed.values())} ({min(allowed, key=allowed.__getitem__)})"
+        f"allowed per rpc: min {min(granted.values())} ({min(granted, key=granted.__getitem__)})"
+    )
+    queued = sum(1 for _, x in world.exports() if not x.cancelled)
+    print(
+        f"[tenant isolation] exports: {queued + sum(1 for _, x in world.exports() if x.cancelled)} at the end "
+        f"({queued} queued), {len({x.requester for _, x in world.exports()})} requesters; per rpc: "
+        + "; ".join(
+            f"{op} {dict(sorted((code, n) for (o, code), n in world.outcomes.items() if o == op))}"
+            for op in ALL_OPS
+            if "Export" in op
+        )
     )
     assert ops_seen == set(ALL_OPS), f"rpcs never exercised: {set(ALL_OPS) - ops_seen}"
     for op in ALL_OPS:  # each rpc was both allowed and refused (but lists, which refuse nobody)
         codes = {c for (o, c), n in world.outcomes.items() if o == op and n}
-        assert OK in codes, f"{op} was never allowed: {codes}"
+        assert granted[op], f"{op} was never allowed: {codes}"
         assert codes - {OK} or op == "ListDashboards", f"{op} was never refused: {codes}"
+    assert world.outcomes[("DownloadExport", "NOT_FOUND")], "nobody was refused a download"
+    assert world.stats["exports of another version by a published-only reader"], "never tried"
+    # Every export row is one the oracle knows (so its task is taken off the broker at the end).
+    assert set(world.stored_exports()) == {x.id for _, x in world.exports()}
 
 
 def test_lists_are_complete(runner: Runner) -> None:
