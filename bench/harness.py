@@ -50,6 +50,7 @@ def bench_system() -> Iterator[Bench]:
             database_url=services.database_url,
             redis_url=services.redis_url,
             redis_prefix=services.redis_prefix,
+            broker_key_prefix=f"{services.redis_prefix}broker:",
             host="127.0.0.1",
             port=0,
             metrics_port=0,

@@ -38,6 +38,9 @@ def settings(services: TestServices) -> Settings:
         database_url=services.database_url,
         redis_url=services.redis_url,
         redis_prefix=services.redis_prefix,
+        # Tasks the session's server enqueues (nobody consumes them) go under the run's prefix,
+        # so they are removed with its keys and never reach another run's worker.
+        broker_key_prefix=f"{services.redis_prefix}broker:",
         host="127.0.0.1",
         port=0,
         metrics_port=0,

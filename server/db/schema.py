@@ -256,6 +256,8 @@ export_jobs = Table(
     # The requester as the worker must act (server/exports/principals.py).
     Column("principal", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("correlation_id", Text, nullable=False, server_default=""),
+    # The file shows a sensitive column unmasked (set when it is stored).
+    Column("phi_unmasked", Boolean, nullable=False, server_default=text("false")),
     _created(),
     _updated(),
     Column("ended_at", DateTime(timezone=True)),

@@ -143,7 +143,8 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
     exported = _file(
         printed, content_type, expire, _filename(snapshot.title, row.dashboard_version, job_id, content_type)
     )
-    done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: {"storage_url": url})
+    stored = {"storage_url": url, "phi_unmasked": bool(phi_columns)}
+    done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: stored)
     if done is None:
         raise Cancelled
     deps.audit.record(

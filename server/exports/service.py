@@ -2,8 +2,8 @@
 
 An export is private to the principal who asked for it: its file may hold PHI that only they may
 see unmasked, so nobody else gets, watches, cancels, lists or downloads it, and they only while
-they can still read the dashboard (NOT_FOUND otherwise, never revealing it). A file rendered with
-PHI unmasked is refused (PERMISSION_DENIED) to its requester once they lost `phi:read`.
+they can still read the dashboard (NOT_FOUND otherwise, never revealing it). A file that shows PHI
+unmasked is refused (PERMISSION_DENIED) to its requester once they lost `phi:read`.
 
 Creating validates everything a worker would otherwise fail on later: the version (the published
 one when none is given; FAILED_PRECONDITION for a dashboard never published), filter names and
@@ -44,7 +44,7 @@ from server.errors import (
 )
 from server.exports.jobs import ExportStore, export_from_row
 from server.exports.options import geometry, normalized
-from server.exports.principals import principal_from_json, principal_to_json
+from server.exports.principals import principal_to_json
 from server.exports.storage import ExportStorage
 from server.jobs.revisions import TERMINAL
 from server.protojson import to_json
@@ -346,8 +346,7 @@ class ExportDomain:
             )
         if row.expire_at is not None and row.expire_at <= datetime.now(UTC):
             raise FailedPrecondition("the export's file expired", reason="EXPORT_EXPIRED")
-        rendered_as = principal_from_json(row.principal)
-        if rendered_as.can_read_phi and not principal.can_read_phi:
+        if row.phi_unmasked and not principal.can_read_phi:
             raise PermissionDenied(
                 "the file holds unmasked PHI and the caller may no longer read PHI",
                 reason="PHI_PERMISSION_REQUIRED",

@@ -450,6 +450,11 @@ def test_exports_are_private_to_their_requester_and_carry_masking(
         grpc.StatusCode.PERMISSION_DENIED,
         reason="PHI_PERMISSION_REQUIRED",
     )
+    # A file without PHI is theirs whatever their permissions now.
+    plain = kit.wait(kit.create(kit.small_board().id, PDF, md=reader).id, md=reader)
+    assert plain.state == SUCCEEDED
+    _, no_phi = kit.download(plain.id, md=kit.md)
+    assert no_phi.startswith(b"%PDF-")
     # Another facility's admin: NOT_FOUND for everything.
     outsider = auth("alice", "admin", f"elsewhere-{kit.facility}")
     expect_failure(
