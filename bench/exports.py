@@ -6,6 +6,7 @@
   in the same run.
 - `exports.batch`: one BatchCreateExports of 20 PDFs until all SUCCEEDED, with the default worker
   settings (concurrency from Settings). Baseline: the same 20 bare prints one after another.
+  `exports.batch.per_core`: the same with one worker process per core (what README recommends).
 
 A real server (in a thread), a real Celery worker (a subprocess with its prefork children, each
 with its own warm Chromium) and a broker database of its own.
@@ -14,6 +15,7 @@ with its own warm Chromium) and a broker database of its own.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 import uuid
@@ -46,11 +48,8 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
         bench.settings, broker_url_for(bench.settings.redis_url), export_storage_url=f"file://{folder}"
     )
     server = start_in_thread(config)
-    worker = WorkerProcess(
-        worker_env(config, TESSERA_EXPORT_STORAGE_URL=f"file://{folder}"),
-        queues="exports",
-        concurrency=config.worker_concurrency,
-    ).start()
+    env = worker_env(config, TESSERA_EXPORT_STORAGE_URL=f"file://{folder}")
+    worker = WorkerProcess(env, queues="exports", concurrency=config.worker_concurrency).start()
     loop = asyncio.new_event_loop()  # bare_print keeps its browser on one loop
     try:
         with grpc.insecure_channel(server.address) as channel:
@@ -80,6 +79,15 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
                     }
                 )
             results.append(_batch(kit, board.id, html[PDF], loop, config.worker_concurrency))
+            # The setting README recommends for exports: one worker process per core.
+            worker.stop()
+            cores = os.cpu_count() or 1
+            worker = WorkerProcess(env, queues="exports", concurrency=cores).start()
+            for _ in range(2 * cores):
+                _export_once(kit, board.id, PDF)
+            per_core = _batch(kit, board.id, html[PDF], loop, cores)
+            per_core["workload"] = "exports.batch.per_core"
+            results.append(per_core)
             return results
     finally:
         loop.run_until_complete(close_bare())
