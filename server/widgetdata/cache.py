@@ -316,7 +316,7 @@ class WidgetDataCache:
         stats.memory_misses += 1
         self._metrics.cache_misses.labels("memory").inc()
         # Tier 2 also when tier 1 holds something old: a write to tier 1 may have failed.
-        async with self._db.read() as conn:
+        async with self._db.statements() as conn:
             stored = await self._tier2_get(conn, request.key)
         if stored is not None:
             freshness = self._classify(stored, request, now)

@@ -92,7 +92,8 @@ class WidgetDataDomain:
     # ----------------------------------------------------------------------------------------
 
     async def _resolve(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> Resolved:
-        async with self._db.read() as conn:
+        # Every statement of resolve() stands alone (no locks, no SET LOCAL), so no transaction.
+        async with self._db.statements() as conn:
             return await resolve(conn, principal, request)
 
     async def _cache_request(

@@ -338,6 +338,30 @@ def test_new_query_version_view_refresh_and_invalidate(north: Kit, queries, serv
     assert north.data(on_view.id).source == COMPUTED
 
 
+def test_pinned_versions_and_snapshots_each_read_their_own_query(north: Kit, queries, dashboards, widgets) -> None:
+    """The widget row, its dashboard and the query it binds are read together; a pinned version, a
+    snapshot bound to another query, and one bound as the row is, each still read their own."""
+    query = north.query("SELECT 'one' AS v")
+    queries.UpdateQuery(
+        q.UpdateQueryRequest(query=q.Query(id=query.id, sql="SELECT 'two' AS v"), update_mask={"paths": ["sql"]}),
+        metadata=north.md,
+    )
+    other = north.query("SELECT 'other' AS v")
+    board = north.board()
+    pinned = north.widget(board, query, query_version=1)
+    latest = north.widget(board, query)
+    first = north.data(pinned.id)
+    assert rows(first) == [{"v": "one"}] and first.query_version == 1
+    assert rows(north.data(latest.id)) == [{"v": "two"}]
+
+    published = dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=north.md).published_version
+    rebound = w.Widget(id=pinned.id, query=w.QueryBinding(query_id=other.id))
+    widgets.UpdateWidget(w.UpdateWidgetRequest(widget=rebound, update_mask={"paths": ["query"]}), metadata=north.md)
+    assert rows(north.data(pinned.id)) == [{"v": "other"}]
+    assert rows(north.data(pinned.id, dashboard_version=published)) == [{"v": "one"}]
+    assert rows(north.data(latest.id, dashboard_version=published)) == [{"v": "two"}]
+
+
 # --- masking and facilities -------------------------------------------------------------------
 
 
