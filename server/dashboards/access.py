@@ -20,16 +20,10 @@ from server.db.schema import dashboard_shares, dashboards
 from server.errors import NotFound
 
 
-async def load_dashboard(
-    conn: AsyncConnection, principal: Principal, dashboard_id: str, needed: Access, *, lock: bool = False
-) -> tuple[Any, Access]:
-    """The dashboard row and the caller's access to it, or NOT_FOUND / PERMISSION_DENIED.
-
-    With `lock`, the row is locked FOR UPDATE: every change to a dashboard or its widgets
-    takes this lock first, so versions and grid checks never interleave.
-    """
-    # One round trip: the row and its shares (as a JSON array) together; this runs on every rpc.
-    grants = (
+def grants_column() -> Any:
+    """The dashboard's shares as a JSON array of [grantee_type, grantee, level], correlated to
+    `dashboards`: selected with the row, so the policy's inputs come in the same round trip."""
+    return (
         select(
             func.coalesce(
                 func.jsonb_agg(
@@ -43,12 +37,11 @@ async def load_dashboard(
         .where(dashboard_shares.c.dashboard_id == dashboards.c.id)
         .scalar_subquery()
     )
-    query = select(dashboards, grants.label("grants")).where(dashboards.c.id == uuid.UUID(dashboard_id))
-    if lock:
-        query = query.with_for_update(of=dashboards)
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise NotFound("dashboard", dashboard_id)
+
+
+def decide(principal: Principal, row: Any, needed: Access) -> Access:
+    """The caller's access to a dashboard row loaded with its `grants` (grants_column()), or
+    NOT_FOUND / PERMISSION_DENIED."""
     audit_facts.note_facility(row.facility_id)  # denials too are recorded in the resource's facility
     facts = DashboardFacts(
         id=str(row.id),
@@ -58,4 +51,22 @@ async def load_dashboard(
         published_version=row.published_version,
         grants=grants_from_rows((kind, grantee, level) for kind, grantee, level in row.grants),
     )
-    return row, require_dashboard(principal, facts, needed)
+    return require_dashboard(principal, facts, needed)
+
+
+async def load_dashboard(
+    conn: AsyncConnection, principal: Principal, dashboard_id: str, needed: Access, *, lock: bool = False
+) -> tuple[Any, Access]:
+    """The dashboard row and the caller's access to it, or NOT_FOUND / PERMISSION_DENIED.
+
+    With `lock`, the row is locked FOR UPDATE: every change to a dashboard or its widgets
+    takes this lock first, so versions and grid checks never interleave.
+    """
+    # One round trip: the row and its shares (as a JSON array) together; this runs on every rpc.
+    query = select(dashboards, grants_column().label("grants")).where(dashboards.c.id == uuid.UUID(dashboard_id))
+    if lock:
+        query = query.with_for_update(of=dashboards)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound("dashboard", dashboard_id)
+    return row, decide(principal, row, needed)

@@ -2,25 +2,56 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.db.migrate import sync_url
+
+# A pooled connection idle for longer than this is pinged before use (a restarted or failed-over
+# PostgreSQL leaves dead connections in the pool). One used more recently is not: pinging every
+# checkout would cost a round trip on every rpc, and the first statement on a connection that died
+# since still fails as a disconnect, which invalidates the whole pool (so one rpc at most is hit).
+IDLE_PING_SECONDS = 5.0
+_CHECKED_IN = "tessera_checked_in"
 
 
 def make_engine(
     url: str, *, pool_size: int = 10, max_overflow: int = 10, application_name: str = "tessera"
 ) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         sync_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"application_name": application_name, "connect_timeout": 5},
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def stamp(dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN)  # none: a new connection, nothing to check
+        if checked_in is None or time.monotonic() - checked_in < IDLE_PING_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool replaces the connection and tries again.
+            raise exc.DisconnectionError("the pooled connection failed its ping") from error
 
 
 class Database:
@@ -29,6 +60,7 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -38,6 +70,15 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncConnection]:
+        """A connection outside any transaction: each statement is its own (no BEGIN and no
+        ROLLBACK round trips). For hot reads whose statements each stand alone: under READ
+        COMMITTED a transaction would give them nothing more, since each statement sees its own
+        snapshot anyway. Not for SET LOCAL, set_config(..., true) or locks."""
+        async with self._autocommit.connect() as conn:
             yield conn
 
     async def ping(self) -> None:

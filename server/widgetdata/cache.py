@@ -152,6 +152,24 @@ class CacheStats:
 stats = CacheStats()
 
 
+@dataclass(frozen=True)
+class _Tier1:
+    """What tier 1 answered for a key (None: nothing)."""
+
+    raw: Any
+
+
+# Generations remembered per process (one int per query), as the guess read() starts from.
+_GENERATIONS_KEPT = 10_000
+
+
+def _generation_of(raw: Any) -> int:
+    try:
+        return int(raw) if raw is not None else 0
+    except ValueError:
+        return 0
+
+
 class _RedisDown(Exception):
     """Redis failed before anything was computed: take the PostgreSQL path."""
 
@@ -239,6 +257,7 @@ class WidgetDataCache:
         self._background: set[asyncio.Task[None]] = set()
         self._redis_retry_at = 0.0
         self._closed = False
+        self._generations: dict[str, int] = {}  # query id -> the generation last read
 
     # --- generations --------------------------------------------------------------------------
 
@@ -252,10 +271,7 @@ class WidgetDataCache:
         except _REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return 0
-        try:
-            return int(raw) if raw is not None else 0
-        except ValueError:
-            return 0
+        return _generation_of(raw)
 
     async def invalidate(self, query_id: str) -> None:
         """Makes every cached entry of the query unreachable: bumps its generation (tier 1 and 2
@@ -271,10 +287,36 @@ class WidgetDataCache:
 
     # --- read -----------------------------------------------------------------------------------
 
-    async def get(self, request: CacheRequest, compute: Compute) -> Served:
+    async def read(self, query_id: str, request_for: Callable[[int], CacheRequest], compute: Compute) -> Served:
+        """get() for `request_for(the query's current generation)`. The generation and the tier-1
+        entry come in one round trip (one MGET, so both from the same moment) when the generation
+        is the one this process last saw for the query, as it is until an invalidation; otherwise
+        the entry is read again under the key of the generation just read."""
+        guess = self._generations.get(query_id, 0)
+        request = request_for(guess)
+        if request.force_refresh or not self._redis_usable():
+            generation = await self.generation(query_id)
+            return await self.get(request if generation == guess else request_for(generation), compute)
+        try:
+            raw_generation, raw_entry = await self._redis.mget(
+                generation_key(self._prefix, query_id), data_key(self._prefix, request.key)
+            )
+        except _REDIS_ERRORS as exc:
+            self._redis_failed(exc)
+            return await self.get(request_for(0), compute)  # as generation() answers while Redis is down
+        generation = _generation_of(raw_generation)
+        if generation != guess:
+            if len(self._generations) >= _GENERATIONS_KEPT:
+                self._generations.clear()  # only a guess: forgetting costs one round trip per query
+            self._generations[query_id] = generation
+            return await self.get(request_for(generation), compute)
+        return await self.get(request, compute, tier1=_Tier1(raw_entry))
+
+    async def get(self, request: CacheRequest, compute: Compute, *, tier1: _Tier1 | None = None) -> Served:
+        """`tier1`: what tier 1 held for the key, already read."""
         started = self._clock()
         if not request.force_refresh:
-            found = await self._lookup(request, started)
+            found = await self._lookup(request, started, tier1)
             if found is not None:
                 entry, source, freshness = found
                 expire_at = effective_expiry(entry, ttl=request.ttl, max_age=request.max_age)
@@ -303,9 +345,11 @@ class WidgetDataCache:
             return False
         return not request.force_refresh or entry.computed_at >= started
 
-    async def _lookup(self, request: CacheRequest, now: float) -> tuple[Entry, int, Freshness] | None:
+    async def _lookup(
+        self, request: CacheRequest, now: float, tier1: _Tier1 | None = None
+    ) -> tuple[Entry, int, Freshness] | None:
         best: tuple[Entry, int, Freshness] | None = None
-        entry = await self._tier1_get(request.key)
+        entry = self._decode(tier1.raw) if tier1 is not None else await self._tier1_get(request.key)
         if entry is not None:
             freshness = self._classify(entry, request, now)
             if freshness is Freshness.FRESH:
@@ -316,7 +360,7 @@ class WidgetDataCache:
         stats.memory_misses += 1
         self._metrics.cache_misses.labels("memory").inc()
         # Tier 2 also when tier 1 holds something old: a write to tier 1 may have failed.
-        async with self._db.read() as conn:
+        async with self._db.statements() as conn:
             stored = await self._tier2_get(conn, request.key)
         if stored is not None:
             freshness = self._classify(stored, request, now)

@@ -33,13 +33,13 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Row, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import common_pb2, dashboard_pb2, query_pb2, widget_pb2
 from server.access.policy import Access, visible_dashboards
 from server.auth.principal import Principal
-from server.dashboards.access import load_dashboard
+from server.dashboards.access import decide, grants_column, load_dashboard
 from server.dashboards.versions import load_snapshot
 from server.db.schema import dashboard_versions, dashboards, query_versions, widget_queries, widgets
 from server.errors import FailedPrecondition, InvalidArgument, NotFound, ViolationCollector
@@ -147,7 +147,58 @@ async def _dashboard_in_snapshot(
     ).scalar_one_or_none()
 
 
-async def _load_query(conn: AsyncConnection, binding: widget_pb2.QueryBinding, facility_id: str) -> Any:
+# The current widget row with, in the same round trip, its dashboard and shares (what the policy
+# needs) and the query it binds (head and the pinned, else the latest, version). Columns of the
+# dashboard and the query are prefixed; the widget's keep their names (widget_from_row reads them).
+_DASHBOARD_PREFIX = "dashboard__"
+_QUERY_PREFIX = "query__"
+_VERSION_COLUMNS = ("sql", "parameters", "options", "sensitive_columns")
+_WIDGET_WITH_CONTEXT = (
+    select(
+        widgets,
+        *(c.label(_DASHBOARD_PREFIX + c.name) for c in dashboards.c),
+        grants_column().label(_DASHBOARD_PREFIX + "grants"),
+        *(c.label(_QUERY_PREFIX + c.name) for c in widget_queries.c),
+        query_versions.c.version.label(_QUERY_PREFIX + "pinned_version"),
+        *(query_versions.c[name].label(_QUERY_PREFIX + name) for name in _VERSION_COLUMNS),
+    )
+    .select_from(
+        widgets.join(dashboards, dashboards.c.id == widgets.c.dashboard_id)
+        .outerjoin(widget_queries, widget_queries.c.id == widgets.c.query_id)
+        .outerjoin(
+            query_versions,
+            and_(
+                query_versions.c.query_id == widget_queries.c.id,
+                # As _load_query: the binding's version, 0/NULL meaning the query's latest.
+                query_versions.c.version
+                == func.coalesce(func.nullif(widgets.c.query_version, 0), widget_queries.c.version),
+            ),
+        )
+    )
+    .where(widgets.c.id == bindparam("widget_id"))
+)
+
+
+def _prefixed(row: Row[Any], prefix: str) -> SimpleNamespace:
+    """The columns of `row` named `prefix...`, without the prefix."""
+    return SimpleNamespace(**{k[len(prefix) :]: v for k, v in row._mapping.items() if k.startswith(prefix)})
+
+
+async def _load_widget(
+    conn: AsyncConnection, widget_id: uuid.UUID
+) -> tuple[Any, SimpleNamespace, SimpleNamespace | None] | None:
+    """(widget row, its dashboard, the query its row binds, None when none exists) for a widget
+    of the widgets table; None for any other id."""
+    row = (await conn.execute(_WIDGET_WITH_CONTEXT, {"widget_id": widget_id})).first()
+    if row is None:
+        return None
+    query = _prefixed(row, _QUERY_PREFIX)
+    return row, _prefixed(row, _DASHBOARD_PREFIX), query if query.id is not None else None
+
+
+async def _load_query(
+    conn: AsyncConnection, binding: widget_pb2.QueryBinding, facility_id: str
+) -> tuple[Any, SimpleNamespace]:
     """(head row, version row) of the bound query, which must be in the dashboard's facility;
     one round trip."""
     try:
@@ -175,6 +226,11 @@ async def _load_query(conn: AsyncConnection, binding: widget_pb2.QueryBinding, f
                 .where(widget_queries.c.id == query_id)
             )
         ).first()
+    return _checked(found, binding, facility_id)
+
+
+def _checked(found: Any, binding: widget_pb2.QueryBinding, facility_id: str) -> tuple[Any, SimpleNamespace]:
+    """(head, version row) of a query found for `binding` (None: no such query), or why not."""
     if found is None or found.facility_id != facility_id:
         # One answer for "deleted" and "another facility's", like the widget checks at save time.
         raise FailedPrecondition(
@@ -188,14 +244,14 @@ async def _load_query(conn: AsyncConnection, binding: widget_pb2.QueryBinding, f
             reason="QUERY_VERSION_NOT_FOUND",
             metadata={"query_id": binding.query_id, "query_version": str(binding.query_version)},
         )
-    version_row = SimpleNamespace(
-        version=found.pinned_version,
-        sql=found.sql,
-        parameters=found.parameters,
-        options=found.options,
-        sensitive_columns=found.sensitive_columns,
-    )
+    version_row = SimpleNamespace(version=found.pinned_version, **{n: getattr(found, n) for n in _VERSION_COLUMNS})
     return found, version_row
+
+
+def _same_binding(binding: widget_pb2.QueryBinding, row: Any) -> bool:
+    """Whether `binding` (the widget as read: current or from a snapshot) selects what the row's
+    own columns selected in _load_widget."""
+    return binding.query_id.lower() == str(row.query_id) and binding.query_version == (row.query_version or 0)
 
 
 async def resolve(conn: AsyncConnection, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> Resolved:
@@ -203,17 +259,22 @@ async def resolve(conn: AsyncConnection, principal: Principal, request: widget_p
         widget_id = uuid.UUID(request.widget_id)
     except ValueError:
         raise NotFound("widget", request.widget_id) from None
-    row = (await conn.execute(select(widgets).where(widgets.c.id == widget_id))).first()
-    if row is not None:
-        dashboard_id = row.dashboard_id
-    else:
-        dashboard_id = await _dashboard_in_snapshot(conn, principal, widget_id, request.dashboard_version)
-        if dashboard_id is None:
-            raise NotFound("widget", request.widget_id)
+    loaded = await _load_widget(conn, widget_id)
+    row: Any = None
+    joined_query: Any = None
+    board: Any
     try:
-        board, access = await load_dashboard(conn, principal, str(dashboard_id), Access.READ_PUBLISHED)
+        if loaded is not None:
+            row, board, joined_query = loaded
+            access = decide(principal, board, Access.READ_PUBLISHED)
+        else:
+            dashboard_id = await _dashboard_in_snapshot(conn, principal, widget_id, request.dashboard_version)
+            if dashboard_id is None:
+                raise NotFound("widget", request.widget_id)
+            board, access = await load_dashboard(conn, principal, str(dashboard_id), Access.READ_PUBLISHED)
     except NotFound:
         raise NotFound("widget", request.widget_id) from None
+    dashboard_id = board.id
 
     version = request.dashboard_version
     if access is Access.READ_PUBLISHED:
@@ -240,7 +301,10 @@ async def resolve(conn: AsyncConnection, principal: Principal, request: widget_p
             reason="WIDGET_HAS_NO_QUERY",
             metadata={"widget_id": request.widget_id},
         )
-    head, version_row = await _load_query(conn, widget.query, board.facility_id)
+    if row is not None and _same_binding(widget.query, row):
+        head, version_row = _checked(joined_query, widget.query, board.facility_id)  # loaded with the widget
+    else:
+        head, version_row = await _load_query(conn, widget.query, board.facility_id)
     query = query_from_rows(head, version_row)
     values = merge_values(query, widget, filters, request)
     bound = bind(query.parameters, values, "parameter_values")

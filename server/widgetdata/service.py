@@ -8,6 +8,7 @@ reader role, facility scope, PHI masked for callers without `phi:read`.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
@@ -92,17 +93,23 @@ class WidgetDataDomain:
     # ----------------------------------------------------------------------------------------
 
     async def _resolve(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> Resolved:
-        async with self._db.read() as conn:
+        # Every statement of resolve() stands alone (no locks, no SET LOCAL), so no transaction.
+        async with self._db.statements() as conn:
             return await resolve(conn, principal, request)
 
     async def _cache_request(
         self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest
     ) -> CacheRequest:
+        return self._request_at(principal, resolved, request, await self.cache.generation(resolved.query.id))
+
+    def _request_at(
+        self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest, generation: int
+    ) -> CacheRequest:
         query = resolved.query
         return cache_request_for(
             resolved,
             masking_level=masking_level(principal.can_read_phi, bool(query.sensitive_columns)),
-            generation=await self.cache.generation(query.id),
+            generation=generation,
             default_ttl=self._default_ttl,
             max_age=seconds(request.max_age),
             force_refresh=request.force_refresh,
@@ -111,13 +118,13 @@ class WidgetDataDomain:
     async def _serve(
         self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest
     ) -> widget_pb2.WidgetData:
-        cache_request = await self._cache_request(principal, resolved, request)
-
         async def compute() -> tuple[common_pb2.DataFrame, bool]:
             result = await self._queries.execute(principal, resolved.query, resolved.values)
             return result.frame, result.masked
 
-        served = await self.cache.get(cache_request, compute)
+        served = await self.cache.read(
+            resolved.query.id, functools.partial(self._request_at, principal, resolved, request), compute
+        )
         data = _widget_data(request.widget_id, served)
         query = resolved.query
         # Whatever the cache tier, what counts for the audit log is what this response shows.

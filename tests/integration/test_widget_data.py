@@ -36,6 +36,7 @@ from server.embedded import free_port
 from server.queries.execute import _CURSOR_NAME as CURSOR_NAME
 from server.queries.frame import frame_to_rows
 from server.widgetdata import stats
+from server.widgetdata.key import generation_key
 from tests.harness.kit import Kit
 from tests.harness.rpc import expect_failure, failure_of
 from tests.harness.server import ServerHandle, start_in_thread
@@ -336,6 +337,43 @@ def test_new_query_version_view_refresh_and_invalidate(north: Kit, queries, serv
     assert north.data(on_view.id).source == MEMORY
     queries.RefreshMaterializedView(q.RefreshMaterializedViewRequest(id=view.id), metadata=north.md)
     assert north.data(on_view.id).source == COMPUTED
+
+
+def test_an_invalidation_by_another_process_reaches_this_one(north: Kit, settings: Settings) -> None:
+    """The generation is read with the entry (one MGET, keyed by the generation this process saw
+    last); a bump made elsewhere still changes the key of the very next read."""
+    query = north.query("SELECT 'one' AS v")
+    widget = north.widget(north.board(), query)
+    assert north.data(widget.id).source == COMPUTED
+    assert north.data(widget.id).source == MEMORY
+    with redis.Redis.from_url(settings.redis_url) as client:
+        client.incr(generation_key(settings.redis_prefix, query.id))  # as another server's invalidate()
+    assert north.data(widget.id).source == COMPUTED
+    assert north.data(widget.id).source == MEMORY
+
+
+def test_pinned_versions_and_snapshots_each_read_their_own_query(north: Kit, queries, dashboards, widgets) -> None:
+    """The widget row, its dashboard and the query it binds are read together; a pinned version, a
+    snapshot bound to another query, and one bound as the row is, each still read their own."""
+    query = north.query("SELECT 'one' AS v")
+    queries.UpdateQuery(
+        q.UpdateQueryRequest(query=q.Query(id=query.id, sql="SELECT 'two' AS v"), update_mask={"paths": ["sql"]}),
+        metadata=north.md,
+    )
+    other = north.query("SELECT 'other' AS v")
+    board = north.board()
+    pinned = north.widget(board, query, query_version=1)
+    latest = north.widget(board, query)
+    first = north.data(pinned.id)
+    assert rows(first) == [{"v": "one"}] and first.query_version == 1
+    assert rows(north.data(latest.id)) == [{"v": "two"}]
+
+    published = dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=north.md).published_version
+    rebound = w.Widget(id=pinned.id, query=w.QueryBinding(query_id=other.id))
+    widgets.UpdateWidget(w.UpdateWidgetRequest(widget=rebound, update_mask={"paths": ["query"]}), metadata=north.md)
+    assert rows(north.data(pinned.id)) == [{"v": "other"}]
+    assert rows(north.data(pinned.id, dashboard_version=published)) == [{"v": "one"}]
+    assert rows(north.data(latest.id, dashboard_version=published)) == [{"v": "two"}]
 
 
 # --- masking and facilities -------------------------------------------------------------------

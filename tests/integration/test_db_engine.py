@@ -1,0 +1,57 @@
+"""The application engine: pooled connections that died are replaced before use once idle for a
+while (no per-checkout ping on the hot path), and `Database.statements()` runs outside any
+transaction (no BEGIN/ROLLBACK round trips)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg.pq import TransactionStatus
+from sqlalchemy import text
+
+from server.config import Settings
+from server.db import engine as engine_module
+from server.db.engine import Database, make_engine
+from server.db.migrate import sync_url
+
+
+def _dsn(settings: Settings) -> str:
+    return sync_url(settings.database_url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.statements() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_an_idle_connection_that_died_is_replaced_before_use(
+    settings: Settings, migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(make_engine(settings.database_url, pool_size=1, max_overflow=0))
+    try:
+        first = await _backend_pid(db)
+        with psycopg.connect(_dsn(settings), autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
+        monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)  # every pooled connection counts as idle
+        second = await _backend_pid(db)
+        assert second != first
+    finally:
+        await db.dispose()
+
+
+async def test_statements_run_outside_a_transaction_and_read_restores_transactions(
+    settings: Settings, migrated: str
+) -> None:
+    db = Database(make_engine(settings.database_url, pool_size=1, max_overflow=0))
+    try:
+        async with db.statements() as conn:
+            await conn.execute(text("SELECT 1"))
+            raw = await conn.get_raw_connection()
+            assert raw.driver_connection.info.transaction_status == TransactionStatus.IDLE
+        # The same pooled connection, back to transactions for everyone else.
+        async with db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+            raw = await conn.get_raw_connection()
+            assert raw.driver_connection.info.transaction_status == TransactionStatus.INTRANS
+    finally:
+        await db.dispose()
