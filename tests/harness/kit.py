@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,3 +58,40 @@ class Kit:
         return self.widgets.GetWidgetData(
             w.GetWidgetDataRequest(widget_id=widget_id, **request), metadata=md or self.md, timeout=30
         )
+
+
+def board_with_queries(
+    queries: Any, dashboards: Any, widgets: Any, md: Any, facility: str, *specs: tuple[str, Sequence[str]]
+) -> tuple[d.Dashboard, list[tuple[q.Query, w.Widget]]]:
+    """A dashboard in `facility` with one table widget per (sql, sensitive column names), each on
+    a query of its own: what the audit tests read PHI through."""
+    board = dashboards.CreateDashboard(
+        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="phi reads")), metadata=md
+    )
+    made = []
+    for y, (sql, sensitive) in enumerate(specs):
+        query = queries.CreateQuery(
+            q.CreateQueryRequest(
+                query=q.Query(
+                    facility_id=facility,
+                    name=f"phi {uuid.uuid4().hex[:6]}",
+                    sql=sql,
+                    sensitive_columns=[q.SensitiveColumn(column=c) for c in sensitive],
+                )
+            ),
+            metadata=md,
+        )
+        widget = widgets.CreateWidget(
+            w.CreateWidgetRequest(
+                widget=w.Widget(
+                    dashboard_id=board.id,
+                    title="w",
+                    position=w.GridPosition(x=0, y=2 * y, width=4, height=2),
+                    table=w.TableConfig(),
+                    query=w.QueryBinding(query_id=query.id),
+                )
+            ),
+            metadata=md,
+        )
+        made.append((query, widget))
+    return board, made

@@ -34,6 +34,7 @@ from server.db.migrate import sync_url
 from server.db.schema import audit_log
 from server.demo_data import install as install_demo_data
 from server.grpc_server import start_server
+from tests.harness.kit import board_with_queries
 from tests.harness.rpc import expect_failure
 
 Code = grpc.StatusCode
@@ -308,40 +309,6 @@ def test_background_writer_flushes_without_being_asked(migrated: str):
 # --- phi_unmasked is exact -------------------------------------------------------------------
 
 
-def _board_with(queries, dashboards, widgets, md, facility: str, *specs: tuple[str, tuple[str, ...]]):
-    """A dashboard in `facility` with one widget per (sql, sensitive column names)."""
-    board = dashboards.CreateDashboard(
-        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="phi exactness")), metadata=md
-    )
-    made = []
-    for y, (sql, sensitive) in enumerate(specs):
-        query = queries.CreateQuery(
-            q.CreateQueryRequest(
-                query=q.Query(
-                    facility_id=facility,
-                    name=f"exact {uuid.uuid4().hex[:6]}",
-                    sql=sql,
-                    sensitive_columns=[q.SensitiveColumn(column=c) for c in sensitive],
-                )
-            ),
-            metadata=md,
-        )
-        widget = widgets.CreateWidget(
-            w.CreateWidgetRequest(
-                widget=w.Widget(
-                    dashboard_id=board.id,
-                    title="w",
-                    position=w.GridPosition(x=0, y=2 * y, width=4, height=2),
-                    table=w.TableConfig(),
-                    query=w.QueryBinding(query_id=query.id),
-                )
-            ),
-            metadata=md,
-        )
-        made.append((query, widget))
-    return board, made
-
-
 def _details(server, correlation_id: str) -> list[tuple[str, bool, dict[str, Any]]]:
     """(resource_id, phi_unmasked, details) of the events of one call, straight from the table."""
 
@@ -370,7 +337,7 @@ def test_phi_unmasked_is_true_exactly_when_a_phi_column_left_unmasked(
     plain = auth(f"plain-{uuid.uuid4().hex[:6]}", "admin", NORTH)  # sees every dashboard; no phi:read
     no_phi_sql = "SELECT unit, count(*) AS n FROM demo.admissions GROUP BY unit ORDER BY unit"
     with_phi_sql = "SELECT patient_name, unit FROM demo.admissions ORDER BY id LIMIT 3"
-    _, made = _board_with(
+    _, made = board_with_queries(
         queries,
         dashboards,
         widgets,
@@ -423,7 +390,7 @@ def test_a_caller_of_several_facilities_is_recorded_where_it_read(
 ):
     subject = f"multi-{uuid.uuid4().hex[:6]}"
     multi = auth(subject, "admin", NORTH, "south-clinic", permissions=("phi:read",))
-    board, [(query, widget)] = _board_with(
+    board, [(query, widget)] = board_with_queries(
         queries,
         dashboards,
         widgets,

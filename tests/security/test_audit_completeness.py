@@ -24,6 +24,7 @@ from dashboard.v1 import widget_pb2 as w
 from server.auth.principal import PHI_READ
 from server.db.migrate import sync_url
 from server.demo_data import install as install_demo_data
+from tests.harness.kit import board_with_queries
 from tests.security.phi_reads import PhiReadRecorder
 
 NORTH = "north-general"
@@ -47,40 +48,12 @@ def test_every_data_read_is_in_the_audit_log_exactly(
 ) -> None:
     phi = auth(f"complete-{uuid.uuid4().hex[:6]}", "admin", NORTH, permissions=(PHI_READ,))
     plain = auth(f"complete-{uuid.uuid4().hex[:6]}", "admin", NORTH)
-    board = dashboards.CreateDashboard(
-        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=NORTH, title="complete")), metadata=phi
-    )
     specs = [
         ("SELECT patient_name, mrn, unit FROM demo.admissions ORDER BY id LIMIT 4", ["patient_name", "mrn"]),
         ("SELECT unit, count(*) AS n FROM demo.admissions GROUP BY unit", []),
         ("SELECT mrn FROM demo.admissions ORDER BY id LIMIT 2", ["mrn"]),
     ]
-    made = []
-    for y, (text, sensitive) in enumerate(specs):
-        query = queries.CreateQuery(
-            q.CreateQueryRequest(
-                query=q.Query(
-                    facility_id=NORTH,
-                    name=f"complete {uuid.uuid4().hex[:6]}",
-                    sql=text,
-                    sensitive_columns=[q.SensitiveColumn(column=c) for c in sensitive],
-                )
-            ),
-            metadata=phi,
-        )
-        widget = widgets.CreateWidget(
-            w.CreateWidgetRequest(
-                widget=w.Widget(
-                    dashboard_id=board.id,
-                    title="w",
-                    position=w.GridPosition(x=0, y=2 * y, width=4, height=2),
-                    table=w.TableConfig(),
-                    query=w.QueryBinding(query_id=query.id),
-                )
-            ),
-            metadata=phi,
-        )
-        made.append((query, widget))
+    board, made = board_with_queries(queries, dashboards, widgets, phi, NORTH, *specs)
     dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=phi)
     link = shares.CreatePublicLink(s.CreatePublicLinkRequest(dashboard_id=board.id), metadata=phi)
 
