@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
 from server import idempotency, pagination
-from server.access.policy import Access
+from server.access.policy import Access, visible_dashboards
 from server.auth.principal import Principal
 from server.dashboards.access import load_dashboard
 from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
-from server.db.schema import export_jobs
+from server.db.schema import dashboards, export_jobs
 from server.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -263,6 +263,10 @@ class ExportDomain:
             if request.dashboard_id:
                 board, _ = await load_dashboard(conn, principal, request.dashboard_id, Access.READ_PUBLISHED)
                 conditions.append(export_jobs.c.dashboard_id == board.id)
+            else:
+                # Across dashboards: only those the caller can still read (the policy's SQL twin).
+                readable = select(dashboards.c.id).where(visible_dashboards(principal))
+                conditions.append(export_jobs.c.dashboard_id.in_(readable))
             if request.state:
                 conditions.append(export_jobs.c.state == int(request.state))
             if cursor is not None:
@@ -287,16 +291,21 @@ class ExportDomain:
             last = page[-1]
             token = pagination.encode(pagination.Cursor(last.created_at.isoformat(), str(last.id)), filters)
         if not request.dashboard_id:
-            # Across dashboards: drop those the caller can no longer read (a page may come out short).
-            page = [row for row in page if await self._still_readable(principal, row)]
+            # Every row re-checked with the policy itself, once per dashboard on the page.
+            readable_ids = await self._readable(principal, {row.dashboard_id for row in page})
+            page = [row for row in page if row.dashboard_id in readable_ids]
         return [export_from_row(row) for row in page], token
 
-    async def _still_readable(self, principal: Principal, row: Any) -> bool:
-        try:
-            await self._visible_row(principal, str(row.id))
-        except NotFound:
-            return False
-        return True
+    async def _readable(self, principal: Principal, dashboard_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        readable: set[uuid.UUID] = set()
+        async with self._db.read() as conn:
+            for dashboard_id in dashboard_ids:
+                try:
+                    await load_dashboard(conn, principal, str(dashboard_id), Access.READ_PUBLISHED)
+                except (NotFound, PermissionDenied):
+                    continue
+                readable.add(dashboard_id)
+        return readable
 
     async def watch(
         self, principal: Principal, export_id: str, since_revision: int

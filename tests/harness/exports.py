@@ -24,7 +24,8 @@ from server.db.migrate import sync_url
 __all__ = ["ExportKit", "Stubs", "stubs_for"]
 
 TERMINAL = {c.JOB_STATE_SUCCEEDED, c.JOB_STATE_FAILED, c.JOB_STATE_CANCELLED}
-SLOW_SQL = "SELECT count(*) AS n FROM generate_series(1, 1500) a CROSS JOIN generate_series(1, 2000) b"
+# About 1-4 s (idle or loaded 2-core machine): long enough to watch, cancel or kill a worker mid-export.
+SLOW_SQL = "SELECT count(*) AS n FROM generate_series(1, 5000) a CROSS JOIN generate_series(1, 2000) b"
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from workers.testing import WorkerProcess
 
 SUCCEEDED, FAILED, CANCELLED = c.JOB_STATE_SUCCEEDED, c.JOB_STATE_FAILED, c.JOB_STATE_CANCELLED
 PDF, PNG = e.EXPORT_FORMAT_PDF, e.EXPORT_FORMAT_PNG
-SLOW_SQL = "SELECT count(*) AS n FROM generate_series(1, {n}) a CROSS JOIN generate_series(1, 2000) b"
 
 
 # --- fixtures ------------------------------------------------------------------------------
