@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import EllipsisType, TracebackType
@@ -27,9 +26,10 @@ import grpc.aio
 
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
-from tessera_client.client import DEFAULT_ADDRESS, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT, MAX_MESSAGE_BYTES, Download
-from tessera_client.credentials import CallAuth, TokenSource
-from tessera_client.errors import ApiError, DeadlineExceededError, UnavailableError, error_from_rpc
+from tessera_client.client import DEFAULT_ADDRESS, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT, Download
+from tessera_client.core import CallCore, channel_options
+from tessera_client.credentials import TokenSource
+from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
 from tessera_client.jobs import DownloadSink, JobKind, JobTracker
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
@@ -39,8 +39,10 @@ __all__ = ["AsyncClient"]
 log = logging.getLogger("tessera_client")
 
 
-class AsyncClient:
+class AsyncClient(CallCore):
     """See `Client` for the arguments; `sleep` here is a coroutine function."""
+
+    _channel: grpc.aio.Channel
 
     def __init__(
         self,
@@ -57,27 +59,25 @@ class AsyncClient:
         sleep: Callable[[float], Any] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._auth = CallAuth(token, link_token, correlation_id)
-        self.timeout = timeout
-        self.retry = retry
-        self.stall_timeout = stall_timeout
-        self._sleep = sleep
-        self._clock = clock
+        self._setup(
+            token=token,
+            link_token=link_token,
+            correlation_id=correlation_id,
+            timeout=timeout,
+            retry=retry,
+            stall_timeout=stall_timeout,
+            sleep=sleep,
+            clock=clock,
+        )
         if isinstance(target, grpc.aio.Channel):
             self._channel, self._owns_channel = target, False
         else:
-            channel_options = [
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                *options,
-            ]
             self._channel = (
-                grpc.aio.secure_channel(target, credentials, options=channel_options)
+                grpc.aio.secure_channel(target, credentials, options=channel_options(options))
                 if credentials is not None
-                else grpc.aio.insecure_channel(target, options=channel_options)
+                else grpc.aio.insecure_channel(target, options=channel_options(options))
             )
             self._owns_channel = True
-        self._stubs: dict[str, Any] = {}
 
     async def close(self) -> None:
         if self._owns_channel:
@@ -97,26 +97,6 @@ class AsyncClient:
         except TimeoutError:
             raise UnavailableError(f"no connection to the server within {timeout:g} s") from None
 
-    def _method(self, rpc: rpcs.Rpc[Any, Any]) -> Any:
-        stub = self._stubs.get(rpc.service)
-        if stub is None:
-            stub = self._stubs[rpc.service] = rpcs.STUBS[rpc.service](self._channel)
-        return getattr(stub, rpc.method)
-
-    def _remaining(self, deadline: float | None, rpc: rpcs.Rpc[Any, Any], last: ApiError | None) -> float | None:
-        if deadline is None:
-            return None
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise last or DeadlineExceededError("the call's deadline passed", method=rpc.full_name)
-        return remaining
-
-    def _refresh_after(self, error: ApiError, refreshed: bool) -> bool:
-        if error.code() is grpc.StatusCode.UNAUTHENTICATED and self._auth.refreshable and not refreshed:
-            self._auth.refresh()
-            return True
-        return False
-
     async def call(
         self,
         rpc: rpcs.Unary[Req, Resp],
@@ -126,12 +106,9 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
     ) -> Resp:
         """As `Client.call`."""
-        if not isinstance(request, rpc.request_type):
-            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
         policy = retry or self.retry
-        request = rpcs.with_request_ids(rpc, request, lambda: str(uuid.uuid4()))
-        seconds = self.timeout if timeout is ... else timeout
-        deadline = None if seconds is None else self._clock() + seconds
+        request = self._prepared(rpc, request)
+        deadline = self._deadline(timeout)
         method = self._method(rpc)
         attempt, refreshed = 0, False
         last: ApiError | None = None
@@ -146,11 +123,7 @@ class AsyncClient:
             if self._refresh_after(last, refreshed):
                 refreshed, attempt = True, attempt - 1
                 continue
-            delay = policy.delay_before_retry(attempt, last, rpc.idempotency)
-            if delay is None or (deadline is not None and self._clock() + delay >= deadline):
-                raise last
-            log.info("retrying %s in %.3f s after %s (attempt %d)", rpc.method, delay, last.code().name, attempt)
-            await self._sleep(delay)
+            await self._sleep(self._retry_delay(policy, attempt, last, rpc, deadline))
 
     async def stream(
         self,
@@ -160,9 +133,7 @@ class AsyncClient:
         timeout: float | None = None,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
     ) -> AsyncIterator[Resp]:
         """As `Client.stream`."""
-        if not isinstance(request, rpc.request_type):
-            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
-        call = self._method(rpc)(request, metadata=self._auth.metadata(), timeout=timeout)
+        call = self._method(rpc)(self._checked(rpc, request), metadata=self._auth.metadata(), timeout=timeout)
         try:
             async for message in call:
                 yield message

@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,9 @@ import grpc
 
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
-from tessera_client.credentials import CallAuth, TokenSource
-from tessera_client.errors import ApiError, DeadlineExceededError, UnavailableError, error_from_rpc
+from tessera_client.core import CallCore, channel_options
+from tessera_client.credentials import TokenSource
+from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
 from tessera_client.jobs import DownloadSink, JobKind, JobTracker
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
@@ -46,8 +46,6 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 30.0
 # Longer than a few server heartbeats (10 s by default): a watch this quiet is dead; reopen it.
 DEFAULT_STALL_TIMEOUT = 45.0
-# Widget data and query results can be large; the gRPC default is 4 MiB.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 Job = TypeVar("Job")
 
@@ -60,7 +58,7 @@ class Download:
     file: e.ExportFile
 
 
-class Client:
+class Client(CallCore):
     """A Tessera client over one channel.
 
     target          "host:port", or a grpc.Channel you built yourself.
@@ -71,6 +69,8 @@ class Client:
     credentials     grpc.ssl_channel_credentials(...) for TLS; plaintext otherwise.
     correlation_id  sent as x-correlation-id so the server's log lines carry it.
     """
+
+    _channel: grpc.Channel
 
     def __init__(
         self,
@@ -87,27 +87,25 @@ class Client:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._auth = CallAuth(token, link_token, correlation_id)
-        self.timeout = timeout
-        self.retry = retry
-        self.stall_timeout = stall_timeout
-        self._sleep = sleep
-        self._clock = clock
+        self._setup(
+            token=token,
+            link_token=link_token,
+            correlation_id=correlation_id,
+            timeout=timeout,
+            retry=retry,
+            stall_timeout=stall_timeout,
+            sleep=sleep,
+            clock=clock,
+        )
         if isinstance(target, grpc.Channel):
             self._channel, self._owns_channel = target, False
         else:
-            channel_options = [
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                *options,
-            ]
             self._channel = (
-                grpc.secure_channel(target, credentials, options=channel_options)
+                grpc.secure_channel(target, credentials, options=channel_options(options))
                 if credentials is not None
-                else grpc.insecure_channel(target, options=channel_options)
+                else grpc.insecure_channel(target, options=channel_options(options))
             )
             self._owns_channel = True
-        self._stubs: dict[str, Any] = {}
         self.dashboards = Dashboards(self)
         self.widgets = Widgets(self)
         self.queries = Queries(self)
@@ -149,24 +147,6 @@ class Client:
 
     # --- calls --------------------------------------------------------------------------------
 
-    def _method(self, rpc: rpcs.Rpc[Any, Any]) -> Any:
-        stub = self._stubs.get(rpc.service)
-        if stub is None:
-            stub = self._stubs[rpc.service] = rpcs.STUBS[rpc.service](self._channel)
-        return getattr(stub, rpc.method)
-
-    def _deadline(self, timeout: float | EllipsisType | None) -> float | None:
-        seconds = self.timeout if timeout is ... else timeout
-        return None if seconds is None else self._clock() + seconds
-
-    def _remaining(self, deadline: float | None, rpc: rpcs.Rpc[Any, Any], last: ApiError | None) -> float | None:
-        if deadline is None:
-            return None
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise last or DeadlineExceededError("the call's deadline passed", method=rpc.full_name)
-        return remaining
-
     def call(
         self,
         rpc: rpcs.Unary[Req, Resp],
@@ -177,10 +157,8 @@ class Client:
     ) -> Resp:
         """Calls a unary rpc: ApiError on failure, after the retries the policy allows. A KEYED
         rpc gets a request_id filled in once, so every attempt is the same logical call."""
-        if not isinstance(request, rpc.request_type):
-            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
         policy = retry or self.retry
-        request = rpcs.with_request_ids(rpc, request, lambda: str(uuid.uuid4()))
+        request = self._prepared(rpc, request)
         deadline = self._deadline(timeout)
         method = self._method(rpc)
         attempt, refreshed = 0, False
@@ -196,19 +174,7 @@ class Client:
             if self._refresh_after(last, refreshed):
                 refreshed, attempt = True, attempt - 1  # a new token is not a retry
                 continue
-            delay = policy.delay_before_retry(attempt, last, rpc.idempotency)
-            if delay is None or (deadline is not None and self._clock() + delay >= deadline):
-                raise last
-            log.info("retrying %s in %.3f s after %s (attempt %d)", rpc.method, delay, last.code().name, attempt)
-            self._sleep(delay)
-
-    def _refresh_after(self, error: ApiError, refreshed: bool) -> bool:
-        """UNAUTHENTICATED with a token function: fetch a new token and try once more (the
-        server refuses before any handler runs, so this is safe for every rpc)."""
-        if error.code() is grpc.StatusCode.UNAUTHENTICATED and self._auth.refreshable and not refreshed:
-            self._auth.refresh()
-            return True
-        return False
+            self._sleep(self._retry_delay(policy, attempt, last, rpc, deadline))
 
     def stream(
         self, rpc: rpcs.ServerStream[Req, Resp], request: Req, *, timeout: float | None = None
@@ -216,9 +182,7 @@ class Client:
         """The messages of a server-streaming rpc, as they come; ApiError when it fails. No
         retries here: resuming is rpc-specific (see `follow` and `download`). Leaving the loop
         early cancels the call."""
-        if not isinstance(request, rpc.request_type):
-            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
-        call = self._method(rpc)(request, metadata=self._auth.metadata(), timeout=timeout)
+        call = self._method(rpc)(self._checked(rpc, request), metadata=self._auth.metadata(), timeout=timeout)
         try:
             yield from call
         except grpc.RpcError as exc:

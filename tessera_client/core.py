@@ -1,0 +1,109 @@
+"""What `Client` and `AsyncClient` share, apart from their I/O: settings, channel options, stubs,
+deadlines, token refresh and the retry decision. Each class keeps only its own blocking or
+awaiting loop."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from types import EllipsisType
+from typing import Any
+
+import grpc
+
+from tessera_client import rpcs
+from tessera_client.credentials import CallAuth, TokenSource
+from tessera_client.errors import ApiError, DeadlineExceededError
+from tessera_client.retry import RetryPolicy
+from tessera_client.rpcs import Req
+
+__all__ = ["MAX_MESSAGE_BYTES", "CallCore", "channel_options"]
+
+log = logging.getLogger("tessera_client")
+
+# Widget data and query results can be large; the gRPC default is 4 MiB.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def channel_options(options: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Message limits for Tessera's large frames, then the caller's own options (which win)."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        *options,
+    ]
+
+
+class CallCore:
+    """The state and decisions of a client's calls; subclasses own the channel and the loops."""
+
+    _channel: Any
+
+    def _setup(
+        self,
+        *,
+        token: TokenSource | None,
+        link_token: str | None,
+        correlation_id: str,
+        timeout: float | None,
+        retry: RetryPolicy,
+        stall_timeout: float,
+        sleep: Callable[[float], Any],
+        clock: Callable[[], float],
+    ) -> None:
+        self._auth = CallAuth(token, link_token, correlation_id)
+        self.timeout = timeout
+        self.retry = retry
+        self.stall_timeout = stall_timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._stubs: dict[str, Any] = {}
+
+    def _method(self, rpc: rpcs.Rpc[Any, Any]) -> Any:
+        stub = self._stubs.get(rpc.service)
+        if stub is None:
+            stub = self._stubs[rpc.service] = rpcs.STUBS[rpc.service](self._channel)
+        return getattr(stub, rpc.method)
+
+    @staticmethod
+    def _checked(rpc: rpcs.Rpc[Req, Any], request: Req) -> Req:
+        if not isinstance(request, rpc.request_type):
+            raise TypeError(f"{rpc.method} takes {rpc.request_type.__name__}, not {type(request).__name__}")
+        return request
+
+    def _prepared(self, rpc: rpcs.Rpc[Req, Any], request: Req) -> Req:
+        """The request as every attempt sends it: checked, and a KEYED rpc's request_id filled in
+        once, so every attempt is the same logical call."""
+        return rpcs.with_request_ids(rpc, self._checked(rpc, request), lambda: str(uuid.uuid4()))
+
+    def _deadline(self, timeout: float | EllipsisType | None) -> float | None:
+        seconds = self.timeout if timeout is ... else timeout
+        return None if seconds is None else self._clock() + seconds
+
+    def _remaining(self, deadline: float | None, rpc: rpcs.Rpc[Any, Any], last: ApiError | None) -> float | None:
+        if deadline is None:
+            return None
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise last or DeadlineExceededError("the call's deadline passed", method=rpc.full_name)
+        return remaining
+
+    def _refresh_after(self, error: ApiError, refreshed: bool) -> bool:
+        """UNAUTHENTICATED with a token function: fetch a new token and try once more (the
+        server refuses before any handler runs, so this is safe for every rpc)."""
+        if error.code() is grpc.StatusCode.UNAUTHENTICATED and self._auth.refreshable and not refreshed:
+            self._auth.refresh()
+            return True
+        return False
+
+    def _retry_delay(
+        self, policy: RetryPolicy, attempt: int, last: ApiError, rpc: rpcs.Rpc[Any, Any], deadline: float | None
+    ) -> float:
+        """How long to wait before the next attempt; raises `last` when there is none (not
+        retryable, attempts used up, or the wait would pass the deadline)."""
+        delay = policy.delay_before_retry(attempt, last, rpc.idempotency)
+        if delay is None or (deadline is not None and self._clock() + delay >= deadline):
+            raise last
+        log.info("retrying %s in %.3f s after %s (attempt %d)", rpc.method, delay, last.code().name, attempt)
+        return delay
