@@ -3,6 +3,7 @@ on a bounded Redis Stream, resumable watches; see server/jobs/revisions.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -12,11 +13,11 @@ from dashboard.v1 import common_pb2, export_pb2
 from server.config import Settings
 from server.db.engine import Database
 from server.db.schema import export_jobs
-from server.jobs.revisions import JobKind, RevisionStore
+from server.jobs.revisions import TERMINAL, JobKind, RevisionStore
 from server.jobs.store import set_times
 from server.protojson import from_json, to_json
 
-__all__ = ["EXPORT", "ExportStore", "export_from_row"]
+__all__ = ["EXPORT", "ExportStore", "export_from_row", "failed"]
 
 
 def export_from_row(row: Any) -> export_pb2.ExportJob:
@@ -40,6 +41,21 @@ def export_from_row(row: Any) -> export_pb2.ExportJob:
         job.error.CopyFrom(from_json(row.error, common_pb2.JobError()))
     set_times(job, row)
     return job
+
+
+def failed(reason: str, message: str) -> Callable[[export_pb2.ExportJob], bool]:
+    """The mutation that ends a job FAILED with this error (nothing, for a job already ended)."""
+
+    def fail(job: export_pb2.ExportJob) -> bool:
+        if job.state in TERMINAL:
+            return False
+        job.state = common_pb2.JOB_STATE_FAILED
+        job.stage = export_pb2.EXPORT_STAGE_DONE
+        job.progress.message = "failed"
+        job.error.CopyFrom(common_pb2.JobError(reason=reason, message=message))
+        return True
+
+    return fail
 
 
 def _values(job: export_pb2.ExportJob) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
 from server.errors import NotFound, PermissionDenied, TesseraError, Unavailable
 from server.exports.browser import PrintedFile, Printer, PrintFailed
-from server.exports.jobs import ExportStore, export_from_row
+from server.exports.jobs import ExportStore, export_from_row, failed
 from server.exports.principals import principal_from_json
 from server.exports.render import PageRenderer, PageSpec, RenderedWidget, WidgetContent
 from server.exports.storage import ExportStorage
@@ -309,17 +309,7 @@ def _succeed(exported: export_pb2.ExportFile) -> Callable[[export_pb2.ExportJob]
 
 async def _fail(deps: ExportDeps, job_id: str, reason: str, message: str) -> export_pb2.ExportJob:
     log.warning("exports: %s failed: %s: %s", job_id, reason, message)
-
-    def fail(job: export_pb2.ExportJob) -> bool:
-        if job.state in TERMINAL:
-            return False
-        job.state = common_pb2.JOB_STATE_FAILED
-        job.stage = export_pb2.EXPORT_STAGE_DONE
-        job.progress.message = "failed"
-        job.error.CopyFrom(common_pb2.JobError(reason=reason, message=message))
-        return True
-
-    await deps.store.change(job_id, fail)
+    await deps.store.change(job_id, failed(reason, message))
     return await deps.store.get(job_id)
 
 

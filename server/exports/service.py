@@ -40,9 +40,8 @@ from server.errors import (
     NotFound,
     PermissionDenied,
     TesseraError,
-    Unavailable,
 )
-from server.exports.jobs import ExportStore, export_from_row
+from server.exports.jobs import ExportStore, export_from_row, failed
 from server.exports.options import geometry, normalized
 from server.exports.principals import principal_to_json
 from server.exports.storage import ExportStorage
@@ -146,23 +145,8 @@ class ExportDomain:
         return [await self.store.get(job.id) if job in fresh else job for job in out]
 
     async def _queue(self, job: export_pb2.ExportJob) -> None:
-        try:
-            await self._enqueue(job.id)
-        except Exception as exc:
-            # Broker down: the job could never run; say so on the job and to the caller.
-            log.warning("exports: could not enqueue %s: %r", job.id, exc)
-            error = common_pb2.JobError(reason="BROKER_UNAVAILABLE", message="the export could not be queued; retry")
-
-            def fail(current: export_pb2.ExportJob) -> bool:
-                if current.state in TERMINAL:
-                    return False
-                current.state = common_pb2.JOB_STATE_FAILED
-                current.stage = export_pb2.EXPORT_STAGE_DONE
-                current.error.CopyFrom(error)
-                return True
-
-            await self.store.change(job.id, fail)
-            raise Unavailable("the export queue is unavailable; retry", reason="BROKER_UNAVAILABLE") from exc
+        fail = failed("BROKER_UNAVAILABLE", "the export could not be queued; retry")
+        await self.store.enqueue(job, self._enqueue, fail, "export")
 
     async def _plan(self, principal: Principal, request: export_pb2.CreateExportRequest, prefix: str) -> _Plan:
         options = normalized(request.options)

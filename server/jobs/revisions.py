@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -34,7 +34,7 @@ from sqlalchemy import Table, func, select, update
 from dashboard.v1 import common_pb2
 from server.config import Settings
 from server.db.engine import Database
-from server.errors import NotFound
+from server.errors import NotFound, Unavailable
 
 __all__ = ["TERMINAL", "JobKind", "JobMessage", "RevisionStore"]
 
@@ -150,6 +150,18 @@ class RevisionStore(Generic[M, E]):
         )
         await self.publish(changed)
         return changed
+
+    async def enqueue(
+        self, job: M, send: Callable[[str], Awaitable[None]], fail: Callable[[M], bool], what: str
+    ) -> None:
+        """Hands a committed job to its queue. When the broker refuses, the job could never run:
+        it is failed with `fail` (a mutation) and the caller gets UNAVAILABLE to retry."""
+        try:
+            await send(job.id)
+        except Exception as exc:
+            log.warning("jobs: could not enqueue %s %s: %r", what, job.id, exc)
+            await self.change(job.id, fail)
+            raise Unavailable(f"the {what} queue is unavailable; retry", reason="BROKER_UNAVAILABLE") from exc
 
     async def publish(self, job: M) -> None:
         """Appends the snapshot to the job's stream. A failure is logged, not raised: watchers

@@ -27,8 +27,9 @@ from server.dashboards.access import load_dashboard
 from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
 from server.db.schema import widgets
-from server.errors import NotFound, PermissionDenied, Unavailable
+from server.errors import NotFound, PermissionDenied
 from server.jobs.names import KIND_MATERIALIZE, QUEUE_MATERIALIZE, TASK_MATERIALIZE_DASHBOARD
+from server.jobs.revisions import TERMINAL
 from server.jobs.store import JobStore
 from server.protojson import to_json
 
@@ -90,20 +91,16 @@ class JobDomain:
                 raise
             return await self.get(principal, str(winner))
         await self.store.publish(job)
-        try:
-            await self._enqueue(job.id)
-        except Exception as exc:
-            # Broker down: the job could never run; say so on the job and to the caller.
-            log.warning("jobs: could not enqueue %s: %r", job.id, exc)
-            error = common_pb2.JobError(reason="BROKER_UNAVAILABLE", message="the job could not be queued; retry")
+        error = common_pb2.JobError(reason="BROKER_UNAVAILABLE", message="the job could not be queued; retry")
 
-            def fail(current: widget_pb2.MaterializationJob) -> bool:
-                current.state = common_pb2.JOB_STATE_FAILED
-                current.error.CopyFrom(error)
-                return True
+        def fail(current: widget_pb2.MaterializationJob) -> bool:
+            if current.state in TERMINAL:
+                return False
+            current.state = common_pb2.JOB_STATE_FAILED
+            current.error.CopyFrom(error)
+            return True
 
-            await self.store.change(job.id, fail)
-            raise Unavailable("the job queue is unavailable; retry", reason="BROKER_UNAVAILABLE") from exc
+        await self.store.enqueue(job, self._enqueue, fail, "materialization")
         return job
 
     async def _create(

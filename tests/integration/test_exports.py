@@ -260,9 +260,7 @@ def test_the_page_makes_no_request_and_runs_no_script(kit: ExportKit, worker: Wo
         listener.shutdown()
 
 
-def test_a_dropped_watch_resumes_with_heartbeats_and_the_worker_counts_exports(
-    kit: ExportKit, worker: WorkerProcess
-) -> None:
+def test_a_dropped_watch_resumes_and_the_worker_counts_exports(kit: ExportKit, worker: WorkerProcess) -> None:
     board = kit.small_board(slow=True)
     before = _export_count(worker, "pdf", "succeeded")
     job = kit.create(board.id, PDF)
@@ -274,20 +272,8 @@ def test_a_dropped_watch_resumes_with_heartbeats_and_the_worker_counts_exports(
             if event.export.stage == e.EXPORT_STAGE_RENDERING:
                 break
     first.cancel()  # the client goes away mid-export
-    resumed = kit.stubs.exports.WatchExport(
-        e.WatchExportRequest(id=job.id, since_revision=seen), metadata=kit.md, timeout=120
-    )
-    revisions, beats = [], 0
-    for event in resumed:
-        if event.HasField("export"):
-            revisions.append(event.export.revision)
-            last = event.export
-        else:
-            beats += 1
-            assert event.heartbeat.revision >= seen
-    assert revisions == list(range(seen + 1, seen + 1 + len(revisions))), (seen, revisions)
+    last, _ = resume_watch(kit, job.id, seen)
     assert last.state == SUCCEEDED
-    assert beats >= 1, "the slow widget outlasted the heartbeat interval: heartbeats expected"
     # The task records its duration just after the job's last revision is published.
     deadline = time.monotonic() + 10
     while _export_count(worker, "pdf", "succeeded") < before + 1:
@@ -515,20 +501,44 @@ def test_worker_killed_mid_export_is_redelivered_and_writes_exactly_one_file(
             board = kit.small_board(slow=True)
             doomed = WorkerProcess(env, queues="exports", concurrency=1).start()
             job = kit.create(board.id, PDF)
+            seen = 0
             for event in kit.stubs.exports.WatchExport(e.WatchExportRequest(id=job.id), metadata=kit.md, timeout=60):
-                if event.HasField("export") and event.export.stage == e.EXPORT_STAGE_RENDERING:
-                    break
+                if event.HasField("export"):
+                    seen = event.export.revision
+                    if event.export.stage == e.EXPORT_STAGE_RENDERING:
+                        break
             doomed.kill()
             rescuer = WorkerProcess(env, queues="exports", concurrency=1).start()
             try:
-                done = kit.wait(job.id, timeout=120)
+                # Nothing happens until the broker gives the task back (3 s visibility timeout):
+                # the resumed watch sends heartbeats meanwhile, then the rescuer's revisions.
+                done, beats = resume_watch(kit, job.id, seen)
             finally:
                 rescuer.stop()
             assert done.state == SUCCEEDED, done.error
+            assert beats >= 1, "an idle watch sends heartbeats"
             files = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
             assert files == [f"{job.id}.pdf"], files
             _, data = kit.download(job.id)
             assert hashlib.sha256(data).hexdigest() == done.file.sha256
+    finally:
+        handle.stop()
+
+
+def test_a_broker_that_refuses_the_task_fails_the_job_and_says_retry(
+    settings: Settings, migrated: str, auth: Any, facility: str
+) -> None:
+    # Nothing listens on port 1: the enqueue fails after the job row was committed.
+    config = jobs_settings(settings, "redis://127.0.0.1:1/0")
+    handle = start_in_thread(config)
+    try:
+        with grpc.insecure_channel(handle.address) as channel:
+            kit = ExportKit(stubs_for(channel), auth("alice", "editor", facility), facility)
+            board = kit.small_board()
+            expect_failure(lambda: kit.create(board.id, PDF), grpc.StatusCode.UNAVAILABLE, reason="BROKER_UNAVAILABLE")
+            [job] = kit.list(board.id)
+            assert job.state == FAILED and job.stage == e.EXPORT_STAGE_DONE
+            assert job.error.reason == "BROKER_UNAVAILABLE" and "retry" in job.error.message
     finally:
         handle.stop()
 
@@ -604,6 +614,27 @@ def assert_no_blank_widget(pdf: bytes, widgets: list[w.Widget]) -> None:
         region = image.crop((int(box.x_min), int(box.y_max) + 4, min(image.width, int(box.x_min) + 250), int(bottom)))
         ink = sum(1 for value in region.get_flattened_data() if value < 180)
         assert ink >= 30, f"the area of {widget.title!r} is blank ({ink} dark pixels)"
+
+
+def resume_watch(kit: ExportKit, export_id: str, seen: int) -> tuple[e.ExportJob, int]:
+    """Watches from `since_revision=seen` to the end: the revisions after `seen` with no gap and
+    no repeat, every heartbeat at a revision already sent. Returns the last job and the number
+    of heartbeats."""
+    resumed = kit.stubs.exports.WatchExport(
+        e.WatchExportRequest(id=export_id, since_revision=seen), metadata=kit.md, timeout=120
+    )
+    revisions: list[int] = []
+    beats = 0
+    last = e.ExportJob()
+    for event in resumed:
+        if event.HasField("export"):
+            revisions.append(event.export.revision)
+            last = event.export
+        else:
+            beats += 1
+            assert event.heartbeat.revision >= seen
+    assert revisions == list(range(seen + 1, seen + 1 + len(revisions))), (seen, revisions)
+    return last, beats
 
 
 def _export_count(worker: WorkerProcess, fmt: str, outcome: str) -> float:

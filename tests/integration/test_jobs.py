@@ -408,3 +408,35 @@ def test_failed_widget_fails_the_job_with_an_error(kit: Kit, worker: WorkerProce
     assert done.error.reason == "WIDGETS_FAILED"
     assert [e.state for e in done.widgets] == [SUCCEEDED, FAILED]
     assert done.widgets[1].error.reason and done.progress.failed_steps == 1 and done.progress.percent == 100
+
+
+def test_a_broker_that_refuses_the_task_fails_the_job_and_says_retry(
+    settings: Settings, migrated: str, auth: Any, facility: str
+) -> None:
+    from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc
+
+    handle = start_in_thread(jobs_settings(settings, "redis://127.0.0.1:1/0"))  # nothing listens there
+    try:
+        with grpc.insecure_channel(handle.address) as channel:
+            widgets = widget_pb2_grpc.WidgetServiceStub(channel)
+            md = auth("alice", "editor", facility)
+            kit = Kit(
+                query_pb2_grpc.QueryServiceStub(channel),
+                dashboard_pb2_grpc.DashboardServiceStub(channel),
+                widgets,
+                md,
+                facility,
+            )
+            board = kit.board()
+            kit.widget(board, kit.query("SELECT 1 AS n"))
+            request_id = str(uuid.uuid4())
+            expect_failure(
+                lambda: kit.materialize(board, request_id=request_id),
+                grpc.StatusCode.UNAVAILABLE,
+                reason="BROKER_UNAVAILABLE",
+            )
+            # The committed job says so (a retry with the same request id returns it).
+            job = kit.materialize(board, request_id=request_id)
+            assert job.state == c.JOB_STATE_FAILED and job.error.reason == "BROKER_UNAVAILABLE"
+    finally:
+        handle.stop()
