@@ -50,6 +50,20 @@ class _Service:
     def __init__(self, client: Client) -> None:
         self._client = client
 
+    def _follow(
+        self,
+        kind: Any,
+        job: Any,
+        on_progress: Callable[[Any], None] | None,
+        timeout: float | None,
+        check: bool,
+    ) -> Any:
+        """A job followed to its end (from its snapshot's revision when given one rather than an
+        id); JobFailedError unless it SUCCEEDED when `check` is set."""
+        job_id, start = (job, None) if isinstance(job, str) else (job.id, job)
+        final = self._client.follow(kind, job_id, on_progress=on_progress, start=start, timeout=timeout)
+        return _check(final, check)
+
 
 class Dashboards(_Service):
     def create(self, dashboard: d.Dashboard | None = None, *, request_id: str = "", **fields: Any) -> d.Dashboard:
@@ -225,9 +239,7 @@ class Widgets(_Service):
         """Follows the job's watch stream (resuming after drops) to its end; JobFailedError when
         it did not succeed and `check` is set. Given a job snapshot rather than an id, reports
         it first and watches from its revision."""
-        job_id, start = (job, None) if isinstance(job, str) else (job.id, job)
-        final = self._client.follow(MATERIALIZATION, job_id, on_progress=on_progress, start=start, timeout=timeout)
-        return _check(final, check)  # type: ignore[no-any-return]
+        return self._follow(MATERIALIZATION, job, on_progress, timeout, check)  # type: ignore[no-any-return]
 
     def materialize_and_wait(
         self,
@@ -385,9 +397,7 @@ class Exports(_Service):
     ) -> e.ExportJob:
         """Follows WatchExport (resuming after drops) to the end; JobFailedError unless SUCCEEDED
         and `check`. Given a snapshot rather than an id, reports it first and watches after it."""
-        export_id, start = (export, None) if isinstance(export, str) else (export.id, export)
-        final = self._client.follow(EXPORT, export_id, on_progress=on_progress, start=start, timeout=timeout)
-        return _check(final, check)  # type: ignore[no-any-return]
+        return self._follow(EXPORT, export, on_progress, timeout, check)  # type: ignore[no-any-return]
 
     def download(
         self,
