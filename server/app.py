@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.audit.dead_letter import DeadLetterFile
 from server.audit.log import AuditLog
 from server.auth.authenticator import Authenticator
 from server.auth.tokens import TokenVerifier
@@ -101,6 +102,6 @@ def build_app(settings: Settings) -> App:
         jobs=jobs,
         exports=exports,
         shares=ShareDomain(db),
-        audit=AuditLog(db),
+        audit=AuditLog(db, dead_letter=DeadLetterFile(settings.audit_dead_letter_path), metrics=metrics),
         metrics=metrics,
     )

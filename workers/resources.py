@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.audit.dead_letter import DeadLetterFile
 from server.audit.log import AuditLog
 from server.config import Settings
 from server.db.engine import Database, make_engine
@@ -92,7 +93,7 @@ class Runtime:
             storage=ExportStorage(config.export_storage_url),
             widget_data=WidgetDataDomain(db, queries, cache, config),
             printer=Printer(config),  # launches Chromium on first use, then stays warm
-            audit=AuditLog(db),
+            audit=AuditLog(db, dead_letter=DeadLetterFile(config.audit_dead_letter_path)),
         )
         return cls(
             settings=config,
