@@ -10,15 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.audit.log import AuditLog
 from server.auth.authenticator import Authenticator
 from server.auth.tokens import TokenVerifier
+from server.broker.names import QUEUE_EXPORTS, TASK_EXPORT
 from server.config import Settings
 from server.dashboards.service import DashboardDomain
 from server.db.engine import Database, make_engine
 from server.exports.jobs import ExportStore
 from server.exports.service import ExportDomain
 from server.exports.storage import ExportStorage
-from server.jobs.names import QUEUE_EXPORTS, TASK_EXPORT
-from server.jobs.service import CeleryEnqueuer, JobDomain
-from server.jobs.store import JobStore
+from server.materialization.service import CeleryEnqueuer, JobDomain
+from server.materialization.store import JobStore
 from server.metrics import Metrics
 from server.queries.service import QueryDomain
 from server.redis_client import make_redis

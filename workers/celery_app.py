@@ -30,10 +30,10 @@ from celery.signals import (
 from kombu import Exchange, Queue
 
 from server import logs, tracing
+from server.broker.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_EXPIRE_EXPORTS, TASK_REFRESH_VIEWS
+from server.broker.probe import BrokerProbe, broker_transport_options
 from server.config import Settings
-from server.jobs.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_EXPIRE_EXPORTS, TASK_REFRESH_VIEWS
 from workers import metrics, resources
-from workers.broker import BrokerProbe, broker_transport_options
 
 __all__ = ["QUEUES", "beat_schedule", "celery_app", "make_celery"]
 

@@ -28,10 +28,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from server.jobs.materialize import Materialized, Materializer
-from server.jobs.names import QUEUES
+from server.broker.names import QUEUES
+from server.broker.probe import BrokerProbe
+from server.materialization.materializer import Materialized, Materializer
 from server.metrics import Exporter, serve_registry
-from workers.broker import BrokerProbe
 
 __all__ = [
     "EXPORT_OUTCOMES",

@@ -26,8 +26,8 @@ from server.exports.browser import Printer
 from server.exports.jobs import ExportStore
 from server.exports.runner import ExportDeps
 from server.exports.storage import ExportStorage
-from server.jobs.materialize import Materializer
-from server.jobs.store import JobStore
+from server.materialization.materializer import Materializer
+from server.materialization.store import JobStore
 from server.queries.service import QueryDomain
 from server.queries.views import ViewBuilder
 from server.redis_client import make_redis

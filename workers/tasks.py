@@ -1,6 +1,6 @@
 """Celery tasks: sync functions that run async domain code on the process's loop
 (`resources.run`). Materialization runs as the system principal of the widget's facility
-(server/jobs/materialize.py says why); every task is idempotent, so late acks and redelivery are
+(server/materialization/materializer.py says why); every task is idempotent, so late acks and redelivery are
 safe; transient failures (a dependency unavailable) retry with exponential backoff and jitter."""
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from sqlalchemy import delete, func, literal_column, or_, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dashboard.v1 import common_pb2, export_pb2
-from server.db.schema import export_jobs, idempotency_keys, jobs, widget_data_cache, widget_queries, widgets
-from server.errors import TesseraError
-from server.exports.runner import run_export
-from server.jobs.names import (
+from server.broker.names import (
     TASK_CLEANUP,
     TASK_DUE_WIDGETS,
     TASK_EXPIRE_EXPORTS,
@@ -30,8 +27,11 @@ from server.jobs.names import (
     TASK_MATERIALIZE_WIDGET,
     TASK_REFRESH_VIEWS,
 )
-from server.jobs.runner import TRANSIENT_ERRORS, run_materialization
-from server.jobs.store import TERMINAL
+from server.db.schema import export_jobs, idempotency_keys, jobs, widget_data_cache, widget_queries, widgets
+from server.errors import TesseraError
+from server.exports.runner import run_export
+from server.materialization.runner import TRANSIENT_ERRORS, run_materialization
+from server.materialization.store import TERMINAL
 from workers import metrics, resources
 from workers.resources import Runtime
 

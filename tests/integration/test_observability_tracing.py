@@ -20,8 +20,8 @@ from opentelemetry.trace import SpanKind
 
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc, widget_pb2_grpc
+from server.broker.names import TASK_MATERIALIZE_DASHBOARD
 from server.config import Settings
-from server.jobs.names import TASK_MATERIALIZE_DASHBOARD
 from tests.harness.server import start_in_thread
 from tests.integration.test_jobs import Kit, broker_url_for, jobs_settings, wait_terminal
 from workers import resources

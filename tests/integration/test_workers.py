@@ -20,9 +20,9 @@ from celery.schedules import crontab
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
+from server.broker.names import TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_REFRESH_VIEWS
 from server.config import Settings
 from server.db.migrate import sync_url
-from server.jobs import TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_REFRESH_VIEWS
 from server.widgetdata.key import generation_key
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_jobs import (

@@ -22,15 +22,15 @@ from dashboard.v1 import common_pb2, widget_pb2
 from server import idempotency
 from server.access.policy import Access
 from server.auth.principal import Principal
+from server.broker.names import KIND_MATERIALIZE, QUEUE_MATERIALIZE, TASK_MATERIALIZE_DASHBOARD
 from server.config import Settings
 from server.dashboards.access import load_dashboard
 from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
 from server.db.schema import widgets
 from server.errors import NotFound, PermissionDenied
-from server.jobs.names import KIND_MATERIALIZE, QUEUE_MATERIALIZE, TASK_MATERIALIZE_DASHBOARD
 from server.jobs.revisions import TERMINAL
-from server.jobs.store import JobStore
+from server.materialization.store import JobStore
 from server.protojson import to_json
 
 __all__ = ["CeleryEnqueuer", "Enqueue", "JobDomain"]
