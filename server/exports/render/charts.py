@@ -13,13 +13,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import vl_convert
 
 from dashboard.v1 import common_pb2, widget_pb2
+from server.exports.render.chart_layout import AXIS_BAND_PX, category_axis, legend_plan, text_px
 from server.exports.render.columns import WidgetConfigError, find_column, numeric_column
+from server.exports.render.map_layout import LABEL_FONT_PX, MapPoint, fit_mercator, place_labels
 from server.exports.render.values import NUMERIC_TYPES, TEMPORAL_TYPES, cell_texts, chart_values
 
 __all__ = [
@@ -134,9 +137,9 @@ def _series_records(
     y_field: str,
     series_column: str,
     series_field: str,
-) -> tuple[list[dict[str, object]], bool]:
+) -> tuple[list[dict[str, object]], list[str]]:
     """Long-form records {x, y, s}: one per row and value column. `s` names the series (the series
-    column's value, the value column's name, or both); returns whether there is more than one."""
+    column's value, the value column's name, or both); returns the series in order of appearance."""
     if not y_names:
         raise WidgetConfigError(y_field, "at least one column is needed")
     values = [
@@ -146,7 +149,7 @@ def _series_records(
     if series_column:
         series = cell_texts(find_column(frame, series_column, series_field))
     records: list[dict[str, object]] = []
-    labels: set[str] = set()
+    labels: dict[str, None] = {}
     for row in range(frame.row_count):
         for name, column in values:
             if series is None:
@@ -156,26 +159,38 @@ def _series_records(
                 label = NULL_LABEL if value is None else value
                 if len(values) > 1:
                     label = f"{label} · {name}"
-            labels.add(label)
+            labels[label] = None
             records.append({"x": x[row], "y": column[row], "s": label})
-    return records, len(labels) > 1
+    return records, list(labels)
 
 
-def _legend(width: float) -> Spec:
-    return {"orient": "top", "title": None, "columns": max(1, int(width // 150)), "symbolType": "circle"}
+def _with_legend(
+    encoding: Spec, series: list[str], width: float, height: float, x_field: str = "x", y_field: str = "y"
+) -> None:
+    """Colours by series with a legend placed to keep the plot large (one series: no legend), and
+    axis titles cut to the plot's length so they never leave it."""
+    legend_w = legend_h = 0.0
+    if len(series) > 1:
+        plan = legend_plan(series, width, height)
+        legend_w, legend_h = plan.width_px, plan.height_px
+        encoding["color"] = {"field": "s", "type": "nominal", "sort": None, "legend": plan.spec}
+    plot_w, plot_h = width - legend_w - AXIS_BAND_PX, height - legend_h - AXIS_BAND_PX
+    for channel, room in ((x_field, plot_w), (y_field, plot_h)):
+        if channel in encoding:
+            axis = encoding[channel].setdefault("axis", {})
+            axis.setdefault("titleLimit", max(24, round(room)))
 
 
 def line_spec(config: widget_pb2.LineChartConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
     x_values, x_encoding = _axis_field(
         find_column(frame, config.x_column, "line.x_column"), "x", config.x_title or config.x_column
     )
-    records, multi = _series_records(
+    records, series = _series_records(
         frame, x_values, list(config.y_columns), "line.y_columns", config.series_column, "line.series_column"
     )
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
     encoding: Spec = {"x": x_encoding, "y": {"field": "y", "type": "quantitative", "title": y_title}}
-    if multi:
-        encoding["color"] = {"field": "s", "type": "nominal", "sort": None, "legend": _legend(width)}
+    _with_legend(encoding, series, width, height)
     mark: Spec = {"type": "line", "point": bool(config.show_points)}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
 
@@ -184,14 +199,13 @@ def area_spec(config: widget_pb2.AreaChartConfig, frame: common_pb2.DataFrame, w
     x_values, x_encoding = _axis_field(
         find_column(frame, config.x_column, "area.x_column"), "x", config.x_title or config.x_column
     )
-    records, multi = _series_records(
+    records, series = _series_records(
         frame, x_values, list(config.y_columns), "area.y_columns", config.series_column, "area.series_column"
     )
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
     y: Spec = {"field": "y", "type": "quantitative", "title": y_title, "stack": "zero" if config.stacked else None}
     encoding: Spec = {"x": x_encoding, "y": y}
-    if multi:
-        encoding["color"] = {"field": "s", "type": "nominal", "sort": None, "legend": _legend(width)}
+    _with_legend(encoding, series, width, height)
     # Overlapping (unstacked) areas must stay see-through; stacked ones never overlap.
     mark: Spec = {"type": "area", "line": True, "fillOpacity": 0.75 if config.stacked else 0.25}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
@@ -200,7 +214,7 @@ def area_spec(config: widget_pb2.AreaChartConfig, frame: common_pb2.DataFrame, w
 def bar_spec(config: widget_pb2.BarChartConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
     category = find_column(frame, config.category_column, "bar.category_column")
     categories: list[object] = [NULL_LABEL if text is None else text for text in cell_texts(category)]
-    records, multi = _series_records(
+    records, series = _series_records(
         frame, categories, list(config.value_columns), "bar.value_columns", config.series_column, "bar.series_column"
     )
     value_title = config.value_columns[0] if len(config.value_columns) == 1 else None
@@ -220,8 +234,17 @@ def bar_spec(config: widget_pb2.BarChartConfig, frame: common_pb2.DataFrame, wid
             "y": value_encoding,
         }
     )
-    if multi:
-        encoding["color"] = {"field": "s", "type": "nominal", "sort": None, "legend": _legend(width)}
+    labels = [str(category) for category in categories]
+    if horizontal:
+        category_encoding["axis"] = {
+            "labelLimit": round(max(24.0, min(max(text_px(label) for label in labels), width / 3))),
+            "labelOverlap": "greedy",
+        }
+    else:
+        room = width - AXIS_BAND_PX
+        category_encoding["axis"] = category_axis(labels, room, room)
+    _with_legend(encoding, series, width, height)
+    if len(series) > 1:
         if not config.stacked:
             # Grouped bars: series side by side within each category.
             encoding["yOffset" if horizontal else "xOffset"] = {"field": "s", "sort": None}
@@ -249,13 +272,22 @@ def heatmap_spec(config: widget_pb2.HeatmapConfig, frame: common_pb2.DataFrame, 
     ys, y_encoding = _heatmap_axis(find_column(frame, config.y_column, "heatmap.y_column"), "y")
     values = chart_values(numeric_column(frame, config.value_column, "heatmap.value_column"))
     records = [{"x": xs[row], "y": ys[row], "v": values[row]} for row in range(frame.row_count)]
+    legend_px = 70.0
     color: Spec = {
         "field": "v",
         "type": "quantitative",
         "title": config.value_column,
         "scale": {"scheme": scheme},
-        "legend": {"orient": "right", "gradientLength": max(40, min(int(height) - 40, 200))},
+        "legend": {
+            "orient": "right",
+            "gradientLength": max(30, min(int(height) - 50, 200)),
+            "titleLimit": round(legend_px),
+            "labelLimit": round(legend_px),
+        },
     }
+    room_x = width - legend_px - AXIS_BAND_PX
+    x_encoding["axis"] = category_axis([str(x) for x in xs], room_x, room_x)
+    y_encoding["axis"] = {"titleLimit": max(24, round(height - AXIS_BAND_PX)), "labelLimit": round(width / 4)}
     encoding: Spec = {"x": x_encoding, "y": y_encoding, "color": color}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": "rect", "encoding": encoding}
 
@@ -268,46 +300,61 @@ def _nice_step(span: float) -> float:
     return 30.0
 
 
+MAP_LEGEND_PX = 84.0
+MAP_AREA_RANGE = (30.0, 600.0)
+
+
 def map_spec(config: widget_pb2.MapConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
-    """Points on a Mercator projection fitted to them, over a graticule for orientation; no basemap
-    (that would be a fetch). Points with no or impossible coordinates are left out."""
+    """Points on a Mercator projection fitted to them (computed here, see map_layout), over a
+    graticule; labels beside their points where they collide with nothing, else left out. Points
+    with no or impossible coordinates are left out."""
     lats = chart_values(numeric_column(frame, config.latitude_column, "map.latitude_column"))
     lons = chart_values(numeric_column(frame, config.longitude_column, "map.longitude_column"))
     values = chart_values(numeric_column(frame, config.value_column, "map.value_column")) if config.value_column else []
     labels = cell_texts(find_column(frame, config.label_column, "map.label_column")) if config.label_column else []
-    points: list[dict[str, object]] = []
-    lat_values: list[float] = []
-    lon_values: list[float] = []
+    rows: list[int] = []
     for row in range(frame.row_count):
         lat, lon = lats[row], lons[row]
         if not isinstance(lat, int | float) or not isinstance(lon, int | float):
             continue
         # Mercator cannot show the poles.
-        if not (-85.0 <= lat <= 85.0 and -180.0 <= lon <= 180.0):
-            continue
-        point: dict[str, object] = {"lat": lat, "lon": lon}
-        if values:
-            point["v"] = values[row]
-        if labels:
-            point["l"] = labels[row] or ""
-        points.append(point)
-        lat_values.append(float(lat))
-        lon_values.append(float(lon))
-    if not points:
+        if -85.0 <= lat <= 85.0 and -180.0 <= lon <= 180.0:
+            rows.append(row)
+    if not rows:
         raise WidgetConfigError("map.latitude_column", "no row has a valid latitude and longitude")
-    pad = max(1.0, 0.15 * max(max(lat_values) - min(lat_values), max(lon_values) - min(lon_values)))
-    west, east = max(-180.0, min(lon_values) - pad), min(180.0, max(lon_values) + pad)
-    south, north = max(-85.0, min(lat_values) - pad), min(85.0, max(lat_values) + pad)
+    numbers = [float(v) for v in (values[row] for row in rows) if isinstance(v, int | float)] if values else []
+    top = max((abs(v) for v in numbers), default=0.0) or 1.0
+    low, high = MAP_AREA_RANGE
+    plot_w = max(width - (MAP_LEGEND_PX if values else 0.0) - 4, 40.0)
+    plot_h = max(height - 4, 30.0)
+    points: list[MapPoint] = []
+    records: list[dict[str, object]] = []
+    for row in rows:
+        value = values[row] if values else None
+        area = low + (high - low) * abs(float(value)) / top if isinstance(value, int | float) else low
+        label = (labels[row] or "") if labels else ""
+        points.append(MapPoint(float(lons[row]), float(lats[row]), math.sqrt(area / math.pi), label, area))  # type: ignore[arg-type]
+        record: dict[str, object] = {"lat": lats[row], "lon": lons[row]}
+        if values:
+            record["v"] = value
+        records.append(record)
+    largest = max(point.radius_px for point in points)
+    projection = fit_mercator([(p.lon, p.lat) for p in points], plot_w, plot_h, largest + 12)
+    west, north = projection.invert(0, 0)
+    east, south = projection.invert(plot_w, plot_h)
     step = _nice_step(max(east - west, north - south))
-    graticule: Spec = {
-        "data": {"graticule": {"extent": [[west, south], [east, north]], "step": [step, step]}},
-        "mark": {"type": "geoshape", "filled": False, "stroke": "#d1d5db", "strokeWidth": 0.7},
-    }
+    layers: list[Spec] = [
+        {
+            "data": {"graticule": {"extent": [[west, south], [east, north]], "step": [step, step]}},
+            "mark": {"type": "geoshape", "filled": False, "stroke": "#d1d5db", "strokeWidth": 0.7, "clip": True},
+        }
+    ]
     position: Spec = {
         "latitude": {"field": "lat", "type": "quantitative"},
         "longitude": {"field": "lon", "type": "quantitative"},
     }
     circles: Spec = {
+        "data": {"values": records},
         "mark": {"type": "circle", "color": PALETTE[0], "opacity": 0.75, "stroke": "#ffffff", "strokeWidth": 1},
         "encoding": dict(position),
     }
@@ -316,21 +363,32 @@ def map_spec(config: widget_pb2.MapConfig, frame: common_pb2.DataFrame, width: f
             "field": "v",
             "type": "quantitative",
             "title": config.value_column,
-            "scale": {"range": [30, 600]},
-            "legend": {"orient": "right"},
+            "scale": {"domain": [0, top], "range": list(MAP_AREA_RANGE)},
+            "legend": {"orient": "right", "titleLimit": MAP_LEGEND_PX - 10, "labelLimit": MAP_LEGEND_PX - 40},
         }
-    layers = [graticule, circles]
+    layers.append(circles)
     if labels and len(points) <= MAP_LABEL_LIMIT:
-        layers.append(
-            {
-                "mark": {"type": "text", "align": "left", "dx": 8, "fontSize": 10, "color": "#374151"},
-                "encoding": {**position, "text": {"field": "l"}},
-            }
-        )
+        spots = place_labels(points, projection, plot_w, plot_h)
+        if spots:
+            layers.append(
+                {
+                    "data": {"values": [{"lat": s.lat, "lon": s.lon, "l": points[s.index].label} for s in spots]},
+                    "mark": {
+                        "type": "text",
+                        "align": "left",
+                        "baseline": "middle",
+                        "fontSize": LABEL_FONT_PX,
+                        "color": "#374151",
+                    },
+                    "encoding": {**position, "text": {"field": "l"}},
+                }
+            )
     return {
-        **_frame_of(width, height),
-        "data": {"values": points},
-        "projection": {"type": "mercator"},
+        "width": round(plot_w),
+        "height": round(plot_h),
+        "autosize": {"type": "pad"},
+        "padding": 2,
+        "projection": {"type": "mercator", "scale": projection.scale, "translate": list(projection.translate)},
         "view": {"fill": "#f8fafc", "stroke": None},
         "layer": layers,
     }

@@ -38,13 +38,13 @@ __all__ = [
 
 # Card geometry, as style.css draws it (.widget, .widget-head, .widget-note).
 CARD_BORDER_PX = 1
-CARD_PAD_Y_PX = 10
-CARD_PAD_X_PX = 14
+CARD_PAD_Y_PX = 8
+CARD_PAD_X_PX = 12
 TITLE_LINE_PX = 20
 TITLE_CHAR_PX = 8.6
 DESCRIPTION_LINE_PX = 16
 DESCRIPTION_CHAR_PX = 7.0
-HEAD_GAP_PX = 8
+HEAD_GAP_PX = 4
 NOTE_LINE_PX = 20
 # Table rows (.data-table): 16 px lines, 4 px padding above and below, 1 px rule.
 TABLE_LINE_PX = 16
