@@ -20,10 +20,10 @@ from typing import Any
 from PIL import Image
 
 __all__ = [
+    "GEOMETRY_SCRIPT",
     "Box",
     "CardGeometry",
     "Geometry",
-    "GEOMETRY_SCRIPT",
     "TextLine",
     "geometry_of",
     "overlapping_lines",

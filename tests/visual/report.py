@@ -66,9 +66,8 @@ async def print_report(html: str, options: export_pb2.ExportOptions, out: Path) 
         print(f"  {title}: {text!r}")
     shares = report.chart_shares
     if shares:
-        print(
-            f"plot share of card (charts): min {min(shares.values()):.2f}, median {statistics.median(shares.values()):.2f}"
-        )
+        low, middle = min(shares.values()), statistics.median(shares.values())
+        print(f"plot share of card (charts): min {low:.2f}, median {middle:.2f}")
         for name, share in shares.items():
             print(f"  {share:.2f}  {name}")
     return report

@@ -34,7 +34,9 @@ LEGEND_ROW_PX = 17.0
 LEGEND_COLUMN_GAP_PX = 12.0
 # What an axis takes across the plot: ticks, labels and its title.
 AXIS_BAND_PX = 42.0
-MIN_LABEL_PX = 24.0
+MIN_LABEL_PX = 40.0
+# Added to an estimated label width so Vega, measuring for itself, does not cut what fits.
+LABEL_SLACK_PX = 6.0
 
 
 def text_px(text: str, char_px: float = CHAR_PX) -> float:
@@ -54,7 +56,7 @@ class LegendPlan:
 def legend_plan(labels: Sequence[str], width: float, height: float) -> LegendPlan:
     """The legend for these series labels in a chart box of width x height: at the right or on
     top, whichever leaves the larger plot, labels cut to fit."""
-    longest = max((text_px(label) for label in labels), default=0.0)
+    longest = max((text_px(label) for label in labels), default=0.0) + LABEL_SLACK_PX
     count = max(len(labels), 1)
     # At the right: one column, as wide as the longest label, at most a third of the width.
     right_limit = max(MIN_LABEL_PX, min(longest, width / 3 - LEGEND_SYMBOL_PX))

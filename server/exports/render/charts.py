@@ -20,6 +20,7 @@ from typing import Any
 import vl_convert
 
 from dashboard.v1 import common_pb2, widget_pb2
+from server.exports.render.axis_formats import category_order, number_axis, temporal_axis, zoned_ms
 from server.exports.render.chart_layout import AXIS_BAND_PX, category_axis, legend_plan, text_px
 from server.exports.render.columns import WidgetConfigError, find_column, numeric_column
 from server.exports.render.map_layout import LABEL_FONT_PX, MapPoint, fit_mercator, place_labels
@@ -119,12 +120,27 @@ def _frame_of(width: float, height: float) -> Spec:
     }
 
 
-def _axis_field(column: common_pb2.Column, field: str, title: str) -> tuple[list[object], Spec]:
-    """Values and the encoding of a column on a continuous-or-categorical axis."""
+def _fmt(config: Any, name: str) -> widget_pb2.ValueFormat | None:
+    return getattr(config, name) if config.HasField(name) else None
+
+
+def _axis_field(
+    column: common_pb2.Column, field: str, title: str, fmt: widget_pb2.ValueFormat | None = None, time_zone: str = ""
+) -> tuple[list[object], Spec]:
+    """Values and the encoding of a column on a continuous-or-categorical axis, labelled as
+    `fmt` says (timestamps on the wall clock of the format's or the dashboard's zone)."""
     if column.type in TEMPORAL_TYPES:
-        return chart_values(column), {"field": field, "type": "temporal", "scale": {"type": "utc"}, "title": title}
+        values = zoned_ms(column, chart_values(column), fmt, time_zone)
+        encoding: Spec = {"field": field, "type": "temporal", "scale": {"type": "utc"}, "title": title}
+        if axis := temporal_axis(fmt):
+            encoding["axis"] = axis
+        return values, encoding
     if column.type in NUMERIC_TYPES:
-        return chart_values(column), {"field": field, "type": "quantitative", "scale": {"zero": False}, "title": title}
+        values = chart_values(column)
+        encoding = {"field": field, "type": "quantitative", "scale": {"zero": False}, "title": title}
+        if axis := number_axis(fmt, values):
+            encoding["axis"] = axis
+        return values, encoding
     texts = [NULL_LABEL if text is None else text for text in cell_texts(column)]
     # Categories in the query's order, not alphabetical.
     return list(texts), {"field": field, "type": "ordinal", "sort": None, "title": title}
@@ -137,6 +153,7 @@ def _series_records(
     y_field: str,
     series_column: str,
     series_field: str,
+    series_order: list[str] | None = None,
 ) -> tuple[list[dict[str, object]], list[str]]:
     """Long-form records {x, y, s}: one per row and value column. `s` names the series (the series
     column's value, the value column's name, or both); returns the series in order of appearance."""
@@ -161,7 +178,7 @@ def _series_records(
                     label = f"{label} · {name}"
             labels[label] = None
             records.append({"x": x[row], "y": column[row], "s": label})
-    return records, list(labels)
+    return records, [str(label) for label in category_order(list(labels), series_order or [])]
 
 
 def _with_legend(
@@ -173,7 +190,7 @@ def _with_legend(
     if len(series) > 1:
         plan = legend_plan(series, width, height)
         legend_w, legend_h = plan.width_px, plan.height_px
-        encoding["color"] = {"field": "s", "type": "nominal", "sort": None, "legend": plan.spec}
+        encoding["color"] = {"field": "s", "type": "nominal", "sort": series, "legend": plan.spec}
     plot_w, plot_h = width - legend_w - AXIS_BAND_PX, height - legend_h - AXIS_BAND_PX
     for channel, room in ((x_field, plot_w), (y_field, plot_h)):
         if channel in encoding:
@@ -181,29 +198,73 @@ def _with_legend(
             axis.setdefault("titleLimit", max(24, round(room)))
 
 
-def line_spec(config: widget_pb2.LineChartConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def _value_axis(records: list[dict[str, object]], fmt: widget_pb2.ValueFormat | None) -> Spec:
+    return number_axis(fmt, [record["y"] for record in records])
+
+
+def line_spec(
+    config: widget_pb2.LineChartConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     x_values, x_encoding = _axis_field(
-        find_column(frame, config.x_column, "line.x_column"), "x", config.x_title or config.x_column
+        find_column(frame, config.x_column, "line.x_column"),
+        "x",
+        config.x_title or config.x_column,
+        _fmt(config, "x_format"),
+        time_zone,
     )
     records, series = _series_records(
-        frame, x_values, list(config.y_columns), "line.y_columns", config.series_column, "line.series_column"
+        frame,
+        x_values,
+        list(config.y_columns),
+        "line.y_columns",
+        config.series_column,
+        "line.series_column",
+        list(config.series_order),
     )
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
-    encoding: Spec = {"x": x_encoding, "y": {"field": "y", "type": "quantitative", "title": y_title}}
+    y: Spec = {"field": "y", "type": "quantitative", "title": y_title}
+    if axis := _value_axis(records, _fmt(config, "y_format")):
+        y["axis"] = axis
+    encoding: Spec = {"x": x_encoding, "y": y}
     _with_legend(encoding, series, width, height)
     mark: Spec = {"type": "line", "point": bool(config.show_points)}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
 
 
-def area_spec(config: widget_pb2.AreaChartConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def area_spec(
+    config: widget_pb2.AreaChartConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     x_values, x_encoding = _axis_field(
-        find_column(frame, config.x_column, "area.x_column"), "x", config.x_title or config.x_column
+        find_column(frame, config.x_column, "area.x_column"),
+        "x",
+        config.x_title or config.x_column,
+        _fmt(config, "x_format"),
+        time_zone,
     )
     records, series = _series_records(
-        frame, x_values, list(config.y_columns), "area.y_columns", config.series_column, "area.series_column"
+        frame,
+        x_values,
+        list(config.y_columns),
+        "area.y_columns",
+        config.series_column,
+        "area.series_column",
+        list(config.series_order),
     )
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
     y: Spec = {"field": "y", "type": "quantitative", "title": y_title, "stack": "zero" if config.stacked else None}
+    if axis := _value_axis(records, _fmt(config, "y_format")):
+        y["axis"] = axis
+    if config.stacked and len(series) > 1:
+        # The stack follows the series order too (the legend's), not the alphabet.
+        y["sort"] = None
     encoding: Spec = {"x": x_encoding, "y": y}
     _with_legend(encoding, series, width, height)
     # Overlapping (unstacked) areas must stay see-through; stacked ones never overlap.
@@ -211,20 +272,35 @@ def area_spec(config: widget_pb2.AreaChartConfig, frame: common_pb2.DataFrame, w
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
 
 
-def bar_spec(config: widget_pb2.BarChartConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def bar_spec(
+    config: widget_pb2.BarChartConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     category = find_column(frame, config.category_column, "bar.category_column")
     categories: list[object] = [NULL_LABEL if text is None else text for text in cell_texts(category)]
     records, series = _series_records(
-        frame, categories, list(config.value_columns), "bar.value_columns", config.series_column, "bar.series_column"
+        frame,
+        categories,
+        list(config.value_columns),
+        "bar.value_columns",
+        config.series_column,
+        "bar.series_column",
+        list(config.series_order),
     )
     value_title = config.value_columns[0] if len(config.value_columns) == 1 else None
-    category_encoding: Spec = {"field": "x", "type": "nominal", "sort": None, "title": config.category_column}
+    ordered = category_order(categories, list(config.category_order))
+    category_encoding: Spec = {"field": "x", "type": "nominal", "sort": ordered, "title": config.category_column}
     value_encoding: Spec = {
         "field": "y",
         "type": "quantitative",
         "title": value_title,
         "stack": "zero" if config.stacked else None,
     }
+    if axis := _value_axis(records, _fmt(config, "value_format")):
+        value_encoding["axis"] = axis
     horizontal = config.orientation == widget_pb2.BAR_ORIENTATION_HORIZONTAL
     encoding: Spec = (
         {"y": category_encoding, "x": value_encoding}
@@ -244,32 +320,44 @@ def bar_spec(config: widget_pb2.BarChartConfig, frame: common_pb2.DataFrame, wid
         room = width - AXIS_BAND_PX
         category_encoding["axis"] = category_axis(labels, room, room)
     _with_legend(encoding, series, width, height)
-    if len(series) > 1:
-        if not config.stacked:
-            # Grouped bars: series side by side within each category.
-            encoding["yOffset" if horizontal else "xOffset"] = {"field": "s", "sort": None}
+    if len(series) > 1 and not config.stacked:
+        # Grouped bars: series side by side within each category.
+        encoding["yOffset" if horizontal else "xOffset"] = {"field": "s", "sort": series}
     mark: Spec = {"type": "bar", "cornerRadiusEnd": 2}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
 
 
-def _heatmap_axis(column: common_pb2.Column, field: str) -> tuple[list[object], Spec]:
+def _heatmap_axis(column: common_pb2.Column, field: str, order: list[str]) -> tuple[list[object], Spec]:
     """Heatmap axes are discrete: numbers sort numerically, dates as ISO text (which sorts by time),
-    anything else keeps the query's order."""
+    anything else keeps the query's order; a configured order comes first in every case."""
     if column.type in NUMERIC_TYPES:
-        return chart_values(column), {"field": field, "type": "ordinal", "title": column.name}
+        values = chart_values(column)
+        encoding: Spec = {"field": field, "type": "ordinal", "title": column.name}
+        if order:
+            ascending = sorted({v for v in values if isinstance(v, int | float)})
+            encoding["sort"] = category_order(ascending, order)
+        return values, encoding
     texts: list[object] = [NULL_LABEL if text is None else text for text in cell_texts(column)]
-    encoding: Spec = {"field": field, "type": "ordinal", "title": column.name}
+    encoding = {"field": field, "type": "ordinal", "title": column.name}
     if column.type not in TEMPORAL_TYPES:
-        encoding["sort"] = None
+        encoding["sort"] = category_order(texts, order)
+    elif order:
+        encoding["sort"] = category_order(sorted(set(map(str, texts))), order)
     return texts, encoding
 
 
-def heatmap_spec(config: widget_pb2.HeatmapConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def heatmap_spec(
+    config: widget_pb2.HeatmapConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     scheme = config.color_scheme or "blues"
     if scheme not in HEATMAP_SCHEMES:
         raise WidgetConfigError("heatmap.color_scheme", f"{scheme!r} is not a Vega colour scheme")
-    xs, x_encoding = _heatmap_axis(find_column(frame, config.x_column, "heatmap.x_column"), "x")
-    ys, y_encoding = _heatmap_axis(find_column(frame, config.y_column, "heatmap.y_column"), "y")
+    xs, x_encoding = _heatmap_axis(find_column(frame, config.x_column, "heatmap.x_column"), "x", list(config.x_order))
+    ys, y_encoding = _heatmap_axis(find_column(frame, config.y_column, "heatmap.y_column"), "y", list(config.y_order))
     values = chart_values(numeric_column(frame, config.value_column, "heatmap.value_column"))
     records = [{"x": xs[row], "y": ys[row], "v": values[row]} for row in range(frame.row_count)]
     legend_px = 70.0
@@ -283,6 +371,7 @@ def heatmap_spec(config: widget_pb2.HeatmapConfig, frame: common_pb2.DataFrame, 
             "gradientLength": max(30, min(int(height) - 50, 200)),
             "titleLimit": round(legend_px),
             "labelLimit": round(legend_px),
+            **number_axis(_fmt(config, "value_format"), values),
         },
     }
     room_x = width - legend_px - AXIS_BAND_PX
@@ -304,7 +393,13 @@ MAP_LEGEND_PX = 84.0
 MAP_AREA_RANGE = (30.0, 600.0)
 
 
-def map_spec(config: widget_pb2.MapConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def map_spec(
+    config: widget_pb2.MapConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     """Points on a Mercator projection fitted to them (computed here, see map_layout), over a
     graticule; labels beside their points where they collide with nothing, else left out. Points
     with no or impossible coordinates are left out."""
@@ -364,7 +459,12 @@ def map_spec(config: widget_pb2.MapConfig, frame: common_pb2.DataFrame, width: f
             "type": "quantitative",
             "title": config.value_column,
             "scale": {"domain": [0, top], "range": list(MAP_AREA_RANGE)},
-            "legend": {"orient": "right", "titleLimit": MAP_LEGEND_PX - 10, "labelLimit": MAP_LEGEND_PX - 40},
+            "legend": {
+                "orient": "right",
+                "titleLimit": MAP_LEGEND_PX - 10,
+                "labelLimit": MAP_LEGEND_PX - 40,
+                **number_axis(_fmt(config, "value_format"), numbers),
+            },
         }
     layers.append(circles)
     if labels and len(points) <= MAP_LABEL_LIMIT:

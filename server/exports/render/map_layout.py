@@ -86,7 +86,10 @@ def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float
 def place_labels(points: Sequence[MapPoint], projection: Projection, width: float, height: float) -> list[LabelSpot]:
     """Labels that fit without touching each other, any circle or the plot's edge."""
     pixels = [projection.project(p.lon, p.lat) for p in points]
-    circles = [(x - p.radius_px, y - p.radius_px, x + p.radius_px, y + p.radius_px) for (x, y), p in zip(pixels, points, strict=True)]
+    circles = [
+        (x - p.radius_px, y - p.radius_px, x + p.radius_px, y + p.radius_px)
+        for (x, y), p in zip(pixels, points, strict=True)
+    ]
     taken: list[tuple[float, float, float, float]] = []
     spots: list[LabelSpot] = []
     for index in sorted(range(len(points)), key=lambda i: -points[i].weight):
