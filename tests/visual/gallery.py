@@ -258,6 +258,24 @@ def _edges() -> tuple[dashboard_pb2.Dashboard, list[WidgetContent]]:
             ),
             _stamps(8),
         ),
+        (
+            widget(
+                "Referrals by country (choropleth)",
+                0,
+                17,
+                6,
+                4,
+                map=widget_pb2.MapConfig(
+                    region_column="country", value_column="n", value_format=V(style=V.STYLE_NUMBER, suffix=" pts")
+                ),
+            ),
+            frame_of(
+                [
+                    ("country", "text", ["United Kingdom", "250", "276", "Spain", "Italy", "724", "Nowhere"]),
+                    ("n", "int8", [5, 7, 9, 3, 4, 3, 1]),
+                ]
+            ),
+        ),
     ]
     board = dashboard_of("Edge cases: empty, NULLs, 1 and 500 rows, long and RTL labels", [w for w, _ in items])
     return board, [WidgetContent(w, frame=f) for w, f in items]

@@ -35,6 +35,8 @@ LEGEND_COLUMN_GAP_PX = 12.0
 # What an axis takes across the plot: ticks, labels and its title.
 AXIS_BAND_PX = 42.0
 MIN_LABEL_PX = 40.0
+ANGLED_LABEL_PX = 90.0
+UPRIGHT_LABEL_PX = 70.0
 # Added to an estimated label width so Vega, measuring for itself, does not cut what fits.
 LABEL_SLACK_PX = 6.0
 
@@ -112,6 +114,17 @@ def category_axis(labels: Sequence[str], length: float, title_room: float) -> di
     elif longest <= 2 * band - 4:
         # Short labels (hours, codes): level, and every other one dropped where they would touch.
         axis.update({"labelAngle": 0, "labelLimit": round(2 * band)})
+    elif band >= ANGLED_LABEL_PX + 10:
+        # At -40 degrees a label cut to ANGLED_LABEL_PX spans its bounding box across (as Vega tests overlap).
+        axis.update({"labelAngle": -40, "labelAlign": "right", "labelLimit": round(min(longest, ANGLED_LABEL_PX))})
     else:
-        axis.update({"labelAngle": -40, "labelAlign": "right", "labelLimit": 90})
+        # Upright labels take one line's height across: every category keeps its label.
+        axis.update(
+            {
+                "labelAngle": -90,
+                "labelAlign": "right",
+                "labelBaseline": "middle",
+                "labelLimit": round(min(longest, UPRIGHT_LABEL_PX)),
+            }
+        )
     return axis

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -23,19 +22,19 @@ from dashboard.v1 import common_pb2, widget_pb2
 from server.exports.render.axis_formats import category_order, number_axis, temporal_axis, zoned_ms
 from server.exports.render.chart_layout import AXIS_BAND_PX, category_axis, legend_plan, text_px
 from server.exports.render.columns import WidgetConfigError, find_column, numeric_column
-from server.exports.render.map_layout import LABEL_FONT_PX, MapPoint, fit_mercator, place_labels
 from server.exports.render.values import NUMERIC_TYPES, TEMPORAL_TYPES, cell_texts, chart_values
 
 __all__ = [
     "FONT_STACK",
     "HEATMAP_SCHEMES",
+    "PALETTE",
     "ChartError",
+    "Spec",
     "area_spec",
     "bar_spec",
     "clean_svg",
     "heatmap_spec",
     "line_spec",
-    "map_spec",
     "render_svg",
 ]
 
@@ -57,8 +56,6 @@ PALETTE = [
     "#64748b",
 ]
 NULL_LABEL = "—"
-# Points beyond this many get no text label: they would only draw an unreadable smear.
-MAP_LABEL_LIMIT = 60
 
 # Vega's named colour schemes (vega-scale palettes.js; Vega looks names up lower-cased, and the
 # proto allows only [a-z0-9]). An unknown name would make Vega fail the whole chart.
@@ -379,119 +376,6 @@ def heatmap_spec(
     y_encoding["axis"] = {"titleLimit": max(24, round(height - AXIS_BAND_PX)), "labelLimit": round(width / 4)}
     encoding: Spec = {"x": x_encoding, "y": y_encoding, "color": color}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": "rect", "encoding": encoding}
-
-
-def _nice_step(span: float) -> float:
-    """A graticule step giving a handful of lines across `span` degrees."""
-    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30):
-        if span / step <= 8:
-            return step
-    return 30.0
-
-
-MAP_LEGEND_PX = 84.0
-MAP_AREA_RANGE = (30.0, 600.0)
-
-
-def map_spec(
-    config: widget_pb2.MapConfig,
-    frame: common_pb2.DataFrame,
-    width: float,
-    height: float,
-    time_zone: str = "",
-) -> Spec:
-    """Points on a Mercator projection fitted to them (computed here, see map_layout), over a
-    graticule; labels beside their points where they collide with nothing, else left out. Points
-    with no or impossible coordinates are left out."""
-    lats = chart_values(numeric_column(frame, config.latitude_column, "map.latitude_column"))
-    lons = chart_values(numeric_column(frame, config.longitude_column, "map.longitude_column"))
-    values = chart_values(numeric_column(frame, config.value_column, "map.value_column")) if config.value_column else []
-    labels = cell_texts(find_column(frame, config.label_column, "map.label_column")) if config.label_column else []
-    rows: list[int] = []
-    for row in range(frame.row_count):
-        lat, lon = lats[row], lons[row]
-        if not isinstance(lat, int | float) or not isinstance(lon, int | float):
-            continue
-        # Mercator cannot show the poles.
-        if -85.0 <= lat <= 85.0 and -180.0 <= lon <= 180.0:
-            rows.append(row)
-    if not rows:
-        raise WidgetConfigError("map.latitude_column", "no row has a valid latitude and longitude")
-    numbers = [float(v) for v in (values[row] for row in rows) if isinstance(v, int | float)] if values else []
-    top = max((abs(v) for v in numbers), default=0.0) or 1.0
-    low, high = MAP_AREA_RANGE
-    plot_w = max(width - (MAP_LEGEND_PX if values else 0.0) - 4, 40.0)
-    plot_h = max(height - 4, 30.0)
-    points: list[MapPoint] = []
-    records: list[dict[str, object]] = []
-    for row in rows:
-        value = values[row] if values else None
-        area = low + (high - low) * abs(float(value)) / top if isinstance(value, int | float) else low
-        label = (labels[row] or "") if labels else ""
-        points.append(MapPoint(float(lons[row]), float(lats[row]), math.sqrt(area / math.pi), label, area))  # type: ignore[arg-type]
-        record: dict[str, object] = {"lat": lats[row], "lon": lons[row]}
-        if values:
-            record["v"] = value
-        records.append(record)
-    largest = max(point.radius_px for point in points)
-    projection = fit_mercator([(p.lon, p.lat) for p in points], plot_w, plot_h, largest + 12)
-    west, north = projection.invert(0, 0)
-    east, south = projection.invert(plot_w, plot_h)
-    step = _nice_step(max(east - west, north - south))
-    layers: list[Spec] = [
-        {
-            "data": {"graticule": {"extent": [[west, south], [east, north]], "step": [step, step]}},
-            "mark": {"type": "geoshape", "filled": False, "stroke": "#d1d5db", "strokeWidth": 0.7, "clip": True},
-        }
-    ]
-    position: Spec = {
-        "latitude": {"field": "lat", "type": "quantitative"},
-        "longitude": {"field": "lon", "type": "quantitative"},
-    }
-    circles: Spec = {
-        "data": {"values": records},
-        "mark": {"type": "circle", "color": PALETTE[0], "opacity": 0.75, "stroke": "#ffffff", "strokeWidth": 1},
-        "encoding": dict(position),
-    }
-    if values:
-        circles["encoding"]["size"] = {
-            "field": "v",
-            "type": "quantitative",
-            "title": config.value_column,
-            "scale": {"domain": [0, top], "range": list(MAP_AREA_RANGE)},
-            "legend": {
-                "orient": "right",
-                "titleLimit": MAP_LEGEND_PX - 10,
-                "labelLimit": MAP_LEGEND_PX - 40,
-                **number_axis(_fmt(config, "value_format"), numbers),
-            },
-        }
-    layers.append(circles)
-    if labels and len(points) <= MAP_LABEL_LIMIT:
-        spots = place_labels(points, projection, plot_w, plot_h)
-        if spots:
-            layers.append(
-                {
-                    "data": {"values": [{"lat": s.lat, "lon": s.lon, "l": points[s.index].label} for s in spots]},
-                    "mark": {
-                        "type": "text",
-                        "align": "left",
-                        "baseline": "middle",
-                        "fontSize": LABEL_FONT_PX,
-                        "color": "#374151",
-                    },
-                    "encoding": {**position, "text": {"field": "l"}},
-                }
-            )
-    return {
-        "width": round(plot_w),
-        "height": round(plot_h),
-        "autosize": {"type": "pad"},
-        "padding": 2,
-        "projection": {"type": "mercator", "scale": projection.scale, "translate": list(projection.translate)},
-        "view": {"fill": "#f8fafc", "stroke": None},
-        "layer": layers,
-    }
 
 
 def render_svg(spec: Spec, id_prefix: str) -> str:

@@ -18,7 +18,7 @@ from importlib import resources
 
 from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
 from server.exports.options import PAPER_MM, geometry, normalized
-from server.exports.render import charts
+from server.exports.render import charts, maps
 from server.exports.render.charts import ChartError
 from server.exports.render.columns import WidgetConfigError
 from server.exports.render.layout import (
@@ -157,7 +157,7 @@ class PageRenderer:
         if kind == "heatmap":
             return charts.heatmap_spec(widget.heatmap, frame, width, height, zone)
         if kind == "map":
-            return charts.map_spec(widget.map, frame, width, height, zone)
+            return maps.map_spec(widget.map, frame, width, height, zone)
         raise AssertionError(f"not a chart widget: {kind}")
 
     # -- the page --------------------------------------------------------------------------------

@@ -265,18 +265,20 @@ class HeatmapConfig(_message.Message):
     def __init__(self, x_column: _Optional[str] = ..., y_column: _Optional[str] = ..., value_column: _Optional[str] = ..., color_scheme: _Optional[str] = ..., value_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., x_order: _Optional[_Iterable[str]] = ..., y_order: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MapConfig(_message.Message):
-    __slots__ = ("latitude_column", "longitude_column", "value_column", "label_column", "value_format")
+    __slots__ = ("latitude_column", "longitude_column", "value_column", "label_column", "value_format", "region_column")
     LATITUDE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     LONGITUDE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     VALUE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
     VALUE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REGION_COLUMN_FIELD_NUMBER: _ClassVar[int]
     latitude_column: str
     longitude_column: str
     value_column: str
     label_column: str
     value_format: ValueFormat
-    def __init__(self, latitude_column: _Optional[str] = ..., longitude_column: _Optional[str] = ..., value_column: _Optional[str] = ..., label_column: _Optional[str] = ..., value_format: _Optional[_Union[ValueFormat, _Mapping]] = ...) -> None: ...
+    region_column: str
+    def __init__(self, latitude_column: _Optional[str] = ..., longitude_column: _Optional[str] = ..., value_column: _Optional[str] = ..., label_column: _Optional[str] = ..., value_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., region_column: _Optional[str] = ...) -> None: ...
 
 class QueryBinding(_message.Message):
     __slots__ = ("query_id", "query_version", "parameter_values", "filter_bindings")
