@@ -1,7 +1,7 @@
 """A map's projection and its point labels, computed here rather than left to Vega.
 
 `fit_mercator` fits a Mercator projection to the points (with room for the largest circle and a
-minimum span, so two sites 3 km apart show as a town, not as one pixel of a continent), and gives
+minimum span, so two sites 3 km apart show in their region, with its coast, not as one dot), and gives
 the `scale`/`translate` Vega-Lite takes, so both sides draw with the same projection.
 `place_labels` then puts each label beside its point (right, left, above, below: the first spot
 that is free), never over another label or circle and never outside the plot; a label with no
@@ -18,8 +18,9 @@ from server.exports.render.chart_layout import text_px
 
 __all__ = ["LabelSpot", "MapPoint", "Projection", "fit_mercator", "place_labels"]
 
-# The smallest span shown, in degrees of longitude (about 20 km at mid latitudes).
-MIN_SPAN_DEGREES = 0.3
+# The smallest span shown, in degrees of longitude (about 350 km at mid latitudes): with country
+# outlines only, a closer view would show nothing around the points.
+MIN_SPAN_DEGREES = 5.0
 LABEL_FONT_PX = 10.0
 LABEL_CHAR_PX = 6.2
 LABEL_HEIGHT_PX = 13.0
