@@ -23,7 +23,7 @@ __all__ = ["Country", "basemap_dir", "countries", "countries_in", "country_index
 log = logging.getLogger(__name__)
 
 # Natural Earth 1:50m for views narrower than this many degrees, 1:110m for wider ones.
-DETAILED_BELOW_DEGREES = 60.0
+DETAILED_BELOW_DEGREES = 12.0
 
 
 @dataclass(frozen=True)

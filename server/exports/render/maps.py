@@ -12,6 +12,7 @@ left out rather than drawn over each other.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from dashboard.v1 import common_pb2, widget_pb2
@@ -19,7 +20,7 @@ from server.exports.render.axis_formats import number_axis
 from server.exports.render.basemap import Country, countries_in, country_index
 from server.exports.render.charts import PALETTE, Spec
 from server.exports.render.columns import WidgetConfigError, find_column, numeric_column
-from server.exports.render.map_layout import LABEL_FONT_PX, MapPoint, fit_mercator, place_labels
+from server.exports.render.map_layout import LABEL_FONT_PX, MapPoint, Projection, fit_mercator, place_labels
 from server.exports.render.values import cell_texts, chart_values
 
 __all__ = ["map_spec"]
@@ -28,6 +29,8 @@ __all__ = ["map_spec"]
 MAP_LABEL_LIMIT = 60
 MAP_LEGEND_PX = 84.0
 MAP_AREA_RANGE = (30.0, 600.0)
+# Ring points closer than this on the page (CSS px) to the previous one are dropped.
+SIMPLIFY_PX = 2.5
 SEA = "#eef4fa"
 LAND = "#fbfcfd"
 BORDER = "#b6c2d1"
@@ -100,6 +103,77 @@ def _regions(
     return out
 
 
+def _clip(ring: list[list[float]], view: tuple[float, float, float, float]) -> list[list[float]]:
+    """The ring cut to the view's rectangle (Sutherland-Hodgman; a lon/lat rectangle stays one
+    under Mercator). Edges it adds run along the rectangle, which lies outside the plot."""
+    west, south, east, north = view
+    edges: tuple[tuple[Callable[[list[float]], bool], Callable[[list[float], list[float]], list[float]]], ...] = (
+        (lambda p: p[0] >= west, lambda a, b: _at_x(a, b, west)),
+        (lambda p: p[0] <= east, lambda a, b: _at_x(a, b, east)),
+        (lambda p: p[1] >= south, lambda a, b: _at_y(a, b, south)),
+        (lambda p: p[1] <= north, lambda a, b: _at_y(a, b, north)),
+    )
+    points = ring
+    for inside, cross in edges:
+        if not points:
+            break
+        out: list[list[float]] = []
+        previous = points[-1]
+        for point in points:
+            if inside(point):
+                if not inside(previous):
+                    out.append(cross(previous, point))
+                out.append(point)
+            elif inside(previous):
+                out.append(cross(previous, point))
+            previous = point
+        points = out
+    return points
+
+
+def _at_x(a: list[float], b: list[float], x: float) -> list[float]:
+    t = (x - a[0]) / (b[0] - a[0])
+    return [x, a[1] + t * (b[1] - a[1])]
+
+
+def _at_y(a: list[float], b: list[float], y: float) -> list[float]:
+    t = (y - a[1]) / (b[1] - a[1])
+    return [a[0] + t * (b[0] - a[0]), y]
+
+
+def _simplified(
+    country: Country, projection: Projection, view: tuple[float, float, float, float], properties: dict[str, object]
+) -> dict[str, Any] | None:
+    """The country as a GeoJSON feature with only what the view shows: polygons outside it left
+    out, and ring points closer than SIMPLIFY_PX on the page to the last one kept dropped (a
+    country at 1:50m has thousands of points; a card shows a few hundred)."""
+    west, south, east, north = view
+    polygons = []
+    for polygon in country.geometry["coordinates"]:
+        outer = polygon[0]
+        xs, ys = [p[0] for p in outer], [p[1] for p in outer]
+        if max(xs) < west or min(xs) > east or max(ys) < south or min(ys) > north:
+            continue
+        rings = []
+        for ring in polygon:
+            kept: list[list[float]] = []
+            last: tuple[float, float] | None = None
+            for point in _clip(ring, view):
+                x, y = projection.project(point[0], point[1])
+                if last is None or abs(x - last[0]) + abs(y - last[1]) >= SIMPLIFY_PX:
+                    kept.append([round(point[0], 4), round(point[1], 4)])
+                    last = (x, y)
+            if len(kept) >= 3:
+                kept.append(kept[0])
+                rings.append(kept)
+        if rings:
+            polygons.append(rings)
+    if not polygons:
+        return None
+    geometry = {"type": "MultiPolygon", "coordinates": polygons}
+    return {"type": "Feature", "id": country.id, "properties": properties, "geometry": geometry}
+
+
 def map_spec(
     config: widget_pb2.MapConfig,
     frame: common_pb2.DataFrame,
@@ -129,7 +203,9 @@ def map_spec(
     land = countries_in(west, south, east, north)
     number_format = number_axis(_fmt(config), values)
     if land:
-        features = [c.feature({"v": regions[c.id][1]} if c.id in regions else {"v": None}) for c in land]
+        view = (west - 1.0, south - 1.0, east + 1.0, north + 1.0)
+        drawn = (_simplified(c, projection, view, {"v": regions[c.id][1] if c.id in regions else None}) for c in land)
+        features = [feature for feature in drawn if feature is not None]
         shape: Spec = {
             "data": {
                 "values": {"type": "FeatureCollection", "features": features},
