@@ -12,10 +12,10 @@ BUF := $(VENV)/buf
 MYPY_TARGETS := $(foreach d,server workers tessera_client,$(if $(wildcard $(d)/*.py),$(d)))
 GEN_DIGEST := find gen -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum
 
-.PHONY: help bootstrap dev test gen proto-deps lint check-gen bench clean
+.PHONY: help bootstrap dev test gen proto-deps lint check-gen bench clean gallery
 
 help:
-	@echo "make dev | test | gen | lint | check-gen | bench | clean   (ARGS='...' for dev/test/bench)"
+	@echo "make dev | test | gen | lint | check-gen | bench | gallery | clean   (ARGS='...' for dev/test/bench/gallery)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -55,6 +55,11 @@ check-gen:
 	  git status --porcelain -- gen/ >&2; exit 1; \
 	fi; \
 	echo "check-gen: gen/ matches proto/"
+
+# The export gallery for a person to look at (build/gallery/gallery.pdf), with the visual checks.
+# ARGS='--full' for every paper size, orientation and PNG scale; '--update-references' to accept a new look.
+gallery:
+	$(VENV)/python -m tests.visual $(ARGS)
 
 bench:
 	@if [[ ! -d bench ]]; then echo "make bench: there is no bench/ directory yet" >&2; exit 1; fi

@@ -10,14 +10,15 @@ rows(widget_data.frame)                  [{"unit": "ICU", "n": 12}, ...]
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import date_pb2
 
-from dashboard.v1 import common_pb2
-from tessera_client.frames import column_texts, frame_to_rows
+from dashboard.v1 import common_pb2, widget_pb2
+from tessera_client.formats import column_display, column_formats
+from tessera_client.frames import frame_to_rows
 
 __all__ = ["ParameterInput", "date_range", "duration", "parameter_map", "parameter_value", "rows", "table"]
 
@@ -86,13 +87,16 @@ def rows(frame: common_pb2.DataFrame) -> list[dict[str, object]]:
     return frame_to_rows(frame)
 
 
-def table(frame: common_pb2.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Column names and every row as display text (NULL as ''), for printing."""
+def table(
+    frame: common_pb2.DataFrame, widget: widget_pb2.Widget | None = None, time_zone: str = ""
+) -> tuple[list[str], list[list[str]]]:
+    """Column names and every row as display text (NULL as ''), for printing: formatted as the
+    widget's config says (its ValueFormats, the same code the export uses), timestamps to the
+    second in `time_zone` (the dashboard's; default UTC) unless a format says otherwise."""
+    formats = column_formats(widget) if widget is not None else {}
     names = [column.name for column in frame.columns]
-    texts = [_with_nulls(column_texts(column), column.nulls) for column in frame.columns]
+    texts = [
+        ["" if text is None else text for text in column_display(column, formats.get(column.name), time_zone)]
+        for column in frame.columns
+    ]
     return names, [list(row) for row in zip(*texts, strict=True)] if texts else []
-
-
-def _with_nulls(texts: Iterable[str], nulls: Sequence[bool]) -> list[str]:
-    values = list(texts)
-    return [("" if nulls[i] else text) for i, text in enumerate(values)] if nulls else values

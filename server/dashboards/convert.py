@@ -15,8 +15,14 @@ DEFAULT_ROW_HEIGHT = 80
 DEFAULT_GAP = 16
 
 
-def layout_json(layout: dashboard_pb2.GridLayout) -> dict[str, int]:
-    return {"row_height": layout.row_height or DEFAULT_ROW_HEIGHT, "gap": layout.gap or DEFAULT_GAP}
+def layout_json(layout: dashboard_pb2.GridLayout) -> dict[str, int | str]:
+    out: dict[str, int | str] = {
+        "row_height": layout.row_height or DEFAULT_ROW_HEIGHT,
+        "gap": layout.gap or DEFAULT_GAP,
+    }
+    if layout.time_zone:
+        out["time_zone"] = layout.time_zone
+    return out
 
 
 def filters_json(filters: Iterable[dashboard_pb2.DashboardFilter]) -> list[dict[str, Any]]:
@@ -45,6 +51,7 @@ def dashboard_from_row(row: Any, widgets: Iterable[widget_pb2.Widget] = ()) -> d
             columns=GRID_COLUMNS,
             row_height=layout.get("row_height", DEFAULT_ROW_HEIGHT),
             gap=layout.get("gap", DEFAULT_GAP),
+            time_zone=layout.get("time_zone", ""),
         ),
         filters=[from_json(f, dashboard_pb2.DashboardFilter()) for f in row.filters or []],
         widgets=list(widgets),

@@ -50,6 +50,7 @@ from server.errors import (
     ViolationCollector,
 )
 from server.protojson import from_json
+from tessera_client.formats import zone
 
 V = dashboard_pb2
 WRITABLE = ("title", "description", "tags", "metadata", "visibility", "layout", "filters")
@@ -73,6 +74,16 @@ def check_etag(given: str, row: Any) -> None:
             "the dashboard changed since it was read (stale etag); read it again and retry",
             metadata={"resource_id": str(row.id)},
         )
+
+
+def _check_time_zone(layout: dashboard_pb2.GridLayout, problems: ViolationCollector) -> None:
+    if layout.time_zone:
+        try:
+            zone(layout.time_zone)
+        except KeyError:
+            problems.add(
+                "dashboard.layout.time_zone", f"{layout.time_zone!r} is not an IANA time zone", "INVALID_FORMAT"
+            )
 
 
 def _check_filters(filters: Any, path: str, problems: ViolationCollector) -> None:
@@ -116,6 +127,7 @@ class DashboardDomain:
         if not dashboard.title.strip():
             problems.add("dashboard.title", "a title is required", "REQUIRED")
         _check_filters(dashboard.filters, "dashboard.filters", problems)
+        _check_time_zone(dashboard.layout, problems)
         problems.raise_if_any()
         method = "CreateDashboard"
         try:
@@ -279,6 +291,8 @@ class DashboardDomain:
             problems.add("dashboard.title", "a title is required", "REQUIRED")
         if "filters" in paths:
             _check_filters(dashboard.filters, "dashboard.filters", problems)
+        if "layout" in paths:
+            _check_time_zone(dashboard.layout, problems)
         problems.raise_if_any()
         async with self._db.transaction() as conn:
             row, _ = await load_dashboard(conn, principal, dashboard.id, Access.EDIT, lock=True)

@@ -284,6 +284,9 @@ def widget_data(
     parameters, filters = _pairs(param, "--param"), _pairs(filter_, "--filter")
     with _client(address, token, link_token) as client:
         data = client.widgets.data(widget_id, parameters=parameters, filters=filters, force_refresh=refresh)
+        # Values are shown as the widget's formats say, timestamps in its dashboard's zone.
+        widget = client.widgets.get(widget_id)
+        zone = client.dashboards.get(widget.dashboard_id).layout.time_zone
     source = str(w.DataSource.Name(data.source)).removeprefix("DATA_SOURCE_").lower()
     if as_json:
         document = {
@@ -296,7 +299,7 @@ def widget_data(
         }
         typer.echo(json.dumps(document, indent=2, default=str))
         return
-    names, texts = table(data.frame)
+    names, texts = table(data.frame, widget, zone)
     shown = texts[:max_rows] if max_rows else texts
     caption = f"source {source} · computed {_when(data.compute_time)} · {data.frame.row_count} row(s)"
     if data.masked:

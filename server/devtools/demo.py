@@ -81,7 +81,8 @@ def _queries() -> dict[str, q.Query]:
         "heatmap": q.Query(
             name="Admissions by hour and weekday",
             sql="SELECT extract(hour FROM admitted_at)::int AS hour, to_char(admitted_at, 'Dy') AS weekday,\n"
-            "       count(*) AS occupancy FROM demo.admissions GROUP BY 1, 2",
+            "       count(*) AS occupancy FROM demo.admissions\n"
+            "GROUP BY 1, 2, extract(isodow FROM admitted_at) ORDER BY extract(isodow FROM admitted_at), 1",
         ),
         "sites": q.Query(name="Sites", sql="SELECT site, lat, lon, beds FROM demo.sites"),
         "recent": q.Query(
@@ -159,7 +160,11 @@ def _widgets(queries: dict[str, str]) -> list[w.Widget]:
             query=bound("recent"),
             table=w.TableConfig(
                 columns=[
-                    w.TableColumn(column="admitted_at", label="Admitted"),
+                    w.TableColumn(
+                        column="admitted_at",
+                        label="Admitted",
+                        value_format=w.ValueFormat(style=w.ValueFormat.STYLE_DATE_TIME, date_pattern="%d %b %Y %H:%M"),
+                    ),
                     w.TableColumn(column="unit", label="Unit"),
                     w.TableColumn(column="patient_name", label="Patient"),
                     w.TableColumn(column="mrn", label="MRN"),
@@ -186,6 +191,7 @@ async def load_demo(settings: Settings) -> None:
             description="Beds, admissions and discharges.",
             tags=["operations", "demo"],
             visibility=d.VISIBILITY_PUBLIC,
+            layout=d.GridLayout(time_zone="Europe/London"),
             filters=[d.DashboardFilter(name="unit", label="Unit")],
         )
         board.metadata.update({"demo": True, "owner_team": "operations"})

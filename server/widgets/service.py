@@ -39,6 +39,7 @@ from server.errors import (
 )
 from server.protojson import from_json
 from server.widgets.grid import check_position, find_overlap
+from tessera_client.formats import format_problems, value_formats
 
 WRITABLE = (
     "title",
@@ -99,6 +100,12 @@ def _check_fields(widget: widget_pb2.Widget, paths: Iterable[str], problems: Vio
             f"one of {', '.join(CONFIG_TYPES)} is required; it decides the widget type",
             "REQUIRED",
         )
+    elif "config" in paths:
+        member = str(widget.WhichOneof("config"))
+        # Value formats: what buf.validate cannot check (the time zone exists; CURRENCY has a code).
+        for path, value_format in value_formats(getattr(widget, member), f"widget.{member}"):
+            for field, message in format_problems(value_format, path):
+                problems.add(field, message, "INVALID_FORMAT")
     if "refresh_interval" in paths and widget.HasField("refresh_interval"):
         interval = widget.refresh_interval
         seconds = interval.seconds + interval.nanos / 1e9

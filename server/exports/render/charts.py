@@ -19,19 +19,22 @@ from typing import Any
 import vl_convert
 
 from dashboard.v1 import common_pb2, widget_pb2
+from server.exports.render.axis_formats import category_order, number_axis, temporal_axis, zoned_ms
+from server.exports.render.chart_layout import AXIS_BAND_PX, category_axis, legend_plan, text_px
 from server.exports.render.columns import WidgetConfigError, find_column, numeric_column
 from server.exports.render.values import NUMERIC_TYPES, TEMPORAL_TYPES, cell_texts, chart_values
 
 __all__ = [
     "FONT_STACK",
     "HEATMAP_SCHEMES",
+    "PALETTE",
     "ChartError",
+    "Spec",
     "area_spec",
     "bar_spec",
     "clean_svg",
     "heatmap_spec",
     "line_spec",
-    "map_spec",
     "render_svg",
 ]
 
@@ -53,8 +56,6 @@ PALETTE = [
     "#64748b",
 ]
 NULL_LABEL = "—"
-# Points beyond this many get no text label: they would only draw an unreadable smear.
-MAP_LABEL_LIMIT = 60
 
 # Vega's named colour schemes (vega-scale palettes.js; Vega looks names up lower-cased, and the
 # proto allows only [a-z0-9]). An unknown name would make Vega fail the whole chart.
@@ -116,12 +117,27 @@ def _frame_of(width: float, height: float) -> Spec:
     }
 
 
-def _axis_field(column: common_pb2.Column, field: str, title: str) -> tuple[list[object], Spec]:
-    """Values and the encoding of a column on a continuous-or-categorical axis."""
+def _fmt(config: Any, name: str) -> widget_pb2.ValueFormat | None:
+    return getattr(config, name) if config.HasField(name) else None
+
+
+def _axis_field(
+    column: common_pb2.Column, field: str, title: str, fmt: widget_pb2.ValueFormat | None = None, time_zone: str = ""
+) -> tuple[list[object], Spec]:
+    """Values and the encoding of a column on a continuous-or-categorical axis, labelled as
+    `fmt` says (timestamps on the wall clock of the format's or the dashboard's zone)."""
     if column.type in TEMPORAL_TYPES:
-        return chart_values(column), {"field": field, "type": "temporal", "scale": {"type": "utc"}, "title": title}
+        values = zoned_ms(column, chart_values(column), fmt, time_zone)
+        encoding: Spec = {"field": field, "type": "temporal", "scale": {"type": "utc"}, "title": title}
+        if axis := temporal_axis(fmt):
+            encoding["axis"] = axis
+        return values, encoding
     if column.type in NUMERIC_TYPES:
-        return chart_values(column), {"field": field, "type": "quantitative", "scale": {"zero": False}, "title": title}
+        values = chart_values(column)
+        encoding = {"field": field, "type": "quantitative", "scale": {"zero": False}, "title": title}
+        if axis := number_axis(fmt, values):
+            encoding["axis"] = axis
+        return values, encoding
     texts = [NULL_LABEL if text is None else text for text in cell_texts(column)]
     # Categories in the query's order, not alphabetical.
     return list(texts), {"field": field, "type": "ordinal", "sort": None, "title": title}
@@ -134,9 +150,10 @@ def _series_records(
     y_field: str,
     series_column: str,
     series_field: str,
-) -> tuple[list[dict[str, object]], bool]:
+    series_order: list[str] | None = None,
+) -> tuple[list[dict[str, object]], list[str]]:
     """Long-form records {x, y, s}: one per row and value column. `s` names the series (the series
-    column's value, the value column's name, or both); returns whether there is more than one."""
+    column's value, the value column's name, or both); returns the series in order of appearance."""
     if not y_names:
         raise WidgetConfigError(y_field, "at least one column is needed")
     values = [
@@ -146,7 +163,7 @@ def _series_records(
     if series_column:
         series = cell_texts(find_column(frame, series_column, series_field))
     records: list[dict[str, object]] = []
-    labels: set[str] = set()
+    labels: dict[str, None] = {}
     for row in range(frame.row_count):
         for name, column in values:
             if series is None:
@@ -156,61 +173,131 @@ def _series_records(
                 label = NULL_LABEL if value is None else value
                 if len(values) > 1:
                     label = f"{label} · {name}"
-            labels.add(label)
+            labels[label] = None
             records.append({"x": x[row], "y": column[row], "s": label})
-    return records, len(labels) > 1
+    return records, [str(label) for label in category_order(list(labels), series_order or [])]
 
 
-def _legend(width: float) -> Spec:
-    return {"orient": "top", "title": None, "columns": max(1, int(width // 150)), "symbolType": "circle"}
+def _with_legend(
+    encoding: Spec, series: list[str], width: float, height: float, x_field: str = "x", y_field: str = "y"
+) -> None:
+    """Colours by series with a legend placed to keep the plot large (one series: no legend), and
+    axis titles cut to the plot's length so they never leave it."""
+    legend_w = legend_h = 0.0
+    if len(series) > 1:
+        plan = legend_plan(series, width, height)
+        legend_w, legend_h = plan.width_px, plan.height_px
+        encoding["color"] = {"field": "s", "type": "nominal", "sort": series, "legend": plan.spec}
+    plot_w, plot_h = width - legend_w - AXIS_BAND_PX, height - legend_h - AXIS_BAND_PX
+    for channel, room in ((x_field, plot_w), (y_field, plot_h)):
+        if channel in encoding:
+            axis = encoding[channel].setdefault("axis", {})
+            axis.setdefault("titleLimit", max(24, round(room)))
 
 
-def line_spec(config: widget_pb2.LineChartConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def _value_axis(records: list[dict[str, object]], fmt: widget_pb2.ValueFormat | None) -> Spec:
+    return number_axis(fmt, [record["y"] for record in records])
+
+
+def line_spec(
+    config: widget_pb2.LineChartConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     x_values, x_encoding = _axis_field(
-        find_column(frame, config.x_column, "line.x_column"), "x", config.x_title or config.x_column
+        find_column(frame, config.x_column, "line.x_column"),
+        "x",
+        config.x_title or config.x_column,
+        _fmt(config, "x_format"),
+        time_zone,
     )
-    records, multi = _series_records(
-        frame, x_values, list(config.y_columns), "line.y_columns", config.series_column, "line.series_column"
+    records, series = _series_records(
+        frame,
+        x_values,
+        list(config.y_columns),
+        "line.y_columns",
+        config.series_column,
+        "line.series_column",
+        list(config.series_order),
     )
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
-    encoding: Spec = {"x": x_encoding, "y": {"field": "y", "type": "quantitative", "title": y_title}}
-    if multi:
-        encoding["color"] = {"field": "s", "type": "nominal", "sort": None, "legend": _legend(width)}
+    y: Spec = {"field": "y", "type": "quantitative", "title": y_title}
+    if axis := _value_axis(records, _fmt(config, "y_format")):
+        y["axis"] = axis
+    encoding: Spec = {"x": x_encoding, "y": y}
+    _with_legend(encoding, series, width, height)
     mark: Spec = {"type": "line", "point": bool(config.show_points)}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
 
 
-def area_spec(config: widget_pb2.AreaChartConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def area_spec(
+    config: widget_pb2.AreaChartConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     x_values, x_encoding = _axis_field(
-        find_column(frame, config.x_column, "area.x_column"), "x", config.x_title or config.x_column
+        find_column(frame, config.x_column, "area.x_column"),
+        "x",
+        config.x_title or config.x_column,
+        _fmt(config, "x_format"),
+        time_zone,
     )
-    records, multi = _series_records(
-        frame, x_values, list(config.y_columns), "area.y_columns", config.series_column, "area.series_column"
+    records, series = _series_records(
+        frame,
+        x_values,
+        list(config.y_columns),
+        "area.y_columns",
+        config.series_column,
+        "area.series_column",
+        list(config.series_order),
     )
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
     y: Spec = {"field": "y", "type": "quantitative", "title": y_title, "stack": "zero" if config.stacked else None}
+    if axis := _value_axis(records, _fmt(config, "y_format")):
+        y["axis"] = axis
+    if config.stacked and len(series) > 1:
+        # The stack follows the series order too (the legend's), not the alphabet.
+        y["sort"] = None
     encoding: Spec = {"x": x_encoding, "y": y}
-    if multi:
-        encoding["color"] = {"field": "s", "type": "nominal", "sort": None, "legend": _legend(width)}
+    _with_legend(encoding, series, width, height)
     # Overlapping (unstacked) areas must stay see-through; stacked ones never overlap.
     mark: Spec = {"type": "area", "line": True, "fillOpacity": 0.75 if config.stacked else 0.25}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
 
 
-def bar_spec(config: widget_pb2.BarChartConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def bar_spec(
+    config: widget_pb2.BarChartConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     category = find_column(frame, config.category_column, "bar.category_column")
     categories: list[object] = [NULL_LABEL if text is None else text for text in cell_texts(category)]
-    records, multi = _series_records(
-        frame, categories, list(config.value_columns), "bar.value_columns", config.series_column, "bar.series_column"
+    records, series = _series_records(
+        frame,
+        categories,
+        list(config.value_columns),
+        "bar.value_columns",
+        config.series_column,
+        "bar.series_column",
+        list(config.series_order),
     )
     value_title = config.value_columns[0] if len(config.value_columns) == 1 else None
-    category_encoding: Spec = {"field": "x", "type": "nominal", "sort": None, "title": config.category_column}
+    ordered = category_order(categories, list(config.category_order))
+    category_encoding: Spec = {"field": "x", "type": "nominal", "sort": ordered, "title": config.category_column}
     value_encoding: Spec = {
         "field": "y",
         "type": "quantitative",
         "title": value_title,
         "stack": "zero" if config.stacked else None,
     }
+    if axis := _value_axis(records, _fmt(config, "value_format")):
+        value_encoding["axis"] = axis
     horizontal = config.orientation == widget_pb2.BAR_ORIENTATION_HORIZONTAL
     encoding: Spec = (
         {"y": category_encoding, "x": value_encoding}
@@ -220,120 +307,75 @@ def bar_spec(config: widget_pb2.BarChartConfig, frame: common_pb2.DataFrame, wid
             "y": value_encoding,
         }
     )
-    if multi:
-        encoding["color"] = {"field": "s", "type": "nominal", "sort": None, "legend": _legend(width)}
-        if not config.stacked:
-            # Grouped bars: series side by side within each category.
-            encoding["yOffset" if horizontal else "xOffset"] = {"field": "s", "sort": None}
+    labels = [str(category) for category in categories]
+    if horizontal:
+        category_encoding["axis"] = {
+            "labelLimit": round(max(24.0, min(max(text_px(label) for label in labels), width / 3))),
+            "labelOverlap": "greedy",
+        }
+    else:
+        room = width - AXIS_BAND_PX
+        category_encoding["axis"] = category_axis(labels, room, room)
+    _with_legend(encoding, series, width, height)
+    if len(series) > 1 and not config.stacked:
+        # Grouped bars: series side by side within each category.
+        encoding["yOffset" if horizontal else "xOffset"] = {"field": "s", "sort": series}
     mark: Spec = {"type": "bar", "cornerRadiusEnd": 2}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
 
 
-def _heatmap_axis(column: common_pb2.Column, field: str) -> tuple[list[object], Spec]:
+def _heatmap_axis(column: common_pb2.Column, field: str, order: list[str]) -> tuple[list[object], Spec]:
     """Heatmap axes are discrete: numbers sort numerically, dates as ISO text (which sorts by time),
-    anything else keeps the query's order."""
+    anything else keeps the query's order; a configured order comes first in every case."""
     if column.type in NUMERIC_TYPES:
-        return chart_values(column), {"field": field, "type": "ordinal", "title": column.name}
+        values = chart_values(column)
+        encoding: Spec = {"field": field, "type": "ordinal", "title": column.name}
+        if order:
+            ascending = sorted({v for v in values if isinstance(v, int | float)})
+            encoding["sort"] = category_order(ascending, order)
+        return values, encoding
     texts: list[object] = [NULL_LABEL if text is None else text for text in cell_texts(column)]
-    encoding: Spec = {"field": field, "type": "ordinal", "title": column.name}
+    encoding = {"field": field, "type": "ordinal", "title": column.name}
     if column.type not in TEMPORAL_TYPES:
-        encoding["sort"] = None
+        encoding["sort"] = category_order(texts, order)
+    elif order:
+        encoding["sort"] = category_order(sorted(set(map(str, texts))), order)
     return texts, encoding
 
 
-def heatmap_spec(config: widget_pb2.HeatmapConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
+def heatmap_spec(
+    config: widget_pb2.HeatmapConfig,
+    frame: common_pb2.DataFrame,
+    width: float,
+    height: float,
+    time_zone: str = "",
+) -> Spec:
     scheme = config.color_scheme or "blues"
     if scheme not in HEATMAP_SCHEMES:
         raise WidgetConfigError("heatmap.color_scheme", f"{scheme!r} is not a Vega colour scheme")
-    xs, x_encoding = _heatmap_axis(find_column(frame, config.x_column, "heatmap.x_column"), "x")
-    ys, y_encoding = _heatmap_axis(find_column(frame, config.y_column, "heatmap.y_column"), "y")
+    xs, x_encoding = _heatmap_axis(find_column(frame, config.x_column, "heatmap.x_column"), "x", list(config.x_order))
+    ys, y_encoding = _heatmap_axis(find_column(frame, config.y_column, "heatmap.y_column"), "y", list(config.y_order))
     values = chart_values(numeric_column(frame, config.value_column, "heatmap.value_column"))
     records = [{"x": xs[row], "y": ys[row], "v": values[row]} for row in range(frame.row_count)]
+    legend_px = 70.0
     color: Spec = {
         "field": "v",
         "type": "quantitative",
         "title": config.value_column,
         "scale": {"scheme": scheme},
-        "legend": {"orient": "right", "gradientLength": max(40, min(int(height) - 40, 200))},
+        "legend": {
+            "orient": "right",
+            "gradientLength": max(30, min(int(height) - 50, 200)),
+            "titleLimit": round(legend_px),
+            "labelLimit": round(legend_px),
+            **number_axis(_fmt(config, "value_format"), values),
+        },
     }
+    room_x = width - legend_px - AXIS_BAND_PX
+    x_encoding["axis"] = category_axis([str(x) for x in xs], room_x, room_x)
+    y_encoding["axis"] = {"titleLimit": max(24, round(height - AXIS_BAND_PX)), "labelLimit": round(width / 4)}
     encoding: Spec = {"x": x_encoding, "y": y_encoding, "color": color}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": "rect", "encoding": encoding}
-
-
-def _nice_step(span: float) -> float:
-    """A graticule step giving a handful of lines across `span` degrees."""
-    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30):
-        if span / step <= 8:
-            return step
-    return 30.0
-
-
-def map_spec(config: widget_pb2.MapConfig, frame: common_pb2.DataFrame, width: float, height: float) -> Spec:
-    """Points on a Mercator projection fitted to them, over a graticule for orientation; no basemap
-    (that would be a fetch). Points with no or impossible coordinates are left out."""
-    lats = chart_values(numeric_column(frame, config.latitude_column, "map.latitude_column"))
-    lons = chart_values(numeric_column(frame, config.longitude_column, "map.longitude_column"))
-    values = chart_values(numeric_column(frame, config.value_column, "map.value_column")) if config.value_column else []
-    labels = cell_texts(find_column(frame, config.label_column, "map.label_column")) if config.label_column else []
-    points: list[dict[str, object]] = []
-    lat_values: list[float] = []
-    lon_values: list[float] = []
-    for row in range(frame.row_count):
-        lat, lon = lats[row], lons[row]
-        if not isinstance(lat, int | float) or not isinstance(lon, int | float):
-            continue
-        # Mercator cannot show the poles.
-        if not (-85.0 <= lat <= 85.0 and -180.0 <= lon <= 180.0):
-            continue
-        point: dict[str, object] = {"lat": lat, "lon": lon}
-        if values:
-            point["v"] = values[row]
-        if labels:
-            point["l"] = labels[row] or ""
-        points.append(point)
-        lat_values.append(float(lat))
-        lon_values.append(float(lon))
-    if not points:
-        raise WidgetConfigError("map.latitude_column", "no row has a valid latitude and longitude")
-    pad = max(1.0, 0.15 * max(max(lat_values) - min(lat_values), max(lon_values) - min(lon_values)))
-    west, east = max(-180.0, min(lon_values) - pad), min(180.0, max(lon_values) + pad)
-    south, north = max(-85.0, min(lat_values) - pad), min(85.0, max(lat_values) + pad)
-    step = _nice_step(max(east - west, north - south))
-    graticule: Spec = {
-        "data": {"graticule": {"extent": [[west, south], [east, north]], "step": [step, step]}},
-        "mark": {"type": "geoshape", "filled": False, "stroke": "#d1d5db", "strokeWidth": 0.7},
-    }
-    position: Spec = {
-        "latitude": {"field": "lat", "type": "quantitative"},
-        "longitude": {"field": "lon", "type": "quantitative"},
-    }
-    circles: Spec = {
-        "mark": {"type": "circle", "color": PALETTE[0], "opacity": 0.75, "stroke": "#ffffff", "strokeWidth": 1},
-        "encoding": dict(position),
-    }
-    if values:
-        circles["encoding"]["size"] = {
-            "field": "v",
-            "type": "quantitative",
-            "title": config.value_column,
-            "scale": {"range": [30, 600]},
-            "legend": {"orient": "right"},
-        }
-    layers = [graticule, circles]
-    if labels and len(points) <= MAP_LABEL_LIMIT:
-        layers.append(
-            {
-                "mark": {"type": "text", "align": "left", "dx": 8, "fontSize": 10, "color": "#374151"},
-                "encoding": {**position, "text": {"field": "l"}},
-            }
-        )
-    return {
-        **_frame_of(width, height),
-        "data": {"values": points},
-        "projection": {"type": "mercator"},
-        "view": {"fill": "#f8fafc", "stroke": None},
-        "layer": layers,
-    }
 
 
 def render_svg(spec: Spec, id_prefix: str) -> str:

@@ -18,7 +18,7 @@ from importlib import resources
 
 from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
 from server.exports.options import PAPER_MM, geometry, normalized
-from server.exports.render import charts
+from server.exports.render import charts, maps
 from server.exports.render.charts import ChartError
 from server.exports.render.columns import WidgetConfigError
 from server.exports.render.layout import (
@@ -98,6 +98,8 @@ class PageRenderer:
         self.options = normalized(spec.options)
         self.grid: Grid = grid_for(spec.dashboard, self.options, spec.format, self._header_allowance())
         self._chart_ids = itertools.count(1)
+        # The dashboard's time zone for timestamps (a widget's format may name its own).
+        self.time_zone = spec.dashboard.layout.time_zone
 
     # -- widgets ---------------------------------------------------------------------------------
 
@@ -126,10 +128,10 @@ class PageRenderer:
         inner_width, inner_height = width - around.width, height - around.height
         try:
             if kind == "kpi":
-                kpi = kpi_body(widget.kpi, frame, inner_width, inner_height)
+                kpi = kpi_body(widget.kpi, frame, inner_width, inner_height, self.time_zone)
                 return RenderedWidget(widget.id, placement, card(widget, kind, kpi.html, note, accent=kpi.accent))
             if kind == "table":
-                table = table_body(widget.table, frame, inner_width)
+                table = table_body(widget.table, frame, inner_width, self.time_zone)
                 html = card(widget, kind, table.html, note)
                 return RenderedWidget(widget.id, placement, html, table_height_px=table.height_px + around.height)
             svg = charts.render_svg(self._chart_spec(widget, frame, inner_width, inner_height), self._chart_id())
@@ -141,19 +143,21 @@ class PageRenderer:
     def _chart_id(self) -> str:
         return f"chart{next(self._chart_ids)}"
 
-    @staticmethod
-    def _chart_spec(widget: widget_pb2.Widget, frame: common_pb2.DataFrame, width: float, height: float) -> charts.Spec:
+    def _chart_spec(
+        self, widget: widget_pb2.Widget, frame: common_pb2.DataFrame, width: float, height: float
+    ) -> charts.Spec:
         kind = widget.WhichOneof("config")
+        zone = self.time_zone
         if kind == "line":
-            return charts.line_spec(widget.line, frame, width, height)
+            return charts.line_spec(widget.line, frame, width, height, zone)
         if kind == "area":
-            return charts.area_spec(widget.area, frame, width, height)
+            return charts.area_spec(widget.area, frame, width, height, zone)
         if kind == "bar":
-            return charts.bar_spec(widget.bar, frame, width, height)
+            return charts.bar_spec(widget.bar, frame, width, height, zone)
         if kind == "heatmap":
-            return charts.heatmap_spec(widget.heatmap, frame, width, height)
+            return charts.heatmap_spec(widget.heatmap, frame, width, height, zone)
         if kind == "map":
-            return charts.map_spec(widget.map, frame, width, height)
+            return maps.map_spec(widget.map, frame, width, height, zone)
         raise AssertionError(f"not a chart widget: {kind}")
 
     # -- the page --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 
 from dashboard.v1 import common_pb2, widget_pb2
 from server.queries.frame import (
@@ -20,6 +20,7 @@ from server.queries.frame import (
     TIMESTAMP_MINUS_INFINITY,
     column_texts,
 )
+from tessera_client.formats import effective_format, number_text
 
 __all__ = [
     "NUMERIC_TYPES",
@@ -60,12 +61,6 @@ def exact_decimal(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _magnitude(value: Decimal, decimals: int, thousands: bool) -> str:
-    with localcontext() as context:
-        context.rounding = ROUND_HALF_UP
-        return format(abs(value), f"{',' if thousands else ''}.{decimals}f")
-
-
 def format_number(text: str, number_format: widget_pb2.NumberFormat) -> str:
     """A numeric cell's text as `number_format` says: the sign first, then prefix, the rounded,
     optionally grouped digits and the suffix ("-$1,234.50"). Text that is no finite number
@@ -73,16 +68,13 @@ def format_number(text: str, number_format: widget_pb2.NumberFormat) -> str:
     value = exact_decimal(text)
     if value is None:
         return text
-    body = _magnitude(value, number_format.decimals, number_format.thousands_separator)
-    # A value that rounds to zero shows no sign ("-0.00" reads as a bug).
-    negative = value < 0 and body.strip("0.,") != ""
-    return f"{'-' if negative else ''}{number_format.prefix}{body}{number_format.suffix}"
+    return number_text(value, effective_format(None, number_format))
 
 
-def signed_text(value: Decimal, number_format: widget_pb2.NumberFormat | None) -> str:
+def signed_text(value: Decimal, value_format: widget_pb2.ValueFormat | None) -> str:
     """A difference with its sign always shown ("+12", "-3.5"), formatted when a format is given,
     exact otherwise."""
-    text = format_number(str(value), number_format) if number_format is not None else format(value, "f")
+    text = number_text(value, value_format)
     return text if text.startswith("-") or value == 0 else "+" + text
 
 

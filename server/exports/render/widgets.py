@@ -20,9 +20,9 @@ from server.exports.render.values import (
     TEMPORAL_TYPES,
     cell_texts,
     exact_decimal,
-    format_number,
     signed_text,
 )
+from tessera_client.formats import column_display, effective_format
 
 __all__ = [
     "Chrome",
@@ -38,13 +38,13 @@ __all__ = [
 
 # Card geometry, as style.css draws it (.widget, .widget-head, .widget-note).
 CARD_BORDER_PX = 1
-CARD_PAD_Y_PX = 10
-CARD_PAD_X_PX = 14
+CARD_PAD_Y_PX = 8
+CARD_PAD_X_PX = 12
 TITLE_LINE_PX = 20
 TITLE_CHAR_PX = 8.6
 DESCRIPTION_LINE_PX = 16
 DESCRIPTION_CHAR_PX = 7.0
-HEAD_GAP_PX = 8
+HEAD_GAP_PX = 4
 NOTE_LINE_PX = 20
 # Table rows (.data-table): 16 px lines, 4 px padding above and below, 1 px rule.
 TABLE_LINE_PX = 16
@@ -172,19 +172,28 @@ class KpiBody:
     accent: str | None
 
 
-def _comparison(config: widget_pb2.KpiConfig, frame: common_pb2.DataFrame, value: Decimal | None) -> str:
+def _kpi_format(config: widget_pb2.KpiConfig) -> widget_pb2.ValueFormat | None:
+    return effective_format(
+        config.value_format if config.HasField("value_format") else None,
+        config.format if config.HasField("format") else None,
+    )
+
+
+def _comparison(
+    config: widget_pb2.KpiConfig, frame: common_pb2.DataFrame, value: Decimal | None, time_zone: str
+) -> str:
     column = find_column(frame, config.comparison_column, "kpi.comparison_column")
     text = cell_texts(column)[0]
-    number_format = config.format if config.HasField("format") else None
+    value_format = _kpi_format(config)
     if text is None:
         return '<p class="kpi-comparison kpi-flat">no comparison value</p>'
-    base_text = format_number(text, number_format) if number_format and column.type in NUMERIC_TYPES else text
+    base_text = column_display(column, value_format, time_zone)[0] or text
     base = exact_decimal(text) if column.type in NUMERIC_TYPES else None
     if value is None or base is None:
         return f'<p class="kpi-comparison kpi-flat" dir="auto">vs {esc(base_text)}</p>'
     delta = value - base
     direction, arrow = ("up", "▲") if delta > 0 else ("down", "▼") if delta < 0 else ("flat", "■")
-    parts = [f'<span class="kpi-arrow">{arrow}</span> {esc(signed_text(delta, number_format))}']
+    parts = [f'<span class="kpi-arrow">{arrow}</span> {esc(signed_text(delta, value_format))}']
     if base != 0:
         percent = (delta / abs(base) * 100).quantize(Decimal("0.1"))
         parts.append(f" ({'+' if percent > 0 else ''}{percent}%)")
@@ -192,22 +201,20 @@ def _comparison(config: widget_pb2.KpiConfig, frame: common_pb2.DataFrame, value
     return f'<p class="kpi-comparison kpi-{direction}">{"".join(parts)}</p>'
 
 
-def kpi_body(config: widget_pb2.KpiConfig, frame: common_pb2.DataFrame, width: float, height: float) -> KpiBody:
-    """The first row's value: exactly the frame's text without a NumberFormat, formatted with one;
-    coloured by thresholds; with the change against the comparison column when there is one.
-    `width` and `height` are the body's room, which sizes the number."""
+def kpi_body(
+    config: widget_pb2.KpiConfig, frame: common_pb2.DataFrame, width: float, height: float, time_zone: str = ""
+) -> KpiBody:
+    """The first row's value: exactly the frame's text without a format, formatted with one (a
+    ValueFormat, else the older NumberFormat); coloured by thresholds; with the change against the
+    comparison column when there is one. `width` and `height` are the body's room, which sizes
+    the number."""
     column = find_column(frame, config.value_column, "kpi.value_column")
     text = cell_texts(column)[0]
     numeric = column.type in NUMERIC_TYPES
     value = exact_decimal(text) if numeric and text is not None else None
-    if text is None:
-        shown = NULL_TEXT
-    elif numeric and config.HasField("format"):
-        shown = format_number(text, config.format)
-    else:
-        shown = text
+    shown = NULL_TEXT if text is None else (column_display(column, _kpi_format(config), time_zone)[0] or text)
     color = threshold_color(config, value)
-    comparison = _comparison(config, frame, value) if config.comparison_column else ""
+    comparison = _comparison(config, frame, value, time_zone) if config.comparison_column else ""
     room = height - (22 if comparison else 0)
     size = max(12, min(56, int(room * 0.7), int(width / (0.72 * max(len(shown), 1)))))
     style = f"font-size:{size}px" + (f";color:{readable_on_white(color)}" if color else "")
@@ -257,13 +264,17 @@ def _row_order(config: widget_pb2.TableConfig, frame: common_pb2.DataFrame) -> l
 
 def _table_columns(
     config: widget_pb2.TableConfig, frame: common_pb2.DataFrame
-) -> list[tuple[common_pb2.Column, str, widget_pb2.NumberFormat | None]]:
+) -> list[tuple[common_pb2.Column, str, widget_pb2.ValueFormat | None]]:
     if not config.columns:
         return [(column, column.name, None) for column in frame.columns]
     out = []
     for index, spec in enumerate(config.columns):
         column = find_column(frame, spec.column, f"table.columns[{index}].column")
-        out.append((column, spec.label or spec.column, spec.format if spec.HasField("format") else None))
+        value_format = effective_format(
+            spec.value_format if spec.HasField("value_format") else None,
+            spec.format if spec.HasField("format") else None,
+        )
+        out.append((column, spec.label or spec.column, value_format))
     return out
 
 
@@ -272,9 +283,12 @@ def _lines(text: str, width_px: float) -> int:
     return sum(max(1, math.ceil(text_width(part) / per_line)) for part in text.split("\n"))
 
 
-def table_body(config: widget_pb2.TableConfig, frame: common_pb2.DataFrame, width: float) -> TableBody:
+def table_body(
+    config: widget_pb2.TableConfig, frame: common_pb2.DataFrame, width: float, time_zone: str = ""
+) -> TableBody:
     """Every row (the export is not paged like the screen), sorted as configured, numbers right
-    aligned and formatted by their column's NumberFormat, masked values as given."""
+    aligned, values formatted by their column's format (timestamps to the second in the zone),
+    masked values as given."""
     columns = _table_columns(config, frame)
     order = _row_order(config, frame)
     cell_width = width / max(len(columns), 1)
@@ -284,18 +298,18 @@ def table_body(config: widget_pb2.TableConfig, frame: common_pb2.DataFrame, widt
         head.append(f'<th scope="col" class="{classes}" dir="auto">{esc(label)}</th>')
     header_lines = max((_lines(label, cell_width) for _, label, _ in columns), default=1)
     height = TABLE_HEAD_PX + (header_lines - 1) * TABLE_LINE_PX
-    texts = [cell_texts(column) for column, _, _ in columns]
+    texts = [column_display(column, value_format, time_zone) for column, _, value_format in columns]
     body: list[str] = []
     for row in order:
         cells = []
         lines = 1
-        for (column, _, number_format), column_texts in zip(columns, texts, strict=True):
+        for (column, _, _), column_texts in zip(columns, texts, strict=True):
             text = column_texts[row]
             numeric = column.type in NUMERIC_TYPES
             if text is None:
                 cells.append(f'<td class="null{" num" if numeric else ""}">{NULL_TEXT}</td>')
                 continue
-            shown = format_number(text, number_format) if numeric and number_format else text
+            shown = text
             lines = max(lines, _lines(shown, cell_width))
             if numeric:
                 cells.append(f'<td class="num">{esc(shown)}</td>')

@@ -41,14 +41,16 @@ VERSION_REASON_WIDGET_CHANGE: VersionReason
 VERSION_REASON_RESTORE: VersionReason
 
 class GridLayout(_message.Message):
-    __slots__ = ("columns", "row_height", "gap")
+    __slots__ = ("columns", "row_height", "gap", "time_zone")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     ROW_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     GAP_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     columns: int
     row_height: int
     gap: int
-    def __init__(self, columns: _Optional[int] = ..., row_height: _Optional[int] = ..., gap: _Optional[int] = ...) -> None: ...
+    time_zone: str
+    def __init__(self, columns: _Optional[int] = ..., row_height: _Optional[int] = ..., gap: _Optional[int] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class DashboardFilter(_message.Message):
     __slots__ = ("name", "label", "default_value")

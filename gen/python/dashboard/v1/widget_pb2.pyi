@@ -70,6 +70,54 @@ class GridPosition(_message.Message):
     height: int
     def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
+class ValueFormat(_message.Message):
+    __slots__ = ("style", "decimals", "thousands_separator", "prefix", "suffix", "currency_code", "duration_unit", "date_pattern", "time_zone")
+    class Style(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STYLE_UNSPECIFIED: _ClassVar[ValueFormat.Style]
+        STYLE_NUMBER: _ClassVar[ValueFormat.Style]
+        STYLE_PERCENT: _ClassVar[ValueFormat.Style]
+        STYLE_CURRENCY: _ClassVar[ValueFormat.Style]
+        STYLE_DURATION: _ClassVar[ValueFormat.Style]
+        STYLE_DATE_TIME: _ClassVar[ValueFormat.Style]
+    STYLE_UNSPECIFIED: ValueFormat.Style
+    STYLE_NUMBER: ValueFormat.Style
+    STYLE_PERCENT: ValueFormat.Style
+    STYLE_CURRENCY: ValueFormat.Style
+    STYLE_DURATION: ValueFormat.Style
+    STYLE_DATE_TIME: ValueFormat.Style
+    class DurationUnit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        DURATION_UNIT_UNSPECIFIED: _ClassVar[ValueFormat.DurationUnit]
+        DURATION_UNIT_SECONDS: _ClassVar[ValueFormat.DurationUnit]
+        DURATION_UNIT_MINUTES: _ClassVar[ValueFormat.DurationUnit]
+        DURATION_UNIT_HOURS: _ClassVar[ValueFormat.DurationUnit]
+        DURATION_UNIT_DAYS: _ClassVar[ValueFormat.DurationUnit]
+    DURATION_UNIT_UNSPECIFIED: ValueFormat.DurationUnit
+    DURATION_UNIT_SECONDS: ValueFormat.DurationUnit
+    DURATION_UNIT_MINUTES: ValueFormat.DurationUnit
+    DURATION_UNIT_HOURS: ValueFormat.DurationUnit
+    DURATION_UNIT_DAYS: ValueFormat.DurationUnit
+    STYLE_FIELD_NUMBER: _ClassVar[int]
+    DECIMALS_FIELD_NUMBER: _ClassVar[int]
+    THOUSANDS_SEPARATOR_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    SUFFIX_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_UNIT_FIELD_NUMBER: _ClassVar[int]
+    DATE_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    style: ValueFormat.Style
+    decimals: int
+    thousands_separator: bool
+    prefix: str
+    suffix: str
+    currency_code: str
+    duration_unit: ValueFormat.DurationUnit
+    date_pattern: str
+    time_zone: str
+    def __init__(self, style: _Optional[_Union[ValueFormat.Style, str]] = ..., decimals: _Optional[int] = ..., thousands_separator: _Optional[bool] = ..., prefix: _Optional[str] = ..., suffix: _Optional[str] = ..., currency_code: _Optional[str] = ..., duration_unit: _Optional[_Union[ValueFormat.DurationUnit, str]] = ..., date_pattern: _Optional[str] = ..., time_zone: _Optional[str] = ...) -> None: ...
+
 class NumberFormat(_message.Message):
     __slots__ = ("decimals", "prefix", "suffix", "thousands_separator")
     DECIMALS_FIELD_NUMBER: _ClassVar[int]
@@ -97,72 +145,94 @@ class ColumnRef(_message.Message):
     def __init__(self, column: _Optional[str] = ...) -> None: ...
 
 class KpiConfig(_message.Message):
-    __slots__ = ("value_column", "comparison_column", "format", "thresholds")
+    __slots__ = ("value_column", "comparison_column", "format", "thresholds", "value_format")
     VALUE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     COMPARISON_COLUMN_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     value_column: str
     comparison_column: str
     format: NumberFormat
     thresholds: _containers.RepeatedCompositeFieldContainer[Threshold]
-    def __init__(self, value_column: _Optional[str] = ..., comparison_column: _Optional[str] = ..., format: _Optional[_Union[NumberFormat, _Mapping]] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ...) -> None: ...
+    value_format: ValueFormat
+    def __init__(self, value_column: _Optional[str] = ..., comparison_column: _Optional[str] = ..., format: _Optional[_Union[NumberFormat, _Mapping]] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., value_format: _Optional[_Union[ValueFormat, _Mapping]] = ...) -> None: ...
 
 class LineChartConfig(_message.Message):
-    __slots__ = ("x_column", "y_columns", "series_column", "x_title", "y_title", "show_points")
+    __slots__ = ("x_column", "y_columns", "series_column", "x_title", "y_title", "show_points", "x_format", "y_format", "series_order")
     X_COLUMN_FIELD_NUMBER: _ClassVar[int]
     Y_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     SERIES_COLUMN_FIELD_NUMBER: _ClassVar[int]
     X_TITLE_FIELD_NUMBER: _ClassVar[int]
     Y_TITLE_FIELD_NUMBER: _ClassVar[int]
     SHOW_POINTS_FIELD_NUMBER: _ClassVar[int]
+    X_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    Y_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SERIES_ORDER_FIELD_NUMBER: _ClassVar[int]
     x_column: str
     y_columns: _containers.RepeatedScalarFieldContainer[str]
     series_column: str
     x_title: str
     y_title: str
     show_points: bool
-    def __init__(self, x_column: _Optional[str] = ..., y_columns: _Optional[_Iterable[str]] = ..., series_column: _Optional[str] = ..., x_title: _Optional[str] = ..., y_title: _Optional[str] = ..., show_points: _Optional[bool] = ...) -> None: ...
+    x_format: ValueFormat
+    y_format: ValueFormat
+    series_order: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, x_column: _Optional[str] = ..., y_columns: _Optional[_Iterable[str]] = ..., series_column: _Optional[str] = ..., x_title: _Optional[str] = ..., y_title: _Optional[str] = ..., show_points: _Optional[bool] = ..., x_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., y_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., series_order: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AreaChartConfig(_message.Message):
-    __slots__ = ("x_column", "y_columns", "series_column", "stacked", "x_title", "y_title")
+    __slots__ = ("x_column", "y_columns", "series_column", "stacked", "x_title", "y_title", "x_format", "y_format", "series_order")
     X_COLUMN_FIELD_NUMBER: _ClassVar[int]
     Y_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     SERIES_COLUMN_FIELD_NUMBER: _ClassVar[int]
     STACKED_FIELD_NUMBER: _ClassVar[int]
     X_TITLE_FIELD_NUMBER: _ClassVar[int]
     Y_TITLE_FIELD_NUMBER: _ClassVar[int]
+    X_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    Y_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SERIES_ORDER_FIELD_NUMBER: _ClassVar[int]
     x_column: str
     y_columns: _containers.RepeatedScalarFieldContainer[str]
     series_column: str
     stacked: bool
     x_title: str
     y_title: str
-    def __init__(self, x_column: _Optional[str] = ..., y_columns: _Optional[_Iterable[str]] = ..., series_column: _Optional[str] = ..., stacked: _Optional[bool] = ..., x_title: _Optional[str] = ..., y_title: _Optional[str] = ...) -> None: ...
+    x_format: ValueFormat
+    y_format: ValueFormat
+    series_order: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, x_column: _Optional[str] = ..., y_columns: _Optional[_Iterable[str]] = ..., series_column: _Optional[str] = ..., stacked: _Optional[bool] = ..., x_title: _Optional[str] = ..., y_title: _Optional[str] = ..., x_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., y_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., series_order: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BarChartConfig(_message.Message):
-    __slots__ = ("category_column", "value_columns", "series_column", "orientation", "stacked")
+    __slots__ = ("category_column", "value_columns", "series_column", "orientation", "stacked", "value_format", "category_order", "series_order")
     CATEGORY_COLUMN_FIELD_NUMBER: _ClassVar[int]
     VALUE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     SERIES_COLUMN_FIELD_NUMBER: _ClassVar[int]
     ORIENTATION_FIELD_NUMBER: _ClassVar[int]
     STACKED_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_ORDER_FIELD_NUMBER: _ClassVar[int]
+    SERIES_ORDER_FIELD_NUMBER: _ClassVar[int]
     category_column: str
     value_columns: _containers.RepeatedScalarFieldContainer[str]
     series_column: str
     orientation: BarOrientation
     stacked: bool
-    def __init__(self, category_column: _Optional[str] = ..., value_columns: _Optional[_Iterable[str]] = ..., series_column: _Optional[str] = ..., orientation: _Optional[_Union[BarOrientation, str]] = ..., stacked: _Optional[bool] = ...) -> None: ...
+    value_format: ValueFormat
+    category_order: _containers.RepeatedScalarFieldContainer[str]
+    series_order: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, category_column: _Optional[str] = ..., value_columns: _Optional[_Iterable[str]] = ..., series_column: _Optional[str] = ..., orientation: _Optional[_Union[BarOrientation, str]] = ..., stacked: _Optional[bool] = ..., value_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., category_order: _Optional[_Iterable[str]] = ..., series_order: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TableColumn(_message.Message):
-    __slots__ = ("column", "label", "format")
+    __slots__ = ("column", "label", "format", "value_format")
     COLUMN_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     column: str
     label: str
     format: NumberFormat
-    def __init__(self, column: _Optional[str] = ..., label: _Optional[str] = ..., format: _Optional[_Union[NumberFormat, _Mapping]] = ...) -> None: ...
+    value_format: ValueFormat
+    def __init__(self, column: _Optional[str] = ..., label: _Optional[str] = ..., format: _Optional[_Union[NumberFormat, _Mapping]] = ..., value_format: _Optional[_Union[ValueFormat, _Mapping]] = ...) -> None: ...
 
 class TableConfig(_message.Message):
     __slots__ = ("columns", "page_size", "sort_column", "sort_descending")
@@ -177,28 +247,38 @@ class TableConfig(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[_Union[TableColumn, _Mapping]]] = ..., page_size: _Optional[int] = ..., sort_column: _Optional[str] = ..., sort_descending: _Optional[bool] = ...) -> None: ...
 
 class HeatmapConfig(_message.Message):
-    __slots__ = ("x_column", "y_column", "value_column", "color_scheme")
+    __slots__ = ("x_column", "y_column", "value_column", "color_scheme", "value_format", "x_order", "y_order")
     X_COLUMN_FIELD_NUMBER: _ClassVar[int]
     Y_COLUMN_FIELD_NUMBER: _ClassVar[int]
     VALUE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     COLOR_SCHEME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    X_ORDER_FIELD_NUMBER: _ClassVar[int]
+    Y_ORDER_FIELD_NUMBER: _ClassVar[int]
     x_column: str
     y_column: str
     value_column: str
     color_scheme: str
-    def __init__(self, x_column: _Optional[str] = ..., y_column: _Optional[str] = ..., value_column: _Optional[str] = ..., color_scheme: _Optional[str] = ...) -> None: ...
+    value_format: ValueFormat
+    x_order: _containers.RepeatedScalarFieldContainer[str]
+    y_order: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, x_column: _Optional[str] = ..., y_column: _Optional[str] = ..., value_column: _Optional[str] = ..., color_scheme: _Optional[str] = ..., value_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., x_order: _Optional[_Iterable[str]] = ..., y_order: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MapConfig(_message.Message):
-    __slots__ = ("latitude_column", "longitude_column", "value_column", "label_column")
+    __slots__ = ("latitude_column", "longitude_column", "value_column", "label_column", "value_format", "region_column")
     LATITUDE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     LONGITUDE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     VALUE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REGION_COLUMN_FIELD_NUMBER: _ClassVar[int]
     latitude_column: str
     longitude_column: str
     value_column: str
     label_column: str
-    def __init__(self, latitude_column: _Optional[str] = ..., longitude_column: _Optional[str] = ..., value_column: _Optional[str] = ..., label_column: _Optional[str] = ...) -> None: ...
+    value_format: ValueFormat
+    region_column: str
+    def __init__(self, latitude_column: _Optional[str] = ..., longitude_column: _Optional[str] = ..., value_column: _Optional[str] = ..., label_column: _Optional[str] = ..., value_format: _Optional[_Union[ValueFormat, _Mapping]] = ..., region_column: _Optional[str] = ...) -> None: ...
 
 class QueryBinding(_message.Message):
     __slots__ = ("query_id", "query_version", "parameter_values", "filter_bindings")

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dashboard/v1/widget.proto.
  */
 export const file_dashboard_v1_widget: GenFile = /*@__PURE__*/
-  fileDesc("ChlkYXNoYm9hcmQvdjEvd2lkZ2V0LnByb3RvEgxkYXNoYm9hcmQudjEi0wEKDEdyaWRQb3NpdGlvbhIUCgF4GAEgASgFQgm6SAYaBBgLKAASFQoBeRgCIAEoBUIKukgHGgUY6AcoABIYCgV3aWR0aBgDIAEoBUIJukgGGgQYDCgBEhkKBmhlaWdodBgEIAEoBUIJukgGGgQYGCgBOmG6SF4aXAoZZ3JpZF9wb3NpdGlvbi5pbnNpZGVfZ3JpZBIkeCArIHdpZHRoIG11c3Qgbm90IGV4Y2VlZCAxMiBjb2x1bW5zGhl0aGlzLnggKyB0aGlzLndpZHRoIDw9IDEyInoKDE51bWJlckZvcm1hdBIbCghkZWNpbWFscxgBIAEoBUIJukgGGgQYCigAEhcKBnByZWZpeBgCIAEoCUIHukgEcgIYEBIXCgZzdWZmaXgYAyABKAlCB7pIBHICGBASGwoTdGhvdXNhbmRzX3NlcGFyYXRvchgEIAEoCCJMCglUaHJlc2hvbGQSFgoFdmFsdWUYASABKAFCB7pIBBICQAESJwoFY29sb3IYAiABKAlCGLpIFXITMhFeI1swLTlhLWZBLUZdezZ9JCInCglDb2x1bW5SZWYSGgoGY29sdW1uGAEgASgJQgq6SAdyBRABGIABIrUBCglLcGlDb25maWcSIAoMdmFsdWVfY29sdW1uGAEgASgJQgq6SAdyBRABGIABEiMKEWNvbXBhcmlzb25fY29sdW1uGAIgASgJQgi6SAVyAxiAARIqCgZmb3JtYXQYAyABKAsyGi5kYXNoYm9hcmQudjEuTnVtYmVyRm9ybWF0EjUKCnRocmVzaG9sZHMYBCADKAsyFy5kYXNoYm9hcmQudjEuVGhyZXNob2xkQgi6SAWSAQIQCiLDAQoPTGluZUNoYXJ0Q29uZmlnEhwKCHhfY29sdW1uGAEgASgJQgq6SAdyBRABGIABEiYKCXlfY29sdW1ucxgCIAMoCUITukgQkgENCAEQFCIHcgUQARiAARIfCg1zZXJpZXNfY29sdW1uGAMgASgJQgi6SAVyAxiAARIZCgd4X3RpdGxlGAQgASgJQgi6SAVyAxjIARIZCgd5X3RpdGxlGAUgASgJQgi6SAVyAxjIARITCgtzaG93X3BvaW50cxgGIAEoCCK/AQoPQXJlYUNoYXJ0Q29uZmlnEhwKCHhfY29sdW1uGAEgASgJQgq6SAdyBRABGIABEiYKCXlfY29sdW1ucxgCIAMoCUITukgQkgENCAEQFCIHcgUQARiAARIfCg1zZXJpZXNfY29sdW1uGAMgASgJQgi6SAVyAxiAARIPCgdzdGFja2VkGAQgASgIEhkKB3hfdGl0bGUYBSABKAlCCLpIBXIDGMgBEhkKB3lfdGl0bGUYBiABKAlCCLpIBXIDGMgBItABCg5CYXJDaGFydENvbmZpZxIjCg9jYXRlZ29yeV9jb2x1bW4YASABKAlCCrpIB3IFEAEYgAESKgoNdmFsdWVfY29sdW1ucxgCIAMoCUITukgQkgENCAEQFCIHcgUQARiAARIfCg1zZXJpZXNfY29sdW1uGAMgASgJQgi6SAVyAxiAARI7CgtvcmllbnRhdGlvbhgEIAEoDjIcLmRhc2hib2FyZC52MS5CYXJPcmllbnRhdGlvbkIIukgFggECEAESDwoHc3RhY2tlZBgFIAEoCCJuCgtUYWJsZUNvbHVtbhIaCgZjb2x1bW4YASABKAlCCrpIB3IFEAEYgAESFwoFbGFiZWwYAiABKAlCCLpIBXIDGMgBEioKBmZvcm1hdBgDIAEoCzIaLmRhc2hib2FyZC52MS5OdW1iZXJGb3JtYXQimgEKC1RhYmxlQ29uZmlnEjQKB2NvbHVtbnMYASADKAsyGS5kYXNoYm9hcmQudjEuVGFibGVDb2x1bW5CCLpIBZIBAhBkEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY6AcoABIdCgtzb3J0X2NvbHVtbhgDIAEoCUIIukgFcgMYgAESFwoPc29ydF9kZXNjZW5kaW5nGAQgASgIIpwBCg1IZWF0bWFwQ29uZmlnEhwKCHhfY29sdW1uGAEgASgJQgq6SAdyBRABGIABEhwKCHlfY29sdW1uGAIgASgJQgq6SAdyBRABGIABEiAKDHZhbHVlX2NvbHVtbhgDIAEoCUIKukgHcgUQARiAARItCgxjb2xvcl9zY2hlbWUYBCABKAlCF7pIFHISMhBeW2EtejAtOV17MCwzMn0kIpYBCglNYXBDb25maWcSIwoPbGF0aXR1ZGVfY29sdW1uGAEgASgJQgq6SAdyBRABGIABEiQKEGxvbmdpdHVkZV9jb2x1bW4YAiABKAlCCrpIB3IFEAEYgAESHgoMdmFsdWVfY29sdW1uGAMgASgJQgi6SAVyAxiAARIeCgxsYWJlbF9jb2x1bW4YBCABKAlCCLpIBXIDGIABItkDCgxRdWVyeUJpbmRpbmcSHQoIcXVlcnlfaWQYASABKAlCC7pICNgBAXIDsAEBEh4KDXF1ZXJ5X3ZlcnNpb24YAiABKANCB7pIBCICKAAScAoQcGFyYW1ldGVyX3ZhbHVlcxgDIAMoCzIvLmRhc2hib2FyZC52MS5RdWVyeUJpbmRpbmcuUGFyYW1ldGVyVmFsdWVzRW50cnlCJbpIIpoBHxBAIhtyGTIXXlthLXpfXVthLXowLTlfXXswLDYyfSQSigEKD2ZpbHRlcl9iaW5kaW5ncxgEIAMoCzIuLmRhc2hib2FyZC52MS5RdWVyeUJpbmRpbmcuRmlsdGVyQmluZGluZ3NFbnRyeUJBukg+mgE7EEAiG3IZMhdeW2Etel9dW2EtejAtOV9dezAsNjJ9JCoachgyFl5bYS16XVthLXowLTlfXXswLDYyfSQaVAoUUGFyYW1ldGVyVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEisKBXZhbHVlGAIgASgLMhwuZGFzaGJvYXJkLnYxLlBhcmFtZXRlclZhbHVlOgI4ARo1ChNGaWx0ZXJCaW5kaW5nc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi5QEKDERyaWxsVGhyb3VnaBIlChN0YXJnZXRfZGFzaGJvYXJkX2lkGAEgASgJQgi6SAVyA7ABARJ3ChBjb2x1bW5fdG9fZmlsdGVyGAIgAygLMi4uZGFzaGJvYXJkLnYxLkRyaWxsVGhyb3VnaC5Db2x1bW5Ub0ZpbHRlckVudHJ5Qi26SCqaAScQICIHcgUQARiAASoachgyFl5bYS16XVthLXowLTlfXXswLDYyfSQaNQoTQ29sdW1uVG9GaWx0ZXJFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImQKC0Nyb3NzRmlsdGVyEiEKDXNvdXJjZV9jb2x1bW4YASABKAlCCrpIB3IFEAEYgAESMgoLZmlsdGVyX25hbWUYAiABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kIv0GCgZXaWRnZXQSEAoCaWQYASABKAlCBOJBAQMSJQoMZGFzaGJvYXJkX2lkGAIgASgJQg/iQQEFukgI2AEBcgOwAQESGwoFdGl0bGUYAyABKAlCDOJBAQK6SAVyAxjIARIdCgtkZXNjcmlwdGlvbhgEIAEoCUIIukgFcgMY0A8SLAoEdHlwZRgFIAEoDjIYLmRhc2hib2FyZC52MS5XaWRnZXRUeXBlQgTiQQEDEjIKCHBvc2l0aW9uGAYgASgLMhouZGFzaGJvYXJkLnYxLkdyaWRQb3NpdGlvbkIE4kEBAhIpCgVxdWVyeRgHIAEoCzIaLmRhc2hib2FyZC52MS5RdWVyeUJpbmRpbmcSRQoQcmVmcmVzaF9pbnRlcnZhbBgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIQukgNqgEKIgQIgKMFMgIIChImCgNrcGkYCiABKAsyFy5kYXNoYm9hcmQudjEuS3BpQ29uZmlnSAASLQoEbGluZRgLIAEoCzIdLmRhc2hib2FyZC52MS5MaW5lQ2hhcnRDb25maWdIABItCgRhcmVhGAwgASgLMh0uZGFzaGJvYXJkLnYxLkFyZWFDaGFydENvbmZpZ0gAEisKA2JhchgNIAEoCzIcLmRhc2hib2FyZC52MS5CYXJDaGFydENvbmZpZ0gAEioKBXRhYmxlGA4gASgLMhkuZGFzaGJvYXJkLnYxLlRhYmxlQ29uZmlnSAASLgoHaGVhdG1hcBgPIAEoCzIbLmRhc2hib2FyZC52MS5IZWF0bWFwQ29uZmlnSAASJgoDbWFwGBAgASgLMhcuZGFzaGJvYXJkLnYxLk1hcENvbmZpZ0gAEjEKDWRyaWxsX3Rocm91Z2gYFCABKAsyGi5kYXNoYm9hcmQudjEuRHJpbGxUaHJvdWdoEjoKDWNyb3NzX2ZpbHRlcnMYFSADKAsyGS5kYXNoYm9hcmQudjEuQ3Jvc3NGaWx0ZXJCCLpIBZIBAhAKEgwKBGV0YWcYHiABKAkSNQoLY3JlYXRlX3RpbWUYHyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGCAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBA0IICgZjb25maWcixAEKE0NyZWF0ZVdpZGdldFJlcXVlc3QSiwEKBndpZGdldBgBIAEoCzIULmRhc2hib2FyZC52MS5XaWRnZXRCZeJBAQK6SF66AVgKHHdpZGdldC5kYXNoYm9hcmRfaWRfcmVxdWlyZWQSH3dpZGdldC5kYXNoYm9hcmRfaWQgaXMgcmVxdWlyZWQaF3RoaXMuZGFzaGJvYXJkX2lkICE9ICcnyAEBEh8KCnJlcXVlc3RfaWQYAiABKAlCC7pICNgBAXIDsAEBIiwKEEdldFdpZGdldFJlcXVlc3QSGAoCaWQYASABKAlCDOJBAQK6SAVyA7ABASJ1ChJMaXN0V2lkZ2V0c1JlcXVlc3QSIgoMZGFzaGJvYXJkX2lkGAEgASgJQgziQQECukgFcgOwAQESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlUKE0xpc3RXaWRnZXRzUmVzcG9uc2USJQoHd2lkZ2V0cxgBIAMoCzIULmRhc2hib2FyZC52MS5XaWRnZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIosCChNVcGRhdGVXaWRnZXRSZXF1ZXN0EsIBCgZ3aWRnZXQYASABKAsyFC5kYXNoYm9hcmQudjEuV2lkZ2V0QpsB4kEBArpIkwG6AYwBCg53aWRnZXQuaWRfdXVpZBIYd2lkZ2V0LmlkIG11c3QgYmUgYSBVVUlEGmB0aGlzLmlkLm1hdGNoZXMoJ15bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kJynIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkcKE0RlbGV0ZVdpZGdldFJlcXVlc3QSGAoCaWQYASABKAlCDOJBAQK6SAVyA7ABARIWCgRldGFnGAIgASgJQgi6SAVyAxiAASKiAQoQQ3Jvc3NGaWx0ZXJWYWx1ZRIyCgtmaWx0ZXJfbmFtZRgBIAEoCUIdukgachgyFl5bYS16XVthLXowLTlfXXswLDYyfSQSMwoFdmFsdWUYAiABKAsyHC5kYXNoYm9hcmQudjEuUGFyYW1ldGVyVmFsdWVCBrpIA8gBARIlChBzb3VyY2Vfd2lkZ2V0X2lkGAMgASgJQgu6SAjYAQFyA7ABASL/BAoUR2V0V2lkZ2V0RGF0YVJlcXVlc3QSHwoJd2lkZ2V0X2lkGAEgASgJQgziQQECukgFcgOwAQESIgoRZGFzaGJvYXJkX3ZlcnNpb24YAiABKANCB7pIBCICKAASeAoQcGFyYW1ldGVyX3ZhbHVlcxgDIAMoCzI3LmRhc2hib2FyZC52MS5HZXRXaWRnZXREYXRhUmVxdWVzdC5QYXJhbWV0ZXJWYWx1ZXNFbnRyeUIlukgimgEfEEAiG3IZMhdeW2Etel9dW2EtejAtOV9dezAsNjJ9JBJxCg1maWx0ZXJfdmFsdWVzGAQgAygLMjQuZGFzaGJvYXJkLnYxLkdldFdpZGdldERhdGFSZXF1ZXN0LkZpbHRlclZhbHVlc0VudHJ5QiS6SCGaAR4QQCIachgyFl5bYS16XVthLXowLTlfXXswLDYyfSQSPwoNY3Jvc3NfZmlsdGVycxgFIAMoCzIeLmRhc2hib2FyZC52MS5Dcm9zc0ZpbHRlclZhbHVlQgi6SAWSAQIQIBI0CgdtYXhfYWdlGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgi6SAWqAQIyABIVCg1mb3JjZV9yZWZyZXNoGAcgASgIGlQKFFBhcmFtZXRlclZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLmRhc2hib2FyZC52MS5QYXJhbWV0ZXJWYWx1ZToCOAEaUQoRRmlsdGVyVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEisKBXZhbHVlGAIgASgLMhwuZGFzaGJvYXJkLnYxLlBhcmFtZXRlclZhbHVlOgI4ASL7AQoKV2lkZ2V0RGF0YRIRCgl3aWRnZXRfaWQYASABKAkSJgoFZnJhbWUYAiABKAsyFy5kYXNoYm9hcmQudjEuRGF0YUZyYW1lEigKBnNvdXJjZRgDIAEoDjIYLmRhc2hib2FyZC52MS5EYXRhU291cmNlEjAKDGNvbXB1dGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXF1ZXJ5X3ZlcnNpb24YBiABKAMSDgoGbWFza2VkGAcgASgIIl0KGUJhdGNoR2V0V2lkZ2V0RGF0YVJlcXVlc3QSQAoIcmVxdWVzdHMYASADKAsyIi5kYXNoYm9hcmQudjEuR2V0V2lkZ2V0RGF0YVJlcXVlc3RCCrpIB5IBBAgBEGQiRAoaQmF0Y2hHZXRXaWRnZXREYXRhUmVzcG9uc2USJgoEZGF0YRgBIAMoCzIYLmRhc2hib2FyZC52MS5XaWRnZXREYXRhIsUDChJNYXRlcmlhbGl6YXRpb25Kb2ISEAoCaWQYASABKAlCBOJBAQMSGgoMZGFzaGJvYXJkX2lkGAIgASgJQgTiQQEDEisKBXN0YXRlGAMgASgOMhYuZGFzaGJvYXJkLnYxLkpvYlN0YXRlQgTiQQEDEjEKCHByb2dyZXNzGAQgASgLMhkuZGFzaGJvYXJkLnYxLkpvYlByb2dyZXNzQgTiQQEDEjoKB3dpZGdldHMYBSADKAsyIy5kYXNoYm9hcmQudjEuV2lkZ2V0TWF0ZXJpYWxpemF0aW9uQgTiQQEDEisKBWVycm9yGAYgASgLMhYuZGFzaGJvYXJkLnYxLkpvYkVycm9yQgTiQQEDEhYKCHJldmlzaW9uGAcgASgDQgTiQQEDEjUKC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSMgoIZW5kX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIosBChVXaWRnZXRNYXRlcmlhbGl6YXRpb24SEQoJd2lkZ2V0X2lkGAEgASgJEiUKBXN0YXRlGAIgASgOMhYuZGFzaGJvYXJkLnYxLkpvYlN0YXRlEhEKCXJvd19jb3VudBgDIAEoAxIlCgVlcnJvchgEIAEoCzIWLmRhc2hib2FyZC52MS5Kb2JFcnJvciLTAgobTWF0ZXJpYWxpemVEYXNoYm9hcmRSZXF1ZXN0EiIKDGRhc2hib2FyZF9pZBgBIAEoCUIM4kEBArpIBXIDsAEBEiIKEWRhc2hib2FyZF92ZXJzaW9uGAIgASgDQge6SAQiAigAEngKDWZpbHRlcl92YWx1ZXMYAyADKAsyOy5kYXNoYm9hcmQudjEuTWF0ZXJpYWxpemVEYXNoYm9hcmRSZXF1ZXN0LkZpbHRlclZhbHVlc0VudHJ5QiS6SCGaAR4QQCIachgyFl5bYS16XVthLXowLTlfXXswLDYyfSQSHwoKcmVxdWVzdF9pZBgEIAEoCUILukgI2AEBcgOwAQEaUQoRRmlsdGVyVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEisKBXZhbHVlGAIgASgLMhwuZGFzaGJvYXJkLnYxLlBhcmFtZXRlclZhbHVlOgI4ASI4ChxHZXRNYXRlcmlhbGl6YXRpb25Kb2JSZXF1ZXN0EhgKAmlkGAEgASgJQgziQQECukgFcgOwAQEiWwoeV2F0Y2hNYXRlcmlhbGl6YXRpb25Kb2JSZXF1ZXN0EhgKAmlkGAEgASgJQgziQQECukgFcgOwAQESHwoOc2luY2VfcmV2aXNpb24YAiABKANCB7pIBCICKAAiiQEKH1dhdGNoTWF0ZXJpYWxpemF0aW9uSm9iUmVzcG9uc2USLwoDam9iGAEgASgLMiAuZGFzaGJvYXJkLnYxLk1hdGVyaWFsaXphdGlvbkpvYkgAEiwKCWhlYXJ0YmVhdBgCIAEoCzIXLmRhc2hib2FyZC52MS5IZWFydGJlYXRIAEIHCgVldmVudCrEAQoKV2lkZ2V0VHlwZRIbChdXSURHRVRfVFlQRV9VTlNQRUNJRklFRBAAEhMKD1dJREdFVF9UWVBFX0tQSRABEhQKEFdJREdFVF9UWVBFX0xJTkUQAhIUChBXSURHRVRfVFlQRV9BUkVBEAMSEwoPV0lER0VUX1RZUEVfQkFSEAQSFQoRV0lER0VUX1RZUEVfVEFCTEUQBRIXChNXSURHRVRfVFlQRV9IRUFUTUFQEAYSEwoPV0lER0VUX1RZUEVfTUFQEAcqbwoOQmFyT3JpZW50YXRpb24SHwobQkFSX09SSUVOVEFUSU9OX1VOU1BFQ0lGSUVEEAASHAoYQkFSX09SSUVOVEFUSU9OX1ZFUlRJQ0FMEAESHgoaQkFSX09SSUVOVEFUSU9OX0hPUklaT05UQUwQAiqMAQoKRGF0YVNvdXJjZRIbChdEQVRBX1NPVVJDRV9VTlNQRUNJRklFRBAAEhYKEkRBVEFfU09VUkNFX01FTU9SWRABEhgKFERBVEFfU09VUkNFX0RBVEFCQVNFEAISGAoUREFUQV9TT1VSQ0VfQ09NUFVURUQQAxIVChFEQVRBX1NPVVJDRV9TVEFMRRAEMugKCg1XaWRnZXRTZXJ2aWNlEnIKDENyZWF0ZVdpZGdldBIhLmRhc2hib2FyZC52MS5DcmVhdGVXaWRnZXRSZXF1ZXN0GhQuZGFzaGJvYXJkLnYxLldpZGdldCIpgtPkkwIjOgZ3aWRnZXQiGS9hcGkvdjEvZGFzaGJvYXJkL3dpZGdldHMSaQoJR2V0V2lkZ2V0Eh4uZGFzaGJvYXJkLnYxLkdldFdpZGdldFJlcXVlc3QaFC5kYXNoYm9hcmQudjEuV2lkZ2V0IiaC0+STAiASHi9hcGkvdjEvZGFzaGJvYXJkL3dpZGdldHMve2lkfRKPAQoLTGlzdFdpZGdldHMSIC5kYXNoYm9hcmQudjEuTGlzdFdpZGdldHNSZXF1ZXN0GiEuZGFzaGJvYXJkLnYxLkxpc3RXaWRnZXRzUmVzcG9uc2UiO4LT5JMCNRIzL2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcy97ZGFzaGJvYXJkX2lkfS93aWRnZXRzEn4KDFVwZGF0ZVdpZGdldBIhLmRhc2hib2FyZC52MS5VcGRhdGVXaWRnZXRSZXF1ZXN0GhQuZGFzaGJvYXJkLnYxLldpZGdldCI1gtPkkwIvOgZ3aWRnZXQaJS9hcGkvdjEvZGFzaGJvYXJkL3dpZGdldHMve3dpZGdldC5pZH0ScQoMRGVsZXRlV2lkZ2V0EiEuZGFzaGJvYXJkLnYxLkRlbGV0ZVdpZGdldFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiJoLT5JMCICoeL2FwaS92MS9kYXNoYm9hcmQvd2lkZ2V0cy97aWR9EngKDUdldFdpZGdldERhdGESIi5kYXNoYm9hcmQudjEuR2V0V2lkZ2V0RGF0YVJlcXVlc3QaGC5kYXNoYm9hcmQudjEuV2lkZ2V0RGF0YSIpgtPkkwIjOgEqIh4vYXBpL3YxL2Rhc2hib2FyZC93aWRnZXRzL2RhdGESmwEKEkJhdGNoR2V0V2lkZ2V0RGF0YRInLmRhc2hib2FyZC52MS5CYXRjaEdldFdpZGdldERhdGFSZXF1ZXN0GiguZGFzaGJvYXJkLnYxLkJhdGNoR2V0V2lkZ2V0RGF0YVJlc3BvbnNlIjKC0+STAiw6ASoiJy9hcGkvdjEvZGFzaGJvYXJkL3dpZGdldHMvZGF0YTpiYXRjaEdldBKnAQoUTWF0ZXJpYWxpemVEYXNoYm9hcmQSKS5kYXNoYm9hcmQudjEuTWF0ZXJpYWxpemVEYXNoYm9hcmRSZXF1ZXN0GiAuZGFzaGJvYXJkLnYxLk1hdGVyaWFsaXphdGlvbkpvYiJCgtPkkwI8OgEqIjcvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzL3tkYXNoYm9hcmRfaWR9L21hdGVyaWFsaXplEooBChVHZXRNYXRlcmlhbGl6YXRpb25Kb2ISKi5kYXNoYm9hcmQudjEuR2V0TWF0ZXJpYWxpemF0aW9uSm9iUmVxdWVzdBogLmRhc2hib2FyZC52MS5NYXRlcmlhbGl6YXRpb25Kb2IiI4LT5JMCHRIbL2FwaS92MS9kYXNoYm9hcmQvam9icy97aWR9EqMBChdXYXRjaE1hdGVyaWFsaXphdGlvbkpvYhIsLmRhc2hib2FyZC52MS5XYXRjaE1hdGVyaWFsaXphdGlvbkpvYlJlcXVlc3QaLS5kYXNoYm9hcmQudjEuV2F0Y2hNYXRlcmlhbGl6YXRpb25Kb2JSZXNwb25zZSIpgtPkkwIjEiEvYXBpL3YxL2Rhc2hib2FyZC9qb2JzL3tpZH06d2F0Y2gwAWIGcHJvdG8z", [file_buf_validate_validate, file_dashboard_v1_common, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChlkYXNoYm9hcmQvdjEvd2lkZ2V0LnByb3RvEgxkYXNoYm9hcmQudjEi0wEKDEdyaWRQb3NpdGlvbhIUCgF4GAEgASgFQgm6SAYaBBgLKAASFQoBeRgCIAEoBUIKukgHGgUY6AcoABIYCgV3aWR0aBgDIAEoBUIJukgGGgQYDCgBEhkKBmhlaWdodBgEIAEoBUIJukgGGgQYGCgBOmG6SF4aXAoZZ3JpZF9wb3NpdGlvbi5pbnNpZGVfZ3JpZBIkeCArIHdpZHRoIG11c3Qgbm90IGV4Y2VlZCAxMiBjb2x1bW5zGhl0aGlzLnggKyB0aGlzLndpZHRoIDw9IDEyIrIFCgtWYWx1ZUZvcm1hdBI4CgVzdHlsZRgBIAEoDjIfLmRhc2hib2FyZC52MS5WYWx1ZUZvcm1hdC5TdHlsZUIIukgFggECEAESIAoIZGVjaW1hbHMYAiABKAVCCbpIBhoEGAooAEgAiAEBEhsKE3Rob3VzYW5kc19zZXBhcmF0b3IYAyABKAgSFwoGcHJlZml4GAQgASgJQge6SARyAhgQEhcKBnN1ZmZpeBgFIAEoCUIHukgEcgIYEBIrCg1jdXJyZW5jeV9jb2RlGAYgASgJQhS6SBFyDzINXihbQS1aXXszfSk/JBJHCg1kdXJhdGlvbl91bml0GAcgASgOMiYuZGFzaGJvYXJkLnYxLlZhbHVlRm9ybWF0LkR1cmF0aW9uVW5pdEIIukgFggECEAESPwoMZGF0ZV9wYXR0ZXJuGAggASgJQim6SCZyJBhAMiBeKFteJV18JVthQWJCZGVISWptTXBTeVl6WmYlXSkqJBIaCgl0aW1lX3pvbmUYCSABKAlCB7pIBHICGEAigAEKBVN0eWxlEhUKEVNUWUxFX1VOU1BFQ0lGSUVEEAASEAoMU1RZTEVfTlVNQkVSEAESEQoNU1RZTEVfUEVSQ0VOVBACEhIKDlNUWUxFX0NVUlJFTkNZEAMSEgoOU1RZTEVfRFVSQVRJT04QBBITCg9TVFlMRV9EQVRFX1RJTUUQBSKUAQoMRHVyYXRpb25Vbml0Eh0KGURVUkFUSU9OX1VOSVRfVU5TUEVDSUZJRUQQABIZChVEVVJBVElPTl9VTklUX1NFQ09ORFMQARIZChVEVVJBVElPTl9VTklUX01JTlVURVMQAhIXChNEVVJBVElPTl9VTklUX0hPVVJTEAMSFgoSRFVSQVRJT05fVU5JVF9EQVlTEARCCwoJX2RlY2ltYWxzInoKDE51bWJlckZvcm1hdBIbCghkZWNpbWFscxgBIAEoBUIJukgGGgQYCigAEhcKBnByZWZpeBgCIAEoCUIHukgEcgIYEBIXCgZzdWZmaXgYAyABKAlCB7pIBHICGBASGwoTdGhvdXNhbmRzX3NlcGFyYXRvchgEIAEoCCJMCglUaHJlc2hvbGQSFgoFdmFsdWUYASABKAFCB7pIBBICQAESJwoFY29sb3IYAiABKAlCGLpIFXITMhFeI1swLTlhLWZBLUZdezZ9JCInCglDb2x1bW5SZWYSGgoGY29sdW1uGAEgASgJQgq6SAdyBRABGIABIuYBCglLcGlDb25maWcSIAoMdmFsdWVfY29sdW1uGAEgASgJQgq6SAdyBRABGIABEiMKEWNvbXBhcmlzb25fY29sdW1uGAIgASgJQgi6SAVyAxiAARIqCgZmb3JtYXQYAyABKAsyGi5kYXNoYm9hcmQudjEuTnVtYmVyRm9ybWF0EjUKCnRocmVzaG9sZHMYBCADKAsyFy5kYXNoYm9hcmQudjEuVGhyZXNob2xkQgi6SAWSAQIQChIvCgx2YWx1ZV9mb3JtYXQYBSABKAsyGS5kYXNoYm9hcmQudjEuVmFsdWVGb3JtYXQixQIKD0xpbmVDaGFydENvbmZpZxIcCgh4X2NvbHVtbhgBIAEoCUIKukgHcgUQARiAARImCgl5X2NvbHVtbnMYAiADKAlCE7pIEJIBDQgBEBQiB3IFEAEYgAESHwoNc2VyaWVzX2NvbHVtbhgDIAEoCUIIukgFcgMYgAESGQoHeF90aXRsZRgEIAEoCUIIukgFcgMYyAESGQoHeV90aXRsZRgFIAEoCUIIukgFcgMYyAESEwoLc2hvd19wb2ludHMYBiABKAgSKwoIeF9mb3JtYXQYByABKAsyGS5kYXNoYm9hcmQudjEuVmFsdWVGb3JtYXQSKwoIeV9mb3JtYXQYCCABKAsyGS5kYXNoYm9hcmQudjEuVmFsdWVGb3JtYXQSJgoMc2VyaWVzX29yZGVyGAkgAygJQhC6SA2SAQoQ6AciBXIDGMgBIsECCg9BcmVhQ2hhcnRDb25maWcSHAoIeF9jb2x1bW4YASABKAlCCrpIB3IFEAEYgAESJgoJeV9jb2x1bW5zGAIgAygJQhO6SBCSAQ0IARAUIgdyBRABGIABEh8KDXNlcmllc19jb2x1bW4YAyABKAlCCLpIBXIDGIABEg8KB3N0YWNrZWQYBCABKAgSGQoHeF90aXRsZRgFIAEoCUIIukgFcgMYyAESGQoHeV90aXRsZRgGIAEoCUIIukgFcgMYyAESKwoIeF9mb3JtYXQYByABKAsyGS5kYXNoYm9hcmQudjEuVmFsdWVGb3JtYXQSKwoIeV9mb3JtYXQYCCABKAsyGS5kYXNoYm9hcmQudjEuVmFsdWVGb3JtYXQSJgoMc2VyaWVzX29yZGVyGAkgAygJQhC6SA2SAQoQ6AciBXIDGMgBItMCCg5CYXJDaGFydENvbmZpZxIjCg9jYXRlZ29yeV9jb2x1bW4YASABKAlCCrpIB3IFEAEYgAESKgoNdmFsdWVfY29sdW1ucxgCIAMoCUITukgQkgENCAEQFCIHcgUQARiAARIfCg1zZXJpZXNfY29sdW1uGAMgASgJQgi6SAVyAxiAARI7CgtvcmllbnRhdGlvbhgEIAEoDjIcLmRhc2hib2FyZC52MS5CYXJPcmllbnRhdGlvbkIIukgFggECEAESDwoHc3RhY2tlZBgFIAEoCBIvCgx2YWx1ZV9mb3JtYXQYBiABKAsyGS5kYXNoYm9hcmQudjEuVmFsdWVGb3JtYXQSKAoOY2F0ZWdvcnlfb3JkZXIYByADKAlCELpIDZIBChDoByIFcgMYyAESJgoMc2VyaWVzX29yZGVyGAggAygJQhC6SA2SAQoQ6AciBXIDGMgBIp8BCgtUYWJsZUNvbHVtbhIaCgZjb2x1bW4YASABKAlCCrpIB3IFEAEYgAESFwoFbGFiZWwYAiABKAlCCLpIBXIDGMgBEioKBmZvcm1hdBgDIAEoCzIaLmRhc2hib2FyZC52MS5OdW1iZXJGb3JtYXQSLwoMdmFsdWVfZm9ybWF0GAQgASgLMhkuZGFzaGJvYXJkLnYxLlZhbHVlRm9ybWF0IpoBCgtUYWJsZUNvbmZpZxI0Cgdjb2x1bW5zGAEgAygLMhkuZGFzaGJvYXJkLnYxLlRhYmxlQ29sdW1uQgi6SAWSAQIQZBIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASHQoLc29ydF9jb2x1bW4YAyABKAlCCLpIBXIDGIABEhcKD3NvcnRfZGVzY2VuZGluZxgEIAEoCCKTAgoNSGVhdG1hcENvbmZpZxIcCgh4X2NvbHVtbhgBIAEoCUIKukgHcgUQARiAARIcCgh5X2NvbHVtbhgCIAEoCUIKukgHcgUQARiAARIgCgx2YWx1ZV9jb2x1bW4YAyABKAlCCrpIB3IFEAEYgAESLQoMY29sb3Jfc2NoZW1lGAQgASgJQhe6SBRyEjIQXlthLXowLTldezAsMzJ9JBIvCgx2YWx1ZV9mb3JtYXQYBSABKAsyGS5kYXNoYm9hcmQudjEuVmFsdWVGb3JtYXQSIQoHeF9vcmRlchgGIAMoCUIQukgNkgEKEOgHIgVyAxjIARIhCgd5X29yZGVyGAcgAygJQhC6SA2SAQoQ6AciBXIDGMgBIpYDCglNYXBDb25maWcSIQoPbGF0aXR1ZGVfY29sdW1uGAEgASgJQgi6SAVyAxiAARIiChBsb25naXR1ZGVfY29sdW1uGAIgASgJQgi6SAVyAxiAARIeCgx2YWx1ZV9jb2x1bW4YAyABKAlCCLpIBXIDGIABEh4KDGxhYmVsX2NvbHVtbhgEIAEoCUIIukgFcgMYgAESLwoMdmFsdWVfZm9ybWF0GAUgASgLMhkuZGFzaGJvYXJkLnYxLlZhbHVlRm9ybWF0Eh8KDXJlZ2lvbl9jb2x1bW4YBiABKAlCCLpIBXIDGIABOq8BukirARqoAQoJbWFwLnBsYWNlEkJhIG1hcCBuZWVkcyBsYXRpdHVkZV9jb2x1bW4gYW5kIGxvbmdpdHVkZV9jb2x1bW4sIG9yIHJlZ2lvbl9jb2x1bW4aVyh0aGlzLmxhdGl0dWRlX2NvbHVtbiAhPSAnJyAmJiB0aGlzLmxvbmdpdHVkZV9jb2x1bW4gIT0gJycpIHx8IHRoaXMucmVnaW9uX2NvbHVtbiAhPSAnJyLZAwoMUXVlcnlCaW5kaW5nEh0KCHF1ZXJ5X2lkGAEgASgJQgu6SAjYAQFyA7ABARIeCg1xdWVyeV92ZXJzaW9uGAIgASgDQge6SAQiAigAEnAKEHBhcmFtZXRlcl92YWx1ZXMYAyADKAsyLy5kYXNoYm9hcmQudjEuUXVlcnlCaW5kaW5nLlBhcmFtZXRlclZhbHVlc0VudHJ5QiW6SCKaAR8QQCIbchkyF15bYS16X11bYS16MC05X117MCw2Mn0kEooBCg9maWx0ZXJfYmluZGluZ3MYBCADKAsyLi5kYXNoYm9hcmQudjEuUXVlcnlCaW5kaW5nLkZpbHRlckJpbmRpbmdzRW50cnlCQbpIPpoBOxBAIhtyGTIXXlthLXpfXVthLXowLTlfXXswLDYyfSQqGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kGlQKFFBhcmFtZXRlclZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLmRhc2hib2FyZC52MS5QYXJhbWV0ZXJWYWx1ZToCOAEaNQoTRmlsdGVyQmluZGluZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuUBCgxEcmlsbFRocm91Z2gSJQoTdGFyZ2V0X2Rhc2hib2FyZF9pZBgBIAEoCUIIukgFcgOwAQESdwoQY29sdW1uX3RvX2ZpbHRlchgCIAMoCzIuLmRhc2hib2FyZC52MS5EcmlsbFRocm91Z2guQ29sdW1uVG9GaWx0ZXJFbnRyeUItukgqmgEnECAiB3IFEAEYgAEqGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kGjUKE0NvbHVtblRvRmlsdGVyRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJkCgtDcm9zc0ZpbHRlchIhCg1zb3VyY2VfY29sdW1uGAEgASgJQgq6SAdyBRABGIABEjIKC2ZpbHRlcl9uYW1lGAIgASgJQh26SBpyGDIWXlthLXpdW2EtejAtOV9dezAsNjJ9JCL9BgoGV2lkZ2V0EhAKAmlkGAEgASgJQgTiQQEDEiUKDGRhc2hib2FyZF9pZBgCIAEoCUIP4kEBBbpICNgBAXIDsAEBEhsKBXRpdGxlGAMgASgJQgziQQECukgFcgMYyAESHQoLZGVzY3JpcHRpb24YBCABKAlCCLpIBXIDGNAPEiwKBHR5cGUYBSABKA4yGC5kYXNoYm9hcmQudjEuV2lkZ2V0VHlwZUIE4kEBAxIyCghwb3NpdGlvbhgGIAEoCzIaLmRhc2hib2FyZC52MS5HcmlkUG9zaXRpb25CBOJBAQISKQoFcXVlcnkYByABKAsyGi5kYXNoYm9hcmQudjEuUXVlcnlCaW5kaW5nEkUKEHJlZnJlc2hfaW50ZXJ2YWwYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CELpIDaoBCiIECICjBTICCAoSJgoDa3BpGAogASgLMhcuZGFzaGJvYXJkLnYxLktwaUNvbmZpZ0gAEi0KBGxpbmUYCyABKAsyHS5kYXNoYm9hcmQudjEuTGluZUNoYXJ0Q29uZmlnSAASLQoEYXJlYRgMIAEoCzIdLmRhc2hib2FyZC52MS5BcmVhQ2hhcnRDb25maWdIABIrCgNiYXIYDSABKAsyHC5kYXNoYm9hcmQudjEuQmFyQ2hhcnRDb25maWdIABIqCgV0YWJsZRgOIAEoCzIZLmRhc2hib2FyZC52MS5UYWJsZUNvbmZpZ0gAEi4KB2hlYXRtYXAYDyABKAsyGy5kYXNoYm9hcmQudjEuSGVhdG1hcENvbmZpZ0gAEiYKA21hcBgQIAEoCzIXLmRhc2hib2FyZC52MS5NYXBDb25maWdIABIxCg1kcmlsbF90aHJvdWdoGBQgASgLMhouZGFzaGJvYXJkLnYxLkRyaWxsVGhyb3VnaBI6Cg1jcm9zc19maWx0ZXJzGBUgAygLMhkuZGFzaGJvYXJkLnYxLkNyb3NzRmlsdGVyQgi6SAWSAQIQChIMCgRldGFnGB4gASgJEjUKC2NyZWF0ZV90aW1lGB8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRggIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQNCCAoGY29uZmlnIsQBChNDcmVhdGVXaWRnZXRSZXF1ZXN0EosBCgZ3aWRnZXQYASABKAsyFC5kYXNoYm9hcmQudjEuV2lkZ2V0QmXiQQECukheugFYChx3aWRnZXQuZGFzaGJvYXJkX2lkX3JlcXVpcmVkEh93aWRnZXQuZGFzaGJvYXJkX2lkIGlzIHJlcXVpcmVkGhd0aGlzLmRhc2hib2FyZF9pZCAhPSAnJ8gBARIfCgpyZXF1ZXN0X2lkGAIgASgJQgu6SAjYAQFyA7ABASIsChBHZXRXaWRnZXRSZXF1ZXN0EhgKAmlkGAEgASgJQgziQQECukgFcgOwAQEidQoSTGlzdFdpZGdldHNSZXF1ZXN0EiIKDGRhc2hib2FyZF9pZBgBIAEoCUIM4kEBArpIBXIDsAEBEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJVChNMaXN0V2lkZ2V0c1Jlc3BvbnNlEiUKB3dpZGdldHMYASADKAsyFC5kYXNoYm9hcmQudjEuV2lkZ2V0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKLAgoTVXBkYXRlV2lkZ2V0UmVxdWVzdBLCAQoGd2lkZ2V0GAEgASgLMhQuZGFzaGJvYXJkLnYxLldpZGdldEKbAeJBAQK6SJMBugGMAQoOd2lkZ2V0LmlkX3V1aWQSGHdpZGdldC5pZCBtdXN0IGJlIGEgVVVJRBpgdGhpcy5pZC5tYXRjaGVzKCdeWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JCcpyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJHChNEZWxldGVXaWRnZXRSZXF1ZXN0EhgKAmlkGAEgASgJQgziQQECukgFcgOwAQESFgoEZXRhZxgCIAEoCUIIukgFcgMYgAEiogEKEENyb3NzRmlsdGVyVmFsdWUSMgoLZmlsdGVyX25hbWUYASABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kEjMKBXZhbHVlGAIgASgLMhwuZGFzaGJvYXJkLnYxLlBhcmFtZXRlclZhbHVlQga6SAPIAQESJQoQc291cmNlX3dpZGdldF9pZBgDIAEoCUILukgI2AEBcgOwAQEi/wQKFEdldFdpZGdldERhdGFSZXF1ZXN0Eh8KCXdpZGdldF9pZBgBIAEoCUIM4kEBArpIBXIDsAEBEiIKEWRhc2hib2FyZF92ZXJzaW9uGAIgASgDQge6SAQiAigAEngKEHBhcmFtZXRlcl92YWx1ZXMYAyADKAsyNy5kYXNoYm9hcmQudjEuR2V0V2lkZ2V0RGF0YVJlcXVlc3QuUGFyYW1ldGVyVmFsdWVzRW50cnlCJbpIIpoBHxBAIhtyGTIXXlthLXpfXVthLXowLTlfXXswLDYyfSQScQoNZmlsdGVyX3ZhbHVlcxgEIAMoCzI0LmRhc2hib2FyZC52MS5HZXRXaWRnZXREYXRhUmVxdWVzdC5GaWx0ZXJWYWx1ZXNFbnRyeUIkukghmgEeEEAiGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kEj8KDWNyb3NzX2ZpbHRlcnMYBSADKAsyHi5kYXNoYm9hcmQudjEuQ3Jvc3NGaWx0ZXJWYWx1ZUIIukgFkgECECASNAoHbWF4X2FnZRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIIukgFqgECMgASFQoNZm9yY2VfcmVmcmVzaBgHIAEoCBpUChRQYXJhbWV0ZXJWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSKwoFdmFsdWUYAiABKAsyHC5kYXNoYm9hcmQudjEuUGFyYW1ldGVyVmFsdWU6AjgBGlEKEUZpbHRlclZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLmRhc2hib2FyZC52MS5QYXJhbWV0ZXJWYWx1ZToCOAEi+wEKCldpZGdldERhdGESEQoJd2lkZ2V0X2lkGAEgASgJEiYKBWZyYW1lGAIgASgLMhcuZGFzaGJvYXJkLnYxLkRhdGFGcmFtZRIoCgZzb3VyY2UYAyABKA4yGC5kYXNoYm9hcmQudjEuRGF0YVNvdXJjZRIwCgxjb21wdXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1xdWVyeV92ZXJzaW9uGAYgASgDEg4KBm1hc2tlZBgHIAEoCCJdChlCYXRjaEdldFdpZGdldERhdGFSZXF1ZXN0EkAKCHJlcXVlc3RzGAEgAygLMiIuZGFzaGJvYXJkLnYxLkdldFdpZGdldERhdGFSZXF1ZXN0Qgq6SAeSAQQIARBkIkQKGkJhdGNoR2V0V2lkZ2V0RGF0YVJlc3BvbnNlEiYKBGRhdGEYASADKAsyGC5kYXNoYm9hcmQudjEuV2lkZ2V0RGF0YSLFAwoSTWF0ZXJpYWxpemF0aW9uSm9iEhAKAmlkGAEgASgJQgTiQQEDEhoKDGRhc2hib2FyZF9pZBgCIAEoCUIE4kEBAxIrCgVzdGF0ZRgDIAEoDjIWLmRhc2hib2FyZC52MS5Kb2JTdGF0ZUIE4kEBAxIxCghwcm9ncmVzcxgEIAEoCzIZLmRhc2hib2FyZC52MS5Kb2JQcm9ncmVzc0IE4kEBAxI6Cgd3aWRnZXRzGAUgAygLMiMuZGFzaGJvYXJkLnYxLldpZGdldE1hdGVyaWFsaXphdGlvbkIE4kEBAxIrCgVlcnJvchgGIAEoCzIWLmRhc2hib2FyZC52MS5Kb2JFcnJvckIE4kEBAxIWCghyZXZpc2lvbhgHIAEoA0IE4kEBAxI1CgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjIKCGVuZF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyKLAQoVV2lkZ2V0TWF0ZXJpYWxpemF0aW9uEhEKCXdpZGdldF9pZBgBIAEoCRIlCgVzdGF0ZRgCIAEoDjIWLmRhc2hib2FyZC52MS5Kb2JTdGF0ZRIRCglyb3dfY291bnQYAyABKAMSJQoFZXJyb3IYBCABKAsyFi5kYXNoYm9hcmQudjEuSm9iRXJyb3Ii0wIKG01hdGVyaWFsaXplRGFzaGJvYXJkUmVxdWVzdBIiCgxkYXNoYm9hcmRfaWQYASABKAlCDOJBAQK6SAVyA7ABARIiChFkYXNoYm9hcmRfdmVyc2lvbhgCIAEoA0IHukgEIgIoABJ4Cg1maWx0ZXJfdmFsdWVzGAMgAygLMjsuZGFzaGJvYXJkLnYxLk1hdGVyaWFsaXplRGFzaGJvYXJkUmVxdWVzdC5GaWx0ZXJWYWx1ZXNFbnRyeUIkukghmgEeEEAiGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kEh8KCnJlcXVlc3RfaWQYBCABKAlCC7pICNgBAXIDsAEBGlEKEUZpbHRlclZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLmRhc2hib2FyZC52MS5QYXJhbWV0ZXJWYWx1ZToCOAEiOAocR2V0TWF0ZXJpYWxpemF0aW9uSm9iUmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBIlsKHldhdGNoTWF0ZXJpYWxpemF0aW9uSm9iUmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBEh8KDnNpbmNlX3JldmlzaW9uGAIgASgDQge6SAQiAigAIokBCh9XYXRjaE1hdGVyaWFsaXphdGlvbkpvYlJlc3BvbnNlEi8KA2pvYhgBIAEoCzIgLmRhc2hib2FyZC52MS5NYXRlcmlhbGl6YXRpb25Kb2JIABIsCgloZWFydGJlYXQYAiABKAsyFy5kYXNoYm9hcmQudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQqxAEKCldpZGdldFR5cGUSGwoXV0lER0VUX1RZUEVfVU5TUEVDSUZJRUQQABITCg9XSURHRVRfVFlQRV9LUEkQARIUChBXSURHRVRfVFlQRV9MSU5FEAISFAoQV0lER0VUX1RZUEVfQVJFQRADEhMKD1dJREdFVF9UWVBFX0JBUhAEEhUKEVdJREdFVF9UWVBFX1RBQkxFEAUSFwoTV0lER0VUX1RZUEVfSEVBVE1BUBAGEhMKD1dJREdFVF9UWVBFX01BUBAHKm8KDkJhck9yaWVudGF0aW9uEh8KG0JBUl9PUklFTlRBVElPTl9VTlNQRUNJRklFRBAAEhwKGEJBUl9PUklFTlRBVElPTl9WRVJUSUNBTBABEh4KGkJBUl9PUklFTlRBVElPTl9IT1JJWk9OVEFMEAIqjAEKCkRhdGFTb3VyY2USGwoXREFUQV9TT1VSQ0VfVU5TUEVDSUZJRUQQABIWChJEQVRBX1NPVVJDRV9NRU1PUlkQARIYChREQVRBX1NPVVJDRV9EQVRBQkFTRRACEhgKFERBVEFfU09VUkNFX0NPTVBVVEVEEAMSFQoRREFUQV9TT1VSQ0VfU1RBTEUQBDLoCgoNV2lkZ2V0U2VydmljZRJyCgxDcmVhdGVXaWRnZXQSIS5kYXNoYm9hcmQudjEuQ3JlYXRlV2lkZ2V0UmVxdWVzdBoULmRhc2hib2FyZC52MS5XaWRnZXQiKYLT5JMCIzoGd2lkZ2V0IhkvYXBpL3YxL2Rhc2hib2FyZC93aWRnZXRzEmkKCUdldFdpZGdldBIeLmRhc2hib2FyZC52MS5HZXRXaWRnZXRSZXF1ZXN0GhQuZGFzaGJvYXJkLnYxLldpZGdldCImgtPkkwIgEh4vYXBpL3YxL2Rhc2hib2FyZC93aWRnZXRzL3tpZH0SjwEKC0xpc3RXaWRnZXRzEiAuZGFzaGJvYXJkLnYxLkxpc3RXaWRnZXRzUmVxdWVzdBohLmRhc2hib2FyZC52MS5MaXN0V2lkZ2V0c1Jlc3BvbnNlIjuC0+STAjUSMy9hcGkvdjEvZGFzaGJvYXJkL2Rhc2hib2FyZHMve2Rhc2hib2FyZF9pZH0vd2lkZ2V0cxJ+CgxVcGRhdGVXaWRnZXQSIS5kYXNoYm9hcmQudjEuVXBkYXRlV2lkZ2V0UmVxdWVzdBoULmRhc2hib2FyZC52MS5XaWRnZXQiNYLT5JMCLzoGd2lkZ2V0GiUvYXBpL3YxL2Rhc2hib2FyZC93aWRnZXRzL3t3aWRnZXQuaWR9EnEKDERlbGV0ZVdpZGdldBIhLmRhc2hib2FyZC52MS5EZWxldGVXaWRnZXRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IiaC0+STAiAqHi9hcGkvdjEvZGFzaGJvYXJkL3dpZGdldHMve2lkfRJ4Cg1HZXRXaWRnZXREYXRhEiIuZGFzaGJvYXJkLnYxLkdldFdpZGdldERhdGFSZXF1ZXN0GhguZGFzaGJvYXJkLnYxLldpZGdldERhdGEiKYLT5JMCIzoBKiIeL2FwaS92MS9kYXNoYm9hcmQvd2lkZ2V0cy9kYXRhEpsBChJCYXRjaEdldFdpZGdldERhdGESJy5kYXNoYm9hcmQudjEuQmF0Y2hHZXRXaWRnZXREYXRhUmVxdWVzdBooLmRhc2hib2FyZC52MS5CYXRjaEdldFdpZGdldERhdGFSZXNwb25zZSIygtPkkwIsOgEqIicvYXBpL3YxL2Rhc2hib2FyZC93aWRnZXRzL2RhdGE6YmF0Y2hHZXQSpwEKFE1hdGVyaWFsaXplRGFzaGJvYXJkEikuZGFzaGJvYXJkLnYxLk1hdGVyaWFsaXplRGFzaGJvYXJkUmVxdWVzdBogLmRhc2hib2FyZC52MS5NYXRlcmlhbGl6YXRpb25Kb2IiQoLT5JMCPDoBKiI3L2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcy97ZGFzaGJvYXJkX2lkfS9tYXRlcmlhbGl6ZRKKAQoVR2V0TWF0ZXJpYWxpemF0aW9uSm9iEiouZGFzaGJvYXJkLnYxLkdldE1hdGVyaWFsaXphdGlvbkpvYlJlcXVlc3QaIC5kYXNoYm9hcmQudjEuTWF0ZXJpYWxpemF0aW9uSm9iIiOC0+STAh0SGy9hcGkvdjEvZGFzaGJvYXJkL2pvYnMve2lkfRKjAQoXV2F0Y2hNYXRlcmlhbGl6YXRpb25Kb2ISLC5kYXNoYm9hcmQudjEuV2F0Y2hNYXRlcmlhbGl6YXRpb25Kb2JSZXF1ZXN0Gi0uZGFzaGJvYXJkLnYxLldhdGNoTWF0ZXJpYWxpemF0aW9uSm9iUmVzcG9uc2UiKYLT5JMCIxIhL2FwaS92MS9kYXNoYm9hcmQvam9icy97aWR9OndhdGNoMAFiBnByb3RvMw", [file_buf_validate_validate, file_dashboard_v1_common, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A widget's place on the 12-column grid.
@@ -62,6 +62,190 @@ export const GridPositionSchema: GenMessage<GridPosition> = /*@__PURE__*/
   messageDesc(file_dashboard_v1_widget, 0);
 
 /**
+ * How values of one column are shown, alike in the export (KPIs and their change, tables, chart
+ * axes and labels) and in the Python client's table output. Unset fields take the style's
+ * defaults; a timestamp is never shown with fractions of a second unless the pattern asks (%f).
+ *
+ * @generated from message dashboard.v1.ValueFormat
+ */
+export type ValueFormat = Message<"dashboard.v1.ValueFormat"> & {
+  /**
+   * What the value is.
+   *
+   * @generated from field: dashboard.v1.ValueFormat.Style style = 1;
+   */
+  style: ValueFormat_Style;
+
+  /**
+   * Digits after the decimal point, 0-10. Unset: as the data carries it (NUMBER), 0 (PERCENT),
+   * 2 (CURRENCY).
+   *
+   * @generated from field: optional int32 decimals = 2;
+   */
+  decimals?: number | undefined;
+
+  /**
+   * Group thousands ("1,234,567").
+   *
+   * @generated from field: bool thousands_separator = 3;
+   */
+  thousandsSeparator: boolean;
+
+  /**
+   * Text before the number.
+   *
+   * @generated from field: string prefix = 4;
+   */
+  prefix: string;
+
+  /**
+   * Text after the number (" beds").
+   *
+   * @generated from field: string suffix = 5;
+   */
+  suffix: string;
+
+  /**
+   * ISO 4217 code for CURRENCY ("USD", "EUR"); required by that style.
+   *
+   * @generated from field: string currency_code = 6;
+   */
+  currencyCode: string;
+
+  /**
+   * The unit of a DURATION's numbers.
+   *
+   * @generated from field: dashboard.v1.ValueFormat.DurationUnit duration_unit = 7;
+   */
+  durationUnit: ValueFormat_DurationUnit;
+
+  /**
+   * strftime pattern for DATE_TIME ("%Y-%m-%d %H:%M", "%d %b %Y"): directives aAbBdeHIjmMpSyYzZf%.
+   * Unset: "%Y-%m-%d" for dates, "%Y-%m-%d %H:%M" for timestamps.
+   *
+   * @generated from field: string date_pattern = 8;
+   */
+  datePattern: string;
+
+  /**
+   * IANA time zone for timestamps ("Europe/Paris"); unset: the dashboard's, else UTC.
+   *
+   * @generated from field: string time_zone = 9;
+   */
+  timeZone: string;
+};
+
+/**
+ * Describes the message dashboard.v1.ValueFormat.
+ * Use `create(ValueFormatSchema)` to create a new message.
+ */
+export const ValueFormatSchema: GenMessage<ValueFormat> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_widget, 1);
+
+/**
+ * What the value is.
+ *
+ * @generated from enum dashboard.v1.ValueFormat.Style
+ */
+export enum ValueFormat_Style {
+  /**
+   * A number as the data carries it; a date or timestamp as YYYY-MM-DD [HH:MM:SS].
+   *
+   * @generated from enum value: STYLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A plain number: decimals, thousands separator, prefix and suffix.
+   *
+   * @generated from enum value: STYLE_NUMBER = 1;
+   */
+  NUMBER = 1,
+
+  /**
+   * A ratio shown as a percentage: 0.125 is "12.5%".
+   *
+   * @generated from enum value: STYLE_PERCENT = 2;
+   */
+  PERCENT = 2,
+
+  /**
+   * An amount of money in `currency_code` ("$1,234.50", "CHF 12.00").
+   *
+   * @generated from enum value: STYLE_CURRENCY = 3;
+   */
+  CURRENCY = 3,
+
+  /**
+   * A length of time: a number of `duration_unit`s shown as "2d 4h", "1h 05m", "42s".
+   *
+   * @generated from enum value: STYLE_DURATION = 4;
+   */
+  DURATION = 4,
+
+  /**
+   * A date or timestamp, with `date_pattern` in `time_zone`.
+   *
+   * @generated from enum value: STYLE_DATE_TIME = 5;
+   */
+  DATE_TIME = 5,
+}
+
+/**
+ * Describes the enum dashboard.v1.ValueFormat.Style.
+ */
+export const ValueFormat_StyleSchema: GenEnum<ValueFormat_Style> = /*@__PURE__*/
+  enumDesc(file_dashboard_v1_widget, 1, 0);
+
+/**
+ * The unit of a DURATION's numbers.
+ *
+ * @generated from enum dashboard.v1.ValueFormat.DurationUnit
+ */
+export enum ValueFormat_DurationUnit {
+  /**
+   * Seconds.
+   *
+   * @generated from enum value: DURATION_UNIT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Seconds.
+   *
+   * @generated from enum value: DURATION_UNIT_SECONDS = 1;
+   */
+  SECONDS = 1,
+
+  /**
+   * Minutes.
+   *
+   * @generated from enum value: DURATION_UNIT_MINUTES = 2;
+   */
+  MINUTES = 2,
+
+  /**
+   * Hours.
+   *
+   * @generated from enum value: DURATION_UNIT_HOURS = 3;
+   */
+  HOURS = 3,
+
+  /**
+   * Days.
+   *
+   * @generated from enum value: DURATION_UNIT_DAYS = 4;
+   */
+  DAYS = 4,
+}
+
+/**
+ * Describes the enum dashboard.v1.ValueFormat.DurationUnit.
+ */
+export const ValueFormat_DurationUnitSchema: GenEnum<ValueFormat_DurationUnit> = /*@__PURE__*/
+  enumDesc(file_dashboard_v1_widget, 1, 1);
+
+/**
  * How a number is shown.
  *
  * @generated from message dashboard.v1.NumberFormat
@@ -101,7 +285,7 @@ export type NumberFormat = Message<"dashboard.v1.NumberFormat"> & {
  * Use `create(NumberFormatSchema)` to create a new message.
  */
 export const NumberFormatSchema: GenMessage<NumberFormat> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 1);
+  messageDesc(file_dashboard_v1_widget, 2);
 
 /**
  * A colour band applied from `value` upwards.
@@ -129,7 +313,7 @@ export type Threshold = Message<"dashboard.v1.Threshold"> & {
  * Use `create(ThresholdSchema)` to create a new message.
  */
 export const ThresholdSchema: GenMessage<Threshold> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 2);
+  messageDesc(file_dashboard_v1_widget, 3);
 
 /**
  * A result column name.
@@ -150,7 +334,7 @@ export type ColumnRef = Message<"dashboard.v1.ColumnRef"> & {
  * Use `create(ColumnRefSchema)` to create a new message.
  */
 export const ColumnRefSchema: GenMessage<ColumnRef> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 3);
+  messageDesc(file_dashboard_v1_widget, 4);
 
 /**
  * KPI: one number from the first row.
@@ -185,6 +369,13 @@ export type KpiConfig = Message<"dashboard.v1.KpiConfig"> & {
    * @generated from field: repeated dashboard.v1.Threshold thresholds = 4;
    */
   thresholds: Threshold[];
+
+  /**
+   * How the value and its change are shown (takes precedence over `format`).
+   *
+   * @generated from field: dashboard.v1.ValueFormat value_format = 5;
+   */
+  valueFormat?: ValueFormat | undefined;
 };
 
 /**
@@ -192,7 +383,7 @@ export type KpiConfig = Message<"dashboard.v1.KpiConfig"> & {
  * Use `create(KpiConfigSchema)` to create a new message.
  */
 export const KpiConfigSchema: GenMessage<KpiConfig> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 4);
+  messageDesc(file_dashboard_v1_widget, 5);
 
 /**
  * Line chart.
@@ -241,6 +432,27 @@ export type LineChartConfig = Message<"dashboard.v1.LineChartConfig"> & {
    * @generated from field: bool show_points = 6;
    */
   showPoints: boolean;
+
+  /**
+   * How the x axis is labelled.
+   *
+   * @generated from field: dashboard.v1.ValueFormat x_format = 7;
+   */
+  xFormat?: ValueFormat | undefined;
+
+  /**
+   * How the y axis is labelled.
+   *
+   * @generated from field: dashboard.v1.ValueFormat y_format = 8;
+   */
+  yFormat?: ValueFormat | undefined;
+
+  /**
+   * The order of the series in the legend and colours (others follow in the data's order).
+   *
+   * @generated from field: repeated string series_order = 9;
+   */
+  seriesOrder: string[];
 };
 
 /**
@@ -248,7 +460,7 @@ export type LineChartConfig = Message<"dashboard.v1.LineChartConfig"> & {
  * Use `create(LineChartConfigSchema)` to create a new message.
  */
 export const LineChartConfigSchema: GenMessage<LineChartConfig> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 5);
+  messageDesc(file_dashboard_v1_widget, 6);
 
 /**
  * Area chart.
@@ -297,6 +509,27 @@ export type AreaChartConfig = Message<"dashboard.v1.AreaChartConfig"> & {
    * @generated from field: string y_title = 6;
    */
   yTitle: string;
+
+  /**
+   * How the x axis is labelled.
+   *
+   * @generated from field: dashboard.v1.ValueFormat x_format = 7;
+   */
+  xFormat?: ValueFormat | undefined;
+
+  /**
+   * How the y axis is labelled.
+   *
+   * @generated from field: dashboard.v1.ValueFormat y_format = 8;
+   */
+  yFormat?: ValueFormat | undefined;
+
+  /**
+   * The order of the series in the legend, colours and stack (others follow in the data's order).
+   *
+   * @generated from field: repeated string series_order = 9;
+   */
+  seriesOrder: string[];
 };
 
 /**
@@ -304,7 +537,7 @@ export type AreaChartConfig = Message<"dashboard.v1.AreaChartConfig"> & {
  * Use `create(AreaChartConfigSchema)` to create a new message.
  */
 export const AreaChartConfigSchema: GenMessage<AreaChartConfig> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 6);
+  messageDesc(file_dashboard_v1_widget, 7);
 
 /**
  * Bar chart.
@@ -346,6 +579,27 @@ export type BarChartConfig = Message<"dashboard.v1.BarChartConfig"> & {
    * @generated from field: bool stacked = 5;
    */
   stacked: boolean;
+
+  /**
+   * How the value axis is labelled.
+   *
+   * @generated from field: dashboard.v1.ValueFormat value_format = 6;
+   */
+  valueFormat?: ValueFormat | undefined;
+
+  /**
+   * The order of the categories (others follow in the data's order; unset: the data's order).
+   *
+   * @generated from field: repeated string category_order = 7;
+   */
+  categoryOrder: string[];
+
+  /**
+   * The order of the series in the legend and colours (others follow in the data's order).
+   *
+   * @generated from field: repeated string series_order = 8;
+   */
+  seriesOrder: string[];
 };
 
 /**
@@ -353,7 +607,7 @@ export type BarChartConfig = Message<"dashboard.v1.BarChartConfig"> & {
  * Use `create(BarChartConfigSchema)` to create a new message.
  */
 export const BarChartConfigSchema: GenMessage<BarChartConfig> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 7);
+  messageDesc(file_dashboard_v1_widget, 8);
 
 /**
  * One column shown by a table widget.
@@ -381,6 +635,13 @@ export type TableColumn = Message<"dashboard.v1.TableColumn"> & {
    * @generated from field: dashboard.v1.NumberFormat format = 3;
    */
   format?: NumberFormat | undefined;
+
+  /**
+   * How the column's values are shown (takes precedence over `format`).
+   *
+   * @generated from field: dashboard.v1.ValueFormat value_format = 4;
+   */
+  valueFormat?: ValueFormat | undefined;
 };
 
 /**
@@ -388,7 +649,7 @@ export type TableColumn = Message<"dashboard.v1.TableColumn"> & {
  * Use `create(TableColumnSchema)` to create a new message.
  */
 export const TableColumnSchema: GenMessage<TableColumn> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 8);
+  messageDesc(file_dashboard_v1_widget, 9);
 
 /**
  * Table.
@@ -430,7 +691,7 @@ export type TableConfig = Message<"dashboard.v1.TableConfig"> & {
  * Use `create(TableConfigSchema)` to create a new message.
  */
 export const TableConfigSchema: GenMessage<TableConfig> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 9);
+  messageDesc(file_dashboard_v1_widget, 10);
 
 /**
  * Heatmap.
@@ -465,6 +726,27 @@ export type HeatmapConfig = Message<"dashboard.v1.HeatmapConfig"> & {
    * @generated from field: string color_scheme = 4;
    */
   colorScheme: string;
+
+  /**
+   * How the colour legend's values are shown.
+   *
+   * @generated from field: dashboard.v1.ValueFormat value_format = 5;
+   */
+  valueFormat?: ValueFormat | undefined;
+
+  /**
+   * The order of the x categories (others follow in the data's order).
+   *
+   * @generated from field: repeated string x_order = 6;
+   */
+  xOrder: string[];
+
+  /**
+   * The order of the y categories (others follow in the data's order).
+   *
+   * @generated from field: repeated string y_order = 7;
+   */
+  yOrder: string[];
 };
 
 /**
@@ -472,7 +754,7 @@ export type HeatmapConfig = Message<"dashboard.v1.HeatmapConfig"> & {
  * Use `create(HeatmapConfigSchema)` to create a new message.
  */
 export const HeatmapConfigSchema: GenMessage<HeatmapConfig> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 10);
+  messageDesc(file_dashboard_v1_widget, 11);
 
 /**
  * Map of points.
@@ -481,7 +763,7 @@ export const HeatmapConfigSchema: GenMessage<HeatmapConfig> = /*@__PURE__*/
  */
 export type MapConfig = Message<"dashboard.v1.MapConfig"> & {
   /**
-   * Latitude column (degrees).
+   * Latitude column (degrees); with longitude_column, draws a point per row.
    *
    * @generated from field: string latitude_column = 1;
    */
@@ -507,6 +789,21 @@ export type MapConfig = Message<"dashboard.v1.MapConfig"> & {
    * @generated from field: string label_column = 4;
    */
   labelColumn: string;
+
+  /**
+   * How the size legend's values are shown.
+   *
+   * @generated from field: dashboard.v1.ValueFormat value_format = 5;
+   */
+  valueFormat?: ValueFormat | undefined;
+
+  /**
+   * A column of country codes (ISO 3166-1 numeric, "826") or English names ("United Kingdom"):
+   * the countries are filled by value_column (a choropleth), over the offline basemap.
+   *
+   * @generated from field: string region_column = 6;
+   */
+  regionColumn: string;
 };
 
 /**
@@ -514,7 +811,7 @@ export type MapConfig = Message<"dashboard.v1.MapConfig"> & {
  * Use `create(MapConfigSchema)` to create a new message.
  */
 export const MapConfigSchema: GenMessage<MapConfig> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 11);
+  messageDesc(file_dashboard_v1_widget, 12);
 
 /**
  * Which query a widget shows and with which parameter values.
@@ -556,7 +853,7 @@ export type QueryBinding = Message<"dashboard.v1.QueryBinding"> & {
  * Use `create(QueryBindingSchema)` to create a new message.
  */
 export const QueryBindingSchema: GenMessage<QueryBinding> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 12);
+  messageDesc(file_dashboard_v1_widget, 13);
 
 /**
  * Clicking a data point opens another dashboard with values from the point.
@@ -584,7 +881,7 @@ export type DrillThrough = Message<"dashboard.v1.DrillThrough"> & {
  * Use `create(DrillThroughSchema)` to create a new message.
  */
 export const DrillThroughSchema: GenMessage<DrillThrough> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 13);
+  messageDesc(file_dashboard_v1_widget, 14);
 
 /**
  * Selecting values in this widget sets a dashboard filter that other widgets use.
@@ -612,7 +909,7 @@ export type CrossFilter = Message<"dashboard.v1.CrossFilter"> & {
  * Use `create(CrossFilterSchema)` to create a new message.
  */
 export const CrossFilterSchema: GenMessage<CrossFilter> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 14);
+  messageDesc(file_dashboard_v1_widget, 15);
 
 /**
  * A widget.
@@ -782,7 +1079,7 @@ export type Widget = Message<"dashboard.v1.Widget"> & {
  * Use `create(WidgetSchema)` to create a new message.
  */
 export const WidgetSchema: GenMessage<Widget> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 15);
+  messageDesc(file_dashboard_v1_widget, 16);
 
 /**
  * Request for CreateWidget.
@@ -810,7 +1107,7 @@ export type CreateWidgetRequest = Message<"dashboard.v1.CreateWidgetRequest"> & 
  * Use `create(CreateWidgetRequestSchema)` to create a new message.
  */
 export const CreateWidgetRequestSchema: GenMessage<CreateWidgetRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 16);
+  messageDesc(file_dashboard_v1_widget, 17);
 
 /**
  * Request for GetWidget.
@@ -831,7 +1128,7 @@ export type GetWidgetRequest = Message<"dashboard.v1.GetWidgetRequest"> & {
  * Use `create(GetWidgetRequestSchema)` to create a new message.
  */
 export const GetWidgetRequestSchema: GenMessage<GetWidgetRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 17);
+  messageDesc(file_dashboard_v1_widget, 18);
 
 /**
  * Request for ListWidgets.
@@ -866,7 +1163,7 @@ export type ListWidgetsRequest = Message<"dashboard.v1.ListWidgetsRequest"> & {
  * Use `create(ListWidgetsRequestSchema)` to create a new message.
  */
 export const ListWidgetsRequestSchema: GenMessage<ListWidgetsRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 18);
+  messageDesc(file_dashboard_v1_widget, 19);
 
 /**
  * Response for ListWidgets.
@@ -894,7 +1191,7 @@ export type ListWidgetsResponse = Message<"dashboard.v1.ListWidgetsResponse"> & 
  * Use `create(ListWidgetsResponseSchema)` to create a new message.
  */
 export const ListWidgetsResponseSchema: GenMessage<ListWidgetsResponse> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 19);
+  messageDesc(file_dashboard_v1_widget, 20);
 
 /**
  * Request for UpdateWidget.
@@ -923,7 +1220,7 @@ export type UpdateWidgetRequest = Message<"dashboard.v1.UpdateWidgetRequest"> & 
  * Use `create(UpdateWidgetRequestSchema)` to create a new message.
  */
 export const UpdateWidgetRequestSchema: GenMessage<UpdateWidgetRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 20);
+  messageDesc(file_dashboard_v1_widget, 21);
 
 /**
  * Request for DeleteWidget.
@@ -951,7 +1248,7 @@ export type DeleteWidgetRequest = Message<"dashboard.v1.DeleteWidgetRequest"> & 
  * Use `create(DeleteWidgetRequestSchema)` to create a new message.
  */
 export const DeleteWidgetRequestSchema: GenMessage<DeleteWidgetRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 21);
+  messageDesc(file_dashboard_v1_widget, 22);
 
 /**
  * A value selected in another widget.
@@ -986,7 +1283,7 @@ export type CrossFilterValue = Message<"dashboard.v1.CrossFilterValue"> & {
  * Use `create(CrossFilterValueSchema)` to create a new message.
  */
 export const CrossFilterValueSchema: GenMessage<CrossFilterValue> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 22);
+  messageDesc(file_dashboard_v1_widget, 23);
 
 /**
  * Request for GetWidgetData.
@@ -1049,7 +1346,7 @@ export type GetWidgetDataRequest = Message<"dashboard.v1.GetWidgetDataRequest"> 
  * Use `create(GetWidgetDataRequestSchema)` to create a new message.
  */
 export const GetWidgetDataRequestSchema: GenMessage<GetWidgetDataRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 23);
+  messageDesc(file_dashboard_v1_widget, 24);
 
 /**
  * A widget's data.
@@ -1112,7 +1409,7 @@ export type WidgetData = Message<"dashboard.v1.WidgetData"> & {
  * Use `create(WidgetDataSchema)` to create a new message.
  */
 export const WidgetDataSchema: GenMessage<WidgetData> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 24);
+  messageDesc(file_dashboard_v1_widget, 25);
 
 /**
  * Request for BatchGetWidgetData.
@@ -1133,7 +1430,7 @@ export type BatchGetWidgetDataRequest = Message<"dashboard.v1.BatchGetWidgetData
  * Use `create(BatchGetWidgetDataRequestSchema)` to create a new message.
  */
 export const BatchGetWidgetDataRequestSchema: GenMessage<BatchGetWidgetDataRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 25);
+  messageDesc(file_dashboard_v1_widget, 26);
 
 /**
  * Response for BatchGetWidgetData.
@@ -1154,7 +1451,7 @@ export type BatchGetWidgetDataResponse = Message<"dashboard.v1.BatchGetWidgetDat
  * Use `create(BatchGetWidgetDataResponseSchema)` to create a new message.
  */
 export const BatchGetWidgetDataResponseSchema: GenMessage<BatchGetWidgetDataResponse> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 26);
+  messageDesc(file_dashboard_v1_widget, 27);
 
 /**
  * A background job that materializes a dashboard's widget data.
@@ -1238,7 +1535,7 @@ export type MaterializationJob = Message<"dashboard.v1.MaterializationJob"> & {
  * Use `create(MaterializationJobSchema)` to create a new message.
  */
 export const MaterializationJobSchema: GenMessage<MaterializationJob> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 27);
+  messageDesc(file_dashboard_v1_widget, 28);
 
 /**
  * The outcome for one widget in a materialization job.
@@ -1280,7 +1577,7 @@ export type WidgetMaterialization = Message<"dashboard.v1.WidgetMaterialization"
  * Use `create(WidgetMaterializationSchema)` to create a new message.
  */
 export const WidgetMaterializationSchema: GenMessage<WidgetMaterialization> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 28);
+  messageDesc(file_dashboard_v1_widget, 29);
 
 /**
  * Request for MaterializeDashboard.
@@ -1322,7 +1619,7 @@ export type MaterializeDashboardRequest = Message<"dashboard.v1.MaterializeDashb
  * Use `create(MaterializeDashboardRequestSchema)` to create a new message.
  */
 export const MaterializeDashboardRequestSchema: GenMessage<MaterializeDashboardRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 29);
+  messageDesc(file_dashboard_v1_widget, 30);
 
 /**
  * Request for GetMaterializationJob.
@@ -1343,7 +1640,7 @@ export type GetMaterializationJobRequest = Message<"dashboard.v1.GetMaterializat
  * Use `create(GetMaterializationJobRequestSchema)` to create a new message.
  */
 export const GetMaterializationJobRequestSchema: GenMessage<GetMaterializationJobRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 30);
+  messageDesc(file_dashboard_v1_widget, 31);
 
 /**
  * Request for WatchMaterializationJob.
@@ -1371,7 +1668,7 @@ export type WatchMaterializationJobRequest = Message<"dashboard.v1.WatchMaterial
  * Use `create(WatchMaterializationJobRequestSchema)` to create a new message.
  */
 export const WatchMaterializationJobRequestSchema: GenMessage<WatchMaterializationJobRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 31);
+  messageDesc(file_dashboard_v1_widget, 32);
 
 /**
  * One message of a materialization watch stream.
@@ -1408,7 +1705,7 @@ export type WatchMaterializationJobResponse = Message<"dashboard.v1.WatchMateria
  * Use `create(WatchMaterializationJobResponseSchema)` to create a new message.
  */
 export const WatchMaterializationJobResponseSchema: GenMessage<WatchMaterializationJobResponse> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_widget, 32);
+  messageDesc(file_dashboard_v1_widget, 33);
 
 /**
  * The seven kinds of widget; decided by which `config` member is set.

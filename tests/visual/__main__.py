@@ -1,0 +1,5 @@
+import sys
+
+from tests.visual.run import main
+
+sys.exit(main())
