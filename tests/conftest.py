@@ -44,6 +44,7 @@ def settings(services: TestServices) -> Settings:
         host="127.0.0.1",
         port=0,
         metrics_port=0,
+        http_port=0,
         jwt_secret=TEST_SECRET,
         shutdown_grace=1.0,
         log_level="WARNING",
