@@ -45,6 +45,7 @@ def settings(services: TestServices) -> Settings:
         port=0,
         metrics_port=0,
         http_port=0,
+        http_cors_origins="http://allowed.example",
         jwt_secret=TEST_SECRET,
         shutdown_grace=1.0,
         log_level="WARNING",

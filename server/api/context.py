@@ -29,5 +29,6 @@ def current_principal() -> Principal:
         raise Unauthenticated("no credentials", reason="MISSING_CREDENTIALS")
     return principal
 
+
 # Which transport carried the call ("grpc" or "http"): the HTTP face sets it, audit records it.
 transport: ContextVar[str] = ContextVar("tessera_transport", default="grpc")
