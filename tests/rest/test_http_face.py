@@ -113,8 +113,12 @@ def test_h2c_prior_knowledge_and_upgrade(http_base: str, auth: Any, facility: st
 
 def test_cors_and_gzip(rest: httpx.Client, channel: Any, queries: Any, auth: Any, facility: str) -> None:
     headers = _bearer(auth("face-cors", "admin", facility))
-    preflight = rest.options(BOARDS, headers={"origin": "http://allowed.example", "access-control-request-method": "POST",
-                                              "access-control-request-headers": "authorization, content-type"})  # fmt: skip
+    asking = {
+        "origin": "http://allowed.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    }
+    preflight = rest.options(BOARDS, headers=asking)
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "http://allowed.example"
     assert "POST" in preflight.headers["access-control-allow-methods"]
@@ -123,8 +127,8 @@ def test_cors_and_gzip(rest: httpx.Client, channel: Any, queries: Any, auth: Any
     assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
     listed = rest.get(BOARDS, headers={**headers, "origin": "http://allowed.example"})
     assert listed.headers["access-control-allow-origin"] == "http://allowed.example"
-    query = queries.CreateQuery(q.CreateQueryRequest(query=q.Query(
-        facility_id=facility, name="many", sql="SELECT n FROM generate_series(1, 2000) n")), metadata=tuple(headers.items()))  # fmt: skip
+    many = q.Query(facility_id=facility, name="many", sql="SELECT n FROM generate_series(1, 2000) n")
+    query = queries.CreateQuery(q.CreateQueryRequest(query=many), metadata=tuple(headers.items()))
     raw = httpx.post(f"{rest.base_url}/api/v1/dashboard/queries/{query.id}:run", json={},
                      headers={**headers, "accept-encoding": "gzip"})  # fmt: skip
     assert raw.headers["content-encoding"] == "gzip"
