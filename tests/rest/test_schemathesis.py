@@ -37,7 +37,8 @@ def test_every_operation_with_valid_and_invalid_inputs(http_base: str, auth: Any
                 max_examples=EXAMPLES_PER_MODE, deadline=None, suppress_health_check=list(HealthCheck), database=None
             )
             def run(case: Any) -> None:
-                ran[operation.label] = ran.get(operation.label, 0) + 1
+                label = case.operation.label
+                ran[label] = ran.get(label, 0) + 1
                 case.call_and_validate(headers={**(case.headers or {}), **headers}, checks=checks, timeout=30)
 
             run()
