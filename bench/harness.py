@@ -54,6 +54,7 @@ def bench_system() -> Iterator[Bench]:
             host="127.0.0.1",
             port=0,
             metrics_port=0,
+            http_port=0,
             jwt_secret=SECRET,
             log_level="WARNING",
         )

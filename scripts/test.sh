@@ -68,6 +68,7 @@ run_pytest() {
 run_step lint make --no-print-directory lint
 run_step check-gen make --no-print-directory check-gen
 run_step "buf breaking" breaking
+run_step "openapi lint" node_modules/.bin/redocly lint --format=stylish gen/openapi/tessera.openapi.yaml
 run_step pytest run_pytest "$@"
 
 printf '\n%s=== summary%s\n' "$bold" "$plain"

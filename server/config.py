@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     max_message_bytes: int = 16 * 1024 * 1024
     # Prometheus /metrics over HTTP on `host`; 0 picks a free port, -1 disables the endpoint.
     metrics_port: int = 9464
+    # The HTTP/JSON face (REST routes, /openapi.json, /docs) on `host`; 0 picks a free port, -1 off.
+    http_port: int = 8080
+    # Origins allowed to call the HTTP face from a browser, comma-separated ("*" for any).
+    http_cors_origins: str = ""
 
     # --- security ---
     # HS256 secret (development). Production needs public keys (RS256/ES256).

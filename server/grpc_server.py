@@ -29,6 +29,7 @@ from server.api.interceptors import (
     AuthInterceptor,
     ErrorMappingInterceptor,
     ValidationInterceptor,
+    _Wrapping,
 )
 from server.api.queries import QueryServicer
 from server.api.shares import ShareServicer
@@ -38,6 +39,7 @@ from server.broker.probe import BrokerProbe
 from server.broker.queue_metrics import QueueDepthCollector
 from server.config import Settings
 from server.health import SERVICE_NAMES, HealthMonitor
+from server.http.serve import HttpServer, build_api, start_http
 from server.metrics import Exporter, start_exporter
 
 log = logging.getLogger("tessera.server")
@@ -55,31 +57,52 @@ class RunningServer:
     # The bound port of the Prometheus endpoint; None when disabled (or its port was taken).
     metrics_port: int | None = None
     _exporter: Exporter | None = None
+    # The bound port of the HTTP/JSON face; None when disabled.
+    http_port: int | None = None
+    _http: HttpServer | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first (load balancers drain), then finish in-flight rpcs, then close."""
         await self.monitor.stop()
-        await self.server.stop(self.app.settings.shutdown_grace if grace is None else grace)
+        grace = self.app.settings.shutdown_grace if grace is None else grace
+        await asyncio.gather(self.server.stop(grace), self._http.stop(grace) if self._http else asyncio.sleep(0))
         if self._exporter is not None:
             await asyncio.to_thread(self._exporter.stop)
             self._exporter = None
         await self.app.close()
 
 
+def pipeline(app: App) -> list[_Wrapping]:
+    """The steps every call passes, outermost first: the one list both transports wrap their
+    calls in (gRPC as server interceptors, HTTP around each rpc's behaviour)."""
+    return [
+        AccessLogInterceptor(app.metrics),
+        ErrorMappingInterceptor(),
+        # Audit outside authentication: refused calls are recorded too.
+        AuditInterceptor(app.audit),
+        AuthInterceptor(app.authenticator),
+        ValidationInterceptor(app.metrics),
+    ]
+
+
+def servicers(app: App) -> dict[str, object]:
+    """The five services' servicers by full service name."""
+    return {
+        "dashboard.v1.DashboardService": DashboardServicer(app.dashboards),
+        "dashboard.v1.WidgetService": WidgetServicer(app.widgets, app.widget_data, app.jobs),
+        "dashboard.v1.QueryService": QueryServicer(app.queries),
+        "dashboard.v1.ExportService": ExportServicer(app.exports),
+        "dashboard.v1.ShareService": ShareServicer(app.shares, app.audit),
+    }
+
+
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or build_app(settings)
     # Spans outermost, so they cover the other interceptors and the access log sees the trace id.
     traced = [tracing.server_interceptor()] if tracing.configure(settings, "tessera-server") else []
+    steps = pipeline(app)
     server = grpc.aio.server(
-        interceptors=[
-            *traced,
-            AccessLogInterceptor(app.metrics),
-            ErrorMappingInterceptor(),
-            # Audit outside authentication: refused calls are recorded too.
-            AuditInterceptor(app.audit),
-            AuthInterceptor(app.authenticator),
-            ValidationInterceptor(app.metrics),
-        ],
+        interceptors=[*traced, *steps],
         options=[
             # A port clash must fail loudly rather than silently share the port.
             ("grpc.so_reuseport", 0),
@@ -87,11 +110,12 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ],
     )
-    dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardServicer(app.dashboards), server)
-    widget_pb2_grpc.add_WidgetServiceServicer_to_server(WidgetServicer(app.widgets, app.widget_data, app.jobs), server)
-    query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(app.queries), server)
-    export_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(app.exports), server)
-    share_pb2_grpc.add_ShareServiceServicer_to_server(ShareServicer(app.shares, app.audit), server)
+    services = servicers(app)
+    dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(services["dashboard.v1.DashboardService"], server)
+    widget_pb2_grpc.add_WidgetServiceServicer_to_server(services["dashboard.v1.WidgetService"], server)
+    query_pb2_grpc.add_QueryServiceServicer_to_server(services["dashboard.v1.QueryService"], server)
+    export_pb2_grpc.add_ExportServiceServicer_to_server(services["dashboard.v1.ExportService"], server)
+    share_pb2_grpc.add_ShareServiceServicer_to_server(services["dashboard.v1.ShareService"], server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -102,6 +126,12 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     if port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
     await server.start()
+    http = None
+    if settings.http_port >= 0:
+        api = build_api(
+            steps, services, max_body_bytes=settings.max_message_bytes, cors_origins=settings.http_cors_origins
+        )
+        http = await start_http(api, settings.host, settings.http_port, settings.shutdown_grace)
     monitor = HealthMonitor(app, health)
     await monitor.start()
     # Queue depth from the server too: it is the figure to watch when no worker runs.
@@ -115,6 +145,8 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         monitor=monitor,
         metrics_port=exporter.port if exporter else None,
         _exporter=exporter,
+        http_port=http.port if http else None,
+        _http=http,
     )
     log.info("serving", extra={"address": f"{settings.host}:{port}"})
     return running

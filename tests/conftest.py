@@ -45,6 +45,8 @@ def settings(services: TestServices, tmp_path_factory: pytest.TempPathFactory) -
         host="127.0.0.1",
         port=0,
         metrics_port=0,
+        http_port=0,
+        http_cors_origins="http://allowed.example",
         jwt_secret=TEST_SECRET,
         shutdown_grace=1.0,
         log_level="WARNING",

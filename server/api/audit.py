@@ -109,6 +109,7 @@ class AuditInterceptor(_Wrapping):
             "correlation_id": rpc_context.correlation_id.get(),
         }
         values.update(fields)
+        values["details"] = {**values.get("details", {}), "transport": rpc_context.transport.get()}
         return AuditEvent(**values)
 
     def _success(self, method: str, request: Any, principal: Principal, facts: RpcFacts, response: Any) -> None:

@@ -30,3 +30,7 @@ def current_principal() -> Principal:
     if principal is None:  # the auth interceptor guarantees one on every rpc it does not exempt
         raise Unauthenticated("no credentials", reason="MISSING_CREDENTIALS")
     return principal
+
+
+# Which transport carried the call ("grpc" or "http"): the HTTP face sets it, audit records it.
+transport: ContextVar[str] = ContextVar("tessera_transport", default="grpc")

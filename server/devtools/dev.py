@@ -35,7 +35,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
     raise RuntimeError(f"the server did not listen on port {port} within {timeout:.0f} s")
 
 
-def _banner(port: int, token: str) -> str:
+def _banner(port: int, token: str, http_port: int = -1) -> str:
     grpcurl = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
     return f"""
 ────────────────────────────────────────────────────────────────────────────
@@ -48,10 +48,20 @@ def _banner(port: int, token: str) -> str:
    {grpcurl} -plaintext 127.0.0.1:{port} list
    {grpcurl} -plaintext -H "authorization: Bearer $TOKEN" \\
        -d '{{"page_size": 5}}' 127.0.0.1:{port} dashboard.v1.DashboardService/ListDashboards
-
+{_http_lines(http_port)}
  Mint other tokens:  .venv/bin/tessera token --role viewer --facility north-general
  Stop with Ctrl-C.
 ────────────────────────────────────────────────────────────────────────────
+"""
+
+
+def _http_lines(http_port: int) -> str:
+    if http_port <= 0:
+        return ""
+    base = f"http://127.0.0.1:{http_port}"
+    return f"""
+ HTTP/JSON on {base}  (API reference: {base}/docs, OpenAPI: {base}/openapi.json)
+   curl -s -H "authorization: Bearer $TOKEN" '{base}/api/v1/dashboard/dashboards?pageSize=5'
 """
 
 
@@ -104,7 +114,7 @@ def run_dev(*, port: int, data_dir: str, demo: bool) -> int:
             permissions=["phi:read"],
             ttl_seconds=8 * 3600,
         )
-        print(_banner(port, token), flush=True)
+        print(_banner(port, token, settings.http_port), flush=True)
         stop = {"now": False}
 
         def _stop(*_: object) -> None:

@@ -1,0 +1,234 @@
+"""The ASGI application: routes a request to its binding, transcodes it, runs the rpc's
+pipeline (the gRPC server's own steps) and writes proto3 JSON, a status body, an event stream
+or the export file."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import grpc
+from google.protobuf.message import Message
+
+from server.api import context as rpc_context
+from server.api.status import status_for
+from server.errors import InvalidArgument
+from server.http import streams
+from server.http.bindings import Binding, Router
+from server.http.context import AbortError, HttpContext, peer_of
+from server.http.docs import StaticRoutes
+from server.http.status import http_status, status_json, status_message, transport_status
+from server.http.transcode import build_request, dumps, to_json
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+_GZIP_MIN_BYTES = 1024
+_CORS_ALLOW_HEADERS = b"authorization, content-type, x-tessera-link, x-correlation-id, last-event-id, range, if-range"
+_CORS_EXPOSE_HEADERS = b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges"
+
+
+class Refused(Exception):
+    """A request the HTTP layer itself refuses (before any rpc): status, gRPC code, reason."""
+
+    def __init__(
+        self, http: int, code: grpc.StatusCode, reason: str, message: str, headers: Headers | None = None
+    ) -> None:
+        super().__init__(message)
+        self.http, self.code, self.reason, self.message, self.headers = http, code, reason, message, list(headers or [])
+
+
+class Request:
+    """What the handlers need of one HTTP request."""
+
+    __slots__ = ("cors", "headers", "method", "path", "query", "raw_headers", "scope")
+
+    def __init__(self, scope: Scope, cors_origins: frozenset[str]) -> None:
+        self.scope = scope
+        self.method: str = scope["method"]
+        raw_path = scope.get("raw_path")
+        self.path: str = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"]
+        self.query: str = scope.get("query_string", b"").decode("latin-1")
+        self.raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.raw_headers}
+        origin = self.headers.get("origin", "")
+        self.cors = origin if origin and (origin in cors_origins or "*" in cors_origins) else ""
+
+    def correlation_id(self) -> str:
+        return self.headers.get("x-correlation-id", "")[:64] or uuid.uuid4().hex
+
+    def cors_headers(self) -> Headers:
+        if not self.cors:
+            return []
+        return [
+            (b"access-control-allow-origin", self.cors.encode("latin-1")),
+            (b"access-control-expose-headers", _CORS_EXPOSE_HEADERS),
+            (b"vary", b"origin"),
+        ]
+
+
+class HttpApi:
+    def __init__(
+        self,
+        router: Router,
+        calls: Mapping[str, Any],
+        *,
+        max_body_bytes: int,
+        cors_origins: frozenset[str] = frozenset(),
+        static: StaticRoutes | None = None,
+    ) -> None:
+        self._router = router
+        self._calls = calls
+        self._max_body = max_body_bytes
+        self._cors = cors_origins
+        self._static = static or StaticRoutes()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, self._cors)
+        try:
+            await self._dispatch(request, receive, send)
+        except Refused as refused:
+            status = transport_status(refused.code, refused.message, refused.reason, request.correlation_id())
+            await send_json(send, request, refused.http, status_json(status), refused.headers)
+
+    async def _dispatch(self, request: Request, receive: Receive, send: Send) -> None:
+        if request.method == "OPTIONS" and request.headers.get("access-control-request-method"):
+            await self._preflight(request, send)
+            return
+        if request.method in ("GET", "HEAD") and self._static.serves(request.path):
+            await self._static.respond(request.path, request.headers, send, request.cors_headers())
+            return
+        found = self._router.route(request.method, request.path)
+        if found is None:
+            allowed = self._router.allowed(request.path)
+            if allowed:
+                raise Refused(
+                    405,
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    "METHOD_NOT_ALLOWED",
+                    f"{request.method} is not served at {request.path}; allowed: {', '.join(allowed)}",
+                    [(b"allow", ", ".join(allowed).encode())],
+                )
+            raise Refused(
+                404, grpc.StatusCode.NOT_FOUND, "UNKNOWN_ROUTE", f"no operation at {request.method} {request.path}"
+            )
+        binding, variables = found
+        body = await self._read_body(request, receive, binding)
+        ctx = HttpContext(request.raw_headers, peer_of(request.scope))
+        rpc_context.transport.set("http")
+        try:
+            message = build_request(binding, variables, request.query, body)
+        except InvalidArgument as exc:
+            status = status_for(exc, request.correlation_id())
+            await self.send_status(send, request, status.code, status.details, tuple(status.trailing_metadata or ()))
+            return
+        call = self._calls[binding.rpc]
+        if binding.streaming:
+            await streams.respond(self, binding, call, message, ctx, request, receive, send)
+            return
+        try:
+            response = await call(message, ctx)
+        except AbortError as abort:
+            await self.send_status(send, request, abort.code, abort.details, abort.trailing_metadata)
+            return
+        await send_json(send, request, 200, to_json(cast(Message, response)))
+
+    async def send_status(
+        self, send: Send, request: Request, code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, Any], ...]
+    ) -> None:
+        await send_json(send, request, http_status(code), status_json(status_message(code, details, trailing)))
+
+    async def _read_body(self, request: Request, receive: Receive, binding: Binding) -> bytes | None:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_body:
+            raise Refused(
+                413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", f"the body exceeds {self._max_body} bytes"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = await receive()
+            if event["type"] == "http.disconnect":
+                break
+            chunk = event.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise Refused(
+                    413,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "BODY_TOO_LARGE",
+                    f"the body exceeds {self._max_body} bytes",
+                )
+            chunks.append(chunk)
+            if not event.get("more_body"):
+                break
+        body = b"".join(chunks)
+        if not body.strip():
+            return None
+        if not binding.body:
+            raise Refused(
+                400,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNEXPECTED_BODY",
+                f"{binding.verb} {binding.template} takes no body",
+            )
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+            raise Refused(
+                415,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNSUPPORTED_MEDIA_TYPE",
+                f"the body must be application/json, not {media or 'unlabelled'}",
+            )
+        return body
+
+    async def _preflight(self, request: Request, send: Send) -> None:
+        if not request.cors:
+            raise Refused(403, grpc.StatusCode.PERMISSION_DENIED, "ORIGIN_NOT_ALLOWED", "this origin is not allowed")
+        allowed = self._router.allowed(request.path) or ["GET"]
+        headers = [
+            *request.cors_headers(),
+            (b"access-control-allow-methods", ", ".join(allowed).encode()),
+            (b"access-control-allow-headers", _CORS_ALLOW_HEADERS),
+            (b"access-control-max-age", b"600"),
+        ]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def send_json(send: Send, request: Request, status: int, value: Any, extra: Headers | None = None) -> None:
+    body = dumps(value)
+    headers: Headers = [
+        (b"content-type", b"application/json"),
+        (b"x-correlation-id", (rpc_context.correlation_id.get() or request.correlation_id()).encode("latin-1")),
+        *request.cors_headers(),
+        *(extra or []),
+    ]
+    if len(body) >= _GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, compresslevel=5)
+        headers += [(b"content-encoding", b"gzip"), (b"vary", b"accept-encoding")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body if request.method != "HEAD" else b""})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+__all__ = ["HttpApi", "Refused", "Request", "send_json"]
