@@ -55,10 +55,10 @@ class Report:
     bad: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, rpc: str, code: grpc.StatusCode) -> None:
+    def add(self, rpc: str, code: str) -> None:
         with self._lock:
-            self.codes[code.name] += 1
-            self.by_rpc.setdefault(rpc, Counter())[code.name] += 1
+            self.codes[code] += 1
+            self.by_rpc.setdefault(rpc, Counter())[code] += 1
 
     @property
     def total(self) -> int:
@@ -82,7 +82,7 @@ class Fuzzer:
             answer = self._stream(name, payload, metadata)
         else:
             answer = self._unary(name, payload, metadata)
-        self.report.add(name, answer.code)
+        self.report.add(name, answer.code.name)
         return answer
 
     def _unary(self, name: str, payload: bytes, metadata: Metadata) -> Answer:
