@@ -9,7 +9,6 @@ from typing import Any
 from google.protobuf import field_mask_pb2
 from sqlalchemy import Select, and_, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import dashboard_pb2
@@ -117,32 +116,28 @@ class DashboardDomain:
             problems.add("dashboard.title", "a title is required", "REQUIRED")
         _check_filters(dashboard.filters, "dashboard.filters", problems)
         problems.raise_if_any()
-        method = "CreateDashboard"
-        try:
-            async with self._db.transaction() as conn:
-                if request_id:
-                    existing = await idempotency.find(conn, principal.subject, method, request_id, digest)
-                    if existing is not None:
-                        return await self._get(conn, principal, str(existing))
-                row = (
-                    await conn.execute(
-                        insert(dashboards)
-                        .values(facility_id=facility, owner_id=principal.subject, **_row_values(dashboard, WRITABLE))
-                        .returning(dashboards.c.id)
-                    )
-                ).one()
-                created = await record_version(
-                    conn, row.id, reason=V.VERSION_REASON_CREATE, author=principal.subject, bump=False
+
+        async def create(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, dashboard_pb2.Dashboard]:
+            row = (
+                await conn.execute(
+                    insert(dashboards)
+                    .values(facility_id=facility, owner_id=principal.subject, **_row_values(dashboard, WRITABLE))
+                    .returning(dashboards.c.id)
                 )
-                if request_id:
-                    await idempotency.remember(conn, principal.subject, method, request_id, digest, row.id)
-                return dashboard_from_row(created)
-        except IntegrityError:
-            # A concurrent retry with the same request_id won the race: return its result.
-            winner = await idempotency.race_winner(self._db, principal.subject, method, request_id, digest)
-            if winner is None:
-                raise
-            return await self.get(principal, str(winner))
+            ).one()
+            created = await record_version(
+                conn, row.id, reason=V.VERSION_REASON_CREATE, author=principal.subject, bump=False
+            )
+            return row.id, dashboard_from_row(created)
+
+        async def existing(dashboard_id: uuid.UUID) -> dashboard_pb2.Dashboard:
+            return await self.get(principal, str(dashboard_id))
+
+        key = idempotency.RequestKey(principal.subject, "CreateDashboard", request_id, digest)
+        [created] = await idempotency.create_once(
+            self._db, [key], create, existing, prepare=idempotency.nothing_to_prepare
+        )
+        return created
 
     # --- read -----------------------------------------------------------------------------
 
