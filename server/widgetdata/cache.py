@@ -57,6 +57,7 @@ from server.db.engine import Database
 from server.db.schema import widget_data_cache, widgets
 from server.errors import TesseraError, Unavailable
 from server.metrics import Metrics
+from server.queries import disclosure
 from server.queries.masking import MASKING_LEVEL_MASKED
 from server.widgetdata.entry import (
     Entry,
@@ -89,9 +90,6 @@ POLL_MIN_SECONDS = 0.005
 POLL_MAX_SECONDS = 0.05
 # How long a holder's failure note answers its waiters.
 FAILURE_NOTE_MS = 5000
-# Reasons whose messages may quote data (PostgreSQL's text, a driver message): waiters get only
-# the reason and SQLSTATE, whoever they are.
-_DATA_BEARING_REASONS = frozenset({"QUERY_FAILED", "QUERY_PARAMETER_INVALID"})
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 _RENEW = """
@@ -191,14 +189,8 @@ def _known_code(name: str) -> bool:
 
 
 def _shareable(exc: TesseraError) -> ConcurrentFailure:
-    """The error as callers other than the one whose principal ran the query may see it: messages
-    that can quote data (PostgreSQL's text, a driver message) are cut to the reason and SQLSTATE,
-    as QueryDomain.execute does for callers without `phi:read`."""
-    message = exc.message
-    if exc.reason in _DATA_BEARING_REASONS:
-        sqlstate = exc.metadata.get("sqlstate", "")
-        message = f"the query failed on the database (SQLSTATE {sqlstate})" if sqlstate else "the query failed"
-    metadata = {k: v for k, v in exc.metadata.items() if k in ("sqlstate", "timeout_seconds")}
+    """The error as the waiters may see it (server/queries/disclosure.py decides)."""
+    message, metadata = disclosure.for_waiter(exc)
     return ConcurrentFailure(exc.code_name, message, reason=exc.reason, metadata=metadata)
 
 
