@@ -26,8 +26,8 @@ from server.exports.runner import ExportDeps
 from server.exports.service import ExportDomain
 from server.exports.storage import ExportStorage
 from server.materialization.materializer import Materializer
-from server.materialization.service import JobDomain
-from server.materialization.store import JobStore
+from server.materialization.service import MaterializationDomain
+from server.materialization.store import MaterializationStore
 from server.metrics import Metrics
 from server.queries.service import QueryDomain
 from server.queries.views import ViewBuilder
@@ -60,7 +60,7 @@ class Core:
     cache: WidgetDataCache
     widget_data: WidgetDataDomain
     audit: AuditLog
-    job_store: JobStore
+    materialization_store: MaterializationStore
     export_store: ExportStore
     export_storage: ExportStorage
 
@@ -101,7 +101,7 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
         cache=cache,
         widget_data=WidgetDataDomain(db, queries, cache, settings),
         audit=AuditLog(db),
-        job_store=JobStore(db, redis, settings),
+        materialization_store=MaterializationStore(db, redis, settings),
         export_store=ExportStore(db, redis, settings),
         export_storage=ExportStorage(settings.export_storage_url),
     )
@@ -120,7 +120,7 @@ class App:
     queries: QueryDomain
     datasource: AsyncEngine
     widget_data: WidgetDataDomain
-    jobs: JobDomain
+    materialization: MaterializationDomain
     exports: ExportDomain
     shares: ShareDomain
     audit: AuditLog
@@ -148,7 +148,9 @@ def build_app(settings: Settings) -> App:
         queries=core.queries,
         datasource=core.datasource,
         widget_data=core.widget_data,
-        jobs=JobDomain(core.db, core.job_store, CeleryEnqueuer(celery, TASK_MATERIALIZE_DASHBOARD, QUEUE_MATERIALIZE)),
+        materialization=MaterializationDomain(
+            core.db, core.materialization_store, CeleryEnqueuer(celery, TASK_MATERIALIZE_DASHBOARD, QUEUE_MATERIALIZE)
+        ),
         exports=ExportDomain(
             core.db,
             core.export_store,

@@ -88,7 +88,9 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         ],
     )
     dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardServicer(app.dashboards), server)
-    widget_pb2_grpc.add_WidgetServiceServicer_to_server(WidgetServicer(app.widgets, app.widget_data, app.jobs), server)
+    widget_pb2_grpc.add_WidgetServiceServicer_to_server(
+        WidgetServicer(app.widgets, app.widget_data, app.materialization), server
+    )
     query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(app.queries), server)
     export_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(app.exports), server)
     share_pb2_grpc.add_ShareServiceServicer_to_server(ShareServicer(app.shares, app.audit), server)

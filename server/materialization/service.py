@@ -28,18 +28,18 @@ from server.db.engine import Database
 from server.db.schema import widgets
 from server.errors import NotFound
 from server.jobs.revisions import TERMINAL
-from server.materialization.store import JobStore
+from server.materialization.store import MaterializationStore
 from server.protojson import to_json
 
-__all__ = ["JobDomain"]
+__all__ = ["MaterializationDomain"]
 
 log = logging.getLogger("tessera.jobs")
 
 METHOD = "MaterializeDashboard"
 
 
-class JobDomain:
-    def __init__(self, db: Database, store: JobStore, enqueue: Enqueue) -> None:
+class MaterializationDomain:
+    def __init__(self, db: Database, store: MaterializationStore, enqueue: Enqueue) -> None:
         self._db = db
         self.store = store
         self._enqueue = enqueue
@@ -88,7 +88,7 @@ class JobDomain:
             "dashboard_version": version,
             "filter_values": {name: to_json(value) for name, value in request.filter_values.items()},
         }
-        return await JobStore.insert(
+        return await MaterializationStore.insert(
             conn,
             kind=KIND_MATERIALIZE,
             dashboard_id=board.id,
