@@ -4,6 +4,7 @@ about it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -46,19 +47,23 @@ def grants_column() -> Any:
     )
 
 
-def decide(principal: Principal, row: Any, needed: Access) -> Access:
-    """The caller's access to a dashboard row loaded with its `grants` (grants_column()), or
-    NOT_FOUND / PERMISSION_DENIED."""
-    audit_facts.note_facility(row.facility_id)  # denials too are recorded in the resource's facility
-    facts = DashboardFacts(
+def dashboard_facts(row: Any, grants: Iterable[Sequence[Any]]) -> DashboardFacts:
+    """What the policy needs of a dashboards row and its shares ([grantee_type, grantee, level])."""
+    return DashboardFacts(
         id=str(row.id),
         facility_id=row.facility_id,
         owner_id=row.owner_id,
         visibility=row.visibility,
         published_version=row.published_version,
-        grants=grants_from_rows((kind, grantee, level) for kind, grantee, level in row.grants),
+        grants=grants_from_rows((kind, grantee, level) for kind, grantee, level in grants),
     )
-    return require_dashboard(principal, facts, needed)
+
+
+def decide(principal: Principal, row: Any, needed: Access) -> Access:
+    """The caller's access to a dashboard row loaded with its `grants` (grants_column()), or
+    NOT_FOUND / PERMISSION_DENIED."""
+    audit_facts.note_facility(row.facility_id)  # denials too are recorded in the resource's facility
+    return require_dashboard(principal, dashboard_facts(row, row.grants), needed)
 
 
 async def load_dashboard(

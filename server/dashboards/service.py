@@ -15,15 +15,13 @@ from dashboard.v1 import dashboard_pb2
 from server import idempotency, pagination
 from server.access.policy import (
     Access,
-    DashboardFacts,
     dashboard_access,
     facility_for_create,
-    grants_from_rows,
     require_role,
     visible_dashboards,
 )
 from server.auth.principal import Principal, Role
-from server.dashboards.access import load_dashboard
+from server.dashboards.access import dashboard_facts, load_dashboard
 from server.dashboards.convert import (
     dashboard_etag,
     dashboard_from_row,
@@ -237,14 +235,7 @@ class DashboardDomain:
             grants.setdefault(g.dashboard_id, []).append((g.grantee_type, g.grantee, g.level))
         out: list[dashboard_pb2.Dashboard] = []
         for row in rows:
-            facts = DashboardFacts(
-                id=str(row.id),
-                facility_id=row.facility_id,
-                owner_id=row.owner_id,
-                visibility=row.visibility,
-                published_version=row.published_version,
-                grants=grants_from_rows(grants.get(row.id, [])),
-            )
+            facts = dashboard_facts(row, grants.get(row.id, []))
             access = dashboard_access(principal, facts)
             if access is Access.NONE:
                 continue
