@@ -11,6 +11,7 @@ from enum import StrEnum
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.audit.dead_letter import DeadLetterFile
 from server.audit.log import AuditLog
 from server.auth.authenticator import Authenticator
 from server.auth.tokens import TokenVerifier
@@ -100,7 +101,7 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
         queries=queries,
         cache=cache,
         widget_data=WidgetDataDomain(db, queries, cache, settings),
-        audit=AuditLog(db),
+        audit=AuditLog(db, dead_letter=DeadLetterFile(settings.audit_dead_letter_path), metrics=metrics),
         materialization_store=MaterializationStore(db, redis, settings),
         export_store=ExportStore(db, redis, settings),
         export_storage=ExportStorage(settings.export_storage_url),

@@ -6,6 +6,7 @@ tessera worker    a Celery worker
 tessera beat      the Celery beat scheduler
 tessera migrate   apply (or revert) database migrations
 tessera token     mint a development token
+tessera audit-replay  write the audit dead-letter file into the audit log
 tessera dashboards | widgets | materialize | export   client commands (server/devtools/cli_client.py)
 """
 
@@ -115,6 +116,30 @@ def token(
     typer.echo(
         mint_token(settings, subject=subject, roles=role, facilities=facility, permissions=permission, ttl_seconds=ttl)
     )
+
+
+@app.command("audit-replay")
+def audit_replay() -> None:
+    """Write the audit events of the dead-letter file (TESSERA_AUDIT_DEAD_LETTER_PATH) into the
+    audit log; those the database refuses again stay in the file."""
+    from server.audit.replay import replay_dead_letters
+    from server.db.engine import Database, make_engine
+
+    settings = _settings()
+    if not settings.database_url:
+        raise typer.BadParameter("DATABASE_URL is not set")
+
+    async def run() -> None:
+        db = Database(make_engine(settings.database_url, pool_size=1, max_overflow=0))
+        try:
+            result = await replay_dead_letters(db, settings.audit_dead_letter_path)
+        finally:
+            await db.dispose()
+        typer.echo(f"audit events replayed: {result.written} of {result.read}; back in the file: {result.returned}")
+        if result.returned:
+            raise typer.Exit(1)
+
+    asyncio.run(run())
 
 
 @app.command()

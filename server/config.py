@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     # Files (and their jobs' download) expire this long after they were stored.
     export_retention_seconds: int = 7 * 24 * 3600
 
+    # --- audit ---
+    # Audit events the database will not take (refused rows, a full buffer, a shutdown with the
+    # database away) are appended here as JSON lines; `tessera audit-replay` writes them back.
+    audit_dead_letter_path: str = "var/audit-dead-letter.jsonl"
+
     # --- logs ---
     log_level: str = "INFO"
     log_json: bool | None = None  # default: JSON in production, text in development

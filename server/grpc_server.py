@@ -78,7 +78,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             # Audit outside authentication: refused calls are recorded too.
             AuditInterceptor(app.audit),
             AuthInterceptor(app.authenticator),
-            ValidationInterceptor(),
+            ValidationInterceptor(app.metrics),
         ],
         options=[
             # A port clash must fail loudly rather than silently share the port.

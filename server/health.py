@@ -11,6 +11,8 @@ Entries, each SERVING or NOT_SERVING:
     tessera.dependency.broker          accepts a connection (Redis or RabbitMQ)
     tessera.dependency.workers         at least one worker answered the roll call
     tessera.dependency.workers.<queue> a worker that answered consumes <queue>
+    tessera.audit                      audit events are being written, and the dead-letter
+                                       file holds none (server/audit/dead_letter.py)
 
 What each service needs to be SERVING (`REQUIREMENTS`): every service, and the server as a
 whole (""), needs PostgreSQL and nothing else, because what else fails degrades rather than
@@ -38,13 +40,22 @@ from server.app import App
 from server.broker.names import QUEUES
 from server.broker.probe import BrokerProbe, RollCall
 
-__all__ = ["DEPENDENCY_PREFIX", "REQUIREMENTS", "SERVICE_NAMES", "Checks", "HealthMonitor", "required_by"]
+__all__ = [
+    "AUDIT_ENTRY",
+    "DEPENDENCY_PREFIX",
+    "REQUIREMENTS",
+    "SERVICE_NAMES",
+    "Checks",
+    "HealthMonitor",
+    "required_by",
+]
 
 log = logging.getLogger("tessera.health")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DEPENDENCY_PREFIX = "tessera.dependency."
+AUDIT_ENTRY = "tessera.audit"
 
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
@@ -77,6 +88,7 @@ class Checks:
     broker: bool
     # None until the first roll call (and while the broker is down): no worker is known to answer.
     roll_call: RollCall | None = None
+    audit: bool = True
     dependencies: dict[str, bool] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -148,11 +160,18 @@ class HealthMonitor:
             # busy machine must not flip ExportService.
             workers = _union(self._answered, answered)
             self._answered = answered
-        return Checks(postgres=postgres, redis=redis, broker=broker, roll_call=workers)
+        audit = self._app.audit.health().ok
+        return Checks(postgres=postgres, redis=redis, broker=broker, roll_call=workers, audit=audit)
 
     async def _apply(self, checks: Checks) -> None:
         changed = self.last is None or self.last.dependencies != checks.dependencies
+        if self.last is not None and self.last.audit != checks.audit:
+            log.warning(
+                "health: audit log %s",
+                "writing" if checks.audit else "NOT writing every event (see the audit log lines)",
+            )
         self.last = checks
+        await self._servicer.set(AUDIT_ENTRY, SERVING if checks.audit else NOT_SERVING)
         for dependency, ok in checks.dependencies.items():
             await self._servicer.set(DEPENDENCY_PREFIX + dependency, SERVING if ok else NOT_SERVING)
         for service in REQUIREMENTS:

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger("tessera.metrics")
 
@@ -57,6 +57,31 @@ class Metrics:
             "tessera_widget_data_served",
             "Widget-data reads by the source that answered them: memory, database, computed, stale.",
             ("source",),
+            registry=self.registry,
+        )
+
+        self.malformed_requests = Counter(
+            "tessera_malformed_requests",
+            "Calls refused because their bytes were not the rpc's request message, by method.",
+            ("method",),
+            registry=self.registry,
+        )
+        self.audit_write_failures = Counter(
+            "tessera_audit_write_failures",
+            "Failed writes of audit events, by kind: unavailable (the database did not answer; "
+            "retried with backoff) or rejected (a batch the database refused; split and retried).",
+            ("kind",),
+            registry=self.registry,
+        )
+        self.audit_dead_letters = Counter(
+            "tessera_audit_dead_letters",
+            "Audit events written to the dead-letter file instead of the audit log (see the log line "
+            "for why): each needs an operator's attention.",
+            registry=self.registry,
+        )
+        self.audit_pending = Gauge(
+            "tessera_audit_pending_events",
+            "Audit events buffered in this process and not yet written.",
             registry=self.registry,
         )
 

@@ -33,8 +33,9 @@ def services() -> Iterator[TestServices]:
 
 
 @pytest.fixture(scope="session")
-def settings(services: TestServices) -> Settings:
+def settings(services: TestServices, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
+        audit_dead_letter_path=str(tmp_path_factory.mktemp("audit") / "dead-letter.jsonl"),
         database_url=services.database_url,
         redis_url=services.redis_url,
         redis_prefix=services.redis_prefix,

@@ -16,9 +16,11 @@ import protovalidate
 from google.protobuf.message import Message
 
 from server.api import context as rpc_context
+from server.api import input_rules
 from server.api.context import Ctx
 from server.api.status import internal_status, status_for
 from server.auth.authenticator import Authenticator
+from server.db.errors import is_unavailable
 from server.errors import FieldViolation, InvalidArgument, TesseraError, Unavailable
 from server.metrics import Metrics
 
@@ -188,39 +190,88 @@ class AuthInterceptor(_Wrapping):
         return authed
 
 
+class MalformedRequest:
+    """Stands in for a request whose bytes did not parse, so that the call reaches the
+    validation step (after authentication and audit) and is refused there like any bad input,
+    instead of grpc.aio answering UNKNOWN with a traceback in the log."""
+
+    __slots__ = ("error", "size")
+
+    def __init__(self, error: str, size: int) -> None:
+        self.error = error
+        self.size = size
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError, or a runtime's own complaint about the bytes
+            return MalformedRequest(type(exc).__name__, len(data))
+
+    return parse
+
+
 class ValidationInterceptor(_Wrapping):
-    """Enforces the buf.validate rules written in the protos, once, before any handler runs."""
+    """Refuses bad input once, before any handler runs: bytes that are not the request message,
+    the rules every request obeys (server/api/input_rules.py: storable text, representable
+    timestamps and durations), and the buf.validate rules written in the protos."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self._validator = protovalidate.Validator()
+        self._metrics = metrics
 
-    def _validate(self, request: Any) -> None:
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await super().intercept_service(continuation, handler_call_details)
+        if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
+            return handler
+        # Innermost, so the interceptors outside rebuild their handlers with this parser.
+        replaced: grpc.RpcMethodHandler[Any, Any] = handler._replace(  # type: ignore[attr-defined]
+            request_deserializer=_tolerant(handler.request_deserializer)
+        )
+        return replaced
+
+    def _validate(self, method: str, request: Any) -> None:
+        if isinstance(request, MalformedRequest):
+            if self._metrics is not None:
+                self._metrics.malformed_requests.labels(method=method).inc()
+            raise InvalidArgument(
+                f"the request body is not a valid {method.rsplit('/', 1)[-1]} request message",
+                reason="MALFORMED_REQUEST",
+                metadata={"bytes": str(request.size), "error": request.error},
+            )
         if not isinstance(request, Message):
             return
-        violations = self._validator.collect_violations(request)
-        if violations:
+        found = input_rules.violations(request)
+        if not found:
             found = [
                 FieldViolation(
                     field=field_path(v.proto.field) or field_path(v.proto.rule) or "",
                     description=v.proto.message or v.proto.rule_id,
                     reason=v.proto.rule_id,
                 )
-                for v in violations
+                for v in self._validator.collect_violations(request)
             ]
+        if found:
             first = found[0]
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise InvalidArgument(f"invalid request: {first.field}: {first.description}{more}", violations=found)
 
     def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
         async def validated(request: Any, ctx: Ctx) -> Any:
-            self._validate(request)
+            self._validate(method, request)
             return await behaviour(request, ctx)
 
         return validated
 
     def wrap_stream(self, method: str, behaviour: Streaming) -> Streaming:
         async def validated(request: Any, ctx: Ctx) -> AsyncIterator[Any]:
-            self._validate(request)
+            self._validate(method, request)
             async for item in _iterate(behaviour(request, ctx)):
                 yield item
 
@@ -258,16 +309,12 @@ def _is_abort(exc: BaseException) -> bool:
 
 
 def _dependency_failure(exc: BaseException) -> Unavailable | None:
-    import psycopg
     import redis.exceptions
-    import sqlalchemy.exc
 
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        return Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
-    if isinstance(exc, (psycopg.OperationalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError)):
-        return Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return Unavailable("the cache is unavailable; retry", reason="REDIS_UNAVAILABLE")
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return Unavailable("a dependency is unavailable; retry", reason="DEPENDENCY_UNAVAILABLE")
+    if is_unavailable(exc):
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return Unavailable("a dependency is unavailable; retry", reason="DEPENDENCY_UNAVAILABLE")
+        return Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
     return None

@@ -1,9 +1,18 @@
 """Audit events: recorded in memory on the hot path, written in batches in the background.
 
-`record()` never waits for the database: it appends to a buffer that a background task writes
-every `interval` seconds, or at once when `batch_size` events are waiting. `flush()` writes
-what is buffered now; `close()` stops the task and flushes, so a normal shutdown loses nothing.
-A failed write is retried on the next flush (the events stay buffered, up to `max_buffer`).
+`record()` never waits for the database: it makes the event storable (server/audit/event.py)
+and appends it to a buffer that a background task writes every `interval` seconds, or at once
+when `batch_size` events are waiting. `flush()` writes what is buffered now; `close()` stops
+the task and flushes, so a normal shutdown loses nothing.
+
+Nothing a caller sends can stall the log, and nothing is dropped silently:
+- The database unreachable: the events stay buffered; retries back off from `interval` to
+  `max_backoff` seconds, with one log line when writing stops and one when it resumes.
+- A batch the database refuses: split in halves until the refused event stands alone; that
+  one goes to the dead-letter file (server/audit/dead_letter.py), the others are written.
+- The buffer full (`max_buffer`, the database away for long): new events go to the dead-letter
+  file. So does whatever is left when the server stops and the database does not answer.
+`health()` says whether events are being written and whether the dead-letter file holds any.
 
 Calls refused before authentication go through `record_refusal()`, which aggregates them per
 source and window (server/audit/refusals.py) so that a flood of bad credentials cannot crowd
@@ -15,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -23,11 +34,14 @@ from sqlalchemy import Select, insert, select
 from dashboard.v1 import share_pb2
 from server import pagination
 from server.access.policy import require_audit_reader
+from server.audit.dead_letter import DeadLetterFile
 from server.audit.event import AuditEvent
 from server.audit.refusals import RefusalCounter, RefusalKey
 from server.auth.principal import Principal
 from server.db.engine import Database
+from server.db.errors import is_unavailable
 from server.db.schema import audit_log
+from server.metrics import Metrics
 
 log = logging.getLogger("tessera.audit")
 
@@ -55,6 +69,17 @@ def event_from_row(row: Any) -> share_pb2.AuditEvent:
     return event
 
 
+@dataclass(frozen=True)
+class AuditHealth:
+    writing: bool  # the last write reached the database (or nothing needed writing)
+    pending: int
+    dead_letters: bool  # the dead-letter file holds events an operator must look at
+
+    @property
+    def ok(self) -> bool:
+        return self.writing and not self.dead_letters
+
+
 class AuditLog:
     def __init__(
         self,
@@ -63,25 +88,35 @@ class AuditLog:
         interval: float = 0.5,
         batch_size: int = 100,
         max_buffer: int = 100_000,
+        max_backoff: float = 30.0,
         refusals: RefusalCounter | None = None,
+        dead_letter: DeadLetterFile | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
         self._refusals = refusals or RefusalCounter()
         self._interval = interval
         self._batch_size = batch_size
         self._max_buffer = max_buffer
+        self._max_backoff = max(max_backoff, interval)
+        self._dead_letter = dead_letter or DeadLetterFile("var/audit-dead-letter.jsonl")
+        self._metrics = metrics
         self._pending: list[AuditEvent] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self._closed = False
+        self._failing_since: float | None = None  # monotonic time of the first failed write in a row
 
     def record(self, event: AuditEvent) -> None:
-        """Buffers one event; never blocks. Starts the background writer on first use."""
+        """Buffers one event (made storable first); never blocks on the database."""
+        event = event.storable()
         if len(self._pending) >= self._max_buffer:
-            log.error("audit buffer full; dropping the oldest event", extra={"method": event.method})
-            self._pending.pop(0)
+            # The front of the buffer may be in the middle of a write: keep it, set this one aside.
+            self._to_dead_letter([event], "the audit buffer is full (the database has not taken events for long)")
+            return
         self._pending.append(event)
+        self._gauge()
         if self._closed:
             return
         self._ensure_task()
@@ -92,6 +127,13 @@ class AuditLog:
         """Counts a call refused before anyone was identified; records what the counter lets through."""
         for event in self._refusals.observe(key, correlation_id):
             self.record(event)
+
+    def health(self) -> AuditHealth:
+        return AuditHealth(self._failing_since is None, len(self._pending), self._dead_letter.holds_events())
+
+    @property
+    def dead_letter(self) -> DeadLetterFile:
+        return self._dead_letter
 
     def _ensure_task(self) -> None:
         if self._task is not None and not self._task.done():
@@ -106,30 +148,88 @@ class AuditLog:
 
     async def _run(self) -> None:
         assert self._wake is not None
+        delay = self._interval
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:  # kept buffered; retried next round
-                log.exception("audit write failed; will retry")
+                delay = self._interval
+            except Exception:  # logged by _failed; kept buffered and retried after a backoff
+                delay = min(delay * 2, self._max_backoff)
 
     async def flush(self, *, all_refusals: bool = False) -> None:
         """Writes every buffered event now, with the refusal summaries of windows that have ended
-        (`all_refusals`: of the current window too)."""
-        self._pending.extend(self._refusals.drain(everything=all_refusals))
+        (`all_refusals`: of the current window too). Raises when the database is unavailable; the
+        events not yet written stay buffered."""
+        self._pending.extend(e.storable() for e in self._refusals.drain(everything=all_refusals))
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            while self._pending:
-                batch = self._pending[: self._batch_size * 10]
-                async with self._db.transaction() as conn:
-                    await conn.execute(insert(audit_log), [e.row() for e in batch])
-                del self._pending[: len(batch)]
+            try:
+                while self._pending:
+                    await self._settle(min(len(self._pending), self._batch_size * 10))
+            except Exception as exc:
+                self._failed(exc)
+                raise
+            finally:
+                self._gauge()
+            if self._failing_since is not None:
+                log.warning("audit writes resumed after %.1f s", time.monotonic() - self._failing_since)
+                self._failing_since = None
+
+    async def _settle(self, size: int) -> None:
+        """Writes the first `size` buffered events, removing each from the buffer as soon as it is
+        written or dead-lettered, so that a failure part-way never writes an event twice."""
+        batch = self._pending[:size]
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(insert(audit_log), [e.row() for e in batch])
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            self._count_failure("rejected")
+            if size == 1:
+                self._to_dead_letter(batch, f"the database refused the event: {_short(exc)}")
+                del self._pending[:1]
+                return
+            half = size // 2
+            await self._settle(half)
+            await self._settle(size - half)
+            return
+        del self._pending[:size]
+
+    def _failed(self, exc: BaseException) -> None:
+        self._count_failure("unavailable")
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.warning("audit writes failing; events stay buffered and are retried: %s", _short(exc))
+
+    def _count_failure(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.audit_write_failures.labels(kind=kind).inc()
+
+    def _gauge(self) -> None:
+        if self._metrics is not None:
+            self._metrics.audit_pending.set(len(self._pending))
+
+    def _to_dead_letter(self, events: list[AuditEvent], why: str) -> None:
+        try:
+            count = self._dead_letter.append(events, why)
+        except OSError as exc:
+            # The last place left: the log itself (audit rows hold ids and flags, never PHI).
+            for event in events:
+                log.error("audit event lost to the database and the dead-letter file: %r", event.row())
+            log.error("audit dead-letter file %s cannot be written: %r", self._dead_letter.path, exc)
+            raise
+        if self._metrics is not None:
+            self._metrics.audit_dead_letters.inc(count)
+        log.error("audit events written to the dead-letter file %s: %d (%s)", self._dead_letter.path, count, why)
 
     async def close(self) -> None:
-        """Stops the background writer and writes what is left."""
+        """Stops the background writer and writes what is left (to the dead-letter file when the
+        database does not answer)."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
@@ -139,9 +239,10 @@ class AuditLog:
         self._lock = None  # a lock bound to a loop that may be gone
         try:
             await self.flush(all_refusals=True)
-        except Exception:  # shutdown goes on (engines still get disposed); say what was lost
-            log.exception("audit events could not be written on close", extra={"lost": len(self._pending)})
-            raise
+        except Exception as exc:
+            left, self._pending = self._pending, []
+            self._gauge()
+            self._to_dead_letter(left, f"the server stopped while the database was unavailable: {_short(exc)}")
 
     @property
     def pending(self) -> int:
@@ -187,4 +288,9 @@ class AuditLog:
         return [event_from_row(r) for r in page], token
 
 
-__all__ = ["DENIED", "ERROR", "SUCCESS", "AuditEvent", "AuditLog", "event_from_row"]
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+__all__ = ["DENIED", "ERROR", "SUCCESS", "AuditEvent", "AuditHealth", "AuditLog", "event_from_row"]

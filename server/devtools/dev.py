@@ -78,6 +78,7 @@ def run_dev(*, port: int, data_dir: str, demo: bool) -> int:
         env.setdefault("TESSERA_PORT", str(port))
         env.setdefault("TESSERA_WORKER_CONCURRENCY", "2")  # gentle on a laptop; production default is 10
         env.setdefault("TESSERA_EXPORT_STORAGE_URL", (base / "exports").as_uri())
+        env.setdefault("TESSERA_AUDIT_DEAD_LETTER_PATH", str(base / "audit-dead-letter.jsonl"))
         env.setdefault("C_FORCE_ROOT", "1")
         os.environ.update(env)
         settings = Settings()
