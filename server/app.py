@@ -42,10 +42,18 @@ __all__ = ["App", "Core", "Runtime", "WorkerRuntime", "build_app", "build_core",
 
 
 class Runtime(StrEnum):
-    """Which process the core is for: it names the database connections (pg_stat_activity)."""
+    """Which process the core is for: it names the database connections (pg_stat_activity) and
+    sizes their pools."""
 
     SERVER = "tessera"
     WORKER = "tessera-worker"
+
+    def pools(self, settings: Settings) -> dict[str, int]:
+        if self is Runtime.WORKER:
+            # Small: a prefork worker process runs one task at a time (an export reads a few
+            # widgets at once), and every process of every worker keeps its idle connections.
+            return {"pool_size": 2, "max_overflow": 4}
+        return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
 
 
 @dataclass
@@ -81,7 +89,7 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
         raise RuntimeError("DATABASE_URL is not set (tessera dev starts an embedded PostgreSQL)")
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (tessera dev starts an embedded Redis)")
-    pools = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+    pools = runtime.pools(settings)
     db = Database(make_engine(settings.database_url, application_name=runtime.value, **pools))
     # User queries run on a separate data-source engine (its own pool, so slow reports never
     # starve the application's connections); by default it points at the same database.
