@@ -1,4 +1,4 @@
-"""Issue 4: progress latency, from a worker's progress event (JobStore.change: the row UPDATE
+"""Issue 4: progress latency, from a worker's progress event (MaterializationStore.change: the row UPDATE
 with its new revision, commit, XADD) to a client watching the job over gRPC receiving it, on a
 second server instance. Baseline: the bare Redis round trip the path rests on (XADD, then XREAD
 of that entry) in the same run. The producer runs in its own thread and event loop with its own
@@ -19,14 +19,14 @@ import redis.asyncio as aioredis
 from bench.harness import Bench, summary
 from dashboard.v1 import common_pb2, dashboard_pb2, dashboard_pb2_grpc, widget_pb2, widget_pb2_grpc
 from server.db.engine import Database, make_engine
-from server.materialization.store import JobStore
+from server.materialization.store import MaterializationStore
 
 
 def _producer(bench: Bench, job_id: str, steps: int, received: queue.Queue[int], out: list[float]) -> None:
     async def main() -> None:
         db = Database(make_engine(bench.settings.database_url, pool_size=1, max_overflow=1))
         client = aioredis.from_url(bench.settings.redis_url)
-        store = JobStore(db, client, bench.settings)
+        store = MaterializationStore(db, client, bench.settings)
         try:
             for i in range(steps):
 
@@ -83,7 +83,7 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
         async def create() -> str:
             app = server.running.app
             async with app.db.transaction() as conn:
-                job = await JobStore.insert(
+                job = await MaterializationStore.insert(
                     conn,
                     kind="materialize",
                     dashboard_id=uuid.UUID(board.id),

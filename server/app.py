@@ -27,8 +27,8 @@ from server.exports.runner import ExportDeps
 from server.exports.service import ExportDomain
 from server.exports.storage import ExportStorage
 from server.materialization.materializer import Materializer
-from server.materialization.service import JobDomain
-from server.materialization.store import JobStore
+from server.materialization.service import MaterializationDomain
+from server.materialization.store import MaterializationStore
 from server.metrics import Metrics
 from server.queries.service import QueryDomain
 from server.queries.views import ViewBuilder
@@ -42,10 +42,18 @@ __all__ = ["App", "Core", "Runtime", "WorkerRuntime", "build_app", "build_core",
 
 
 class Runtime(StrEnum):
-    """Which process the core is for: it names the database connections (pg_stat_activity)."""
+    """Which process the core is for: it names the database connections (pg_stat_activity) and
+    sizes their pools."""
 
     SERVER = "tessera"
     WORKER = "tessera-worker"
+
+    def pools(self, settings: Settings) -> dict[str, int]:
+        if self is Runtime.WORKER:
+            # Small: a prefork worker process runs one task at a time (an export reads a few
+            # widgets at once), and every process of every worker keeps its idle connections.
+            return {"pool_size": 2, "max_overflow": 4}
+        return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
 
 
 @dataclass
@@ -61,7 +69,7 @@ class Core:
     cache: WidgetDataCache
     widget_data: WidgetDataDomain
     audit: AuditLog
-    job_store: JobStore
+    materialization_store: MaterializationStore
     export_store: ExportStore
     export_storage: ExportStorage
 
@@ -81,7 +89,7 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
         raise RuntimeError("DATABASE_URL is not set (tessera dev starts an embedded PostgreSQL)")
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (tessera dev starts an embedded Redis)")
-    pools = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+    pools = runtime.pools(settings)
     db = Database(make_engine(settings.database_url, application_name=runtime.value, **pools))
     # User queries run on a separate data-source engine (its own pool, so slow reports never
     # starve the application's connections); by default it points at the same database.
@@ -102,7 +110,7 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
         cache=cache,
         widget_data=WidgetDataDomain(db, queries, cache, settings),
         audit=AuditLog(db, dead_letter=DeadLetterFile(settings.audit_dead_letter_path), metrics=metrics),
-        job_store=JobStore(db, redis, settings),
+        materialization_store=MaterializationStore(db, redis, settings),
         export_store=ExportStore(db, redis, settings),
         export_storage=ExportStorage(settings.export_storage_url),
     )
@@ -121,7 +129,7 @@ class App:
     queries: QueryDomain
     datasource: AsyncEngine
     widget_data: WidgetDataDomain
-    jobs: JobDomain
+    materialization: MaterializationDomain
     exports: ExportDomain
     shares: ShareDomain
     audit: AuditLog
@@ -149,7 +157,9 @@ def build_app(settings: Settings) -> App:
         queries=core.queries,
         datasource=core.datasource,
         widget_data=core.widget_data,
-        jobs=JobDomain(core.db, core.job_store, CeleryEnqueuer(celery, TASK_MATERIALIZE_DASHBOARD, QUEUE_MATERIALIZE)),
+        materialization=MaterializationDomain(
+            core.db, core.materialization_store, CeleryEnqueuer(celery, TASK_MATERIALIZE_DASHBOARD, QUEUE_MATERIALIZE)
+        ),
         exports=ExportDomain(
             core.db,
             core.export_store,

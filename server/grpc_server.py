@@ -89,7 +89,7 @@ def servicers(app: App) -> dict[str, object]:
     """The five services' servicers by full service name."""
     return {
         "dashboard.v1.DashboardService": DashboardServicer(app.dashboards),
-        "dashboard.v1.WidgetService": WidgetServicer(app.widgets, app.widget_data, app.jobs),
+        "dashboard.v1.WidgetService": WidgetServicer(app.widgets, app.widget_data, app.materialization),
         "dashboard.v1.QueryService": QueryServicer(app.queries),
         "dashboard.v1.ExportService": ExportServicer(app.exports),
         "dashboard.v1.ShareService": ShareServicer(app.shares, app.audit),

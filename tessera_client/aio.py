@@ -30,7 +30,7 @@ from tessera_client.client import DEFAULT_ADDRESS, DEFAULT_STALL_TIMEOUT, DEFAUL
 from tessera_client.core import CallCore, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
-from tessera_client.jobs import Download, DownloadSink, JobKind, JobTracker
+from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
 
@@ -164,62 +164,47 @@ class AsyncClient(CallCore):
         stall_timeout: float | None = None,
     ) -> Any:
         """As `Client.follow`."""
-        tracker: JobTracker[Any] = JobTracker(on_progress)
-        if start is not None:  # a snapshot the caller has (from the create call): report it, watch after it
-            tracker.accept(start)
-            if tracker.done:
-                return tracker.latest
+        follow: Follow[Any] = Follow(
+            kind,
+            job_id,
+            stall=stall_timeout or self.stall_timeout,
+            retry=self.retry,
+            refresh_after=self._refresh_after,
+            on_progress=on_progress,
+            start=start,
+        )
         deadline = None if timeout is None else self._clock() + timeout
-        stall = stall_timeout or self.stall_timeout
         method = self._method(kind.watch)
-        failures, refreshed = 0, False
-        last: ApiError | None = None
-        while True:
-            remaining = self._remaining(deadline, kind.watch, last)
-            call = method(kind.watch_request(job_id, tracker.since), metadata=self._auth.metadata(), timeout=remaining)
+        while not follow.done:
+            remaining = self._remaining(deadline, kind.watch, follow.last)
+            call = method(follow.watch_request(), metadata=self._auth.metadata(), timeout=remaining)
             error: ApiError | None = None
             stalled = False
             try:
                 while True:
                     try:
-                        event = await asyncio.wait_for(call.read(), stall)
+                        event = await asyncio.wait_for(call.read(), follow.stall)
                     except TimeoutError:
                         stalled = True
                         break
                     if event is grpc.aio.EOF:
                         break
-                    job = kind.job_of(event)
-                    if job is not None and tracker.accept(job):
-                        failures = 0
-                        if tracker.done:
-                            return tracker.latest
+                    follow.on_event(event)
+                    if follow.done:
+                        return follow.latest
             except grpc.aio.AioRpcError as exc:
                 error = error_from_rpc(exc, kind.watch.full_name)
             finally:
                 call.cancel()
-            if stalled:
-                error = UnavailableError(
-                    f"the watch of job {job_id} sent nothing for {stall:g} s", method=kind.watch.full_name
-                )
-            elif error is None:
-                job = await self.call(kind.get, kind.get_request(job_id))
-                tracker.accept(job)
-                if tracker.done:
-                    return tracker.latest
-                error = UnavailableError(f"the watch of job {job_id} ended early", method=kind.watch.full_name)
-            elif self._refresh_after(error, refreshed):
-                refreshed = True
-                continue
-            elif not self.retry.retryable(error, Idempotency.SAFE):
-                raise error
-            last = error
-            failures += 1
-            if failures >= self.retry.max_attempts:
-                raise error
-            tracker.resumes += 1
-            delay = self.retry.backoff(failures)
-            log.info("resuming the watch of %s after revision %d in %.3f s (%s)", job_id, tracker.since, delay, error)
-            await self._sleep(delay)
+            delay = follow.stream_ended(error, stalled)
+            if delay is None:
+                follow.row_read(await self.call(kind.get, kind.get_request(job_id)))
+                if follow.done:
+                    break
+                delay = follow.ended_early()
+            if delay:
+                await self._sleep(delay)
+        return follow.latest
 
     async def download(
         self,

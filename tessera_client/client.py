@@ -32,7 +32,7 @@ from tessera_client import rpcs
 from tessera_client.core import CallCore, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
-from tessera_client.jobs import Download, DownloadSink, JobKind, JobTracker
+from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
 from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
@@ -210,58 +210,42 @@ class Client(CallCore):
         so no revision is seen twice or skipped; the retry policy bounds reopenings without
         progress. `start` is a snapshot already in hand (the create call's answer): it is
         reported first and the watch begins after it. `timeout` (default none) bounds the wait."""
-        tracker: JobTracker[Any] = JobTracker(on_progress)
-        if start is not None:  # a snapshot the caller has (from the create call): report it, watch after it
-            tracker.accept(start)
-            if tracker.done:
-                return tracker.latest
+        follow: Follow[Any] = Follow(
+            kind,
+            job_id,
+            stall=stall_timeout or self.stall_timeout,
+            retry=self.retry,
+            refresh_after=self._refresh_after,
+            on_progress=on_progress,
+            start=start,
+        )
         deadline = None if timeout is None else self._clock() + timeout
-        stall = stall_timeout or self.stall_timeout
         method = self._method(kind.watch)
-        failures, refreshed = 0, False
-        last: ApiError | None = None
-        while True:
-            remaining = self._remaining(deadline, kind.watch, last)
-            call = method(kind.watch_request(job_id, tracker.since), metadata=self._auth.metadata(), timeout=remaining)
-            watchdog = _Watchdog(stall, call.cancel)
+        while not follow.done:
+            remaining = self._remaining(deadline, kind.watch, follow.last)
+            call = method(follow.watch_request(), metadata=self._auth.metadata(), timeout=remaining)
+            watchdog = _Watchdog(follow.stall, call.cancel)
             error: ApiError | None = None
             try:
                 for event in call:
                     watchdog.kick()
-                    job = kind.job_of(event)
-                    if job is not None and tracker.accept(job):
-                        failures = 0
-                        if tracker.done:
-                            return tracker.latest
+                    follow.on_event(event)
+                    if follow.done:
+                        return follow.latest
             except grpc.RpcError as exc:
                 error = error_from_rpc(exc, kind.watch.full_name)
             finally:
                 watchdog.stop()
                 call.cancel()
-            if watchdog.fired:
-                error = UnavailableError(
-                    f"the watch of job {job_id} sent nothing for {stall:g} s", method=kind.watch.full_name
-                )
-            elif error is None:
-                # Ended without a terminal state (the server went away cleanly): ask the row.
-                job = self.call(kind.get, kind.get_request(job_id))
-                tracker.accept(job)
-                if tracker.done:
-                    return tracker.latest
-                error = UnavailableError(f"the watch of job {job_id} ended early", method=kind.watch.full_name)
-            elif self._refresh_after(error, refreshed):
-                refreshed = True
-                continue
-            elif not self.retry.retryable(error, Idempotency.SAFE):
-                raise error
-            last = error
-            failures += 1
-            if failures >= self.retry.max_attempts:
-                raise error
-            tracker.resumes += 1
-            delay = self.retry.backoff(failures)
-            log.info("resuming the watch of %s after revision %d in %.3f s (%s)", job_id, tracker.since, delay, error)
-            self._sleep(delay)
+            delay = follow.stream_ended(error, watchdog.fired)
+            if delay is None:
+                follow.row_read(self.call(kind.get, kind.get_request(job_id)))
+                if follow.done:
+                    break
+                delay = follow.ended_early()
+            if delay:
+                self._sleep(delay)
+        return follow.latest
 
     def download(
         self,

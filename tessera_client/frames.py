@@ -29,6 +29,7 @@ __all__ = [
     "TIMESTAMP_MINUS_INFINITY",
     "US_PER_DAY",
     "US_PER_SECOND",
+    "civil_from_days",
     "column_texts",
     "date_text",
     "frame_to_rows",
@@ -48,7 +49,9 @@ EPOCH_NAIVE = dt.datetime(1970, 1, 1)
 EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _civil_from_days(days: int) -> tuple[int, int, int]:
+def civil_from_days(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of a day count since 1970-01-01, proleptic Gregorian, astronomical years
+    (1 BC is year 0), as PostgreSQL counts."""
     z = days + 719468
     era = z // 146097
     doe = z - era * 146097
@@ -70,7 +73,7 @@ def date_text(days: int) -> str:
         return "infinity"
     if days == DATE_MINUS_INFINITY:
         return "-infinity"
-    year, month, day = _civil_from_days(days)
+    year, month, day = civil_from_days(days)
     if year <= 0:
         return f"{1 - year:04d}-{month:02d}-{day:02d} BC"
     return f"{year:04d}-{month:02d}-{day:02d}"
@@ -84,7 +87,7 @@ def timestamp_text(micros: int, with_tz: bool) -> str:
         return "-infinity"
     days, rest = divmod(micros, US_PER_DAY)
     seconds, fraction = divmod(rest, US_PER_SECOND)
-    year, month, day = _civil_from_days(days)
+    year, month, day = civil_from_days(days)
     text = f"{abs(year) + 1 if year <= 0 else year:04d}-{month:02d}-{day:02d} "
     text += f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     if fraction:

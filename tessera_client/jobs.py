@@ -10,6 +10,7 @@ what came after (filling any gap from the row), and `JobTracker` drops anything 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -21,9 +22,12 @@ from dashboard.v1 import common_pb2
 from dashboard.v1 import export_pb2 as e
 from dashboard.v1 import widget_pb2 as w
 from tessera_client import rpcs
-from tessera_client.errors import DownloadVerificationError
+from tessera_client.errors import ApiError, DownloadVerificationError, UnavailableError
+from tessera_client.retry import Idempotency, RetryPolicy
 
-__all__ = ["TERMINAL_STATES", "DownloadSink", "JobKind", "JobTracker", "job_kinds"]
+__all__ = ["TERMINAL_STATES", "Download", "DownloadSink", "Follow", "JobKind", "JobTracker", "job_kinds"]
+
+log = logging.getLogger("tessera_client")
 
 TERMINAL_STATES = frozenset(
     {common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED}
@@ -83,6 +87,84 @@ class JobTracker(Generic[Job]):
     @property
     def done(self) -> bool:
         return self.latest is not None and self.latest.state in TERMINAL_STATES
+
+
+class Follow(Generic[Job]):
+    """Following one job to its end, without the I/O: what the sync and asyncio clients decide
+    alike between watch streams (they only open streams, read events, sleep and ask the row).
+
+    Per stream: `watch_request()` to open it, `on_event(event)` for each message (stop once
+    `done`), then `stream_ended(error, stalled)`: the seconds to wait before reopening, or None
+    when the stream ended cleanly without a terminal state; then ask the row, `row_read(job)`, and
+    unless `done`, wait `ended_early()` seconds. Raises the error when it is time to give up."""
+
+    def __init__(
+        self,
+        kind: JobKind[Job],
+        job_id: str,
+        *,
+        stall: float,
+        retry: RetryPolicy,
+        refresh_after: Callable[[ApiError, bool], bool],
+        on_progress: Callable[[Job], None] | None = None,
+        start: Job | None = None,
+    ) -> None:
+        self.kind: JobKind[Job] = kind
+        self.job_id, self.stall = job_id, stall
+        self._retry, self._refresh_after = retry, refresh_after
+        self.tracker: JobTracker[Job] = JobTracker(on_progress)
+        self.failures, self.refreshed = 0, False
+        self.last: ApiError | None = None  # the error of the last failed stream (for deadlines)
+        if start is not None:  # a snapshot the caller has (from the create call): report it, watch after it
+            self.tracker.accept(start)
+
+    @property
+    def done(self) -> bool:
+        return self.tracker.done
+
+    @property
+    def latest(self) -> Job | None:
+        return self.tracker.latest
+
+    def watch_request(self) -> Any:
+        return self.kind.watch_request(self.job_id, self.tracker.since)
+
+    def on_event(self, event: Any) -> None:
+        job = self.kind.job_of(event)
+        if job is not None and self.tracker.accept(job):
+            self.failures = 0  # progress: the retry budget starts again
+
+    def stream_ended(self, error: ApiError | None, stalled: bool) -> float | None:
+        if stalled:
+            message = f"the watch of job {self.job_id} sent nothing for {self.stall:g} s"
+            return self._backoff(UnavailableError(message, method=self.kind.watch.full_name))
+        if error is None:
+            return None  # the server went away cleanly: the row says where the job is
+        if self._refresh_after(error, self.refreshed):
+            self.refreshed = True
+            return 0.0
+        if not self._retry.retryable(error, Idempotency.SAFE):
+            raise error
+        return self._backoff(error)
+
+    def row_read(self, job: Job) -> None:
+        self.tracker.accept(job)
+
+    def ended_early(self) -> float:
+        message = f"the watch of job {self.job_id} ended early"
+        return self._backoff(UnavailableError(message, method=self.kind.watch.full_name))
+
+    def _backoff(self, error: ApiError) -> float:
+        self.last = error
+        self.failures += 1
+        if self.failures >= self._retry.max_attempts:
+            raise error
+        self.tracker.resumes += 1
+        delay = self._retry.backoff(self.failures)
+        log.info(
+            "resuming the watch of %s after revision %d in %.3f s (%s)", self.job_id, self.tracker.since, delay, error
+        )
+        return delay
 
 
 @dataclass(frozen=True)

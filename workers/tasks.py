@@ -117,7 +117,7 @@ def materialize_dashboard(self: Task[Any, Any], job_id: str) -> int:
     final = self.request.retries >= runtime.settings.task_max_retries
 
     async def work(rt: WorkerRuntime) -> int:
-        job = await run_materialization(rt.core.job_store, rt.materializer, job_id, final_attempt=final)
+        job = await run_materialization(rt.core.materialization_store, rt.materializer, job_id, final_attempt=final)
         return int(job.state) if job is not None else 0
 
     try:

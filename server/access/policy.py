@@ -1,5 +1,5 @@
 """Every access decision about dashboards (and what hangs off them: widgets, data, versions,
-exports, shares) is made here, from identity, role, ownership, shares, visibility and facility.
+exports and materialization jobs, shares) is made here, from identity, role, ownership, shares, visibility and facility.
 Servicers and domains ask; they never decide with ad-hoc ifs.
 
 Denials follow one rule: a caller who may not even see a resource gets NOT_FOUND, so its
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 
 from server.auth.principal import Principal, Role
-from server.db.schema import dashboard_shares, dashboards, widget_queries
+from server.db.schema import dashboard_shares, dashboards, export_jobs, widget_queries
 from server.errors import InvalidArgument, NotFound, PermissionDenied
 
 
@@ -155,6 +155,70 @@ def visible_dashboards(principal: Principal) -> ColumnElement[bool]:
     return and_(in_facility, or_(dashboards.c.owner_id == principal.subject, shared, public))
 
 
+# --- jobs: exports and materialization jobs ---------------------------------------------------
+
+
+class JobResource(StrEnum):
+    """The jobs that hang off a dashboard; the value names the resource in NOT_FOUND."""
+
+    EXPORT = "export"
+    MATERIALIZATION = "materialization_job"
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    resource: JobResource
+    id: str
+    dashboard_id: str
+    facility_id: str
+    requested_by: str
+
+
+def job_may_be_visible(principal: Principal, job: JobFacts) -> bool:
+    """What can be decided before the dashboard is loaded: an export is its requester's alone (in
+    their facilities); a materialization job is decided by its dashboard."""
+    if job.resource is JobResource.EXPORT:
+        return job.requested_by == principal.subject and principal.in_facility(job.facility_id)
+    return True
+
+
+def job_visible(principal: Principal, job: JobFacts, dashboard: Access) -> bool:
+    """Whether the caller may see (get, watch, list, cancel, download) a job, given its access to
+    the job's dashboard: nobody sees a job of a dashboard they cannot read; an export only its
+    requester; a materialization job anyone who reads the dashboard's current state, and a reader
+    limited to the published version only the jobs they requested."""
+    if dashboard < Access.READ_PUBLISHED or not job_may_be_visible(principal, job):
+        return False
+    if job.resource is JobResource.EXPORT:
+        return True
+    return dashboard > Access.READ_PUBLISHED or job.requested_by == principal.subject
+
+
+def require_job(principal: Principal, job: JobFacts, dashboard: Access) -> None:
+    if not job_visible(principal, job, dashboard):
+        raise NotFound(job.resource.value, job.id)
+
+
+def visible_exports(principal: Principal) -> ColumnElement[bool]:
+    """The SQL twin of `job_visible` for exports, for lists."""
+    readable = select(dashboards.c.id).where(visible_dashboards(principal))
+    return and_(
+        export_jobs.c.requested_by == principal.subject,
+        export_jobs.c.facility_id.in_(sorted(principal.facilities)),
+        export_jobs.c.dashboard_id.in_(readable),
+    )
+
+
+def require_export_file(principal: Principal, phi_unmasked: bool) -> None:
+    """A file rendered with PHI unmasked is refused to a requester who lost `phi:read` since."""
+    if phi_unmasked and not principal.can_read_phi:
+        raise PermissionDenied(
+            "the file holds unmasked PHI and the caller may no longer read PHI",
+            reason="PHI_PERMISSION_REQUIRED",
+            permission="phi:read",
+        )
+
+
 # --- shares, public links, audit -----------------------------------------------------------
 
 # Who may see a dashboard's shares: anyone with VIEW. Hiding the list from editors (MANAGE only)
@@ -210,16 +274,23 @@ __all__ = [
     "Access",
     "DashboardFacts",
     "Grant",
+    "JobFacts",
+    "JobResource",
     "QueryFacts",
     "ShareLevel",
     "dashboard_access",
     "facility_for_create",
     "grants_from_rows",
+    "job_may_be_visible",
+    "job_visible",
     "require_audit_reader",
     "require_dashboard",
+    "require_export_file",
     "require_facility",
+    "require_job",
     "require_query",
     "require_role",
     "visible_dashboards",
+    "visible_exports",
     "visible_queries",
 ]

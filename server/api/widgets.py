@@ -9,19 +9,19 @@ from dashboard.v1 import widget_pb2 as pb
 from dashboard.v1 import widget_pb2_grpc
 from server import idempotency
 from server.api.context import current_principal
-from server.api.materialization import JobsMixin
-from server.materialization.service import JobDomain
+from server.api.materialization import MaterializationMixin
+from server.materialization.service import MaterializationDomain
 from server.widgetdata.service import WidgetDataDomain
 from server.widgets.service import WidgetDomain
 
 Context = grpc.aio.ServicerContext
 
 
-class WidgetServicer(JobsMixin, widget_pb2_grpc.WidgetServiceServicer):
-    def __init__(self, domain: WidgetDomain, data: WidgetDataDomain, jobs: JobDomain) -> None:
+class WidgetServicer(MaterializationMixin, widget_pb2_grpc.WidgetServiceServicer):
+    def __init__(self, domain: WidgetDomain, data: WidgetDataDomain, jobs: MaterializationDomain) -> None:
         self._domain = domain
         self._data = data
-        self._job_domain = jobs
+        self._materialization = jobs
 
     async def CreateWidget(
         self, request: pb.CreateWidgetRequest, context: Context[pb.CreateWidgetRequest, pb.Widget]

@@ -1,8 +1,10 @@
-"""Loading a dashboard together with what the policy needs to decide about it."""
+"""Loading a dashboard (or a job hanging off one) together with what the policy needs to decide
+about it."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -11,13 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.access.policy import (
     Access,
     DashboardFacts,
+    JobFacts,
+    JobResource,
     grants_from_rows,
+    job_may_be_visible,
     require_dashboard,
+    require_job,
 )
 from server.audit import facts as audit_facts
 from server.auth.principal import Principal
+from server.db.engine import Database
 from server.db.schema import dashboard_shares, dashboards
-from server.errors import NotFound
+from server.errors import NotFound, PermissionDenied
+from server.jobs.revisions import RevisionStore
 
 
 def grants_column() -> Any:
@@ -39,19 +47,23 @@ def grants_column() -> Any:
     )
 
 
-def decide(principal: Principal, row: Any, needed: Access) -> Access:
-    """The caller's access to a dashboard row loaded with its `grants` (grants_column()), or
-    NOT_FOUND / PERMISSION_DENIED."""
-    audit_facts.note_facility(row.facility_id)  # denials too are recorded in the resource's facility
-    facts = DashboardFacts(
+def dashboard_facts(row: Any, grants: Iterable[Sequence[Any]]) -> DashboardFacts:
+    """What the policy needs of a dashboards row and its shares ([grantee_type, grantee, level])."""
+    return DashboardFacts(
         id=str(row.id),
         facility_id=row.facility_id,
         owner_id=row.owner_id,
         visibility=row.visibility,
         published_version=row.published_version,
-        grants=grants_from_rows((kind, grantee, level) for kind, grantee, level in row.grants),
+        grants=grants_from_rows((kind, grantee, level) for kind, grantee, level in grants),
     )
-    return require_dashboard(principal, facts, needed)
+
+
+def decide(principal: Principal, row: Any, needed: Access) -> Access:
+    """The caller's access to a dashboard row loaded with its `grants` (grants_column()), or
+    NOT_FOUND / PERMISSION_DENIED."""
+    audit_facts.note_facility(row.facility_id)  # denials too are recorded in the resource's facility
+    return require_dashboard(principal, dashboard_facts(row, row.grants), needed)
 
 
 async def load_dashboard(
@@ -70,3 +82,31 @@ async def load_dashboard(
     if row is None:
         raise NotFound("dashboard", dashboard_id)
     return row, decide(principal, row, needed)
+
+
+async def readable_access(conn: AsyncConnection, principal: Principal, dashboard_id: str) -> Access:
+    """The caller's access to a dashboard, NONE when it is gone or out of sight (what jobs need)."""
+    try:
+        _, access = await load_dashboard(conn, principal, dashboard_id, Access.READ_PUBLISHED)
+    except (NotFound, PermissionDenied):
+        return Access.NONE
+    return access
+
+
+def job_facts(resource: JobResource, row: Any) -> JobFacts:
+    return JobFacts(resource, str(row.id), str(row.dashboard_id), row.facility_id, row.requested_by)
+
+
+async def visible_job_row(
+    db: Database, store: RevisionStore[Any, Any], principal: Principal, resource: JobResource, job_id: str
+) -> Any:
+    """A job's row if the policy lets the caller see it, else NOT_FOUND (never revealing it)."""
+    row = await store.row(job_id)
+    if row is None:
+        raise NotFound(resource.value, job_id)
+    job = job_facts(resource, row)
+    if not job_may_be_visible(principal, job):  # decided without loading the dashboard
+        raise NotFound(resource.value, job_id)
+    async with db.read() as conn:
+        require_job(principal, job, await readable_access(conn, principal, job.dashboard_id))
+    return row

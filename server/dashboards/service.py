@@ -9,22 +9,19 @@ from typing import Any
 from google.protobuf import field_mask_pb2
 from sqlalchemy import Select, and_, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import dashboard_pb2
 from server import idempotency, pagination
 from server.access.policy import (
     Access,
-    DashboardFacts,
     dashboard_access,
     facility_for_create,
-    grants_from_rows,
     require_role,
     visible_dashboards,
 )
 from server.auth.principal import Principal, Role
-from server.dashboards.access import load_dashboard
+from server.dashboards.access import dashboard_facts, load_dashboard
 from server.dashboards.convert import (
     dashboard_etag,
     dashboard_from_row,
@@ -129,32 +126,28 @@ class DashboardDomain:
         _check_filters(dashboard.filters, "dashboard.filters", problems)
         _check_time_zone(dashboard.layout, problems)
         problems.raise_if_any()
-        method = "CreateDashboard"
-        try:
-            async with self._db.transaction() as conn:
-                if request_id:
-                    existing = await idempotency.find(conn, principal.subject, method, request_id, digest)
-                    if existing is not None:
-                        return await self._get(conn, principal, str(existing))
-                row = (
-                    await conn.execute(
-                        insert(dashboards)
-                        .values(facility_id=facility, owner_id=principal.subject, **_row_values(dashboard, WRITABLE))
-                        .returning(dashboards.c.id)
-                    )
-                ).one()
-                created = await record_version(
-                    conn, row.id, reason=V.VERSION_REASON_CREATE, author=principal.subject, bump=False
+
+        async def create(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, dashboard_pb2.Dashboard]:
+            row = (
+                await conn.execute(
+                    insert(dashboards)
+                    .values(facility_id=facility, owner_id=principal.subject, **_row_values(dashboard, WRITABLE))
+                    .returning(dashboards.c.id)
                 )
-                if request_id:
-                    await idempotency.remember(conn, principal.subject, method, request_id, digest, row.id)
-                return dashboard_from_row(created)
-        except IntegrityError:
-            # A concurrent retry with the same request_id won the race: return its result.
-            winner = await idempotency.race_winner(self._db, principal.subject, method, request_id, digest)
-            if winner is None:
-                raise
-            return await self.get(principal, str(winner))
+            ).one()
+            created = await record_version(
+                conn, row.id, reason=V.VERSION_REASON_CREATE, author=principal.subject, bump=False
+            )
+            return row.id, dashboard_from_row(created)
+
+        async def existing(dashboard_id: uuid.UUID) -> dashboard_pb2.Dashboard:
+            return await self.get(principal, str(dashboard_id))
+
+        key = idempotency.RequestKey(principal.subject, "CreateDashboard", request_id, digest)
+        [created] = await idempotency.create_once(
+            self._db, [key], create, existing, prepare=idempotency.nothing_to_prepare
+        )
+        return created
 
     # --- read -----------------------------------------------------------------------------
 
@@ -254,14 +247,7 @@ class DashboardDomain:
             grants.setdefault(g.dashboard_id, []).append((g.grantee_type, g.grantee, g.level))
         out: list[dashboard_pb2.Dashboard] = []
         for row in rows:
-            facts = DashboardFacts(
-                id=str(row.id),
-                facility_id=row.facility_id,
-                owner_id=row.owner_id,
-                visibility=row.visibility,
-                published_version=row.published_version,
-                grants=grants_from_rows(grants.get(row.id, [])),
-            )
+            facts = dashboard_facts(row, grants.get(row.id, []))
             access = dashboard_access(principal, facts)
             if access is Access.NONE:
                 continue

@@ -22,24 +22,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
 from server import idempotency, pagination
-from server.access.policy import Access, visible_dashboards
+from server.access.policy import Access, JobResource, job_visible, require_export_file, visible_exports
 from server.auth.principal import Principal
 from server.broker.enqueue import Enqueue
-from server.dashboards.access import load_dashboard
+from server.dashboards.access import job_facts, load_dashboard, readable_access, visible_job_row
 from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
-from server.db.schema import dashboards, export_jobs
+from server.db.schema import export_jobs
 from server.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     TesseraError,
 )
 from server.exports.jobs import ExportStore, export_from_row, failed
@@ -114,36 +112,26 @@ class ExportDomain:
     ) -> list[export_pb2.ExportJob]:
         plans = [await self._plan(principal, item, prefix(i)) for i, item in enumerate(items)]
         fresh: list[export_pb2.ExportJob] = []
-        try:
-            async with self._db.transaction() as conn:
-                out: list[export_pb2.ExportJob] = []
-                for item, digest, plan in zip(items, digests, plans, strict=True):
-                    if item.request_id:
-                        existing = await idempotency.find(conn, principal.subject, METHOD, item.request_id, digest)
-                        if existing is not None:
-                            out.append(export_from_row(await _row(conn, existing)))
-                            continue
-                    job = await _insert(conn, principal, item, plan, correlation_id)
-                    if item.request_id:
-                        await idempotency.remember(
-                            conn, principal.subject, METHOD, item.request_id, digest, uuid.UUID(job.id)
-                        )
-                    out.append(job)
-                    fresh.append(job)
-        except IntegrityError:
-            # A concurrent retry with the same request_id won the race: return its jobs.
-            winners = [
-                await idempotency.race_winner(self._db, principal.subject, METHOD, item.request_id, digest)
-                for item, digest in zip(items, digests, strict=True)
-            ]
-            if any(w is None for w in winners):
-                raise
-            return [await self.get(principal, str(w)) for w in winners]
-        for job in fresh:
+
+        async def create(conn: AsyncConnection, _: None, i: int) -> tuple[uuid.UUID, export_pb2.ExportJob]:
+            fresh.append(await _insert(conn, principal, items[i], plans[i], correlation_id))
+            return uuid.UUID(fresh[-1].id), fresh[-1]
+
+        async def existing(export_id: uuid.UUID) -> export_pb2.ExportJob:
+            async with self._db.read() as conn:
+                return export_from_row(await _row(conn, export_id))
+
+        keys = [
+            idempotency.RequestKey(principal.subject, METHOD, item.request_id, digest)
+            for item, digest in zip(items, digests, strict=True)
+        ]
+        out = await idempotency.create_once(self._db, keys, create, existing, prepare=idempotency.nothing_to_prepare)
+        new = [job for job in out if any(job is f for f in fresh)]  # not an earlier request's job
+        for job in new:
             await self.store.publish(job)
-        for job in fresh:
+        for job in new:
             await self._queue(job)
-        return [await self.store.get(job.id) if job in fresh else job for job in out]
+        return [await self.store.get(job.id) if any(job is n for n in new) else job for job in out]
 
     async def _queue(self, job: export_pb2.ExportJob) -> None:
         fail = failed("BROKER_UNAVAILABLE", "the export could not be queued; retry")
@@ -221,15 +209,7 @@ class ExportDomain:
     # --- read -----------------------------------------------------------------------------------
 
     async def _visible_row(self, principal: Principal, export_id: str) -> Any:
-        row = await self.store.row(export_id)
-        if row is None or row.requested_by != principal.subject or not principal.in_facility(row.facility_id):
-            raise NotFound("export", export_id)
-        try:
-            async with self._db.read() as conn:
-                await load_dashboard(conn, principal, str(row.dashboard_id), Access.READ_PUBLISHED)
-        except (NotFound, PermissionDenied):
-            raise NotFound("export", export_id) from None
-        return row
+        return await visible_job_row(self._db, self.store, principal, JobResource.EXPORT, export_id)
 
     async def get(self, principal: Principal, export_id: str) -> export_pb2.ExportJob:
         return export_from_row(await self._visible_row(principal, export_id))
@@ -240,18 +220,11 @@ class ExportDomain:
         size = pagination.page_size(request.page_size)
         filters = pagination.fingerprint("exports", request.dashboard_id, int(request.state))
         cursor = pagination.decode(request.page_token, filters)
-        conditions = [
-            export_jobs.c.requested_by == principal.subject,
-            export_jobs.c.facility_id.in_(sorted(principal.facilities)),
-        ]
+        conditions = [visible_exports(principal)]  # the policy's SQL twin
         async with self._db.read() as conn:
             if request.dashboard_id:
                 board, _ = await load_dashboard(conn, principal, request.dashboard_id, Access.READ_PUBLISHED)
                 conditions.append(export_jobs.c.dashboard_id == board.id)
-            else:
-                # Across dashboards: only those the caller can still read (the policy's SQL twin).
-                readable = select(dashboards.c.id).where(visible_dashboards(principal))
-                conditions.append(export_jobs.c.dashboard_id.in_(readable))
             if request.state:
                 conditions.append(export_jobs.c.state == int(request.state))
             if cursor is not None:
@@ -275,22 +248,13 @@ class ExportDomain:
         if len(rows) > size:
             last = page[-1]
             token = pagination.encode(pagination.Cursor(last.created_at.isoformat(), str(last.id)), filters)
-        if not request.dashboard_id:
-            # Every row re-checked with the policy itself, once per dashboard on the page.
-            readable_ids = await self._readable(principal, {row.dashboard_id for row in page})
-            page = [row for row in page if row.dashboard_id in readable_ids]
-        return [export_from_row(row) for row in page], token
-
-    async def _readable(self, principal: Principal, dashboard_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-        readable: set[uuid.UUID] = set()
+        # Every row re-checked with the policy itself, loading each dashboard on the page once.
         async with self._db.read() as conn:
-            for dashboard_id in dashboard_ids:
-                try:
-                    await load_dashboard(conn, principal, str(dashboard_id), Access.READ_PUBLISHED)
-                except (NotFound, PermissionDenied):
-                    continue
-                readable.add(dashboard_id)
-        return readable
+            access = {d: await readable_access(conn, principal, str(d)) for d in {row.dashboard_id for row in page}}
+        page = [
+            row for row in page if job_visible(principal, job_facts(JobResource.EXPORT, row), access[row.dashboard_id])
+        ]
+        return [export_from_row(row) for row in page], token
 
     async def watch(
         self, principal: Principal, export_id: str, since_revision: int
@@ -340,12 +304,7 @@ class ExportDomain:
             )
         if row.expire_at is not None and row.expire_at <= datetime.now(UTC):
             raise FailedPrecondition("the export's file expired", reason="EXPORT_EXPIRED")
-        if row.phi_unmasked and not principal.can_read_phi:
-            raise PermissionDenied(
-                "the file holds unmasked PHI and the caller may no longer read PHI",
-                reason="PHI_PERMISSION_REQUIRED",
-                permission="phi:read",
-            )
+        require_export_file(principal, row.phi_unmasked)
         if request.offset > job.file.size_bytes:
             raise InvalidArgument.field("offset", f"beyond the end of the file ({job.file.size_bytes} bytes)")
         yield export_pb2.DownloadExportResponse(file=job.file)

@@ -23,7 +23,8 @@ from server.config import Settings
 from server.db.engine import Database
 from server.queries.masking import MASKING_LEVEL_MASKED, MASKING_LEVEL_NONE, mask_frame
 from server.queries.service import QueryDomain
-from server.widgetdata.cache import CacheRequest, WidgetDataCache
+from server.widgetdata.cache import WidgetDataCache
+from server.widgetdata.request import CacheRequest
 from server.widgetdata.resolve import Resolved, resolve
 from server.widgetdata.service import cache_request_for
 

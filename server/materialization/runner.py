@@ -19,7 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from dashboard.v1 import common_pb2, widget_pb2
 from server.errors import InvalidArgument, TesseraError, Unavailable
 from server.materialization.materializer import Materializer
-from server.materialization.store import TERMINAL, JobStore
+from server.materialization.store import TERMINAL, MaterializationStore
 from server.protojson import from_json
 
 __all__ = ["TRANSIENT_ERRORS", "run_materialization", "safe_error"]
@@ -116,7 +116,7 @@ def _start(job: widget_pb2.MaterializationJob) -> bool:
 
 
 async def run_materialization(
-    store: JobStore, materializer: Materializer, job_id: str, *, final_attempt: bool = True
+    store: MaterializationStore, materializer: Materializer, job_id: str, *, final_attempt: bool = True
 ) -> widget_pb2.MaterializationJob | None:
     """Runs (or resumes) the job. Transient errors propagate (the task retries with backoff)
     unless this is the final attempt, which records them as the widget's failure."""

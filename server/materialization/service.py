@@ -14,33 +14,32 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import common_pb2, widget_pb2
 from server import idempotency
-from server.access.policy import Access
+from server.access.policy import Access, JobResource
 from server.auth.principal import Principal
 from server.broker.enqueue import Enqueue
 from server.broker.names import KIND_MATERIALIZE
-from server.dashboards.access import load_dashboard
+from server.dashboards.access import load_dashboard, visible_job_row
 from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
 from server.db.schema import widgets
-from server.errors import NotFound, PermissionDenied
+from server.errors import NotFound
 from server.jobs.revisions import TERMINAL
-from server.materialization.store import JobStore
+from server.materialization.store import MaterializationStore
 from server.protojson import to_json
 
-__all__ = ["JobDomain"]
+__all__ = ["MaterializationDomain"]
 
 log = logging.getLogger("tessera.jobs")
 
 METHOD = "MaterializeDashboard"
 
 
-class JobDomain:
-    def __init__(self, db: Database, store: JobStore, enqueue: Enqueue) -> None:
+class MaterializationDomain:
+    def __init__(self, db: Database, store: MaterializationStore, enqueue: Enqueue) -> None:
         self._db = db
         self.store = store
         self._enqueue = enqueue
@@ -48,22 +47,19 @@ class JobDomain:
     async def materialize(
         self, principal: Principal, request: widget_pb2.MaterializeDashboardRequest, digest: bytes
     ) -> widget_pb2.MaterializationJob:
-        request_id = request.request_id
-        try:
-            async with self._db.transaction() as conn:
-                if request_id:
-                    existing = await idempotency.find(conn, principal.subject, METHOD, request_id, digest)
-                    if existing is not None:
-                        return await self.get(principal, str(existing))
-                job = await self._create(conn, principal, request)
-                if request_id:
-                    await idempotency.remember(conn, principal.subject, METHOD, request_id, digest, uuid.UUID(job.id))
-        except IntegrityError:
-            # A concurrent retry with the same request_id won the race: return its job.
-            winner = await idempotency.race_winner(self._db, principal.subject, METHOD, request_id, digest)
-            if winner is None:
-                raise
-            return await self.get(principal, str(winner))
+        fresh: list[widget_pb2.MaterializationJob] = []
+
+        async def create(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, widget_pb2.MaterializationJob]:
+            fresh.append(await self._create(conn, principal, request))
+            return uuid.UUID(fresh[-1].id), fresh[-1]
+
+        async def existing(job_id: uuid.UUID) -> widget_pb2.MaterializationJob:
+            return await self.get(principal, str(job_id))
+
+        key = idempotency.RequestKey(principal.subject, METHOD, request.request_id, digest)
+        [job] = await idempotency.create_once(self._db, [key], create, existing, prepare=idempotency.nothing_to_prepare)
+        if not fresh or job is not fresh[-1]:
+            return job  # an earlier request's job: already published and queued
         await self.store.publish(job)
         error = common_pb2.JobError(reason="BROKER_UNAVAILABLE", message="the job could not be queued; retry")
 
@@ -92,7 +88,7 @@ class JobDomain:
             "dashboard_version": version,
             "filter_values": {name: to_json(value) for name, value in request.filter_values.items()},
         }
-        return await JobStore.insert(
+        return await MaterializationStore.insert(
             conn,
             kind=KIND_MATERIALIZE,
             dashboard_id=board.id,
@@ -103,17 +99,7 @@ class JobDomain:
         )
 
     async def _visible_row(self, principal: Principal, job_id: str) -> Any:
-        row = await self.store.row(job_id)
-        if row is None:
-            raise NotFound("materialization_job", job_id)
-        try:
-            async with self._db.read() as conn:
-                _, access = await load_dashboard(conn, principal, str(row.dashboard_id), Access.READ_PUBLISHED)
-        except (NotFound, PermissionDenied):
-            raise NotFound("materialization_job", job_id) from None
-        if access is Access.READ_PUBLISHED and row.requested_by != principal.subject:
-            raise NotFound("materialization_job", job_id)
-        return row
+        return await visible_job_row(self._db, self.store, principal, JobResource.MATERIALIZATION, job_id)
 
     async def get(self, principal: Principal, job_id: str) -> widget_pb2.MaterializationJob:
         await self._visible_row(principal, job_id)

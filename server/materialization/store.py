@@ -20,7 +20,7 @@ from server.protojson import from_json, to_json, ts
 __all__ = [
     "MATERIALIZATION",
     "TERMINAL",
-    "JobStore",
+    "MaterializationStore",
     "job_from_row",
     "stream_key",
 ]
@@ -76,7 +76,7 @@ MATERIALIZATION: JobKind[widget_pb2.MaterializationJob, widget_pb2.WatchMaterial
 )
 
 
-class JobStore(RevisionStore[widget_pb2.MaterializationJob, widget_pb2.WatchMaterializationJobResponse]):
+class MaterializationStore(RevisionStore[widget_pb2.MaterializationJob, widget_pb2.WatchMaterializationJobResponse]):
     def __init__(self, db: Database, redis: aioredis.Redis, settings: Settings) -> None:
         super().__init__(MATERIALIZATION, db, redis, settings)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from google.protobuf import duration_pb2, field_mask_pb2
 from sqlalchemy import Select, func, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dashboard.v1 import common_pb2, dashboard_pb2, query_pb2
@@ -38,7 +37,7 @@ from server.errors import (
     PermissionDenied,
     ViolationCollector,
 )
-from server.queries import views
+from server.queries import disclosure, views
 from server.queries.convert import (
     METADATA,
     VERSIONED,
@@ -54,11 +53,6 @@ from server.queries.sql_check import SqlAnalysis, SqlIssue, analyze, check_param
 
 Q = query_pb2
 UPDATABLE = METADATA + VERSIONED
-# Errors whose message may quote values from the data (withheld from callers without PHI access).
-_VALUE_ECHOING_REASONS = frozenset({"QUERY_FAILED", "QUERY_RESULT_UNREPRESENTABLE"})
-# ... except SQLSTATE class 42 (syntax errors, unknown columns, tables, functions, type
-# mismatches), whose messages quote only the SQL text, which the caller may read anyway.
-_SQL_TEXT_ONLY_CLASSES = ("42",)
 _ALL_FACILITIES = "*"
 
 
@@ -193,51 +187,45 @@ class QueryDomain:
         facility = facility_for_create(principal, query.facility_id)
         kind = query.kind or Q.QUERY_KIND_SQL
         self._check(query, UPDATABLE, kind)
-        method = "CreateQuery"
-        if request_id:
-            async with self._db.read() as conn:
-                existing = await idempotency.find(conn, principal.subject, method, request_id, digest)
-            if existing is not None:
-                return await self.get(principal, str(existing))
         query_id = uuid.uuid4()
         view_name = views.view_name_for(query_id) if kind == Q.QUERY_KIND_MATERIALIZED_VIEW else None
-        if view_name:
-            await self._views.create(view_name, query.sql, list(query.view_key_columns), facility)
-        try:
-            async with self._db.transaction() as conn:
-                await conn.execute(
-                    insert(widget_queries).values(
-                        id=query_id,
-                        facility_id=facility,
-                        owner_id=principal.subject,
-                        name=query.name,
-                        description=query.description,
-                        kind=kind,
-                        is_template=query.template,
-                        tags=list(query.tags),
-                        view_name=view_name,
-                        refresh_time=func.now() if view_name else None,
-                    )
+
+        async def create(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, uuid.UUID]:
+            if view_name:  # DDL on the data source, outside this transaction: `abandon` drops it
+                await self._views.create(view_name, query.sql, list(query.view_key_columns), facility)
+            await conn.execute(
+                insert(widget_queries).values(
+                    id=query_id,
+                    facility_id=facility,
+                    owner_id=principal.subject,
+                    name=query.name,
+                    description=query.description,
+                    kind=kind,
+                    is_template=query.template,
+                    tags=list(query.tags),
+                    view_name=view_name,
+                    refresh_time=func.now() if view_name else None,
                 )
-                await conn.execute(
-                    insert(query_versions).values(
-                        query_id=query_id, version=1, author_id=principal.subject, **version_values(query)
-                    )
+            )
+            await conn.execute(
+                insert(query_versions).values(
+                    query_id=query_id, version=1, author_id=principal.subject, **version_values(query)
                 )
-                if request_id:
-                    await idempotency.remember(conn, principal.subject, method, request_id, digest, query_id)
-        except IntegrityError:
+            )
+            return query_id, query_id
+
+        async def existing(earlier: uuid.UUID) -> uuid.UUID:
+            return earlier
+
+        async def drop_view() -> None:
             if view_name:
                 await self._views.drop(view_name)
-            existing = await idempotency.race_winner(self._db, principal.subject, method, request_id, digest)
-            if existing is None:
-                raise
-            return await self.get(principal, str(existing))
-        except BaseException:
-            if view_name:
-                await self._views.drop(view_name)
-            raise
-        return await self.get(principal, str(query_id))
+
+        key = idempotency.RequestKey(principal.subject, "CreateQuery", request_id, digest)
+        [created] = await idempotency.create_once(
+            self._db, [key], create, existing, prepare=idempotency.nothing_to_prepare, abandon=drop_view
+        )
+        return await self.get(principal, str(created))
 
     async def _load(
         self, conn: AsyncConnection, principal: Principal, query_id: str, *, write: bool, lock: bool = False
@@ -519,22 +507,9 @@ class QueryDomain:
                 limits=ExecutionLimits(timeout_seconds=timeout, row_limit=limit),
             )
         except InvalidArgument as exc:
-            if (
-                exc.reason in _VALUE_ECHOING_REASONS
-                and not exc.metadata.get("sqlstate", "").startswith(_SQL_TEXT_ONLY_CLASSES)
-                and not principal.can_read_phi
-            ):
-                # PostgreSQL quotes offending values in its messages ('invalid input syntax for
-                # type integer: "<value>"'), and so may a value the frame cannot carry: a caller
-                # without PHI access gets only the SQLSTATE (or the column).
-                metadata = {k: v for k, v in exc.metadata.items() if k in ("sqlstate", "column")}
-                what = f"SQLSTATE {metadata['sqlstate']}" if "sqlstate" in metadata else "a value it cannot carry"
-                raise InvalidArgument(
-                    f"the query failed on the database ({what}); the message is withheld because it may quote "
-                    "data and the caller has no PHI access",
-                    reason=exc.reason,
-                    metadata=metadata,
-                ) from None
+            shown = disclosure.for_caller(exc, principal.can_read_phi)
+            if shown is not exc:
+                raise shown from None
             raise
         frame, masked = result.frame, False
         if query.sensitive_columns and not principal.can_read_phi:

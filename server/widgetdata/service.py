@@ -24,8 +24,9 @@ from server.queries.convert import seconds
 from server.queries.masking import unmasked_phi_columns
 from server.queries.parameters import canonical
 from server.queries.service import QueryDomain
-from server.widgetdata.cache import CacheRequest, Served, WidgetDataCache
+from server.widgetdata.cache import WidgetDataCache
 from server.widgetdata.key import KeyParts, cache_key, masking_level
+from server.widgetdata.request import CacheRequest, Served
 from server.widgetdata.resolve import Resolved, resolve
 
 __all__ = ["BATCH_CONCURRENCY", "WidgetDataDomain", "cache_request_for"]

@@ -12,7 +12,6 @@ from typing import Any
 
 from google.protobuf import field_mask_pb2
 from sqlalchemy import and_, delete, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import dashboard_pb2, widget_pb2
@@ -405,42 +404,39 @@ class WidgetDomain:
         if request_id:
             _parse_uuid(request_id, "request_id", problems)
         problems.raise_if_any()
-        try:
-            async with self._db.transaction() as conn:
-                dashboard, _ = await load_dashboard(conn, principal, widget.dashboard_id, Access.EDIT, lock=True)
-                # Looked up under the dashboard lock: a concurrent retry waits for the first
-                # attempt to commit and then returns its widget instead of overlapping it.
-                if request_id:
-                    existing = await idempotency.find(conn, principal.subject, CREATE_METHOD, request_id, digest)
-                    if existing is not None:
-                        return await self._get(conn, principal, existing)
-                references = ViolationCollector()
-                await _check_references(conn, principal, dashboard, widget, WRITABLE, references)
-                _raise_collected(references)
-                await _check_overlap(conn, dashboard.id, widget.position)
-                row = (
-                    await conn.execute(
-                        insert(widgets)
-                        .values(
-                            dashboard_id=dashboard.id,
-                            facility_id=dashboard.facility_id,
-                            **columns_of(widget, self._default_refresh),
-                        )
-                        .returning(*widgets.c)
+
+        async def lock_dashboard(conn: AsyncConnection) -> Any:
+            # Request ids are looked up under the dashboard lock: a concurrent retry waits for the
+            # first attempt to commit and then returns its widget instead of overlapping it.
+            dashboard, _ = await load_dashboard(conn, principal, widget.dashboard_id, Access.EDIT, lock=True)
+            return dashboard
+
+        async def create(conn: AsyncConnection, dashboard: Any, _: int) -> tuple[uuid.UUID, widget_pb2.Widget]:
+            references = ViolationCollector()
+            await _check_references(conn, principal, dashboard, widget, WRITABLE, references)
+            _raise_collected(references)
+            await _check_overlap(conn, dashboard.id, widget.position)
+            row = (
+                await conn.execute(
+                    insert(widgets)
+                    .values(
+                        dashboard_id=dashboard.id,
+                        facility_id=dashboard.facility_id,
+                        **columns_of(widget, self._default_refresh),
                     )
-                ).one()
-                await record_version(conn, dashboard.id, reason=WIDGET_CHANGE, author=principal.subject)
-                if request_id:
-                    await idempotency.remember(conn, principal.subject, CREATE_METHOD, request_id, digest, row.id)
-                return widget_from_row(row)
-        except IntegrityError:
-            # A concurrent twin with the same request_id (on another dashboard lock) won the
-            # race: return its result, or refuse if the requests differ.
-            winner = await idempotency.race_winner(self._db, principal.subject, CREATE_METHOD, request_id, digest)
-            if winner is None:
-                raise
+                    .returning(*widgets.c)
+                )
+            ).one()
+            await record_version(conn, dashboard.id, reason=WIDGET_CHANGE, author=principal.subject)
+            return row.id, widget_from_row(row)
+
+        async def existing(widget_id: uuid.UUID) -> widget_pb2.Widget:
             async with self._db.read() as conn:
-                return await self._get(conn, principal, winner)
+                return await self._get(conn, principal, widget_id)
+
+        key = idempotency.RequestKey(principal.subject, CREATE_METHOD, request_id, digest)
+        [created] = await idempotency.create_once(self._db, [key], create, existing, prepare=lock_dashboard)
+        return created
 
     # --- read -----------------------------------------------------------------------------
 

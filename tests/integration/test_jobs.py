@@ -22,7 +22,7 @@ from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
 from dashboard.v1 import widget_pb2_grpc
 from server.config import Settings
-from server.materialization.store import JobStore, stream_key
+from server.materialization.store import MaterializationStore, stream_key
 from tests.harness.kit import Kit as BaseKit
 from tests.harness.rpc import expect_failure
 from tests.harness.server import ServerHandle, start_in_thread
@@ -216,7 +216,7 @@ def test_idle_watch_sends_heartbeats_then_ends_at_terminal(
 
     async def create() -> str:
         async with app.db.transaction() as conn:
-            job = await JobStore.insert(
+            job = await MaterializationStore.insert(
                 conn,
                 kind="materialize",
                 dashboard_id=uuid.UUID(board.id),
@@ -232,7 +232,7 @@ def test_idle_watch_sends_heartbeats_then_ends_at_terminal(
     for event in watch(other_server, kit.md, job_id, timeout=20):
         events.append(event)
         if sum(1 for e in events if e.HasField("heartbeat")) == 2:
-            server.run(JobStore(app.db, app.redis, job_settings).change(job_id, _finish))
+            server.run(MaterializationStore(app.db, app.redis, job_settings).change(job_id, _finish))
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds == ["job", "heartbeat", "heartbeat", "job"], kinds
     assert [e.heartbeat.revision for e in events[1:3]] == [1, 1]
@@ -288,7 +288,7 @@ def test_trimmed_stream_and_dead_redis_fall_back_to_the_row(
 
     async def dead_redis_watch() -> list[Any]:
         dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
-        store = JobStore(app.db, dead, job_settings)
+        store = MaterializationStore(app.db, dead, job_settings)
         try:
             return [e async for e in store.watch(job.id, 0)]
         finally:
@@ -312,9 +312,9 @@ def test_live_watch_survives_dead_redis(
 
         from server.materialization.runner import _finish, _widget_step
 
-        live = JobStore(app.db, app.redis, job_settings)
+        live = MaterializationStore(app.db, app.redis, job_settings)
         async with app.db.transaction() as conn:
-            job = await JobStore.insert(
+            job = await MaterializationStore.insert(
                 conn,
                 kind="materialize",
                 dashboard_id=uuid.UUID(board.id),
@@ -324,7 +324,9 @@ def test_live_watch_survives_dead_redis(
                 widget_ids=["w-1"],
             )
         dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
-        watcher = JobStore(app.db, dead, Settings(**(job_settings.model_dump() | {"job_poll_seconds": 0.05})))
+        watcher = MaterializationStore(
+            app.db, dead, Settings(**(job_settings.model_dump() | {"job_poll_seconds": 0.05}))
+        )
         events: list[Any] = []
 
         async def consume() -> None:

@@ -581,6 +581,56 @@ def test_a_failing_computation_fails_its_waiters_without_rerunning(
     assert sum("SQLSTATE 22012" in m for m in messages) == len(messages) - 1
 
 
+def test_a_message_that_may_quote_data_is_shown_only_to_whom_it_may_be(
+    pair: Pair, auth, facility: str, queries, dashboards, widgets
+) -> None:
+    """PostgreSQL quotes the offending value ('invalid input syntax for type integer: "<value>"'):
+    the caller whose principal ran the query sees it with PHI access; without, only the reason and
+    the SQLSTATE; the waiters of that computation (whoever they are) only the reason and the
+    SQLSTATE."""
+    secret = f"secret-{uuid.uuid4().hex[:8]}"
+    reader = auth("phil", "editor", facility, permissions=("phi:read",))
+    other = auth("olga", "admin", facility)  # reads every dashboard of the facility; no PHI access
+    kit = Kit(queries, dashboards, widgets, reader, facility)
+
+    def failing_widget(seconds_of_work: int) -> str:
+        rows_of_work = 4_000_000 * seconds_of_work
+        sql_text = (
+            f"SELECT CAST(CASE WHEN count(*) > 0 THEN '{secret}' END AS int) AS x "
+            f"FROM generate_series(1, {max(rows_of_work, 1)}) AS g"
+        )
+        return kit.widget(kit.board(), kit.query(sql_text)).id
+
+    def error(md: Any, widget_id: str) -> grpc.RpcError:
+        with pytest.raises(grpc.RpcError) as caught:
+            pair.stubs[0].GetWidgetData(w.GetWidgetDataRequest(widget_id=widget_id), metadata=md, timeout=60)
+        return caught.value
+
+    # Alone (nobody waits): the caller's own PHI access decides.
+    with_phi, without_phi = error(reader, failing_widget(0)), error(other, failing_widget(0))
+    for failure in (with_phi, without_phi):
+        assert (failure.code(), failure_of(failure).reason) == (Code.INVALID_ARGUMENT, "QUERY_FAILED")
+    assert secret in with_phi.details()
+    assert secret not in without_phi.details() and "SQLSTATE 22P02" in without_phi.details()
+    assert {k: v for k, v in failure_of(without_phi).metadata.items() if k != "correlation_id"} == {"sqlstate": "22P02"}
+
+    # Waiters of one computation, readers with PHI access among them: the value only for the holder.
+    widget_id = failing_widget(2)
+    request = w.GetWidgetDataRequest(widget_id=widget_id)
+    futures = [
+        pair.stubs[i % 2].GetWidgetData.future(request, metadata=(reader, other)[i % 2], timeout=60) for i in range(20)
+    ]
+    failures = []
+    for future in futures:
+        with pytest.raises(grpc.RpcError) as caught:
+            future.result()
+        failures.append(caught.value)
+    assert {failure_of(f).reason for f in failures} == {"QUERY_FAILED"}
+    quoting = [f for f in failures if secret in f.details()]
+    assert len(quoting) <= 1, "only the holder's own caller may see the value"
+    assert all("SQLSTATE 22P02" in f.details() for f in failures if f not in quoting)
+
+
 def test_redis_dies_and_comes_back_while_requests_arrive(
     pair: Pair, auth, facility: str, queries, dashboards, widgets
 ) -> None:

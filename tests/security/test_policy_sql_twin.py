@@ -1,4 +1,5 @@
-"""The policy's SQL twin (`visible_dashboards`, what every list filters with) and the loader
+"""The policy's SQL twins (`visible_dashboards`, what every list filters with; `visible_exports`,
+what ListExports filters with, against `job_visible`) and the loader
 (`load_dashboard`, what every rpc on a dashboard starts with) against the Python policy, over the
 whole matrix of tests/unit/test_policy.py stored in PostgreSQL: for every principal, the dashboards
 the SQL selects are exactly those the policy lets it see, and the loader answers exactly the
@@ -12,11 +13,20 @@ import uuid
 
 from sqlalchemy import insert, select
 
-from server.access.policy import Access, DashboardFacts, dashboard_access, visible_dashboards
+from server.access.policy import (
+    Access,
+    DashboardFacts,
+    JobFacts,
+    JobResource,
+    dashboard_access,
+    job_visible,
+    visible_dashboards,
+    visible_exports,
+)
 from server.auth.principal import Principal, Role
 from server.dashboards.access import load_dashboard
 from server.db.engine import Database, make_engine
-from server.db.schema import dashboard_shares, dashboards
+from server.db.schema import dashboard_shares, dashboards, export_jobs
 from server.errors import NotFound
 from tests.unit.test_policy import GRANT_SETS, OWNERS, PUBLISHED, VISIBILITIES
 
@@ -51,7 +61,20 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
 
     async def scenario() -> dict[str, int]:
         db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
-        counts = {"principals": len(principals), "dashboards": len(boards), "sql checks": 0, "loads": 0}
+        counts = {
+            "principals": len(principals),
+            "dashboards": len(boards),
+            "sql checks": 0,
+            "loads": 0,
+            "export sql checks": 0,
+        }
+        # Every dashboard has an export requested by each of two subjects.
+        exports = [
+            JobFacts(JobResource.EXPORT, str(uuid.uuid4()), b.id, b.facility_id, requester)
+            for b in boards
+            for requester in ("me", "someone")
+        ]
+        board_of = {b.id: b for b in boards}
         try:
             async with db.transaction() as conn:
                 await conn.execute(
@@ -81,7 +104,22 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
                     for g in b.grants
                 ]
                 await conn.execute(insert(dashboard_shares), shares)
+                await conn.execute(
+                    insert(export_jobs),
+                    [
+                        {
+                            "id": uuid.UUID(job.id),
+                            "dashboard_id": uuid.UUID(job.dashboard_id),
+                            "facility_id": job.facility_id,
+                            "requested_by": job.requested_by,
+                            "dashboard_version": 1,
+                            "format": 1,
+                        }
+                        for job in exports
+                    ],
+                )
             ours = [uuid.UUID(b.id) for b in boards]
+            our_exports = [uuid.UUID(job.id) for job in exports]
             async with db.read() as conn:
                 for p in principals:
                     expected = {b.id for b in boards if dashboard_access(p, b) >= Access.READ_PUBLISHED}
@@ -93,6 +131,19 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
                         f"{p}: SQL selects {len(got - expected)} too many, {len(expected - got)} too few"
                     )
                     counts["sql checks"] += len(boards)
+                    expected = {
+                        job.id
+                        for job in exports
+                        if job_visible(p, job, dashboard_access(p, board_of[job.dashboard_id]))
+                    }
+                    rows = await conn.execute(
+                        select(export_jobs.c.id).where(visible_exports(p), export_jobs.c.id.in_(our_exports))
+                    )
+                    got = {str(r) for r in rows.scalars()}
+                    assert got == expected, (
+                        f"{p}: exports SQL selects {len(got - expected)} too many, {len(expected - got)} too few"
+                    )
+                    counts["export sql checks"] += len(exports)
                     if not p.is_link and len(p.facilities) == 1:
                         continue  # the loader's facts do not depend on the caller: fewer callers suffice
                     for b in boards:
@@ -112,4 +163,5 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
     counts = asyncio.run(scenario())
     print(f"\n[policy sql twin] {counts}")
     assert counts["sql checks"] == len(principals) * len(boards)
+    assert counts["export sql checks"] == len(principals) * 2 * len(boards)
     assert counts["loads"] == sum(1 for p in principals if p.is_link or len(p.facilities) == 2) * len(boards)

@@ -350,7 +350,7 @@ def test_timestamp_text_round_trips(micros: int, with_tz: bool) -> None:
 def test_calendar_matches_python(day: dt.date) -> None:
     days = day.toordinal() - dt.date(1970, 1, 1).toordinal()
     assert fr._days_from_civil(day.year, day.month, day.day) == days
-    assert frames._civil_from_days(days) == (day.year, day.month, day.day)
+    assert frames.civil_from_days(days) == (day.year, day.month, day.day)
     assert fr._date_days(date_text(days)) == days
 
 

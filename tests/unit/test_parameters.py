@@ -1,7 +1,8 @@
 """Typed parameters, table-driven: save-time checks of declarations (every type and constraint,
 with field paths), run-time binding (types, constraints, lists, date ranges, defaults, unknown
 and missing names, all violations at once), SQL-injection strings as values (they come back as
-the same Python string: data, never SQL), the linear-time pattern matcher, and canonical texts."""
+the same Python string: data, never SQL), and canonical texts. The pattern matcher has its own
+tests (test_regex.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from dashboard.v1 import common_pb2, query_pb2
 from server.errors import InvalidArgument
-from server.queries.parameters import PatternError, bind, canonical, check_specs, compile_pattern
+from server.queries.parameters import bind, canonical, check_specs
 
 Q = query_pb2
 STRING, INT, FLOAT, BOOL = Q.PARAMETER_TYPE_STRING, Q.PARAMETER_TYPE_INT, Q.PARAMETER_TYPE_FLOAT, Q.PARAMETER_TYPE_BOOL
@@ -608,42 +609,7 @@ def test_any_string_value_is_bound_unchanged(text: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Patterns: full match, Python syntax without what RE2 lacks, linear time.
-
-PATTERN_CORPUS = [
-    r"abc",
-    r"a|bc|d",
-    r"(ab|a)*b",
-    r"^\d{3}-\d{2,4}$",
-    r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}",
-    r"(?i)hello\s+world",
-    r"[^a-c]*",
-    r"\w+",
-    r"\bfoo\b.*",
-    r"(?s)a.b",
-    r"a.b",
-    r"x*$",
-    r"(?m)^a$\n^b$",
-    r"(a*)*b",
-    r"(\w+\s?)*$",
-    r"a{2}b{0,3}c{1,}",
-    r"(?:ab){0,2}?c",
-    r"[\d\s]+",
-    r"[^\W_]+",
-    r"(?a)\w+",
-    r"(?i)[k-m]+",
-    r"",
-    r"\Ba",
-    r"(?i:a)b",
-    r"\$\d+(\.\d\d)?",
-    r"[-a]+",
-]
-
-
-@settings(max_examples=300, deadline=None)
-@given(pattern=st.sampled_from(PATTERN_CORPUS), text=st.text(alphabet="abcdxyzkKA_- \n.@%+0129é$", max_size=12))
-def test_patterns_match_like_python_fullmatch(pattern: str, text: str) -> None:
-    assert compile_pattern(pattern).fullmatch(text) is (re.fullmatch(pattern, text) is not None)
+# Patterns on the binding path (the matcher itself: test_regex.py).
 
 
 @pytest.mark.parametrize("pattern", [r"(\w+\s?)*$", r"(a+)+b", r"(a|aa)*c", r"\d*\d*\d*x", r".*a.*b.*c.*d"])
@@ -660,24 +626,6 @@ def test_catastrophic_patterns_run_in_linear_time(pattern: str) -> None:
             outcomes.append(False)
     assert outcomes == [re.fullmatch(pattern, t) is not None for t in ["a!", "11", "abab", "a b !"]]
     assert time.perf_counter() - started < 2.0  # Python's re takes minutes on some of these
-
-
-@pytest.mark.parametrize(
-    ("pattern", "reason"),
-    [
-        ("(", "missing \\)"),
-        ("(a)\\1", "backreferences"),
-        ("(?<=a)b", "look-ahead and look-behind"),
-        ("(?>a)", "atomic groups"),
-        ("a++", "possessive quantifiers"),
-        ("[[:digit:]]", "POSIX classes"),
-        ("[[a]", "nested set"),
-        ("a{100000}", "too complex"),
-    ],
-)
-def test_unusable_patterns_say_why(pattern: str, reason: str) -> None:
-    with pytest.raises(PatternError, match=reason):
-        compile_pattern(pattern)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,19 @@ import itertools
 
 import pytest
 
-from server.access.policy import Access, DashboardFacts, Grant, ShareLevel, dashboard_access, require_dashboard
+from server.access.policy import (
+    Access,
+    DashboardFacts,
+    Grant,
+    JobFacts,
+    JobResource,
+    ShareLevel,
+    dashboard_access,
+    job_visible,
+    require_dashboard,
+    require_export_file,
+    require_job,
+)
 from server.auth.principal import Principal, Role
 from server.errors import NotFound, PermissionDenied
 
@@ -170,6 +182,45 @@ def test_invariants_over_the_matrix(case: tuple[Role, str, frozenset[str], tuple
     if owner != "me" and not grants and role is not Role.ADMIN:
         expected = Access.READ_PUBLISHED if visibility == 2 and published else Access.NONE
         assert access is expected
+
+
+def job_oracle(resource: JobResource, subject: str, requester: str, job_facility: str, p: Principal, a: Access) -> bool:
+    """ARCHITECTURE.md's invariants, restated: an export is its requester's alone, and theirs only
+    while they can still read the dashboard; a materialization job is seen by whoever reads the
+    dashboard, except that a reader of the published version only sees the jobs they requested."""
+    if a is Access.NONE:
+        return False
+    if resource is JobResource.EXPORT:
+        return requester == subject and job_facility in p.facilities
+    return a is not Access.READ_PUBLISHED or requester == subject
+
+
+@pytest.mark.parametrize("case", MATRIX)
+def test_job_visibility_over_the_matrix(
+    case: tuple[Role, str, frozenset[str], tuple[Grant, ...], int, int | None],
+) -> None:
+    role, owner, facilities, grants, visibility, published = case
+    p = Principal(subject="me", role=role, facilities=facilities)
+    board = facts(owner=owner, visibility=visibility, published=published, grants=grants)
+    access = dashboard_access(p, board)
+    for resource, requester in itertools.product(list(JobResource), ("me", "someone")):
+        job = JobFacts(resource, "job-1", DASH, board.facility_id, requester)
+        expected = job_oracle(resource, "me", requester, board.facility_id, p, access)
+        assert job_visible(p, job, access) is expected, (resource, requester, access)
+        if expected:
+            require_job(p, job, access)
+        else:
+            with pytest.raises(NotFound):  # never PERMISSION_DENIED: a job out of sight does not exist
+                require_job(p, job, access)
+
+
+def test_an_unmasked_export_file_needs_phi_read_at_download() -> None:
+    reader = Principal(subject="me", role=Role.EDITOR, facilities=frozenset({FAC}), permissions=frozenset({"phi:read"}))
+    require_export_file(reader, phi_unmasked=True)
+    require_export_file(principal(E), phi_unmasked=False)
+    with pytest.raises(PermissionDenied) as denied:
+        require_export_file(principal(E), phi_unmasked=True)
+    assert denied.value.reason == "PHI_PERMISSION_REQUIRED"
 
 
 def test_require_hides_what_cannot_be_seen_and_denies_what_can() -> None:
