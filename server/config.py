@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     # Prometheus /metrics over HTTP on `host`; 0 picks a free port, -1 disables the endpoint.
     metrics_port: int = 9464
 
+    # --- TLS (server/tls.py; the same files serve every face) ---
+    # PEM certificate chain and private key: the server speaks only TLS when both are set.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # PEM CA bundle: when set, callers must present a client certificate it signed (mTLS).
+    tls_client_ca_file: Path | None = None
+    # Production refuses to start without TLS unless this says a proxy in front terminates it.
+    tls_terminated_by_proxy: bool = False
+
     # --- security ---
     # HS256 secret (development). Production needs public keys (RS256/ES256).
     jwt_secret: SecretStr = SecretStr("")
@@ -146,6 +155,19 @@ class Settings(BaseSettings):
                 raise ValueError("production mode needs TESSERA_MASKING_KEY")
             if not self.database_url or not self.redis_url:
                 raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
+            if self.tls_cert_file is None and not self.tls_terminated_by_proxy:
+                raise ValueError(
+                    "production mode needs TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE, or "
+                    "TESSERA_TLS_TERMINATED_BY_PROXY=true when a proxy in front terminates TLS"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_files_go_together(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are set together or not at all")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("TESSERA_TLS_CLIENT_CA_FILE (mTLS) needs TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE")
         return self
 
     @cached_property
