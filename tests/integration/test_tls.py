@@ -7,6 +7,9 @@ without TLS unless a terminating proxy is declared."""
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
 from server.auth.tokens import mint_token
 from server.cli import app as cli_app
 from server.config import Mode, Settings
+from server.tls import ssl_context
 from tessera_client import Client, TlsFileError, credentials_from_env, tls_credentials
 from tests.harness.certs import Authority, Issued, make_authority
 from tests.harness.server import ServerHandle, start_in_thread
@@ -201,3 +205,49 @@ def test_production_refuses_to_start_without_tls(tmp_path: Path, pki: Pki) -> No
         Settings(tls_cert_file=pki.server.cert)
     with pytest.raises(ValueError, match="needs TESSERA_TLS_CERT_FILE"):
         Settings(tls_client_ca_file=pki.ca.cert)
+
+
+def _handshake(server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> str:
+    """One real TLS handshake over loopback; returns the negotiated version."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        outcome: list[BaseException | None] = []
+
+        def accept() -> None:
+            connection, _ = listener.accept()
+            try:
+                with server_context.wrap_socket(connection, server_side=True) as tls:
+                    tls.recv(1)
+                outcome.append(None)
+            except (ssl.SSLError, OSError) as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=accept)
+        thread.start()
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+                client_context.wrap_socket(raw, server_hostname="localhost") as tls,
+            ):
+                tls.sendall(b"x")
+                version = tls.version() or ""
+                tls.recv(1)  # the server's verdict on our certificate arrives after the handshake in TLS 1.3
+        finally:
+            thread.join(timeout=10)
+        if outcome and outcome[0] is not None:
+            raise outcome[0]
+        return version
+
+
+def test_the_ssl_context_for_other_faces_uses_the_same_files(settings: Settings, pki: Pki) -> None:
+    mtls = settings.model_copy(
+        update={"tls_cert_file": pki.server.cert, "tls_key_file": pki.server.key, "tls_client_ca_file": pki.ca.cert}
+    )
+    server_context = ssl_context(mtls)
+    assert server_context is not None and ssl_context(settings) is None
+    client = ssl.create_default_context(cafile=str(pki.ca.cert))
+    client.load_cert_chain(pki.client.cert, pki.client.key)
+    assert _handshake(server_context, client) in {"TLSv1.2", "TLSv1.3"}
+    anonymous = ssl.create_default_context(cafile=str(pki.ca.cert))
+    with pytest.raises((ssl.SSLError, OSError)):
+        _handshake(server_context, anonymous)
