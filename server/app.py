@@ -85,7 +85,7 @@ def build_app(settings: Settings) -> App:
     exports = ExportDomain(
         db,
         ExportStore(db, redis, settings),
-        ExportStorage(settings.export_storage_url),
+        ExportStorage.for_settings(settings),
         widget_data,
         CeleryEnqueuer(settings, TASK_EXPORT, QUEUE_EXPORTS),
     )

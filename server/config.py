@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     export_print_attempts: int = 3
     # Files (and their jobs' download) expire this long after they were stored.
     export_retention_seconds: int = 7 * 24 * 3600
+    # Keys that encrypt export files at rest (server/exports/crypto.py): `id:base64-of-32-bytes`,
+    # comma-separated; the first encrypts, all decrypt. `tessera export-key ID` makes one.
+    # Production needs it; development without it uses a fixed development key.
+    export_keys: SecretStr = SecretStr("")
 
     # --- audit ---
     # Audit events the database will not take (refused rows, a full buffer, a shutdown with the
@@ -153,6 +157,8 @@ class Settings(BaseSettings):
                 raise ValueError("production mode needs TESSERA_JWT_PUBLIC_KEY_FILE or TESSERA_JWT_JWKS_FILE")
             if not self.masking_key.get_secret_value():
                 raise ValueError("production mode needs TESSERA_MASKING_KEY")
+            if not self.export_keys.get_secret_value():
+                raise ValueError("production mode needs TESSERA_EXPORT_KEYS (export files are encrypted at rest)")
             if not self.database_url or not self.redis_url:
                 raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
             if self.tls_cert_file is None and not self.tls_terminated_by_proxy:

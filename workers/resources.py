@@ -90,7 +90,7 @@ class Runtime:
             settings=config,
             db=db,
             store=ExportStore(db, redis, config),
-            storage=ExportStorage(config.export_storage_url),
+            storage=ExportStorage.for_settings(config),
             widget_data=WidgetDataDomain(db, queries, cache, config),
             printer=Printer(config),  # launches Chromium on first use, then stays warm
             audit=AuditLog(db, dead_letter=DeadLetterFile(config.audit_dead_letter_path)),
