@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     # PEM CA bundle: when set, callers must present a client certificate it signed (mTLS).
     tls_client_ca_file: Path | None = None
-    # Production refuses to start without TLS unless this says a proxy in front terminates it.
+    # A production server refuses to listen without TLS unless this says a proxy in front
+    # terminates it (server/tls.py; workers and beat serve nothing and need no certificate).
     tls_terminated_by_proxy: bool = False
 
     # --- security ---
@@ -161,11 +162,6 @@ class Settings(BaseSettings):
                 raise ValueError("production mode needs TESSERA_EXPORT_KEYS (export files are encrypted at rest)")
             if not self.database_url or not self.redis_url:
                 raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
-            if self.tls_cert_file is None and not self.tls_terminated_by_proxy:
-                raise ValueError(
-                    "production mode needs TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE, or "
-                    "TESSERA_TLS_TERMINATED_BY_PROXY=true when a proxy in front terminates TLS"
-                )
         return self
 
     @model_validator(mode="after")
@@ -187,3 +183,15 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.mode is Mode.PRODUCTION if self.log_json is None else self.log_json
+
+
+class _ModeOnly(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", env_file=".env", extra="ignore")
+
+    mode: Mode = Mode.DEVELOPMENT
+
+
+def configured_mode() -> Mode:
+    """The mode, read as `Settings` reads it but without validating anything else: a command
+    that must refuse to run in production can tell before other settings are checked."""
+    return _ModeOnly().mode

@@ -3,7 +3,8 @@
 `server_credentials` gives grpc.aio its credentials and `ssl_context` gives an HTTP server (or
 anything speaking TLS over a plain socket) the same certificate, key and client-certificate rule,
 so every face of one deployment presents the same identity and asks the same of its callers.
-Both return None when TLS is off (no certificate configured).
+Both return None when TLS is off (no certificate configured), which production mode allows only
+with `TESSERA_TLS_TERMINATED_BY_PROXY=true`: otherwise they raise, and the server does not start.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from pathlib import Path
 
 import grpc
 
-from server.config import Settings
+from server.config import Mode, Settings
 
-__all__ = ["TlsFiles", "server_credentials", "ssl_context", "tls_files"]
+__all__ = ["PlaintextRefused", "TlsFiles", "server_credentials", "ssl_context", "tls_files"]
+
+
+class PlaintextRefused(RuntimeError):
+    """Production mode without TLS and without a declared terminating proxy."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,11 @@ class TlsFiles:
 
 def tls_files(settings: Settings) -> TlsFiles | None:
     if settings.tls_cert_file is None or settings.tls_key_file is None:
+        if settings.mode is Mode.PRODUCTION and not settings.tls_terminated_by_proxy:
+            raise PlaintextRefused(
+                "production mode serves only TLS: set TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE, or "
+                "TESSERA_TLS_TERMINATED_BY_PROXY=true when a proxy in front terminates TLS"
+            )
         return None
     return TlsFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
 

@@ -25,7 +25,7 @@ from dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
 from server.auth.tokens import mint_token
 from server.cli import app as cli_app
 from server.config import Mode, Settings
-from server.tls import ssl_context
+from server.tls import PlaintextRefused, server_credentials, ssl_context
 from tessera_client import Client, TlsFileError, credentials_from_env, tls_credentials
 from tests.harness.certs import Authority, Issued, make_authority
 from tests.harness.server import ServerHandle, start_in_thread
@@ -185,7 +185,7 @@ def test_the_cli_takes_a_ca_and_a_client_certificate(mtls_server: ServerHandle, 
     assert "UNAVAILABLE" in refused.output
 
 
-def test_production_refuses_to_start_without_tls(tmp_path: Path, pki: Pki) -> None:
+def test_production_refuses_to_serve_without_tls(tmp_path: Path, pki: Pki) -> None:
     public_key = tmp_path / "jwt.pem"
     public_key.write_text("unused here")
     production = {
@@ -196,11 +196,14 @@ def test_production_refuses_to_start_without_tls(tmp_path: Path, pki: Pki) -> No
         "masking_key": "m" * 32,
         "export_keys": "k1:" + "A" * 43,
     }
-    with pytest.raises(ValueError, match="TESSERA_TLS_CERT_FILE"):
-        Settings(**production)
-    assert Settings(**production, tls_terminated_by_proxy=True).tls_cert_file is None
+    with pytest.raises(PlaintextRefused, match="TESSERA_TLS_CERT_FILE"):
+        server_credentials(Settings(**production))
+    with pytest.raises(PlaintextRefused, match="TESSERA_TLS_TERMINATED_BY_PROXY"):
+        ssl_context(Settings(**production))
+    behind_proxy = Settings(**production, tls_terminated_by_proxy=True)
+    assert server_credentials(behind_proxy) is None and ssl_context(behind_proxy) is None
     served = Settings(**production, tls_cert_file=pki.server.cert, tls_key_file=pki.server.key)
-    assert served.tls_cert_file == pki.server.cert
+    assert server_credentials(served) is not None and ssl_context(served) is not None
     with pytest.raises(ValueError, match="set together"):
         Settings(tls_cert_file=pki.server.cert)
     with pytest.raises(ValueError, match="needs TESSERA_TLS_CERT_FILE"):

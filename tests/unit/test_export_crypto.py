@@ -73,6 +73,7 @@ def test_any_tampering_is_refused_before_a_byte_comes_out() -> None:
         chunks = cipher.decrypt(io.BytesIO(bad))
         with pytest.raises((TamperedFile, UnknownKey)):
             next(chunks)
+            pytest.fail(f"{name}: a byte came out")
 
 
 def test_rotation_decrypts_with_any_configured_key_and_encrypts_with_the_current() -> None:
