@@ -12,8 +12,9 @@ A miss computes under single-flight, in two layers:
 * across processes: a Redis lock `SET {prefix}wd:lock:{key} <token> NX PX <lease>`. The holder
   renews the lease every lease/3 while it computes and releases it with a compare-and-delete
   script; a holder that dies stops renewing, so its lock expires within one lease and a waiter
-  takes over. Waiters poll tier 1 (and the lock, and the holder's failure note) in one MGET with
-  a short backoff, and return the holder's result. A holder that fails leaves a short note of the
+  takes over (at once when the holder was a process of this machine that is gone:
+  server/widgetdata/holder.py). Waiters poll tier 1 (and the lock, and the holder's failure
+  note) in one MGET with a short backoff, and return the holder's result. A holder that fails leaves a short note of the
   error so that its waiters fail with it rather than re-running, one by one, a query that fails.
   Waiters get errors in a shareable form: messages that may quote data are cut to the SQLSTATE,
   since the query ran with someone else's principal.
@@ -35,7 +36,6 @@ import contextlib
 import functools
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -68,6 +68,7 @@ from server.widgetdata.entry import (
     encode,
     tier1_ttl_ms,
 )
+from server.widgetdata.holder import known_dead, new_token
 from server.widgetdata.key import advisory_lock_id, data_key, error_key, generation_key, lock_key
 
 __all__ = ["CacheRequest", "CacheStats", "Compute", "Served", "WidgetDataCache", "stats"]
@@ -412,7 +413,7 @@ class WidgetDataCache:
         lock = lock_key(self._prefix, request.key)
         data = data_key(self._prefix, request.key)
         note = error_key(self._prefix, request.key)
-        token = secrets.token_hex(16)
+        token = new_token()
         deadline = time.monotonic() + self._wait_limit
         delay = POLL_MIN_SECONDS
         holder: bytes | None = None
@@ -445,6 +446,15 @@ class WidgetDataCache:
                         raise error
                 if current is None:
                     break  # released (or its lease ran out) without a result for us: take it
+                if holder is not None and known_dead(holder):
+                    # Its process is gone (this machine's): remove exactly its lock, take over.
+                    log.warning("widget data: the single-flight lock's holder died; taking over")
+                    try:
+                        await self._release(keys=[lock], args=[holder])
+                    except _REDIS_ERRORS as exc:
+                        self._redis_failed(exc)
+                        raise _RedisDown from exc
+                    continue
                 if time.monotonic() > deadline:
                     raise Unavailable(
                         "timed out waiting for a concurrent computation of the same widget data; retry",
