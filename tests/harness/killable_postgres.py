@@ -73,7 +73,16 @@ class KillablePostgres:
             return {}
         return {"user": self._ids[0], "group": self._ids[1], "extra_groups": []}
 
-    def start(self, timeout: float = 30.0) -> KillablePostgres:
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> KillablePostgres:
+        """Starts it (initdb the first time) and returns once it answers. A postmaster that exits
+        at once (the killed one's backends still leaving) is started again."""
+        for attempt in range(1, attempts + 1):
+            if self._start_once(timeout):
+                return self
+            time.sleep(0.5 * attempt)
+        raise RuntimeError(f"PostgreSQL did not start:\n{self._log.read_text()[-3000:]}")
+
+    def _start_once(self, timeout: float) -> bool:
         if not (self._data / "PG_VERSION").exists():
             subprocess.run(
                 [str(self._bin / "initdb"), "-D", str(self._data), "-U", "postgres", "--auth=trust", "--no-sync"],
@@ -99,9 +108,10 @@ class KillablePostgres:
         deadline = time.monotonic() + timeout
         while not self.answers():
             if self._process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL did not start:\n{self._log.read_text()[-3000:]}")
+                self.kill()
+                return False
             time.sleep(0.05)
-        return self
+        return True
 
     def answers(self) -> bool:
         try:
