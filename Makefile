@@ -37,6 +37,7 @@ lint: proto-deps
 	$(VENV)/ruff check --output-format=concise .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy $(MYPY_TARGETS)
+	$(VENV)/lint-imports --no-cache
 	$(BUF) lint
 	$(BUF) format -d --exit-code proto
 
@@ -62,6 +63,6 @@ bench:
 # Build outputs and tool caches; keeps downloads (build/cache), .venv, node_modules and var/.
 clean:
 	@if [[ -d build ]]; then find build -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +; fi
-	rm -rf .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .grimp_cache .import_linter_cache
 	find . \( -path ./.venv -o -path ./node_modules -o -path ./.git \) -prune -o \
 	  -type d -name __pycache__ -exec rm -rf {} +

@@ -16,7 +16,7 @@ import grpc
 from server.auth.tokens import mint_token
 from server.config import Settings
 from server.db.migrate import upgrade
-from server.demo_data import install as install_demo_data
+from server.devtools.demo_data import install as install_demo_data
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.harness.services import TestServices, provision
 

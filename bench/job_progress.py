@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from bench.harness import Bench, summary
 from dashboard.v1 import common_pb2, dashboard_pb2, dashboard_pb2_grpc, widget_pb2, widget_pb2_grpc
 from server.db.engine import Database, make_engine
-from server.jobs.store import JobStore
+from server.materialization.store import JobStore
 
 
 def _producer(bench: Bench, job_id: str, steps: int, received: queue.Queue[int], out: list[float]) -> None:

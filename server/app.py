@@ -1,8 +1,12 @@
-"""The composition root: builds engines, clients and domain services from one Settings."""
+"""The composition root: the server runtime (`build_app`) and the worker runtime
+(`build_worker_runtime`) from one Settings, on one shared core (`build_core`: the same engines and
+pools, Redis client, metrics, widget-data cache, audit log, job stores and export storage)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,26 +15,103 @@ from server.audit.dead_letter import DeadLetterFile
 from server.audit.log import AuditLog
 from server.auth.authenticator import Authenticator
 from server.auth.tokens import TokenVerifier
+from server.broker.app import make_celery
+from server.broker.enqueue import CeleryEnqueuer
+from server.broker.names import QUEUE_EXPORTS, QUEUE_MATERIALIZE, TASK_EXPORT, TASK_MATERIALIZE_DASHBOARD
 from server.config import Settings
 from server.dashboards.service import DashboardDomain
 from server.db.engine import Database, make_engine
+from server.exports.browser import Printer
 from server.exports.jobs import ExportStore
+from server.exports.runner import ExportDeps
 from server.exports.service import ExportDomain
 from server.exports.storage import ExportStorage
-from server.jobs.names import QUEUE_EXPORTS, TASK_EXPORT
-from server.jobs.service import CeleryEnqueuer, JobDomain
-from server.jobs.store import JobStore
+from server.materialization.materializer import Materializer
+from server.materialization.service import JobDomain
+from server.materialization.store import JobStore
 from server.metrics import Metrics
 from server.queries.service import QueryDomain
+from server.queries.views import ViewBuilder
 from server.redis_client import make_redis
 from server.shares.service import ShareDomain
 from server.widgetdata.cache import WidgetDataCache
 from server.widgetdata.service import WidgetDataDomain
 from server.widgets.service import WidgetDomain
 
+__all__ = ["App", "Core", "Runtime", "WorkerRuntime", "build_app", "build_core", "build_worker_runtime"]
+
+
+class Runtime(StrEnum):
+    """Which process the core is for: it names the database connections (pg_stat_activity)."""
+
+    SERVER = "tessera"
+    WORKER = "tessera-worker"
+
+
+@dataclass
+class Core:
+    """What the server and the workers share, built the same way for both."""
+
+    settings: Settings
+    db: Database
+    datasource: AsyncEngine
+    redis: aioredis.Redis
+    metrics: Metrics
+    queries: QueryDomain
+    cache: WidgetDataCache
+    widget_data: WidgetDataDomain
+    audit: AuditLog
+    job_store: JobStore
+    export_store: ExportStore
+    export_storage: ExportStorage
+
+    async def close(self) -> None:
+        try:
+            await self.audit.close()  # first: what just finished has events to write
+        finally:
+            await self.widget_data.close()  # background refreshes first: they use Redis and both engines
+            await self.redis.aclose()
+            if self.datasource is not self.db.engine:
+                await self.datasource.dispose()
+            await self.db.dispose()
+
+
+def build_core(settings: Settings, runtime: Runtime) -> Core:
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set (tessera dev starts an embedded PostgreSQL)")
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set (tessera dev starts an embedded Redis)")
+    pools = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+    db = Database(make_engine(settings.database_url, application_name=runtime.value, **pools))
+    # User queries run on a separate data-source engine (its own pool, so slow reports never
+    # starve the application's connections); by default it points at the same database.
+    datasource = make_engine(
+        settings.datasource_url or settings.database_url, application_name=f"{runtime.value}-queries", **pools
+    )
+    redis = make_redis(settings.redis_url)
+    metrics = Metrics()
+    queries = QueryDomain(db, datasource, settings)
+    cache = WidgetDataCache(db, redis, settings, metrics=metrics)
+    return Core(
+        settings=settings,
+        db=db,
+        datasource=datasource,
+        redis=redis,
+        metrics=metrics,
+        queries=queries,
+        cache=cache,
+        widget_data=WidgetDataDomain(db, queries, cache, settings),
+        audit=AuditLog(db, dead_letter=DeadLetterFile(settings.audit_dead_letter_path), metrics=metrics),
+        job_store=JobStore(db, redis, settings),
+        export_store=ExportStore(db, redis, settings),
+        export_storage=ExportStorage.for_settings(settings),
+    )
+
 
 @dataclass
 class App:
+    """The server runtime: the core and the domains the rpcs call."""
+
     settings: Settings
     db: Database
     redis: aioredis.Redis
@@ -44,64 +125,79 @@ class App:
     exports: ExportDomain
     shares: ShareDomain
     audit: AuditLog
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics
+    core: Core
 
     async def close(self) -> None:
         try:
-            await self.audit.close()  # first: the rpcs that just finished have events to write
+            if self.audit is not self.core.audit:
+                await self.audit.close()  # one put in place of the core's (tests do)
         finally:
-            await self._close_rest()
-
-    async def _close_rest(self) -> None:
-        await self.widget_data.close()  # background refreshes first: they use Redis and both engines
-        await self.redis.aclose()
-        if self.datasource is not self.db.engine:
-            await self.datasource.dispose()
-        await self.db.dispose()
+            await self.core.close()
 
 
 def build_app(settings: Settings) -> App:
-    if not settings.database_url:
-        raise RuntimeError("DATABASE_URL is not set (tessera dev starts an embedded PostgreSQL)")
-    if not settings.redis_url:
-        raise RuntimeError("REDIS_URL is not set (tessera dev starts an embedded Redis)")
-    db = Database(
-        make_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
-    )
-    # User queries run on a separate data-source engine (its own pool, so slow reports never
-    # starve the application's connections); by default it points at the same database.
-    datasource = make_engine(
-        settings.datasource_url or settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        application_name="tessera-queries",
-    )
-    redis = make_redis(settings.redis_url)
-    metrics = Metrics()
-    queries = QueryDomain(db, datasource, settings)
-    widgets = WidgetDomain(db, default_refresh_seconds=settings.default_refresh_interval_seconds)
-    widget_data = WidgetDataDomain(db, queries, WidgetDataCache(db, redis, settings, metrics=metrics), settings)
-    jobs = JobDomain(db, JobStore(db, redis, settings), CeleryEnqueuer(settings))
-    exports = ExportDomain(
-        db,
-        ExportStore(db, redis, settings),
-        ExportStorage.for_settings(settings),
-        widget_data,
-        CeleryEnqueuer(settings, TASK_EXPORT, QUEUE_EXPORTS),
-    )
+    core = build_core(settings, Runtime.SERVER)
+    celery = make_celery(settings)
     return App(
         settings=settings,
-        db=db,
-        redis=redis,
-        authenticator=Authenticator(TokenVerifier(settings), db),
-        dashboards=DashboardDomain(db),
-        widgets=widgets,
-        queries=queries,
-        datasource=datasource,
-        widget_data=widget_data,
-        jobs=jobs,
-        exports=exports,
-        shares=ShareDomain(db),
-        audit=AuditLog(db, dead_letter=DeadLetterFile(settings.audit_dead_letter_path), metrics=metrics),
-        metrics=metrics,
+        db=core.db,
+        redis=core.redis,
+        authenticator=Authenticator(TokenVerifier(settings), core.db),
+        dashboards=DashboardDomain(core.db),
+        widgets=WidgetDomain(core.db, default_refresh_seconds=settings.default_refresh_interval_seconds),
+        queries=core.queries,
+        datasource=core.datasource,
+        widget_data=core.widget_data,
+        jobs=JobDomain(core.db, core.job_store, CeleryEnqueuer(celery, TASK_MATERIALIZE_DASHBOARD, QUEUE_MATERIALIZE)),
+        exports=ExportDomain(
+            core.db,
+            core.export_store,
+            core.export_storage,
+            core.widget_data,
+            CeleryEnqueuer(celery, TASK_EXPORT, QUEUE_EXPORTS),
+        ),
+        shares=ShareDomain(core.db),
+        audit=core.audit,
+        metrics=core.metrics,
+        core=core,
+    )
+
+
+@dataclass
+class WorkerRuntime:
+    """The worker runtime: the core and what the tasks run (built per worker process, after fork)."""
+
+    core: Core
+    materializer: Materializer
+    views: ViewBuilder
+    exports: ExportDeps
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    async def close(self) -> None:
+        try:
+            await self.exports.printer.close()
+        finally:
+            await self.core.close()
+
+
+def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float], None] | None = None) -> WorkerRuntime:
+    """`on_warmed(outcome, seconds)` hears of every widget the materializer warms (for metrics)."""
+    core = build_core(settings, Runtime.WORKER)
+    return WorkerRuntime(
+        core=core,
+        materializer=Materializer(core.db, core.queries, core.cache, settings, on_warmed=on_warmed),
+        views=ViewBuilder(core.datasource, settings.view_role, settings.query_timeout_cap_seconds),
+        exports=ExportDeps(
+            settings=settings,
+            db=core.db,
+            store=core.export_store,
+            storage=core.export_storage,
+            widget_data=core.widget_data,
+            printer=Printer(settings),  # launches Chromium on first use, then stays warm
+            audit=core.audit,
+        ),
     )

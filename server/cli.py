@@ -8,7 +8,7 @@ tessera migrate   apply (or revert) database migrations
 tessera token     mint a development token (refused in production)
 tessera export-key ID  a new key for TESSERA_EXPORT_KEYS
 tessera audit-replay  write the audit dead-letter file into the audit log
-tessera dashboards | widgets | materialize | export   client commands (server/cli_client.py)
+tessera dashboards | widgets | materialize | export   client commands (server/devtools/cli_client.py)
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Annotated
 
 import typer
 
-from server.cli_client import mount_client_commands
 from server.config import Mode, Settings, configured_mode
+from server.devtools.cli_client import mount_client_commands
 from server.logs import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -171,7 +171,7 @@ def dev(
 ) -> None:
     """Run migrations, the server, a worker and beat together, on embedded PostgreSQL and Redis
     when DATABASE_URL / REDIS_URL are not set; load demo data; print how to call it."""
-    from server.dev import run_dev
+    from server.devtools.dev import run_dev
 
     configure("INFO", False)
     raise typer.Exit(run_dev(port=port, data_dir=data_dir, demo=demo))

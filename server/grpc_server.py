@@ -34,11 +34,11 @@ from server.api.queries import QueryServicer
 from server.api.shares import ShareServicer
 from server.api.widgets import WidgetServicer
 from server.app import App, build_app
+from server.broker.probe import BrokerProbe
+from server.broker.queue_metrics import QueueDepthCollector
 from server.config import Settings
 from server.health import SERVICE_NAMES, HealthMonitor
 from server.metrics import Exporter, start_exporter
-from workers.broker import BrokerProbe
-from workers.metrics import QueueDepthCollector
 
 log = logging.getLogger("tessera.server")
 

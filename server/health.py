@@ -40,9 +40,9 @@ from grpc_health.v1._async import HealthServicer
 
 from dashboard.v1 import dashboard_pb2, export_pb2, query_pb2, share_pb2, widget_pb2
 from server.app import App
+from server.broker.names import QUEUES
+from server.broker.probe import BrokerProbe, RollCall
 from server.db.probe import PostgresProbe
-from server.jobs.names import QUEUES
-from workers.broker import BrokerProbe, RollCall
 
 __all__ = [
     "AUDIT_ENTRY",

@@ -13,12 +13,11 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, MutableMapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from opentelemetry import trace
-
-from server.api.context import correlation_id
 
 __all__ = [
     "CORRELATION_HEADER",
@@ -35,6 +34,10 @@ __all__ = [
 # The Celery message header carrying the id from the process that enqueues to the task (not
 # `correlation_id`: Celery uses that name for the task id on AMQP).
 CORRELATION_HEADER = "tessera_correlation_id"
+
+# The id every log line of an rpc or a task carries: set by the access-log interceptor (rpcs) and
+# the task_prerun signal (tasks), for everything they call.
+correlation_id: ContextVar[str] = ContextVar("tessera_correlation_id", default="")
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 

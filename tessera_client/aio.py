@@ -26,11 +26,11 @@ import grpc.aio
 
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
-from tessera_client.client import DEFAULT_ADDRESS, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT, Download
+from tessera_client.client import DEFAULT_ADDRESS, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT
 from tessera_client.core import CallCore, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
-from tessera_client.jobs import DownloadSink, JobKind, JobTracker
+from tessera_client.jobs import Download, DownloadSink, JobKind, JobTracker
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
 

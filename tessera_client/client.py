@@ -21,7 +21,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import EllipsisType, TracebackType
 from typing import Any, TypeVar
@@ -33,7 +32,7 @@ from tessera_client import rpcs
 from tessera_client.core import CallCore, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
-from tessera_client.jobs import DownloadSink, JobKind, JobTracker
+from tessera_client.jobs import Download, DownloadSink, JobKind, JobTracker
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
 from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
@@ -49,14 +48,6 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_STALL_TIMEOUT = 45.0
 
 Job = TypeVar("Job")
-
-
-@dataclass(frozen=True)
-class Download:
-    """A verified download: where it was written and what the server said it is."""
-
-    path: Path
-    file: e.ExportFile
 
 
 class Client(CallCore):

@@ -85,6 +85,14 @@ class JobTracker(Generic[Job]):
         return self.latest is not None and self.latest.state in TERMINAL_STATES
 
 
+@dataclass(frozen=True)
+class Download:
+    """A verified download: where it was written and what the server said it is."""
+
+    path: Path
+    file: e.ExportFile
+
+
 @dataclass
 class DownloadSink:
     """Writes a download to a temporary file beside its destination, hashing as it goes; on

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from google.protobuf import field_mask_pb2
 
@@ -24,11 +24,9 @@ from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from tessera_client import rpcs
 from tessera_client.errors import JobFailedError
-from tessera_client.jobs import EXPORT, MATERIALIZATION
+from tessera_client.jobs import EXPORT, MATERIALIZATION, Download, JobKind
+from tessera_client.rpcs import Req, Resp
 from tessera_client.values import ParameterInput, duration, parameter_map
-
-if TYPE_CHECKING:
-    from tessera_client.client import Client, Download
 
 __all__ = ["Dashboards", "ExportResult", "Exports", "Queries", "Shares", "Widgets"]
 
@@ -46,8 +44,35 @@ def _check(job: Any, check: bool) -> Any:
     return job
 
 
+class Caller(Protocol):
+    """What the services need of a client (tessera_client.client.Client is one)."""
+
+    def call(self, rpc: rpcs.Unary[Req, Resp], request: Req) -> Resp: ...
+
+    def pages(self, rpc: rpcs.Unary[Req, Resp], request: Req, items: str) -> Iterator[Any]: ...
+
+    def follow(
+        self,
+        kind: JobKind[Any],
+        job_id: str,
+        *,
+        on_progress: Callable[[Any], None] | None = None,
+        start: Any = None,
+        timeout: float | None = None,
+    ) -> Any: ...
+
+    def download(
+        self,
+        export_id: str,
+        destination: str | os.PathLike[str],
+        *,
+        chunk_size: int = 0,
+        on_bytes: Callable[[int, int], None] | None = None,
+    ) -> Download: ...
+
+
 class _Service:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     def _follow(

@@ -17,6 +17,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import date_pb2
 
 from dashboard.v1 import common_pb2
+from tessera_client.frames import column_texts, frame_to_rows
 
 __all__ = ["ParameterInput", "date_range", "duration", "parameter_map", "parameter_value", "rows", "table"]
 
@@ -81,17 +82,12 @@ def seconds(value: duration_pb2.Duration) -> float:
 
 def rows(frame: common_pb2.DataFrame) -> list[dict[str, object]]:
     """The frame's rows as dicts of Python values (int, float, Decimal, date, datetime, dict for
-    JSON, UUID, bytes, None for NULL); the decoding is the server's own, so nothing is lost."""
-    # Imported here: the decoder brings psycopg's adapters, which plain calls do not need.
-    from server.queries.frame import frame_to_rows
-
+    JSON, UUID, bytes, None for NULL); the server decodes with the same code, so nothing is lost."""
     return frame_to_rows(frame)
 
 
 def table(frame: common_pb2.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Column names and every row as display text (NULL as ''), for printing."""
-    from server.queries.frame import column_texts
-
     names = [column.name for column in frame.columns]
     texts = [_with_nulls(column_texts(column), column.nulls) for column in frame.columns]
     return names, [list(row) for row in zip(*texts, strict=True)] if texts else []

@@ -1,5 +1,6 @@
-"""The Celery application: Redis broker by default (RabbitMQ through BROKER_URL), three queues,
-late acks so a task whose worker dies is delivered again, and engines created after fork.
+"""The worker's Celery application: the broker layer's app (server/broker/app.py: queues, late
+acks, beat schedule) with the tasks of workers/tasks.py, and the worker runtime created after
+fork (workers/runtime.py).
 
 Its signals also carry the operations side: structured logging in the worker (server/logs.py
 instead of Celery's own), the correlation id from whoever enqueues into the task's headers and
@@ -14,7 +15,6 @@ import sys
 from typing import Any
 
 from celery import Celery, Task
-from celery.schedules import crontab
 from celery.signals import (
     before_task_publish,
     celeryd_after_setup,
@@ -27,91 +27,38 @@ from celery.signals import (
     worker_process_shutdown,
     worker_shutdown,
 )
-from kombu import Exchange, Queue
 
 from server import logs, tracing
+from server.broker.app import make_celery
+from server.broker.probe import BrokerProbe
 from server.config import Settings
-from server.jobs.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_EXPIRE_EXPORTS, TASK_REFRESH_VIEWS
-from workers import metrics, resources
-from workers.broker import BrokerProbe, broker_transport_options
+from workers import metrics, runtime
 
-__all__ = ["QUEUES", "beat_schedule", "celery_app", "make_celery"]
+__all__ = ["TASK_MODULES", "celery_app", "make_worker_app"]
+
+TASK_MODULES = ("workers.tasks",)
 
 log = logging.getLogger("tessera.workers")
 
 
-def beat_schedule() -> dict[str, dict[str, Any]]:
-    return {
-        # Every minute; a run that waited longer than its period is dropped (the next one covers it).
-        "materialize-due-widgets": {
-            "task": TASK_DUE_WIDGETS,
-            "schedule": crontab(),
-            "options": {"expires": 55},
-        },
-        "refresh-materialized-views": {
-            "task": TASK_REFRESH_VIEWS,
-            "schedule": crontab(minute=0),
-            "options": {"expires": 3000},
-        },
-        "expire-exports": {
-            "task": TASK_EXPIRE_EXPORTS,
-            "schedule": crontab(minute=15),
-            "options": {"expires": 3000},
-        },
-        "cleanup": {
-            "task": TASK_CLEANUP,
-            "schedule": crontab(minute=30, hour=3),
-        },
-    }
+def make_worker_app(settings: Settings) -> Celery:
+    """The broker layer's Celery app, with the worker's tasks registered."""
+    return make_celery(settings, include=TASK_MODULES)
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or Settings()
-    app = Celery("tessera", broker=settings.effective_broker_url or "redis://127.0.0.1:6379/0")
-    app.conf.update(
-        # One direct exchange per queue, so each queue is reachable by its own name on Redis and
-        # RabbitMQ alike.
-        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
-        task_default_queue="maintenance",
-        task_default_exchange="maintenance",
-        task_default_routing_key="maintenance",
-        task_routes={
-            "tessera.materialize.*": {"queue": "materialize"},
-            "tessera.export.*": {"queue": "exports"},
-            "tessera.maintenance.*": {"queue": "maintenance"},
-        },
-        # A task is acknowledged after it ran, so a worker lost mid-task means re-delivery;
-        # tasks are idempotent (keyed by job id) to make that safe.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        worker_concurrency=settings.worker_concurrency,
-        task_serializer="json",
-        accept_content=["json"],
-        result_backend=None,
-        task_ignore_result=True,
-        broker_connection_retry_on_startup=True,
-        broker_transport_options=broker_transport_options(settings),
-        beat_schedule=beat_schedule(),
-        timezone="UTC",
-    )
-    app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
-    return app
-
-
-celery_app = make_celery()
+celery_app = make_worker_app(runtime.settings)
 
 
 @worker_process_init.connect
 def _init_process(**_: Any) -> None:
     # Engines and clients must not cross a fork: each worker process builds its own.
-    resources.reset()
-    tracing.configure(resources.settings(), "tessera-worker")
+    runtime.reset()
+    tracing.configure(runtime.settings, "tessera-worker")
 
 
 @worker_process_shutdown.connect
 def _shutdown_process(**_: Any) -> None:
-    resources.close()
+    runtime.close()
     tracing.shutdown()
 
 
@@ -122,7 +69,7 @@ def _shutdown_process(**_: Any) -> None:
 def _setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
     # A receiver here stops Celery from installing its own handlers: the worker logs as the
     # server does. sys.__stderr__, because Celery may have redirected sys.stderr to a logger.
-    settings = resources.settings()
+    settings = runtime.settings
     logs.configure(loglevel or settings.log_level, settings.json_logs, stream=sys.__stderr__)
 
 
@@ -166,7 +113,7 @@ _endpoint = metrics.WorkerMetricsEndpoint()
 def _start_metrics(**_: Any) -> None:
     # Only a worker program (not an in-process test worker) serves metrics; its logging is set up
     # and its pool not yet forked.
-    settings = resources.settings()
+    settings = runtime.settings
     if settings.worker_metrics_port < 0:
         return
     _endpoint.enable_multiprocess()
@@ -184,7 +131,7 @@ def _init_worker(sender: Any = None, **_: Any) -> None:
     # Prefork children set up tracing after the fork; other pools run tasks in this process.
     pool = getattr(sender, "pool_cls", "prefork")
     if "prefork" not in (pool if isinstance(pool, str) else pool.__module__):
-        tracing.configure(resources.settings(), "tessera-worker")
+        tracing.configure(runtime.settings, "tessera-worker")
 
 
 @worker_shutdown.connect

@@ -8,7 +8,8 @@ afterwards lives in a per-process mmap file there, and the endpoint aggregates t
 (MultiProcessCollector). Counters and histograms of children that exit (or are replaced) keep
 counting. The directory is removed when the worker shuts down.
 
-Queue depth is not a process's value but the broker's: a collector asks the broker at scrape time.
+Queue depth is not a process's value but the broker's: its collector (server/broker/queue_metrics.py)
+asks the broker at scrape time.
 
 `observe_export(format, outcome, seconds)` is what the export task calls once per export.
 """
@@ -20,25 +21,19 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.registry import Collector
 
-from server.jobs.materialize import Materialized, Materializer
-from server.jobs.names import QUEUES
+from server.broker.probe import BrokerProbe
+from server.broker.queue_metrics import QueueDepthCollector
 from server.metrics import Exporter, serve_registry
-from workers.broker import BrokerProbe
 
 __all__ = [
     "EXPORT_OUTCOMES",
-    "QueueDepthCollector",
-    "TimedMaterializer",
     "WorkerMetricsEndpoint",
     "observe_export",
+    "observe_widget_refresh",
     "task_finished",
     "task_retried",
     "task_started",
@@ -112,43 +107,9 @@ def observe_export(format: str, outcome: str, seconds: float) -> None:
     EXPORT_DURATION.labels(format.lower(), outcome).observe(seconds)
 
 
-class TimedMaterializer(Materializer):
-    """The materializer, timing each widget it warms."""
-
-    async def warm(self, facility_id: str, widget_id: str, **options: Any) -> Materialized:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            done = await super().warm(facility_id, widget_id, **options)
-            outcome = "ok"
-            return done
-        finally:
-            WIDGET_REFRESH.labels(outcome).observe(time.perf_counter() - started)
-
-
-class QueueDepthCollector(Collector):
-    """`tessera_queue_depth{queue}` (messages waiting) and `tessera_broker_up`, read from the
-    broker on every scrape."""
-
-    def __init__(self, probe: BrokerProbe, queues: Iterable[str] = QUEUES) -> None:
-        self._probe = probe
-        self._queues = tuple(queues)
-
-    def describe(self) -> Iterable[Metric]:
-        return []  # values come from the broker at collect time; nothing to check at registration
-
-    def collect(self) -> Iterator[Metric]:
-        answer = self._probe.depths(self._queues)
-        up = GaugeMetricFamily("tessera_broker_up", "1 when the broker answered this scrape, else 0.")
-        up.add_metric([], 1.0 if answer.reachable else 0.0)
-        yield up
-        if answer.reachable:
-            depth = GaugeMetricFamily(
-                "tessera_queue_depth", "Messages waiting in each Celery queue (not yet delivered).", labels=["queue"]
-            )
-            for queue, count in answer.depths.items():
-                depth.add_metric([queue], float(count))
-            yield depth
+def observe_widget_refresh(outcome: str, seconds: float) -> None:
+    """The materializer warmed one widget (`outcome` ok or error) in `seconds`."""
+    WIDGET_REFRESH.labels(outcome).observe(seconds)
 
 
 def multiprocess_enabled() -> bool:

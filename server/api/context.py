@@ -11,11 +11,13 @@ import grpc
 from server.auth.principal import Principal
 from server.errors import Unauthenticated
 
+# The correlation id lives with logging (server.logs), which every layer may use; rpcs set it here.
+from server.logs import correlation_id as correlation_id
+
 # The servicer context type every handler receives.
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 _principal: ContextVar[Principal | None] = ContextVar("tessera_principal", default=None)
-correlation_id: ContextVar[str] = ContextVar("tessera_correlation_id", default="")
 rpc_method: ContextVar[str] = ContextVar("tessera_rpc_method", default="")
 
 

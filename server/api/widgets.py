@@ -9,8 +9,8 @@ from dashboard.v1 import widget_pb2 as pb
 from dashboard.v1 import widget_pb2_grpc
 from server import idempotency
 from server.api.context import current_principal
-from server.api.jobs import JobsMixin
-from server.jobs.service import JobDomain
+from server.api.materialization import JobsMixin
+from server.materialization.service import JobDomain
 from server.widgetdata.service import WidgetDataDomain
 from server.widgets.service import WidgetDomain
 

@@ -33,6 +33,7 @@ from server.dashboards.convert import (
     metadata_json,
 )
 from server.dashboards.versions import current_widgets, record_version, version_from_row
+from server.dashboards.widget_convert import columns_of
 from server.db.engine import Database
 from server.db.schema import (
     dashboard_shares,
@@ -49,7 +50,6 @@ from server.errors import (
     ViolationCollector,
 )
 from server.protojson import from_json
-from server.widgets.convert import columns_of
 
 V = dashboard_pb2
 WRITABLE = ("title", "description", "tags", "metadata", "visibility", "layout", "filters")

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import dashboard_pb2, widget_pb2
 from server.dashboards.convert import dashboard_from_row
+from server.dashboards.widget_convert import widget_from_row
 from server.db.schema import dashboard_versions, dashboards, widgets
 from server.errors import NotFound
 from server.protojson import from_json, to_json
-from server.widgets.convert import widget_from_row
 
 
 async def load_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:

@@ -14,7 +14,7 @@ from server.config import Settings
 from server.db.engine import Database
 from server.db.schema import export_jobs
 from server.jobs.revisions import TERMINAL, JobKind, RevisionStore
-from server.jobs.store import set_times
+from server.materialization.store import set_times
 from server.protojson import from_json, to_json
 
 __all__ = ["EXPORT", "ExportStore", "export_from_row", "failed"]

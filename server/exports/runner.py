@@ -40,7 +40,7 @@ from server.exports.principals import principal_from_json
 from server.exports.render import PageRenderer, PageSpec, RenderedWidget, WidgetContent
 from server.exports.storage import ExportStorage
 from server.jobs.revisions import TERMINAL
-from server.jobs.runner import TRANSIENT_ERRORS
+from server.materialization.runner import TRANSIENT_ERRORS
 from server.protojson import from_json
 from server.widgetdata.service import WidgetDataDomain
 

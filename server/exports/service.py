@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,7 @@ from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
 from server import idempotency, pagination
 from server.access.policy import Access, visible_dashboards
 from server.auth.principal import Principal
+from server.broker.enqueue import Enqueue
 from server.dashboards.access import load_dashboard
 from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
@@ -56,7 +57,7 @@ __all__ = ["ExportDomain"]
 log = logging.getLogger("tessera.exports")
 
 METHOD = "CreateExport"
-Enqueue = Callable[[str], Awaitable[None]]
+
 
 DEFAULT_CHUNK = 256 * 1024
 MIN_CHUNK = 4 * 1024

@@ -41,12 +41,12 @@ from server.access.policy import Access, visible_dashboards
 from server.auth.principal import Principal
 from server.dashboards.access import decide, grants_column, load_dashboard
 from server.dashboards.versions import load_snapshot
+from server.dashboards.widget_convert import widget_from_row
 from server.db.schema import dashboard_versions, dashboards, query_versions, widget_queries, widgets
 from server.errors import FailedPrecondition, InvalidArgument, NotFound, ViolationCollector
 from server.protojson import from_json
 from server.queries.convert import query_from_rows
 from server.queries.parameters import bind
-from server.widgets.convert import widget_from_row
 
 __all__ = ["Resolved", "merge_values", "resolve"]
 

@@ -21,6 +21,12 @@ from server.access.policy import VISIBILITY_PUBLIC, Access, visible_dashboards
 from server.auth.principal import Principal
 from server.dashboards.access import load_dashboard
 from server.dashboards.versions import record_version
+from server.dashboards.widget_convert import (
+    CONFIG_TYPES,
+    DEFAULT_REFRESH_SECONDS,
+    columns_of,
+    widget_from_row,
+)
 from server.db.engine import Database
 from server.db.schema import dashboard_versions, dashboards, widget_queries, widgets
 from server.errors import (
@@ -32,12 +38,6 @@ from server.errors import (
     ViolationCollector,
 )
 from server.protojson import from_json
-from server.widgets.convert import (
-    CONFIG_TYPES,
-    DEFAULT_REFRESH_SECONDS,
-    columns_of,
-    widget_from_row,
-)
 from server.widgets.grid import check_position, find_overlap
 
 WRITABLE = (

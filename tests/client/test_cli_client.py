@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
 from server.cli import app
-from server.cli_client import parse_value
+from server.devtools.cli_client import parse_value
 from tessera_client import Client, parameter_value
 from tests.client.conftest import JobStack, Mint
 from tests.harness.server import ServerHandle

@@ -108,16 +108,19 @@ def fuzz_ids(channel: grpc.Channel, fuzz_principals: dict[str, Any], fuzz_facili
         "job": [job.id, export.id],
         "link": [link.id],
         "user": ["fuzz-viewer", "fuzz-admin"],
+        "link_token": [link.token],
         "any": [board.id, widget.id, query.id],
     }
 
 
 @pytest.fixture(scope="session")
-def fuzzer(server: ServerHandle, fuzz_principals: dict[str, Any]) -> Iterator[Fuzzer]:
+def fuzzer(server: ServerHandle, fuzz_principals: dict[str, Any], fuzz_ids: dict[str, list[str]]) -> Iterator[Fuzzer]:
+    # Also a public link's holder: reads of one published dashboard, nothing else.
+    principals = {**fuzz_principals, "link": (("x-tessera-link", fuzz_ids["link_token"][0]),)}
     # A channel of its own: these calls are not data reads the audit-completeness check follows.
     with grpc.insecure_channel(server.address) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
-        yield Fuzzer(channel, fuzz_principals, REPORT)
+        yield Fuzzer(channel, principals, REPORT)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -218,7 +218,7 @@ def plausible_value(ids: IdPool) -> Callable[[FieldDescriptor, int], st.SearchSt
         if field.type == F.TYPE_STRING:
             kind = _id_kind(field, field.containing_type)
             if kind is not None:
-                pool = list(ids.get(kind, ())) or [i for v in ids.values() for i in v]
+                pool = list(ids.get(kind, ())) or list(ids.get("any", ()))
                 return st.sampled_from(pool) if pool else random_uuid
             if field.name in ("request_id",):
                 return random_uuid

@@ -1,5 +1,5 @@
 """Every rpc of the five services, fuzzed from its descriptor (tests/fuzz/strategies.py), as an
-admin, a viewer and a caller without a token: empty requests, hostile requests, plausible
+admin, a viewer, a public link's holder and a caller without a token: empty requests, hostile requests, plausible
 requests as they are and with one field made hostile, and bytes that are not the message. No answer may be
 INTERNAL or UNKNOWN; after each rpc's run the server still answers health SERVING and the audit
 log has written every event (nothing pending, nothing dead-lettered).

@@ -250,8 +250,8 @@ class ExportKit:
 
     @staticmethod
     def run_expiry(settings: Settings, timeout: float = 30) -> None:
-        from server.jobs.names import TASK_EXPIRE_EXPORTS
-        from workers.celery_app import make_celery
+        from server.broker.app import make_celery
+        from server.broker.names import TASK_EXPIRE_EXPORTS
 
         make_celery(settings).send_task(TASK_EXPIRE_EXPORTS, queue="maintenance")
         deadline = time.monotonic() + timeout

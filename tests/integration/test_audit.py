@@ -32,7 +32,7 @@ from server.auth.tokens import mint_token
 from server.db.engine import Database, make_engine
 from server.db.migrate import sync_url
 from server.db.schema import audit_log
-from server.demo_data import install as install_demo_data
+from server.devtools.demo_data import install as install_demo_data
 from server.grpc_server import start_server
 from tests.harness.kit import board_with_queries
 from tests.harness.rpc import expect_failure

@@ -13,12 +13,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from server.broker.app import make_celery
 from server.config import Settings
 from server.grpc_server import SERVICE_NAMES, start_server
 from server.health import DEPENDENCY_PREFIX
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_jobs import broker_url_for, jobs_settings, worker_env
-from workers.celery_app import make_celery
 from workers.testing import WorkerProcess
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

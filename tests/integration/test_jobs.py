@@ -22,7 +22,7 @@ from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
 from dashboard.v1 import widget_pb2_grpc
 from server.config import Settings
-from server.jobs.store import JobStore, stream_key
+from server.materialization.store import JobStore, stream_key
 from tests.harness.kit import Kit as BaseKit
 from tests.harness.rpc import expect_failure
 from tests.harness.server import ServerHandle, start_in_thread
@@ -208,7 +208,7 @@ def test_idle_watch_sends_heartbeats_then_ends_at_terminal(
 ) -> None:
     """A job no worker touches (inserted directly): snapshot, heartbeats at the interval carrying
     the latest revision, then the change made by another process, and the end."""
-    from server.jobs.runner import _finish
+    from server.materialization.runner import _finish
 
     server = job_servers[0]
     app = server.running.app
@@ -310,7 +310,7 @@ def test_live_watch_survives_dead_redis(
     async def scenario() -> list[Any]:
         import asyncio
 
-        from server.jobs.runner import _finish, _widget_step
+        from server.materialization.runner import _finish, _widget_step
 
         live = JobStore(app.db, app.redis, job_settings)
         async with app.db.transaction() as conn:

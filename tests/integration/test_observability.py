@@ -20,14 +20,14 @@ import pytest
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc, widget_pb2_grpc
 from dashboard.v1 import widget_pb2 as w
+from server.broker.app import make_celery
+from server.broker.names import TASK_MATERIALIZE_DASHBOARD
 from server.config import Settings
 from server.db.migrate import sync_url
-from server.jobs.names import TASK_MATERIALIZE_DASHBOARD
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_jobs import Kit, broker_url_for, jobs_settings, wait_terminal, worker_env
 from tests.integration.test_metrics import Samples, value
 from workers import metrics as worker_metrics
-from workers.celery_app import make_celery
 from workers.testing import WorkerProcess
 
 SUCCEEDED = c.JOB_STATE_SUCCEEDED

@@ -20,12 +20,12 @@ from opentelemetry.trace import SpanKind
 
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc, widget_pb2_grpc
+from server.broker.names import TASK_MATERIALIZE_DASHBOARD
 from server.config import Settings
-from server.jobs.names import TASK_MATERIALIZE_DASHBOARD
 from tests.harness.server import start_in_thread
 from tests.integration.test_jobs import Kit, broker_url_for, jobs_settings, wait_terminal
-from workers import resources
-from workers.celery_app import make_celery
+from workers import runtime
+from workers.celery_app import make_worker_app
 
 RPC = "/dashboard.v1.WidgetService/MaterializeDashboard"
 
@@ -66,9 +66,9 @@ def test_rpc_span_and_task_span_share_a_trace(
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
     traced = jobs_settings(settings, broker_url_for(settings.redis_url), tracing="console")
-    monkeypatch.setattr(resources, "_settings", traced)  # the in-process worker's settings
+    monkeypatch.setattr(runtime, "settings", traced)  # the in-process worker's settings
     server = start_in_thread(traced)
-    worker_app = make_celery(traced)
+    worker_app = make_worker_app(traced)
     try:
         with (
             start_worker(worker_app, pool="solo", perform_ping_check=False, queues=["materialize"]),

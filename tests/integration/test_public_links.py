@@ -18,7 +18,7 @@ from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from server.db.migrate import sync_url
-from server.demo_data import install as install_demo_data
+from server.devtools.demo_data import install as install_demo_data
 from server.queries.frame import frame_to_rows
 from tests.harness.rpc import expect_failure
 

@@ -27,7 +27,7 @@ from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
-from server.demo_data import install
+from server.devtools.demo_data import install
 from server.queries.frame import frame_to_rows
 from server.queries.masking import partial_text
 from tests.harness.rpc import expect_failure, failure_of

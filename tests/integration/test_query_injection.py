@@ -17,7 +17,7 @@ import pytest
 
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import query_pb2 as q
-from server.demo_data import install
+from server.devtools.demo_data import install
 from server.queries.frame import frame_to_rows
 from tests.harness.rpc import failure_of
 

@@ -31,8 +31,8 @@ from dashboard.v1 import widget_pb2_grpc
 from server.auth.principal import Principal, Role
 from server.config import Settings
 from server.db.migrate import sync_url
-from server.demo_data import install as install_demo_data
-from server.embedded import free_port
+from server.devtools.demo_data import install as install_demo_data
+from server.devtools.embedded import free_port
 from server.queries.execute import _CURSOR_NAME as CURSOR_NAME
 from server.queries.frame import frame_to_rows
 from server.widgetdata import stats

@@ -20,9 +20,10 @@ from celery.schedules import crontab
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
+from server.broker.app import beat_schedule, make_celery
+from server.broker.names import TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_REFRESH_VIEWS
 from server.config import Settings
 from server.db.migrate import sync_url
-from server.jobs import TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_REFRESH_VIEWS
 from server.widgetdata.key import generation_key
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_jobs import (
@@ -34,7 +35,7 @@ from tests.integration.test_jobs import (
     watch,
     worker_env,
 )
-from workers.celery_app import beat_schedule, make_celery
+from workers.celery_app import make_worker_app
 from workers.testing import WorkerProcess
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -124,7 +125,7 @@ def test_beat_schedule_and_routing() -> None:
     assert by_task[TASK_DUE_WIDGETS] == crontab()  # every minute
     assert by_task[TASK_REFRESH_VIEWS] == crontab(minute=0)  # hourly
     assert by_task[TASK_CLEANUP] == crontab(minute=30, hour=3)  # daily
-    app = make_celery(Settings(broker_url="redis://127.0.0.1:6379/9"))
+    app = make_worker_app(Settings(broker_url="redis://127.0.0.1:6379/9"))
     conf = app.conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
     assert conf.worker_concurrency == 10

@@ -23,7 +23,7 @@ from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from server.auth.principal import PHI_READ
 from server.db.migrate import sync_url
-from server.demo_data import install as install_demo_data
+from server.devtools.demo_data import install as install_demo_data
 from tests.harness.kit import board_with_queries
 from tests.security.phi_reads import PhiReadRecorder
 

@@ -20,7 +20,7 @@ from dashboard.v1 import widget_pb2 as w
 from server.auth.principal import PHI_READ, Principal, Role
 from server.config import Settings
 from server.db.migrate import sync_url
-from server.demo_data import install as install_demo_data
+from server.devtools.demo_data import install as install_demo_data
 from server.queries.frame import frame_to_rows
 from server.widgetdata.entry import decode
 from server.widgetdata.key import data_key

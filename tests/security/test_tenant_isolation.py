@@ -48,7 +48,7 @@ from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from server.config import Settings
 from server.db.migrate import sync_url
-from server.demo_data import install as install_demo_data
+from server.devtools.demo_data import install as install_demo_data
 from tests.harness.rpc import failure_of
 from tests.security.queued import forget_queued_tasks
 

@@ -1,4 +1,4 @@
-"""server.embedded starts real PostgreSQL and Redis servers, reachable over TCP, and stops them."""
+"""server.devtools.embedded starts real PostgreSQL and Redis servers, reachable over TCP, and stops them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from server.embedded import EmbeddedService, free_port, start_postgres, start_redis
+from server.devtools.embedded import EmbeddedService, free_port, start_postgres, start_redis
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dashboard.v1 import common_pb2, widget_pb2
 from server.errors import InvalidArgument, TesseraError, Unavailable
-from server.jobs.materialize import Materializer
-from server.jobs.store import TERMINAL, JobStore
+from server.materialization.materializer import Materializer
+from server.materialization.store import TERMINAL, JobStore
 from server.protojson import from_json
 
 __all__ = ["TRANSIENT_ERRORS", "run_materialization", "safe_error"]

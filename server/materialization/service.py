@@ -8,10 +8,9 @@ Access goes through the job's dashboard: a caller who cannot read it gets NOT_FO
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import select
@@ -22,47 +21,22 @@ from dashboard.v1 import common_pb2, widget_pb2
 from server import idempotency
 from server.access.policy import Access
 from server.auth.principal import Principal
-from server.config import Settings
+from server.broker.enqueue import Enqueue
+from server.broker.names import KIND_MATERIALIZE
 from server.dashboards.access import load_dashboard
 from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
 from server.db.schema import widgets
 from server.errors import NotFound, PermissionDenied
-from server.jobs.names import KIND_MATERIALIZE, QUEUE_MATERIALIZE, TASK_MATERIALIZE_DASHBOARD
 from server.jobs.revisions import TERMINAL
-from server.jobs.store import JobStore
+from server.materialization.store import JobStore
 from server.protojson import to_json
 
-__all__ = ["CeleryEnqueuer", "Enqueue", "JobDomain"]
+__all__ = ["JobDomain"]
 
 log = logging.getLogger("tessera.jobs")
 
 METHOD = "MaterializeDashboard"
-Enqueue = Callable[[str], Awaitable[None]]
-
-
-class CeleryEnqueuer:
-    """Sends `task(job_id)` (by default `tessera.materialize.dashboard`) to its queue on the broker
-    the settings name. The Celery app is built on first use; publishing blocks, so it runs in a
-    thread."""
-
-    def __init__(
-        self, settings: Settings, task: str = TASK_MATERIALIZE_DASHBOARD, queue: str = QUEUE_MATERIALIZE
-    ) -> None:
-        self._settings = settings
-        self._task = task
-        self._queue = queue
-        self._app: Any = None
-
-    def _send(self, job_id: str) -> None:
-        if self._app is None:
-            from workers.celery_app import make_celery  # the server imports Celery only when it enqueues
-
-            self._app = make_celery(self._settings)
-        self._app.send_task(self._task, args=[job_id], queue=self._queue)
-
-    async def __call__(self, job_id: str) -> None:
-        await asyncio.to_thread(self._send, job_id)
 
 
 class JobDomain:

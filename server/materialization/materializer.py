@@ -13,7 +13,8 @@ strategies, same key), so both kinds of reader find a warm entry from a single e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from dashboard.v1 import common_pb2, query_pb2, widget_pb2
@@ -47,8 +48,17 @@ class Materialized:
 
 
 class Materializer:
-    def __init__(self, db: Database, queries: QueryDomain, cache: WidgetDataCache, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queries: QueryDomain,
+        cache: WidgetDataCache,
+        settings: Settings,
+        *,
+        on_warmed: Callable[[str, float], None] | None = None,
+    ) -> None:
         self._db = db
+        self._on_warmed = on_warmed
         self._queries = queries
         self._cache = cache
         self._default_ttl = float(settings.cache_ttl_seconds)
@@ -63,6 +73,23 @@ class Materializer:
         filter_values: Mapping[str, common_pb2.ParameterValue] | None = None,
     ) -> Materialized:
         """Recomputes the widget's data (force refresh, still single-flight) into both tiers."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            done = await self._warm(facility_id, widget_id, dashboard_version, filter_values)
+            outcome = "ok"
+            return done
+        finally:
+            if self._on_warmed is not None:
+                self._on_warmed(outcome, time.perf_counter() - started)
+
+    async def _warm(
+        self,
+        facility_id: str,
+        widget_id: str,
+        dashboard_version: int,
+        filter_values: Mapping[str, common_pb2.ParameterValue] | None,
+    ) -> Materialized:
         principal = system_principal(facility_id)
         request = widget_pb2.GetWidgetDataRequest(
             widget_id=widget_id,

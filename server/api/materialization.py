@@ -13,7 +13,7 @@ import grpc
 from dashboard.v1 import widget_pb2 as pb
 from server import idempotency
 from server.api.context import current_principal
-from server.jobs.service import JobDomain
+from server.materialization.service import JobDomain
 
 __all__ = ["JobsMixin"]
 

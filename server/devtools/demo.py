@@ -18,7 +18,7 @@ from server.app import build_app
 from server.auth.principal import Principal, Role
 from server.config import Settings
 from server.db.schema import dashboards
-from server.demo_data import install as install_demo_data
+from server.devtools.demo_data import install as install_demo_data
 
 log = logging.getLogger("tessera.demo")
 FACILITY = "north-general"
@@ -26,7 +26,7 @@ DEMO = Principal(subject="dev-admin", role=Role.ADMIN, facilities=frozenset({FAC
 
 
 def _queries() -> dict[str, q.Query]:
-    """The demo queries, over server/demo_data.py's schema (RLS by facility)."""
+    """The demo queries, over server/devtools/demo_data.py's schema (RLS by facility)."""
     day = q.ParameterSpec
     return {
         "beds": q.Query(

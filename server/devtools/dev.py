@@ -56,8 +56,8 @@ def _banner(port: int, token: str) -> str:
 
 
 def run_dev(*, port: int, data_dir: str, demo: bool) -> int:
-    from server import embedded
     from server.db.migrate import upgrade
+    from server.devtools import embedded
 
     base = Path(data_dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def run_dev(*, port: int, data_dir: str, demo: bool) -> int:
         upgrade(settings.database_url)
         log.info("migrations applied")
         if demo:
-            from server.demo import load_demo
+            from server.devtools.demo import load_demo
 
             asyncio.run(load_demo(settings))
         server = _spawn(["serve", "--port", str(port)], env)

@@ -18,6 +18,7 @@ from typing import Any
 from amqp.exceptions import ChannelError
 from kombu import Connection
 
+from server.broker.app import broker_transport_options, broker_url, make_celery
 from server.config import Settings
 
 __all__ = ["BrokerProbe", "QueueDepths", "RollCall"]
@@ -44,24 +45,10 @@ class RollCall:
         return frozenset().union(*self.workers.values()) if self.workers else frozenset()
 
 
-def broker_transport_options(settings: Settings) -> dict[str, Any]:
-    """Redis broker: a task unacknowledged for the visibility timeout (its whole worker died) is
-    delivered again; the sweep that finds it runs every restore interval (throttle 1: exactly
-    that); every key carries the configured prefix. Other transports ignore these options."""
-    options: dict[str, Any] = {
-        "visibility_timeout": settings.broker_visibility_timeout_seconds,
-        "unacked_restore_interval": settings.broker_restore_interval_seconds,
-        "unacked_restore_throttle": 1,
-    }
-    if settings.broker_key_prefix:
-        options["global_keyprefix"] = settings.broker_key_prefix
-    return options
-
-
 class BrokerProbe:
     def __init__(self, settings: Settings, timeout: float | None = None) -> None:
         self._settings = settings
-        self._url = settings.effective_broker_url or "redis://127.0.0.1:6379/0"
+        self._url = broker_url(settings)
         self._timeout = settings.health_probe_timeout_seconds if timeout is None else timeout
         self._celery: Any = None
 
@@ -105,8 +92,6 @@ class BrokerProbe:
         """Asks every worker for its queues, waiting the probe timeout for answers (remote
         control runs in each worker's main process, so busy children do not silence it)."""
         if self._celery is None:
-            from workers.celery_app import make_celery
-
             self._celery = make_celery(self._settings)
         answers = self._celery.control.inspect(timeout=self._timeout).active_queues() or {}
         return RollCall(

@@ -1,0 +1,1 @@
+"""Materialization jobs: warming widget data in the background (a kind of job, `server.jobs`)."""
