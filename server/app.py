@@ -112,7 +112,7 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
         audit=AuditLog(db, dead_letter=DeadLetterFile(settings.audit_dead_letter_path), metrics=metrics),
         materialization_store=MaterializationStore(db, redis, settings),
         export_store=ExportStore(db, redis, settings),
-        export_storage=ExportStorage(settings.export_storage_url),
+        export_storage=ExportStorage.for_settings(settings),
     )
 
 

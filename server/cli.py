@@ -5,7 +5,8 @@ tessera serve     the gRPC server
 tessera worker    a Celery worker
 tessera beat      the Celery beat scheduler
 tessera migrate   apply (or revert) database migrations
-tessera token     mint a development token
+tessera token     mint a development token (refused in production)
+tessera export-key ID  a new key for TESSERA_EXPORT_KEYS
 tessera audit-replay  write the audit dead-letter file into the audit log
 tessera dashboards | widgets | materialize | export   client commands (server/devtools/cli_client.py)
 """
@@ -18,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from server.config import Settings
+from server.config import Mode, Settings, configured_mode
 from server.devtools.cli_client import mount_client_commands
 from server.logs import configure
 
@@ -112,10 +113,30 @@ def token(
     """Print a development token (HS256). Refused in production mode."""
     from server.auth.tokens import mint_token
 
+    if configured_mode() is Mode.PRODUCTION:
+        typer.echo(
+            "tessera token: refused with TESSERA_MODE=production; production tokens come from your "
+            "identity provider (RS256/ES256, verified with TESSERA_JWT_PUBLIC_KEY_FILE or TESSERA_JWT_JWKS_FILE)",
+            err=True,
+        )
+        raise typer.Exit(2)
     settings = Settings()
     typer.echo(
         mint_token(settings, subject=subject, roles=role, facilities=facility, permissions=permission, ttl_seconds=ttl)
     )
+
+
+@app.command("export-key")
+def export_key(
+    key_id: Annotated[str, typer.Argument(help="The key's id, e.g. 2026-12: [A-Za-z0-9._-], at most 64.")],
+) -> None:
+    """Print a new random key entry `ID:BASE64` for TESSERA_EXPORT_KEYS (put it first to rotate)."""
+    from server.exports.crypto import new_key_spec
+
+    try:
+        typer.echo(new_key_spec(key_id))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="KEY_ID") from None
 
 
 @app.command("audit-replay")

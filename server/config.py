@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     # Origins allowed to call the HTTP face from a browser, comma-separated ("*" for any).
     http_cors_origins: str = ""
 
+    # --- TLS (server/tls.py; the same files serve every face) ---
+    # PEM certificate chain and private key: the server speaks only TLS when both are set.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # PEM CA bundle: when set, callers must present a client certificate it signed (mTLS).
+    tls_client_ca_file: Path | None = None
+    # A production server refuses to listen without TLS unless this says a proxy in front
+    # terminates it (server/tls.py; workers and beat serve nothing and need no certificate).
+    tls_terminated_by_proxy: bool = False
+
     # --- security ---
     # HS256 secret (development). Production needs public keys (RS256/ES256).
     jwt_secret: SecretStr = SecretStr("")
@@ -117,6 +127,10 @@ class Settings(BaseSettings):
     export_print_attempts: int = 3
     # Files (and their jobs' download) expire this long after they were stored.
     export_retention_seconds: int = 7 * 24 * 3600
+    # Keys that encrypt export files at rest (server/exports/crypto.py): `id:base64-of-32-bytes`,
+    # comma-separated; the first encrypts, all decrypt. `tessera export-key ID` makes one.
+    # Production needs it; development without it uses a fixed development key.
+    export_keys: SecretStr = SecretStr("")
 
     # --- audit ---
     # Audit events the database will not take (refused rows, a full buffer, a shutdown with the
@@ -148,8 +162,18 @@ class Settings(BaseSettings):
                 raise ValueError("production mode needs TESSERA_JWT_PUBLIC_KEY_FILE or TESSERA_JWT_JWKS_FILE")
             if not self.masking_key.get_secret_value():
                 raise ValueError("production mode needs TESSERA_MASKING_KEY")
+            if not self.export_keys.get_secret_value():
+                raise ValueError("production mode needs TESSERA_EXPORT_KEYS (export files are encrypted at rest)")
             if not self.database_url or not self.redis_url:
                 raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_files_go_together(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are set together or not at all")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("TESSERA_TLS_CLIENT_CA_FILE (mTLS) needs TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE")
         return self
 
     @cached_property
@@ -163,3 +187,15 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.mode is Mode.PRODUCTION if self.log_json is None else self.log_json
+
+
+class _ModeOnly(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", env_file=".env", extra="ignore")
+
+    mode: Mode = Mode.DEVELOPMENT
+
+
+def configured_mode() -> Mode:
+    """The mode, read as `Settings` reads it but without validating anything else: a command
+    that must refuse to run in production can tell before other settings are checked."""
+    return _ModeOnly().mode

@@ -124,6 +124,12 @@ class Unavailable(TesseraError):
     code_name = "UNAVAILABLE"
 
 
+class DataLoss(TesseraError):
+    """Stored data is corrupt or was altered; it is refused, never served."""
+
+    code_name = "DATA_LOSS"
+
+
 class DeadlineExceeded(TesseraError):
     code_name = "DEADLINE_EXCEEDED"
 

@@ -20,7 +20,7 @@ from dashboard.v1 import (
     share_pb2_grpc,
     widget_pb2_grpc,
 )
-from server import tracing
+from server import tls, tracing
 from server.api.audit import AuditInterceptor
 from server.api.dashboards import DashboardServicer
 from server.api.exports import ExportServicer
@@ -122,7 +122,9 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    credentials = tls.server_credentials(settings)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
     await server.start()
@@ -148,8 +150,14 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         http_port=http.port if http else None,
         _http=http,
     )
-    log.info("serving", extra={"address": f"{settings.host}:{port}"})
+    log.info("serving", extra={"address": f"{settings.host}:{port}", "tls": _tls_mode(settings)})
     return running
+
+
+def _tls_mode(settings: Settings) -> str:
+    if settings.tls_cert_file is None:
+        return "terminated by proxy" if settings.tls_terminated_by_proxy else "off"
+    return "mtls" if settings.tls_client_ca_file is not None else "tls"
 
 
 async def serve(settings: Settings) -> None:

@@ -3,6 +3,9 @@
 Every `health_interval_seconds` the monitor checks PostgreSQL, Redis, the broker and which
 workers answer (a Celery roll call, waiting at most `health_probe_timeout_seconds`), and sets
 the statuses; a probe's Check or Watch reads the last result and never waits on a dependency.
+Checks start at a fixed rate (a slow check does not push the next one back), PostgreSQL is asked
+on a fresh connection (server/db/probe.py), and the quick checks' statuses are set before the
+roll call is waited for, so a dependency's change shows within one interval plus one round trip.
 
 Entries, each SERVING or NOT_SERVING:
 
@@ -39,6 +42,7 @@ from dashboard.v1 import dashboard_pb2, export_pb2, query_pb2, share_pb2, widget
 from server.app import App
 from server.broker.names import QUEUES
 from server.broker.probe import BrokerProbe, RollCall
+from server.db.probe import PostgresProbe
 
 __all__ = [
     "AUDIT_ENTRY",
@@ -112,6 +116,7 @@ class HealthMonitor:
         self._servicer = servicer
         self._settings = app.settings
         self._probe = BrokerProbe(app.settings)
+        self._postgres = PostgresProbe(app.settings.database_url, app.settings.health_probe_timeout_seconds)
         self._task: asyncio.Task[None] | None = None
         self._answered: RollCall | None = None  # the last roll call's own answers
         self.last: Checks | None = None
@@ -131,26 +136,35 @@ class HealthMonitor:
                 await self._task
             self._task = None
         await asyncio.to_thread(self._probe.close)
+        await self._postgres.close()
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self._settings.health_interval_seconds
+        next_start = loop.time()
         while True:
             try:
                 await self._apply(await self._check(roll_call=True))
             except Exception:  # a bug in a check must not end the checks
                 log.exception("health: check failed")
-            await asyncio.sleep(self._settings.health_interval_seconds)
+            # A fixed rate: the next check starts one interval after this one started.
+            next_start = max(next_start + interval, loop.time())
+            await asyncio.sleep(next_start - loop.time())
 
     async def _check(self, *, roll_call: bool) -> Checks:
         timeout = self._settings.health_probe_timeout_seconds
         postgres, redis, broker = await asyncio.gather(
-            _answers("postgres", self._app.db.ping(), timeout),
+            _answers("postgres", self._postgres.ping(), timeout),
             _answers("redis", self._app.redis.ping(), timeout),
             asyncio.to_thread(self._probe.reachable),
         )
+        audit = self._app.audit.health().ok
         workers = self.last.roll_call if self.last is not None else None
         if not broker:
             workers = self._answered = None
         elif roll_call:
+            # What the quick checks found is set now; the roll call waits for answers.
+            await self._apply(Checks(postgres=postgres, redis=redis, broker=broker, roll_call=workers, audit=audit))
             try:
                 answered = await asyncio.to_thread(self._probe.roll_call)
             except Exception as exc:
@@ -160,7 +174,6 @@ class HealthMonitor:
             # busy machine must not flip ExportService.
             workers = _union(self._answered, answered)
             self._answered = answered
-        audit = self._app.audit.health().ok
         return Checks(postgres=postgres, redis=redis, broker=broker, roll_call=workers, audit=audit)
 
     async def _apply(self, checks: Checks) -> None:

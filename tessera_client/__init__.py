@@ -39,6 +39,7 @@ from tessera_client.errors import (
 from tessera_client.jobs import TERMINAL_STATES
 from tessera_client.retry import DEFAULT_RETRY, NO_RETRY, Idempotency, RetryPolicy
 from tessera_client.services import ExportResult
+from tessera_client.tls import TlsFileError, credentials_from_env, tls_credentials
 from tessera_client.values import date_range, duration, parameter_map, parameter_value, rows, table
 
 __all__ = [
@@ -68,9 +69,11 @@ __all__ = [
     "QuotaViolation",
     "ResourceExhaustedError",
     "RetryPolicy",
+    "TlsFileError",
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
+    "credentials_from_env",
     "date_range",
     "duration",
     "error_from_rpc",
@@ -79,4 +82,5 @@ __all__ = [
     "rows",
     "rpcs",
     "table",
+    "tls_credentials",
 ]

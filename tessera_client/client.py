@@ -36,6 +36,7 @@ from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
 from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
+from tessera_client.tls import credentials_from_env
 
 __all__ = ["DEFAULT_ADDRESS", "Client", "Download"]
 
@@ -105,8 +106,11 @@ class Client(CallCore):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Client:
-        """A client for TESSERA_ADDRESS with TESSERA_TOKEN (or TESSERA_LINK_TOKEN)."""
+        """A client for TESSERA_ADDRESS with TESSERA_TOKEN (or TESSERA_LINK_TOKEN), over TLS when
+        TESSERA_CA_FILE or TESSERA_CLIENT_CERT_FILE/KEY_FILE are set (see tessera_client.tls)."""
         settings: dict[str, Any] = {"target": os.environ.get("TESSERA_ADDRESS", DEFAULT_ADDRESS)}
+        if (credentials := credentials_from_env()) is not None:
+            settings["credentials"] = credentials
         if os.environ.get("TESSERA_TOKEN"):
             settings["token"] = os.environ["TESSERA_TOKEN"]
         elif os.environ.get("TESSERA_LINK_TOKEN"):

@@ -7,7 +7,9 @@
     tessera export DASHBOARD_ID [--format pdf|png] [--paper a4] [--orientation landscape] [--out PATH] ...
 
 Every command takes --address (TESSERA_ADDRESS, default 127.0.0.1:50051) and --token
-(TESSERA_TOKEN; `tessera token` mints one in development) or --link-token (TESSERA_LINK_TOKEN).
+(TESSERA_TOKEN; `tessera token` mints one in development) or --link-token (TESSERA_LINK_TOKEN),
+and for TLS --ca-file (TESSERA_CA_FILE) and, when the server requires client certificates,
+--cert-file/--key-file (TESSERA_CLIENT_CERT_FILE, TESSERA_CLIENT_KEY_FILE).
 Materialize and export show a live progress bar fed by the job's watch stream. A failed call
 prints its status, reason, field violations and correlation id, and exits 1.
 
@@ -54,6 +56,7 @@ from tessera_client import (
     rows,
     table,
 )
+from tessera_client.tls import TlsFileError, tls_credentials
 from tessera_client.values import ParameterInput
 
 __all__ = ["mount_client_commands", "parse_value"]
@@ -71,6 +74,22 @@ Token = Annotated[
 LinkToken = Annotated[
     str | None,
     typer.Option("--link-token", envvar="TESSERA_LINK_TOKEN", help="A public link token instead of a JWT."),
+]
+CaFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file", envvar="TESSERA_CA_FILE", help="PEM CA of the server's certificate: TLS.", show_default=False
+    ),
+]
+CertFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--cert-file", envvar="TESSERA_CLIENT_CERT_FILE", help="PEM client certificate (mTLS).", show_default=False
+    ),
+]
+KeyFile = Annotated[
+    Path | None,
+    typer.Option("--key-file", envvar="TESSERA_CLIENT_KEY_FILE", help="PEM client key (mTLS).", show_default=False),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Filters = Annotated[
@@ -91,13 +110,26 @@ def mount_client_commands(app: typer.Typer) -> None:
 # --- plumbing --------------------------------------------------------------------------------
 
 
-def _client(address: str, token: str | None, link_token: str | None) -> Client:
+def _client(
+    address: str,
+    token: str | None,
+    link_token: str | None,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+) -> Client:
     if not token and not link_token:
         raise typer.BadParameter(
             "no credentials: pass --token or set TESSERA_TOKEN (`tessera token` mints one in development)",
             param_hint="--token",
         )
-    return Client(address, token=token or None, link_token=None if token else link_token)
+    credentials = None
+    if ca_file or cert_file or key_file:
+        try:
+            credentials = tls_credentials(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+        except TlsFileError as error:
+            raise typer.BadParameter(str(error), param_hint="--ca-file/--cert-file/--key-file") from None
+    return Client(address, token=token or None, link_token=None if token else link_token, credentials=credentials)
 
 
 def _reports_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -189,6 +221,9 @@ def list_dashboards(
     address: Address = DEFAULT_ADDRESS,
     token: Token = None,
     link_token: LinkToken = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only with this tag; repeatable.")] = None,
     mine: Annotated[bool, typer.Option("--mine", help="Only dashboards I own.")] = False,
     title: Annotated[str, typer.Option(help="Title contains (case-insensitive).")] = "",
@@ -197,7 +232,7 @@ def list_dashboards(
     as_json: AsJson = False,
 ) -> None:
     """List the dashboards you may see, newest change first."""
-    with _client(address, token, link_token) as client:
+    with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
         found: list[d.Dashboard] = []
         for board in client.dashboards.list(
             tags=tag or (), owner_id="me" if mine else "", published=published, title_contains=title
@@ -230,10 +265,13 @@ def get_dashboard(
     address: Address = DEFAULT_ADDRESS,
     token: Token = None,
     link_token: LinkToken = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
     as_json: AsJson = False,
 ) -> None:
     """Show a dashboard and its widgets."""
-    with _client(address, token, link_token) as client:
+    with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
         board = client.dashboards.get(dashboard_id)
     if as_json:
         _print_json(board)
@@ -272,6 +310,9 @@ def widget_data(
     address: Address = DEFAULT_ADDRESS,
     token: Token = None,
     link_token: LinkToken = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Query parameter NAME=VALUE; repeatable.", show_default=False)
     ] = None,
@@ -282,7 +323,7 @@ def widget_data(
 ) -> None:
     """Show a widget's data as a table, with where it came from (cache tier or computed)."""
     parameters, filters = _pairs(param, "--param"), _pairs(filter_, "--filter")
-    with _client(address, token, link_token) as client:
+    with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
         data = client.widgets.data(widget_id, parameters=parameters, filters=filters, force_refresh=refresh)
         # Values are shown as the widget's formats say, timestamps in its dashboard's zone.
         widget = client.widgets.get(widget_id)
@@ -339,6 +380,9 @@ def materialize(
     address: Address = DEFAULT_ADDRESS,
     token: Token = None,
     link_token: LinkToken = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
     filter_: Filters = None,
     version: Annotated[int, typer.Option(help="Dashboard version (0: current, or published for readers).")] = 0,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the job to its end.")] = True,
@@ -346,7 +390,7 @@ def materialize(
     """Materialize every widget of a dashboard into the cache, with a live progress bar."""
     filters = _pairs(filter_, "--filter")
     err, out = Console(stderr=True), Console()
-    with _client(address, token, link_token) as client:
+    with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
         job = client.widgets.materialize(dashboard_id, dashboard_version=version, filters=filters)
         if not wait:
             out.print(f"job {job.id} {_state(job.state)}", highlight=False)
@@ -418,6 +462,9 @@ def export(
     address: Address = DEFAULT_ADDRESS,
     token: Token = None,
     link_token: LinkToken = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
     format_: Annotated[Format, typer.Option("--format", help="File format.")] = Format.pdf,
     paper: Annotated[Paper, typer.Option(help="PDF paper size.")] = Paper.a4,
     orientation: Annotated[PageOrientation, typer.Option(help="PDF orientation.")] = PageOrientation.landscape,
@@ -450,7 +497,7 @@ def export(
     )
     filters = _pairs(filter_, "--filter")
     err = Console(stderr=True)
-    with _client(address, token, link_token) as client, _job_progress(err) as progress:
+    with _client(address, token, link_token, ca_file, cert_file, key_file) as client, _job_progress(err) as progress:
         task = progress.add_task(f"exporting {format_.value}", total=100, detail="queued")
         download_task: list[Any] = []
 

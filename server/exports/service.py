@@ -34,12 +34,14 @@ from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
 from server.db.schema import export_jobs
 from server.errors import (
+    DataLoss,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
     TesseraError,
 )
+from server.exports.crypto import TamperedFile, UnknownKey
 from server.exports.jobs import ExportStore, export_from_row, failed
 from server.exports.options import geometry, normalized
 from server.exports.principals import principal_to_json
@@ -307,13 +309,30 @@ class ExportDomain:
         require_export_file(principal, row.phi_unmasked)
         if request.offset > job.file.size_bytes:
             raise InvalidArgument.field("offset", f"beyond the end of the file ({job.file.size_bytes} bytes)")
-        yield export_pb2.DownloadExportResponse(file=job.file)
         chunks = self._storage.chunks(row.storage_url, request.offset, chunk)
         try:
-            while (data := await asyncio.to_thread(next, chunks, None)) is not None:
+            # The first chunk is read before anything is sent: it authenticates the whole file,
+            # so a tampered file is refused before even its metadata goes out.
+            data = await asyncio.to_thread(next, chunks, None)
+            yield export_pb2.DownloadExportResponse(file=job.file)
+            while data is not None:
                 yield export_pb2.DownloadExportResponse(chunk=data)
+                data = await asyncio.to_thread(next, chunks, None)
         except FileNotFoundError:
             raise FailedPrecondition("the export's file is gone", reason="EXPORT_EXPIRED") from None
+        except TamperedFile as error:
+            log.error("export file refused: %s", error, extra={"export_id": request.id})
+            raise DataLoss(
+                "the export's stored file failed its integrity check and is refused",
+                reason="EXPORT_FILE_TAMPERED",
+            ) from None
+        except UnknownKey as error:
+            log.error("export file refused: %s", error, extra={"export_id": request.id})
+            raise DataLoss(
+                "the export's stored file was encrypted with a key this server does not hold",
+                reason="EXPORT_KEY_UNKNOWN",
+                metadata={"key_id": error.key_id},
+            ) from None
         finally:
             chunks.close()
 

@@ -5,6 +5,9 @@ A job's file has one deterministic path, `{root}/{facility}/{job id}.{ext}`, so 
 twice writes the same file twice and never leaves two. Bytes go to a `.partial` sibling first and
 are moved into place, so a reader never sees half a file. Calls block: the async wrappers run them
 in a thread.
+
+What is stored is encrypted (server/exports/crypto.py: AES-GCM in chunks, the key id in the
+header); `chunks` decrypts and refuses a file that does not authenticate (`TamperedFile`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from collections.abc import Generator
 import fsspec
 from fsspec.spec import AbstractFileSystem
 
+from server.config import Settings
+from server.exports.crypto import FileCipher, export_keys
+
 __all__ = ["ExportStorage"]
 
 EXTENSIONS = {"application/pdf": "pdf", "image/png": "png"}
@@ -23,8 +29,13 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class ExportStorage:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cipher: FileCipher) -> None:
         self._fs, self._root = fsspec.url_to_fs(url)
+        self._cipher = cipher
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ExportStorage:
+        return cls(settings.export_storage_url, FileCipher(export_keys(settings)))
 
     def url_for(self, facility_id: str, job_id: str, content_type: str) -> str:
         # Facility ids are validated elsewhere; this only keeps a path a path.
@@ -41,7 +52,7 @@ class ExportStorage:
         parent = path.rsplit("/", 1)[0]
         fs.makedirs(parent, exist_ok=True)
         partial = f"{path}.partial"
-        fs.pipe_file(partial, data)
+        fs.pipe_file(partial, self._cipher.encrypt(data))
         fs.mv(partial, path)
 
     def exists(self, url: str) -> bool:
@@ -59,12 +70,19 @@ class ExportStorage:
         return removed
 
     def chunks(self, url: str, offset: int, size: int) -> Generator[bytes, None, None]:
-        """The file from `offset`, `size` bytes at a time."""
+        """The plaintext from `offset`, `size` bytes at a time (the last may be shorter). The
+        first `next` authenticates the whole file: a tampered one raises `TamperedFile` (or
+        `UnknownKey`) before any byte is yielded."""
         fs, path = self._locate(url)
         with fs.open(path, "rb") as handle:
-            handle.seek(offset)
-            while chunk := handle.read(size):
-                yield chunk
+            pending = b""
+            for plain in self._cipher.decrypt(handle, offset):
+                pending += plain
+                while len(pending) >= size:
+                    yield pending[:size]
+                    pending = pending[size:]
+            if pending:
+                yield pending
 
     async def awrite(self, url: str, data: bytes) -> None:
         await asyncio.to_thread(self.write, url, data)

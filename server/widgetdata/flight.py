@@ -6,7 +6,8 @@ processes, in two layers.
 * Across processes: a Redis lock `SET {prefix}wd:lock:{key} <token> NX PX <lease>`. The holder
   renews the lease every lease/3 while it computes and releases it with a compare-and-delete
   script; a holder that dies stops renewing, so its lock expires within one lease and a waiter
-  takes over. Waiters poll tier 1 (and the lock, and the holder's failure note) in one MGET with
+  takes over (at once when the holder was a process of this machine that is gone: holder.py).
+  Waiters poll tier 1 (and the lock, and the holder's failure note) in one MGET with
   a short backoff, and return the holder's result. A holder that fails leaves a short note of the
   error so that its waiters fail with it rather than re-running, one by one, a query that fails.
   Waiters get errors in a shareable form (server/queries/disclosure.py), since the query ran with
@@ -24,7 +25,6 @@ import contextlib
 import functools
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 
@@ -38,6 +38,7 @@ from server.errors import TesseraError, Unavailable
 from server.queries import disclosure
 from server.widgetdata.counters import stats
 from server.widgetdata.entry import Entry, Freshness
+from server.widgetdata.holder import known_dead, new_token
 from server.widgetdata.key import advisory_lock_id, data_key, error_key, lock_key
 from server.widgetdata.request import CacheRequest, Compute
 from server.widgetdata.tier1 import REDIS_ERRORS, RedisTier
@@ -197,7 +198,7 @@ class SingleFlight:
         lock = lock_key(prefix, request.key)
         data = data_key(prefix, request.key)
         note = error_key(prefix, request.key)
-        token = secrets.token_hex(16)
+        token = new_token()
         deadline = time.monotonic() + self._wait_limit
         delay = POLL_MIN_SECONDS
         holder: bytes | None = None
@@ -230,6 +231,15 @@ class SingleFlight:
                         raise error
                 if current is None:
                     break  # released (or its lease ran out) without a result for us: take it
+                if holder is not None and known_dead(holder):
+                    # Its process is gone (this machine's): remove exactly its lock, take over.
+                    log.warning("widget data: the single-flight lock's holder died; taking over")
+                    try:
+                        await self._release(keys=[lock], args=[holder])
+                    except REDIS_ERRORS as exc:
+                        self._tier1.failed(exc)
+                        raise _RedisDown from exc
+                    continue
                 if time.monotonic() > deadline:
                     raise _wait_timeout()
                 await asyncio.sleep(delay)

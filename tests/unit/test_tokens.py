@@ -52,6 +52,7 @@ def _settings(tmp_path: Path, pem: bytes, **kw: object) -> Settings:
         database_url="postgresql://x",
         redis_url="redis://x",
         masking_key="k" * 32,
+        export_keys="k1:" + "A" * 43,
         **kw,
     )
 
