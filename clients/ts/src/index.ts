@@ -18,5 +18,5 @@ export {
 } from "./retry.js";
 export type { RetryPolicy } from "./retry.js";
 export { Idempotency, IDEMPOTENCY, idempotencyOf, methodName, SERVICES, tableDrift } from "./rpcs.js";
-export { columnValues, frameRows } from "./values.js";
-export type { Cell } from "./values.js";
+export { columnValues, dateRange, day, frameRows, parameterMap, parameterValue, today } from "./values.js";
+export type { CalendarDay, Cell, ParameterInput } from "./values.js";

@@ -27,3 +27,87 @@ export function frameRows(frame: DataFrame): Array<Record<string, Cell>> {
   }
   return rows;
 }
+
+// --- parameter values ----------------------------------------------------------------------------
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  DateRangeSchema,
+  ParameterValueListSchema,
+  ParameterValueSchema,
+  type ParameterValue,
+} from "../../../gen/ts/dashboard/v1/common_pb.js";
+import { DateSchema } from "../../../gen/ts/google/type/date_pb.js";
+
+/** A calendar day, as "YYYY-MM-DD" in parameters (a JS Date is a TIMESTAMP). */
+export interface CalendarDay {
+  year: number;
+  month: number;
+  day: number;
+}
+
+export type ParameterInput =
+  | boolean
+  | number
+  | bigint
+  | string
+  | Date
+  | CalendarDay
+  | ParameterValue
+  | readonly ParameterInput[];
+
+function isParameterValue(value: unknown): value is ParameterValue {
+  return typeof value === "object" && value !== null && (value as { $typeName?: string }).$typeName === "dashboard.v1.ParameterValue";
+}
+
+/** "2026-12-04" -> a CalendarDay. */
+export function day(text: string): CalendarDay {
+  const [year, month, date] = text.split("-").map(Number);
+  return { year: year ?? 0, month: month ?? 0, day: date ?? 0 };
+}
+
+/** Days `offset` from today (UTC). */
+export function today(offset = 0): CalendarDay {
+  const d = new Date(Date.now() + offset * 86_400_000);
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() };
+}
+
+/** The ParameterValue for a JS value: true, 42 (int), 4.2 (double), 42n, "text", a Date (a
+ * timestamp), a CalendarDay (a date), or an array of those (a list parameter). */
+export function parameterValue(value: ParameterInput): ParameterValue {
+  if (isParameterValue(value)) return value;
+  if (typeof value === "boolean") return create(ParameterValueSchema, { kind: { case: "boolValue", value } });
+  if (typeof value === "bigint") return create(ParameterValueSchema, { kind: { case: "intValue", value } });
+  if (typeof value === "number") {
+    return Number.isInteger(value)
+      ? create(ParameterValueSchema, { kind: { case: "intValue", value: BigInt(value) } })
+      : create(ParameterValueSchema, { kind: { case: "doubleValue", value } });
+  }
+  if (typeof value === "string") return create(ParameterValueSchema, { kind: { case: "stringValue", value } });
+  if (value instanceof Date) {
+    return create(ParameterValueSchema, { kind: { case: "timestampValue", value: timestampFromDate(value) } });
+  }
+  if (Array.isArray(value)) {
+    const values = (value as readonly ParameterInput[]).map(parameterValue);
+    return create(ParameterValueSchema, {
+      kind: { case: "listValue", value: create(ParameterValueListSchema, { values }) },
+    });
+  }
+  const calendar = value as CalendarDay;
+  return create(ParameterValueSchema, { kind: { case: "dateValue", value: create(DateSchema, calendar) } });
+}
+
+/** A DATE_RANGE parameter value (both ends inclusive). */
+export function dateRange(start: CalendarDay, end: CalendarDay): ParameterValue {
+  return create(ParameterValueSchema, {
+    kind: {
+      case: "dateRangeValue",
+      value: create(DateRangeSchema, { start: create(DateSchema, start), end: create(DateSchema, end) }),
+    },
+  });
+}
+
+/** { name: value } -> { name: ParameterValue } (for parameters, filters, parameter_values). */
+export function parameterMap(values: Record<string, ParameterInput>): Record<string, ParameterValue> {
+  return Object.fromEntries(Object.entries(values).map(([name, value]) => [name, parameterValue(value)]));
+}
