@@ -1,6 +1,7 @@
 // The Node.js entry point: the client over real gRPC (HTTP/2) with @connectrpc/connect-node.
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TesseraClient, type ClientOptions, type Download } from "./client.js";
 
@@ -9,17 +10,19 @@ export * from "./index.js";
 export interface NodeClientOptions extends Omit<ClientOptions, "transport"> {
   /** "127.0.0.1:50051" (plaintext) or a URL ("https://tessera.example:443"). */
   address: string;
+  /** Interceptors of the gRPC transport (logging, metrics, tests). */
+  interceptors?: Interceptor[];
 }
 
-export function grpcTransport(address: string) {
+export function grpcTransport(address: string, interceptors: Interceptor[] = []) {
   const baseUrl = address.includes("://") ? address : `http://${address}`;
-  return createGrpcTransport({ baseUrl });
+  return createGrpcTransport({ baseUrl, interceptors });
 }
 
 /** A client over gRPC: `createNodeClient({ address: "127.0.0.1:50051", token })`. */
 export function createNodeClient(options: NodeClientOptions): TesseraClient {
-  const { address, ...rest } = options;
-  return new TesseraClient({ ...rest, transport: grpcTransport(address) });
+  const { address, interceptors, ...rest } = options;
+  return new TesseraClient({ ...rest, transport: grpcTransport(address, interceptors) });
 }
 
 /** TESSERA_ADDRESS (default 127.0.0.1:50051) and TESSERA_TOKEN. */
