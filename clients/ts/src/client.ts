@@ -166,7 +166,7 @@ export class TesseraClient {
       try {
         return await call(request, { ...options, timeoutMs, headers: await this.callHeaders(options.headers) });
       } catch (caught) {
-        last = TesseraError.from(caught, name);
+        last = dropped(TesseraError.from(caught, name), options.signal);
       }
       if (options.signal?.aborted) throw last;
       if (this.refreshAfter(last, refreshed)) {
@@ -318,7 +318,7 @@ export class TesseraClient {
           }
         }
       } catch (caught) {
-        error = TesseraError.from(caught, name);
+        error = stalled ? undefined : dropped(TesseraError.from(caught, name), abort.signal);
       } finally {
         clearTimeout(timer);
         options.signal?.removeEventListener("abort", onOuterAbort);
@@ -392,7 +392,7 @@ export class TesseraClient {
         return { file: expected, bytes: await verify(exportId, expected, chunks, received), resumes };
       } catch (caught) {
         if (caught instanceof DownloadVerificationError) throw caught;
-        last = TesseraError.from(caught, name);
+        last = dropped(TesseraError.from(caught, name), undefined);
       }
       if (this.refreshAfter(last, refreshed)) {
         refreshed = true;
@@ -422,6 +422,16 @@ async function verify(exportId: string, file: ExportFile, chunks: Uint8Array[], 
   const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   if (hex !== file.sha256) throw new DownloadVerificationError(exportId, "sha256", file.sha256, hex);
   return bytes;
+}
+
+/**
+ * connect-node reports a connection cut under a call as CANCELLED ("http/2 stream closed with
+ * error code CANCEL"); when the caller did not cancel it, it is a lost connection: UNAVAILABLE
+ * (what gRPC's own clients report), so that it is retried where that is safe.
+ */
+function dropped(error: TesseraError, signal: AbortSignal | undefined): TesseraError {
+  if (error.code !== Code.Canceled || signal?.aborted) return error;
+  return unavailable(`the connection was lost: ${error.rawMessage}`, error.method);
 }
 
 function unavailable(message: string, method: string): TesseraError {
