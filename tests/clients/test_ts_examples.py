@@ -15,7 +15,7 @@ EXAMPLES = sorted(path.stem for path in (ROOT / "clients/ts/examples").glob("[0-
 
 def test_every_usage_example_has_a_typescript_program() -> None:
     python = sorted(path.stem for path in (ROOT / "examples").glob("[0-9]*.py"))
-    assert EXAMPLES == python and len(EXAMPLES) == 6
+    assert python == EXAMPLES and len(EXAMPLES) == 6
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -129,7 +129,12 @@ def test_a_dropped_watch_resumes_after_the_last_revision_without_duplicates(node
     )
     out = scenario(node, ts_build, "watch", (widget_pb2_grpc.add_WidgetServiceServicer_to_server, servicer))
     assert servicer.since == [0, 2]
-    assert out["result"]["ok"] == {"seen": ["1", "2", "3", "4"], "final": "4", "state": c.JOB_STATE_SUCCEEDED, "resumes": 1}
+    assert out["result"]["ok"] == {
+        "seen": ["1", "2", "3", "4"],
+        "final": "4",
+        "state": c.JOB_STATE_SUCCEEDED,
+        "resumes": 1,
+    }
     assert out["sleeps"] == [100]
 
 

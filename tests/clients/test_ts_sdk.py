@@ -44,7 +44,9 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     assert out["shares"] == {"shares": 1, "links": 1, "viaLink": True, "revoked": True, "audited": True}
     exports = out["exports"]
     assert exports["state"] and exports["sameRevision"]
-    assert str(exports["download"]["size"]) == exports["download"]["declared"] and len(exports["download"]["sha256"]) == 64
+    assert (
+        str(exports["download"]["size"]) == exports["download"]["declared"] and len(exports["download"]["sha256"]) == 64
+    )
     assert exports["batch"] == 2 and exports["cancelled"] == 2 and exports["ended"] == [True, True]
     assert exports["listed"] == 3
 
