@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import exports, fuzz, job_progress, query_overhead, widget_data
+from bench import clients, exports, fuzz, job_progress, query_overhead, widget_data
 from bench.harness import Bench, bench_system
 
 BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "widget_data": widget_data.run,
     "exports": exports.run,
     "fuzz": fuzz.run,
+    "clients": clients.run,
 }
 
 
