@@ -1,5 +1,14 @@
-// Reading a columnar DataFrame as rows.
-import type { DataFrame } from "../../../gen/ts/dashboard/v1/common_pb.js";
+// Reading a columnar DataFrame as rows, and JS values as ParameterValues.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  DateRangeSchema,
+  type DataFrame,
+  ParameterValueListSchema,
+  ParameterValueSchema,
+  type ParameterValue,
+} from "../../../gen/ts/dashboard/v1/common_pb.js";
+import { DateSchema } from "../../../gen/ts/google/type/date_pb.js";
 
 export type Cell = boolean | bigint | number | string | Uint8Array | null;
 
@@ -29,16 +38,6 @@ export function frameRows(frame: DataFrame): Array<Record<string, Cell>> {
 }
 
 // --- parameter values ----------------------------------------------------------------------------
-import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import {
-  DateRangeSchema,
-  ParameterValueListSchema,
-  ParameterValueSchema,
-  type ParameterValue,
-} from "../../../gen/ts/dashboard/v1/common_pb.js";
-import { DateSchema } from "../../../gen/ts/google/type/date_pb.js";
-
 /** A calendar day, as "YYYY-MM-DD" in parameters (a JS Date is a TIMESTAMP). */
 export interface CalendarDay {
   year: number;
