@@ -4,8 +4,10 @@
 #
 #   1. uv (pip install --user uv when it is not on PATH), then `uv sync --frozen` -> .venv
 #   2. node_modules from package-lock.json (`npm ci`) when node/npm exist and it is out of date
-#   3. Debian packages for exports (chromium, fonts, poppler-utils) when missing: installed when
-#      running as root with apt-get, otherwise printed. TESSERA_SKIP_APT=1 skips this step.
+#   3. Debian packages for exports (chromium, fonts, poppler-utils) and for the Go client's test
+#      (Debian's Go toolchain, protoc-gen-go, protoc-gen-go-grpc and the grpc/protobuf/genproto
+#      libraries; see clients/go) when missing: installed when running as root with apt-get,
+#      otherwise printed. TESSERA_SKIP_APT=1 skips this step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,9 +92,11 @@ if [[ -f package-lock.json ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. Chromium, fonts and poppler-utils (PDF/PNG exports and their tests)
+# 3. Chromium, fonts and poppler-utils (PDF/PNG exports and their tests); Go (clients/go)
 
-APT_PACKAGES=(chromium fonts-dejavu-core fonts-liberation fonts-noto-cjk poppler-utils)
+APT_PACKAGES=(chromium fonts-dejavu-core fonts-liberation fonts-noto-cjk poppler-utils
+  golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev
+  golang-google-genproto-dev)
 
 dpkg_installed() {
   command -v dpkg-query >/dev/null 2>&1 || return 1
@@ -111,6 +115,12 @@ missing_packages() {
         ;;
       poppler-utils)
         command -v pdfinfo >/dev/null 2>&1 && continue
+        ;;
+      golang-go)
+        command -v go >/dev/null 2>&1 && continue
+        ;;
+      protoc-gen-go | protoc-gen-go-grpc)
+        command -v "$pkg" >/dev/null 2>&1 && continue
         ;;
       *)
         # Fonts have no command: ask dpkg (where there is no dpkg, do not guess).

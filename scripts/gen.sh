@@ -11,6 +11,11 @@ mkdir -p gen/python gen/ts gen/openapi build
 # buf.validate's Python module for google.protobuf (the protovalidate wheel ships only its own runtime's).
 .venv/bin/python -m grpc_tools.protoc -Ibuild/proto-deps \
   --python_out=gen/python --pyi_out=gen/python buf/validate/validate.proto
+# google.rpc error details for TypeScript (the SDK decodes ErrorInfo, BadRequest, RetryInfo from
+# grpc-status-details-bin); Python has them from googleapis-common-protos.
+.venv/bin/python -m grpc_tools.protoc -Ibuild/proto-deps \
+  --plugin=protoc-gen-es=node_modules/.bin/protoc-gen-es \
+  --es_out=gen/ts --es_opt=target=ts,import_extension=js google/rpc/error_details.proto
 # Packages, so that type checkers and setuptools see them.
 find gen/python -type d -exec sh -c 'touch "$0/__init__.py"' {} \;
 rm -f gen/python/__init__.py
