@@ -14,7 +14,7 @@ import pytest
 
 from server.auth.tokens import mint_token
 from server.config import Settings
-from server.demo_data import install as install_demo_data
+from server.devtools.demo_data import install as install_demo_data
 from tests.harness.jobstack import JobStack, job_stack
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from server.config import Settings
 from server.dashboards.versions import load_snapshot
 from server.db.migrate import upgrade
 from server.db.schema import dashboards
-from server.demo import DEMO, load_demo
+from server.devtools.demo import DEMO, load_demo
 from server.exports.render import PageRenderer, PageSpec, WidgetContent
 from tests.harness.services import provision
 
