@@ -10,7 +10,7 @@ VENV := .venv/bin
 BUF := $(VENV)/buf
 # mypy fails on a directory without Python files, so only the packages that exist.
 MYPY_TARGETS := $(foreach d,server workers tessera_client,$(if $(wildcard $(d)/*.py),$(d)))
-GEN_DIGEST := find gen -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum
+GEN_DIGEST := find gen -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum
 
 .PHONY: help bootstrap dev test gen proto-deps lint check-gen bench clean gallery
 
