@@ -71,9 +71,14 @@ def metadata_of(context: grpc.ServicerContext) -> dict[str, str]:
 
 class DroppingProxy:
     """Forwards TCP connections to `upstream` ("host:port"); `drop()` cuts every open one, as a
-    lost network would. `connections` counts the connections accepted so far."""
+    lost network would. `connections` counts the connections accepted so far. With
+    `hold_after`, the first connection forwards only that many bytes towards the client and then
+    stalls until `drop()`: otherwise a small answer can reach the client's buffers whole before the
+    cut, and there would be nothing left to resume."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, hold_after: int | None = None) -> None:
+        self._hold_after = hold_after
+        self._dropped = threading.Event()
         host, port = upstream.rsplit(":", 1)
         self._upstream = (host, int(port))
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -94,14 +99,20 @@ class DroppingProxy:
             with self._lock:
                 self.connections += 1
                 self._open += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            first = self.connections == 1
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            limit = self._hold_after if first else None
+            threading.Thread(target=self._pump, args=(upstream, client, limit), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None = None) -> None:
         try:
-            while data := source.recv(65536):
+            while data := source.recv(65536 if limit is None else max(1, min(65536, limit))):
                 sink.sendall(data)
+                if limit is not None:
+                    limit -= len(data)
+                    if limit <= 0:
+                        self._dropped.wait(timeout=60)  # stalled until the test cuts the line
+                        return
         except OSError:
             pass
         finally:
@@ -110,6 +121,7 @@ class DroppingProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
     def drop(self) -> None:
+        self._dropped.set()
         with self._lock:
             victims, self._open = self._open, []
         for sock in victims:

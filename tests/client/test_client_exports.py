@@ -133,7 +133,7 @@ def test_a_download_cut_mid_way_resumes_at_its_offset(
 ) -> None:
     board_id = published_board(client, facility)
     job = client.exports.wait(client.exports.create(board_id), timeout=180)
-    proxy = DroppingProxy(job_stack.address)
+    proxy = DroppingProxy(job_stack.address, hold_after=16 * 1024)
     cut: list[int] = []
 
     def received(done: int, total: int) -> None:
