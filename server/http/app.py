@@ -127,13 +127,13 @@ class HttpApi:
         rpc_context.transport.set("http")
         try:
             message = build_request(binding, variables, request.query, body)
+            call = self._calls[binding.rpc]
+            if binding.streaming:
+                await streams.respond(self, binding, call, message, ctx, request, receive, send)
+                return
         except InvalidArgument as exc:
             status = status_for(exc, request.correlation_id())
             await self.send_status(send, request, status.code, status.details, tuple(status.trailing_metadata or ()))
-            return
-        call = self._calls[binding.rpc]
-        if binding.streaming:
-            await streams.respond(self, binding, call, message, ctx, request, receive, send)
             return
         try:
             response = await call(message, ctx)

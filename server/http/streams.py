@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from google.protobuf.message import Message
 
 from server.api import context as rpc_context
+from server.errors import FieldViolation, InvalidArgument
 from server.http.bindings import Binding
 from server.http.context import AbortError, HttpContext
 from server.http.status import status_json, status_message
@@ -40,6 +41,18 @@ class HttpApi(Protocol):
 
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+_INT64_MAX = 2**63 - 1
+
+
+def _revision_or_offset(digits: str, header: str) -> int:
+    """A header's number where the request takes an int64 (a revision, a byte offset)."""
+    value = int(digits)
+    if value > _INT64_MAX:
+        raise InvalidArgument(
+            f"invalid request: {header}: {digits[:32]} is past the largest revision or offset",
+            violations=[FieldViolation(field=header, description="past the int64 range", reason="OUT_OF_RANGE")],
+        )
+    return value
 
 
 async def respond(
@@ -58,7 +71,7 @@ async def respond(
     sse = "text/event-stream" in request.headers.get("accept", "")
     last = request.headers.get("last-event-id", "").strip()
     if last.isdigit() and hasattr(message, "since_revision") and not message.since_revision:
-        message.since_revision = int(last)
+        message.since_revision = _revision_or_offset(last, "Last-Event-ID")
     stream: AsyncIterator[Message] = call(message, ctx)
     first = await _first(api, stream, request, send)
     if first is None:
@@ -133,7 +146,7 @@ async def _download(
     start = int(wanted.group(1)) if wanted else 0
     end = int(wanted.group(2)) if wanted and wanted.group(2) else None
     if wanted:
-        message.offset = message.offset + start  # type: ignore[attr-defined]
+        message.offset = _revision_or_offset(str(message.offset + start), "Range")  # type: ignore[attr-defined]
     stream: AsyncIterator[Message] = call(message, ctx)
     first = await _first(api, stream, request, send)
     if first is None:

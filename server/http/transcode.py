@@ -105,11 +105,41 @@ def _place(target: dict[str, Any], descriptor: Descriptor, path: str, value: str
             node[field.name] = converted
 
 
+# As deep as protobuf's own parsers go (its default recursion limit): a deeper body could not
+# be a message a gRPC caller can send, and would exhaust Python's stack in the JSON parsers.
+MAX_NESTING = 100
+
+
 def parse_body(raw: bytes) -> Any:
     try:
-        return json.loads(raw) if raw.strip() else {}
+        parsed = json.loads(raw) if raw.strip() else {}
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _invalid("body", f"malformed JSON: {exc}", "MALFORMED_JSON") from None
+    except RecursionError:
+        raise _too_deep() from None
+    # Counting brackets is cheap, and only a body with that many can be nested that deep.
+    if raw.count(b"{") + raw.count(b"[") > MAX_NESTING and _depth(parsed) > MAX_NESTING:
+        raise _too_deep()
+    return parsed
+
+
+def _too_deep() -> InvalidArgument:
+    return _invalid("body", f"JSON nested deeper than {MAX_NESTING} levels", "NESTED_TOO_DEEP")
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in a parsed JSON value (iteratively: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_NESTING:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def build_request(binding: Binding, variables: dict[str, str], query: str, body: bytes | None) -> Message:

@@ -33,6 +33,13 @@ def examples_per_rpc() -> int:
 
 
 @pytest.fixture(scope="session")
+def fuzz_report() -> Report:
+    """The report this module's summary writes (pytest imports conftest under its own name, so
+    tests reach it through this fixture rather than by import)."""
+    return REPORT
+
+
+@pytest.fixture(scope="session")
 def fuzz_facility() -> str:
     return f"fuzz-{uuid.uuid4().hex[:8]}"
 

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dashboard.v1 import dashboard_pb2, export_pb2, query_pb2, share_pb2, widget_pb2
+from server.health import AUDIT_ENTRY
+from tests.harness.server import ServerHandle
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -72,6 +75,10 @@ class Fuzzer:
         self.report = report
 
     @property
+    def channel(self) -> grpc.Channel:
+        return self._channel
+
+    @property
     def principals(self) -> Sequence[str]:
         return sorted(self._principals)
 
@@ -113,3 +120,19 @@ def acceptable(method: MethodDescriptor, answer: Answer) -> bool:
     if answer.code in NEVER:
         return False
     return not (answer.code == grpc.StatusCode.DEADLINE_EXCEEDED and not method.server_streaming)
+
+
+def server_is_well(server: ServerHandle, channel: grpc.Channel) -> None:
+    """The audit log has written every event (nothing pending, nothing dead-lettered) and the
+    health service answers SERVING."""
+    audit = server.running.app.audit
+    server.run(audit.flush())
+    state = audit.health()
+    assert state.pending == 0 and state.writing, f"the audit log stopped writing: {state}"
+    assert not state.dead_letters, f"audit events were dead-lettered: {audit.dead_letter.path.read_text()[:2000]}"
+    # What the health service says (the monitor re-reads the audit state every interval).
+    server.run(server.running.monitor._apply(server.run(server.running.monitor._check(roll_call=False))))
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "dashboard.v1.DashboardService", AUDIT_ENTRY):
+        status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.SERVING, (service, status)

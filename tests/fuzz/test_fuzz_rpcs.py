@@ -13,14 +13,12 @@ from typing import Any
 
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.health import AUDIT_ENTRY
 from tests.fuzz import strategies
 from tests.fuzz.conftest import examples_per_rpc
-from tests.fuzz.runner import METHODS, Fuzzer, acceptable, path
+from tests.fuzz.runner import METHODS, Fuzzer, acceptable, path, server_is_well
 from tests.harness.server import ServerHandle
 
 KINDS = ("hostile", "mutated", "plausible", "bytes")
@@ -38,20 +36,6 @@ def _payload(data: st.DataObject, method: MethodDescriptor, ids: dict[str, list[
     }[kind]
     message = data.draw(strategy, label="request")
     return message.SerializeToString()
-
-
-def _server_is_well(server: ServerHandle, fuzzer: Fuzzer) -> None:
-    audit = server.running.app.audit
-    server.run(audit.flush())
-    state = audit.health()
-    assert state.pending == 0 and state.writing, f"the audit log stopped writing: {state}"
-    assert not state.dead_letters, f"audit events were dead-lettered: {audit.dead_letter.path.read_text()[:2000]}"
-    # What the health service says (the monitor re-reads the audit state every interval).
-    server.run(server.running.monitor._apply(server.run(server.running.monitor._check(roll_call=False))))
-    health = health_pb2_grpc.HealthStub(fuzzer._channel)
-    for service in ("", "dashboard.v1.DashboardService", AUDIT_ENTRY):
-        status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
-        assert status == health_pb2.HealthCheckResponse.SERVING, (service, status)
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: f"{m.containing_service.name}.{m.name}")
@@ -77,4 +61,4 @@ def test_no_input_gets_internal_or_unknown(
         assert acceptable(method, answer), f"{path(method)} as {principal}: {answer.code.name} {answer.details!r}"
 
     run()
-    _server_is_well(server, fuzzer)
+    server_is_well(server, fuzzer.channel)

@@ -173,3 +173,25 @@ def test_watch_as_events_resumes_without_gap_or_repeat(
         path += f"?sinceRevision={revisions[0]}"
     resumed = [int(r) for r, _ in events(resume)]
     assert resumed == revisions[1:] or (len(revisions) == 1 and resumed in ([], revisions)), (revisions, resumed)
+
+
+def test_hostile_http_input_found_by_the_fuzzer_gets_a_400(
+    rest: httpx.Client, dashboards: Any, exports: Any, auth: Any, facility: str
+) -> None:
+    """Each of these answered 500 before (tests/fuzz/test_fuzz_http.py found them)."""
+    md = auth("face-hostile", "admin", facility)
+    headers = {**_bearer(md), "content-type": "application/json"}
+    for nested in (b"[" * 20_000 + b"]" * 20_000, b'{"a":' * 101 + b"1" + b"}" * 101):
+        deep = rest.post(BOARDS, content=nested, headers=headers)
+        assert deep.status_code == 400 and _violations(_error(deep)) == ["body"], deep.text
+        assert "nested deeper" in _error(deep)["message"]
+    board = dashboards.CreateDashboard(
+        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="H")), metadata=md
+    )
+    dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=md)
+    job = exports.CreateExport(e.CreateExportRequest(dashboard_id=board.id, format=e.EXPORT_FORMAT_PDF), metadata=md)
+    past = "99999999999999999999999"
+    watch = rest.get(f"/api/v1/dashboard/exports/{job.id}:watch", headers={**dict(md), "last-event-id": past})
+    assert watch.status_code == 400 and _violations(_error(watch)) == ["Last-Event-ID"], watch.text
+    ranged = rest.get(f"/api/v1/dashboard/exports/{job.id}:download", headers={**dict(md), "range": f"bytes={past}-"})
+    assert ranged.status_code == 400 and _violations(_error(ranged)) == ["Range"], ranged.text
