@@ -131,7 +131,12 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     http = None
     if settings.http_port >= 0:
         api = build_api(
-            steps, services, max_body_bytes=settings.max_message_bytes, cors_origins=settings.http_cors_origins
+            steps,
+            services,
+            max_body_bytes=settings.max_message_bytes,
+            cors_origins=settings.http_cors_origins,
+            audit=app.audit,
+            metrics=app.metrics,
         )
         http = await start_http(api, settings.host, settings.http_port, settings.shutdown_grace)
     monitor = HealthMonitor(app, health)

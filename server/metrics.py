@@ -62,8 +62,10 @@ class Metrics:
 
         self.malformed_requests = Counter(
             "tessera_malformed_requests",
-            "Calls refused because their bytes were not the rpc's request message, by method.",
-            ("method",),
+            "Calls refused because what they sent was not the rpc's request message (undecodable bytes; "
+            "over HTTP also malformed JSON, a wrong media type, an oversized body, unknown fields or bad "
+            "values; method '(unrouted)' for requests no binding matches), by method and transport.",
+            ("method", "transport"),
             registry=self.registry,
         )
         self.audit_write_failures = Counter(

@@ -82,7 +82,7 @@ def _facility(principal: Principal, facts: RpcFacts, response: Any = None) -> st
     return next(iter(principal.facilities)) if len(principal.facilities) == 1 else ""
 
 
-def _credential(ctx: Ctx) -> str:
+def credential_kind(ctx: Ctx) -> str:
     """What kind of credential the call presented (never the credential itself)."""
     metadata = {k: v for k, v in (ctx.invocation_metadata() or ()) if isinstance(v, str)}
     header = metadata.get("authorization", "")
@@ -188,7 +188,14 @@ class AuditInterceptor(_Wrapping):
             # Refused before anyone was identified (or authentication itself failed).
             reason = exc.reason if isinstance(exc, TesseraError) else "INTERNAL"
             outcome = DENIED if isinstance(exc, Unauthenticated) else ERROR
-            key = RefusalKey(method.lstrip("/"), peer_host(ctx.peer() or ""), _credential(ctx), reason, outcome)
+            key = RefusalKey(
+                method.lstrip("/"),
+                peer_host(ctx.peer() or ""),
+                credential_kind(ctx),
+                reason,
+                outcome,
+                rpc_context.transport.get(),
+            )
             self._audit.record_refusal(key, rpc_context.correlation_id.get())
             return
         if isinstance(exc, (PermissionDenied, NotFound)):

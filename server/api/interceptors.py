@@ -195,11 +195,14 @@ class MalformedRequest:
     validation step (after authentication and audit) and is refused there like any bad input,
     instead of grpc.aio answering UNKNOWN with a traceback in the log."""
 
-    __slots__ = ("error", "size")
+    __slots__ = ("error", "refusal", "size")
 
-    def __init__(self, error: str, size: int) -> None:
+    def __init__(self, error: str, size: int, refusal: TesseraError | None = None) -> None:
         self.error = error
         self.size = size
+        # What to answer instead of MALFORMED_REQUEST: a transport's own finding about the
+        # request (the HTTP face's malformed JSON, wrong media type, unknown field...).
+        self.refusal = refusal
 
 
 def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -239,7 +242,9 @@ class ValidationInterceptor(_Wrapping):
     def _validate(self, method: str, request: Any) -> None:
         if isinstance(request, MalformedRequest):
             if self._metrics is not None:
-                self._metrics.malformed_requests.labels(method=method).inc()
+                self._metrics.malformed_requests.labels(method=method, transport=rpc_context.transport.get()).inc()
+            if request.refusal is not None:
+                raise request.refusal
             raise InvalidArgument(
                 f"the request body is not a valid {method.rsplit('/', 1)[-1]} request message",
                 reason="MALFORMED_REQUEST",

@@ -41,6 +41,7 @@ class RefusalKey:
     credential: str  # "none", "bearer", "link", "other"
     reason: str
     outcome: int = share_pb2.AUDIT_OUTCOME_DENIED
+    transport: str = "grpc"  # or "http"
 
 
 def peer_host(peer: str) -> str:
@@ -77,7 +78,7 @@ class RefusalCounter:
         if self._started is None:
             self._started, self._started_wall = now, time.time()
         if key not in self._repeats and len(self._repeats) >= self._max_sources:
-            key = RefusalKey(key.method, OVERFLOW_PEER, OVERFLOW_PEER, OVERFLOW_PEER, key.outcome)
+            key = RefusalKey(key.method, OVERFLOW_PEER, OVERFLOW_PEER, OVERFLOW_PEER, key.outcome, key.transport)
         if key in self._repeats:
             self._repeats[key] = (self._repeats[key][0] + 1, correlation_id)
             return events
@@ -117,6 +118,7 @@ class RefusalCounter:
             "peer": key.peer,
             "credential": key.credential,
             "count": count,
+            "transport": key.transport,
         }
         details.update(summary or {})
         return AuditEvent(

@@ -13,12 +13,13 @@ import grpc
 from google.protobuf.message import Message
 
 from server.api import context as rpc_context
-from server.api.status import status_for
-from server.errors import InvalidArgument
+from server.api.interceptors import MalformedRequest
+from server.errors import FieldViolation, InvalidArgument, ResourceExhausted, TesseraError
 from server.http import streams
 from server.http.bindings import Binding, Router
 from server.http.context import AbortError, HttpContext, peer_of
 from server.http.docs import StaticRoutes
+from server.http.refusals import UnroutedRefusals
 from server.http.status import http_status, status_json, status_message, transport_status
 from server.http.transcode import build_request, dumps, to_json
 
@@ -80,7 +81,9 @@ class HttpApi:
         max_body_bytes: int,
         cors_origins: frozenset[str] = frozenset(),
         static: StaticRoutes | None = None,
+        unrouted: UnroutedRefusals | None = None,
     ) -> None:
+        self._unrouted = unrouted
         self._router = router
         self._calls = calls
         self._max_body = max_body_bytes
@@ -97,8 +100,12 @@ class HttpApi:
         try:
             await self._dispatch(request, receive, send)
         except Refused as refused:
-            status = transport_status(refused.code, refused.message, refused.reason, request.correlation_id())
-            await send_json(send, request, refused.http, status_json(status), refused.headers)
+            # No rpc to refuse it through: audited and counted here.
+            cid = request.correlation_id()
+            if self._unrouted is not None:
+                self._unrouted.record(request.method, request.raw_headers, peer_of(scope), refused.reason, cid)
+            status = transport_status(refused.code, refused.message, refused.reason, cid)
+            await send_json(send, request, refused.http, status_json(status), refused.headers, correlation_id=cid)
 
     async def _dispatch(self, request: Request, receive: Receive, send: Send) -> None:
         if request.method == "OPTIONS" and request.headers.get("access-control-request-method"):
@@ -122,18 +129,20 @@ class HttpApi:
                 404, grpc.StatusCode.NOT_FOUND, "UNKNOWN_ROUTE", f"no operation at {request.method} {request.path}"
             )
         binding, variables = found
-        body = await self._read_body(request, receive, binding)
         ctx = HttpContext(request.raw_headers, peer_of(request.scope))
         rpc_context.transport.set("http")
+        call = self._calls[binding.rpc]
         try:
+            body = await self._read_body(request, receive, binding)
             message = build_request(binding, variables, request.query, body)
-            call = self._calls[binding.rpc]
             if binding.streaming:
                 await streams.respond(self, binding, call, message, ctx, request, receive, send)
                 return
+        except Refused as refused:
+            await self._refuse(binding, call, _as_error(refused), refused.http, ctx, request, send)
+            return
         except InvalidArgument as exc:
-            status = status_for(exc, request.correlation_id())
-            await self.send_status(send, request, status.code, status.details, tuple(status.trailing_metadata or ()))
+            await self._refuse(binding, call, exc, None, ctx, request, send)
             return
         try:
             response = await call(message, ctx)
@@ -141,6 +150,32 @@ class HttpApi:
             await self.send_status(send, request, abort.code, abort.details, abort.trailing_metadata)
             return
         await send_json(send, request, 200, to_json(cast(Message, response)))
+
+    async def _refuse(
+        self,
+        binding: Binding,
+        call: Any,
+        error: TesseraError,
+        http: int | None,
+        ctx: HttpContext,
+        request: Request,
+        send: Send,
+    ) -> None:
+        """Refuses a request to a known rpc through that rpc's pipeline, as gRPC refuses bytes that
+        do not parse: the access log, metrics, audit and authentication see it like any bad input
+        (an anonymous caller is told UNAUTHENTICATED first, as over gRPC)."""
+        stand_in = MalformedRequest(error.reason, 0, refusal=error)
+        try:
+            if binding.streaming:
+                await anext(call(stand_in, ctx))
+            else:
+                await call(stand_in, ctx)
+        except AbortError as abort:
+            own = http is not None and abort.code.name == error.code_name
+            status = status_json(status_message(abort.code, abort.details, abort.trailing_metadata))
+            await send_json(send, request, http if own and http else http_status(abort.code), status)
+            return
+        raise AssertionError(f"the pipeline of {binding.rpc} let a refused request through")
 
     async def send_status(
         self, send: Send, request: Request, code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, Any], ...]
@@ -205,11 +240,31 @@ class HttpApi:
         await send({"type": "http.response.body", "body": b""})
 
 
-async def send_json(send: Send, request: Request, status: int, value: Any, extra: Headers | None = None) -> None:
+_FIELD_OF = {"UNSUPPORTED_MEDIA_TYPE": "Content-Type"}
+
+
+def _as_error(refused: Refused) -> TesseraError:
+    if refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ResourceExhausted(refused.message, reason=refused.reason)
+    return InvalidArgument(
+        refused.message,
+        reason=refused.reason,
+        violations=[
+            FieldViolation(
+                field=_FIELD_OF.get(refused.reason, "body"), description=refused.message, reason=refused.reason
+            )
+        ],
+    )
+
+
+async def send_json(
+    send: Send, request: Request, status: int, value: Any, extra: Headers | None = None, *, correlation_id: str = ""
+) -> None:
     body = dumps(value)
+    cid = correlation_id or rpc_context.correlation_id.get() or request.correlation_id()
     headers: Headers = [
         (b"content-type", b"application/json"),
-        (b"x-correlation-id", (rpc_context.correlation_id.get() or request.correlation_id()).encode("latin-1")),
+        (b"x-correlation-id", cid.encode("latin-1")),
         *request.cors_headers(),
         *(extra or []),
     ]

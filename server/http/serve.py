@@ -13,9 +13,12 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from server.api.interceptors import _Wrapping
+from server.audit.log import AuditLog
 from server.http.app import HttpApi
 from server.http.bindings import Router, bindings
 from server.http.pipeline import wrapped_calls
+from server.http.refusals import UnroutedRefusals
+from server.metrics import Metrics
 
 log = logging.getLogger("tessera.http")
 
@@ -33,12 +36,22 @@ class HttpServer:
 
 
 def build_api(
-    steps: Sequence[_Wrapping], services: Mapping[str, object], *, max_body_bytes: int, cors_origins: str
+    steps: Sequence[_Wrapping],
+    services: Mapping[str, object],
+    *,
+    max_body_bytes: int,
+    cors_origins: str,
+    audit: AuditLog,
+    metrics: Metrics | None,
 ) -> HttpApi:
     found = bindings()
     origins = frozenset(o.strip() for o in cors_origins.split(",") if o.strip())
     return HttpApi(
-        Router(found), wrapped_calls(found, steps, services), max_body_bytes=max_body_bytes, cors_origins=origins
+        Router(found),
+        wrapped_calls(found, steps, services),
+        max_body_bytes=max_body_bytes,
+        cors_origins=origins,
+        unrouted=UnroutedRefusals(audit, metrics),
     )
 
 
@@ -52,6 +65,10 @@ async def start_http(api: HttpApi, host: str, port: int, grace: float) -> HttpSe
     config.keep_alive_timeout = 75
     config.graceful_timeout = grace
     config.h2_max_concurrent_streams = 256
+    # A request head as large as HTTP/2 allows (hypercorn's h2 default) reaches the app over
+    # HTTP/1.1 too, so long query strings get a google.rpc.Status naming the field; only heads
+    # past 64 KiB are refused by hypercorn itself (a bare 431).
+    config.h11_max_incomplete_size = config.h2_max_header_list_size
     stop = asyncio.Event()
     task = asyncio.ensure_future(serve(api, config, shutdown_trigger=stop.wait, mode="asgi"))  # type: ignore[arg-type]
     log.info("serving http", extra={"address": f"{host}:{bound}"})

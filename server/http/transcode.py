@@ -42,6 +42,7 @@ def _invalid(field: str, description: str, reason: str = "INVALID_FIELD") -> Inv
     return InvalidArgument(
         f"invalid request: {field}: {description}",
         violations=[FieldViolation(field=field, description=description, reason=reason)],
+        reason=reason,
     )
 
 

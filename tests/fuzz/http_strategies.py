@@ -247,7 +247,8 @@ HOSTILE_SEGMENTS = (
     "a;b",
     "%3A",
 )
-QUERY_VALUES = ("%00", "", "%ZZ", "x" * 20_000, "9223372036854775808", "-1", "NaN", "true", "%FF", "a%2Cb")
+# The longest stays within what the client sends (httpx: 64 KiB per URL part) with four of them.
+QUERY_VALUES = ("%00", "", "%ZZ", "x" * 8_000, "9223372036854775808", "-1", "NaN", "true", "%FF", "a%2Cb")
 CONTENT_TYPES = (
     "application/json",
     "application/json; charset=utf-8",

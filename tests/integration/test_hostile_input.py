@@ -258,7 +258,9 @@ def test_durations_past_their_range_are_refused(widgets, existing):
 def test_malformed_bytes_are_invalid_argument_without_a_traceback(server, channel, auth, facility, caplog):
     md = auth("someone", "viewer", facility)
     metrics: Metrics = server.running.app.metrics
-    before = metrics.malformed_requests.labels(method="/dashboard.v1.DashboardService/GetDashboard")._value.get()
+    before = metrics.malformed_requests.labels(
+        method="/dashboard.v1.DashboardService/GetDashboard", transport="grpc"
+    )._value.get()
     call = channel.unary_unary("/dashboard.v1.DashboardService/GetDashboard")
     with caplog.at_level(logging.INFO):
         for payload in (b"\xff\xff\xff", b"\x0a\x05ab", b"\x0a\x02\xc0\x80"):  # junk, short, invalid UTF-8
@@ -267,7 +269,9 @@ def test_malformed_bytes_are_invalid_argument_without_a_traceback(server, channe
             failure = failure_of(caught.value)
             assert failure.code == Code.INVALID_ARGUMENT
             assert failure.reason == "MALFORMED_REQUEST"
-    after = metrics.malformed_requests.labels(method="/dashboard.v1.DashboardService/GetDashboard")._value.get()
+    after = metrics.malformed_requests.labels(
+        method="/dashboard.v1.DashboardService/GetDashboard", transport="grpc"
+    )._value.get()
     assert after - before == 3
     assert not [r for r in caplog.records if r.exc_info], "no traceback is logged for bad bytes"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -4,6 +4,7 @@ correlation ids, audit with the transport, h2c, CORS, gzip and watches as Server
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import uuid
 from typing import Any
@@ -195,3 +196,52 @@ def test_hostile_http_input_found_by_the_fuzzer_gets_a_400(
     assert watch.status_code == 400 and _violations(_error(watch)) == ["Last-Event-ID"], watch.text
     ranged = rest.get(f"/api/v1/dashboard/exports/{job.id}:download", headers={**dict(md), "range": f"bytes={past}-"})
     assert ranged.status_code == 400 and _violations(_error(ranged)) == ["Range"], ranged.text
+
+
+def test_http_refusals_are_audited_and_counted(
+    rest: httpx.Client, server: ServerHandle, migrated: str, auth: Any, facility: str
+) -> None:
+    """What the HTTP layer refuses leaves the same trace as a refused gRPC call: an audit event
+    with the transport, a line in the metrics."""
+    registry = server.running.app.metrics.registry
+
+    def counted(method: str) -> float:
+        labels = {"method": method, "transport": "http"}
+        return registry.get_sample_value("tessera_malformed_requests_total", labels) or 0.0
+
+    create = "/dashboard.v1.DashboardService/CreateDashboard"
+    before_create, before_unrouted = counted(create), counted("(unrouted)")
+    cid = f"refused-{uuid.uuid4().hex}"
+    headers = {**_bearer(auth("face-refused", "admin", facility)), "content-type": "application/json"}
+    malformed = rest.post(BOARDS, content=b'{"title": ', headers={**headers, "x-correlation-id": cid + "-json"})
+    wrong_type = rest.post(BOARDS, content=b"x", headers={**headers, "content-type": "text/plain",
+                                                          "x-correlation-id": cid + "-type"})  # fmt: skip
+    # Refusals of unidentified callers are aggregated per source: a source of this test's own
+    # (a loopback address nobody else uses) makes these the first of theirs, recorded at once.
+    source = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(base_url=rest.base_url, transport=transport, timeout=30) as alone:
+        anonymous = alone.post(BOARDS, content=b"{", headers={"content-type": "application/json",
+                                                              "x-correlation-id": cid + "-anon"})  # fmt: skip
+        nowhere = alone.get("/api/v1/dashboard/nothing-here", headers={"x-correlation-id": cid + "-route"})
+    assert (malformed.status_code, wrong_type.status_code, anonymous.status_code, nowhere.status_code) == (
+        400, 415, 401, 404,
+    )  # fmt: skip
+    assert _violations(_error(wrong_type)) == ["Content-Type"]
+    assert counted(create) - before_create == 2  # the anonymous one is refused by authentication first
+    assert counted("(unrouted)") - before_unrouted == 1
+    server.run(server.running.app.audit.flush())
+    url = sync_url(migrated).replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT correlation_id, method, outcome, details->>'transport', details->>'reason' FROM audit_log"
+            " WHERE correlation_id LIKE %s ORDER BY correlation_id",
+            (cid + "-%",),
+        ).fetchall()
+    error, denied = 3, 2  # share_pb2.AUDIT_OUTCOME_ERROR, AUDIT_OUTCOME_DENIED
+    assert rows == [
+        (cid + "-anon", "dashboard.v1.DashboardService/CreateDashboard", denied, "http", "MISSING_CREDENTIALS"),
+        (cid + "-json", "dashboard.v1.DashboardService/CreateDashboard", error, "http", "MALFORMED_JSON"),
+        (cid + "-route", "http/GET", denied, "http", "UNKNOWN_ROUTE"),
+        (cid + "-type", "dashboard.v1.DashboardService/CreateDashboard", error, "http", "UNSUPPORTED_MEDIA_TYPE"),
+    ], rows

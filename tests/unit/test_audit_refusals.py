@@ -36,6 +36,7 @@ def test_first_refusal_of_a_source_is_recorded_at_once_the_rest_summed() -> None
         "peer": "ipv4:10.0.0.1",
         "credential": "bearer",
         "count": 1,
+        "transport": "grpc",
     }
     for i in range(1, 500):
         assert counter.observe(key(), f"cid-{i}", now=100.0 + i / 100) == []
@@ -104,7 +105,7 @@ def test_close_drains_the_current_window() -> None:
 def test_nothing_of_the_credential_is_kept() -> None:
     counter = RefusalCounter()
     event = counter.observe(key(), "c")[0]
-    assert set(event.details) == {"unauthenticated", "reason", "peer", "credential", "count"}
+    assert set(event.details) == {"unauthenticated", "reason", "peer", "credential", "count", "transport"}
 
 
 @pytest.mark.parametrize(
