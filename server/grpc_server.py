@@ -138,7 +138,9 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             audit=app.audit,
             metrics=app.metrics,
         )
-        http = await start_http(api, settings.host, settings.http_port, settings.shutdown_grace)
+        http = await start_http(
+            api, settings.host, settings.http_port, settings.shutdown_grace, tls=tls.tls_files(settings)
+        )
     monitor = HealthMonitor(app, health)
     await monitor.start()
     # Queue depth from the server too: it is the figure to watch when no worker runs.

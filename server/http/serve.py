@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from server.http.bindings import Router, bindings
 from server.http.pipeline import wrapped_calls
 from server.http.refusals import UnroutedRefusals
 from server.metrics import Metrics
+from server.tls import TlsFiles
 
 log = logging.getLogger("tessera.http")
 
@@ -55,8 +57,10 @@ def build_api(
     )
 
 
-async def start_http(api: HttpApi, host: str, port: int, grace: float) -> HttpServer:
-    """Binds first (so a clash fails here and port 0 reports the port), then serves."""
+async def start_http(api: HttpApi, host: str, port: int, grace: float, tls: TlsFiles | None = None) -> HttpServer:
+    """Binds first (so a clash fails here and port 0 reports the port), then serves: HTTPS
+    (HTTP/2 by ALPN, and HTTP/1.1) with the gRPC port's certificate when `tls` is given, client
+    certificates required when it names a client CA; else HTTP/1.1 and h2c."""
     sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     bound = sock.getsockname()[1]
     config = Config()
@@ -69,7 +73,12 @@ async def start_http(api: HttpApi, host: str, port: int, grace: float) -> HttpSe
     # HTTP/1.1 too, so long query strings get a google.rpc.Status naming the field; only heads
     # past 64 KiB are refused by hypercorn itself (a bare 431).
     config.h11_max_incomplete_size = config.h2_max_header_list_size
+    if tls is not None:
+        config.certfile, config.keyfile = str(tls.cert), str(tls.key)
+        if tls.client_ca is not None:
+            config.ca_certs = str(tls.client_ca)
+            config.verify_mode = ssl.CERT_REQUIRED
     stop = asyncio.Event()
     task = asyncio.ensure_future(serve(api, config, shutdown_trigger=stop.wait, mode="asgi"))  # type: ignore[arg-type]
-    log.info("serving http", extra={"address": f"{host}:{bound}"})
+    log.info("serving http", extra={"address": f"{host}:{bound}", "tls": tls is not None})
     return HttpServer(bound, stop, task)

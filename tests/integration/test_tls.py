@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -254,3 +255,35 @@ def test_the_ssl_context_for_other_faces_uses_the_same_files(settings: Settings,
     anonymous = ssl.create_default_context(cafile=str(pki.ca.cert))
     with pytest.raises((ssl.SSLError, OSError)):
         _handshake(server_context, anonymous)
+
+
+def _curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_version} %{http_code}", *args, url],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_the_http_face_serves_https_with_the_same_files(tls_server: ServerHandle, pki: Pki, token: str) -> None:
+    """HTTP/2 by ALPN and HTTP/1.1 over TLS with the gRPC port's certificate; no plaintext."""
+    url = f"https://127.0.0.1:{tls_server.running.http_port}/api/v1/dashboard/dashboards"
+    auth = ("-H", f"authorization: Bearer {token}")
+    for flag, version in (("--http2", "2"), ("--http1.1", "1.1")):
+        answer = _curl(url, flag, "--cacert", str(pki.ca.cert), *auth)
+        body, _, status = answer.stdout.rpartition("\n")
+        assert status == f"{version} 200" and json.loads(body)["dashboards"] == [], (flag, answer)
+    untrusted = _curl(url, "--http2", *auth)  # the system's CAs do not know the test CA
+    assert untrusted.returncode == 60, untrusted  # curl: peer certificate cannot be authenticated
+    plaintext = _curl(url.replace("https://", "http://"), "--http1.1", *auth)
+    assert not plaintext.stdout.endswith(" 200"), plaintext
+
+
+def test_the_http_face_requires_client_certificates_under_mtls(mtls_server: ServerHandle, pki: Pki, token: str) -> None:
+    url = f"https://127.0.0.1:{mtls_server.running.http_port}/api/v1/dashboard/dashboards"
+    trust = ("--cacert", str(pki.ca.cert), "-H", f"authorization: Bearer {token}")
+    without = _curl(url, *trust)
+    assert without.returncode != 0 and not without.stdout.endswith(" 200"), without
+    stranger = _curl(url, *trust, "--cert", str(pki.stranger_client.cert), "--key", str(pki.stranger_client.key))
+    assert stranger.returncode != 0 and not stranger.stdout.endswith(" 200"), stranger
+    client = _curl(url, *trust, "--cert", str(pki.client.cert), "--key", str(pki.client.key))
+    assert client.returncode == 0 and client.stdout.endswith("2 200"), client
