@@ -139,7 +139,12 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             metrics=app.metrics,
         )
         http = await start_http(
-            api, settings.host, settings.http_port, settings.shutdown_grace, tls=tls.tls_files(settings)
+            api,
+            settings.host,
+            settings.http_port,
+            settings.shutdown_grace,
+            tls=tls.tls_files(settings),
+            traced=bool(traced),
         )
     monitor = HealthMonitor(app, health)
     await monitor.start()

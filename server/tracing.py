@@ -1,10 +1,11 @@
 """OpenTelemetry tracing, off unless `Settings.tracing` names an exporter.
 
 When on: a span per rpc (the grpc.aio server interceptor, outermost, so it also covers the
-other interceptors) and a span per Celery task, with the trace context carried in the task's
-message headers (W3C traceparent) from the process that enqueued it; so an rpc that enqueues a
-materialization or an export and the task that runs it share one trace. Log lines written inside
-a span carry its `trace_id` (server/logs.py).
+other interceptors; over HTTP the ASGI middleware, named by route and rpc) and a span per
+Celery task, with the trace context carried in the task's message headers (W3C traceparent)
+from the process that enqueued it; so an rpc that enqueues a materialization or an export and
+the task that runs it share one trace. Log lines written inside a span carry its `trace_id`
+(server/logs.py).
 
 The tracer provider is process-wide. One that is already installed (by an embedding
 application, or a test with an in-memory exporter) is used as it is; otherwise one is built with
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -27,7 +29,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from server.config import Settings
 
-__all__ = ["configure", "enabled", "server_interceptor"]
+__all__ = ["configure", "enabled", "http_middleware", "name_http_span", "server_interceptor"]
 
 log = logging.getLogger("tessera.tracing")
 
@@ -71,6 +73,26 @@ def server_interceptor() -> grpc.aio.ServerInterceptor:
 
     interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor()  # type: ignore[no-untyped-call]
     return interceptor
+
+
+def http_middleware(app: Any) -> Any:
+    """Spans for requests to the HTTP face (an ASGI app), continuing the caller's trace from its
+    `traceparent` header; one span per request (no per-message receive/send spans)."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    return OpenTelemetryMiddleware(app, exclude_spans=["receive", "send"])
+
+
+def name_http_span(verb: str, template: str, rpc: str) -> None:
+    """Names the current HTTP span by its route (not the path, whose ids would make every span
+    name unique) and the rpc it carries, as the gRPC span names it."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{verb} {template}")
+        service, _, method = rpc.strip("/").partition("/")
+        span.set_attributes(
+            {"http.route": template, "rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        )
 
 
 def shutdown() -> None:

@@ -12,6 +12,7 @@ from typing import Any, cast
 import grpc
 from google.protobuf.message import Message
 
+from server import tracing
 from server.api import context as rpc_context
 from server.api.interceptors import MalformedRequest
 from server.errors import FieldViolation, InvalidArgument, ResourceExhausted, TesseraError
@@ -129,6 +130,7 @@ class HttpApi:
                 404, grpc.StatusCode.NOT_FOUND, "UNKNOWN_ROUTE", f"no operation at {request.method} {request.path}"
             )
         binding, variables = found
+        tracing.name_http_span(binding.verb, binding.template, binding.rpc)
         ctx = HttpContext(request.raw_headers, peer_of(request.scope))
         rpc_context.transport.set("http")
         call = self._calls[binding.rpc]

@@ -9,10 +9,12 @@ import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from server import tracing
 from server.api.interceptors import _Wrapping
 from server.audit.log import AuditLog
 from server.http.app import HttpApi
@@ -57,7 +59,9 @@ def build_api(
     )
 
 
-async def start_http(api: HttpApi, host: str, port: int, grace: float, tls: TlsFiles | None = None) -> HttpServer:
+async def start_http(
+    api: HttpApi, host: str, port: int, grace: float, tls: TlsFiles | None = None, *, traced: bool = False
+) -> HttpServer:
     """Binds first (so a clash fails here and port 0 reports the port), then serves: HTTPS
     (HTTP/2 by ALPN, and HTTP/1.1) with the gRPC port's certificate when `tls` is given, client
     certificates required when it names a client CA; else HTTP/1.1 and h2c."""
@@ -79,6 +83,7 @@ async def start_http(api: HttpApi, host: str, port: int, grace: float, tls: TlsF
             config.ca_certs = str(tls.client_ca)
             config.verify_mode = ssl.CERT_REQUIRED
     stop = asyncio.Event()
-    task = asyncio.ensure_future(serve(api, config, shutdown_trigger=stop.wait, mode="asgi"))  # type: ignore[arg-type]
+    app: Any = tracing.http_middleware(api) if traced else api
+    task = asyncio.ensure_future(serve(app, config, shutdown_trigger=stop.wait, mode="asgi"))
     log.info("serving http", extra={"address": f"{host}:{bound}", "tls": tls is not None})
     return HttpServer(bound, stop, task)

@@ -107,3 +107,31 @@ def one(spans: list[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
     found = [s for s in spans if s.name == name and s.kind == kind]
     assert len(found) == 1, f"{name}: {[(s.name, s.kind) for s in spans]}"
     return found[0]
+
+
+def test_an_http_call_gets_its_span_in_the_callers_trace(
+    settings: Settings, migrated: str, auth: Any, facility: str, spans: InMemorySpanExporter
+) -> None:
+    """The HTTP face traces like the gRPC port: one server span per request, continuing the
+    caller's `traceparent`, named by route and carrying the rpc it ran."""
+    import httpx
+
+    server = start_in_thread(settings.model_copy(update={"tracing": "console"}))
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    try:
+        headers = {**dict(auth("tia", "editor", facility)), "traceparent": f"00-{trace_id}-{parent}-01"}
+        created = httpx.post(
+            f"http://127.0.0.1:{server.running.http_port}/api/v1/dashboard/dashboards",
+            json={"facilityId": facility, "title": "Traced"},
+            headers=headers,
+            timeout=30,
+        )
+        assert created.status_code == 200, created.text
+    finally:
+        server.stop()
+    span = one(list(spans.get_finished_spans()), "POST /api/v1/dashboard/dashboards", SpanKind.SERVER)
+    assert span.context is not None and format(span.context.trace_id, "032x") == trace_id
+    assert span.parent is not None and format(span.parent.span_id, "016x") == parent
+    assert span.attributes is not None
+    assert span.attributes.get("rpc.method") == "CreateDashboard"
+    assert span.attributes.get("rpc.service") == "dashboard.v1.DashboardService"
