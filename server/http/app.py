@@ -17,6 +17,7 @@ from server.api.status import status_for
 from server.errors import InvalidArgument
 from server.http import streams
 from server.http.bindings import Binding, Router
+from server.http.connect import CONNECT_ALLOW_HEADERS, CONNECT_EXPOSE_HEADERS, ConnectFace
 from server.http.context import AbortError, HttpContext, peer_of
 from server.http.docs import StaticRoutes
 from server.http.status import http_status, status_json, status_message, transport_status
@@ -28,8 +29,14 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 _GZIP_MIN_BYTES = 1024
-_CORS_ALLOW_HEADERS = b"authorization, content-type, x-tessera-link, x-correlation-id, last-event-id, range, if-range"
-_CORS_EXPOSE_HEADERS = b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges"
+_CORS_ALLOW_HEADERS = (
+    b"authorization, content-type, x-tessera-link, x-correlation-id, last-event-id, range, if-range, "
+    + CONNECT_ALLOW_HEADERS
+)
+_CORS_EXPOSE_HEADERS = (
+    b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges, "
+    + CONNECT_EXPOSE_HEADERS
+)
 
 
 class Refused(Exception):
@@ -86,6 +93,8 @@ class HttpApi:
         self._max_body = max_body_bytes
         self._cors = cors_origins
         self._static = static or StaticRoutes()
+        # The Connect protocol and gRPC-Web at /<service>/<method>, on the same wrapped calls.
+        self._connect = ConnectFace(calls, max_body_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -106,6 +115,9 @@ class HttpApi:
             return
         if request.method in ("GET", "HEAD") and self._static.serves(request.path):
             await self._static.respond(request.path, request.headers, send, request.cors_headers())
+            return
+        if self._connect.serves(request.path):
+            await self._connect.handle(request, receive, send)
             return
         found = self._router.route(request.method, request.path)
         if found is None:
@@ -194,7 +206,7 @@ class HttpApi:
     async def _preflight(self, request: Request, send: Send) -> None:
         if not request.cors:
             raise Refused(403, grpc.StatusCode.PERMISSION_DENIED, "ORIGIN_NOT_ALLOWED", "this origin is not allowed")
-        allowed = self._router.allowed(request.path) or ["GET"]
+        allowed = self._router.allowed(request.path) or (["POST"] if self._connect.serves(request.path) else ["GET"])
         headers = [
             *request.cors_headers(),
             (b"access-control-allow-methods", ", ".join(allowed).encode()),
