@@ -14,7 +14,9 @@ const client = createBrowserClient({
 
 function show(id: string, value: unknown): void {
   const element = document.getElementById(id);
-  if (element) element.textContent = typeof value === "string" ? value : JSON.stringify(value);
+  // int64 values arrive as bigint, which JSON.stringify refuses: shown as strings (as proto3 JSON does).
+  const json = (_key: string, item: unknown) => (typeof item === "bigint" ? item.toString() : item);
+  if (element) element.textContent = typeof value === "string" ? value : JSON.stringify(value, json);
 }
 
 function describe(error: unknown) {
