@@ -37,7 +37,7 @@ from server.errors import InvalidArgument
 from server.http import grpcweb
 from server.http.bindings import SERVICES
 from server.http.context import AbortError, HttpContext, peer_of
-from server.http.status import http_status, status_message
+from server.http.status import http_status, status_message, transport_status
 from server.http.transcode import dumps, parse_body, parse_message, to_json
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -107,11 +107,14 @@ def wire_of(content_type: str, streaming: bool) -> Wire | None:
 
 
 class Refusal(Exception):
-    """Refused by this layer before any rpc: HTTP status, gRPC code, message."""
+    """Refused by this layer before any rpc: HTTP status, gRPC code, ErrorInfo reason, message."""
 
-    def __init__(self, http: int, code: grpc.StatusCode, message: str, headers: Headers | None = None) -> None:
+    def __init__(
+        self, http: int, code: grpc.StatusCode, reason: str, message: str, headers: Headers | None = None
+    ) -> None:
         super().__init__(message)
-        self.http, self.code, self.message, self.headers = http, code, message, list(headers or [])
+        self.http, self.code, self.reason, self.message = http, code, reason, message
+        self.headers = list(headers or [])
 
 
 class DeadlineContext(HttpContext):
@@ -169,6 +172,7 @@ class ConnectFace:
                 raise Refusal(
                     405,
                     grpc.StatusCode.UNIMPLEMENTED,
+                    "METHOD_NOT_ALLOWED",
                     f"{request.method} is not served at {request.path}; rpcs are POSTed",
                     [(b"allow", b"POST")],
                 )
@@ -177,6 +181,7 @@ class ConnectFace:
                 raise Refusal(
                     415,
                     grpc.StatusCode.UNIMPLEMENTED,
+                    "UNSUPPORTED_MEDIA_TYPE",
                     f"{request.path} takes {kinds} (Connect), or application/grpc-web[-text][+proto]",
                     [(b"accept-post", _ACCEPT_POST)],
                 )
@@ -203,23 +208,35 @@ class ConnectFace:
         if wire.protocol == "connect":
             version = request.headers.get("connect-protocol-version", "1").strip()
             if version != "1":
-                raise Refusal(400, grpc.StatusCode.INVALID_ARGUMENT, f"connect-protocol-version {version!r}: only 1")
+                raise Refusal(
+                    400,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "UNSUPPORTED_PROTOCOL_VERSION",
+                    f"connect-protocol-version {version!r}: only 1",
+                )
             raw = request.headers.get("connect-timeout-ms", "").strip()
             if not raw:
                 return None
             if not raw.isdigit() or len(raw) > _MAX_TIMEOUT_DIGITS:
-                raise Refusal(400, grpc.StatusCode.INVALID_ARGUMENT, f"connect-timeout-ms {raw[:32]!r}: 1-10 digits")
+                raise Refusal(
+                    400,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "INVALID_TIMEOUT",
+                    f"connect-timeout-ms {raw[:32]!r}: 1-10 digits",
+                )
             return now + int(raw) / 1000
         try:
             seconds = grpcweb.parse_grpc_timeout(request.headers.get("grpc-timeout", ""))
         except ValueError as exc:
-            raise Refusal(400, grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+            raise Refusal(400, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TIMEOUT", str(exc)) from None
         return None if seconds is None else now + seconds
 
     async def _read_body(self, request: Request, receive: Receive) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_body:
-            raise Refusal(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"the body exceeds {self._max_body} bytes")
+            raise Refusal(
+                413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", f"the body exceeds {self._max_body} bytes"
+            )
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -229,7 +246,12 @@ class ConnectFace:
             chunk = event.get("body", b"")
             size += len(chunk)
             if size > self._max_body:
-                raise Refusal(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"the body exceeds {self._max_body} bytes")
+                raise Refusal(
+                    413,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "BODY_TOO_LARGE",
+                    f"the body exceeds {self._max_body} bytes",
+                )
             chunks.append(chunk)
             if not event.get("more_body"):
                 break
@@ -250,7 +272,7 @@ class ConnectFace:
             else:
                 body = _decompress(request.headers.get("content-encoding", ""), body, self._max_body)
         except grpcweb.FramingError as exc:
-            raise Refusal(400, grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+            raise Refusal(400, grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_ENVELOPE", str(exc)) from None
         request_class = GetMessageClass(method.input_type)
         if wire.json:
             return parse_message(request_class, parse_body(body))
@@ -347,7 +369,7 @@ class ConnectFace:
         await send({"type": "http.response.body", "body": body})
 
     async def _refuse(self, send: Send, request: Request, wire: Wire | None, refusal: Refusal) -> None:
-        status = status_pb2.Status(code=refusal.code.value[0], message=refusal.message)
+        status = transport_status(refusal.code, refusal.message, refusal.reason, request.correlation_id())
         if wire is not None and refusal.http == 400:
             await self._finish_failed(send, request, wire, status)
             return
@@ -380,8 +402,11 @@ def _rich(status: grpc.Status) -> status_pb2.Status:
 
 
 def _deadline_exceeded() -> status_pb2.Status:
-    return status_pb2.Status(
-        code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0], message="the call's deadline passed before it completed"
+    return transport_status(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "the call's deadline passed before it completed",
+        "DEADLINE_EXCEEDED",
+        rpc_context.correlation_id.get(),
     )
 
 
@@ -391,14 +416,19 @@ def _decompress(encoding: str, body: bytes, limit: int) -> bytes:
         return body
     if encoding != "gzip":
         raise Refusal(
-            501, grpc.StatusCode.UNIMPLEMENTED, f"unsupported compression {encoding[:32]!r}: gzip or identity"
+            501,
+            grpc.StatusCode.UNIMPLEMENTED,
+            "UNSUPPORTED_COMPRESSION",
+            f"unsupported compression {encoding[:32]!r}: gzip or identity",
         )
     try:
         inflated = zlib.decompressobj(wbits=31).decompress(body, limit + 1)
     except zlib.error as exc:
         raise grpcweb.FramingError(f"the body is not gzip: {exc}") from None
     if len(inflated) > limit:
-        raise Refusal(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"the decompressed body exceeds {limit} bytes")
+        raise Refusal(
+            413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", f"the decompressed body exceeds {limit} bytes"
+        )
     return inflated
 
 

@@ -5,6 +5,8 @@ are compared in test_contract.py."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from typing import Any
@@ -19,7 +21,9 @@ from google.rpc import error_details_pb2, status_pb2
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import export_pb2 as e
+from dashboard.v1 import share_pb2 as s
 from server.db.migrate import sync_url
+from server.http.bindings import SERVICES
 from tests.harness.server import ServerHandle
 from tests.rest.connect_call import connect_stream, connect_unary, grpc_web
 from tests.rest.rest_call import normalise
@@ -29,6 +33,7 @@ GET = "/dashboard.v1.DashboardService/GetDashboard"
 LIST = "/dashboard.v1.DashboardService/ListDashboards"
 WATCH = "/dashboard.v1.ExportService/WatchExport"
 ORIGIN = "http://allowed.example"  # the session settings' CORS origin
+RPCS = {f"/{service.full_name}/{m.name}": bool(m.server_streaming) for service in SERVICES for m in service.methods}
 
 
 def _details(status: status_pb2.Status) -> dict[str, Any]:
@@ -96,6 +101,7 @@ def test_errors_carry_the_details_the_grpc_call_carries(
     wrong = rest.post(CREATE, content=b"x", headers={**headers, "content-type": "text/plain"})
     assert wrong.status_code == 415 and "application/proto" in wrong.headers["accept-post"]
     assert wrong.json()["code"] == "unimplemented"
+    assert _details(connect_error_status(wrong))["ErrorInfo"].reason == "UNSUPPORTED_MEDIA_TYPE"
     assert rest.get(CREATE, headers=headers).status_code == 405
     version = rest.post(LIST, content=b"", headers={**headers, "content-type": "application/proto",
                                                      "connect-protocol-version": "2"})  # fmt: skip
@@ -185,6 +191,7 @@ def test_deadlines_from_the_timeout_headers(
         items, error, _ = connect_stream(rest, WATCH, e.WatchExportRequest(id=job.id), e.WatchExportResponse,
                                          headers={**headers, "connect-timeout-ms": "400"})  # fmt: skip
         assert error is not None and error.code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+        assert _details(error)["ErrorInfo"].reason == "DEADLINE_EXCEEDED"
         assert items and time.monotonic() - started < 5
         messages, status = grpc_web(rest, WATCH, e.WatchExportRequest(id=job.id), e.WatchExportResponse,
                                     headers={**headers, "grpc-timeout": "400m"})  # fmt: skip
@@ -227,3 +234,69 @@ def test_cors_for_the_browser_protocols(rest: httpx.Client, auth: Any, facility:
         code, _, raw = connect_unary(rest, LIST, d.ListDashboardsRequest(facility_id=facility),
                                      d.ListDashboardsResponse, headers={**headers, "origin": origin})  # fmt: skip
         assert code == 0 and ("access-control-allow-origin" in raw.headers) is answered
+
+
+def test_public_link_over_connect(rest: httpx.Client, dashboards: Any, shares: Any, auth: Any, facility: str) -> None:
+    md = auth("connect-linker", "admin", facility)
+    board = dashboards.CreateDashboard(
+        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="Linked")), metadata=md
+    )
+    other = dashboards.CreateDashboard(
+        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="Not linked")), metadata=md
+    )
+    dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=md)
+    link = shares.CreatePublicLink(s.CreatePublicLinkRequest(dashboard_id=board.id), metadata=md)
+    headers = {"x-tessera-link": link.token}
+    code, shown, _ = connect_unary(rest, GET, d.GetDashboardRequest(id=board.id), d.Dashboard, headers=headers)
+    assert code == 0 and isinstance(shown, d.Dashboard) and shown.title == "Linked"
+    # Anything else: refused exactly as over gRPC.
+    with pytest.raises(grpc.RpcError) as over_grpc:
+        dashboards.GetDashboard(d.GetDashboardRequest(id=other.id), metadata=tuple(headers.items()))
+    code, status, _ = connect_unary(rest, GET, d.GetDashboardRequest(id=other.id), d.Dashboard, headers=headers)
+    assert code == over_grpc.value.code().value[0] != 0  # type: ignore[attr-defined]
+    assert isinstance(status, status_pb2.Status)
+    assert _status_dict(status) == _status_dict(_grpc_status(over_grpc.value))
+
+
+@pytest.mark.parametrize("rpc", sorted(RPCS), ids=lambda path: path.rsplit("/", 1)[1])
+def test_hostile_bytes_are_refused_naming_the_problem(rest: httpx.Client, auth: Any, facility: str, rpc: str) -> None:
+    """Every rpc, every framing: bytes that are not the request answer INVALID_ARGUMENT with
+    ErrorInfo, never INTERNAL or a 5xx."""
+    headers = dict(auth("connect-hostile", "admin", facility))
+    streaming = RPCS[rpc]
+    bodies = [
+        ("application/connect+proto" if streaming else "application/proto", b"\xff" * 7 if streaming else b"\xff\xff"),
+        ("application/connect+json" if streaming else "application/json", b'{"nope": [1, 2'),
+        ("application/grpc-web+proto", b"\x00\x00\x00\x00\x09\xff"),
+        ("application/grpc-web-text", b"!!not base64!!"),
+    ]
+    for kind, body in bodies:
+        raw = rest.post(rpc, content=body, headers={**headers, "content-type": kind})
+        if kind in ("application/proto", "application/json"):
+            assert raw.status_code == 400, (kind, raw.text)
+            status = connect_error_status(raw)
+        elif kind.startswith("application/connect"):
+            assert raw.status_code == 200
+            end = raw.content[5:]
+            assert raw.content[0] == 0x02, (kind, raw.content[:40])
+            from tests.rest.connect_call import status_of_error
+
+            status = status_of_error(json.loads(end)["error"])
+        else:
+            assert raw.status_code == 200, (kind, raw.text)
+            _, status = _grpc_web_status(raw, text=kind.endswith("text"))
+        assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], (kind, status)
+        assert status.message and _details(status)["ErrorInfo"].reason, (kind, status)
+
+
+def _grpc_web_status(raw: httpx.Response, *, text: bool) -> tuple[list[bytes], status_pb2.Status]:
+    from tests.rest.connect_call import frames
+
+    content = base64.b64decode(raw.content) if text else raw.content
+    found = frames(content)
+    assert found[-1][0] == 0x80
+    trailers = dict(line.split(": ", 1) for line in found[-1][1].decode().split("\r\n") if line)
+    value = trailers["grpc-status-details-bin"]
+    return [data for _, data in found[:-1]], status_pb2.Status.FromString(
+        base64.b64decode(value + "=" * (-len(value) % 4))
+    )
