@@ -21,6 +21,7 @@ from google.rpc import error_details_pb2, status_pb2
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import export_pb2 as e
+from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from server.db.migrate import sync_url
 from server.http.bindings import SERVICES
@@ -300,3 +301,16 @@ def _grpc_web_status(raw: httpx.Response, *, text: bool) -> tuple[list[bytes], s
     return [data for _, data in found[:-1]], status_pb2.Status.FromString(
         base64.b64decode(value + "=" * (-len(value) % 4))
     )
+
+
+def test_a_unary_deadline_ends_a_slow_call(rest: httpx.Client, queries: Any, auth: Any, facility: str) -> None:
+    md = auth("connect-slow", "admin", facility)
+    slow = q.Query(facility_id=facility, name="slow", sql="SELECT count(*) AS n FROM generate_series(1, 200000000)")
+    query = queries.CreateQuery(q.CreateQueryRequest(query=slow), metadata=md)
+    started = time.monotonic()
+    run = "/dashboard.v1.QueryService/RunQuery"
+    code, status, raw = connect_unary(rest, run, q.RunQueryRequest(id=query.id), q.RunQueryResponse,
+                                      headers={**dict(md), "connect-timeout-ms": "300"})  # fmt: skip
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0] and raw.status_code == 504, raw.text
+    assert isinstance(status, status_pb2.Status) and _details(status)["ErrorInfo"].reason == "DEADLINE_EXCEEDED"
+    assert time.monotonic() - started < 5
