@@ -3,7 +3,7 @@ Chromium (Debian's, found the way exports find it) with Playwright, served by th
 site (tests/clients/conftest.py) from an origin the server's CORS allows.
 
 `test_the_page_reads_the_server_over_the_browser_protocol` runs the page against the server's HTTP
-face over the Connect protocol (binary) and gRPC-Web: it lists dashboards, reads a widget's data
+face over the Connect protocol (binary and JSON) and gRPC-Web: it lists dashboards, reads a widget's data
 and shows a field violation from a bad request, every call cross-origin (CORS preflight
 included). `test_the_bundled_page_speaks_the_connect_protocol` points the page at the page site
 itself, which records the requests and answers 404 (UNIMPLEMENTED in the Connect protocol): it
@@ -121,16 +121,25 @@ def _widget(stack: Stack, token: str) -> str:
     return widget_id
 
 
-@pytest.mark.parametrize("protocol", ["connect", "grpc-web"])
+@pytest.mark.parametrize(
+    ("protocol", "binary"), [("connect", "true"), ("connect", "false"), ("grpc-web", "true")],
+    ids=["connect-proto", "connect-json", "grpc-web"],
+)  # fmt: skip
 def test_the_page_reads_the_server_over_the_browser_protocol(
-    stack: Stack, static_site: tuple[str, list[dict[str, Any]]], protocol: str
+    stack: Stack, static_site: tuple[str, list[dict[str, Any]]], protocol: str, binary: str
 ) -> None:
     http_address = need(stack.jobs.server.http_address, "the server's HTTP face")
     origin, posts = static_site
     token = stack.token()
     widget_id = _widget(stack, token)
     query = urllib.parse.urlencode(
-        {"baseUrl": f"http://{http_address}", "token": token, "widget": widget_id, "protocol": protocol}
+        {
+            "baseUrl": f"http://{http_address}",
+            "token": token,
+            "widget": widget_id,
+            "protocol": protocol,
+            "binary": binary,
+        }
     )
     shown = open_page(f"{origin}/index.html?{query}")
     assert shown["errors"] == [] and posts == [], shown
