@@ -7,7 +7,9 @@ face over the Connect protocol (binary and JSON) and gRPC-Web: it lists dashboar
 and shows a field violation from a bad request, every call cross-origin (CORS preflight
 included). `test_the_bundled_page_speaks_the_connect_protocol` points the page at the page site
 itself, which records the requests and answers 404 (UNIMPLEMENTED in the Connect protocol): it
-pins down the request shape."""
+pins down the request shape. `test_server_streams_through_connect_es` runs connect-es's browser
+protocol transports from Node (tests/clients/node/browser_protocols.ts) for what a page would
+stream: a watch followed to its end, a verified download, a failed watch's details."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 
 from server.exports.chromium import find_chromium
-from tests.clients.conftest import ROOT, PageSite, Stack, need
+from tests.clients.conftest import ROOT, PageSite, Stack, need, run_node
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +152,20 @@ def test_the_page_reads_the_server_over_the_browser_protocol(
     bad = json.loads(shown["bad-request"])
     assert bad["code"] == "INVALID_ARGUMENT" and bad["reason"], bad
     assert {"dashboard.title", "dashboard.tags[0]"} <= {v["field"] for v in bad["fieldViolations"]}
+
+
+@pytest.mark.parametrize("protocol", ["connect", "connect-json", "grpc-web"])
+def test_server_streams_through_connect_es(node: str, ts_build: Path, stack: Stack, protocol: str) -> None:
+    """connect-es's own Connect and gRPC-Web transports (from Node) follow an export's watch to the
+    end, download it verified, follow a materialization, and read a failed watch's details."""
+    http_address = need(stack.jobs.server.http_address, "the server's HTTP face")
+    done = run_node(node, ts_build / "tests/clients/node/browser_protocols.js", http_address, protocol,
+                    env={"TESSERA_TOKEN": stack.token()}, timeout=240)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["export"]["state"] == "SUCCEEDED" and seen["export"]["magic"] == "%PDF-", seen
+    revisions = [int(r) for r in seen["export"]["revisions"]]
+    assert revisions == sorted(set(revisions)) and len(revisions) >= 2, revisions
+    assert str(seen["export"]["size"]) == seen["declared"]
+    assert seen["materialization"] == "SUCCEEDED"
+    assert seen["missing"]["code"] == "NOT_FOUND" and seen["missing"]["reason"], seen
