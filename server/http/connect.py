@@ -33,7 +33,7 @@ from google.rpc import status_pb2
 from server.api import context as rpc_context
 from server.api.interceptors import MalformedRequest
 from server.api.status import status_for
-from server.errors import InvalidArgument
+from server.errors import FieldViolation, InvalidArgument
 from server.http import grpcweb
 from server.http.bindings import SERVICES
 from server.http.context import AbortError, HttpContext, peer_of
@@ -275,7 +275,13 @@ class ConnectFace:
             raise Refusal(400, grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_ENVELOPE", str(exc)) from None
         request_class = GetMessageClass(method.input_type)
         if wire.json:
-            return parse_message(request_class, parse_body(body))
+            fields = parse_body(body)
+            if not isinstance(fields, dict):
+                raise InvalidArgument(
+                    "invalid request: the body must be a JSON object",
+                    violations=[FieldViolation(field="body", description="not a JSON object", reason="MALFORMED_JSON")],
+                )
+            return parse_message(request_class, fields)
         try:
             return request_class.FromString(body)
         except Exception as exc:  # DecodeError, or the runtime's own complaint about the bytes

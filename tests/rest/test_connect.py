@@ -268,6 +268,7 @@ def test_hostile_bytes_are_refused_naming_the_problem(rest: httpx.Client, auth: 
     bodies = [
         ("application/connect+proto" if streaming else "application/proto", b"\xff" * 7 if streaming else b"\xff\xff"),
         ("application/connect+json" if streaming else "application/json", b'{"nope": [1, 2'),
+        ("application/connect+json" if streaming else "application/json", b"[1, 2]"),
         ("application/grpc-web+proto", b"\x00\x00\x00\x00\x09\xff"),
         ("application/grpc-web-text", b"!!not base64!!"),
     ]
