@@ -118,6 +118,13 @@ def connect_error_status(raw: httpx.Response) -> status_pb2.Status:
 def test_authentication_refusal_and_audit_transport(
     rest: httpx.Client, server: ServerHandle, migrated: str, auth: Any, facility: str
 ) -> None:
+    registry = server.running.app.metrics.registry
+
+    def count(method: str, code: str) -> float:
+        found = registry.get_sample_value("tessera_rpc_duration_seconds_count", {"method": method, "code": code})
+        return found or 0.0
+
+    before = {name: count(*name) for name in ((LIST, "UNAUTHENTICATED"), (CREATE, "OK"), (GET, "OK"))}
     anonymous = rest.post(LIST, content=b"", headers={"content-type": "application/proto"})
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthenticated"
     assert _details(connect_error_status(anonymous))["ErrorInfo"].reason
@@ -130,6 +137,8 @@ def test_authentication_refusal_and_audit_transport(
     _, status = grpc_web(rest, GET, d.GetDashboardRequest(id=created.id), d.Dashboard,
                          headers={**headers, "x-correlation-id": cid + "-web"})  # fmt: skip
     assert status.code == 0
+    # The pipeline ran once per call: one observation each in the rpc metrics, one audit row each.
+    assert {name: count(*name) - value for name, value in before.items()} == dict.fromkeys(before, 1.0)
     server.run(server.running.app.audit.flush())
     url = sync_url(migrated).replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(url) as conn:
