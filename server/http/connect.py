@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ _ACCEPT_POST = (
     b"application/grpc-web, application/grpc-web+proto, application/grpc-web-text, application/grpc-web-text+proto"
 )
 _MAX_TIMEOUT_DIGITS = 10
+_GZIP_MIN_BYTES = 1024
 # What a browser's preflight must allow and what its script may read (added to the HTTP face's CORS).
 CONNECT_ALLOW_HEADERS = (
     b"connect-protocol-version, connect-timeout-ms, connect-content-encoding, connect-accept-encoding, "
@@ -309,9 +311,14 @@ class ConnectFace:
             await self._finish_failed(send, request, wire, _deadline_exceeded())
             return
         payload = self._encode(wire, response)
+        extra: Headers = []
         if wire.protocol == "grpc-web":
             payload = self._frame(wire, grpcweb.envelope(payload) + grpcweb.trailers(status_pb2.Status()))
-        await self._start(send, request, 200, wire.response_type, len(payload))
+        elif len(payload) >= _GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+            # Connect unary compresses the body as HTTP does (browsers ask for gzip on every fetch).
+            payload = gzip.compress(payload, compresslevel=5)
+            extra = [(b"content-encoding", b"gzip"), (b"vary", b"accept-encoding")]
+        await self._start(send, request, 200, wire.response_type, len(payload), extra)
         await send({"type": "http.response.body", "body": payload})
 
     async def _stream(

@@ -324,3 +324,20 @@ def test_a_unary_deadline_ends_a_slow_call(rest: httpx.Client, queries: Any, aut
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0] and raw.status_code == 504, raw.text
     assert isinstance(status, status_pb2.Status) and _details(status)["ErrorInfo"].reason == "DEADLINE_EXCEEDED"
     assert time.monotonic() - started < 5
+
+
+def test_large_unary_answers_are_gzipped_when_asked(rest: httpx.Client, queries: Any, auth: Any, facility: str) -> None:
+    md = auth("connect-gzip", "admin", facility)
+    many = q.Query(facility_id=facility, name="many", sql="SELECT n FROM generate_series(1, 2000) n")
+    query = queries.CreateQuery(q.CreateQueryRequest(query=many), metadata=md)
+    run = "/dashboard.v1.QueryService/RunQuery"
+    for asked, json_codec in (("gzip, deflate, br", False), ("gzip", True), ("identity", False)):
+        headers = {**dict(md), "accept-encoding": asked}
+        code, answer, raw = connect_unary(rest, run, q.RunQueryRequest(id=query.id), q.RunQueryResponse,
+                                          json_codec=json_codec, headers=headers)  # fmt: skip
+        assert code == 0 and isinstance(answer, q.RunQueryResponse) and answer.frame.row_count == 2000
+        wire_size = int(raw.headers["content-length"])
+        if asked == "identity":
+            assert "content-encoding" not in raw.headers and wire_size == len(raw.content)
+        else:
+            assert raw.headers["content-encoding"] == "gzip" and wire_size < len(raw.content)  # httpx decoded it
