@@ -3,13 +3,17 @@ JSON, gRPC-Web binary) against the same read over gRPC: same `tessera serve` pro
 process), same widget, same run, h2load (Debian's nghttp2-client) with 16 calls in flight for
 every protocol. The gRPC read is the baseline; rounds alternate (gRPC, Connect proto, Connect
 JSON, gRPC-Web, ...) so that drift on a shared machine hits all of them; medians are reported.
+Besides throughput and latency (which a loaded machine distorts a lot), each round reads the
+server process's CPU time from /proc: CPU per call is the figure others' load distorts least.
 Before the load, each protocol's answer is checked to be the gRPC answer."""
 
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import struct
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -46,6 +50,27 @@ def _check_same_answer(base: str, token: str, request: w.GetWidgetDataRequest, r
         assert b"grpc-status: 0" in web.content[5 + length :], base64.b64encode(web.content[-80:])
 
 
+def _server_pid() -> int:
+    """The `tessera serve` child of this process (started by rest_vs_grpc._served)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"serve" in command:
+            return int(entry.name)
+    raise RuntimeError("no tessera serve child process")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _median(rounds: list[dict[str, Any]], key: str) -> float:
     values = sorted(r[key] for r in rounds)
     middle = len(values) // 2
@@ -59,7 +84,9 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
     md = bench.metadata("editor")
     token = md[0][1]
     request = w.GetWidgetDataRequest(widget_id=widget.id)
-    requests = 20000 if full else 4000
+    # Many short rounds rather than a few long ones: on a shared machine the load of others
+    # comes and goes, and the median of interleaved rounds shrugs most of it off.
+    requests, round_count = (6000, 7) if full else (1500, 5)
     auth = f"authorization: {token}"
     payload = request.SerializeToString()
     rounds: dict[str, list[dict[str, Any]]] = {"grpc": [], "connect_proto": [], "connect_json": [], "grpc_web": []}
@@ -83,11 +110,15 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
         }  # fmt: skip
         for url, body, headers in loads.values():  # warm every path
             _h2load(url, body, headers, 300, 4, False)
-        for _ in range(3 if full else 2):
+        pid = _server_pid()
+        for _ in range(round_count):
             for name, (url, body, headers) in loads.items():
-                rounds[name].append(_h2load(url, body, headers, requests, CLIENTS, False))
+                before = _cpu_seconds(pid)
+                measured = _h2load(url, body, headers, requests, CLIENTS, False)
+                measured["server_cpu_us_per_call"] = round((_cpu_seconds(pid) - before) / measured["n"] * 1e6)
+                rounds[name].append(measured)
     figures = {
-        name: {key: _median(found, key) for key in ("throughput_rps", "p50_ms", "p99_ms")}
+        name: {key: _median(found, key) for key in ("throughput_rps", "p50_ms", "p99_ms", "server_cpu_us_per_call")}
         for name, found in rounds.items()
     }
     baseline = figures["grpc"]
@@ -105,6 +136,7 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
                     "what": "the same cached GetWidgetData over gRPC, same server process, h2load, same rounds",
                     **baseline,
                 },
+                "cost_ratio_cpu": round(measured["server_cpu_us_per_call"] / baseline["server_cpu_us_per_call"], 2),
                 "cost_ratio_throughput": round(baseline["throughput_rps"] / measured["throughput_rps"], 2),
                 "ratio_p50": round(measured["p50_ms"] / baseline["p50_ms"], 2),
                 "ratio_p99": round(measured["p99_ms"] / baseline["p99_ms"], 2),
