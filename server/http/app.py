@@ -17,6 +17,7 @@ from server.api.status import status_for
 from server.errors import InvalidArgument
 from server.http import streams
 from server.http.bindings import Binding, Router
+from server.http.body import BodyTooLarge, read_body
 from server.http.connect import CONNECT_ALLOW_HEADERS, CONNECT_EXPOSE_HEADERS, ConnectFace
 from server.http.context import AbortError, HttpContext, peer_of
 from server.http.docs import StaticRoutes
@@ -160,30 +161,10 @@ class HttpApi:
         await send_json(send, request, http_status(code), status_json(status_message(code, details, trailing)))
 
     async def _read_body(self, request: Request, receive: Receive, binding: Binding) -> bytes | None:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_body:
-            raise Refused(
-                413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", f"the body exceeds {self._max_body} bytes"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = await receive()
-            if event["type"] == "http.disconnect":
-                break
-            chunk = event.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise Refused(
-                    413,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "BODY_TOO_LARGE",
-                    f"the body exceeds {self._max_body} bytes",
-                )
-            chunks.append(chunk)
-            if not event.get("more_body"):
-                break
-        body = b"".join(chunks)
+        try:
+            body = await read_body(request.headers, receive, self._max_body)
+        except BodyTooLarge as exc:
+            raise Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", str(exc)) from None
         if not body.strip():
             return None
         if not binding.body:

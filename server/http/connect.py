@@ -37,6 +37,7 @@ from server.api.status import status_for
 from server.errors import FieldViolation, InvalidArgument
 from server.http import grpcweb
 from server.http.bindings import SERVICES
+from server.http.body import BodyTooLarge, read_body
 from server.http.context import AbortError, HttpContext, peer_of
 from server.http.status import http_status, status_message, transport_status
 from server.http.transcode import dumps, parse_body, parse_message, to_json
@@ -188,7 +189,10 @@ class ConnectFace:
                     [(b"accept-post", _ACCEPT_POST)],
                 )
             deadline = self._deadline(request, wire)
-            body = await self._read_body(request, receive)
+            try:
+                body = await read_body(request.headers, receive, self._max_body)
+            except BodyTooLarge as exc:
+                raise Refusal(413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", str(exc)) from None
             message = self._decode(request, wire, method, body)
         except Refusal as refusal:
             await self._refuse(send, request, wire, refusal)
@@ -201,9 +205,9 @@ class ConnectFace:
         ctx = DeadlineContext(request.raw_headers, peer_of(request.scope), deadline)
         call = self._calls[request.path]
         if streaming:
-            await self._stream(send, request, receive, wire, call, message, ctx, deadline)
+            await self._stream(send, request, receive, wire, call(message, ctx), deadline)
         else:
-            await self._unary(send, request, wire, call, message, ctx, deadline)
+            await self._unary(send, request, wire, call(message, ctx), deadline)
 
     def _deadline(self, request: Request, wire: Wire) -> float | None:
         now = asyncio.get_running_loop().time()
@@ -232,32 +236,6 @@ class ConnectFace:
         except ValueError as exc:
             raise Refusal(400, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TIMEOUT", str(exc)) from None
         return None if seconds is None else now + seconds
-
-    async def _read_body(self, request: Request, receive: Receive) -> bytes:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_body:
-            raise Refusal(
-                413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", f"the body exceeds {self._max_body} bytes"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = await receive()
-            if event["type"] == "http.disconnect":
-                break
-            chunk = event.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise Refusal(
-                    413,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "BODY_TOO_LARGE",
-                    f"the body exceeds {self._max_body} bytes",
-                )
-            chunks.append(chunk)
-            if not event.get("more_body"):
-                break
-        return b"".join(chunks)
 
     def _decode(self, request: Request, wire: Wire, method: MethodDescriptor, body: bytes) -> Any:
         """The request message; a MalformedRequest for proto bytes that do not parse (refused by
@@ -290,18 +268,11 @@ class ConnectFace:
             return MalformedRequest(type(exc).__name__, len(body))
 
     async def _unary(
-        self,
-        send: Send,
-        request: Request,
-        wire: Wire,
-        call: Any,
-        message: Any,
-        ctx: HttpContext,
-        deadline: float | None,
+        self, send: Send, request: Request, wire: Wire, pending: Awaitable[Message], deadline: float | None
     ) -> None:
         try:
             async with asyncio.timeout_at(deadline):
-                response: Message = await call(message, ctx)
+                response = await pending
         except AbortError as abort:
             await self._finish_failed(
                 send, request, wire, status_message(abort.code, abort.details, abort.trailing_metadata)
@@ -327,12 +298,9 @@ class ConnectFace:
         request: Request,
         receive: Receive,
         wire: Wire,
-        call: Any,
-        message: Any,
-        ctx: HttpContext,
+        stream: AsyncIterator[Message],
         deadline: float | None,
     ) -> None:
-        stream: AsyncIterator[Message] = call(message, ctx)
         disconnected = asyncio.ensure_future(_disconnect(receive))
         failure: status_pb2.Status | None = None
         started = False

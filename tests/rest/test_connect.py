@@ -6,6 +6,7 @@ are compared in test_contract.py."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import time
 import uuid
@@ -104,6 +105,21 @@ def test_errors_carry_the_details_the_grpc_call_carries(
     assert wrong.json()["code"] == "unimplemented"
     assert _details(connect_error_status(wrong))["ErrorInfo"].reason == "UNSUPPORTED_MEDIA_TYPE"
     assert rest.get(CREATE, headers=headers).status_code == 405
+    # Too large, sent as it is or inflating past the limit from a small gzip body.
+    limit = 16 * 1024 * 1024  # the session's max_message_bytes
+    proto = {**headers, "content-type": "application/proto"}
+    huge = rest.post(CREATE, content=b"\x00" * (limit + 1), headers=proto)
+    bomb = rest.post(
+        CREATE, content=gzip.compress(b"\x00" * (limit + 1)), headers={**proto, "content-encoding": "gzip"}
+    )
+    for refused in (huge, bomb):
+        assert refused.status_code == 413 and refused.json()["code"] == "resource_exhausted"
+        assert _details(connect_error_status(refused))["ErrorInfo"].reason == "BODY_TOO_LARGE"
+    # A gzip body is read like any other: the validation step names the same fields.
+    zipped = rest.post(CREATE, content=gzip.compress(bad.SerializeToString()),
+                       headers={**proto, "content-encoding": "gzip"})  # fmt: skip
+    assert zipped.status_code == 400
+    assert "dashboard.title" in {v.field for v in _details(connect_error_status(zipped))["BadRequest"].field_violations}
     version = rest.post(LIST, content=b"", headers={**headers, "content-type": "application/proto",
                                                      "connect-protocol-version": "2"})  # fmt: skip
     assert version.status_code == 400 and "connect-protocol-version" in version.json()["message"]
