@@ -18,6 +18,8 @@ from server.api.interceptors import MalformedRequest
 from server.errors import FieldViolation, InvalidArgument, ResourceExhausted, TesseraError
 from server.http import streams
 from server.http.bindings import Binding, Router
+from server.http.body import BodyTooLarge, read_body
+from server.http.connect import CONNECT_ALLOW_HEADERS, CONNECT_EXPOSE_HEADERS, ConnectFace
 from server.http.context import AbortError, HttpContext, peer_of
 from server.http.docs import StaticRoutes
 from server.http.refusals import UnroutedRefusals
@@ -30,8 +32,14 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 _GZIP_MIN_BYTES = 1024
-_CORS_ALLOW_HEADERS = b"authorization, content-type, x-tessera-link, x-correlation-id, last-event-id, range, if-range"
-_CORS_EXPOSE_HEADERS = b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges"
+_CORS_ALLOW_HEADERS = (
+    b"authorization, content-type, x-tessera-link, x-correlation-id, last-event-id, range, if-range, "
+    + CONNECT_ALLOW_HEADERS
+)
+_CORS_EXPOSE_HEADERS = (
+    b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges, "
+    + CONNECT_EXPOSE_HEADERS
+)
 
 
 class Refused(Exception):
@@ -90,6 +98,8 @@ class HttpApi:
         self._max_body = max_body_bytes
         self._cors = cors_origins
         self._static = static or StaticRoutes()
+        # The Connect protocol and gRPC-Web at /<service>/<method>, on the same wrapped calls.
+        self._connect = ConnectFace(calls, max_body_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -114,6 +124,9 @@ class HttpApi:
             return
         if request.method in ("GET", "HEAD") and self._static.serves(request.path):
             await self._static.respond(request.path, request.headers, send, request.cors_headers())
+            return
+        if self._connect.serves(request.path):
+            await self._connect.handle(request, receive, send)
             return
         found = self._router.route(request.method, request.path)
         if found is None:
@@ -185,30 +198,10 @@ class HttpApi:
         await send_json(send, request, http_status(code), status_json(status_message(code, details, trailing)))
 
     async def _read_body(self, request: Request, receive: Receive, binding: Binding) -> bytes | None:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_body:
-            raise Refused(
-                413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", f"the body exceeds {self._max_body} bytes"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = await receive()
-            if event["type"] == "http.disconnect":
-                break
-            chunk = event.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise Refused(
-                    413,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "BODY_TOO_LARGE",
-                    f"the body exceeds {self._max_body} bytes",
-                )
-            chunks.append(chunk)
-            if not event.get("more_body"):
-                break
-        body = b"".join(chunks)
+        try:
+            body = await read_body(request.headers, receive, self._max_body)
+        except BodyTooLarge as exc:
+            raise Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", str(exc)) from None
         if not body.strip():
             return None
         if not binding.body:
@@ -231,7 +224,7 @@ class HttpApi:
     async def _preflight(self, request: Request, send: Send) -> None:
         if not request.cors:
             raise Refused(403, grpc.StatusCode.PERMISSION_DENIED, "ORIGIN_NOT_ALLOWED", "this origin is not allowed")
-        allowed = self._router.allowed(request.path) or ["GET"]
+        allowed = self._router.allowed(request.path) or (["POST"] if self._connect.serves(request.path) else ["GET"])
         headers = [
             *request.cors_headers(),
             (b"access-control-allow-methods", ", ".join(allowed).encode()),

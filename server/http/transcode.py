@@ -168,7 +168,13 @@ def build_request(binding: Binding, variables: dict[str, str], query: str, body:
         _place(fields, descriptor, name, value, from_path=False)
     for name, value in variables.items():
         _place(fields, descriptor, name, value, from_path=True)
-    request = binding.request_class()
+    return parse_message(binding.request_class, fields)
+
+
+def parse_message(request_class: type[Message], fields: Any) -> Message:
+    """proto3 JSON (already parsed) -> the request message; unknown fields refused, naming them
+    (the REST face and the Connect protocol's JSON share this)."""
+    request = request_class()
     try:
         json_format.ParseDict(fields, request, ignore_unknown_fields=False)
     except json_format.ParseError as exc:

@@ -1,14 +1,18 @@
-"""Fixtures of the polyglot client tests: the TypeScript SDK built once with tsc (strict), and a
-server with a real Celery worker on the demo data, shared by the package's tests."""
+"""Fixtures of the polyglot client tests: the TypeScript SDK built once with tsc (strict), a
+server with a real Celery worker on the demo data, shared by the package's tests, and the web
+server of the browser page (its origin is one the server's CORS allows)."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,10 +67,59 @@ class Stack:
         )
 
 
+class _PageHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves build/browser; records every POST (an rpc sent here) and answers it 404."""
+
+    site: PageSite
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length)
+        self.site.posts.append(
+            {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "size": len(body)}
+        )
+        self.send_response(404)
+        self.send_header("content-type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"no rpcs here")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class PageSite:
+    origin: str
+    posts: list[dict[str, Any]] = field(default_factory=list)
+
+
 @pytest.fixture(scope="package")
-def stack(settings: Settings, migrated: str) -> Iterator[Stack]:
+def page_site() -> Iterator[PageSite]:
+    """The browser page's own web server (started before the stack, whose CORS allows its origin)."""
+    directory = ROOT / "build" / "browser"
+    site = PageSite("")
+    handler = type("Handler", (_PageHandler,), {"site": site})
+
+    def make(*args: Any) -> _PageHandler:
+        made: _PageHandler = handler(*args, directory=str(directory))
+        return made
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make)
+    site.origin = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield site
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="package")
+def stack(settings: Settings, migrated: str, page_site: PageSite) -> Iterator[Stack]:
     install_demo_data(migrated)
-    with job_stack(settings) as running:
+    origins = ",".join(o for o in (settings.http_cors_origins, page_site.origin) if o)
+    with job_stack(Settings(**(settings.model_dump() | {"http_cors_origins": origins}))) as running:
         yield Stack(running, settings)
 
 

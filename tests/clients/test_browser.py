@@ -1,28 +1,29 @@
 """The SDK in a browser: the page in clients/ts/browser bundled with esbuild and driven in real
-Chromium (Debian's, found the way exports find it) with Playwright.
+Chromium (Debian's, found the way exports find it) with Playwright, served by the package's page
+site (tests/clients/conftest.py) from an origin the server's CORS allows.
 
-`test_the_bundled_page_speaks_the_connect_protocol` runs today: the page is served by a
-recording HTTP endpoint of the test's own (it answers every rpc 404, which the Connect protocol
-maps to UNIMPLEMENTED); it proves the bundle loads and runs the SDK in Chromium, and pins down
-the requests the server's HTTP face will receive. `test_the_page_reads_the_server_over_the_browser_protocol`
-needs that HTTP face (issue 12) and is skipped until the server serves it."""
+`test_the_page_reads_the_server_over_the_browser_protocol` runs the page against the server's HTTP
+face over the Connect protocol (binary and JSON) and gRPC-Web: it lists dashboards, reads a widget's data
+and shows a field violation from a bad request, every call cross-origin (CORS preflight
+included). `test_the_bundled_page_speaks_the_connect_protocol` points the page at the page site
+itself, which records the requests and answers 404 (UNIMPLEMENTED in the Connect protocol): it
+pins down the request shape. `test_server_streams_through_connect_es` runs connect-es's browser
+protocol transports from Node (tests/clients/node/browser_protocols.ts) for what a page would
+stream: a watch followed to its end, a verified download, a failed watch's details."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
-import threading
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.exports.chromium import find_chromium
-from tests.clients.conftest import ROOT, Stack, need
+from tests.clients.conftest import ROOT, PageSite, Stack, need, run_node
 
 
 @pytest.fixture(scope="module")
@@ -37,43 +38,10 @@ def bundle(node: str) -> Path:
     return out
 
 
-class Recorder(http.server.SimpleHTTPRequestHandler):
-    """Serves the bundle; records every POST (an rpc) and answers it 404 (no such route)."""
-
-    posts: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length)
-        self.posts.append(
-            {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "size": len(body)}
-        )
-        self.send_response(404)
-        self.send_header("content-type", "text/plain")
-        self.end_headers()
-        self.wfile.write(b"no rpcs here")
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def static_site(bundle: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    posts: list[dict[str, Any]] = []
-    handler = type("Handler", (Recorder,), {"posts": posts})
-
-    def make(*args: Any) -> Recorder:
-        made: Recorder = handler(*args, directory=str(bundle))
-        return made
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", posts
-    finally:
-        server.shutdown()
-        server.server_close()
+def static_site(bundle: Path, page_site: PageSite) -> tuple[str, list[dict[str, Any]]]:
+    page_site.posts.clear()
+    return page_site.origin, page_site.posts
 
 
 def open_page(url: str) -> dict[str, Any]:
@@ -119,23 +87,85 @@ def test_the_bundled_page_speaks_the_connect_protocol(static_site: tuple[str, li
         assert post["size"] > 0
 
 
-def test_the_page_reads_the_server_over_the_browser_protocol(stack: Stack, static_site: tuple[str, Any]) -> None:
-    http_address = getattr(stack.jobs.server, "http_address", None)
-    if not http_address:
-        pytest.skip(
-            "waiting for the server's HTTP face (issue 12, server/http): it must answer the Connect protocol "
-            "(POST /dashboard.v1.<Service>/<Method>, application/proto and application/json, "
-            "Connect-Protocol-Version: 1) with CORS for the page's origin; enable by exposing its "
-            "address as ServerHandle.http_address"
+def _widget(stack: Stack, token: str) -> str:
+    """A published dashboard with a KPI widget of the facility, made over gRPC; its widget id."""
+    import grpc
+
+    from dashboard.v1 import dashboard_pb2 as d
+    from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc, widget_pb2_grpc
+    from dashboard.v1 import query_pb2 as q
+    from dashboard.v1 import widget_pb2 as w
+    from tests.clients.conftest import FACILITY
+
+    md = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(stack.address) as channel:
+        query = query_pb2_grpc.QueryServiceStub(channel).CreateQuery(
+            q.CreateQueryRequest(query=q.Query(facility_id=FACILITY, name="browser", sql="SELECT 7 AS n")), metadata=md
         )
-    need(http_address, "the server's HTTP face")
-    origin, _ = static_site
-    query = urllib.parse.urlencode({"baseUrl": f"http://{http_address}", "token": stack.token()})
+        boards = dashboard_pb2_grpc.DashboardServiceStub(channel)
+        board = boards.CreateDashboard(
+            d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=FACILITY, title="In a browser")), metadata=md
+        )
+        widget = widget_pb2_grpc.WidgetServiceStub(channel).CreateWidget(
+            w.CreateWidgetRequest(
+                widget=w.Widget(
+                    dashboard_id=board.id,
+                    title="Seven",
+                    position=w.GridPosition(x=0, y=0, width=3, height=2),
+                    query=w.QueryBinding(query_id=query.id),
+                    kpi=w.KpiConfig(value_column="n"),
+                )
+            ),
+            metadata=md,
+        )
+        boards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=md)
+    widget_id: str = widget.id
+    return widget_id
+
+
+@pytest.mark.parametrize(
+    ("protocol", "binary"), [("connect", "true"), ("connect", "false"), ("grpc-web", "true")],
+    ids=["connect-proto", "connect-json", "grpc-web"],
+)  # fmt: skip
+def test_the_page_reads_the_server_over_the_browser_protocol(
+    stack: Stack, static_site: tuple[str, list[dict[str, Any]]], protocol: str, binary: str
+) -> None:
+    http_address = need(stack.jobs.server.http_address, "the server's HTTP face")
+    origin, posts = static_site
+    token = stack.token()
+    widget_id = _widget(stack, token)
+    query = urllib.parse.urlencode(
+        {
+            "baseUrl": f"http://{http_address}",
+            "token": token,
+            "widget": widget_id,
+            "protocol": protocol,
+            "binary": binary,
+        }
+    )
     shown = open_page(f"{origin}/index.html?{query}")
-    assert shown["errors"] == []
+    assert shown["errors"] == [] and posts == [], shown
     assert shown["items"], "the page lists the facility's dashboards"
+    assert shown["widget-data"], shown
     data = json.loads(shown["widget-data"])
-    assert data["widgetId"] and data["rows"], shown
+    assert data["widgetId"] == widget_id and data["rows"] == [{"n": "7"}]  # int64 as a string, shown
     bad = json.loads(shown["bad-request"])
-    assert bad["code"] == "INVALID_ARGUMENT" and bad["reason"]
+    assert bad["code"] == "INVALID_ARGUMENT" and bad["reason"], bad
     assert {"dashboard.title", "dashboard.tags[0]"} <= {v["field"] for v in bad["fieldViolations"]}
+
+
+@pytest.mark.parametrize("protocol", ["connect", "connect-json", "grpc-web"])
+def test_server_streams_through_connect_es(node: str, ts_build: Path, stack: Stack, protocol: str) -> None:
+    """connect-es's own Connect and gRPC-Web transports (from Node) follow an export's watch to the
+    end, download it verified, follow a materialization, and read a failed watch's details."""
+    http_address = need(stack.jobs.server.http_address, "the server's HTTP face")
+    done = run_node(node, ts_build / "tests/clients/node/browser_protocols.js", http_address, protocol,
+                    env={"TESSERA_TOKEN": stack.token()}, timeout=240)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["export"]["state"] == "SUCCEEDED" and seen["export"]["magic"] == "%PDF-", seen
+    revisions = [int(r) for r in seen["export"]["revisions"]]
+    assert revisions == sorted(set(revisions)) and len(revisions) >= 2, revisions
+    assert str(seen["export"]["size"]) == seen["declared"]
+    assert seen["materialization"] == "SUCCEEDED"
+    assert seen["missing"]["code"] == "NOT_FOUND" and seen["missing"]["reason"], seen

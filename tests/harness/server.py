@@ -23,6 +23,12 @@ class ServerHandle:
     running: Any
     thread: threading.Thread
 
+    @property
+    def http_address(self) -> str | None:
+        """host:port of the HTTP face (REST, Connect, gRPC-Web); None when it is off."""
+        port = self.running.http_port
+        return f"127.0.0.1:{port}" if port else None
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs a coroutine on the server's loop (for callers that poke the app directly)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)

@@ -1,5 +1,6 @@
-"""REST and gRPC give the same answer: for every `google.api.http` binding read from the
-descriptors, the same request over both transports against the session's real server.
+"""REST, gRPC and the Connect protocol give the same answer: for every `google.api.http` binding
+read from the descriptors, the same request over the three transports against the session's real
+server (Connect unary in binary proto, Connect streams in JSON envelopes).
 
 Every binding is called with ids nobody has (the whole error path: authentication, validation,
 policy, error details); the table below also drives the success path of the rpcs whose
@@ -25,6 +26,7 @@ from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from server.http.bindings import Binding, Router, bindings
 from server.http.transcode import to_json
+from tests.rest.connect_call import connect_stream, connect_unary
 from tests.rest.rest_call import http_request, normalise
 
 BINDINGS = bindings()
@@ -64,6 +66,19 @@ def _rest(rest: httpx.Client, binding: Binding, message: Message, md: Metadata) 
     return 0, response.json(), 200
 
 
+def _connect(rest: httpx.Client, binding: Binding, message: Message, md: Metadata) -> tuple[int, Any, int]:
+    """The same rpc over the Connect protocol at /<service>/<method>: (code, body, HTTP status)."""
+    headers = dict(md)
+    if binding.streaming:
+        items, error, _ = connect_stream(rest, binding.rpc, message, binding.response_class, json_codec=True,
+                                         headers=headers)  # fmt: skip
+        if error is not None:
+            return error.code, json_format.MessageToDict(error, always_print_fields_with_no_presence=True), 200
+        return 0, [to_json(item) for item in items], 200
+    code, answer, raw = connect_unary(rest, binding.rpc, message, binding.response_class, headers=headers)
+    return code, json_format.MessageToDict(answer, always_print_fields_with_no_presence=True), raw.status_code
+
+
 _HTTP_OF_CODE = {
     0: 200,
     3: 400,
@@ -89,6 +104,9 @@ def _same(
     grpc_code, grpc_body = _grpc(channel, binding, make(), (*md, ("x-correlation-id", _cid())))
     assert (rest_code, normalise(rest_body)) == (grpc_code, normalise(grpc_body)), binding.template
     assert http_status == _HTTP_OF_CODE.get(rest_code, 500)
+    connect_code, connect_body, connect_http = _connect(rest, binding, make(), (*md, ("x-correlation-id", _cid())))
+    assert (connect_code, normalise(connect_body)) == (grpc_code, normalise(grpc_body)), binding.rpc
+    assert connect_http == (200 if binding.streaming else _HTTP_OF_CODE.get(connect_code, 500))
     return rest_code, rest_body
 
 

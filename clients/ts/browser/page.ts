@@ -1,6 +1,7 @@
 // A page that lists dashboards and shows a widget's data through the SDK's browser entry point
 // (Connect protocol by default, or gRPC-Web), bundled with esbuild (clients/ts/build-browser.sh).
-// Configured by its URL: ?baseUrl=<the server's HTTP face>&token=<JWT>&protocol=connect|grpc-web.
+// Configured by its URL: ?baseUrl=<the server's HTTP face>&token=<JWT>&protocol=connect|grpc-web
+// (&binary=false: Connect with JSON bodies)&widget=<id>.
 import { createBrowserClient, frameRows, TesseraError } from "../src/browser.js";
 
 const params = new URLSearchParams(location.search);
@@ -8,13 +9,16 @@ const client = createBrowserClient({
   baseUrl: params.get("baseUrl") ?? location.origin,
   token: params.get("token") ?? undefined,
   protocol: params.get("protocol") === "grpc-web" ? "grpc-web" : "connect",
+  binary: params.get("binary") !== "false",
   retry: { maxAttempts: 2, initialBackoffMs: 50 },
   timeoutMs: 10_000,
 });
 
 function show(id: string, value: unknown): void {
   const element = document.getElementById(id);
-  if (element) element.textContent = typeof value === "string" ? value : JSON.stringify(value);
+  // int64 values arrive as bigint, which JSON.stringify refuses: shown as strings (as proto3 JSON does).
+  const json = (_key: string, item: unknown) => (typeof item === "bigint" ? item.toString() : item);
+  if (element) element.textContent = typeof value === "string" ? value : JSON.stringify(value, json);
 }
 
 function describe(error: unknown) {
