@@ -113,7 +113,7 @@ def _served_count(served: Served, source: str) -> float:
 
 def _tessera_configs() -> list[int | None]:
     """The serving models measured: one process, and the default (one per core)."""
-    return [None]
+    return [1, None]
 
 
 def _cached(bench: Bench, full: bool, widget: w.Widget) -> list[dict[str, Any]]:

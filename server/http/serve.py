@@ -42,9 +42,11 @@ def build_api(
     )
 
 
-async def start_http(api: HttpApi, host: str, port: int, grace: float) -> HttpServer:
-    """Binds first (so a clash fails here and port 0 reports the port), then serves."""
-    sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+async def start_http(api: HttpApi, host: str, port: int, grace: float, *, reuse_port: bool = False) -> HttpServer:
+    """Binds first (so a clash fails here and port 0 reports the port), then serves. With
+    `reuse_port` the server's other processes bind the same port (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, reuse_port=reuse_port)
     bound = sock.getsockname()[1]
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]
