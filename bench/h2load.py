@@ -143,10 +143,11 @@ def run_grpc(
             str(streams_per_client),
             "--threads",
             str(min(threads, clients)),
+            # h2load takes whole numbers with a unit: milliseconds keep fractions of a second.
             "--duration",
-            f"{duration:g}",
+            f"{round(duration * 1000)}ms",
             "--warm-up-time",
-            f"{warmup:g}",
+            f"{round(warmup * 1000)}ms",
             "--log-file",
             str(log_file),
         ]
