@@ -1,96 +1,49 @@
-"""Issue 4: the widget-data read path.
+"""Issues 4 and 13: the widget-data read path, with `tessera serve` in its own process(es) and the
+load from h2load speaking gRPC (bench/h2load.py).
 
-* cache hit: GetWidgetData answered from tier 1 (auth, validation, access and query resolution,
-  parameter binding, key, Redis GET, frame parse, protobuf over gRPC), latency and throughput,
-  against the transport ceiling: a bare grpc.aio server on the same machine, in the same process,
-  answering the very same serialized WidgetData bytes to the same client code, in the same run;
-* cold miss: a key never seen (lookups in both tiers, the single-flight lock, the query, writes to
-  both tiers) against raw psycopg execution of the same SQL with the same value;
-* stampede: N concurrent requests for one cold key: how many executions, how long.
+* cached (`widget_data_cached`): GetWidgetData answered from the cache at 16 calls in flight (16
+  connections) and at 1 connection, against the transport ceiling: bare grpc.aio processes (1 and
+  one per core; the better counts) answering the very same serialized WidgetData bytes, same run;
+  with the server's CPU per call (its processes' CPU time over the calls they answered);
+* cold (`widget_data_cold`): force_refresh at 1 connection (the single-flight lock, an aggregate
+  over 300,000 rows, writes to both tiers) against the SQL alone through psycopg;
+* stampede: N concurrent requests for one cold key (in-process server): how many executions;
+* soak (`widget_data_soak`): cached reads at 16 in flight for minutes, the server's RSS curve.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
+import os
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 import psycopg
 
+from bench import h2load
 from bench.harness import Bench, sample, summary
+from bench.served import Served, bare_grpc, tessera_serve
 from dashboard.v1 import common_pb2, dashboard_pb2, dashboard_pb2_grpc, query_pb2, query_pb2_grpc, widget_pb2_grpc
 from dashboard.v1 import widget_pb2 as w
+from server.devtools.demo_data import POLICY
 from server.widgetdata import stats
 
 METHOD = "/dashboard.v1.WidgetService/GetWidgetData"
+# About 95 rows and 3 KB as WidgetData: the size of a typical chart's frame.
+CACHED_SQL = (
+    "SELECT age, count(*) AS admissions, sum(cost) AS cost FROM demo.admissions"
+    " WHERE cost > :min_cost GROUP BY age ORDER BY age"
+)
 SMALL_SQL = (
     "SELECT unit, count(*) AS admissions, sum(cost) AS cost FROM demo.admissions"
     " WHERE cost > :min_cost GROUP BY unit ORDER BY unit"
 )
-LARGE_SQL = "SELECT g AS n, g * 1.5 AS x, 'row ' || g AS label FROM generate_series(1, 10000) AS g"
+COLD_SQL = "SELECT unit, count(*) AS events, sum(cost) AS cost FROM demo.bench_events GROUP BY unit ORDER BY unit"
 _salt = itertools.count(1)
-
-
-@contextmanager
-def bare_server(payload: bytes) -> Iterator[str]:
-    """A grpc.aio server whose GetWidgetData returns `payload` as it is: no interceptors, no
-    deserialization, no work: what the transport alone costs."""
-    loop = asyncio.new_event_loop()
-    started: Future[tuple[grpc.aio.Server, int]] = Future()
-
-    async def handler(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        return payload
-
-    async def start() -> tuple[grpc.aio.Server, int]:
-        server = grpc.aio.server()
-        # No (de)serializers: bytes in, the pre-serialized bytes out.
-        rpc = grpc.unary_unary_rpc_method_handler(handler)
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("dashboard.v1.WidgetService", {"GetWidgetData": rpc}),)
-        )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        return server, port
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        started.set_result(loop.run_until_complete(start()))
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="bare-grpc", daemon=True)
-    thread.start()
-    server, port = started.result(timeout=30)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-
-
-async def _throughput(address: str, request: w.GetWidgetDataRequest, md: Any, concurrency: int, total: int) -> float:
-    """Requests per second of `concurrency` callers sharing one grpc.aio channel."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = widget_pb2_grpc.WidgetServiceStub(channel)
-        for _ in range(concurrency):  # warm the connection and the server's paths
-            await stub.GetWidgetData(request, metadata=md)
-        remaining = total
-
-        async def caller() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await stub.GetWidgetData(request, metadata=md)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-        return total / (time.perf_counter() - started)
 
 
 def _setup(bench: Bench, sql: str, params: list[query_pb2.ParameterSpec]) -> w.Widget:
@@ -121,72 +74,140 @@ def _min_cost(value: int) -> dict[str, common_pb2.ParameterValue]:
     return {"min_cost": common_pb2.ParameterValue(int_value=value)}
 
 
-def _cache_hit(bench: Bench, full: bool, name: str, widget: w.Widget, values: dict[str, Any]) -> dict[str, Any]:
-    md = bench.metadata("editor")
-    stub = widget_pb2_grpc.WidgetServiceStub(bench.channel)
-    request = w.GetWidgetDataRequest(widget_id=widget.id, parameter_values=values)
-    stub.GetWidgetData(request, metadata=md)
-    reply = stub.GetWidgetData(request, metadata=md)
-    assert reply.source == w.DATA_SOURCE_MEMORY, reply.source
-    iterations = 2000 if full else 300
-    total = 20000 if full else 3000
-    concurrency = 32
-    with bare_server(reply.SerializeToString()) as address, grpc.insecure_channel(address) as bare_channel:
-        bare = widget_pb2_grpc.WidgetServiceStub(bare_channel)
-        # Same client code on both: the generated stub, which parses the WidgetData it gets.
-        ceiling = summary(sample(lambda: bare.GetWidgetData(request, metadata=md), iterations, warmup=20))
-        before = stats.snapshot()
-        measured = summary(sample(lambda: stub.GetWidgetData(request, metadata=md), iterations, warmup=20))
-        hits = stats.memory_hits - before["memory_hits"]
-        ceiling_rps = asyncio.run(_throughput(address, request, md, concurrency, total))
-        measured_rps = asyncio.run(_throughput(bench.server.address, request, md, concurrency, total))
-    return {
-        "workload": f"widget_data.cache_hit.{name}",
-        "rows": reply.frame.row_count,
-        "response_bytes": reply.ByteSize(),
-        "rpc": {**measured, "throughput_rps": round(measured_rps), "memory_hits": hits},
-        "baseline": {
-            "what": "bare grpc.aio server returning the same serialized WidgetData, same client, same run",
-            **ceiling,
-            "throughput_rps": round(ceiling_rps),
-        },
-        "ratio_p50": round(measured["p50_ms"] / ceiling["p50_ms"], 2),
-        "ratio_p99": round(measured["p99_ms"] / ceiling["p99_ms"], 2),
-        "throughput_fraction_of_ceiling": round(measured_rps / ceiling_rps, 3),
-        "concurrency": concurrency,
-    }
-
-
-def _cold_miss(bench: Bench, full: bool, widget: w.Widget) -> dict[str, Any]:
-    md = bench.metadata("editor")
-    stub = widget_pb2_grpc.WidgetServiceStub(bench.channel)
-    iterations = 300 if full else 60
-
-    def rpc() -> None:
-        # A value never used before: a key no tier has.
-        reply = stub.GetWidgetData(
-            w.GetWidgetDataRequest(widget_id=widget.id, parameter_values=_min_cost(next(_salt))), metadata=md
+def _install_cold_table(bench: Bench) -> None:
+    """300,000 rows under the demo schema's facility policy: an aggregate over them is the
+    cold read's SQL (tens of milliseconds, like a real report)."""
+    with psycopg.connect(bench.dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS demo.bench_events (facility_id text NOT NULL, unit text NOT NULL,"
+            " cost numeric(12, 2) NOT NULL)"
         )
-        assert reply.source == w.DATA_SOURCE_COMPUTED
+        conn.execute(POLICY.format(table="bench_events"))
+        conn.execute("SELECT set_config('tessera.facility_id', '*', false)")
+        conn.execute(
+            "INSERT INTO demo.bench_events SELECT CASE WHEN g % 2 = 0 THEN 'north-general' ELSE 'south-clinic' END,"
+            " 'unit ' || (g % 20), (g % 5000) / 10.0 FROM generate_series(1, 300000) AS g"
+            " WHERE NOT EXISTS (SELECT 1 FROM demo.bench_events LIMIT 1)"
+        )
+        conn.execute("ANALYZE demo.bench_events")
+        conn.execute("GRANT SELECT ON demo.bench_events TO tessera_reader")
 
+
+def _cpu_ms_per_call(served: Served, run: Callable[[], h2load.Result], reply_bytes: int) -> tuple[h2load.Result, float]:
+    """Runs the load; the server's CPU over it divided by every call it answered (warm-up too:
+    the data received counts them)."""
+    before = served.cpu_seconds()
+    result = run()
+    spent = served.cpu_seconds() - before
+    calls = result.data_bytes // (reply_bytes + h2load.FRAME_PREFIX_BYTES)
+    return result, round(spent * 1000 / max(calls, 1), 3)
+
+
+def _served_count(served: Served, source: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in served.metrics().splitlines()
+        if line.startswith("tessera_widget_data_served_total") and f'source="{source}"' in line
+    )
+
+
+def _tessera_configs() -> list[int | None]:
+    """The serving models measured: one process, and the default (one per core)."""
+    return [1, None]
+
+
+def _cached(bench: Bench, full: bool, widget: w.Widget) -> list[dict[str, Any]]:
+    md = bench.metadata("editor")
+    request = w.GetWidgetDataRequest(widget_id=widget.id, parameter_values=_min_cost(0))
+    reply = widget_pb2_grpc.WidgetServiceStub(bench.channel).GetWidgetData(request, metadata=md)
+    payload = reply.SerializeToString()
+    body = request.SerializeToString()
+    seconds = 20.0 if full else 5.0
+    cores = os.cpu_count() or 1
+
+    def load(address: str, clients: int) -> Callable[[], h2load.Result]:
+        return lambda: h2load.run_grpc(
+            address, METHOD, body, metadata=md, clients=clients, duration=seconds, warmup=1.0
+        ).check(len(payload))
+
+    ceiling: dict[str, dict[int, h2load.Result]] = {"c16": {}, "c1": {}}
+    for processes in sorted({1, cores}):
+        with bare_grpc(METHOD, payload, processes) as bare:
+            ceiling["c16"][processes] = load(bare.address, 16)()
+            ceiling["c1"][processes] = load(bare.address, 1)()
+    measured: dict[str, dict[str, Any]] = {"c16": {}, "c1": {}}
+    for processes in _tessera_configs():
+        label = f"processes_{processes or 'default'}"
+        with tessera_serve(bench.settings, processes) as served:
+            first = widget_pb2_grpc.WidgetServiceStub(grpc.insecure_channel(served.address))
+            warmed = first.GetWidgetData(request, metadata=md)
+            assert warmed.SerializeToString() != b""
+            hits_before = _served_count(served, "memory")
+            for name, clients in (("c16", 16), ("c1", 1)):
+                result, cpu_ms = _cpu_ms_per_call(served, load(served.address, clients), len(payload))
+                measured[name][label] = {**result.figures(), "server_cpu_ms_per_call": cpu_ms}
+            measured["c16"][label]["memory_hits"] = _served_count(served, "memory") - hits_before
+    best16 = max(ceiling["c16"].values(), key=lambda r: r.rps)
+    best1 = min(ceiling["c1"].values(), key=lambda r: r.p50_ms)
+    baseline_what = "bare grpc.aio process(es) answering the same serialized WidgetData, h2load, same run"
+    return [
+        {
+            "workload": "widget_data.cached_c16",
+            "rows": reply.frame.row_count,
+            "response_bytes": len(payload),
+            "in_flight": 16,
+            "rpc": measured["c16"],
+            "baseline": {"what": baseline_what, **{f"processes_{k}": v.figures() for k, v in ceiling["c16"].items()}},
+            "throughput_fraction_of_ceiling": {
+                label: round(figures["rps"] / best16.rps, 3) for label, figures in measured["c16"].items()
+            },
+        },
+        {
+            "workload": "widget_data.cached_c1",
+            "rows": reply.frame.row_count,
+            "response_bytes": len(payload),
+            "in_flight": 1,
+            "rpc": measured["c1"],
+            "baseline": {"what": baseline_what, **{f"processes_{k}": v.figures() for k, v in ceiling["c1"].items()}},
+            "ratio_p50": {label: round(fig["p50_ms"] / best1.p50_ms, 2) for label, fig in measured["c1"].items()},
+        },
+    ]
+
+
+def _cold(bench: Bench, full: bool, widget: w.Widget) -> dict[str, Any]:
+    """force_refresh at one connection: every call executes the SQL (the single-flight lock,
+    the query, writes to both tiers), against the SQL alone through psycopg."""
+    md = bench.metadata("editor")
+    request = w.GetWidgetDataRequest(widget_id=widget.id, force_refresh=True)
+    reply = widget_pb2_grpc.WidgetServiceStub(bench.channel).GetWidgetData(request, metadata=md)
+    iterations = 200 if full else 40
     with psycopg.connect(bench.dsn) as direct:
+        # As the server runs user SQL: the reader role (under the facility policy) and scope.
+        direct.execute(f"SET ROLE {bench.settings.query_role}")
         direct.execute("SELECT set_config('tessera.facility_id', 'north-general', false)")
-        raw_sql = SMALL_SQL.replace(":min_cost", "%(min_cost)s")
 
         def raw() -> None:
             with direct.cursor() as cur:
-                cur.execute(raw_sql, {"min_cost": next(_salt)})
+                cur.execute(COLD_SQL)
                 cur.fetchall()
 
         baseline = summary(sample(raw, iterations))
-        before = stats.executions
-        measured = summary(sample(rpc, iterations))
-        executions = stats.executions - before
+    with tessera_serve(bench.settings) as served:
+        result, cpu_ms = _cpu_ms_per_call(
+            served,
+            lambda: h2load.run_grpc(
+                served.address, METHOD, request.SerializeToString(), metadata=md, duration=10.0 if full else 4.0
+            ).check(reply.ByteSize()),
+            reply.ByteSize(),
+        )
     return {
-        "workload": "widget_data.cold_miss",
-        "rpc": {**measured, "executions": executions},
-        "baseline": {"what": "psycopg execute+fetchall, same SQL and value, same database", **baseline},
-        "ratio_p50": round(measured["p50_ms"] / baseline["p50_ms"], 2),
+        "workload": "widget_data.cold",
+        "rows": reply.frame.row_count,
+        "rpc": {**result.figures(), "server_cpu_ms_per_call": cpu_ms},
+        "baseline": {"what": "the SQL alone: psycopg, as the query role, same database and facility", **baseline},
+        "overhead_ms_p50": round(result.p50_ms - baseline["p50_ms"], 2),
+        "overhead_ms_mean": round(result.mean_ms - baseline["mean_ms"], 2),
+        "ratio_p50": round(result.p50_ms / baseline["p50_ms"], 2),
     }
 
 
@@ -233,12 +254,58 @@ def _stampede(bench: Bench, full: bool, widget: w.Widget) -> dict[str, Any]:
     }
 
 
+def _soak(bench: Bench, full: bool, widget: w.Widget) -> dict[str, Any]:
+    """Cached reads at 16 in flight for 10 minutes (--full; TESSERA_BENCH_SOAK_SECONDS to choose,
+    60 s otherwise): the server's RSS sampled along the way should flatten after the warm-up."""
+    md = bench.metadata("editor")
+    request = w.GetWidgetDataRequest(widget_id=widget.id, parameter_values=_min_cost(0))
+    reply = widget_pb2_grpc.WidgetServiceStub(bench.channel).GetWidgetData(request, metadata=md)
+    seconds = float(os.environ.get("TESSERA_BENCH_SOAK_SECONDS") or (600 if full else 60))
+    every = max(seconds / 20, 1.0)
+    curve: list[tuple[float, float]] = []
+    with tessera_serve(bench.settings) as served, ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        running = pool.submit(
+            h2load.run_grpc,
+            served.address,
+            METHOD,
+            request.SerializeToString(),
+            metadata=md,
+            clients=16,
+            duration=seconds,
+            warmup=1.0,
+        )
+        while not running.done():
+            curve.append((round(time.monotonic() - started, 1), round(served.rss_bytes() / 2**20, 1)))
+            time.sleep(every)
+        result = running.result().check(reply.ByteSize())
+    half = [mb for at, mb in curve if at >= seconds / 2]
+    return {
+        "workload": "widget_data.soak",
+        "seconds": seconds,
+        "rpc": result.figures(),
+        "rss_mb_curve": curve,
+        "rss_mb_growth_second_half": round(max(half) - min(half), 1) if half else None,
+    }
+
+
+def _cached_widget(bench: Bench) -> w.Widget:
+    return _setup(bench, CACHED_SQL, [query_pb2.ParameterSpec(name="min_cost", type=query_pb2.PARAMETER_TYPE_INT)])
+
+
+def run_cached(bench: Bench, full: bool) -> list[dict[str, Any]]:
+    return _cached(bench, full, _cached_widget(bench))
+
+
+def run_cold(bench: Bench, full: bool) -> list[dict[str, Any]]:
+    _install_cold_table(bench)
+    return [_cold(bench, full, _setup(bench, COLD_SQL, []))]
+
+
+def run_soak(bench: Bench, full: bool) -> list[dict[str, Any]]:
+    return [_soak(bench, full, _cached_widget(bench))]
+
+
 def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
     small = _setup(bench, SMALL_SQL, [query_pb2.ParameterSpec(name="min_cost", type=query_pb2.PARAMETER_TYPE_INT)])
-    large = _setup(bench, LARGE_SQL, [])
-    return [
-        _cache_hit(bench, full, "small", small, _min_cost(0)),
-        _cache_hit(bench, full, "large", large, {}),
-        _cold_miss(bench, full, small),
-        _stampede(bench, full, small),
-    ]
+    return [*run_cached(bench, full), *run_cold(bench, full), _stampede(bench, full, small)]

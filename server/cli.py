@@ -37,16 +37,21 @@ def _settings() -> Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (TESSERA_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (TESSERA_PORT); 0 picks a free one.")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Server processes on the one port (TESSERA_SERVER_PROCESSES; default one per core)."),
+    ] = None,
 ) -> None:
-    """Run the gRPC server until SIGTERM/SIGINT, then drain and stop."""
-    from server.grpc_server import serve as run
+    """Run the gRPC server (and its HTTP face) until SIGTERM/SIGINT, then drain and stop."""
+    from server import processes as serving
 
     settings = _settings()
     if host is not None:
         settings.host = host
     if port is not None:
         settings.port = port
-    asyncio.run(run(settings))
+    count = processes or settings.server_processes or serving.default_processes()
+    raise typer.Exit(serving.run(settings, count))
 
 
 @app.command()

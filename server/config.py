@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # --- gRPC ---
     host: str = "127.0.0.1"
     port: int = 50051
+    # Server processes sharing the ports (SO_REUSEPORT), each with its own event loop and pools
+    # (db_pool_size + db_max_overflow connections per engine, two engines, per process); 0: one
+    # per core.
+    server_processes: int = Field(default=0, ge=0)
     # Seconds in-flight rpcs get to finish on shutdown.
     shutdown_grace: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024

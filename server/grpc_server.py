@@ -96,7 +96,9 @@ def servicers(app: App) -> dict[str, object]:
     }
 
 
-async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
+async def start_server(settings: Settings, app: App | None = None, *, reuse_port: bool = False) -> RunningServer:
+    """`reuse_port`: share the ports with the other processes of one server (server/processes.py);
+    otherwise a port clash fails loudly rather than silently sharing the port."""
     app = app or build_app(settings)
     # Spans outermost, so they cover the other interceptors and the access log sees the trace id.
     traced = [tracing.server_interceptor()] if tracing.configure(settings, "tessera-server") else []
@@ -104,8 +106,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     server = grpc.aio.server(
         interceptors=[*traced, *steps],
         options=[
-            # A port clash must fail loudly rather than silently share the port.
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ],
@@ -145,6 +146,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             settings.shutdown_grace,
             tls=tls.tls_files(settings),
             traced=bool(traced),
+            reuse_port=reuse_port,
         )
     monitor = HealthMonitor(app, health)
     await monitor.start()
@@ -172,9 +174,9 @@ def _tls_mode(settings: Settings) -> str:
     return "mtls" if settings.tls_client_ca_file is not None else "tls"
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
-    running = await start_server(settings)
+    running = await start_server(settings, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,12 +1,15 @@
 """Every Prometheus metric of the server, in one place.
 
 Each App owns a `Metrics` with its own CollectorRegistry (several servers in one process, as in
-the tests, then count separately); `start_exporter` serves that registry over HTTP.
+the tests, then count separately); `start_exporter` serves that registry over HTTP. A server of
+several processes (server/processes.py) runs in prometheus_client's multiprocess mode: values
+live in files and the parent's endpoint adds them up.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
@@ -83,12 +86,22 @@ class Metrics:
         )
         self.audit_pending = Gauge(
             "tessera_audit_pending_events",
-            "Audit events buffered in this process and not yet written.",
+            "Audit events buffered in the server's processes and not yet written.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
+        # Which process answered: with several processes on one port (server/processes.py) the
+        # kernel spreads connections across them, and this shows how.
+        self.process_rpcs = Counter(
+            "tessera_process_rpcs",
+            "Calls answered, by the server process (pid) that answered them.",
+            ("pid",),
+            registry=self.registry,
+        ).labels(str(os.getpid()))
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         self.rpc_duration.labels(method, code).observe(seconds)
+        self.process_rpcs.inc()
         if code != "OK":
             self.rpc_errors.labels(method, code).inc()
 

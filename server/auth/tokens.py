@@ -23,6 +23,8 @@ from server.config import Mode, Settings
 from server.errors import Unauthenticated
 
 DEV_SECRET = "tessera-development-secret-not-for-production"
+# Verified tokens remembered per process (each entry a few hundred bytes).
+MAX_VERIFIED_TOKENS = 10_000
 _HMAC = {"HS256", "HS384", "HS512"}
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"}
 
@@ -42,6 +44,10 @@ class TokenVerifier:
             algorithms = [a for a in algorithms if a not in _HMAC]
         self.algorithms = frozenset(algorithms)
         self._keys = self._load_keys(settings)
+        # Verified tokens and the time (epoch seconds) they stop being valid: exp + leeway. The
+        # keys are loaded once, and nbf/iat only get more valid as time passes, so a token that
+        # verified once verifies until then: this saves the signature check on every call.
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @staticmethod
     def _load_keys(settings: Settings) -> _Keys:
@@ -76,6 +82,18 @@ class TokenVerifier:
         raise Unauthenticated("asymmetric tokens are not configured", reason="TOKEN_ALGORITHM")
 
     def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() < cached[1]:
+                return cached[0]
+            del self._verified[token]  # expired: verified again below, which refuses it
+        principal, valid_until = self._verify(token)
+        if len(self._verified) >= MAX_VERIFIED_TOKENS:
+            self._verified.clear()  # bounded memory; the next calls verify again
+        self._verified[token] = (principal, valid_until)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
             key = self._key_for(header)
@@ -102,7 +120,8 @@ class TokenVerifier:
             raise Unauthenticated("token signature is invalid", reason="TOKEN_SIGNATURE") from exc
         except (jwt.InvalidTokenError, ValueError, TypeError, KeyError) as exc:
             raise Unauthenticated("token is malformed or invalid", reason="TOKEN_INVALID") from exc
-        return principal_from_claims(claims)
+        # PyJWT refuses exp <= now - leeway: valid while now < exp + leeway.
+        return principal_from_claims(claims), float(claims["exp"]) + self._settings.jwt_leeway_seconds
 
 
 # Public-link principals are "link:<id>" in the audit log; no token may pose as one.

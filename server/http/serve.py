@@ -60,12 +60,21 @@ def build_api(
 
 
 async def start_http(
-    api: HttpApi, host: str, port: int, grace: float, tls: TlsFiles | None = None, *, traced: bool = False
+    api: HttpApi,
+    host: str,
+    port: int,
+    grace: float,
+    tls: TlsFiles | None = None,
+    *,
+    traced: bool = False,
+    reuse_port: bool = False,
 ) -> HttpServer:
     """Binds first (so a clash fails here and port 0 reports the port), then serves: HTTPS
     (HTTP/2 by ALPN, and HTTP/1.1) with the gRPC port's certificate when `tls` is given, client
-    certificates required when it names a client CA; else HTTP/1.1 and h2c."""
-    sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    certificates required when it names a client CA; else HTTP/1.1 and h2c. With `reuse_port` the
+    server's other processes bind the same port (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, reuse_port=reuse_port)
     bound = sock.getsockname()[1]
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]

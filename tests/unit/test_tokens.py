@@ -132,3 +132,26 @@ def test_claims_never_make_a_facility_of_nothing_or_everything() -> None:
         assert caught.value.reason == "TOKEN_NO_FACILITY"
     with pytest.raises(Unauthenticated, match="reserved"):
         principal_from_claims({**base, "sub": "link:00000000-0000-0000-0000-000000000001", "facilities": ["f"]})
+
+
+def test_a_verified_token_is_remembered_until_it_expires(
+    tmp_path: Path, rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(_settings(tmp_path, _pem(rsa_key), jwt_leeway_seconds=0))
+    token = jwt.encode(_claims(exp=int(time.time()) + 60), rsa_key, algorithm="RS256")
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # no second signature check
+    # Past exp (+ leeway) the remembered entry is dropped and the token verified again; PyJWT
+    # itself still finds it valid at the real time, so it comes back as a fresh principal.
+    real = time.time
+    monkeypatch.setattr("server.auth.tokens.time.time", lambda: real() + 120)
+    assert verifier.verify(token) == first
+    monkeypatch.setattr("server.auth.tokens.time.time", real)
+    # Refusals are never remembered: the same bad token is refused every time.
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            verifier.verify(forged)
+    expired = jwt.encode(_claims(exp=int(time.time()) - 5), rsa_key, algorithm="RS256")
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(expired)
