@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     # so deployments (or test runs) sharing one Redis database never take each other's tasks.
     broker_key_prefix: str = ""
     task_max_retries: int = 5
+    # The due-widget sweep (server/materialization/sweep.py) drains what is due each beat minute:
+    # widgets per task, tasks allowed to wait in the materialize queue before it holds off
+    # (back-pressure), and how long it may go on claiming (less than the beat period).
+    materialize_chunk_size: int = Field(default=25, ge=1)
+    materialize_max_waiting_tasks: int = Field(default=20, ge=1)
+    materialize_sweep_budget_seconds: float = Field(default=50.0, gt=0)
+    # Widgets one worker process refreshes at once (a sweep's chunk, or the widgets of one job);
+    # within the worker's connection pools (server/app.py: 2 + 4 per engine).
+    materialize_concurrency: int = Field(default=4, ge=1, le=6)
     task_retry_backoff_max_seconds: int = 300
 
     # --- exports ---
