@@ -77,14 +77,16 @@ class Settings(BaseSettings):
     view_role: str = "tessera_view_owner"
     # Key of the HMAC that HASH-masked PHI values are replaced with. Production needs one.
     masking_key: SecretStr = SecretStr("")
-    cache_ttl_seconds: int = 300
+    # How long widget data stays fresh, for widgets created without a refresh_interval: they get
+    # this one (it is also how often the workers recompute them; the range widgets accept). A
+    # widget's own interval rules.
+    cache_ttl_seconds: int = Field(default=300, ge=10, le=86400)
     # Widget data older than its TTL is still served (marked STALE, refreshed in the background)
     # for at most this long; beyond it a read is a miss.
     cache_max_stale_seconds: int = 3600
     # The lease of the single-flight lock: renewed while the holder computes, so a holder that
     # dies blocks the others for at most this long.
     cache_lock_lease_seconds: float = 10.0
-    default_refresh_interval_seconds: int = 300
     query_timeout_seconds: float = 30.0
     query_timeout_cap_seconds: float = 300.0
     query_row_limit: int = 10_000
