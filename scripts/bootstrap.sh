@@ -92,11 +92,12 @@ if [[ -f package-lock.json ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. Chromium, fonts and poppler-utils (PDF/PNG exports and their tests); Go (clients/go)
+# 3. Chromium, fonts and poppler-utils (PDF/PNG exports and their tests); Go (clients/go);
+#    h2load (nghttp2-client: the benchmarks' native gRPC load generator, bench/h2load.py)
 
 APT_PACKAGES=(chromium fonts-dejavu-core fonts-liberation fonts-noto-cjk poppler-utils
   golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev
-  golang-google-genproto-dev)
+  golang-google-genproto-dev nghttp2-client)
 
 dpkg_installed() {
   command -v dpkg-query >/dev/null 2>&1 || return 1
@@ -115,6 +116,9 @@ missing_packages() {
         ;;
       poppler-utils)
         command -v pdfinfo >/dev/null 2>&1 && continue
+        ;;
+      nghttp2-client)
+        command -v h2load >/dev/null 2>&1 && continue
         ;;
       golang-go)
         command -v go >/dev/null 2>&1 && continue
