@@ -1,0 +1,137 @@
+"""Servers in their own processes for the benchmarks: `tessera serve` against the bench's
+database and Redis, and the bare grpc.aio ceiling (bench/bare_grpc.py); their CPU time and
+memory read from /proc (psutil) so a workload can say what one call cost the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from server.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """A server running in its own process tree."""
+
+    address: str
+    process: subprocess.Popen[bytes]
+    metrics_port: int | None = None
+
+    def tree(self) -> list[psutil.Process]:
+        parent = psutil.Process(self.process.pid)
+        return [parent, *parent.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every process of the server so far."""
+        total = 0.0
+        for proc in self.tree():
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+
+    def rss_bytes(self) -> int:
+        return sum(proc.memory_info().rss for proc in self.tree())
+
+    def metrics(self) -> str:
+        if self.metrics_port is None:
+            raise RuntimeError("this server exports no metrics")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as reply:
+            return str(reply.read().decode())
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode} before serving")
+            try:
+                # Any answer means the port is served (a dependency may still be warming up).
+                health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return
+            except grpc.RpcError as error:
+                if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    return
+            time.sleep(0.2)
+    raise RuntimeError(f"server at {address} did not answer within {timeout} s")
+
+
+@contextmanager
+def tessera_serve(settings: Settings, processes: int | None = None) -> Iterator[Served]:
+    """`tessera serve` (with `--processes N` when given) on free ports, configured like the
+    bench's in-thread server (same database, Redis prefix and token secret)."""
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "TESSERA_REDIS_PREFIX": settings.redis_prefix,
+        "TESSERA_BROKER_KEY_PREFIX": settings.broker_key_prefix,
+        "TESSERA_JWT_SECRET": settings.jwt_secret.get_secret_value(),
+        "TESSERA_HOST": "127.0.0.1",
+        "TESSERA_PORT": str(port),
+        "TESSERA_METRICS_PORT": str(metrics_port),
+        "TESSERA_HTTP_PORT": "-1",
+        "TESSERA_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "server.cli", "serve"]
+    if processes is not None:
+        command += ["--processes", str(processes)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        address = f"127.0.0.1:{port}"
+        _wait_serving(address, process)
+        yield Served(address, process, metrics_port)
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def bare_grpc(method: str, payload: bytes, processes: int = 1) -> Iterator[Served]:
+    """The ceiling: `processes` bare grpc.aio processes answering `method` with `payload`."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bare-grpc-") as tmp:
+        payload_file = Path(tmp, "payload")
+        payload_file.write_bytes(payload)
+        command = [sys.executable, "-m", "bench.bare_grpc", "--port", str(port), "--method", method]
+        command += ["--payload", str(payload_file), "--processes", str(processes)]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE)
+        try:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != b"ready":
+                raise RuntimeError("the bare grpc.aio server did not start")
+            yield Served(f"127.0.0.1:{port}", process)
+        finally:
+            _stop(process)
