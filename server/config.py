@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     chromium_path: str = ""
     # A worker process's browser is replaced after this many exports (bounds leaks in long runs).
     export_browser_max_uses: int = 50
+    # Pages printed at once on one machine by all the worker processes of this deployment (each
+    # holds a warm Chromium; more prints than cores only slow each other down); 0: one per core.
+    export_print_slots: int = Field(default=0, ge=0)
     export_launch_timeout_seconds: float = 30.0
     # One print (PDF or screenshot) may take this long before it counts as a failed attempt.
     export_print_timeout_seconds: float = 90.0
