@@ -10,7 +10,18 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import browser_vs_grpc, clients, exports, fuzz, job_progress, query_overhead, rest_vs_grpc, widget_data
+from bench import (
+    browser_vs_grpc,
+    clients,
+    exports,
+    fuzz,
+    job_progress,
+    lists,
+    materialize_due,
+    query_overhead,
+    rest_vs_grpc,
+    widget_data,
+)
 from bench.harness import Bench, bench_system
 
 BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
@@ -25,6 +36,8 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "rest_vs_grpc": rest_vs_grpc.run,
     "clients": clients.run,
     "browser_vs_grpc": browser_vs_grpc.run,
+    "materialize_due": materialize_due.run,
+    "lists": lists.run,
 }
 
 

@@ -153,7 +153,7 @@ def build_app(settings: Settings) -> App:
         redis=core.redis,
         authenticator=Authenticator(TokenVerifier(settings), core.db),
         dashboards=DashboardDomain(core.db),
-        widgets=WidgetDomain(core.db, default_refresh_seconds=settings.default_refresh_interval_seconds),
+        widgets=WidgetDomain(core.db, default_refresh_seconds=settings.cache_ttl_seconds),
         queries=core.queries,
         datasource=core.datasource,
         widget_data=core.widget_data,

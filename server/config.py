@@ -81,14 +81,16 @@ class Settings(BaseSettings):
     view_role: str = "tessera_view_owner"
     # Key of the HMAC that HASH-masked PHI values are replaced with. Production needs one.
     masking_key: SecretStr = SecretStr("")
-    cache_ttl_seconds: int = 300
+    # How long widget data stays fresh, for widgets created without a refresh_interval: they get
+    # this one (it is also how often the workers recompute them; the range widgets accept). A
+    # widget's own interval rules.
+    cache_ttl_seconds: int = Field(default=300, ge=10, le=86400)
     # Widget data older than its TTL is still served (marked STALE, refreshed in the background)
     # for at most this long; beyond it a read is a miss.
     cache_max_stale_seconds: int = 3600
     # The lease of the single-flight lock: renewed while the holder computes, so a holder that
     # dies blocks the others for at most this long.
     cache_lock_lease_seconds: float = 10.0
-    default_refresh_interval_seconds: int = 300
     query_timeout_seconds: float = 30.0
     query_timeout_cap_seconds: float = 300.0
     query_row_limit: int = 10_000
@@ -115,6 +117,15 @@ class Settings(BaseSettings):
     # so deployments (or test runs) sharing one Redis database never take each other's tasks.
     broker_key_prefix: str = ""
     task_max_retries: int = 5
+    # The due-widget sweep (server/materialization/sweep.py) drains what is due each beat minute:
+    # widgets per task, tasks allowed to wait in the materialize queue before it holds off
+    # (back-pressure), and how long it may go on claiming (less than the beat period).
+    materialize_chunk_size: int = Field(default=25, ge=1)
+    materialize_max_waiting_tasks: int = Field(default=20, ge=1)
+    materialize_sweep_budget_seconds: float = Field(default=50.0, gt=0)
+    # Widgets one worker process refreshes at once (a sweep's chunk, or the widgets of one job);
+    # within the worker's connection pools (server/app.py: 2 + 4 per engine).
+    materialize_concurrency: int = Field(default=4, ge=1, le=6)
     task_retry_backoff_max_seconds: int = 300
 
     # --- exports ---
@@ -124,6 +135,9 @@ class Settings(BaseSettings):
     chromium_path: str = ""
     # A worker process's browser is replaced after this many exports (bounds leaks in long runs).
     export_browser_max_uses: int = 50
+    # Pages printed at once on one machine by all the worker processes of this deployment (each
+    # holds a warm Chromium; more prints than cores only slow each other down); 0: one per core.
+    export_print_slots: int = Field(default=0, ge=0)
     export_launch_timeout_seconds: float = 30.0
     # One print (PDF or screenshot) may take this long before it counts as a failed attempt.
     export_print_timeout_seconds: float = 90.0

@@ -5,6 +5,7 @@ safe; transient failures (a dependency unavailable) retry with exponential backo
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import random
@@ -19,26 +20,30 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from dashboard.v1 import common_pb2, export_pb2
 from server.app import WorkerRuntime
 from server.broker.names import (
+    QUEUE_MATERIALIZE,
     TASK_CLEANUP,
     TASK_DUE_WIDGETS,
     TASK_EXPIRE_EXPORTS,
     TASK_EXPORT,
     TASK_MATERIALIZE_DASHBOARD,
     TASK_MATERIALIZE_WIDGET,
+    TASK_MATERIALIZE_WIDGETS,
     TASK_REFRESH_VIEWS,
 )
+from server.broker.probe import BrokerProbe
 from server.errors import TesseraError
 from server.exports.expiry import expire_files
 from server.exports.runner import run_export
 from server.maintenance import cleanup as cleanup_stale
 from server.materialization.runner import TRANSIENT_ERRORS, run_materialization
-from server.materialization.schedule import claim_due_widgets, refresh_views, widget_facility
+from server.materialization.schedule import Refreshed, refresh_views, refresh_widgets, widget_facility
+from server.materialization.sweep import SweepLimits, SweepResult, sweep_due_widgets
 from workers import metrics, runtime
 
 log = logging.getLogger("tessera.workers")
 
-# Widgets claimed per beat run; the rest are due again at the next minute.
-DUE_BATCH = 500
+# Export files expired per hourly run; the rest go at the next.
+EXPIRY_BATCH = 500
 RETRYABLE: tuple[type[BaseException], ...] = (
     *TRANSIENT_ERRORS,
     OperationalError,
@@ -48,7 +53,7 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 )
 
 
-def _retry(task: Task[Any, Any], exc: BaseException) -> NoReturn:
+def _retry(task: Task[Any, Any], exc: BaseException, args: tuple[Any, ...] | None = None) -> NoReturn:
     config = runtime.settings
     backoff = min(float(config.task_retry_backoff_max_seconds), 2.0**task.request.retries)
     # Full jitter: retries of many tasks that failed together do not come back together.
@@ -56,6 +61,7 @@ def _retry(task: Task[Any, Any], exc: BaseException) -> NoReturn:
         exc=exc if isinstance(exc, Exception) else None,
         countdown=random.uniform(backoff / 2, backoff),
         max_retries=config.task_max_retries,
+        args=args,
     )
 
 
@@ -100,7 +106,7 @@ def expire_exports(self: Task[Any, Any]) -> int:
     """Hourly: deletes the files of exports past their expiry (downloads already refuse them)."""
 
     async def work(rt: WorkerRuntime) -> int:
-        return await expire_files(rt.core.db, rt.exports.storage, DUE_BATCH)
+        return await expire_files(rt.core.db, rt.exports.storage, EXPIRY_BATCH)
 
     try:
         return runtime.run(work)
@@ -117,7 +123,13 @@ def materialize_dashboard(self: Task[Any, Any], job_id: str) -> int:
     final = self.request.retries >= runtime.settings.task_max_retries
 
     async def work(rt: WorkerRuntime) -> int:
-        job = await run_materialization(rt.core.materialization_store, rt.materializer, job_id, final_attempt=final)
+        job = await run_materialization(
+            rt.core.materialization_store,
+            rt.materializer,
+            job_id,
+            final_attempt=final,
+            concurrency=rt.settings.materialize_concurrency,
+        )
         return int(job.state) if job is not None else 0
 
     try:
@@ -153,21 +165,75 @@ def materialize_widget(self: Task[Any, Any], widget_id: str) -> dict[str, Any]:
         _retry(self, exc)
 
 
-@shared_task(name=TASK_DUE_WIDGETS, bind=True)
-def materialize_due_widgets(self: Task[Any, Any]) -> list[str]:
-    """Beat, every minute: claims the widgets that are due (server/materialization/schedule.py) and
-    fans them out to `tessera.materialize.widget`."""
+@shared_task(name=TASK_MATERIALIZE_WIDGETS, bind=True)
+def materialize_widgets(self: Task[Any, Any], widget_ids: list[str]) -> dict[str, int]:
+    """A chunk of the due-widget sweep, refreshed a few at a time; a retry carries only the
+    widgets that met an unavailable dependency."""
 
-    async def work(rt: WorkerRuntime) -> list[str]:
-        return await claim_due_widgets(rt.core.db, DUE_BATCH)
+    async def work(rt: WorkerRuntime) -> Refreshed:
+        return await refresh_widgets(
+            rt.core.db,
+            rt.materializer,
+            widget_ids,
+            concurrency=rt.settings.materialize_concurrency,
+            transient=RETRYABLE,
+        )
 
     try:
-        ids = runtime.run(work)
+        done = runtime.run(work)
     except RETRYABLE as exc:
         _retry(self, exc)
-    for widget_id in ids:
-        materialize_widget.apply_async(args=(widget_id,))
-    return ids
+    if done.transient and self.request.retries < runtime.settings.task_max_retries:
+        _retry(self, next(iter(done.transient.values())), args=(list(done.transient),))
+    return {"ok": len(done.ok), "gone": len(done.gone), "failed": len(done.failed), "transient": len(done.transient)}
+
+
+_probe: BrokerProbe | None = None
+
+
+def _waiting_tasks() -> int:
+    """Tasks waiting in the materialize queue (the broker unreachable counts as full)."""
+    global _probe
+    if _probe is None:
+        _probe = BrokerProbe(runtime.settings)
+    depths = _probe.depths([QUEUE_MATERIALIZE])
+    return (
+        depths.depths.get(QUEUE_MATERIALIZE, 0) if depths.reachable else runtime.settings.materialize_max_waiting_tasks
+    )
+
+
+@shared_task(name=TASK_DUE_WIDGETS, bind=True)
+def materialize_due_widgets(self: Task[Any, Any]) -> dict[str, Any]:
+    """Beat, every minute: drains the widgets that are due, a chunk per `tessera.materialize.widgets`
+    task, as fast as workers take them (server/materialization/sweep.py)."""
+    config = runtime.settings
+
+    def dispatch(ids: list[str]) -> None:
+        materialize_widgets.apply_async(args=(ids,))
+
+    async def waiting() -> int:
+        return await asyncio.to_thread(_waiting_tasks)
+
+    async def work(rt: WorkerRuntime) -> SweepResult:
+        limits = SweepLimits(
+            chunk=config.materialize_chunk_size,
+            max_waiting=config.materialize_max_waiting_tasks,
+            budget_seconds=config.materialize_sweep_budget_seconds,
+        )
+        return await sweep_due_widgets(rt.core.db, dispatch, waiting, limits)
+
+    try:
+        done = runtime.run(work)
+    except RETRYABLE as exc:
+        _retry(self, exc)
+    if not done.drained:
+        log.warning(
+            "due-widget sweep: %d widgets claimed, more still due after %.0f s (held off %.0f s): workers are behind",
+            done.claimed,
+            config.materialize_sweep_budget_seconds,
+            done.held_off_seconds,
+        )
+    return dataclasses.asdict(done)
 
 
 # --- maintenance ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 TASK_MATERIALIZE_DASHBOARD = "tessera.materialize.dashboard"
 TASK_MATERIALIZE_WIDGET = "tessera.materialize.widget"
+TASK_MATERIALIZE_WIDGETS = "tessera.materialize.widgets"
 TASK_DUE_WIDGETS = "tessera.materialize.due_widgets"
 TASK_REFRESH_VIEWS = "tessera.maintenance.refresh_materialized_views"
 TASK_CLEANUP = "tessera.maintenance.cleanup"

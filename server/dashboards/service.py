@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import field_mask_pb2
-from sqlalchemy import Select, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import Select, and_, delete, func, insert, literal_column, select, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,7 +22,7 @@ from server.access.policy import (
     visible_dashboards,
 )
 from server.auth.principal import Principal, Role
-from server.dashboards.access import dashboard_facts, load_dashboard
+from server.dashboards.access import dashboard_facts, grants_column, load_dashboard
 from server.dashboards.convert import (
     dashboard_etag,
     dashboard_from_row,
@@ -33,7 +34,6 @@ from server.dashboards.versions import current_widgets, record_version, version_
 from server.dashboards.widget_convert import columns_of
 from server.db.engine import Database
 from server.db.schema import (
-    dashboard_shares,
     dashboard_versions,
     dashboards,
     widget_queries,
@@ -109,6 +109,12 @@ def _row_values(dashboard: dashboard_pb2.Dashboard, paths: tuple[str, ...]) -> d
     return values
 
 
+# A published snapshot as a list shows it: the widgets removed by PostgreSQL (jsonb - text).
+_WITHOUT_WIDGETS = dashboard_versions.c.snapshot.op("-", return_type=JSONB)(literal_column("'widgets'::text")).label(
+    "snapshot"
+)
+
+
 class DashboardDomain:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -171,6 +177,10 @@ class DashboardDomain:
                 )
             )
         ).scalar_one()
+        return self._published_from(row, snap)
+
+    @staticmethod
+    def _published_from(row: Any, snap: Any) -> dashboard_pb2.Dashboard:
         dashboard = from_json(snap, dashboard_pb2.Dashboard())
         dashboard.version = row.published_version
         dashboard.published_version = row.published_version
@@ -191,7 +201,8 @@ class DashboardDomain:
         cursor = pagination.decode(request.page_token, filters_key)
         size = pagination.page_size(request.page_size)
 
-        query: Select[Any] = select(dashboards).where(visible_dashboards(principal))
+        # Each row comes with its shares (the policy re-checks it without another round trip).
+        query: Select[Any] = select(dashboards, grants_column().label("grants")).where(visible_dashboards(principal))
         if request.tags:
             query = query.where(dashboards.c.tags.contains(sorted(set(request.tags))))
         if owner:
@@ -213,7 +224,8 @@ class DashboardDomain:
         order = (column.desc(), dashboards.c.id.desc()) if descending else (column.asc(), dashboards.c.id.asc())
         query = query.order_by(*order).limit(size + 1)
 
-        async with self._db.read() as conn:
+        # Statements outside a transaction (no BEGIN/ROLLBACK round trips): each stands alone.
+        async with self._db.statements() as conn:
             rows = (await conn.execute(query)).all()
             page, more = rows[:size], len(rows) > size
             result = await self._list_views(conn, principal, page)
@@ -232,32 +244,35 @@ class DashboardDomain:
     async def _list_views(
         self, conn: AsyncConnection, principal: Principal, rows: list[Any]
     ) -> list[dashboard_pb2.Dashboard]:
-        """Each row as this caller may see it; the policy re-checks every row the SQL let through."""
+        """Each row (selected with its `grants`) as this caller may see it; the policy re-checks
+        every row the SQL let through."""
         if not rows:
             return []
-        grants: dict[Any, list[tuple[str, str, int]]] = {}
-        for g in await conn.execute(
-            select(
-                dashboard_shares.c.dashboard_id,
-                dashboard_shares.c.grantee_type,
-                dashboard_shares.c.grantee,
-                dashboard_shares.c.level,
-            ).where(dashboard_shares.c.dashboard_id.in_([r.id for r in rows]))
-        ):
-            grants.setdefault(g.dashboard_id, []).append((g.grantee_type, g.grantee, g.level))
+        decided = [(row, dashboard_access(principal, dashboard_facts(row, row.grants))) for row in rows]
+        published = await self._published_headers(
+            conn, [row for row, access in decided if access is Access.READ_PUBLISHED]
+        )
         out: list[dashboard_pb2.Dashboard] = []
-        for row in rows:
-            facts = dashboard_facts(row, grants.get(row.id, []))
-            access = dashboard_access(principal, facts)
+        for row, access in decided:
             if access is Access.NONE:
                 continue
-            if access is Access.READ_PUBLISHED:
-                view = await self._published_view(conn, row)
-                view.ClearField("widgets")
-                out.append(view)
-            else:
-                out.append(dashboard_from_row(row))
+            out.append(published[row.id] if access is Access.READ_PUBLISHED else dashboard_from_row(row))
         return out
+
+    async def _published_headers(self, conn: AsyncConnection, rows: list[Any]) -> dict[Any, dashboard_pb2.Dashboard]:
+        """The published snapshots of `rows` without their widgets (a list shows none), in one
+        statement; the widgets are dropped by PostgreSQL, never parsed here."""
+        if not rows:
+            return {}
+        found = await conn.execute(
+            select(dashboard_versions.c.dashboard_id, _WITHOUT_WIDGETS).where(
+                tuple_(dashboard_versions.c.dashboard_id, dashboard_versions.c.version).in_(
+                    [(row.id, row.published_version) for row in rows]
+                )
+            )
+        )
+        snapshots = {r.dashboard_id: r.snapshot for r in found}
+        return {row.id: self._published_from(row, snapshots[row.id]) for row in rows}
 
     # --- update / delete / publish ----------------------------------------------------------
 

@@ -75,6 +75,8 @@ dashboards = Table(
     Index("ix_dashboards_facility_title", "facility_id", "title", "id"),
     Index("ix_dashboards_facility_owner", "facility_id", "owner_id"),
     Index("ix_dashboards_tags", "tags", postgresql_using="gin"),
+    # title_contains (ILIKE '%...%') through trigrams (migration 0007).
+    Index("ix_dashboards_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
 )
 
 widget_queries = Table(
@@ -142,6 +144,12 @@ widgets = Table(
     Index("ix_widgets_dashboard_position", "dashboard_id", "y", "x"),
     Index("ix_widgets_query", "query_id"),
     Index("ix_widgets_next_refresh", "next_refresh_at"),
+    # The due-widget sweep: widgets with a query, never refreshed first, then longest overdue.
+    Index(
+        "ix_widgets_due",
+        text("next_refresh_at NULLS FIRST"),
+        postgresql_where=text("query_id IS NOT NULL"),
+    ),
 )
 
 widget_data_cache = Table(
@@ -194,7 +202,8 @@ dashboard_shares = Table(
     CheckConstraint("grantee_type IN ('user', 'role')", name="grantee_type"),
     CheckConstraint("level BETWEEN 1 AND 3", name="level"),
     UniqueConstraint("dashboard_id", "grantee_type", "grantee"),
-    Index("ix_dashboard_shares_grantee", "grantee_type", "grantee"),
+    # Lists: the dashboards shared with a caller in their facilities, from the index alone.
+    Index("ix_dashboard_shares_grantee_facility", "grantee_type", "grantee", "facility_id", "dashboard_id"),
 )
 
 public_links = Table(

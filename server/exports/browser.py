@@ -35,6 +35,7 @@ from server.exports.chromium import ChromiumNotFound, find_chromium, launch_args
 from server.exports.files import POINTS_PER_INCH, UnreadableFile, pdf_facts, png_size
 from server.exports.options import PAPER_NAMES, geometry, normalized
 from server.exports.print_templates import footer_template, header_template
+from server.exports.slots import PrintSlots
 
 __all__ = ["PrintFailed", "PrintedFile", "Printer"]
 
@@ -105,10 +106,12 @@ class _Tab:
 class Printer:
     """Prints pages with one warm Chromium. One per worker process, created and used on that
     process's event loop (after any fork), closed with `close()` on the same loop; calls are
-    serialized."""
+    serialized, and each print holds one of the machine's print slots (server/exports/slots.py),
+    so the worker processes of a deployment never print more pages at once than it allows."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._slots = PrintSlots.for_settings(settings)
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._browser_pid: int | None = None
@@ -217,7 +220,7 @@ class Printer:
             self.failed_attempts += 1
             log.warning("%s print attempt %d of %d failed: %s", kind, len(failures), attempts, why)
 
-        async with self._lock:
+        async with self._lock, self._slots.hold():
             for attempt in range(1, attempts + 1):
                 try:
                     browser = await self._ready_browser()

@@ -10,6 +10,7 @@ double-count. A widget left RUNNING by a dead worker is simply materialized agai
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -116,7 +117,12 @@ def _start(job: widget_pb2.MaterializationJob) -> bool:
 
 
 async def run_materialization(
-    store: MaterializationStore, materializer: Materializer, job_id: str, *, final_attempt: bool = True
+    store: MaterializationStore,
+    materializer: Materializer,
+    job_id: str,
+    *,
+    final_attempt: bool = True,
+    concurrency: int = 1,
 ) -> widget_pb2.MaterializationJob | None:
     """Runs (or resumes) the job. Transient errors propagate (the task retries with backoff)
     unless this is the final attempt, which records them as the widget's failure."""
@@ -135,30 +141,44 @@ async def run_materialization(
         for name, value in (params.get("filter_values") or {}).items()
     }
     total = len(job.widgets)
-    for index, entry in enumerate(job.widgets):
-        if entry.state in (SUCCEEDED, FAILED):
-            continue
+    # Widgets run `concurrency` at a time (their SQL waits on PostgreSQL); each records its own
+    # steps under the job's row lock, so concurrent steps never lose one another's revisions.
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(index: int, widget_id: str) -> None:
         step = f"widget {index + 1} of {total}"
-        await store.change(job_id, _widget_step(index, RUNNING, f"materializing {step}"))
-        try:
-            done = await materializer.warm(
-                row.facility_id, entry.widget_id, dashboard_version=version, filter_values=filters
-            )
-        except TRANSIENT_ERRORS as exc:
-            if not final_attempt:
-                raise
-            error = common_pb2.JobError(reason="UNAVAILABLE", message="a dependency stayed unavailable; retry later")
-            if isinstance(exc, TesseraError):
-                error = safe_error(exc)
-            await store.change(job_id, _widget_step(index, FAILED, f"{step} failed", error=error))
-        except TesseraError as exc:
-            await store.change(job_id, _widget_step(index, FAILED, f"{step} failed", error=safe_error(exc)))
-        except Exception:
-            # A bug: logged with its traceback; the caller sees only a reason.
-            log.exception("jobs: materializing widget %s of job %s failed", entry.widget_id, job_id)
-            error = common_pb2.JobError(reason="MATERIALIZATION_FAILED", message="materializing the widget failed")
-            await store.change(job_id, _widget_step(index, FAILED, f"{step} failed", error=error))
-        else:
-            await store.change(job_id, _widget_step(index, SUCCEEDED, f"{step} done", row_count=done.row_count))
+        async with gate:
+            await store.change(job_id, _widget_step(index, RUNNING, f"materializing {step}"))
+            try:
+                done = await materializer.warm(
+                    row.facility_id, widget_id, dashboard_version=version, filter_values=filters
+                )
+            except TRANSIENT_ERRORS as exc:
+                if not final_attempt:
+                    raise
+                error = common_pb2.JobError(
+                    reason="UNAVAILABLE", message="a dependency stayed unavailable; retry later"
+                )
+                if isinstance(exc, TesseraError):
+                    error = safe_error(exc)
+                await store.change(job_id, _widget_step(index, FAILED, f"{step} failed", error=error))
+            except TesseraError as exc:
+                await store.change(job_id, _widget_step(index, FAILED, f"{step} failed", error=safe_error(exc)))
+            except Exception:
+                # A bug: logged with its traceback; the caller sees only a reason.
+                log.exception("jobs: materializing widget %s of job %s failed", widget_id, job_id)
+                error = common_pb2.JobError(reason="MATERIALIZATION_FAILED", message="materializing the widget failed")
+                await store.change(job_id, _widget_step(index, FAILED, f"{step} failed", error=error))
+            else:
+                await store.change(job_id, _widget_step(index, SUCCEEDED, f"{step} done", row_count=done.row_count))
+
+    pending = [
+        one(index, entry.widget_id) for index, entry in enumerate(job.widgets) if entry.state not in (SUCCEEDED, FAILED)
+    ]
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    # A transient error (not the final attempt) retries the task: the widgets done stay done.
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     await store.change(job_id, _finish)
     return await store.get(job_id)

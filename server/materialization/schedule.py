@@ -3,9 +3,10 @@ managed materialized views (whose new refresh time changes their widgets' cache 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, literal_column, or_, select, update
 
@@ -13,10 +14,11 @@ from dashboard.v1 import query_pb2
 from server.db.engine import Database
 from server.db.schema import widget_queries, widgets
 from server.errors import TesseraError
+from server.materialization.materializer import Materializer
 from server.queries.views import ViewBuilder
 from server.widgetdata.cache import WidgetDataCache
 
-__all__ = ["ViewRefresh", "claim_due_widgets", "refresh_views", "widget_facility"]
+__all__ = ["Refreshed", "ViewRefresh", "claim_due_widgets", "refresh_views", "refresh_widgets", "widget_facility"]
 
 log = logging.getLogger("tessera.materialization")
 
@@ -54,6 +56,50 @@ async def claim_due_widgets(db: Database, batch: int) -> list[str]:
             .returning(widgets.c.id)
         )
         return [str(i) for i in claimed.scalars()]
+
+
+@dataclass
+class Refreshed:
+    """What became of a chunk of widgets: `transient` failed on a dependency (worth a retry);
+    `failed` failed the same way every time (the next due run tries again)."""
+
+    ok: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # widget id -> reason
+    transient: dict[str, BaseException] = field(default_factory=dict)
+
+
+async def refresh_widgets(
+    db: Database,
+    materializer: Materializer,
+    widget_ids: list[str],
+    *,
+    concurrency: int,
+    transient: tuple[type[BaseException], ...],
+) -> Refreshed:
+    """Warms each widget's current data, `concurrency` at a time (the SQL waits on PostgreSQL,
+    so one process keeps several in flight; the bound keeps within its connection pools)."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+    out = Refreshed()
+
+    async def one(widget_id: str) -> None:
+        async with gate:
+            try:
+                facility = await widget_facility(db, widget_id)
+                if facility is None:
+                    out.gone.append(widget_id)
+                    return
+                await materializer.warm(facility, widget_id)
+            except transient as exc:
+                out.transient[widget_id] = exc
+            except TesseraError as exc:
+                log.warning("materialize widget %s failed: %s", widget_id, exc.reason)
+                out.failed[widget_id] = exc.reason
+            else:
+                out.ok.append(widget_id)
+
+    await asyncio.gather(*(one(widget_id) for widget_id in widget_ids))
+    return out
 
 
 @dataclass(frozen=True)

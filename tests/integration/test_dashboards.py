@@ -11,6 +11,8 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import share_pb2 as s
+from dashboard.v1 import widget_pb2 as w
 from tests.harness.rpc import expect_failure
 
 Code = grpc.StatusCode
@@ -270,6 +272,72 @@ def test_list_filters_orders_and_paginates(dashboards, editor, auth, facility):
     assert [x.title for x in all_pages(title_contains="BOARD 0")] == [
         x.title for x in all_pages() if x.title.startswith("board 0")
     ]
+
+
+def test_an_editors_list_is_what_the_policy_lets_it_see_page_by_page(dashboards, shares, widgets, auth, facility):
+    # Owned, shared with the caller, shared with a role it reaches, public and published (seen as
+    # published, without widgets); not: a role it does not reach, public unpublished, private,
+    # and a share in another facility (the list's share lookup is scoped to the caller's).
+    caller = auth("caller", "editor", facility)
+    other_facility = f"{facility}-x"
+    other = auth("owner-2", "admin", facility, other_facility)
+    mine = create(dashboards, caller, facility, "mine sepsis", tags=["a"])
+    user_shared = create(dashboards, other, facility, "user shared", tags=["a", "b"])
+    role_shared = create(dashboards, other, facility, "role shared sepsis")
+    admin_only = create(dashboards, other, facility, "admins only")
+    public = create(dashboards, other, facility, "public v1", visibility=d.VISIBILITY_PUBLIC, tags=["b"])
+    create(dashboards, other, facility, "public unpublished", visibility=d.VISIBILITY_PUBLIC)
+    create(dashboards, other, facility, "private")
+    elsewhere = create(dashboards, other, other_facility, "elsewhere")
+    for board, grant in (
+        (user_shared, {"user_id": "caller"}),
+        (role_shared, {"role": s.ROLE_VIEWER}),
+        (admin_only, {"role": s.ROLE_ADMIN}),
+        (elsewhere, {"user_id": "caller"}),
+    ):
+        shares.ShareDashboard(
+            s.ShareDashboardRequest(dashboard_id=board.id, level=s.SHARE_LEVEL_VIEW, **grant), metadata=other
+        )
+    widgets.CreateWidget(
+        w.CreateWidgetRequest(
+            widget=w.Widget(
+                dashboard_id=public.id,
+                title="kpi",
+                position=w.GridPosition(x=0, y=0, width=2, height=2),
+                kpi=w.KpiConfig(value_column="n"),
+            )
+        ),
+        metadata=other,
+    )
+    dashboards.PublishDashboard(d.PublishDashboardRequest(id=public.id), metadata=other)
+    mask = field_mask_pb2.FieldMask(paths=["title"])
+    dashboards.UpdateDashboard(
+        d.UpdateDashboardRequest(dashboard=d.Dashboard(id=public.id, title="public v2"), update_mask=mask),
+        metadata=other,
+    )
+
+    def pages(**kw) -> list[d.Dashboard]:
+        out, token = [], ""
+        while True:
+            page = dashboards.ListDashboards(
+                d.ListDashboardsRequest(page_size=2, page_token=token, **kw), metadata=caller
+            )
+            assert len(page.dashboards) <= 2
+            out.extend(page.dashboards)
+            token = page.next_page_token
+            if not token:
+                return out
+
+    seen = pages()
+    assert [x.id for x in seen] == [x.id for x in (public, role_shared, user_shared, mine)]  # newest change first
+    shown = {x.id: x for x in seen}
+    assert shown[public.id].title == "public v1" and shown[public.id].version == shown[public.id].published_version
+    assert not any(x.widgets for x in seen)
+    assert shown[mine.id].title == "mine sepsis" and shown[mine.id].etag == mine.etag
+    assert [x.id for x in pages(title_contains="SEPSIS")] == [role_shared.id, mine.id]
+    assert [x.id for x in pages(tags=["b"])] == [public.id, user_shared.id]
+    assert [x.id for x in pages(published=True)] == [public.id]
+    assert [x.id for x in pages(order_by="title")] == [mine.id, public.id, role_shared.id, user_shared.id]
 
 
 def test_page_token_from_other_filters_is_refused(dashboards, editor, facility):

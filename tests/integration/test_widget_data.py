@@ -273,6 +273,41 @@ def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str)
     client.close()
 
 
+def test_the_ttl_setting_is_the_default_and_a_widgets_interval_rules(
+    settings: Settings, migrated: str, auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TESSERA_CACHE_TTL_SECONDS=123: a widget created without refresh_interval gets it (its data
+    # expires after it, the workers recompute it that often); a widget's own interval wins.
+    own = Settings(**(settings.model_dump() | {"cache_ttl_seconds": 123}))
+    monkeypatch.delenv("TESSERA_CACHE_TTL_SECONDS", raising=False)
+    assert Settings(_env_file=None).cache_ttl_seconds == 300
+    monkeypatch.setenv("TESSERA_CACHE_TTL_SECONDS", "77")
+    assert Settings(_env_file=None).cache_ttl_seconds == 77
+    handle = start_in_thread(own)
+    try:
+        with grpc.insecure_channel(handle.address) as channel:
+            from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc
+
+            facility = f"fac-{uuid.uuid4().hex[:10]}"
+            kit = Kit(
+                query_pb2_grpc.QueryServiceStub(channel),
+                dashboard_pb2_grpc.DashboardServiceStub(channel),
+                widget_pb2_grpc.WidgetServiceStub(channel),
+                auth("alice", "editor", facility),
+                facility,
+            )
+            board = kit.board()
+            default = kit.widget(board, kit.query("SELECT 1 AS n"))
+            explicit = kit.widget(board, kit.query("SELECT 2 AS n"), refresh=45)
+            assert default.refresh_interval.seconds == 123
+            assert explicit.refresh_interval.seconds == 45
+            for widget, seconds in ((default, 123), (explicit, 45)):
+                data = kit.data(widget.id)
+                assert data.expire_time.ToSeconds() - data.compute_time.ToSeconds() == seconds
+    finally:
+        handle.stop()
+
+
 def test_stale_while_revalidate(kit: Kit, settings: Settings, dsn: str) -> None:
     query = kit.query("SELECT clock_timestamp() AS at")
     widget = kit.widget(kit.board(), query, refresh=10)

@@ -4,6 +4,7 @@ delivered again and the job completes), and one materialization through RabbitMQ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -23,7 +24,9 @@ from dashboard.v1 import widget_pb2 as w
 from server.broker.app import beat_schedule, make_celery
 from server.broker.names import TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_REFRESH_VIEWS
 from server.config import Settings
+from server.db.engine import Database, make_engine
 from server.db.migrate import sync_url
+from server.materialization.sweep import SweepLimits, SweepResult, sweep_due_widgets
 from server.widgetdata.key import generation_key
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_jobs import (
@@ -55,8 +58,14 @@ def job_settings(settings: Settings, migrated: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def env(job_settings: Settings) -> dict[str, str]:
+    # Small sweep chunks and a short queue: a handful of due widgets takes several chunks and
+    # meets the back-pressure.
     return worker_env(
-        job_settings, TESSERA_BROKER_VISIBILITY_TIMEOUT_SECONDS="3", TESSERA_BROKER_RESTORE_INTERVAL_SECONDS="1"
+        job_settings,
+        TESSERA_BROKER_VISIBILITY_TIMEOUT_SECONDS="3",
+        TESSERA_BROKER_RESTORE_INTERVAL_SECONDS="1",
+        TESSERA_MATERIALIZE_CHUNK_SIZE="3",
+        TESSERA_MATERIALIZE_MAX_WAITING_TASKS="2",
     )
 
 
@@ -159,6 +168,98 @@ def test_due_widgets_are_materialized_and_rescheduled(
     (next_at,) = sql(dsn, "SELECT next_refresh_at - now() FROM widgets WHERE id = %s", widget.id)[0]
     assert 100 < next_at.total_seconds() <= 120
     assert data(kit, widget.id).source == w.DATA_SOURCE_MEMORY
+
+
+def test_one_tick_drains_more_due_widgets_than_a_chunk(
+    kit: Kit, worker: WorkerProcess, job_settings: Settings, dsn: str
+) -> None:
+    # 20 due widgets, chunks of 3, at most 2 tasks waiting: one tick must refresh them all.
+    board = kit.board()
+    made = [kit.widget(board, kit.query(f"SELECT {i} AS n, '{uuid.uuid4().hex}' AS tag")) for i in range(20)]
+    ids = [widget.id for widget in made]
+    sql(
+        dsn, "UPDATE widgets SET next_refresh_at = NULL, refresh_interval_seconds = 600 WHERE id = ANY(%s::uuid[])", ids
+    )
+    (since,) = sql(dsn, "SELECT now()")[0]
+    make_celery(job_settings).send_task(TASK_DUE_WIDGETS)
+    refreshed = (
+        "SELECT count(DISTINCT widget_id) FROM widget_data_cache"
+        " WHERE widget_id = ANY(%s::uuid[]) AND computed_at >= %s"
+    )
+    eventually(lambda: sql(dsn, refreshed, ids, since)[0][0] == len(ids), timeout=60, what="every due widget refreshed")
+    # Each was claimed once, by that tick: rescheduled a whole interval ahead.
+    left = sql(dsn, "SELECT min(next_refresh_at - now()) FROM widgets WHERE id = ANY(%s::uuid[])", ids)[0][0]
+    assert left.total_seconds() > 500
+    assert "tessera.materialize.widgets" in worker.log
+
+
+def test_sweep_holds_off_while_the_queue_is_full(migrated: str, kit: Kit, dsn: str) -> None:
+    board = kit.board()
+    ids = {kit.widget(board, kit.query("SELECT 1 AS n")).id for _ in range(7)}
+    sql(dsn, "UPDATE widgets SET next_refresh_at = NULL WHERE id = ANY(%s::uuid[])", list(ids))
+    answers = iter([2, 2, 0])  # the queue is full twice, then workers took everything
+    log: list[object] = []
+
+    async def waiting() -> int:
+        depth = next(answers, 0)
+        log.append(("asked", depth))
+        return depth
+
+    async def scenario(limits: SweepLimits) -> SweepResult:
+        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
+        try:
+            return await sweep_due_widgets(db, lambda chunk: log.append(list(chunk)), waiting, limits)
+        finally:
+            await db.dispose()
+
+    done = asyncio.run(scenario(SweepLimits(chunk=2, max_waiting=2, budget_seconds=30, poll_seconds=0.01)))
+    assert done.drained and done.held_off_seconds > 0
+    # Nothing was handed over before the queue had room; then at most 2 chunks per look at it.
+    assert log[:3] == [("asked", 2), ("asked", 2), ("asked", 0)]
+    chunks = [entry for entry in log if isinstance(entry, list)]
+    assert all(len(chunk) <= 2 for chunk in chunks)
+    dispatched = [widget_id for chunk in chunks for widget_id in chunk]
+    assert ids <= set(dispatched) and len(dispatched) == len(set(dispatched))
+    for index, entry in enumerate(log):
+        if isinstance(entry, tuple):
+            assert sum(isinstance(e, list) for e in log[index + 1 : index + 3]) <= 2
+    # A queue that never empties: the sweep claims nothing and ends at its budget.
+    sql(dsn, "UPDATE widgets SET next_refresh_at = NULL WHERE id = ANY(%s::uuid[])", list(ids))
+    answers = iter([])
+
+    async def full() -> int:
+        return 5
+
+    async def stalled() -> SweepResult:
+        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
+        try:
+            return await sweep_due_widgets(
+                db, lambda chunk: log.append(list(chunk)), full, SweepLimits(2, 2, 0.2, 0.05)
+            )
+        finally:
+            await db.dispose()
+
+    held = asyncio.run(stalled())
+    assert (held.claimed, held.drained) == (0, False)
+    assert (
+        sql(dsn, "SELECT count(*) FROM widgets WHERE id = ANY(%s::uuid[]) AND next_refresh_at IS NULL", list(ids))[0][0]
+        == 7
+    )
+
+
+def test_widgets_of_one_job_run_concurrently(kit: Kit, worker: WorkerProcess) -> None:
+    board = kit.board()
+    for _ in range(3):
+        kit.widget(board, kit.slow_query(300))
+    job = kit.materialize(board)
+    running_at_once = 0
+    # Every change after the job was queued, replayed from its stream whenever the watch starts.
+    jobs, _ = collect(watch(kit.widgets, kit.md, job.id, since=job.revision))
+    for seen in jobs:
+        running_at_once = max(running_at_once, sum(w_.state == c.JOB_STATE_RUNNING for w_ in seen.widgets))
+    assert jobs[-1].state == SUCCEEDED
+    assert running_at_once == 3
+    assert [j.revision for j in jobs] == list(range(job.revision + 1, jobs[-1].revision + 1))
 
 
 def test_refresh_materialized_views_invalidates(

@@ -968,7 +968,8 @@ export type Widget = Message<"dashboard.v1.Widget"> & {
   query?: QueryBinding | undefined;
 
   /**
-   * How often the workers refresh its data (default 300 s; 10 s to 1 day).
+   * How often the workers refresh its data, and how long it stays fresh (10 s to 1 day; when
+   * unset, the deployment's TESSERA_CACHE_TTL_SECONDS, 300 s by default).
    *
    * @generated from field: google.protobuf.Duration refresh_interval = 8;
    */

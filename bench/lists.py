@@ -1,0 +1,201 @@
+"""Issue 13: lists and reads at scale. 100,000 dashboards (50 facilities of 2,000, with owners,
+tags, user and role shares, public and published ones with their version snapshots) and
+1,000,000 widgets (one dashboard in 20 has 50), seeded once with generate_series into a database
+of their own (`tessera_bench_lists`, kept between runs: seeding takes about a minute).
+
+`tessera serve` runs as its own process on that database; h2load (gRPC framing) calls it at 1 and
+8 connections for each shape, as an editor of one facility (the visibility predicate with owner,
+shares and public dashboards: the hard case): ListDashboards first page, tag filter, title
+search, published filter, page 20 by its token, and GetDashboard of a dashboard with 50 widgets.
+p50/p99 come from h2load's per-request log. Baseline, same run: the bare grpc.aio server
+answering the same reply bytes (the transport's share of the latency).
+
+Plans (EXPLAIN ANALYZE on this data set, the bench's caller; migration 0007):
+* first page, published filter, page 20 by token: ix_dashboards_facility_updated read in order
+  (the token as an index condition, ROW(updated_at, id) < ROW(...)), stopping after the page;
+  the visibility filter hashes the caller's shares of its facilities once, from two index-only
+  scans of ix_dashboard_shares_grantee_facility (about 1,000 rows; 1.4 ms in all). Before: a
+  bitmap scan of the 52,000 role shares of every facility for each list (70 ms).
+* tag filter: BitmapAnd of the facility index and the tags GIN index, then a sort of the matches.
+* title search: BitmapAnd of the facility index and ix_dashboards_title_trgm (pg_trgm GIN), then
+  a top-N sort (3.3 ms). Before: the facility's rows filtered by ILIKE one by one in update order."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+import psycopg
+
+from bench import h2load
+from bench.harness import Bench
+from bench.served import bare_grpc, tessera_serve
+from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import dashboard_pb2_grpc
+from server.auth.tokens import mint_token
+from server.config import Settings
+from server.db.migrate import upgrade
+
+DATABASE = "tessera_bench_lists"
+FACILITIES = 50
+PER_FACILITY = 2000
+CALLER, FACILITY = "user-7", "fac-07"
+# Title words: one in ten titles holds "sepsis".
+WORDS = ["census", "beds", "sepsis", "flow", "triage", "pharmacy", "labs", "imaging", "staffing", "wait"]
+
+SEED = f"""
+INSERT INTO dashboards (id, facility_id, owner_id, title, description, tags, visibility, version,
+                        published_version, publish_time, created_at, updated_at)
+SELECT md5('dash' || i)::uuid,
+       'fac-' || lpad((i % {FACILITIES})::text, 2, '0'),
+       'user-' || ((i / {FACILITIES}) % 50),
+       'Dashboard ' || i || ' ' || (ARRAY{WORDS!r})[1 + (i / {FACILITIES}) % 10],
+       'seeded',
+       ARRAY['tag-' || (i % 20), 'team-' || (i % 7)],
+       CASE WHEN i % 10 = 0 THEN 2 ELSE 1 END,
+       1,
+       CASE WHEN i % 3 = 0 THEN 1 END,
+       CASE WHEN i % 3 = 0 THEN now() END,
+       now() - make_interval(secs => i),
+       now() - make_interval(secs => i)
+FROM generate_series(0, {FACILITIES * PER_FACILITY - 1}) i;
+
+INSERT INTO dashboard_versions (dashboard_id, version, snapshot, reason, author_id)
+SELECT id, 1, jsonb_build_object('id', id::text, 'facility_id', facility_id, 'owner_id', owner_id,
+                                 'title', title, 'tags', to_jsonb(tags), 'visibility', 'VISIBILITY_PUBLIC'),
+       1, owner_id
+FROM dashboards;
+
+-- Each dashboard shared with the next user (VIEW); every other one with the role viewer.
+INSERT INTO dashboard_shares (dashboard_id, facility_id, grantee_type, grantee, level, granted_by)
+SELECT id, facility_id, 'user', 'user-' || ((substr(owner_id, 6)::int + 1) % 50), 1, owner_id FROM dashboards;
+INSERT INTO dashboard_shares (dashboard_id, facility_id, grantee_type, grantee, level, granted_by)
+SELECT id, facility_id, 'role', 'viewer', 1, owner_id FROM dashboards
+WHERE ('x' || substr(id::text, 1, 2))::bit(8)::int % 2 = 0;
+
+-- 1,000,000 widgets: 50 on one dashboard in 20, 8 on most others, 7 on one in 10.
+INSERT INTO widgets (dashboard_id, facility_id, title, type, x, y, width, height, spec)
+SELECT d.id, d.facility_id, 'w' || n, 1, (n % 6) * 2, (n / 6) * 2, 2, 2,
+       jsonb_build_object('title', 'w' || n, 'kpi', jsonb_build_object('value_column', 'n'))
+FROM (SELECT id, facility_id, row_number() OVER (ORDER BY id) AS r FROM dashboards) d,
+     LATERAL generate_series(0, CASE WHEN d.r % 20 = 0 THEN 49 WHEN d.r % 10 = 1 THEN 6 ELSE 7 END) n;
+ANALYZE;
+"""
+
+
+def _database_url(bench: Bench) -> str:
+    base, _, _ = bench.services.database_url.rpartition("/")
+    return f"{base}/{DATABASE}"
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def ensure_seeded(bench: Bench) -> tuple[str, dict[str, int]]:
+    """The data set's database, created and seeded on first use; migrated to head every run."""
+    url = _database_url(bench)
+    with psycopg.connect(_plain(bench.services.admin_url), autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
+            admin.execute(f"CREATE DATABASE {DATABASE}")
+    upgrade(url)
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM dashboards").fetchone()
+        if row is None or row[0] == 0:
+            started = time.perf_counter()
+            conn.execute(SEED)
+            seeded = time.perf_counter() - started
+        else:
+            seeded = 0.0
+        counts = {
+            table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+            for table in ("dashboards", "widgets", "dashboard_shares")
+        }
+    counts["seed_seconds"] = round(seeded)
+    return url, counts
+
+
+def _page_token(address: str, md: Any, request: d.ListDashboardsRequest, page: int) -> str:
+    with grpc.insecure_channel(address) as channel:
+        stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
+        token = ""
+        for _ in range(page - 1):
+            reply = stub.ListDashboards(
+                d.ListDashboardsRequest(page_size=request.page_size, page_token=token), metadata=md
+            )
+            token = reply.next_page_token
+            if not token:
+                raise RuntimeError(f"fewer than {page} pages visible to the bench's caller")
+        return token
+
+
+def _big_dashboard(url: str) -> str:
+    with psycopg.connect(_plain(url)) as conn:
+        row = conn.execute(
+            "SELECT d.id FROM dashboards d JOIN widgets w ON w.dashboard_id = d.id"
+            " WHERE d.facility_id = %s AND d.owner_id = %s GROUP BY d.id HAVING count(*) = 50 LIMIT 1",
+            (FACILITY, CALLER),
+        ).fetchone()
+        if row is None:
+            raise RuntimeError("no dashboard with 50 widgets owned by the bench's caller")
+        return str(row[0])
+
+
+def shapes(address: str, md: Any, url: str) -> dict[str, tuple[str, bytes]]:
+    """Each workload's method and serialized request."""
+    list_method = "/dashboard.v1.DashboardService/ListDashboards"
+    page = d.ListDashboardsRequest(page_size=50)
+    return {
+        "list_first_page": (list_method, page.SerializeToString()),
+        "list_tag": (list_method, d.ListDashboardsRequest(page_size=50, tags=["tag-17"]).SerializeToString()),
+        "list_title_search": (
+            list_method,
+            d.ListDashboardsRequest(page_size=50, title_contains="sepsis").SerializeToString(),
+        ),
+        "list_published": (list_method, d.ListDashboardsRequest(page_size=50, published=True).SerializeToString()),
+        "list_page_20": (
+            list_method,
+            d.ListDashboardsRequest(page_size=50, page_token=_page_token(address, md, page, 20)).SerializeToString(),
+        ),
+        "get_dashboard_50_widgets": (
+            "/dashboard.v1.DashboardService/GetDashboard",
+            d.GetDashboardRequest(id=_big_dashboard(url)).SerializeToString(),
+        ),
+    }
+
+
+def _reply(address: str, md: Any, method: str, request: bytes) -> bytes:
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        return bytes(call(request, metadata=md, timeout=30))
+
+
+def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
+    url, counts = ensure_seeded(bench)
+    settings = Settings(**(bench.settings.model_dump() | {"database_url": url}))
+    token = mint_token(settings, subject=CALLER, roles=["editor"], facilities=[FACILITY])
+    md = (("authorization", f"Bearer {token}"),)
+    duration = 10.0 if full else 4.0
+    results: list[dict[str, Any]] = []
+    with tessera_serve(settings) as served:
+        for name, (method, request) in shapes(served.address, md, url).items():
+            reply = _reply(served.address, md, method, request)
+            figures: dict[str, Any] = {"workload": name, "data_set": counts, "reply_bytes": len(reply)}
+            with bare_grpc(method, reply) as bare:
+                for clients in (1, 8):
+                    measured = h2load.run_grpc(
+                        served.address, method, request, metadata=md, clients=clients, duration=duration
+                    ).check(len(reply))
+                    ceiling = h2load.run_grpc(bare.address, method, request, clients=clients, duration=duration / 2)
+                    figures[f"c{clients}"] = {
+                        "p50_ms": round(measured.p50_ms, 2),
+                        "p99_ms": round(measured.p99_ms, 2),
+                        "rps": round(measured.rps),
+                        "bare_p50_ms": round(ceiling.p50_ms, 3),
+                        "bare_p99_ms": round(ceiling.p99_ms, 3),
+                        "ratio_p50": round(measured.p50_ms / ceiling.p50_ms, 1),
+                    }
+            figures["baseline"] = "bare grpc.aio answering the same reply bytes, same run, h2load"
+            results.append(figures)
+    return results
