@@ -8,7 +8,9 @@ import pytest
 from dashboard.v1 import widget_pb2
 from server.exports.render import charts, maps
 from server.exports.render.basemap import basemap_dir, countries_in, country_index
+from server.exports.render.chart_layout import text_px
 from server.exports.render.columns import WidgetConfigError
+from server.exports.render.map_layout import LABEL_CHAR_PX, LABEL_HEIGHT_PX, MapPoint, fit_mercator, place_labels
 from tests.unit.export_render_samples import frame_of
 
 pytestmark = pytest.mark.skipif(basemap_dir() is None, reason="world-atlas is not installed (npm ci)")
@@ -62,3 +64,28 @@ def test_a_region_column_naming_no_country_is_a_config_error() -> None:
     with pytest.raises(WidgetConfigError) as raised:
         maps.map_spec(widget_pb2.MapConfig(region_column="country", value_column="n"), frame, 300, 200)
     assert raised.value.field == "map.region_column"
+
+
+def test_labels_of_a_dense_cluster_never_touch_and_the_rest_are_dropped() -> None:
+    points = [MapPoint(-0.12 + 0.001 * i, 51.5 + 0.001 * (i % 3), 4.0, f"Site {i} General", 1.0) for i in range(12)]
+    projection = fit_mercator([(p.lon, p.lat) for p in points], 300, 200, 16)
+    spots = place_labels(points, projection, 300, 200)
+    assert 0 < len(spots) < len(points)
+    boxes = []
+    for spot in spots:
+        x, y = projection.project(spot.lon, spot.lat)
+        width = text_px(points[spot.index].label, LABEL_CHAR_PX)
+        boxes.append((x, y - LABEL_HEIGHT_PX / 2, x + width, y + LABEL_HEIGHT_PX / 2))
+    for i, a in enumerate(boxes):
+        assert a[0] >= 0 and a[2] <= 300
+        for b in boxes[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
+def test_a_map_key_goes_where_it_costs_least_or_not_at_all() -> None:
+    config = widget_pb2.MapConfig(latitude_column="lat", longitude_column="lon", value_column="beds")
+    narrow, wide, tall = (maps.map_spec(config, SITES, w, h) for w, h in ((150, 150), (600, 160), (420, 300)))
+    assert narrow["width"] == 146 and narrow["layer"][-1]["encoding"]["size"]["legend"] is None
+    assert wide["width"] < 600 - 80 and wide["layer"][-1]["encoding"]["size"]["legend"]["orient"] == "right"
+    # Where a key below costs less of the map than one at the side, it goes below.
+    assert tall["width"] == 416 and tall["layer"][-1]["encoding"]["size"]["legend"]["orient"] == "bottom"

@@ -329,6 +329,9 @@ def _sizes() -> tuple[dashboard_pb2.Dashboard, list[WidgetContent]]:
     for index in range(7):
         for w, h in ((2, 2), (4, 3), (6, 4), (12, 8)):
             item = _kinds(0, y, w, h, index)
+            if item[0].HasField("map"):
+                # Sized points with their key: the map's legend must give way on small cards too.
+                item[0].map.value_column = "beds"
             items.append(
                 (
                     widget(

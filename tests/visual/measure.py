@@ -26,6 +26,7 @@ __all__ = [
     "Geometry",
     "TextLine",
     "geometry_of",
+    "grey_image",
     "overlapping_lines",
     "pdf_text_lines",
     "plot_ink",
@@ -182,9 +183,16 @@ def geometry_of(raw: dict[str, Any]) -> Geometry:
     return Geometry(float(raw["width"]), float(raw["height"]), cards)
 
 
-def plot_ink(png: bytes, plot: Box, scale: float) -> float:
+def grey_image(png: bytes) -> Image.Image:
+    """A shot decoded once for all its plots. The full sweep's tallest board at scale 4 exceeds
+    PIL's decompression-bomb guard; these are our own bytes."""
+    Image.MAX_IMAGE_PIXELS = None
+    return Image.open(io.BytesIO(png)).convert("L")
+
+
+def plot_ink(png: bytes | Image.Image, plot: Box, scale: float) -> float:
     """The share of the plot's pixels that are not (near) white: 0 is an empty plot."""
-    image = Image.open(io.BytesIO(png)).convert("L")
+    image = png if isinstance(png, Image.Image) else grey_image(png)
     left, top = int(plot.x * scale), int(plot.y * scale)
     right, bottom = int((plot.x + plot.width) * scale), int((plot.y + plot.height) * scale)
     region = image.crop((left, top, max(right, left + 1), max(bottom, top + 1)))

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dashboard.v1 import export_pb2
-from tests.visual.measure import CardGeometry, TextLine, overlapping_lines, pdf_text_lines, plot_ink
+from tests.visual.measure import CardGeometry, TextLine, grey_image, overlapping_lines, pdf_text_lines, plot_ink
 from tests.visual.shoot import Shot, chromium, shoot
 
-__all__ = ["PageReport", "check_pdf", "plot_inks", "print_report"]
+__all__ = ["PageReport", "chart_shares", "check_pdf", "plot_inks", "print_report"]
 
 # Cards whose body is text (or a state), not a plot: their "plot" is the body and counts too.
 CHART_KINDS = frozenset({"line", "area", "bar", "heatmap", "map"})
@@ -33,20 +33,22 @@ def check_pdf(shot: Shot, path: Path) -> PageReport:
         overlaps=overlaps,
         overlaps_page1=sum(1 for a, _ in overlaps if a.page == 1),
         escaped=[(card.title, text) for card in shot.geometry.cards for text in card.escaped],
-        chart_shares={
-            f"{card.title} [{card.widget_id}]": card.plot_share
-            for card in shot.geometry.cards
-            if card.kind in CHART_KINDS
-        },
+        chart_shares=chart_shares(shot),
     )
+
+
+def chart_shares(shot: Shot) -> dict[str, float]:
+    """Each chart card's plot share (card title and widget id -> share)."""
+    return {_name(card): card.plot_share for card in shot.geometry.cards if card.kind in CHART_KINDS}
 
 
 def plot_inks(shot: Shot) -> dict[str, float]:
     """Ink share of each chart's plot area in a PNG shot."""
     out: dict[str, float] = {}
+    image = grey_image(shot.data)
     for card in shot.geometry.cards:
         if card.kind in CHART_KINDS and card.plot is not None:
-            out[_name(card)] = plot_ink(shot.data, card.plot, shot.scale)
+            out[_name(card)] = plot_ink(image, card.plot, shot.scale)
     return out
 
 

@@ -75,7 +75,10 @@ async def shoot(browser: Browser, html: str, options: export_pb2.ExportOptions, 
                 footer_template=footer_template(opts),
             )
         else:
-            data = await page.screenshot(type="png", full_page=True, animations="disabled", scale="device")
+            # The full sweep's tallest board at scale 4 is ~200 MP: more than the default 30 s on a busy machine.
+            data = await page.screenshot(
+                type="png", full_page=True, animations="disabled", scale="device", timeout=180_000
+            )
         return Shot(kind=kind, data=data, geometry=layout, scale=scale)
     finally:
         await context.close()

@@ -1,6 +1,6 @@
 """The visual regression suite: the gallery printed by real Chromium, checked for colliding text,
-text outside its card, empty plots, and drift from the committed reference images. After a
-deliberate change of the look, regenerate the references with
+text outside its card, empty plots, plots under 60% of their card, and drift from the committed
+reference images. After a deliberate change of the look, regenerate the references with
 `python -m tests.visual --update-references` and review the new images in the diff."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.visual.gallery import BOARDS
-from tests.visual.run import MAX_DIFF_RATIO, GalleryResult, run_gallery
+from tests.visual.run import MAX_DIFF_RATIO, MIN_PLOT_SHARE, GalleryResult, run_gallery
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,11 @@ def test_no_text_leaves_its_card(gallery: GalleryResult) -> None:
 def test_every_plot_has_ink(gallery: GalleryResult) -> None:
     assert gallery.shares, "no chart was measured"
     assert gallery.empty_plots == []
+
+
+def test_every_plot_keeps_its_share_of_the_card(gallery: GalleryResult) -> None:
+    assert gallery.small_plots == []
+    assert min(gallery.shares) >= MIN_PLOT_SHARE
 
 
 def test_pages_match_their_references(gallery: GalleryResult) -> None:

@@ -9,6 +9,11 @@ sizes, generously) and choose:
 - category labels: horizontal when they fit their band, else at an angle, always cut to a limit
   so they never run into each other (`labelOverlap` drops the ones that still would);
 - axis titles cut to the plot's length, so a rotated y title never rises into the card's title.
+
+`Room` sizes the text to the chart's box, so that the plot keeps at least 60% of its card on
+small cards too: smaller fonts, no axis titles and fewer ticks there, value labels drawn inside
+the plot (above their grid lines, as print charts do) instead of in a band beside it, and a
+legend that is dropped when even its compact form would take too much.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from typing import Any
 __all__ = [
     "AXIS_BAND_PX",
     "LegendPlan",
+    "Room",
     "category_axis",
     "legend_plan",
+    "position_axis",
     "text_px",
+    "value_axis",
 ]
 
 # Average advance of an 11 px DejaVu Sans glyph (generous: estimates must not undershoot).
@@ -35,10 +43,86 @@ LEGEND_COLUMN_GAP_PX = 12.0
 # What an axis takes across the plot: ticks, labels and its title.
 AXIS_BAND_PX = 42.0
 MIN_LABEL_PX = 40.0
-ANGLED_LABEL_PX = 90.0
+ONE_ROW_MIN_LABEL_PX = 60.0
+# Level category labels cut to their band need room for this many characters (else upright).
+LEVEL_LABEL_MIN_CHARS = 8
+# Cut level labels leave this much of their band free: Vega drops a label that comes closer
+# than `labelSeparation` to its neighbour, and its measure may differ from our estimate.
+LEVEL_LABEL_GAP_PX = 12.0
 UPRIGHT_LABEL_PX = 70.0
 # Added to an estimated label width so Vega, measuring for itself, does not cut what fits.
 LABEL_SLACK_PX = 6.0
+# Below these body sizes a chart is "tiny" (9 px text, no axis titles, sparse ticks); axis
+# titles need both TITLE_MIN sizes.
+TINY_WIDTH_PX = 200.0
+TINY_HEIGHT_PX = 150.0
+TITLE_MIN_WIDTH_PX = 360.0
+TITLE_MIN_HEIGHT_PX = 240.0
+# A legend may take at most this share of the chart's box, else it is dropped.
+LEGEND_MAX_SHARE = 0.2
+# Category labels (at an angle or upright) take at most this share of the plot's height.
+CATEGORY_DEPTH_SHARE = 0.15
+
+
+@dataclass(frozen=True)
+class Room:
+    """A chart's box in CSS px and the text density it allows."""
+
+    width: float
+    height: float
+
+    @property
+    def tiny(self) -> bool:
+        return self.width < TINY_WIDTH_PX or self.height < TINY_HEIGHT_PX
+
+    @property
+    def titles(self) -> bool:
+        return self.width >= TITLE_MIN_WIDTH_PX and self.height >= TITLE_MIN_HEIGHT_PX
+
+    @property
+    def font_px(self) -> int:
+        return 9 if self.tiny else 10 if not self.titles else 11
+
+    @property
+    def char_px(self) -> float:
+        return CHAR_PX * self.font_px / 11
+
+    @property
+    def axis_band_px(self) -> float:
+        """What a band of axis labels (and its title, where shown) takes across the plot."""
+        return self.font_px + 8 + (self.font_px + 4 if self.titles else 0)
+
+    def title(self, text: str | None) -> str | None:
+        return text if self.titles else None
+
+
+def value_axis(room: Room) -> dict[str, Any]:
+    """A vertical value axis with its labels inside the plot, left-aligned just above their grid
+    lines (the top one below its line): no band of labels beside the plot."""
+    return {
+        "labelAlign": "left",
+        # Above its line, but the top label below its own (datum.index runs 0 to 1 up the axis).
+        "labelBaseline": {"condition": {"test": "datum.index == 1", "value": "top"}, "value": "bottom"},
+        "labelPadding": -2,
+        "labelFontSize": room.font_px,
+        "labelLimit": round(max(MIN_LABEL_PX, room.width / 3)),
+        "tickSize": 0,
+        "domain": False,
+        "tickCount": max(2, min(6, int(room.height / 45))),
+    }
+
+
+def position_axis(room: Room) -> dict[str, Any]:
+    """A continuous horizontal axis (time, numbers): ticks spaced for the width, the end labels
+    kept inside the plot's span."""
+    return {
+        "labelFontSize": room.font_px,
+        "labelFlush": True,
+        "labelOverlap": "greedy",
+        "labelPadding": 2,
+        "tickSize": 0 if room.tiny else 3,
+        "tickCount": max(2, min(10, int(room.width / 80))),
+    }
 
 
 def text_px(text: str, char_px: float = CHAR_PX) -> float:
@@ -53,26 +137,42 @@ class LegendPlan:
     spec: dict[str, Any]
     width_px: float
     height_px: float
+    shown: bool = True
 
 
-def legend_plan(labels: Sequence[str], width: float, height: float) -> LegendPlan:
+def legend_plan(labels: Sequence[str], width: float, height: float, room: Room | None = None) -> LegendPlan:
     """The legend for these series labels in a chart box of width x height: at the right or on
-    top, whichever leaves the larger plot, labels cut to fit."""
-    longest = max((text_px(label) for label in labels), default=0.0) + LABEL_SLACK_PX
+    top, whichever leaves the larger plot, labels cut to fit; none when that would still take more
+    than LEGEND_MAX_SHARE of the box (tiny cards: the colours stay, the key goes)."""
+    plan = _legend_plan(labels, width, height, room or Room(width, height))
+    taken = plan.width_px * height + plan.height_px * width
+    if taken > LEGEND_MAX_SHARE * width * height:
+        return LegendPlan({}, 0.0, 0.0, shown=False)
+    return plan
+
+
+def _legend_plan(labels: Sequence[str], width: float, height: float, room: Room) -> LegendPlan:
+    char_px = room.char_px
+    row_px = room.font_px + 4
+    longest = max((text_px(label, char_px) for label in labels), default=0.0) + LABEL_SLACK_PX
     count = max(len(labels), 1)
     # At the right: one column, as wide as the longest label, at most a third of the width.
     right_limit = max(MIN_LABEL_PX, min(longest, width / 3 - LEGEND_SYMBOL_PX))
     right_width = LEGEND_SYMBOL_PX + right_limit + 8
-    right_rows_fit = max(1, int((height - 8) // LEGEND_ROW_PX))
+    right_rows_fit = max(1, int((height - 8) // row_px))
     right_columns = math.ceil(count / right_rows_fit)
     right_width *= right_columns
     right_area = max(width - right_width, 0.0) * height
     # On top: as many columns as fit the width, labels cut to at most 160 px.
     top_limit = max(MIN_LABEL_PX, min(longest, 160.0))
+    # One row of labels cut a little reads better, and costs less height, than several rows.
+    one_row = width / count - LEGEND_SYMBOL_PX - LEGEND_COLUMN_GAP_PX
+    if one_row >= min(longest, ONE_ROW_MIN_LABEL_PX):
+        top_limit = min(longest, one_row)
     entry = LEGEND_SYMBOL_PX + top_limit + LEGEND_COLUMN_GAP_PX
     columns = max(1, min(count, int(width // entry)))
     rows = math.ceil(count / columns)
-    top_height = rows * LEGEND_ROW_PX + 6
+    top_height = rows * row_px + 4
     top_area = width * max(height - top_height, 0.0)
     if right_area >= top_area:
         spec = {
@@ -80,6 +180,8 @@ def legend_plan(labels: Sequence[str], width: float, height: float) -> LegendPla
             "title": None,
             "symbolType": "circle",
             "labelLimit": round(right_limit),
+            "labelFontSize": room.font_px,
+            "symbolSize": 40 if room.tiny else 60,
             "columns": right_columns,
             "rowPadding": 2,
             "offset": 8,
@@ -91,40 +193,50 @@ def legend_plan(labels: Sequence[str], width: float, height: float) -> LegendPla
         "title": None,
         "symbolType": "circle",
         "labelLimit": round(top_limit),
+        "labelFontSize": room.font_px,
+        "symbolSize": 40 if room.tiny else 60,
         "columns": columns,
-        "rowPadding": 2,
-        "offset": 4,
+        "rowPadding": 1,
+        "offset": 2,
+        "padding": 0,
     }
     return LegendPlan(spec, 0.0, top_height)
 
 
-def category_axis(labels: Sequence[str], length: float, title_room: float) -> dict[str, Any]:
+def category_axis(labels: Sequence[str], length: float, title_room: float, room: Room | None = None) -> dict[str, Any]:
     """Axis properties for categories along a `length` px axis: labels horizontal when the
-    longest fits its band, else at -40 degrees; always cut to a limit; the title cut to the plot."""
+    longest fits its band, else at -40 degrees or upright, cut so that they never take more than
+    CATEGORY_DEPTH_SHARE of the chart's height; the title cut to the plot."""
+    room = room or Room(length + AXIS_BAND_PX, 10 * UPRIGHT_LABEL_PX)
     count = max(len(set(labels)), 1)
     band = length / count
-    longest = max((text_px(label) for label in labels), default=0.0)
+    longest = max((text_px(label, room.char_px) for label in labels), default=0.0)
+    depth = max(MIN_LABEL_PX, CATEGORY_DEPTH_SHARE * room.height)
+    upright = min(longest, UPRIGHT_LABEL_PX, depth)
     axis: dict[str, Any] = {
         "titleLimit": max(MIN_LABEL_PX, round(title_room)),
         "labelOverlap": "greedy",
         "labelSeparation": 3,
+        "labelFontSize": room.font_px,
     }
     if longest <= band - 4:
         axis.update({"labelAngle": 0, "labelLimit": round(band)})
-    elif longest <= 2 * band - 4:
+    elif longest <= 2 * band - 4 and not room.tiny:
         # Short labels (hours, codes): level, and every other one dropped where they would touch.
         axis.update({"labelAngle": 0, "labelLimit": round(2 * band)})
-    elif band >= ANGLED_LABEL_PX + 10:
-        # At -40 degrees a label cut to ANGLED_LABEL_PX spans its bounding box across (as Vega tests overlap).
-        axis.update({"labelAngle": -40, "labelAlign": "right", "labelLimit": round(min(longest, ANGLED_LABEL_PX))})
+    elif room.tiny or band - LEVEL_LABEL_GAP_PX >= min(LEVEL_LABEL_MIN_CHARS * room.char_px, 0.8 * upright):
+        # Room for the start of every label (about as much as an upright label could show): level
+        # and cut with an ellipsis, which reads better than words on end and takes one line.
+        axis.update({"labelAngle": 0, "labelLimit": round(max(band - LEVEL_LABEL_GAP_PX, 3 * room.char_px))})
     else:
-        # Upright labels take one line's height across: every category keeps its label.
+        # Narrow bands: upright labels take one line's height across, so every category keeps
+        # its label, cut to the depth the plot can spare.
         axis.update(
             {
                 "labelAngle": -90,
                 "labelAlign": "right",
                 "labelBaseline": "middle",
-                "labelLimit": round(min(longest, UPRIGHT_LABEL_PX)),
+                "labelLimit": round(upright),
             }
         )
     return axis

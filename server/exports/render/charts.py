@@ -20,7 +20,7 @@ import vl_convert
 
 from dashboard.v1 import common_pb2, widget_pb2
 from server.exports.render.axis_formats import category_order, number_axis, temporal_axis, zoned_ms
-from server.exports.render.chart_layout import AXIS_BAND_PX, category_axis, legend_plan, text_px
+from server.exports.render.chart_layout import Room, category_axis, legend_plan, position_axis, text_px, value_axis
 from server.exports.render.columns import WidgetConfigError, find_column, numeric_column
 from server.exports.render.values import NUMERIC_TYPES, TEMPORAL_TYPES, cell_texts, chart_values
 
@@ -56,6 +56,16 @@ PALETTE = [
     "#64748b",
 ]
 NULL_LABEL = "—"
+# Heatmaps: the colour key's labels at most this wide; the key at the right or on top, whichever
+# takes the smaller share of the chart; row labels on tiny heatmaps from HEATMAP_ROW_LABELS_MIN_PX.
+NARROW_BAR_PX = 360.0
+NARROW_BAR_LABEL_SHARE = 0.2
+WIDE_BAR_LABEL_SHARE = 0.3
+HEATMAP_LEGEND_PX = 70.0
+# What the key takes, about: at the right (gradient, labels, offset) or on top (gradient, labels).
+HEATMAP_RIGHT_LEGEND_PX = 42.0
+HEATMAP_TOP_LEGEND_PX = 26.0
+HEATMAP_ROW_LABELS_MIN_PX = 140.0
 
 # Vega's named colour schemes (vega-scale palettes.js; Vega looks names up lower-cased, and the
 # proto allows only [a-z0-9]). An unknown name would make Vega fail the whole chart.
@@ -113,7 +123,7 @@ def _frame_of(width: float, height: float) -> Spec:
         "width": max(int(width), 40),
         "height": max(int(height), 30),
         "autosize": {"type": "fit", "contains": "padding"},
-        "padding": 2,
+        "padding": 1,
     }
 
 
@@ -122,25 +132,29 @@ def _fmt(config: Any, name: str) -> widget_pb2.ValueFormat | None:
 
 
 def _axis_field(
-    column: common_pb2.Column, field: str, title: str, fmt: widget_pb2.ValueFormat | None = None, time_zone: str = ""
+    column: common_pb2.Column,
+    field: str,
+    title: str,
+    room: Room,
+    fmt: widget_pb2.ValueFormat | None = None,
+    time_zone: str = "",
 ) -> tuple[list[object], Spec]:
-    """Values and the encoding of a column on a continuous-or-categorical axis, labelled as
-    `fmt` says (timestamps on the wall clock of the format's or the dashboard's zone)."""
+    """Values and the encoding of a column on a horizontal continuous-or-categorical axis,
+    labelled as `fmt` says (timestamps on the wall clock of the format's or the dashboard's zone)."""
     if column.type in TEMPORAL_TYPES:
         values = zoned_ms(column, chart_values(column), fmt, time_zone)
-        encoding: Spec = {"field": field, "type": "temporal", "scale": {"type": "utc"}, "title": title}
-        if axis := temporal_axis(fmt):
-            encoding["axis"] = axis
+        encoding: Spec = {"field": field, "type": "temporal", "scale": {"type": "utc"}, "title": room.title(title)}
+        encoding["axis"] = {**position_axis(room), **temporal_axis(fmt)}
         return values, encoding
     if column.type in NUMERIC_TYPES:
         values = chart_values(column)
-        encoding = {"field": field, "type": "quantitative", "scale": {"zero": False}, "title": title}
-        if axis := number_axis(fmt, values):
-            encoding["axis"] = axis
+        encoding = {"field": field, "type": "quantitative", "scale": {"zero": False}, "title": room.title(title)}
+        encoding["axis"] = {**position_axis(room), **number_axis(fmt, values)}
         return values, encoding
     texts = [NULL_LABEL if text is None else text for text in cell_texts(column)]
     # Categories in the query's order, not alphabetical.
-    return list(texts), {"field": field, "type": "ordinal", "sort": None, "title": title}
+    axis = category_axis([str(t) for t in texts], room.width, room.width, room)
+    return list(texts), {"field": field, "type": "ordinal", "sort": None, "title": room.title(title), "axis": axis}
 
 
 def _series_records(
@@ -178,25 +192,35 @@ def _series_records(
     return records, [str(label) for label in category_order(list(labels), series_order or [])]
 
 
-def _with_legend(
-    encoding: Spec, series: list[str], width: float, height: float, x_field: str = "x", y_field: str = "y"
-) -> None:
-    """Colours by series with a legend placed to keep the plot large (one series: no legend), and
-    axis titles cut to the plot's length so they never leave it."""
+def _with_legend(encoding: Spec, series: list[str], room: Room) -> None:
+    """Colours by series with a legend placed to keep the plot large (one series: no legend; a
+    tiny card: no legend either when it would crowd the plot), and axis titles cut to the plot's
+    length so they never leave it."""
     legend_w = legend_h = 0.0
     if len(series) > 1:
-        plan = legend_plan(series, width, height)
+        plan = legend_plan(series, room.width, room.height, room)
         legend_w, legend_h = plan.width_px, plan.height_px
-        encoding["color"] = {"field": "s", "type": "nominal", "sort": series, "legend": plan.spec}
-    plot_w, plot_h = width - legend_w - AXIS_BAND_PX, height - legend_h - AXIS_BAND_PX
-    for channel, room in ((x_field, plot_w), (y_field, plot_h)):
+        encoding["color"] = {
+            "field": "s",
+            "type": "nominal",
+            "sort": series,
+            "legend": plan.spec if plan.shown else None,
+        }
+    plot_w = room.width - legend_w - room.axis_band_px
+    plot_h = room.height - legend_h - room.axis_band_px
+    for channel, length in (("x", plot_w), ("y", plot_h)):
         if channel in encoding:
             axis = encoding[channel].setdefault("axis", {})
-            axis.setdefault("titleLimit", max(24, round(room)))
+            axis["titleLimit"] = max(24, round(length))
 
 
-def _value_axis(records: list[dict[str, object]], fmt: widget_pb2.ValueFormat | None) -> Spec:
-    return number_axis(fmt, [record["y"] for record in records])
+def _value_encoding(
+    records: list[dict[str, object]], fmt: widget_pb2.ValueFormat | None, title: str | None, room: Room, inside: bool
+) -> Spec:
+    """The quantitative value channel: labels inside the plot on a vertical axis."""
+    axis = value_axis(room) if inside else position_axis(room)
+    axis.update(number_axis(fmt, [record["y"] for record in records]))
+    return {"field": "y", "type": "quantitative", "title": room.title(title), "axis": axis}
 
 
 def line_spec(
@@ -206,10 +230,12 @@ def line_spec(
     height: float,
     time_zone: str = "",
 ) -> Spec:
+    room = Room(width, height)
     x_values, x_encoding = _axis_field(
         find_column(frame, config.x_column, "line.x_column"),
         "x",
         config.x_title or config.x_column,
+        room,
         _fmt(config, "x_format"),
         time_zone,
     )
@@ -223,11 +249,9 @@ def line_spec(
         list(config.series_order),
     )
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
-    y: Spec = {"field": "y", "type": "quantitative", "title": y_title}
-    if axis := _value_axis(records, _fmt(config, "y_format")):
-        y["axis"] = axis
+    y = _value_encoding(records, _fmt(config, "y_format"), y_title, room, inside=True)
     encoding: Spec = {"x": x_encoding, "y": y}
-    _with_legend(encoding, series, width, height)
+    _with_legend(encoding, series, room)
     mark: Spec = {"type": "line", "point": bool(config.show_points)}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
 
@@ -239,10 +263,12 @@ def area_spec(
     height: float,
     time_zone: str = "",
 ) -> Spec:
+    room = Room(width, height)
     x_values, x_encoding = _axis_field(
         find_column(frame, config.x_column, "area.x_column"),
         "x",
         config.x_title or config.x_column,
+        room,
         _fmt(config, "x_format"),
         time_zone,
     )
@@ -256,14 +282,13 @@ def area_spec(
         list(config.series_order),
     )
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
-    y: Spec = {"field": "y", "type": "quantitative", "title": y_title, "stack": "zero" if config.stacked else None}
-    if axis := _value_axis(records, _fmt(config, "y_format")):
-        y["axis"] = axis
+    y = _value_encoding(records, _fmt(config, "y_format"), y_title, room, inside=True)
+    y["stack"] = "zero" if config.stacked else None
     if config.stacked and len(series) > 1:
         # The stack follows the series order too (the legend's), not the alphabet.
         y["sort"] = None
     encoding: Spec = {"x": x_encoding, "y": y}
-    _with_legend(encoding, series, width, height)
+    _with_legend(encoding, series, room)
     # Overlapping (unstacked) areas must stay see-through; stacked ones never overlap.
     mark: Spec = {"type": "area", "line": True, "fillOpacity": 0.75 if config.stacked else 0.25}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
@@ -287,36 +312,32 @@ def bar_spec(
         "bar.series_column",
         list(config.series_order),
     )
+    room = Room(width, height)
     value_title = config.value_columns[0] if len(config.value_columns) == 1 else None
     ordered = category_order(categories, list(config.category_order))
-    category_encoding: Spec = {"field": "x", "type": "nominal", "sort": ordered, "title": config.category_column}
-    value_encoding: Spec = {
-        "field": "y",
-        "type": "quantitative",
-        "title": value_title,
-        "stack": "zero" if config.stacked else None,
-    }
-    if axis := _value_axis(records, _fmt(config, "value_format")):
-        value_encoding["axis"] = axis
+    # The card's title names what the bars are: the category column's name would only repeat it.
+    title = None
+    category_encoding: Spec = {"field": "x", "type": "nominal", "sort": ordered, "title": title}
     horizontal = config.orientation == widget_pb2.BAR_ORIENTATION_HORIZONTAL
+    value_encoding = _value_encoding(records, _fmt(config, "value_format"), value_title, room, inside=not horizontal)
+    value_encoding["stack"] = "zero" if config.stacked else None
     encoding: Spec = (
-        {"y": category_encoding, "x": value_encoding}
-        if horizontal
-        else {
-            "x": category_encoding,
-            "y": value_encoding,
-        }
+        {"y": category_encoding, "x": value_encoding} if horizontal else {"x": category_encoding, "y": value_encoding}
     )
     labels = [str(category) for category in categories]
     if horizontal:
+        # Category labels take at most a fifth of a narrow chart's width, a third of a wide one's.
+        share = NARROW_BAR_LABEL_SHARE if width < NARROW_BAR_PX else WIDE_BAR_LABEL_SHARE
         category_encoding["axis"] = {
-            "labelLimit": round(max(24.0, min(max(text_px(label) for label in labels), width / 3))),
+            "labelLimit": round(max(24.0, min(max(text_px(label, room.char_px) for label in labels), width * share))),
             "labelOverlap": "greedy",
+            "labelFontSize": room.font_px,
+            "tickSize": 0,
+            "labelPadding": 4,
         }
     else:
-        room = width - AXIS_BAND_PX
-        category_encoding["axis"] = category_axis(labels, room, room)
-    _with_legend(encoding, series, width, height)
+        category_encoding["axis"] = category_axis(labels, width, width, room)
+    _with_legend(encoding, series, room)
     if len(series) > 1 and not config.stacked:
         # Grouped bars: series side by side within each category.
         encoding["yOffset" if horizontal else "xOffset"] = {"field": "s", "sort": series}
@@ -357,23 +378,55 @@ def heatmap_spec(
     ys, y_encoding = _heatmap_axis(find_column(frame, config.y_column, "heatmap.y_column"), "y", list(config.y_order))
     values = chart_values(numeric_column(frame, config.value_column, "heatmap.value_column"))
     records = [{"x": xs[row], "y": ys[row], "v": values[row]} for row in range(frame.row_count)]
-    legend_px = 70.0
+    room = Room(width, height)
+    number_format = number_axis(_fmt(config, "value_format"), values)
+    legend: Spec | None = None
+    legend_w = 0.0
+    # A tiny heatmap is a thumbnail of the pattern: the key would take a third of it.
+    if not room.tiny:
+        legend = {"labelFontSize": room.font_px, "labelLimit": round(HEATMAP_LEGEND_PX), **number_format}
+        if HEATMAP_RIGHT_LEGEND_PX / width <= HEATMAP_TOP_LEGEND_PX / height:
+            legend_w = HEATMAP_RIGHT_LEGEND_PX
+            legend.update(
+                orient="right",
+                gradientLength=max(30, min(int(height) - 50, 200)),
+                gradientThickness=10,
+                titleLimit=round(HEATMAP_LEGEND_PX),
+                offset=6,
+            )
+        else:
+            legend.update(
+                orient="top",
+                direction="horizontal",
+                title=None,
+                gradientLength=round(min(width / 2, 160)),
+                gradientThickness=8,
+                offset=2,
+            )
     color: Spec = {
         "field": "v",
         "type": "quantitative",
         "title": config.value_column,
         "scale": {"scheme": scheme},
-        "legend": {
-            "orient": "right",
-            "gradientLength": max(30, min(int(height) - 50, 200)),
-            "titleLimit": round(legend_px),
-            "labelLimit": round(legend_px),
-            **number_axis(_fmt(config, "value_format"), values),
-        },
+        "legend": legend,
     }
-    room_x = width - legend_px - AXIS_BAND_PX
-    x_encoding["axis"] = category_axis([str(x) for x in xs], room_x, room_x)
-    y_encoding["axis"] = {"titleLimit": max(24, round(height - AXIS_BAND_PX)), "labelLimit": round(width / 4)}
+    x_encoding["title"] = room.title(x_encoding["title"])
+    y_encoding["title"] = room.title(y_encoding["title"])
+    room_x = width - legend_w - room.axis_band_px
+    x_encoding["axis"] = {**category_axis([str(x) for x in xs], room_x, room_x, room), "tickSize": 0, "labelPadding": 3}
+    y_encoding["axis"] = {
+        "titleLimit": max(24, round(height - room.axis_band_px)),
+        "labelLimit": round(width / 4),
+        "labelFontSize": room.font_px,
+        "tickSize": 0,
+        "labelPadding": 3,
+    }
+    if room.tiny:
+        # Cells a few px wide: their labels would be noise; the rows keep theirs where there is width.
+        x_encoding["axis"]["labels"] = False
+        x_encoding["axis"]["ticks"] = False
+        if width < HEATMAP_ROW_LABELS_MIN_PX:
+            y_encoding["axis"].update({"labels": False, "ticks": False})
     encoding: Spec = {"x": x_encoding, "y": y_encoding, "color": color}
     return {**_frame_of(width, height), "data": {"values": records}, "mark": "rect", "encoding": encoding}
 

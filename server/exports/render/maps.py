@@ -28,6 +28,8 @@ __all__ = ["map_spec"]
 # Points beyond this many get no text label: they would only draw an unreadable smear.
 MAP_LABEL_LIMIT = 60
 MAP_LEGEND_PX = 84.0
+MAP_BOTTOM_LEGEND_PX = 34.0
+MAP_LEGEND_MAX_SHARE = 0.2
 MAP_AREA_RANGE = (30.0, 600.0)
 # Ring points closer than this on the page (CSS px) to the previous one are dropped.
 SIMPLIFY_PX = 2.5
@@ -188,9 +190,25 @@ def map_spec(
     regions = _regions(config, frame, values)
     if not points and not regions:
         raise WidgetConfigError("map.latitude_column", "no row has a valid latitude and longitude")
-    legend = bool(values)
-    plot_w = max(width - (MAP_LEGEND_PX if legend else 0.0) - 4, 40.0)
-    plot_h = max(height - 4, 30.0)
+    # The key at the right (MAP_LEGEND_PX wide) or below (MAP_BOTTOM_LEGEND_PX high), whichever
+    # takes the smaller share; none when even that would take more than MAP_LEGEND_MAX_SHARE.
+    side = MAP_LEGEND_PX / width <= MAP_BOTTOM_LEGEND_PX / height
+    share = MAP_LEGEND_PX / width if side else MAP_BOTTOM_LEGEND_PX / height
+    legend = bool(values) and share <= MAP_LEGEND_MAX_SHARE
+    plot_w = max(width - (MAP_LEGEND_PX if legend and side else 0.0) - 4, 40.0)
+    plot_h = max(height - (MAP_BOTTOM_LEGEND_PX if legend and not side else 0.0) - 4, 30.0)
+    placement: Spec = (
+        {"orient": "right", "titleLimit": MAP_LEGEND_PX - 10}
+        if side
+        else {
+            "orient": "bottom",
+            "direction": "horizontal",
+            "titleOrient": "left",
+            "titleLimit": MAP_LEGEND_PX,
+            "offset": 4,
+            "gradientLength": 120,
+        }
+    )
     extent = [(p.lon, p.lat) for p in points]
     for country, _ in regions.values():
         west, south, east, north = country.main_bbox
@@ -220,7 +238,7 @@ def map_spec(
                     "type": "quantitative",
                     "title": config.value_column,
                     "scale": {"scheme": "blues"},
-                    "legend": {"orient": "right", "titleLimit": MAP_LEGEND_PX - 10, **number_format},
+                    "legend": {**placement, **number_format} if legend else None,
                 }
             }
             # Countries without a value stay neutral rather than taking the scale's lowest colour.
@@ -253,12 +271,7 @@ def map_spec(
                 "type": "quantitative",
                 "title": config.value_column,
                 "scale": {"domain": [0, top], "range": list(MAP_AREA_RANGE)},
-                "legend": {
-                    "orient": "right",
-                    "titleLimit": MAP_LEGEND_PX - 10,
-                    "labelLimit": MAP_LEGEND_PX - 40,
-                    **number_format,
-                },
+                "legend": {**placement, "labelLimit": MAP_LEGEND_PX - 40, **number_format} if legend else None,
             }
         layers.append(circles)
     if points and config.label_column and len(points) <= MAP_LABEL_LIMIT:

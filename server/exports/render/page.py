@@ -37,6 +37,7 @@ from server.exports.render.widgets import (
     empty_body,
     error_body,
     esc,
+    is_compact,
     kpi_body,
     table_body,
     text_width,
@@ -109,35 +110,43 @@ class PageRenderer:
         placement = placement_of(widget)
         width, height = self.grid.box(placement)
         kind = widget.WhichOneof("config") or "unknown"
+        compact = is_compact(width, height)
         if content.error is not None:
-            html = card(widget, "error", error_body("This widget's data could not be loaded", content.error))
+            html = card(
+                widget, "error", error_body("This widget's data could not be loaded", content.error), compact=compact
+            )
             return RenderedWidget(widget.id, placement, html)
         frame = content.frame
         assert frame is not None
         if kind == "unknown":
-            html = card(widget, "error", error_body("This widget cannot be drawn", "it has no configuration"))
+            html = card(
+                widget, "error", error_body("This widget cannot be drawn", "it has no configuration"), compact=compact
+            )
             return RenderedWidget(widget.id, placement, html)
         if frame.row_count == 0:
-            return RenderedWidget(widget.id, placement, card(widget, kind, empty_body()))
+            return RenderedWidget(widget.id, placement, card(widget, kind, empty_body(), compact=compact))
         note = (
             f"Showing the first {frame.row_count:,} rows: the result was cut at the row limit."
             if frame.truncated
             else None
         )
-        around = chrome(widget, width, bool(note))
+        around = chrome(widget, width, bool(note), height)
         inner_width, inner_height = width - around.width, height - around.height
         try:
             if kind == "kpi":
                 kpi = kpi_body(widget.kpi, frame, inner_width, inner_height, self.time_zone)
-                return RenderedWidget(widget.id, placement, card(widget, kind, kpi.html, note, accent=kpi.accent))
+                return RenderedWidget(
+                    widget.id, placement, card(widget, kind, kpi.html, note, accent=kpi.accent, compact=compact)
+                )
             if kind == "table":
                 table = table_body(widget.table, frame, inner_width, self.time_zone)
-                html = card(widget, kind, table.html, note)
+                html = card(widget, kind, table.html, note, compact=compact)
                 return RenderedWidget(widget.id, placement, html, table_height_px=table.height_px + around.height)
             svg = charts.render_svg(self._chart_spec(widget, frame, inner_width, inner_height), self._chart_id())
-            return RenderedWidget(widget.id, placement, card(widget, kind, f'<div class="chart">{svg}</div>', note))
+            body = f'<div class="chart">{svg}</div>'
+            return RenderedWidget(widget.id, placement, card(widget, kind, body, note, compact=compact))
         except (WidgetConfigError, ChartError) as error:
-            html = card(widget, "error", error_body("This widget cannot be drawn", str(error)))
+            html = card(widget, "error", error_body("This widget cannot be drawn", str(error)), compact=compact)
             return RenderedWidget(widget.id, placement, html)
 
     def _chart_id(self) -> str:

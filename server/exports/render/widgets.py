@@ -38,14 +38,23 @@ __all__ = [
 
 # Card geometry, as style.css draws it (.widget, .widget-head, .widget-note).
 CARD_BORDER_PX = 1
-CARD_PAD_Y_PX = 8
-CARD_PAD_X_PX = 12
-TITLE_LINE_PX = 20
+CARD_PAD_Y_PX = 6
+CARD_PAD_X_PX = 10
+TITLE_LINE_PX = 18
 TITLE_CHAR_PX = 8.6
 DESCRIPTION_LINE_PX = 16
 DESCRIPTION_CHAR_PX = 7.0
 HEAD_GAP_PX = 4
 NOTE_LINE_PX = 20
+# Small cards (.widget.compact) trade padding and title size for plot: below either size a 14 px
+# title and 8/12 px padding would leave the plot under 60% of the card.
+COMPACT_WIDTH_PX = 260
+COMPACT_HEIGHT_PX = 220
+COMPACT_PAD_Y_PX = 4
+COMPACT_PAD_X_PX = 6
+COMPACT_TITLE_LINE_PX = 16
+COMPACT_TITLE_CHAR_PX = 7.4
+COMPACT_HEAD_GAP_PX = 2
 # Table rows (.data-table): 16 px lines, 4 px padding above and below, 1 px rule.
 TABLE_LINE_PX = 16
 TABLE_ROW_EXTRA_PX = 9
@@ -72,30 +81,46 @@ class Chrome:
 
     width: float
     height: float
+    compact: bool = False
 
 
-def chrome(widget: widget_pb2.Widget, box_width: float, note: bool) -> Chrome:
-    """The card's chrome for a box `box_width` wide. Titles wrap (a cut title would be lost text);
-    descriptions are clamped to two lines."""
-    width = 2 * (CARD_BORDER_PX + CARD_PAD_X_PX)
+def is_compact(box_width: float, box_height: float) -> bool:
+    return box_width < COMPACT_WIDTH_PX or box_height < COMPACT_HEIGHT_PX
+
+
+def chrome(widget: widget_pb2.Widget, box_width: float, note: bool, box_height: float | None = None) -> Chrome:
+    """The card's chrome for a box `box_width` wide (compact when the box is small). Titles wrap
+    (a cut title would be lost text); descriptions are clamped to two lines."""
+    compact = box_height is not None and is_compact(box_width, box_height)
+    pad_x, pad_y = (COMPACT_PAD_X_PX, COMPACT_PAD_Y_PX) if compact else (CARD_PAD_X_PX, CARD_PAD_Y_PX)
+    line_px, char_px = (COMPACT_TITLE_LINE_PX, COMPACT_TITLE_CHAR_PX) if compact else (TITLE_LINE_PX, TITLE_CHAR_PX)
+    width = 2 * (CARD_BORDER_PX + pad_x)
     inner = max(box_width - width, 1.0)
-    title_lines = sum(max(1, math.ceil(text_width(line) * TITLE_CHAR_PX / inner)) for line in widget.title.split("\n"))
-    height = 2 * (CARD_BORDER_PX + CARD_PAD_Y_PX) + title_lines * TITLE_LINE_PX + HEAD_GAP_PX
+    title_lines = sum(max(1, math.ceil(text_width(line) * char_px / inner)) for line in widget.title.split("\n"))
+    gap = COMPACT_HEAD_GAP_PX if compact else HEAD_GAP_PX
+    height = 2 * (CARD_BORDER_PX + pad_y) + title_lines * line_px + gap
     if widget.description:
         lines = math.ceil(text_width(widget.description) * DESCRIPTION_CHAR_PX / inner)
         height += min(2, lines) * DESCRIPTION_LINE_PX
     if note:
         height += NOTE_LINE_PX
-    return Chrome(width=width, height=height)
+    return Chrome(width=width, height=height, compact=compact)
 
 
-def card(widget: widget_pb2.Widget, kind: str, body: str, note: str | None = None, accent: str | None = None) -> str:
+def card(
+    widget: widget_pb2.Widget,
+    kind: str,
+    body: str,
+    note: str | None = None,
+    accent: str | None = None,
+    compact: bool = False,
+) -> str:
     """The widget's card: title (and description) above its body, an optional note below.
     `kind` and `accent` are ours (a class name and a checked #rrggbb colour), never user text."""
     style = f' style="--threshold:{accent}"' if accent else ""
+    extra = (" widget-accent" if accent else "") + (" compact" if compact else "")
     parts = [
-        f'<section class="widget kind-{kind}{" widget-accent" if accent else ""}"{style}'
-        f' data-widget-id="{esc(widget.id)}">',
+        f'<section class="widget kind-{kind}{extra}"{style} data-widget-id="{esc(widget.id)}">',
         '<header class="widget-head">',
         f'<h2 class="widget-title" dir="auto">{esc(widget.title)}</h2>',
     ]
