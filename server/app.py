@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.audit.dead_letter import DeadLetterFile
@@ -32,7 +31,7 @@ from server.materialization.store import MaterializationStore
 from server.metrics import Metrics
 from server.queries.service import QueryDomain
 from server.queries.views import ViewBuilder
-from server.redis_client import make_redis
+from server.redis_client import RedisClient, make_redis
 from server.shares.service import ShareDomain
 from server.widgetdata.cache import WidgetDataCache
 from server.widgetdata.service import WidgetDataDomain
@@ -63,7 +62,7 @@ class Core:
     settings: Settings
     db: Database
     datasource: AsyncEngine
-    redis: aioredis.Redis
+    redis: RedisClient
     metrics: Metrics
     queries: QueryDomain
     cache: WidgetDataCache
@@ -122,7 +121,7 @@ class App:
 
     settings: Settings
     db: Database
-    redis: aioredis.Redis
+    redis: RedisClient
     authenticator: Authenticator
     dashboards: DashboardDomain
     widgets: WidgetDomain

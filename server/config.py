@@ -28,8 +28,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
     # Where queries run; empty means the application database.
     datasource_url: str = Field(default="", validation_alias="DATASOURCE_URL")
+    # One Redis (redis://, rediss://) or a Redis Cluster (redis+cluster://host:port,host:port).
     redis_url: str = Field(default="", validation_alias="REDIS_URL")
-    # Celery broker; empty means REDIS_URL.
+    # Celery broker; empty means REDIS_URL (which must then be one Redis, not a cluster).
     broker_url: str = Field(default="", validation_alias="BROKER_URL")
     # Prefix of every Redis key this deployment writes (lets tests and tenants share a Redis).
     redis_prefix: str = "tessera:"
@@ -176,6 +177,18 @@ class Settings(BaseSettings):
             raise ValueError("TESSERA_TLS_CLIENT_CA_FILE (mTLS) needs TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE")
         return self
 
+    @model_validator(mode="after")
+    def _redis_cluster_needs_a_broker(self) -> Settings:
+        # Celery's Redis transport speaks to one Redis: a cluster cannot be the broker.
+        if names_redis_cluster(self.effective_broker_url):
+            raise ValueError(
+                "Celery cannot use a Redis Cluster as its broker: set BROKER_URL to RabbitMQ "
+                "(amqp://...) or to a plain redis:// when REDIS_URL names a cluster"
+            )
+        if "{" in self.redis_prefix or "}" in self.redis_prefix:
+            raise ValueError("TESSERA_REDIS_PREFIX may not contain { or }: keys carry Redis Cluster hash tags")
+        return self
+
     @cached_property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
@@ -187,6 +200,14 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.mode is Mode.PRODUCTION if self.log_json is None else self.log_json
+
+
+# URL schemes of a Redis Cluster, and the one-node scheme each stands for (server/redis_client.py).
+REDIS_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def names_redis_cluster(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in REDIS_CLUSTER_SCHEMES
 
 
 class _ModeOnly(BaseSettings):

@@ -19,6 +19,7 @@ from dashboard.v1 import (
 from server.auth.tokens import mint_token
 from server.config import Settings
 from server.db.migrate import sync_url
+from tests.harness.redis_cluster import RedisClusterProcesses, start_redis_cluster
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.harness.services import TestServices, provision
 from tests.security.phi_reads import PhiReadRecorder
@@ -30,6 +31,14 @@ TEST_SECRET = "tessera-test-secret-0123456789abcdef"
 def services() -> Iterator[TestServices]:
     with provision() as provided:
         yield provided
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """A real 3-master Redis Cluster, started once for the session by the first test asking for
+    it (tests/harness/redis_cluster.py) and stopped at its end."""
+    with start_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
