@@ -20,6 +20,7 @@ from server.broker.names import QUEUE_EXPORTS, QUEUE_MATERIALIZE, TASK_EXPORT, T
 from server.config import Settings
 from server.dashboards.service import DashboardDomain
 from server.db.engine import Database, make_engine
+from server.db.replica import ReplicaRouter
 from server.exports.browser import Printer
 from server.exports.jobs import ExportStore
 from server.exports.runner import ExportDeps
@@ -89,14 +90,20 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (tessera dev starts an embedded Redis)")
     pools = runtime.pools(settings)
+    metrics = Metrics()
     db = Database(make_engine(settings.database_url, application_name=runtime.value, **pools))
+    if settings.database_replica_url:
+        db.replica = ReplicaRouter(
+            make_engine(settings.database_replica_url, application_name=f"{runtime.value}-replica", **pools),
+            window_seconds=settings.replica_read_your_writes_seconds,
+            count=lambda target: metrics.db_reads.labels(target).inc(),
+        )
     # User queries run on a separate data-source engine (its own pool, so slow reports never
     # starve the application's connections); by default it points at the same database.
     datasource = make_engine(
         settings.datasource_url or settings.database_url, application_name=f"{runtime.value}-queries", **pools
     )
     redis = make_redis(settings.redis_url)
-    metrics = Metrics()
     queries = QueryDomain(db, datasource, settings)
     cache = WidgetDataCache(db, redis, settings, metrics=metrics)
     return Core(

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
 
     # --- services ---
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
+    # A streaming replica of DATABASE_URL for reads that may be slightly stale (lists, gets,
+    # widget-data resolution); empty: every read goes to the primary (server/db/replica.py).
+    database_replica_url: str = Field(default="", validation_alias="DATABASE_REPLICA_URL")
+    # After a write, the same caller's reads on this process wait for the replica to replay it
+    # (else go to the primary) for this long; other processes learn it from `x-tessera-lsn`.
+    replica_read_your_writes_seconds: float = 60.0
     # Where queries run; empty means the application database.
     datasource_url: str = Field(default="", validation_alias="DATASOURCE_URL")
     # One Redis (redis://, rediss://) or a Redis Cluster (redis+cluster://host:port,host:port).
