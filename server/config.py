@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # Redis broker: every key of the broker (queues, unacked, remote control) starts with this,
     # so deployments (or test runs) sharing one Redis database never take each other's tasks.
     broker_key_prefix: str = ""
+    # A job still QUEUED this long after its last change had its broker message lost: the sweep
+    # (every minute, on beat) sends its task again. Longer than the queue's worst backlog.
+    job_queued_timeout_seconds: float = 600.0
     task_max_retries: int = 5
     task_retry_backoff_max_seconds: int = 300
 

@@ -102,6 +102,10 @@ class RevisionStore(Generic[M, E]):
         self._max_len = int(settings.job_stream_max_len)
         self._ttl = int(settings.job_stream_ttl_seconds)
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     def stream_key(self, job_id: str) -> str:
         return f"{self._prefix}{self.kind.stream}:{job_id.lower()}"
 
