@@ -2,7 +2,9 @@
 workers on RabbitMQ, sharing the session's 3-master Redis Cluster and PostgreSQL, used the way a
 deployment without a load balancer is: the Python client's round robin over the three addresses.
 The usage examples pass through it, and a server SIGKILLed under load costs callers nothing:
-reads retried after UNAVAILABLE land on the two that are left."""
+reads retried after UNAVAILABLE land on the two that are left. Examples 04 and 05 follow jobs
+through their watch streams, so job streams on the cluster are exercised here too, with the
+rpcs of one job spread over the three servers."""
 
 from __future__ import annotations
 
@@ -49,10 +51,28 @@ class Deployment:
     def addresses(self) -> str:
         return ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
-    def start(self, index: int) -> None:
-        log = Path(self.env["TESSERA_SCALE_LOGS"]) / f"server-{index}.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(
+    def start(self, *indexes: int) -> None:
+        """Starts the servers at once (their imports overlap), then waits for each to answer."""
+        started = {index: self._spawn(index) for index in indexes}
+        for index, process in started.items():
+            with grpc.insecure_channel(f"127.0.0.1:{self.ports[index]}") as channel:
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=90)
+                except grpc.FutureTimeoutError:
+                    process.kill()
+                    raise RuntimeError(
+                        f"server {index} did not start:\n{self._log(index).read_text()[-3000:]}"
+                    ) from None
+            while len(self.servers) <= index:
+                self.servers.append(None)
+            self.servers[index] = process
+
+    def _log(self, index: int) -> Path:
+        return Path(self.env["TESSERA_SCALE_LOGS"]) / f"server-{index}.log"
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        with self._log(index).open("ab") as out:
+            return subprocess.Popen(
                 [sys.executable, "-m", "server.cli", "serve", "--port", str(self.ports[index])],
                 cwd=ROOT,
                 env=self.env,
@@ -60,16 +80,6 @@ class Deployment:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        with grpc.insecure_channel(f"127.0.0.1:{self.ports[index]}") as channel:
-            try:
-                grpc.channel_ready_future(channel).result(timeout=60)
-            except grpc.FutureTimeoutError:
-                process.kill()
-                raise RuntimeError(f"server {index} did not start:\n{log.read_text()[-3000:]}") from None
-        if index < len(self.servers):
-            self.servers[index] = process
-        else:
-            self.servers.append(process)
 
     def kill(self, index: int) -> None:
         process = self.servers[index]
@@ -109,6 +119,7 @@ def deployment(settings: Settings, migrated: str, redis_cluster: RedisClusterPro
         "TESSERA_AUDIT_DEAD_LETTER_PATH": str(workdir / "dead-letter.jsonl"),
         "TESSERA_JOB_HEARTBEAT_SECONDS": "0.5",
         "TESSERA_LOG_LEVEL": "WARNING",
+        "TESSERA_SHUTDOWN_GRACE": "1",
         "TESSERA_SCALE_LOGS": str(workdir),
     }
     # The shared vhost's queues (see test_workers): purged first, then used by this run only.
@@ -120,10 +131,14 @@ def deployment(settings: Settings, migrated: str, redis_cluster: RedisClusterPro
     running = Deployment(env, [free_port() for _ in range(3)])
     workers: list[WorkerProcess] = []
     try:
-        for index in range(3):
-            running.start(index)
-        for _ in range(2):
-            workers.append(WorkerProcess(env, queues="materialize,exports,maintenance").start())
+        workers.extend(WorkerProcess(env, queues="materialize,exports,maintenance") for _ in range(2))
+        starting = [threading.Thread(target=w.start, kwargs={"timeout": 150}, daemon=True) for w in workers]
+        for thread in starting:
+            thread.start()
+        running.start(0, 1, 2)
+        for thread in starting:
+            thread.join(timeout=160)
+        assert all(" ready." in w.log for w in workers), "a worker did not start"
         yield running
     finally:
         for worker in workers:
@@ -182,17 +197,17 @@ def test_a_server_killed_under_load_costs_callers_nothing(deployment: Deployment
                     done.append(n)
             done.append(n)
 
-    threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(3)]
     for thread in threads:
         thread.start()
     try:
         with Client(deployment.addresses, token=token) as probe:
-            for _ in range(60):
+            for _ in range(20):
                 probe.dashboards.get(board.id)  # the load runs meanwhile on every server
         deployment.kill(1)
         killed.set()
         with Client(deployment.addresses, token=token) as probe:
-            for _ in range(120):
+            for _ in range(40):
                 assert probe.dashboards.get(board.id).id == board.id  # after the kill, same story
     finally:
         stop.set()

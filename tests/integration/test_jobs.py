@@ -192,7 +192,6 @@ def test_materialize_fills_the_cache_for_both_masking_levels(kit: Kit, worker: W
     assert masked.masked
 
 
-@ON_EACH_REDIS
 def test_watch_streams_snapshot_progress_heartbeats_and_ends(
     kit: Kit, worker: WorkerProcess, other_server: Any
 ) -> None:
