@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     # Seconds in-flight rpcs get to finish on shutdown.
     shutdown_grace: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024
+    # Load shedding: unary rpcs running at once in this process beyond which a new one is refused
+    # at once with RESOURCE_EXHAUSTED and RetryInfo (rather than queueing without bound); 0: no cap.
+    # Streams (watches, downloads) are not counted: they are long and mostly idle.
+    max_in_flight_rpcs: int = 256
+    # The RetryInfo delay a shed call is told to wait (jittered up to twice that).
+    shed_retry_after_seconds: float = 0.05
     # Prometheus /metrics over HTTP on `host`; 0 picks a free port, -1 disables the endpoint.
     metrics_port: int = 9464
     # The HTTP/JSON face (REST routes, /openapi.json, /docs) on `host`; 0 picks a free port, -1 off.
