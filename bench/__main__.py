@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import clients, exports, fuzz, job_progress, query_overhead, rest_vs_grpc, widget_data
+from bench import clients, exports, fuzz, job_progress, query_overhead, rest_vs_grpc, soak, widget_data
 from bench.harness import Bench, bench_system
 
 BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
@@ -21,7 +21,10 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "fuzz": fuzz.run,
     "rest_vs_grpc": rest_vs_grpc.run,
     "clients": clients.run,
+    # Runs only when named (--only soak): 45 s quick, 30 min --full.
+    "soak": soak.run,
 }
+DEFAULT = [name for name in BENCHMARKS if name != "soak"]
 
 
 def main() -> int:
@@ -31,7 +34,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with bench_system() as bench:
-        for name in args.only or BENCHMARKS:
+        for name in args.only or DEFAULT:
             for result in BENCHMARKS[name](bench, args.full):
                 result["mode"] = "full" if args.full else "quick"
                 print(json.dumps(result), flush=True)
