@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import clients, exports, fuzz, job_progress, query_overhead, rest_vs_grpc, soak, widget_data
+from bench import broker_chaos, clients, exports, fuzz, job_progress, query_overhead, rest_vs_grpc, soak, widget_data
 from bench.harness import Bench, bench_system
 
 BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
@@ -21,10 +21,11 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "fuzz": fuzz.run,
     "rest_vs_grpc": rest_vs_grpc.run,
     "clients": clients.run,
-    # Runs only when named (--only soak): 45 s quick, 30 min --full.
+    # Run only when named (--only soak / broker_chaos): long, and they restart services.
     "soak": soak.run,
+    "broker_chaos": broker_chaos.run,
 }
-DEFAULT = [name for name in BENCHMARKS if name != "soak"]
+DEFAULT = [name for name in BENCHMARKS if name not in ("soak", "broker_chaos")]
 
 
 def main() -> int:
