@@ -1,6 +1,7 @@
 """Many servers, many workers: three `tessera serve` processes on three ports and two Celery
-workers on RabbitMQ, sharing the session's 3-master Redis Cluster and PostgreSQL, used the way a
-deployment without a load balancer is: the Python client's round robin over the three addresses.
+workers on RabbitMQ (a node of the session's own), sharing the session's 3-master Redis Cluster
+and PostgreSQL, used the way a deployment without a load balancer is: the Python client's round
+robin over the three addresses.
 The usage examples pass through it, and a server SIGKILLed under load costs callers nothing:
 reads retried after UNAVAILABLE land on the two that are left. Examples 04 and 05 follow jobs
 through their watch streams, so job streams on the cluster are exercised here too, with the
@@ -8,7 +9,6 @@ rpcs of one job spread over the three servers."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -26,7 +26,6 @@ import pytest
 
 from dashboard.v1 import dashboard_pb2 as d
 from server.auth.tokens import mint_token
-from server.broker.app import make_celery
 from server.config import Settings
 from server.devtools.demo_data import install as install_demo_data
 from server.devtools.embedded import free_port
@@ -34,8 +33,8 @@ from tessera_client import Client
 from tessera_client.core import balanced_target
 from tests.conftest import TEST_SECRET
 from tests.e2e.test_examples import EXAMPLES, FACILITY, run_example
+from tests.harness.rabbitmq import PrivateRabbit
 from tests.harness.redis_cluster import RedisClusterProcesses
-from tests.integration.test_workers import RABBITMQ_URL
 from workers.testing import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +100,9 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(settings: Settings, migrated: str, redis_cluster: RedisClusterProcesses) -> Iterator[Deployment]:
+def deployment(
+    settings: Settings, migrated: str, redis_cluster: RedisClusterProcesses, rabbitmq_node: PrivateRabbit
+) -> Iterator[Deployment]:
     install_demo_data(migrated)
     workdir = Path(tempfile.mkdtemp(prefix="tessera-scale-"))
     (workdir / "exports").mkdir()
@@ -109,7 +110,7 @@ def deployment(settings: Settings, migrated: str, redis_cluster: RedisClusterPro
         **os.environ,
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": redis_cluster.url,
-        "BROKER_URL": RABBITMQ_URL,
+        "BROKER_URL": rabbitmq_node.url,  # the session's own node: no other run takes its tasks
         "TESSERA_REDIS_PREFIX": f"scale-{uuid.uuid4().hex[:6]}:",
         "TESSERA_JWT_SECRET": TEST_SECRET,
         "TESSERA_HOST": "127.0.0.1",
@@ -122,12 +123,6 @@ def deployment(settings: Settings, migrated: str, redis_cluster: RedisClusterPro
         "TESSERA_SHUTDOWN_GRACE": "1",
         "TESSERA_SCALE_LOGS": str(workdir),
     }
-    # The shared vhost's queues (see test_workers): purged first, then used by this run only.
-    app = make_celery(Settings(broker_url=RABBITMQ_URL))
-    with app.connection_for_write() as conn:
-        for name in ("materialize", "exports", "maintenance"):
-            with conn.channel() as channel, contextlib.suppress(Exception):
-                channel.queue_purge(name)
     running = Deployment(env, [free_port() for _ in range(3)])
     workers: list[WorkerProcess] = []
     try:

@@ -4,10 +4,7 @@ lost, none done twice (tests/harness/broker_chaos.py). One trial here; twenty in
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,20 +14,14 @@ from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc, widget_pb2_grpc
 from server.config import Settings
 from tests.harness.broker_chaos import restart_with_jobs_in_flight
 from tests.harness.kit import Kit
-from tests.harness.rabbitmq import RABBITMQ_SERVER, PrivateRabbit
+from tests.harness.rabbitmq import PrivateRabbit
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_jobs import jobs_settings, worker_env
 
 
 @pytest.fixture(scope="module")
-def rabbit() -> Iterator[PrivateRabbit]:
-    if not Path(RABBITMQ_SERVER).exists():
-        pytest.skip("rabbitmq-server is not installed")
-    folder = Path(tempfile.mkdtemp(prefix="tessera-rabbit-"))
-    node = PrivateRabbit(folder).start()
-    yield node
-    node.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+def rabbit(rabbitmq_node: PrivateRabbit) -> PrivateRabbit:
+    return rabbitmq_node  # the session's own node: killing it disturbs nobody else
 
 
 @pytest.fixture(scope="module")
