@@ -10,7 +10,18 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import broker_chaos, clients, exports, fuzz, job_progress, query_overhead, rest_vs_grpc, soak, widget_data
+from bench import (
+    broker_chaos,
+    clients,
+    exports,
+    fuzz,
+    job_progress,
+    query_overhead,
+    redis_chaos,
+    rest_vs_grpc,
+    soak,
+    widget_data,
+)
 from bench.harness import Bench, bench_system
 
 BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
@@ -21,11 +32,13 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "fuzz": fuzz.run,
     "rest_vs_grpc": rest_vs_grpc.run,
     "clients": clients.run,
-    # Run only when named (--only soak / broker_chaos): long, and they restart services.
+    # Run only when named (--only soak / broker_chaos / redis_chaos): long, and they restart services.
     "soak": soak.run,
     "broker_chaos": broker_chaos.run,
+    "redis_chaos": redis_chaos.run,
 }
-DEFAULT = [name for name in BENCHMARKS if name not in ("soak", "broker_chaos")]
+ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos")
+DEFAULT = [name for name in BENCHMARKS if name not in ONLY_WHEN_NAMED]
 
 
 def main() -> int:
