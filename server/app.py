@@ -92,7 +92,9 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
     pools = runtime.pools(settings)
     metrics = Metrics()
     db = Database(make_engine(settings.database_url, application_name=runtime.value, **pools))
-    if settings.database_replica_url:
+    # The server only: a task reads what the rpc that queued it has just written (a job's
+    # dashboard version, say), and carries no LSN to wait for.
+    if settings.database_replica_url and runtime is Runtime.SERVER:
         db.replica = ReplicaRouter(
             make_engine(settings.database_replica_url, application_name=f"{runtime.value}-replica", **pools),
             window_seconds=settings.replica_read_your_writes_seconds,

@@ -51,3 +51,24 @@ def test_only_connection_trouble_and_recovery_conflicts_fall_back() -> None:
     assert fallback_error(conflict)
     assert not fallback_error(exc.ProgrammingError("SELECT 1", {}, psycopg.ProgrammingError("syntax")))
     assert not fallback_error(ValueError("a domain error"))
+
+
+async def test_only_the_server_reads_from_the_replica() -> None:
+    """A task reads what the rpc that queued it just wrote, with no LSN to wait for: workers read
+    the primary."""
+    from server.app import Runtime, build_core
+    from server.config import Settings
+
+    settings = Settings(
+        database_url="postgresql+psycopg://u@127.0.0.1:1/x",
+        database_replica_url="postgresql+psycopg://u@127.0.0.1:2/x",
+        redis_url="redis://127.0.0.1:1/0",
+    )
+    server, worker = build_core(settings, Runtime.SERVER), build_core(settings, Runtime.WORKER)
+    try:
+        assert server.db.replica is not None and worker.db.replica is None
+    finally:
+        for core in (server, worker):
+            await core.db.dispose()
+            await core.datasource.dispose()
+            await core.redis.aclose()
