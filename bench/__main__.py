@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import (
+    broker_chaos,
     browser_vs_grpc,
     clients,
     exports,
@@ -19,7 +20,9 @@ from bench import (
     lists,
     materialize_due,
     query_overhead,
+    redis_chaos,
     rest_vs_grpc,
+    soak,
     widget_data,
 )
 from bench.harness import Bench, bench_system
@@ -38,7 +41,13 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "browser_vs_grpc": browser_vs_grpc.run,
     "materialize_due": materialize_due.run,
     "lists": lists.run,
+    # Run only when named (--only soak / broker_chaos / redis_chaos): long, and they restart services.
+    "soak": soak.run,
+    "broker_chaos": broker_chaos.run,
+    "redis_chaos": redis_chaos.run,
 }
+ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos")
+DEFAULT = [name for name in BENCHMARKS if name not in ONLY_WHEN_NAMED]
 
 
 def main() -> int:
@@ -48,7 +57,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with bench_system() as bench:
-        for name in args.only or BENCHMARKS:
+        for name in args.only or DEFAULT:
             for result in BENCHMARKS[name](bench, args.full):
                 result["mode"] = "full" if args.full else "quick"
                 print(json.dumps(result), flush=True)

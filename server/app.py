@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.audit.dead_letter import DeadLetterFile
@@ -21,6 +20,7 @@ from server.broker.names import QUEUE_EXPORTS, QUEUE_MATERIALIZE, TASK_EXPORT, T
 from server.config import Settings
 from server.dashboards.service import DashboardDomain
 from server.db.engine import Database, make_engine
+from server.db.replica import ReplicaRouter
 from server.exports.browser import Printer
 from server.exports.jobs import ExportStore
 from server.exports.runner import ExportDeps
@@ -32,7 +32,7 @@ from server.materialization.store import MaterializationStore
 from server.metrics import Metrics
 from server.queries.service import QueryDomain
 from server.queries.views import ViewBuilder
-from server.redis_client import make_redis
+from server.redis_client import RedisClient, make_redis
 from server.shares.service import ShareDomain
 from server.widgetdata.cache import WidgetDataCache
 from server.widgetdata.service import WidgetDataDomain
@@ -63,7 +63,7 @@ class Core:
     settings: Settings
     db: Database
     datasource: AsyncEngine
-    redis: aioredis.Redis
+    redis: RedisClient
     metrics: Metrics
     queries: QueryDomain
     cache: WidgetDataCache
@@ -90,14 +90,22 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (tessera dev starts an embedded Redis)")
     pools = runtime.pools(settings)
+    metrics = Metrics()
     db = Database(make_engine(settings.database_url, application_name=runtime.value, **pools))
+    # The server only: a task reads what the rpc that queued it has just written (a job's
+    # dashboard version, say), and carries no LSN to wait for.
+    if settings.database_replica_url and runtime is Runtime.SERVER:
+        db.replica = ReplicaRouter(
+            make_engine(settings.database_replica_url, application_name=f"{runtime.value}-replica", **pools),
+            window_seconds=settings.replica_read_your_writes_seconds,
+            count=lambda target: metrics.db_reads.labels(target).inc(),
+        )
     # User queries run on a separate data-source engine (its own pool, so slow reports never
     # starve the application's connections); by default it points at the same database.
     datasource = make_engine(
         settings.datasource_url or settings.database_url, application_name=f"{runtime.value}-queries", **pools
     )
     redis = make_redis(settings.redis_url)
-    metrics = Metrics()
     queries = QueryDomain(db, datasource, settings)
     cache = WidgetDataCache(db, redis, settings, metrics=metrics)
     return Core(
@@ -122,7 +130,7 @@ class App:
 
     settings: Settings
     db: Database
-    redis: aioredis.Redis
+    redis: RedisClient
     authenticator: Authenticator
     dashboards: DashboardDomain
     widgets: WidgetDomain

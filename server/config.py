@@ -26,10 +26,17 @@ class Settings(BaseSettings):
 
     # --- services ---
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
+    # A streaming replica of DATABASE_URL for reads that may be slightly stale (lists, gets,
+    # widget-data resolution); empty: every read goes to the primary (server/db/replica.py).
+    database_replica_url: str = Field(default="", validation_alias="DATABASE_REPLICA_URL")
+    # After a write, the same caller's reads on this process wait for the replica to replay it
+    # (else go to the primary) for this long; other processes learn it from `x-tessera-lsn`.
+    replica_read_your_writes_seconds: float = 60.0
     # Where queries run; empty means the application database.
     datasource_url: str = Field(default="", validation_alias="DATASOURCE_URL")
+    # One Redis (redis://, rediss://) or a Redis Cluster (redis+cluster://host:port,host:port).
     redis_url: str = Field(default="", validation_alias="REDIS_URL")
-    # Celery broker; empty means REDIS_URL.
+    # Celery broker; empty means REDIS_URL (which must then be one Redis, not a cluster).
     broker_url: str = Field(default="", validation_alias="BROKER_URL")
     # Prefix of every Redis key this deployment writes (lets tests and tenants share a Redis).
     redis_prefix: str = "tessera:"
@@ -46,6 +53,12 @@ class Settings(BaseSettings):
     # Seconds in-flight rpcs get to finish on shutdown.
     shutdown_grace: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024
+    # Load shedding: unary rpcs running at once in this process beyond which a new one is refused
+    # at once with RESOURCE_EXHAUSTED and RetryInfo (rather than queueing without bound); 0: no cap.
+    # Streams (watches, downloads) are not counted: they are long and mostly idle.
+    max_in_flight_rpcs: int = 256
+    # The RetryInfo delay a shed call is told to wait (jittered up to twice that).
+    shed_retry_after_seconds: float = 0.05
     # Prometheus /metrics over HTTP on `host`; 0 picks a free port, -1 disables the endpoint.
     metrics_port: int = 9464
     # The HTTP/JSON face (REST routes, /openapi.json, /docs) on `host`; 0 picks a free port, -1 off.
@@ -116,6 +129,9 @@ class Settings(BaseSettings):
     # Redis broker: every key of the broker (queues, unacked, remote control) starts with this,
     # so deployments (or test runs) sharing one Redis database never take each other's tasks.
     broker_key_prefix: str = ""
+    # A job still QUEUED this long after its last change had its broker message lost: the sweep
+    # (every minute, on beat) sends its task again. Longer than the queue's worst backlog.
+    job_queued_timeout_seconds: float = 600.0
     task_max_retries: int = 5
     # The due-widget sweep (server/materialization/sweep.py) drains what is due each beat minute:
     # widgets per task, tasks allowed to wait in the materialize queue before it holds off
@@ -194,6 +210,18 @@ class Settings(BaseSettings):
             raise ValueError("TESSERA_TLS_CLIENT_CA_FILE (mTLS) needs TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE")
         return self
 
+    @model_validator(mode="after")
+    def _redis_cluster_needs_a_broker(self) -> Settings:
+        # Celery's Redis transport speaks to one Redis: a cluster cannot be the broker.
+        if names_redis_cluster(self.effective_broker_url):
+            raise ValueError(
+                "Celery cannot use a Redis Cluster as its broker: set BROKER_URL to RabbitMQ "
+                "(amqp://...) or to a plain redis:// when REDIS_URL names a cluster"
+            )
+        if "{" in self.redis_prefix or "}" in self.redis_prefix:
+            raise ValueError("TESSERA_REDIS_PREFIX may not contain { or }: keys carry Redis Cluster hash tags")
+        return self
+
     @cached_property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
@@ -205,6 +233,14 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.mode is Mode.PRODUCTION if self.log_json is None else self.log_json
+
+
+# URL schemes of a Redis Cluster, and the one-node scheme each stands for (server/redis_client.py).
+REDIS_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def names_redis_cluster(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in REDIS_CLUSTER_SCHEMES
 
 
 class _ModeOnly(BaseSettings):

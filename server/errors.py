@@ -115,7 +115,20 @@ class AlreadyExists(TesseraError):
 
 
 class ResourceExhausted(TesseraError):
+    """A limit was reached. `retry_after`: seconds the caller should wait (sent as RetryInfo)."""
+
     code_name = "RESOURCE_EXHAUSTED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after = retry_after
 
 
 class Unavailable(TesseraError):

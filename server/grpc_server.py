@@ -33,6 +33,7 @@ from server.api.interceptors import (
 )
 from server.api.queries import QueryServicer
 from server.api.shares import ShareServicer
+from server.api.shedding import LoadShedding
 from server.api.widgets import WidgetServicer
 from server.app import App, build_app
 from server.broker.probe import BrokerProbe
@@ -78,6 +79,8 @@ def pipeline(app: App) -> list[_Wrapping]:
     return [
         AccessLogInterceptor(app.metrics),
         ErrorMappingInterceptor(),
+        # Overload answered at once, before anything else costs (server/api/shedding.py).
+        LoadShedding(app.settings.max_in_flight_rpcs, app.settings.shed_retry_after_seconds),
         # Audit outside authentication: refused calls are recorded too.
         AuditInterceptor(app.audit),
         AuthInterceptor(app.authenticator),

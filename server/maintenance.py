@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from sqlalchemy import delete, func, literal_column, or_, select, text
 
 from server.config import Settings
 from server.db.engine import Database
 from server.db.schema import idempotency_keys, jobs, widget_data_cache
 from server.materialization.store import STREAM, TERMINAL
+from server.redis_client import RedisClient
 
 __all__ = ["Cleaned", "cleanup"]
 
@@ -29,7 +29,7 @@ class Cleaned:
     job_streams: int
 
 
-async def cleanup(db: Database, redis: aioredis.Redis, settings: Settings) -> Cleaned:
+async def cleanup(db: Database, redis: RedisClient, settings: Settings) -> Cleaned:
     async with db.transaction() as conn:
         cache_rows = await conn.execute(
             delete(widget_data_cache).where(
@@ -47,7 +47,7 @@ async def cleanup(db: Database, redis: aioredis.Redis, settings: Settings) -> Cl
     )
 
 
-async def _cleanup_streams(db: Database, redis: aioredis.Redis, settings: Settings) -> int:
+async def _cleanup_streams(db: Database, redis: RedisClient, settings: Settings) -> int:
     prefix = f"{settings.redis_prefix}{STREAM}:"
     retention: Any = settings.job_stream_retention_seconds * literal_column("interval '1 second'")
     deleted = 0
@@ -82,11 +82,13 @@ async def _cleanup_streams(db: Database, redis: aioredis.Redis, settings: Settin
     return deleted
 
 
-async def _scan_batches(redis: aioredis.Redis, pattern: str) -> AsyncIterator[list[Any]]:
-    cursor: int = 0
-    while True:
-        cursor, keys = await redis.scan(cursor=cursor, match=pattern, count=500)
-        if keys:
-            yield keys
-        if cursor == 0:
-            return
+async def _scan_batches(redis: RedisClient, pattern: str) -> AsyncIterator[list[Any]]:
+    # scan_iter, not SCAN with a cursor: on a cluster it walks every primary in turn.
+    batch: list[Any] = []
+    async for key in redis.scan_iter(match=pattern, count=500):
+        batch.append(key)
+        if len(batch) >= 500:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

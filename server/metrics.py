@@ -50,6 +50,13 @@ class Metrics:
             ("tier",),
             registry=self.registry,
         )
+        self.db_reads = Counter(
+            "tessera_db_reads",
+            "Reads that may be slightly stale, by where they ran (replica or primary); only counted "
+            "with a DATABASE_REPLICA_URL.",
+            ("target",),
+            registry=self.registry,
+        )
         self.cache_misses = Counter(
             "tessera_widget_cache_misses",
             "Widget-data lookups a cache tier could not answer (tier memory or database).",

@@ -27,7 +27,7 @@ import grpc.aio
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
 from tessera_client.client import DEFAULT_ADDRESS, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT
-from tessera_client.core import CallCore, channel_options
+from tessera_client.core import CallCore, balanced_target, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
 from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
@@ -46,7 +46,7 @@ class AsyncClient(CallCore):
 
     def __init__(
         self,
-        target: str | grpc.aio.Channel = DEFAULT_ADDRESS,
+        target: str | Sequence[str] | grpc.aio.Channel = DEFAULT_ADDRESS,
         *,
         token: TokenSource | None = None,
         link_token: str | None = None,
@@ -72,10 +72,11 @@ class AsyncClient(CallCore):
         if isinstance(target, grpc.aio.Channel):
             self._channel, self._owns_channel = target, False
         else:
+            address, balanced = balanced_target(target)
             self._channel = (
-                grpc.aio.secure_channel(target, credentials, options=channel_options(options))
+                grpc.aio.secure_channel(address, credentials, options=channel_options(options, balanced=balanced))
                 if credentials is not None
-                else grpc.aio.insecure_channel(target, options=channel_options(options))
+                else grpc.aio.insecure_channel(address, options=channel_options(options, balanced=balanced))
             )
             self._owns_channel = True
 
@@ -116,7 +117,9 @@ class AsyncClient(CallCore):
             attempt += 1
             remaining = self._remaining(deadline, rpc, last)
             try:
-                response: Resp = await method(request, metadata=self._auth.metadata(), timeout=remaining)
+                call = method(request, metadata=self._metadata(), timeout=remaining)
+                response: Resp = await call
+                self._saw(await call.trailing_metadata())
                 return response
             except grpc.aio.AioRpcError as exc:
                 last = error_from_rpc(exc, rpc.full_name)
@@ -133,7 +136,7 @@ class AsyncClient(CallCore):
         timeout: float | None = None,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
     ) -> AsyncIterator[Resp]:
         """As `Client.stream`."""
-        call = self._method(rpc)(self._checked(rpc, request), metadata=self._auth.metadata(), timeout=timeout)
+        call = self._method(rpc)(self._checked(rpc, request), metadata=self._metadata(), timeout=timeout)
         try:
             async for message in call:
                 yield message
@@ -177,7 +180,7 @@ class AsyncClient(CallCore):
         method = self._method(kind.watch)
         while not follow.done:
             remaining = self._remaining(deadline, kind.watch, follow.last)
-            call = method(follow.watch_request(), metadata=self._auth.metadata(), timeout=remaining)
+            call = method(follow.watch_request(), metadata=self._metadata(), timeout=remaining)
             error: ApiError | None = None
             stalled = False
             try:
@@ -225,7 +228,7 @@ class AsyncClient(CallCore):
             while True:
                 remaining = self._remaining(deadline, rpcs.DOWNLOAD_EXPORT, last)
                 request = e.DownloadExportRequest(id=export_id, chunk_size=chunk_size, offset=sink.received)
-                call = method(request, metadata=self._auth.metadata(), timeout=remaining)
+                call = method(request, metadata=self._metadata(), timeout=remaining)
                 try:
                     async for part in call:
                         if part.WhichOneof("part") == "file":

@@ -29,7 +29,7 @@ import grpc
 
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
-from tessera_client.core import CallCore, channel_options
+from tessera_client.core import CallCore, balanced_target, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
 from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
@@ -53,7 +53,9 @@ Job = TypeVar("Job")
 class Client(CallCore):
     """A Tessera client over one channel.
 
-    target          "host:port", or a grpc.Channel you built yourself.
+    target          "host:port"; several ("h1:p1,h2:p2" or a list) for client-side round robin
+                    over them; "dns:///name:port" for round robin over a name's addresses
+                    (a Kubernetes headless service); or a grpc.Channel you built yourself.
     token           a bearer JWT, or a function returning a current one (see CachedToken).
     link_token      a public link token instead of a JWT (reads one published dashboard).
     timeout         default deadline of a call in seconds, across its retries; None for none.
@@ -66,7 +68,7 @@ class Client(CallCore):
 
     def __init__(
         self,
-        target: str | grpc.Channel = DEFAULT_ADDRESS,
+        target: str | Sequence[str] | grpc.Channel = DEFAULT_ADDRESS,
         *,
         token: TokenSource | None = None,
         link_token: str | None = None,
@@ -92,10 +94,11 @@ class Client(CallCore):
         if isinstance(target, grpc.Channel):
             self._channel, self._owns_channel = target, False
         else:
+            address, balanced = balanced_target(target)
             self._channel = (
-                grpc.secure_channel(target, credentials, options=channel_options(options))
+                grpc.secure_channel(address, credentials, options=channel_options(options, balanced=balanced))
                 if credentials is not None
-                else grpc.insecure_channel(target, options=channel_options(options))
+                else grpc.insecure_channel(address, options=channel_options(options, balanced=balanced))
             )
             self._owns_channel = True
         self.dashboards = Dashboards(self)
@@ -162,7 +165,9 @@ class Client(CallCore):
             attempt += 1
             remaining = self._remaining(deadline, rpc, last)
             try:
-                response: Resp = method(request, metadata=self._auth.metadata(), timeout=remaining)
+                response: Resp
+                response, call = method.with_call(request, metadata=self._metadata(), timeout=remaining)
+                self._saw(call.trailing_metadata())
                 return response
             except grpc.RpcError as exc:
                 last = error_from_rpc(exc, rpc.full_name)
@@ -177,7 +182,7 @@ class Client(CallCore):
         """The messages of a server-streaming rpc, as they come; ApiError when it fails. No
         retries here: resuming is rpc-specific (see `follow` and `download`). Leaving the loop
         early cancels the call."""
-        call = self._method(rpc)(self._checked(rpc, request), metadata=self._auth.metadata(), timeout=timeout)
+        call = self._method(rpc)(self._checked(rpc, request), metadata=self._metadata(), timeout=timeout)
         try:
             yield from call
         except grpc.RpcError as exc:
@@ -227,7 +232,7 @@ class Client(CallCore):
         method = self._method(kind.watch)
         while not follow.done:
             remaining = self._remaining(deadline, kind.watch, follow.last)
-            call = method(follow.watch_request(), metadata=self._auth.metadata(), timeout=remaining)
+            call = method(follow.watch_request(), metadata=self._metadata(), timeout=remaining)
             watchdog = _Watchdog(follow.stall, call.cancel)
             error: ApiError | None = None
             try:
@@ -273,7 +278,7 @@ class Client(CallCore):
             while True:
                 remaining = self._remaining(deadline, rpcs.DOWNLOAD_EXPORT, last)
                 request = e.DownloadExportRequest(id=export_id, chunk_size=chunk_size, offset=sink.received)
-                call = method(request, metadata=self._auth.metadata(), timeout=remaining)
+                call = method(request, metadata=self._metadata(), timeout=remaining)
                 try:
                     for part in call:
                         if part.WhichOneof("part") == "file":

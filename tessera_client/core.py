@@ -5,6 +5,7 @@ awaiting loop."""
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable, Sequence
 from types import EllipsisType
@@ -18,7 +19,7 @@ from tessera_client.errors import ApiError, DeadlineExceededError
 from tessera_client.retry import RetryPolicy
 from tessera_client.rpcs import Req
 
-__all__ = ["MAX_MESSAGE_BYTES", "CallCore", "channel_options"]
+__all__ = ["LSN_METADATA_KEY", "MAX_MESSAGE_BYTES", "CallCore", "balanced_target", "channel_options"]
 
 log = logging.getLogger("tessera_client")
 
@@ -26,13 +27,60 @@ log = logging.getLogger("tessera_client")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-def channel_options(options: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """Message limits for Tessera's large frames, then the caller's own options (which win)."""
+# The WAL position of the caller's last write, from the server; sent back so that any server
+# process answers this client's later reads no older than its writes (read replicas).
+LSN_METADATA_KEY = "x-tessera-lsn"
+
+
+def channel_options(options: Sequence[tuple[str, Any]], *, balanced: bool = False) -> list[tuple[str, Any]]:
+    """Message limits for Tessera's large frames, round robin over several addresses, then the
+    caller's own options (which win)."""
     return [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        *((("grpc.lb_policy_name", "round_robin"),) if balanced else ()),
         *options,
     ]
+
+
+def balanced_target(target: str | Sequence[str]) -> tuple[str, bool]:
+    """A gRPC target for one address or several, and whether to balance over them. Several
+    ("h1:p1,h2:p2" or a list) become one `ipv4:`/`ipv6:` target of their addresses (names
+    resolved once, here) with `round_robin`: each call goes to the next server that is up, and
+    a server that goes away leaves the rotation. A `dns:///name:port` target is balanced too, over
+    every address the name has (a Kubernetes headless service)."""
+    addresses = [a.strip() for a in (target.split(",") if isinstance(target, str) else target) if a.strip()]
+    if not addresses:
+        raise ValueError("no server address given")
+    if len(addresses) == 1:
+        return addresses[0], addresses[0].startswith("dns:")
+    resolved = [_resolved(a) for a in addresses]
+    families = {family for family, _ in resolved}
+    if len(families) != 1:
+        raise ValueError("the addresses to balance over are all IPv4 or all IPv6")
+    return f"{families.pop()}:" + ",".join(hostport for _, hostport in resolved), True
+
+
+def _resolved(address: str) -> tuple[str, str]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"a server address is host:port, not {address!r}")
+    host = host.strip("[]")
+    info = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    if not info:
+        raise ValueError(f"{host} has no address")
+    family, *_, sockaddr = info[0]
+    if family == socket.AF_INET6:
+        return "ipv6", f"[{sockaddr[0]}]:{port}"
+    return "ipv4", f"{sockaddr[0]}:{port}"
+
+
+def _lsn_value(text: str) -> int | None:
+    high, sep, low = text.partition("/")
+    try:
+        return (int(high, 16) << 32) | int(low, 16) if sep else None
+    except ValueError:
+        return None
 
 
 class CallCore:
@@ -59,6 +107,19 @@ class CallCore:
         self._sleep = sleep
         self._clock = clock
         self._stubs: dict[str, Any] = {}
+        self._lsn: tuple[int, str] | None = None
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        pairs = self._auth.metadata()
+        return pairs if self._lsn is None else (*pairs, (LSN_METADATA_KEY, self._lsn[1]))
+
+    def _saw(self, trailing: Any) -> None:
+        """Keeps the highest write position the server reported (see LSN_METADATA_KEY)."""
+        for key, value in trailing or ():
+            if key == LSN_METADATA_KEY and isinstance(value, str):
+                lsn = _lsn_value(value)
+                if lsn is not None and (self._lsn is None or lsn > self._lsn[0]):
+                    self._lsn = (lsn, value)
 
     def _method(self, rpc: rpcs.Rpc[Any, Any]) -> Any:
         stub = self._stubs.get(rpc.service)

@@ -3,8 +3,11 @@ otherwise), a fresh database per run, and a real gRPC server on an ephemeral por
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -19,6 +22,8 @@ from dashboard.v1 import (
 from server.auth.tokens import mint_token
 from server.config import Settings
 from server.db.migrate import sync_url
+from tests.harness.rabbitmq import RABBITMQ_SERVER, PrivateRabbit
+from tests.harness.redis_cluster import RedisClusterProcesses, start_redis_cluster
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.harness.services import TestServices, provision
 from tests.security.phi_reads import PhiReadRecorder
@@ -30,6 +35,27 @@ TEST_SECRET = "tessera-test-secret-0123456789abcdef"
 def services() -> Iterator[TestServices]:
     with provision() as provided:
         yield provided
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """A real 3-master Redis Cluster, started once for the session by the first test asking for
+    it (tests/harness/redis_cluster.py) and stopped at its end."""
+    with start_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node() -> Iterator[PrivateRabbit]:
+    """A RabbitMQ node of the session's own (tests/harness/rabbitmq.py), started by the first test
+    asking for it: queues nobody else's worker can take, and a broker chaos tests may kill."""
+    if not Path(RABBITMQ_SERVER).exists():
+        pytest.skip("rabbitmq-server is not installed")
+    folder = Path(tempfile.mkdtemp(prefix="tessera-rabbit-"))
+    node = PrivateRabbit(folder).start()
+    yield node
+    node.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dashboard.v1 import common_pb2, export_pb2
 from server.app import WorkerRuntime
+from server.broker.enqueue import CeleryEnqueuer
 from server.broker.names import (
+    QUEUE_EXPORTS,
     QUEUE_MATERIALIZE,
     TASK_CLEANUP,
     TASK_DUE_WIDGETS,
@@ -29,11 +31,13 @@ from server.broker.names import (
     TASK_MATERIALIZE_WIDGET,
     TASK_MATERIALIZE_WIDGETS,
     TASK_REFRESH_VIEWS,
+    TASK_REQUEUE_LOST,
 )
 from server.broker.probe import BrokerProbe
 from server.errors import TesseraError
 from server.exports.expiry import expire_files
 from server.exports.runner import run_export
+from server.jobs.sweep import requeue_lost
 from server.maintenance import cleanup as cleanup_stale
 from server.materialization.runner import TRANSIENT_ERRORS, run_materialization
 from server.materialization.schedule import Refreshed, refresh_views, refresh_widgets, widget_facility
@@ -259,6 +263,29 @@ def cleanup(self: Task[Any, Any]) -> dict[str, int]:
 
     async def work(rt: WorkerRuntime) -> dict[str, int]:
         return dataclasses.asdict(await cleanup_stale(rt.core.db, rt.core.redis, rt.settings))
+
+    try:
+        return runtime.run(work)
+    except RETRYABLE as exc:
+        _retry(self, exc)
+
+
+# --- lost messages ----------------------------------------------------------------------------
+
+
+@shared_task(name=TASK_REQUEUE_LOST, bind=True)
+def requeue_lost_jobs(self: Task[Any, Any]) -> dict[str, int]:
+    """Every minute: sends again the task of every job QUEUED past `job_queued_timeout_seconds`
+    (its message was lost); a second delivery of a live one finds the job held and leaves it."""
+    timeout = runtime.settings.job_queued_timeout_seconds
+    materialize = CeleryEnqueuer(self.app, TASK_MATERIALIZE_DASHBOARD, QUEUE_MATERIALIZE)
+    export = CeleryEnqueuer(self.app, TASK_EXPORT, QUEUE_EXPORTS)
+
+    async def work(rt: WorkerRuntime) -> dict[str, int]:
+        core = rt.core
+        materializations = await requeue_lost(core.db, core.materialization_store, materialize, timeout)
+        exports = await requeue_lost(core.db, core.export_store, export, timeout)
+        return {"materializations": len(materializations), "exports": len(exports)}
 
     try:
         return runtime.run(work)

@@ -9,6 +9,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from server.auth.principal import Principal
+from server.db import replica as db_replica
 from server.errors import Unauthenticated
 
 # The correlation id lives with logging (server.logs), which every layer may use; rpcs set it here.
@@ -23,6 +24,7 @@ rpc_method: ContextVar[str] = ContextVar("tessera_rpc_method", default="")
 
 def set_principal(principal: Principal | None) -> None:
     _principal.set(principal)
+    db_replica.reader.set(principal.subject if principal is not None else None)  # read-your-writes
 
 
 def current_principal() -> Principal:

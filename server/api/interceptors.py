@@ -20,6 +20,7 @@ from server.api import input_rules
 from server.api.context import Ctx
 from server.api.status import internal_status, status_for
 from server.auth.authenticator import Authenticator
+from server.db import replica as db_replica
 from server.db.errors import is_unavailable
 from server.errors import FieldViolation, InvalidArgument, TesseraError, Unavailable
 from server.metrics import Metrics
@@ -173,11 +174,19 @@ class AuthInterceptor(_Wrapping):
             return
         metadata = {k: v for k, v in (ctx.invocation_metadata() or ()) if isinstance(v, str)}
         rpc_context.set_principal(await self._authenticator.authenticate(metadata))
+        # Read-your-writes across server processes (server/db/replica.py): the caller's last
+        # write position in, this rpc's write position out.
+        db_replica.read_after.set(db_replica.parse_lsn(metadata.get(db_replica.LSN_METADATA)))
+        db_replica.write_mark.set(db_replica.WriteMark())
 
     def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
         async def authed(request: Any, ctx: Ctx) -> Any:
             await self._authenticate(method, ctx)
-            return await behaviour(request, ctx)
+            response = await behaviour(request, ctx)
+            mark = db_replica.write_mark.get()
+            if mark is not None and mark.lsn is not None:
+                ctx.set_trailing_metadata(((db_replica.LSN_METADATA, db_replica.format_lsn(mark.lsn)),))
+            return response
 
         return authed
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.errors import DOMAIN, FailedPrecondition, InvalidArgument, TesseraError
+from server.errors import DOMAIN, FailedPrecondition, InvalidArgument, ResourceExhausted, TesseraError
 
 
 def status_for(error: TesseraError, correlation_id: str = "") -> grpc.Status:
@@ -43,6 +43,10 @@ def status_for(error: TesseraError, correlation_id: str = "") -> grpc.Status:
                 )
             )
         )
+    if isinstance(error, ResourceExhausted) and error.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(round(error.retry_after * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
 
 

@@ -12,7 +12,14 @@ from celery import Celery
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
-from server.broker.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_EXPIRE_EXPORTS, TASK_REFRESH_VIEWS
+from server.broker.names import (
+    QUEUES,
+    TASK_CLEANUP,
+    TASK_DUE_WIDGETS,
+    TASK_EXPIRE_EXPORTS,
+    TASK_REFRESH_VIEWS,
+    TASK_REQUEUE_LOST,
+)
 from server.config import Settings
 
 __all__ = ["DEFAULT_BROKER_URL", "beat_schedule", "broker_transport_options", "broker_url", "make_celery"]
@@ -55,6 +62,12 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": TASK_EXPIRE_EXPORTS,
             "schedule": crontab(minute=15),
             "options": {"expires": 3000},
+        },
+        # Jobs whose message was lost are sent again (server/jobs/sweep.py).
+        "requeue-lost-jobs": {
+            "task": TASK_REQUEUE_LOST,
+            "schedule": crontab(),
+            "options": {"expires": 55},
         },
         "cleanup": {
             "task": TASK_CLEANUP,

@@ -10,6 +10,7 @@ TASK_REFRESH_VIEWS = "tessera.maintenance.refresh_materialized_views"
 TASK_CLEANUP = "tessera.maintenance.cleanup"
 TASK_EXPORT = "tessera.export.render"
 TASK_EXPIRE_EXPORTS = "tessera.maintenance.expire_exports"
+TASK_REQUEUE_LOST = "tessera.maintenance.requeue_lost_jobs"
 QUEUE_MATERIALIZE = "materialize"
 QUEUE_EXPORTS = "exports"
 QUEUES = ("materialize", "exports", "maintenance")

@@ -158,8 +158,7 @@ class DashboardDomain:
     # --- read -----------------------------------------------------------------------------
 
     async def get(self, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
-        async with self._db.read() as conn:
-            return await self._get(conn, principal, dashboard_id)
+        return await self._db.stale_read(lambda conn: self._get(conn, principal, dashboard_id))
 
     async def _get(self, conn: AsyncConnection, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
         row, access = await load_dashboard(conn, principal, dashboard_id, Access.READ_PUBLISHED)
@@ -225,10 +224,11 @@ class DashboardDomain:
         query = query.order_by(*order).limit(size + 1)
 
         # Statements outside a transaction (no BEGIN/ROLLBACK round trips): each stands alone.
-        async with self._db.statements() as conn:
+        async def read_page(conn: AsyncConnection) -> tuple[list[Any], bool, Any]:
             rows = (await conn.execute(query)).all()
-            page, more = rows[:size], len(rows) > size
-            result = await self._list_views(conn, principal, page)
+            return rows[:size], len(rows) > size, await self._list_views(conn, principal, rows[:size])
+
+        page, more, result = await self._db.stale_read(read_page, autocommit=True)
         token = ""
         if more:
             last = page[-1]

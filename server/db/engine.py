@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, exc
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.db.migrate import sync_url
+from server.db.replica import ReplicaRouter, fallback_error, parse_lsn
+
+T = TypeVar("T")
 
 # A pooled connection idle for longer than this is pinged before use (a restarted or failed-over
 # PostgreSQL leaves dead connections in the pool). One used more recently is not: pinging every
@@ -56,16 +59,56 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
 
 class Database:
     """The application database. `transaction()` is the unit of work: everything inside
-    commits together or not at all."""
+    commits together or not at all. With a read replica (`server/db/replica.py`),
+    `stale_read()` runs reads that may be slightly stale there, never older than what the caller
+    wrote."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, replica: ReplicaRouter | None = None) -> None:
         self.engine = engine
+        self.replica = replica
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
+        if self.replica is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            async with conn.begin():
+                yield conn
+            # After the commit: the WAL position the caller's later reads must see. Autocommit,
+            # so the statement costs one round trip and no BEGIN/ROLLBACK.
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            lsn = parse_lsn(await conn.scalar(text("SELECT pg_current_wal_lsn()::text")))
+            if lsn is not None:
+                self.replica.wrote(lsn)
+
+    async def stale_read(self, read: Callable[[AsyncConnection], Awaitable[T]], *, autocommit: bool = False) -> T:
+        """`read(conn)` on the replica when there is one, it is up, and it has replayed what the
+        caller must see; on the primary otherwise, or again on the primary when the replica fails
+        under it. `read` must only read (it may run twice). `autocommit`: as `statements()`."""
+        replica = self.replica
+        if replica is not None and replica.usable():
+            try:
+                engine = (
+                    replica.engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else replica.engine
+                )
+                async with engine.connect() as conn:
+                    needed = replica.required()
+                    if needed is None or needed <= replica.replayed or await _replayed(conn, replica, needed):
+                        result = await read(conn)
+                        replica.count("replica")
+                        return result
+            except Exception as error:
+                if not fallback_error(error):
+                    raise
+                replica.failed(error)
+        async with self.statements() if autocommit else self.read() as conn:
+            result = await read(conn)
+        if replica is not None:
+            replica.count("primary")
+        return result
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -82,10 +125,15 @@ class Database:
             yield conn
 
     async def ping(self) -> None:
-        from sqlalchemy import text
-
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.engine.dispose()
+
+
+async def _replayed(conn: AsyncConnection, replica: ReplicaRouter, needed: int) -> bool:
+    replica.saw(parse_lsn(await conn.scalar(text("SELECT pg_last_wal_replay_lsn()::text"))))
+    return needed <= replica.replayed

@@ -65,7 +65,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 Address = Annotated[
-    str, typer.Option("--address", envvar="TESSERA_ADDRESS", help="Server host:port (TESSERA_ADDRESS).")
+    str,
+    typer.Option(
+        "--address",
+        envvar="TESSERA_ADDRESS",
+        help="Server host:port, or several comma-separated for client-side round robin (TESSERA_ADDRESS).",
+    ),
 ]
 Token = Annotated[
     str | None,

@@ -7,8 +7,6 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from dashboard.v1 import common_pb2, export_pb2
 from server.config import Settings
 from server.db.engine import Database
@@ -16,6 +14,7 @@ from server.db.schema import export_jobs
 from server.jobs.revisions import TERMINAL, JobKind, RevisionStore
 from server.materialization.store import set_times
 from server.protojson import from_json, to_json
+from server.redis_client import RedisClient
 
 __all__ = ["EXPORT", "ExportStore", "export_from_row", "failed"]
 
@@ -83,5 +82,5 @@ EXPORT: JobKind[export_pb2.ExportJob, export_pb2.WatchExportResponse] = JobKind(
 
 
 class ExportStore(RevisionStore[export_pb2.ExportJob, export_pb2.WatchExportResponse]):
-    def __init__(self, db: Database, redis: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, db: Database, redis: RedisClient, settings: Settings) -> None:
         super().__init__(EXPORT, db, redis, settings)

@@ -40,6 +40,7 @@ from server.exports.principals import principal_from_json
 from server.exports.render import PageRenderer, PageSpec, RenderedWidget, WidgetContent
 from server.exports.storage import ExportStorage
 from server.jobs.revisions import TERMINAL
+from server.jobs.sweep import exclusive
 from server.materialization.runner import TRANSIENT_ERRORS
 from server.protojson import from_json
 from server.widgetdata.service import WidgetDataDomain
@@ -73,7 +74,15 @@ class Cancelled(Exception):
 
 
 async def run_export(deps: ExportDeps, job_id: str, *, final_attempt: bool = True) -> export_pb2.ExportJob | None:
-    """Runs (or resumes) one export; returns the job as it ended, None when it no longer exists."""
+    """Runs (or resumes) one export; returns the job as it ended, None when it no longer exists
+    or another delivery of its task holds it (server/jobs/sweep.py)."""
+    async with exclusive(deps.store.db, job_id) as mine:
+        if not mine:
+            return None
+        return await _export(deps, job_id, final_attempt=final_attempt)
+
+
+async def _export(deps: ExportDeps, job_id: str, *, final_attempt: bool) -> export_pb2.ExportJob | None:
     row = await deps.store.row(job_id)
     if row is None:
         return None

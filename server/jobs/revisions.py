@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-import redis.asyncio as aioredis
 import redis.exceptions
 from google.protobuf import timestamp_pb2
 from sqlalchemy import Table, func, select, update
@@ -35,6 +34,7 @@ from dashboard.v1 import common_pb2
 from server.config import Settings
 from server.db.engine import Database
 from server.errors import NotFound, Unavailable
+from server.redis_client import RedisClient
 
 __all__ = ["TERMINAL", "JobKind", "JobMessage", "RevisionStore"]
 
@@ -92,7 +92,7 @@ def _entries(answer: Any) -> list[tuple[str, int, bytes]]:
 
 
 class RevisionStore(Generic[M, E]):
-    def __init__(self, kind: JobKind[M, E], db: Database, redis: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, kind: JobKind[M, E], db: Database, redis: RedisClient, settings: Settings) -> None:
         self.kind = kind
         self._db = db
         self._redis = redis
@@ -101,6 +101,10 @@ class RevisionStore(Generic[M, E]):
         self._poll = float(settings.job_poll_seconds)
         self._max_len = int(settings.job_stream_max_len)
         self._ttl = int(settings.job_stream_ttl_seconds)
+
+    @property
+    def db(self) -> Database:
+        return self._db
 
     def stream_key(self, job_id: str) -> str:
         return f"{self._prefix}{self.kind.stream}:{job_id.lower()}"

@@ -19,6 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dashboard.v1 import common_pb2, widget_pb2
 from server.errors import InvalidArgument, TesseraError, Unavailable
+from server.jobs.sweep import exclusive
 from server.materialization.materializer import Materializer
 from server.materialization.store import TERMINAL, MaterializationStore
 from server.protojson import from_json
@@ -125,7 +126,17 @@ async def run_materialization(
     concurrency: int = 1,
 ) -> widget_pb2.MaterializationJob | None:
     """Runs (or resumes) the job. Transient errors propagate (the task retries with backoff)
-    unless this is the final attempt, which records them as the widget's failure."""
+    unless this is the final attempt, which records them as the widget's failure. None: the job
+    is gone, or another delivery of its task holds it (server/jobs/sweep.py)."""
+    async with exclusive(store.db, job_id) as mine:
+        if not mine:
+            return None
+        return await _materialize(store, materializer, job_id, final_attempt=final_attempt)
+
+
+async def _materialize(
+    store: MaterializationStore, materializer: Materializer, job_id: str, *, final_attempt: bool
+) -> widget_pb2.MaterializationJob | None:
     row = await store.row(job_id)
     if row is None:
         log.info("jobs: %s no longer exists (its dashboard was deleted?)", job_id)

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import common_pb2, widget_pb2
@@ -16,6 +15,7 @@ from server.db.engine import Database
 from server.db.schema import jobs
 from server.jobs.revisions import TERMINAL, JobKind, RevisionStore
 from server.protojson import from_json, to_json, ts
+from server.redis_client import RedisClient
 
 __all__ = [
     "MATERIALIZATION",
@@ -77,7 +77,7 @@ MATERIALIZATION: JobKind[widget_pb2.MaterializationJob, widget_pb2.WatchMaterial
 
 
 class MaterializationStore(RevisionStore[widget_pb2.MaterializationJob, widget_pb2.WatchMaterializationJobResponse]):
-    def __init__(self, db: Database, redis: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, db: Database, redis: RedisClient, settings: Settings) -> None:
         super().__init__(MATERIALIZATION, db, redis, settings)
 
     @staticmethod

@@ -253,9 +253,11 @@ class QueryDomain:
         return row
 
     async def get(self, principal: Principal, query_id: str) -> Q.Query:
-        async with self._db.read() as conn:
+        async def read(conn: AsyncConnection) -> Q.Query:
             head = await self._load(conn, principal, query_id, write=False)
             return query_from_rows(head, await self._version(conn, head, 0))
+
+        return await self._db.stale_read(read)
 
     async def list_queries(self, principal: Principal, request: Q.ListQueriesRequest) -> tuple[list[Q.Query], str]:
         template = request.template if request.HasField("template") else None
@@ -278,16 +280,19 @@ class QueryDomain:
                 < tuple_(datetime.fromisoformat(cursor.key), uuid.UUID(cursor.id))
             )
         stmt = stmt.order_by(widget_queries.c.updated_at.desc(), widget_queries.c.id.desc()).limit(size + 1)
-        async with self._db.read() as conn:
+
+        async def read_page(conn: AsyncConnection) -> tuple[list[Any], dict[Any, Any]]:
             rows = (await conn.execute(stmt)).all()
-            page = rows[:size]
-            current = {}
-            if page:
-                keys = [(r.id, r.version) for r in page]
-                found = await conn.execute(
-                    select(query_versions).where(tuple_(query_versions.c.query_id, query_versions.c.version).in_(keys))
-                )
-                current = {v.query_id: v for v in found}
+            if not rows[:size]:
+                return rows, {}
+            keys = [(r.id, r.version) for r in rows[:size]]
+            found = await conn.execute(
+                select(query_versions).where(tuple_(query_versions.c.query_id, query_versions.c.version).in_(keys))
+            )
+            return rows, {v.query_id: v for v in found}
+
+        rows, current = await self._db.stale_read(read_page)
+        page = rows[:size]
         out = [query_from_rows(r, current[r.id]) for r in page]
         token = ""
         if len(rows) > size:

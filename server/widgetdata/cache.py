@@ -21,12 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from dashboard.v1 import widget_pb2
 from server.config import Settings
 from server.db.engine import Database
 from server.metrics import Metrics
+from server.redis_client import RedisClient
 from server.widgetdata.counters import stats
 from server.widgetdata.entry import Entry, Freshness, classify, effective_expiry
 from server.widgetdata.flight import SingleFlight
@@ -59,7 +58,7 @@ class WidgetDataCache:
     def __init__(
         self,
         db: Database,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
@@ -118,7 +117,7 @@ class WidgetDataCache:
         prefix = self._tier1.prefix
         try:
             raw_generation, raw_entry = await self._tier1.redis.mget(
-                generation_key(prefix, query_id), data_key(prefix, request.key)
+                generation_key(prefix, query_id), data_key(prefix, query_id, request.key)
             )
         except REDIS_ERRORS as exc:
             self._tier1.failed(exc)
@@ -161,7 +160,7 @@ class WidgetDataCache:
         self, request: CacheRequest, now: float, tier1: _Tier1 | None = None
     ) -> tuple[Entry, int, Freshness] | None:
         best: tuple[Entry, int, Freshness] | None = None
-        entry = self._tier1.decode(tier1.raw) if tier1 is not None else await self._tier1.get(request.key)
+        entry = self._tier1.decode(tier1.raw) if tier1 is not None else await self._tier1.get(request)
         if entry is not None:
             freshness = self._classify(entry, request, now)
             if freshness is Freshness.FRESH:
@@ -179,7 +178,7 @@ class WidgetDataCache:
             if freshness is Freshness.FRESH:
                 stats.database_hits += 1
                 self._metrics.cache_hits.labels("database").inc()
-                await self._tier1.put(request.key, stored)
+                await self._tier1.put(request, stored)
                 return stored, DATABASE, freshness
             if best is None or stored.computed_at > best[0].computed_at:
                 best = (stored, DATABASE, freshness)

@@ -3,7 +3,7 @@ processes, in two layers.
 
 * In the process: one task per key; every concurrent request for the key awaits it (shielded, so
   a caller that goes away never cancels the others' computation).
-* Across processes: a Redis lock `SET {prefix}wd:lock:{key} <token> NX PX <lease>`. The holder
+* Across processes: a Redis lock `SET {prefix}wd:{<query id>}:lock:{key} <token> NX PX <lease>`. The holder
   renews the lease every lease/3 while it computes and releases it with a compare-and-delete
   script; a holder that dies stops renewing, so its lock expires within one lease and a waiter
   takes over (at once when the holder was a process of this machine that is gone: holder.py).
@@ -195,9 +195,9 @@ class SingleFlight:
 
     async def _with_redis_lock(self, request: CacheRequest, compute: Compute, started: float) -> tuple[Entry, int]:
         redis, prefix = self._tier1.redis, self._tier1.prefix
-        lock = lock_key(prefix, request.key)
-        data = data_key(prefix, request.key)
-        note = error_key(prefix, request.key)
+        lock = lock_key(prefix, request.query_id, request.key)
+        data = data_key(prefix, request.query_id, request.key)
+        note = error_key(prefix, request.query_id, request.key)
         token = new_token()
         deadline = time.monotonic() + self._wait_limit
         delay = POLL_MIN_SECONDS
@@ -253,7 +253,7 @@ class SingleFlight:
         try:
             if not request.force_refresh:
                 # A holder that finished between our lookup and our lock left its result here.
-                entry = await self._tier1.get(request.key)
+                entry = await self._tier1.get(request)
                 if entry is not None and self._classify(entry, request, self._clock()) is Freshness.FRESH:
                     stats.waits += 1
                     return entry, COMPUTED
@@ -263,13 +263,15 @@ class SingleFlight:
             except TesseraError as exc:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await self._tier1.redis.set(
-                        error_key(self._tier1.prefix, request.key), _failure_note(token, exc), px=FAILURE_NOTE_MS
+                        error_key(self._tier1.prefix, request.query_id, request.key),
+                        _failure_note(token, exc),
+                        px=FAILURE_NOTE_MS,
                     )
                 raise
             finally:
                 renewal.cancel()
             # Tier 1 first: waiters poll it.
-            await self._tier1.put(request.key, entry)
+            await self._tier1.put(request, entry)
             await self._tier2.write(request, entry, rows)
             return entry, COMPUTED
         finally:
@@ -312,7 +314,7 @@ class SingleFlight:
                 return stored, DATABASE
             entry, rows = await self._compute(request, compute)
             await self._tier2.put_within(conn, request, entry, rows)
-        await self._tier1.put(request.key, entry)
+        await self._tier1.put(request, entry)
         return entry, COMPUTED
 
     async def _compute(self, request: CacheRequest, compute: Compute) -> tuple[Entry, int]:

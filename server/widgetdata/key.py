@@ -40,6 +40,7 @@ __all__ = [
     "generation_key",
     "lock_key",
     "masking_level",
+    "slot_tag",
 ]
 
 # Changing what goes into a key (or how) must change this, so old entries can never match.
@@ -93,24 +94,31 @@ def masking_level(can_read_phi: bool, has_sensitive_columns: bool) -> int:
     return MASKING_LEVEL_MASKED if has_sensitive_columns and not can_read_phi else MASKING_LEVEL_NONE
 
 
-def data_key(prefix: str, key: str) -> str:
+def slot_tag(query_id: str) -> str:
+    """The Redis Cluster hash tag of a query: every key of one query (its generation, its
+    entries, their locks and failure notes) hashes to one slot, so the MGETs and Lua scripts
+    that read several of them work on a cluster (and on one Redis alike)."""
+    return "{" + query_id.lower() + "}"
+
+
+def data_key(prefix: str, query_id: str, key: str) -> str:
     """Tier 1: the entry's envelope."""
-    return f"{prefix}wd:{key}"
+    return f"{prefix}wd:{slot_tag(query_id)}:{key}"
 
 
-def lock_key(prefix: str, key: str) -> str:
+def lock_key(prefix: str, query_id: str, key: str) -> str:
     """The single-flight lock (value: the holder's random token)."""
-    return f"{prefix}wd:lock:{key}"
+    return f"{prefix}wd:{slot_tag(query_id)}:lock:{key}"
 
 
-def error_key(prefix: str, key: str) -> str:
+def error_key(prefix: str, query_id: str, key: str) -> str:
     """A short-lived note of the holder's failure, so its waiters fail with it instead of
     re-running a query that just failed, one after the other."""
-    return f"{prefix}wd:err:{key}"
+    return f"{prefix}wd:{slot_tag(query_id)}:err:{key}"
 
 
 def generation_key(prefix: str, query_id: str) -> str:
-    return f"{prefix}wd:gen:{query_id.lower()}"
+    return f"{prefix}wd:{slot_tag(query_id)}:gen"
 
 
 def advisory_lock_id(key: str) -> int:

@@ -94,9 +94,9 @@ class WidgetDataDomain:
     # ----------------------------------------------------------------------------------------
 
     async def _resolve(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> Resolved:
-        # Every statement of resolve() stands alone (no locks, no SET LOCAL), so no transaction.
-        async with self._db.statements() as conn:
-            return await resolve(conn, principal, request)
+        # Every statement of resolve() stands alone (no locks, no SET LOCAL), so no transaction;
+        # definitions a moment old are fine (the caller's own writes are never missed).
+        return await self._db.stale_read(lambda conn: resolve(conn, principal, request), autocommit=True)
 
     async def _cache_request(
         self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest

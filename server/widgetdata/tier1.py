@@ -1,4 +1,4 @@
-"""Tier 1 of the widget-data cache: Redis (`{prefix}wd:{key}` -> an `entry` envelope, expiring
+"""Tier 1 of the widget-data cache: Redis (`{prefix}wd:{<query id>}:{key}` -> an `entry` envelope, expiring
 when the entry can no longer be served, i.e. expiry + max staleness), and whether Redis is usable
 at all: after a failure it is skipped for REDIS_RETRY_SECONDS (a dead Redis costs nothing per
 request), then tried again. Redis being down is never an error for the caller."""
@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 import redis.exceptions
 
+from server.redis_client import RedisClient
 from server.widgetdata.counters import stats
 from server.widgetdata.entry import Entry, EnvelopeError, decode, encode, tier1_ttl_ms
 from server.widgetdata.key import data_key, generation_key
+from server.widgetdata.request import CacheRequest
 
 __all__ = ["REDIS_ERRORS", "REDIS_RETRY_SECONDS", "RedisTier"]
 
@@ -33,7 +34,7 @@ def generation_of(raw: Any) -> int:
 
 
 class RedisTier:
-    def __init__(self, redis: aioredis.Redis, prefix: str, max_stale: float, clock: Callable[[], float]) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, max_stale: float, clock: Callable[[], float]) -> None:
         self.redis = redis
         self.prefix = prefix
         self._max_stale = max_stale
@@ -61,22 +62,24 @@ class RedisTier:
             log.warning("widget data: ignoring an unreadable tier-1 entry")
             return None
 
-    async def get(self, key: str) -> Entry | None:
+    async def get(self, request: CacheRequest) -> Entry | None:
         if not self.usable():
             return None
         try:
-            raw = await self.redis.get(data_key(self.prefix, key))
+            raw = await self.redis.get(data_key(self.prefix, request.query_id, request.key))
         except REDIS_ERRORS as exc:
             self.failed(exc)
             return None
         return self.decode(raw)
 
-    async def put(self, key: str, entry: Entry) -> None:
+    async def put(self, request: CacheRequest, entry: Entry) -> None:
         if not self.usable():
             return
         try:
             await self.redis.set(
-                data_key(self.prefix, key), encode(entry), px=tier1_ttl_ms(entry, self._clock(), self._max_stale)
+                data_key(self.prefix, request.query_id, request.key),
+                encode(entry),
+                px=tier1_ttl_ms(entry, self._clock(), self._max_stale),
             )
         except REDIS_ERRORS as exc:
             self.failed(exc)

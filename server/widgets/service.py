@@ -442,8 +442,7 @@ class WidgetDomain:
 
     async def get(self, principal: Principal, widget_id: str) -> widget_pb2.Widget:
         parsed = _require_uuid(widget_id, "id")
-        async with self._db.read() as conn:
-            return await self._get(conn, principal, parsed)
+        return await self._db.stale_read(lambda conn: self._get(conn, principal, parsed))
 
     async def _get(self, conn: AsyncConnection, principal: Principal, widget_id: uuid.UUID) -> widget_pb2.Widget:
         row = (await conn.execute(select(widgets).where(widgets.c.id == widget_id))).first()
@@ -494,19 +493,21 @@ class WidgetDomain:
         filters_key = pagination.fingerprint(str(dashboard_id))
         cursor = _decode_cursor(request.page_token, filters_key)
         size = pagination.page_size(request.page_size, DEFAULT_PAGE_SIZE)
-        async with self._db.read() as conn:
+
+        async def read_page(conn: AsyncConnection) -> list[widget_pb2.Widget]:
             dashboard, access = await load_dashboard(conn, principal, str(dashboard_id), Access.READ_PUBLISHED)
             if access is Access.READ_PUBLISHED:
                 ordered = sorted(await _published_widgets(conn, dashboard), key=_sort_key)
                 if cursor is not None:
                     ordered = [w for w in ordered if _sort_key(w) > cursor]
-                found = ordered[: size + 1]
-            else:
-                query = select(widgets).where(widgets.c.dashboard_id == dashboard.id)
-                if cursor is not None:
-                    query = query.where(tuple_(widgets.c.y, widgets.c.x, widgets.c.id) > tuple_(*cursor))
-                query = query.order_by(widgets.c.y, widgets.c.x, widgets.c.id).limit(size + 1)
-                found = [widget_from_row(r) for r in await conn.execute(query)]
+                return ordered[: size + 1]
+            query = select(widgets).where(widgets.c.dashboard_id == dashboard.id)
+            if cursor is not None:
+                query = query.where(tuple_(widgets.c.y, widgets.c.x, widgets.c.id) > tuple_(*cursor))
+            query = query.order_by(widgets.c.y, widgets.c.x, widgets.c.id).limit(size + 1)
+            return [widget_from_row(r) for r in await conn.execute(query)]
+
+        found = await self._db.stale_read(read_page)
         page = found[:size]
         token = ""
         if len(found) > size:

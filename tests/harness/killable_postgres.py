@@ -65,6 +65,18 @@ class KillablePostgres:
             os.chown(folder, *self._ids)
 
     @property
+    def binaries(self) -> Path:
+        return self._bin
+
+    @property
+    def data(self) -> Path:
+        return self._data
+
+    def as_user(self) -> dict[str, object]:
+        """subprocess arguments that run a command as the server's own user (when root)."""
+        return self._as_user()
+
+    @property
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 

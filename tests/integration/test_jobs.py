@@ -103,8 +103,18 @@ def wait_terminal(stub: Any, md: Any, job_id: str) -> w.MaterializationJob:
 
 
 @pytest.fixture(scope="module")
-def job_settings(settings: Settings, migrated: str) -> Settings:
+def job_settings(settings: Settings, migrated: str, request: pytest.FixtureRequest) -> Settings:
+    """On the run's Redis; with `job_settings` parametrized "cluster", the job streams and the
+    cache live on the session's Redis Cluster while Celery keeps the run's plain Redis as its
+    broker (kombu's Redis transport does not speak Cluster)."""
+    if getattr(request, "param", "redis") == "cluster":
+        cluster_url = request.getfixturevalue("redis_cluster").url
+        return jobs_settings(settings, broker_url_for(settings.redis_url), redis_url=cluster_url)
     return jobs_settings(settings, broker_url_for(settings.redis_url))
+
+
+# The tests marked with this run on one Redis and on a 3-master Redis Cluster.
+ON_EACH_REDIS = pytest.mark.parametrize("job_settings", ["redis", "cluster"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +249,7 @@ def test_idle_watch_sends_heartbeats_then_ends_at_terminal(
     assert events[-1].job.revision == 2 and events[-1].job.state == SUCCEEDED
 
 
+@ON_EACH_REDIS
 def test_resume_mid_way_has_no_gaps_and_no_duplicates(kit: Kit, worker: WorkerProcess, other_server: Any) -> None:
     board = kit.board()
     kit.widget(board, kit.slow_query(800))

@@ -36,8 +36,9 @@ from server.devtools.embedded import free_port
 from server.queries.execute import _CURSOR_NAME as CURSOR_NAME
 from server.queries.frame import frame_to_rows
 from server.widgetdata import stats
-from server.widgetdata.key import generation_key
+from server.widgetdata.key import data_key, generation_key, lock_key
 from tests.harness.kit import Kit
+from tests.harness.redis_cluster import sync_client
 from tests.harness.rpc import expect_failure, failure_of
 from tests.harness.server import ServerHandle, start_in_thread
 
@@ -84,8 +85,12 @@ def north(queries, dashboards, widgets, auth, demo) -> Kit:
 
 
 @pytest.fixture(scope="module")
-def dsn(migrated: str) -> str:
-    return sync_url(migrated).replace("postgresql+psycopg://", "postgresql://", 1)
+def dsn(migrated: str) -> Iterator[str]:
+    url = sync_url(migrated).replace("postgresql+psycopg://", "postgresql://", 1)
+    yield url
+    # This module's widgets (several run seconds-long queries, some on purpose failing ones) are
+    # not left due: a later module's worker claiming due widgets would spend its time on them.
+    sql(url, "UPDATE widgets SET next_refresh_at = now() + interval '1 day' WHERE next_refresh_at IS NULL")
 
 
 def sql(dsn: str, statement: str, *args: object) -> list[tuple[Any, ...]]:
@@ -232,8 +237,8 @@ def test_published_snapshot_versions_and_batches(kit: Kit, auth, dashboards, wid
 # --- freshness --------------------------------------------------------------------------------
 
 
-def tier1_key(settings: Settings, cache_key: str) -> str:
-    return f"{settings.redis_prefix}wd:{cache_key}"
+def tier1_key(settings: Settings, query_id: str, cache_key: str) -> str:
+    return data_key(settings.redis_prefix, query_id, cache_key)
 
 
 def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str) -> None:
@@ -247,7 +252,7 @@ def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str)
     client = redis.Redis.from_url(settings.redis_url)
 
     # Tier 1 lost (a Redis restart): tier 2 answers and refills tier 1.
-    client.delete(tier1_key(settings, key))
+    client.delete(tier1_key(settings, query.id, key))
     assert kit.data(widget.id).source == DATABASE
     assert kit.data(widget.id).source == MEMORY
 
@@ -268,7 +273,7 @@ def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str)
         " expires_at = now() - interval '2 hours' + interval '10 seconds' WHERE cache_key = %s",
         key,
     )
-    client.delete(tier1_key(settings, key))
+    client.delete(tier1_key(settings, query.id, key))
     assert kit.data(widget.id).source == COMPUTED
     client.close()
 
@@ -320,7 +325,7 @@ def test_stale_while_revalidate(kit: Kit, settings: Settings, dsn: str) -> None:
         key,
     )
     with redis.Redis.from_url(settings.redis_url) as client:
-        client.delete(tier1_key(settings, key))
+        client.delete(tier1_key(settings, query.id, key))
     before = stats.snapshot()
     stale = kit.data(widget.id)
     assert stale.source == STALE and stale.frame == first.frame
@@ -462,7 +467,7 @@ def test_dead_lock_holder_is_recovered_within_its_lease(kit: Kit, server: Server
     key = server.run(server.running.app.widget_data.key_for(principal, request))
     with redis.Redis.from_url(settings.redis_url) as client:
         # A holder that died mid-computation: its lock stays until the lease (here 1.5 s) runs out.
-        assert client.set(f"{settings.redis_prefix}wd:lock:{key}", "dead-holder", nx=True, px=1500)
+        assert client.set(lock_key(settings.redis_prefix, query.id, key), "dead-holder", nx=True, px=1500)
         started = time.monotonic()
         data = kit.data(widget.id)
         elapsed = time.monotonic() - started
@@ -503,33 +508,45 @@ class RedisProcess:
 
 @dataclass
 class Pair:
-    redis: RedisProcess
+    redis: RedisProcess | None  # None: the session's Redis Cluster, not to be killed
     servers: list[ServerHandle]
     stubs: list[Any]
+    redis_url: str
+    prefix: str
+
+
+# The tests that take `pair` through this run on one Redis and on a 3-master Redis Cluster.
+ON_EACH_REDIS = pytest.mark.parametrize("pair", ["redis", "cluster"], indirect=True)
 
 
 @pytest.fixture(scope="module")
-def pair(settings: Settings, migrated: str) -> Iterator[Pair]:
-    """Two server instances sharing PostgreSQL and a dedicated Redis, with a short lease (2 s), so
-    a computation outlives it: only renewal keeps the lock. (Much shorter leases meet the event-loop
-    lag of 200 requests on three event loops sharing one GIL: a lease must cover that lag.)"""
+def pair(settings: Settings, migrated: str, request: pytest.FixtureRequest) -> Iterator[Pair]:
+    """Two server instances sharing PostgreSQL and a dedicated Redis (or the session's Redis
+    Cluster, with `pair` parametrized "cluster"), with a short lease (2 s), so a computation
+    outlives it: only renewal keeps the lock. (Much shorter leases meet the event-loop lag of 200
+    requests on three event loops sharing one GIL: a lease must cover that lag.)"""
     if not os.path.exists(REDIS_SERVER):
         pytest.skip(f"{REDIS_SERVER} is not installed")
-    process = RedisProcess()
-    process.start()
-    dedicated = settings.model_copy(
-        update={"redis_url": process.url, "redis_prefix": "pair:", "cache_lock_lease_seconds": 2.0}
-    )
+    process: RedisProcess | None = None
+    if getattr(request, "param", "redis") == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+    else:
+        process = RedisProcess()
+        process.start()
+        url = process.url
+    prefix = f"pair-{uuid.uuid4().hex[:6]}:"
+    dedicated = settings.model_copy(update={"redis_url": url, "redis_prefix": prefix, "cache_lock_lease_seconds": 2.0})
     servers = [start_in_thread(dedicated), start_in_thread(dedicated)]
     channels = [grpc.insecure_channel(h.address) for h in servers]
     try:
-        yield Pair(process, servers, [widget_pb2_grpc.WidgetServiceStub(ch) for ch in channels])
+        yield Pair(process, servers, [widget_pb2_grpc.WidgetServiceStub(ch) for ch in channels], url, prefix)
     finally:
         for ch in channels:
             ch.close()
         for handle in servers:
             handle.stop()
-        process.kill()
+        if process is not None:
+            process.kill()
 
 
 class ActivitySampler(threading.Thread):
@@ -555,6 +572,34 @@ class ActivitySampler(threading.Thread):
                 time.sleep(0.005)
 
 
+@ON_EACH_REDIS
+def test_hits_a_lost_entry_and_an_invalidation_across_instances(
+    pair: Pair, auth, dsn: str, facility: str, queries, dashboards, widgets
+) -> None:
+    """The read path's multi-key commands (the generation and the entry in one MGET) and the
+    single-flight scripts, on one Redis and on a cluster (where they need the query's hash tag)."""
+    md = auth("cleo", "editor", facility)
+    kit = Kit(queries, dashboards, widgets, md, facility)
+    query = kit.query("SELECT :v AS v, clock_timestamp() AS at", string_param("v", "x"))
+    widget = kit.widget(kit.board(), query)
+    request = w.GetWidgetDataRequest(widget_id=widget.id)
+    first, second = pair.stubs
+    computed = first.GetWidgetData(request, metadata=md, timeout=30)
+    assert computed.source == COMPUTED and rows(computed)[0]["v"] == "x"
+    assert second.GetWidgetData(request, metadata=md, timeout=30).source == MEMORY
+    [(key, *_)] = cache_rows(dsn, query.id)
+    with sync_client(pair.redis_url) as client:
+        assert client.exists(data_key(pair.prefix, query.id, key)) == 1
+        client.delete(data_key(pair.prefix, query.id, key))  # tier 1 lost: tier 2 answers, refills
+        assert second.GetWidgetData(request, metadata=md, timeout=30).source == DATABASE
+        assert first.GetWidgetData(request, metadata=md, timeout=30).source == MEMORY
+        client.incr(generation_key(pair.prefix, query.id))  # an invalidation by another process
+    recomputed = second.GetWidgetData(request, metadata=md, timeout=30)
+    assert recomputed.source == COMPUTED and recomputed.compute_time != computed.compute_time
+    assert first.GetWidgetData(request, metadata=md, timeout=30).source == MEMORY
+
+
+@ON_EACH_REDIS
 def test_stampede_runs_the_query_once_across_instances(
     pair: Pair, auth, dsn: str, facility: str, queries, dashboards, widgets
 ) -> None:
@@ -591,6 +636,7 @@ def test_stampede_runs_the_query_once_across_instances(
     assert elapsed < 20
 
 
+@ON_EACH_REDIS
 def test_a_failing_computation_fails_its_waiters_without_rerunning(
     pair: Pair, auth, facility: str, queries, dashboards, widgets
 ) -> None:
@@ -674,6 +720,7 @@ def test_redis_dies_and_comes_back_while_requests_arrive(
     query = kit.query("SELECT :v AS v, sum(g) AS total FROM generate_series(1, 200000) AS g", string_param("v", "x"))
     widget = kit.widget(kit.board(), query)
     first, second = pair.stubs
+    assert pair.redis is not None, "kills its own Redis"
 
     def read(stub: Any, **values: str) -> w.WidgetData:
         parameters = {k: s(v) for k, v in values.items()}

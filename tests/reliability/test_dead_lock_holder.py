@@ -16,6 +16,7 @@ from server.auth.principal import Principal, Role
 from server.config import Settings
 from server.queries.frame import frame_to_rows
 from server.widgetdata.holder import MACHINE, known_dead, new_token
+from server.widgetdata.key import lock_key
 from tests.harness.kit import Kit
 from tests.harness.server import ServerHandle
 
@@ -48,7 +49,9 @@ def test_a_dead_holder_of_this_machine_does_not_stall_the_widget(
     pid = _killed(reaped)
     assert known_dead(f"{MACHINE}/{pid}/feedbeef")
     with redis.Redis.from_url(settings.redis_url) as client:
-        assert client.set(f"{settings.redis_prefix}wd:lock:{key}", f"{MACHINE}/{pid}/feedbeef", nx=True, px=LEASE_MS)
+        assert client.set(
+            lock_key(settings.redis_prefix, query.id, key), f"{MACHINE}/{pid}/feedbeef", nx=True, px=LEASE_MS
+        )
         started = time.monotonic()
         data = kit.data(widget.id)
         elapsed = time.monotonic() - started

@@ -55,6 +55,7 @@ def test_masking_levels_and_facilities_never_share_an_entry(
     phi = Principal(subject, Role.ADMIN, frozenset({NORTH, SOUTH}), frozenset({PHI_READ}))
     plain = Principal(subject, Role.ADMIN, frozenset({NORTH, SOUTH}))
 
+    query_of: dict[str, str] = {}
     widget_of: dict[str, str] = {}
     for facility in (NORTH, SOUTH):  # the same SQL text in both facilities
         query = queries.CreateQuery(
@@ -71,6 +72,7 @@ def test_masking_levels_and_facilities_never_share_an_entry(
         board = dashboards.CreateDashboard(
             d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="cache")), metadata=phi_md
         )
+        query_of[facility] = query.id
         widget_of[facility] = widgets.CreateWidget(
             w.CreateWidgetRequest(
                 widget=w.Widget(
@@ -120,7 +122,7 @@ def test_masking_levels_and_facilities_never_share_an_entry(
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             for (facility, masked), key in keys.items():
-                raw = cache.get(data_key(settings.redis_prefix, key))
+                raw = cache.get(data_key(settings.redis_prefix, query_of[facility], key))
                 assert raw is not None, f"no tier-1 entry for {facility} masked={masked}"
                 entry = decode(raw)
                 tier1 = common_pb2.DataFrame.FromString(entry.frame)
@@ -145,7 +147,8 @@ def test_masking_levels_and_facilities_never_share_an_entry(
     # Tier 1 gone (a Redis restart): tier 2 answers, each reader still its own entry.
     cache = redis.Redis.from_url(settings.redis_url)
     try:
-        cache.delete(*(data_key(settings.redis_prefix, k) for k in keys.values()))
+        for (facility, _), k in keys.items():
+            cache.delete(data_key(settings.redis_prefix, query_of[facility], k))
     finally:
         cache.close()
     for facility in (NORTH, SOUTH):

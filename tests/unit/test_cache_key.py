@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from redis.crc import key_slot
 
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import query_pb2 as q
@@ -22,7 +23,16 @@ from server.widgetdata.entry import (
     encode,
     tier1_ttl_ms,
 )
-from server.widgetdata.key import KeyParts, advisory_lock_id, cache_key, generation_key, masking_level
+from server.widgetdata.key import (
+    KeyParts,
+    advisory_lock_id,
+    cache_key,
+    data_key,
+    error_key,
+    generation_key,
+    lock_key,
+    masking_level,
+)
 
 BASE = KeyParts(
     query_id="0b7c4a4e-9d59-4a8e-9a47-8c3f6f2b1d10",
@@ -99,7 +109,13 @@ def test_masking_level() -> None:
 
 
 def test_redis_names_and_advisory_lock_id() -> None:
-    assert generation_key("t:", "ABC") == "t:wd:gen:abc"
+    # Every key of one query carries its hash tag: one Redis Cluster slot for MGET and scripts.
+    assert generation_key("t:", "ABC") == "t:wd:{abc}:gen"
+    assert data_key("t:", "ABC", "k") == "t:wd:{abc}:k"
+    assert lock_key("t:", "abc", "k") == "t:wd:{abc}:lock:k"
+    assert error_key("t:", "abc", "k") == "t:wd:{abc}:err:k"
+    slots = {key_slot(name.encode()) for name in ("t:wd:{abc}:gen", "u:wd:{abc}:k", "t:wd:{abc}:lock:k")}
+    assert len(slots) == 1
     assert advisory_lock_id("f" * 64) == -1
     assert advisory_lock_id("7" + "f" * 63) == (1 << 63) - 1
     assert advisory_lock_id("0" * 64) == 0

@@ -1,0 +1,134 @@
+"""A real Redis Cluster for a test session: three masters from Debian's `redis-server
+--cluster-enabled yes`, joined by `redis-cli --cluster create`, in a temp dir, stopped at the end.
+
+    with start_redis_cluster(tmp_path) as cluster:
+        cluster.url            # redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/0
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+__all__ = ["REDIS_CLI", "REDIS_SERVER", "RedisClusterProcesses", "start_redis_cluster", "sync_client"]
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+CLUSTER_BUS_OFFSET = 10000
+CREATE_FLAGS = ("--cluster-replicas", "0", "--cluster-yes")  # Redis listens on port + 10000 for the cluster bus
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports whose cluster-bus twin (port + 10000) is free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port + CLUSTER_BUS_OFFSET < 65536 and port not in ports and _port_free(port + CLUSTER_BUS_OFFSET):
+            ports.append(port)
+    return ports
+
+
+@dataclass
+class RedisClusterProcesses:
+    ports: list[int]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports) + "/0"
+
+    def client(self) -> redis.RedisCluster:
+        """A synchronous cluster client, for tests that look at keys."""
+        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        for process in self.processes:
+            process.wait(timeout=10)
+        self.processes.clear()
+
+    def __enter__(self) -> RedisClusterProcesses:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _wait_ping(port: int, deadline: float) -> None:
+    while True:
+        try:
+            with redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2) as client:
+                client.ping()
+            return
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {port} did not start") from None
+            time.sleep(0.05)
+
+
+def _cluster_ok(port: int) -> bool:
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True) as client:
+        info = client.cluster("info")  # parsed into a dict by redis-py
+    return bool(info.get("cluster_state") == "ok")
+
+
+def start_redis_cluster(directory: Path, masters: int = 3, timeout: float = 30.0) -> RedisClusterProcesses:
+    cluster = RedisClusterProcesses(_free_ports(masters))
+    deadline = time.monotonic() + timeout
+    try:
+        for port in cluster.ports:
+            folder = directory / str(port)
+            folder.mkdir(parents=True)
+            command = [
+                REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no",
+            ]  # fmt: skip
+            cluster.processes.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder)
+            )
+        for port in cluster.ports:
+            _wait_ping(port, deadline)
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{p}" for p in cluster.ports), *CREATE_FLAGS],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        while not all(_cluster_ok(p) for p in cluster.ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.1)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def sync_client(url: str) -> redis.Redis | redis.RedisCluster:
+    """A synchronous client for a test to look at keys, for one Redis or a cluster URL alike."""
+    from server.redis_client import cluster_nodes, is_cluster_url
+
+    if is_cluster_url(url):
+        host, port = cluster_nodes(url)[0]
+        return redis.RedisCluster(host=host, port=port, socket_timeout=5)
+    return redis.Redis.from_url(url, socket_timeout=5)

@@ -1,0 +1,186 @@
+"""Reads that may be slightly stale go to a real streaming replica (pg_basebackup -R of a primary
+this module starts), and a caller always reads its own writes: on the server that wrote, and on
+another one when the call carries the write's `x-tessera-lsn`. With the replica's replay paused
+(`pg_wal_replay_pause()`), the replica is really behind, so where each read ran shows in what it
+answers as well as in `tessera_db_reads`. When the replica stops, reads fall back to the primary
+with no error, and return to it once it is back."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+
+from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc, widget_pb2_grpc
+from dashboard.v1 import widget_pb2 as w
+from server.config import Settings
+from server.db.migrate import upgrade
+from server.db.replica import LSN_METADATA
+from tests.harness.killable_postgres import postgres_binaries
+from tests.harness.kit import Kit
+from tests.harness.replica import Replicated, start_replicated
+from tests.harness.server import ServerHandle, start_in_thread
+
+Code = grpc.StatusCode
+
+
+@dataclass
+class Deployment:
+    pg: Replicated
+    servers: list[ServerHandle]
+    channels: list[grpc.Channel]
+
+    def stubs(self, i: int) -> tuple[Any, Any, Any]:
+        ch = self.channels[i]
+        return (
+            query_pb2_grpc.QueryServiceStub(ch),
+            dashboard_pb2_grpc.DashboardServiceStub(ch),
+            widget_pb2_grpc.WidgetServiceStub(ch),
+        )
+
+    def reads(self, i: int, target: str) -> float:
+        value = self.servers[i].running.app.metrics.registry.get_sample_value(
+            "tessera_db_reads_total", {"target": target}
+        )
+        return float(value or 0.0)
+
+    def replay(self, paused: bool) -> None:
+        with psycopg.connect(self.pg.replica.url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
+
+
+@pytest.fixture(scope="module")
+def deployment(settings: Settings) -> Iterator[Deployment]:
+    if postgres_binaries() is None:
+        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql")
+    # Not under pytest's temp root: another pytest session on the machine resets its mode to
+    # 0700, and the servers run as an unprivileged user that must reach their files.
+    folder = Path(tempfile.mkdtemp(prefix="tessera-replicated-"))
+    pg = start_replicated(folder)
+    try:
+        upgrade(pg.primary.url)
+        pg.wait_replayed()
+        own = settings.model_copy(
+            update={
+                "database_url": pg.primary.url,
+                "database_replica_url": pg.replica.url,
+                "redis_prefix": f"replica-{uuid.uuid4().hex[:6]}:",
+            }
+        )
+        servers = [start_in_thread(own), start_in_thread(own)]
+        channels = [grpc.insecure_channel(s.address) for s in servers]
+        try:
+            yield Deployment(pg, servers, channels)
+        finally:
+            for ch in channels:
+                ch.close()
+            for server in servers:
+                server.stop()
+    finally:
+        pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def lsn_of(call: Any) -> str:
+    return dict(call.trailing_metadata() or ())[LSN_METADATA]
+
+
+def test_a_caller_reads_its_own_writes_while_the_replica_lags(deployment: Deployment, auth: Any) -> None:
+    facility = f"fac-{uuid.uuid4().hex[:8]}"
+    alice = auth("alice", "editor", facility)
+    bob = auth("bob", "admin", facility)
+    queries, dashboards, widgets = deployment.stubs(0)
+    _, other_dashboards, other_widgets = deployment.stubs(1)
+    kit = Kit(queries, dashboards, widgets, alice, facility)
+    seen = kit.board()  # replicated before the pause: every reader sees it
+    deployment.pg.wait_replayed()
+    deployment.replay(paused=True)
+    try:
+        replica_before = deployment.reads(0, "replica")
+        assert dashboards.GetDashboard(d.GetDashboardRequest(id=seen.id), metadata=bob).id == seen.id
+        assert deployment.reads(0, "replica") == replica_before + 1
+
+        created, call = dashboards.CreateDashboard.with_call(
+            d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="fresh")), metadata=alice
+        )
+        lsn = lsn_of(call)
+        widget = kit.widget(created, kit.query("SELECT 7 AS n"))
+        # The writer, on the server it wrote through: gets, lists and widget data all see it.
+        primary_before = deployment.reads(0, "primary")
+        assert dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=alice).id == created.id
+        listed = dashboards.ListDashboards(d.ListDashboardsRequest(page_size=50), metadata=alice).dashboards
+        assert {b.id for b in listed} == {seen.id, created.id}
+        assert widgets.GetWidget(w.GetWidgetRequest(id=widget.id), metadata=alice).id == widget.id
+        assert kit.data(widget.id).frame.row_count == 1
+        assert deployment.reads(0, "primary") >= primary_before + 4
+
+        # Someone else reads the replica, which has not replayed it yet: slightly stale, as allowed.
+        with pytest.raises(grpc.RpcError) as missing:
+            dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=bob)
+        assert missing.value.code() == Code.NOT_FOUND
+
+        # The writer on another server process: held to its write by the LSN it carries.
+        with_lsn = (*alice, (LSN_METADATA, lsn))
+        assert other_dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=with_lsn).id == created.id
+        widget_lsn = lsn_of(kit.widgets.CreateWidget.with_call(
+            w.CreateWidgetRequest(widget=w.Widget(
+                dashboard_id=created.id, title="w2", position=w.GridPosition(x=4, y=0, width=4, height=2),
+                table=w.TableConfig(),
+            )),
+            metadata=alice,
+        )[1])  # fmt: skip
+        listed = other_widgets.ListWidgets(
+            w.ListWidgetsRequest(dashboard_id=created.id), metadata=(*alice, (LSN_METADATA, widget_lsn))
+        ).widgets
+        assert len(listed) == 2
+        # A malformed LSN is ignored (the read may be stale, never an error).
+        assert (
+            other_dashboards.GetDashboard(
+                d.GetDashboardRequest(id=seen.id), metadata=(*alice, (LSN_METADATA, "not/an/lsn" * 50))
+            ).id
+            == seen.id
+        )
+    finally:
+        deployment.replay(paused=False)
+    deployment.pg.wait_replayed()
+    replica_before = deployment.reads(0, "replica")
+    assert dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=bob).id == created.id
+    assert deployment.reads(0, "replica") == replica_before + 1
+
+
+def test_reads_fall_back_to_the_primary_while_the_replica_is_down(deployment: Deployment, auth: Any) -> None:
+    facility = f"fac-{uuid.uuid4().hex[:8]}"
+    carol = auth("carol", "editor", facility)
+    queries, dashboards, widgets = deployment.stubs(1)
+    kit = Kit(queries, dashboards, widgets, carol, facility)
+    board = kit.board()
+    widget = kit.widget(board, kit.query("SELECT 1 AS n"))
+    deployment.pg.wait_replayed()
+    reader = auth("dave", "admin", facility)  # no writes of his own: every read of his may go to the replica
+    deployment.pg.replica.stop()
+    try:
+        primary_before = deployment.reads(1, "primary")
+        for _ in range(5):
+            assert dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=reader).id == board.id
+            assert len(widgets.ListWidgets(w.ListWidgetsRequest(dashboard_id=board.id), metadata=reader).widgets) == 1
+            assert kit.data(widget.id, md=reader).frame.row_count == 1
+        assert deployment.reads(1, "primary") >= primary_before + 15
+    finally:
+        deployment.pg.replica.start()
+    # Back: once its retry pause is over, reads return to it (a bounded wait on a condition).
+    replica_before = deployment.reads(1, "replica")
+    deadline = time.monotonic() + 30
+    while deployment.reads(1, "replica") == replica_before:
+        assert time.monotonic() < deadline, "reads never returned to the restarted replica"
+        assert dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=reader).id == board.id
+        time.sleep(0.1)
