@@ -9,6 +9,7 @@ tessera token     mint a development token (refused in production)
 tessera export-key ID  a new key for TESSERA_EXPORT_KEYS
 tessera audit-replay  write the audit dead-letter file into the audit log
 tessera dashboards | widgets | materialize | export   client commands (server/devtools/cli_client.py)
+tessera reports create | list | get | pause | resume | delete | send | deliveries   (server/devtools/cli_reports.py)
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import typer
 
 from server.config import Mode, Settings, configured_mode
 from server.devtools.cli_client import mount_client_commands
+from server.devtools.cli_reports import reports_app
 from server.logs import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 mount_client_commands(app)
+app.add_typer(reports_app, name="reports")
 
 
 def _settings() -> Settings:

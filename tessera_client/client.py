@@ -33,6 +33,7 @@ from tessera_client.core import CallCore, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
 from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
+from tessera_client.reports import Reports
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
 from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
@@ -103,6 +104,7 @@ class Client(CallCore):
         self.queries = Queries(self)
         self.exports = Exports(self)
         self.shares = Shares(self)
+        self.reports = Reports(self)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Client:

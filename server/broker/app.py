@@ -12,7 +12,14 @@ from celery import Celery
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
-from server.broker.names import QUEUES, TASK_CLEANUP, TASK_DUE_WIDGETS, TASK_EXPIRE_EXPORTS, TASK_REFRESH_VIEWS
+from server.broker.names import (
+    QUEUES,
+    TASK_CLEANUP,
+    TASK_DUE_REPORTS,
+    TASK_DUE_WIDGETS,
+    TASK_EXPIRE_EXPORTS,
+    TASK_REFRESH_VIEWS,
+)
 from server.config import Settings
 
 __all__ = ["DEFAULT_BROKER_URL", "beat_schedule", "broker_transport_options", "broker_url", "make_celery"]
@@ -43,6 +50,12 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         # Every minute; a run that waited longer than its period is dropped (the next one covers it).
         "materialize-due-widgets": {
             "task": TASK_DUE_WIDGETS,
+            "schedule": crontab(),
+            "options": {"expires": 55},
+        },
+        # Every minute: report subscriptions whose due time came (claimed once in the database).
+        "deliver-due-reports": {
+            "task": TASK_DUE_REPORTS,
             "schedule": crontab(),
             "options": {"expires": 55},
         },

@@ -9,6 +9,9 @@ TASK_REFRESH_VIEWS = "tessera.maintenance.refresh_materialized_views"
 TASK_CLEANUP = "tessera.maintenance.cleanup"
 TASK_EXPORT = "tessera.export.render"
 TASK_EXPIRE_EXPORTS = "tessera.maintenance.expire_exports"
+# Report subscriptions: delivering renders with Chromium, so it runs where exports run.
+TASK_DELIVER_REPORT = "tessera.export.deliver_report"
+TASK_DUE_REPORTS = "tessera.maintenance.due_reports"
 QUEUE_MATERIALIZE = "materialize"
 QUEUE_EXPORTS = "exports"
 QUEUES = ("materialize", "exports", "maintenance")

@@ -266,6 +266,76 @@ export_jobs = Table(
     Index("ix_export_jobs_expire", "expire_at", postgresql_where=text("storage_url IS NOT NULL")),
 )
 
+# Scheduled report subscriptions (server/reports): a dashboard exported on a cron schedule as its
+# owner and delivered to e-mail and webhook recipients.
+report_subscriptions = Table(
+    "report_subscriptions",
+    metadata,
+    _uuid_pk(),
+    Column("dashboard_id", UUID(as_uuid=True), ForeignKey("dashboards.id", ondelete="CASCADE"), nullable=False),
+    Column("facility_id", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    # The owner as the worker renders (server/exports/principals.py), refreshed on every change.
+    Column("owner", JSONB, nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("cron", Text, nullable=False),
+    Column("time_zone", Text, nullable=False),
+    # dashboard.v1.ExportFormat.
+    Column("format", SmallInteger, nullable=False),
+    Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("filter_values", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("emails", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("webhooks", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("include_phi", Boolean, nullable=False, server_default=text("false")),
+    Column("webhook_secret", Text, nullable=False),
+    # dashboard.v1.SubscriptionState.
+    Column("state", SmallInteger, nullable=False, server_default="1"),
+    Column("stop_reason", Text, nullable=False, server_default=""),
+    Column("next_run_at", DateTime(timezone=True)),
+    Column("last_run_at", DateTime(timezone=True)),
+    Column("revision", BigInteger, nullable=False, server_default="1"),
+    _created(),
+    _updated(),
+    Index("ix_report_subscriptions_due", "next_run_at", postgresql_where=text("state = 1")),
+    Index("ix_report_subscriptions_dashboard", "dashboard_id", text("created_at DESC"), "id"),
+    Index("ix_report_subscriptions_facility", "facility_id", text("created_at DESC"), "id"),
+)
+
+report_deliveries = Table(
+    "report_deliveries",
+    metadata,
+    _uuid_pk(),
+    Column(
+        "subscription_id",
+        UUID(as_uuid=True),
+        ForeignKey("report_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("facility_id", Text, nullable=False),
+    # dashboard.v1.DeliveryTrigger.
+    Column("trigger", SmallInteger, nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    # dashboard.v1.DeliveryState.
+    Column("state", SmallInteger, nullable=False, server_default="1"),
+    Column("export_id", UUID(as_uuid=True), ForeignKey("export_jobs.id", ondelete="SET NULL")),
+    # [{recipient, delivered, attempts, error}], written as each recipient is done.
+    Column("recipients", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("error", JSONB),
+    _created(),
+    _updated(),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("ix_report_deliveries_subscription", "subscription_id", text("created_at DESC"), "id"),
+    # The claim: one delivery per scheduled due time, whoever claims it and however often.
+    Index(
+        "uq_report_deliveries_due",
+        "subscription_id",
+        "due_at",
+        unique=True,
+        postgresql_where=text("trigger = 1"),
+    ),
+    Index("ix_report_deliveries_open", "created_at", postgresql_where=text("ended_at IS NULL")),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
