@@ -13,7 +13,7 @@ import httpx
 
 from server.config import Mode, Settings
 from server.notify.outcome import Outcome, backoff
-from server.notify.signing import SIGNATURE_HEADER, sign
+from tessera_client.webhooks import SIGNATURE_HEADER, sign
 
 __all__ = ["DELIVERY_HEADER", "WebhookSender", "check_url"]
 

@@ -28,7 +28,7 @@ from server.broker.app import make_celery
 from server.broker.names import TASK_DUE_REPORTS
 from server.config import Settings
 from server.db.migrate import sync_url
-from server.notify.signing import SIGNATURE_HEADER, verify
+from tessera_client.webhooks import SIGNATURE_HEADER, verify
 from tests.harness.exports import ExportKit, stubs_for
 from tests.harness.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
 from tests.harness.server import ServerHandle, start_in_thread

@@ -3,6 +3,7 @@ refusals that write nothing, and who may subscribe whom and touch whose subscrip
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -182,3 +183,35 @@ def test_who_may_subscribe_whom_and_touch_what(
     with pytest.raises(grpc.RpcError) as phi:
         _create(reports, owner, subscription(board.id, emails=("ward@example.org",), include_phi=True))
     assert phi.value.code() is grpc.StatusCode.PERMISSION_DENIED and reason(phi.value) == "PHI_PERMISSION_REQUIRED"
+
+
+def test_the_cli(server: Any, settings: Any, kit: ExportKit, facility: str) -> None:
+    from typer.testing import CliRunner
+
+    from server.auth.tokens import mint_token
+    from server.cli import app
+
+    board = phi_board(kit)
+    token = mint_token(settings, subject="ed@example.org", roles=["editor"], facilities=[facility])
+    env = {"TESSERA_ADDRESS": server.address, "TESSERA_TOKEN": token, "COLUMNS": "200"}
+    runner = CliRunner()
+
+    def tessera(*args: str) -> Any:
+        return runner.invoke(app, ["reports", *args], env=env)
+
+    refused = tessera("create", board.id, "--cron", "0 7 * *", "--tz", "Europe/Paris", "--email", "a@example.org")
+    assert refused.exit_code == 1 and "subscription.schedule.cron" in refused.output
+    made = tessera(
+        "create", board.id, "--cron", "0 7 * * 1", "--tz", "Europe/Paris", "--email", "a@example.org", "--json"
+    )
+    assert made.exit_code == 0, made.output
+    sub = json.loads(made.output)
+    assert sub["webhookSecret"] and sub["schedule"] == {"cron": "0 7 * * 1", "timeZone": "Europe/Paris"}
+    listed = tessera("list", "--dashboard", board.id)
+    assert listed.exit_code == 0 and sub["id"] in listed.output and "ACTIVE" in listed.output
+    paused = tessera("pause", sub["id"])
+    assert paused.exit_code == 0 and "PAUSED" in paused.output
+    got = json.loads(tessera("get", sub["id"], "--json").output)
+    assert got["state"] == "SUBSCRIPTION_STATE_PAUSED" and "webhookSecret" not in got
+    assert tessera("delete", sub["id"]).exit_code == 0
+    assert tessera("get", sub["id"]).exit_code == 1

@@ -1,4 +1,5 @@
-"""Webhook signatures: `Tessera-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` over
+"""Webhook signatures of report deliveries, and what a receiver runs to check them:
+`Tessera-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` over
 `<t>.<body>` with the subscription's secret (the scheme Stripe and others use). The timestamp is
 signed too, so a receiver can refuse replays older than its tolerance."""
 
