@@ -11,6 +11,8 @@ from enum import StrEnum
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.alerts.runner import AlertDeps
+from server.alerts.service import AlertDomain
 from server.audit.dead_letter import DeadLetterFile
 from server.audit.log import AuditLog
 from server.auth.authenticator import Authenticator
@@ -146,6 +148,7 @@ class App:
     metrics: Metrics
     core: Core
     reports: ReportDomain
+    alerts: AlertDomain
 
     async def close(self) -> None:
         try:
@@ -186,6 +189,7 @@ def build_app(settings: Settings) -> App:
         reports=ReportDomain(
             core.db, exports, core.export_store, CeleryEnqueuer(celery, TASK_DELIVER_REPORT, QUEUE_EXPORTS), settings
         ),
+        alerts=AlertDomain(core.db, core.widget_data, settings),
     )
 
 
@@ -198,6 +202,7 @@ class WorkerRuntime:
     views: ViewBuilder
     exports: ExportDeps
     reports: ReportDeps
+    alerts: AlertDeps
 
     @property
     def settings(self) -> Settings:
@@ -233,6 +238,14 @@ def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float]
             # The delivery renders its export itself, in this process: nothing to hand to a queue.
             exports=ExportDomain(core.db, core.export_store, core.export_storage, core.widget_data, _rendered_here),
             export_run=exports,
+            smtp=SmtpSender(settings),
+            webhooks=WebhookSender(settings),
+            audit=core.audit,
+        ),
+        alerts=AlertDeps(
+            settings=settings,
+            db=core.db,
+            widget_data=core.widget_data,
             smtp=SmtpSender(settings),
             webhooks=WebhookSender(settings),
             audit=core.audit,

@@ -14,6 +14,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from dashboard.v1 import (
+    alert_pb2_grpc,
     dashboard_pb2_grpc,
     export_pb2_grpc,
     query_pb2_grpc,
@@ -22,6 +23,7 @@ from dashboard.v1 import (
     widget_pb2_grpc,
 )
 from server import tls, tracing
+from server.api.alerts import AlertServicer
 from server.api.audit import AuditInterceptor
 from server.api.dashboards import DashboardServicer
 from server.api.exports import ExportServicer
@@ -96,6 +98,7 @@ def servicers(app: App) -> dict[str, object]:
         "dashboard.v1.ExportService": ExportServicer(app.exports),
         "dashboard.v1.ShareService": ShareServicer(app.shares, app.audit),
         "dashboard.v1.ReportService": ReportServicer(app.reports),
+        "dashboard.v1.AlertService": AlertServicer(app.alerts),
     }
 
 
@@ -120,6 +123,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     export_pb2_grpc.add_ExportServiceServicer_to_server(services["dashboard.v1.ExportService"], server)
     share_pb2_grpc.add_ShareServiceServicer_to_server(services["dashboard.v1.ShareService"], server)
     report_pb2_grpc.add_ReportServiceServicer_to_server(services["dashboard.v1.ReportService"], server)
+    alert_pb2_grpc.add_AlertServiceServicer_to_server(services["dashboard.v1.AlertService"], server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

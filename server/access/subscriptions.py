@@ -1,6 +1,7 @@
-"""Access decisions about report subscriptions (and, through them, their deliveries).
+"""Access decisions about report subscriptions (and their deliveries) and alert rules (and their
+events): resources a person owns and the worker acts on as them.
 
-A subscription is its owner's: the owner and the admins of its facility see and change it; for
+A subscription (or rule) is its owner's: the owner and the admins of its facility see and change it; for
 anyone else it does not exist (NOT_FOUND). Whoever creates one must be able to read the dashboard
 (checked through the dashboard policy when the export is validated). A viewer may subscribe only
 themselves: one e-mail recipient, their own subject, and no webhook; editors and admins may
@@ -9,17 +10,19 @@ name anyone. PHI goes out unmasked only while the owner holds `phi:read` and ask
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, Table, and_
 
-from server.auth.principal import Principal, Role
+from server.auth.principal import PHI_READ, Principal, Role
 from server.db.schema import report_subscriptions
 from server.errors import NotFound, PermissionDenied
 
 __all__ = [
     "SubscriptionFacts",
+    "acting_owner",
     "require_include_phi",
     "require_recipients",
     "require_subscriber",
@@ -42,19 +45,19 @@ def subscription_visible(principal: Principal, facts: SubscriptionFacts) -> bool
     return facts.owner_id == principal.subject or principal.role is Role.ADMIN
 
 
-def require_subscription(principal: Principal, facts: SubscriptionFacts) -> None:
+def require_subscription(principal: Principal, facts: SubscriptionFacts, resource: str = "report_subscription") -> None:
     if not subscription_visible(principal, facts):
-        raise NotFound("report_subscription", facts.id)
+        raise NotFound(resource, facts.id)
 
 
-def visible_subscriptions(principal: Principal) -> ColumnElement[bool]:
-    """The SQL twin of `subscription_visible`, for lists."""
+def visible_subscriptions(principal: Principal, table: Table = report_subscriptions) -> ColumnElement[bool]:
+    """The SQL twin of `subscription_visible`, for lists (of any table with facility_id and owner_id)."""
     if principal.is_link:
-        return and_(report_subscriptions.c.id.is_(None))
-    in_facility = report_subscriptions.c.facility_id.in_(sorted(principal.facilities))
+        return and_(table.c.id.is_(None))
+    in_facility = table.c.facility_id.in_(sorted(principal.facilities))
     if principal.role is Role.ADMIN:
         return in_facility
-    return and_(in_facility, report_subscriptions.c.owner_id == principal.subject)
+    return and_(in_facility, table.c.owner_id == principal.subject)
 
 
 def require_subscriber(principal: Principal) -> None:
@@ -72,6 +75,13 @@ def require_recipients(principal: Principal, emails: Sequence[str], webhooks: Se
             reason="SUBSCRIBE_OTHERS_DENIED",
             permission="editor",
         )
+
+
+def acting_owner(owner: Principal, include_phi: bool) -> Principal:
+    """The owner as the worker acts for them: without `phi:read` unless PHI is asked for."""
+    if include_phi:
+        return owner
+    return dataclasses.replace(owner, permissions=owner.permissions - {PHI_READ})
 
 
 def require_include_phi(owner: Principal) -> None:

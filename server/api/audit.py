@@ -39,6 +39,7 @@ RESOURCE_OF_SERVICE = {
     "ExportService": "export",
     "ShareService": "dashboard",
     "ReportService": "report_subscription",
+    "AlertService": "alert_rule",
 }
 RESOURCE_OF_METHOD = {
     "RevokePublicLink": "public_link",
@@ -49,7 +50,7 @@ RESOURCE_OF_METHOD = {
     "GetReportDelivery": "report_delivery",
     "WatchReportDelivery": "report_delivery",
 }
-ID_FIELDS = ("id", "widget_id", "dashboard_id", "query_id", "job_id", "subscription_id")
+ID_FIELDS = ("id", "widget_id", "dashboard_id", "query_id", "job_id", "subscription_id", "rule_id")
 
 
 def _principal_or_none() -> Principal | None:
@@ -74,6 +75,7 @@ def _resource(method: str, request: Any) -> tuple[str, str]:
         or getattr(request, "widget", None)
         or getattr(request, "query", None)
         or getattr(request, "subscription", None)
+        or getattr(request, "rule", None)
     )
     value = getattr(inner, "id", "") if inner is not None else ""
     return kind, value if isinstance(value, str) else ""

@@ -15,6 +15,7 @@ from kombu import Exchange, Queue
 from server.broker.names import (
     QUEUES,
     TASK_CLEANUP,
+    TASK_DUE_ALERTS,
     TASK_DUE_REPORTS,
     TASK_DUE_WIDGETS,
     TASK_EXPIRE_EXPORTS,
@@ -56,6 +57,12 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         # Every minute: report subscriptions whose due time came (claimed once in the database).
         "deliver-due-reports": {
             "task": TASK_DUE_REPORTS,
+            "schedule": crontab(),
+            "options": {"expires": 55},
+        },
+        # Every minute: alert rules whose evaluation is due (each claimed once, SKIP LOCKED).
+        "evaluate-due-alerts": {
+            "task": TASK_DUE_ALERTS,
             "schedule": crontab(),
             "options": {"expires": 55},
         },

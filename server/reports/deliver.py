@@ -32,8 +32,9 @@ from sqlalchemy import select, text, update
 from dashboard.v1 import common_pb2, export_pb2, report_pb2
 from server import idempotency
 from server.access.policy import Access
+from server.access.subscriptions import acting_owner
 from server.audit.log import ERROR, SUCCESS, AuditEvent, AuditLog
-from server.auth.principal import PHI_READ, Principal
+from server.auth.principal import Principal
 from server.config import Settings
 from server.dashboards.access import load_dashboard
 from server.db.engine import Database
@@ -48,7 +49,7 @@ from server.notify.webhook import WebhookSender
 from server.protojson import from_json, to_json
 from server.reports.convert import ENDED_DELIVERY, STOPPED, delivery_from_row
 
-__all__ = ["AUDIT_METHOD", "ReportDeps", "acting_owner", "run_delivery"]
+__all__ = ["AUDIT_METHOD", "ReportDeps", "run_delivery"]
 
 log = logging.getLogger("tessera.reports")
 
@@ -67,14 +68,6 @@ class ReportDeps:
     smtp: SmtpSender
     webhooks: WebhookSender
     audit: AuditLog
-
-
-def acting_owner(owner: dict[str, Any], include_phi: bool) -> Principal:
-    """The owner as the report is rendered: without `phi:read` unless the subscription asks for PHI."""
-    principal = principal_from_json(owner)
-    if include_phi:
-        return principal
-    return dataclasses.replace(principal, permissions=principal.permissions - {PHI_READ})
 
 
 @contextlib.asynccontextmanager
@@ -116,7 +109,7 @@ async def _deliver(deps: ReportDeps, delivery_id: str, final_attempt: bool) -> S
         return None
     if row.state in ENDED_DELIVERY:
         return delivery_from_row(row)
-    owner = acting_owner(sub.owner, sub.include_phi)
+    owner = acting_owner(principal_from_json(sub.owner), sub.include_phi)
     try:
         async with deps.db.read() as conn:
             board, _ = await load_dashboard(conn, owner, str(sub.dashboard_id), Access.READ_PUBLISHED)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
-from dashboard.v1 import dashboard_pb2, export_pb2, query_pb2, report_pb2, share_pb2, widget_pb2
+from dashboard.v1 import alert_pb2, dashboard_pb2, export_pb2, query_pb2, report_pb2, share_pb2, widget_pb2
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -28,6 +28,7 @@ SERVICES = tuple(
         (export_pb2, "ExportService"),
         (share_pb2, "ShareService"),
         (report_pb2, "ReportService"),
+        (alert_pb2, "AlertService"),
     )
 )
 METHODS: tuple[MethodDescriptor, ...] = tuple(m for s in SERVICES for m in s.methods)

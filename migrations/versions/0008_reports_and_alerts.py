@@ -1,8 +1,9 @@
-"""Scheduled report subscriptions and their deliveries.
+"""Scheduled report subscriptions and their deliveries; threshold alert rules and their state changes.
 
 A subscription exports a dashboard on a cron schedule as its owner; each due time is claimed by
 inserting its delivery (unique per subscription and due time), so it fires once however many beat
-ticks or workers see it.
+ticks or workers see it. An alert's state change is one row keyed by (rule, revision), written
+with the rule's compare-and-set update, so a transition (and its notification) happens once.
 
 Revision ID: 0008
 Revises: 0006
@@ -20,7 +21,7 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TABLES = ("report_subscriptions", "report_deliveries")
+TABLES = ("report_subscriptions", "report_deliveries", "alert_rules")
 
 
 def _times() -> list[sa.Column[object]]:
@@ -118,6 +119,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_report_deliveries_open", "report_deliveries", ["created_at"], postgresql_where=sa.text("ended_at IS NULL")
     )
+    _alerts()
     for table in TABLES:
         op.execute(
             f"CREATE TRIGGER {table}_touch_updated_at BEFORE UPDATE ON {table} "
@@ -125,6 +127,68 @@ def upgrade() -> None:
         )
 
 
+def _alerts() -> None:
+    op.create_table(
+        "alert_rules",
+        sa.Column("id", postgresql.UUID(as_uuid=True), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        sa.Column("widget_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("dashboard_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("facility_id", sa.Text(), nullable=False),
+        sa.Column("owner_id", sa.Text(), nullable=False),
+        sa.Column("owner", postgresql.JSONB(), nullable=False),
+        sa.Column("title", sa.Text(), server_default="", nullable=False),
+        sa.Column("column_name", sa.Text(), nullable=False),
+        sa.Column("reducer", sa.SmallInteger(), nullable=False),
+        sa.Column("comparison", sa.SmallInteger(), nullable=False),
+        sa.Column("threshold", sa.Float(), nullable=False),
+        sa.Column("for_seconds", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("interval_seconds", sa.Integer(), server_default="60", nullable=False),
+        sa.Column("filter_values", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column("emails", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False),
+        sa.Column("webhooks", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False),
+        sa.Column("severity", sa.SmallInteger(), server_default="2", nullable=False),
+        sa.Column("webhook_secret", sa.Text(), nullable=False),
+        sa.Column("state", sa.SmallInteger(), server_default="0", nullable=False),
+        sa.Column("state_at", sa.DateTime(timezone=True)),
+        sa.Column("revision", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("last_value", sa.Float()),
+        sa.Column("last_error", sa.Text(), server_default="", nullable=False),
+        sa.Column("last_evaluated_at", sa.DateTime(timezone=True)),
+        sa.Column("next_evaluation_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("silenced_until", sa.DateTime(timezone=True)),
+        sa.Column("edit_revision", sa.BigInteger(), server_default="1", nullable=False),
+        *_times(),
+        sa.ForeignKeyConstraint(
+            ["widget_id"], ["widgets.id"], name="fk_alert_rules_widget_id_widgets", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_alert_rules"),
+    )
+    op.create_index("ix_alert_rules_due", "alert_rules", ["next_evaluation_at"])
+    op.create_index("ix_alert_rules_widget", "alert_rules", ["widget_id", sa.literal_column("created_at DESC"), "id"])
+    op.create_index(
+        "ix_alert_rules_facility", "alert_rules", ["facility_id", sa.literal_column("created_at DESC"), "id"]
+    )
+    op.create_table(
+        "alert_events",
+        sa.Column("rule_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("revision", sa.BigInteger(), nullable=False),
+        sa.Column("from_state", sa.SmallInteger(), nullable=False),
+        sa.Column("to_state", sa.SmallInteger(), nullable=False),
+        sa.Column("value", sa.Float()),
+        sa.Column("error", sa.Text(), server_default="", nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("notification", sa.SmallInteger(), server_default="0", nullable=False),
+        sa.Column("notified_at", sa.DateTime(timezone=True)),
+        sa.Column("recipients", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["rule_id"], ["alert_rules.id"], name="fk_alert_events_rule_id_alert_rules", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("rule_id", "revision", name="pk_alert_events"),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("alert_events")
+    op.drop_table("alert_rules")
     op.drop_table("report_deliveries")
     op.drop_table("report_subscriptions")
