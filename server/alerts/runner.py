@@ -23,14 +23,13 @@ from typing import Any
 from sqlalchemy import func, literal_column, select, update
 
 from dashboard.v1 import alert_pb2 as a
-from dashboard.v1 import common_pb2, widget_pb2
-from server.access.subscriptions import acting_owner
-from server.alerts.evaluate import NOTIFIED, Reduction, holds, next_state, reduce_frame
+from dashboard.v1 import common_pb2
+from server.alerts.evaluate import NOTIFIED, next_state
+from server.alerts.measure import Condition, measure
 from server.audit.log import ERROR, SUCCESS, AuditEvent, AuditLog
 from server.config import Settings
 from server.db.engine import Database
 from server.db.schema import alert_events, alert_rules
-from server.errors import TesseraError, Unavailable
 from server.exports.principals import principal_from_json
 from server.notify.outcome import Outcome
 from server.notify.smtp import Mail, SmtpSender
@@ -132,19 +131,20 @@ async def evaluate_rule(deps: AlertDeps, rule_id: str, now: datetime) -> int | N
 
 
 async def _measure(deps: AlertDeps, row: Any) -> tuple[float | None, bool | None, str]:
-    """(value, whether the condition holds, error); a failed read or reduction is (None, None, why)."""
-    principal = acting_owner(principal_from_json(row.owner), include_phi=False)
-    request = widget_pb2.GetWidgetDataRequest(widget_id=str(row.widget_id), force_refresh=True)
-    for name, value in (row.filter_values or {}).items():
-        request.filter_values[name].CopyFrom(from_json(value, common_pb2.ParameterValue()))
-    try:
-        data = await deps.widget_data.get(principal, request)
-        value = reduce_frame(data.frame, row.column_name, row.reducer)
-    except Unavailable:
-        raise  # a dependency is down: the task retries, the state stays
-    except (TesseraError, Reduction) as exc:
-        return None, None, str(exc.message if isinstance(exc, TesseraError) else exc)[:1000]
-    return value, holds(value, row.comparison, row.threshold), ""
+    """(value, whether the condition holds, error); a failed read or reduction is (None, None, why).
+    A dependency that is down raises: the task retries and the state stays."""
+    condition = Condition(
+        widget_id=str(row.widget_id),
+        filter_values={
+            name: from_json(value, common_pb2.ParameterValue()) for name, value in (row.filter_values or {}).items()
+        },
+        column=row.column_name,
+        reducer=row.reducer,
+        comparison=row.comparison,
+        threshold=row.threshold,
+    )
+    found = await measure(deps.widget_data, principal_from_json(row.owner), condition)
+    return found.value, found.holds, found.error
 
 
 async def _notify_pending(deps: AlertDeps, rule: Any) -> None:

@@ -28,6 +28,7 @@ from server.access.subscriptions import (
     visible_subscriptions,
 )
 from server.alerts.convert import event_from_row, rule_etag, rule_from_row
+from server.alerts.measure import Condition, measure
 from server.audit import facts as audit_facts
 from server.auth.principal import Principal
 from server.config import Settings
@@ -100,15 +101,7 @@ class AlertDomain:
         if problems:
             raise InvalidArgument(f"{problems[0].field}: {problems[0].description}", violations=problems)
         require_recipients(caller, list(rule.recipients.emails), list(rule.recipients.webhooks))
-        request = widget_pb2.GetWidgetDataRequest(widget_id=rule.widget_id, filter_values=rule.filter_values)
-        try:
-            await self._widget_data.check(owner, request)
-        except InvalidArgument as exc:
-            raise InvalidArgument(
-                exc.message,
-                violations=[FieldViolation(f"{PREFIX}{v.field}", v.description, v.reason) for v in exc.violations],
-                reason=exc.reason,
-            ) from exc
+        await self._check_data(owner, rule)
         async with self._db.read() as conn:
             widget = (
                 await conn.execute(
@@ -118,6 +111,17 @@ class AlertDomain:
                 )
             ).one()
         return widget
+
+    async def _check_data(self, owner: Principal, rule: alert_pb2.AlertRule) -> None:
+        request = widget_pb2.GetWidgetDataRequest(widget_id=rule.widget_id, filter_values=rule.filter_values)
+        try:
+            await self._widget_data.check(owner, request)
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                exc.message,
+                violations=[FieldViolation(f"{PREFIX}{v.field}", v.description, v.reason) for v in exc.violations],
+                reason=exc.reason,
+            ) from exc
 
     # --- create and read -------------------------------------------------------------------------
 
@@ -258,6 +262,28 @@ class AlertDomain:
                 )
             ).one()
         return rule_from_row(updated)
+
+    async def preview(
+        self, principal: Principal, request: alert_pb2.PreviewAlertRuleRequest
+    ) -> alert_pb2.PreviewAlertRuleResponse:
+        rule = request.rule
+        try:
+            uuid.UUID(rule.widget_id)
+        except ValueError:
+            raise InvalidArgument.field(f"{PREFIX}widget_id", "a widget UUID is required", "REQUIRED") from None
+        require_subscriber(principal)
+        problems = [p for p in self._problems(rule) if not p.field.startswith(f"{PREFIX}recipients")]
+        if problems:
+            raise InvalidArgument(f"{problems[0].field}: {problems[0].description}", violations=problems)
+        await self._check_data(principal, rule)  # access and filters raise as GetWidgetData would
+        condition = Condition(
+            rule.widget_id, rule.filter_values, rule.column.strip(), rule.reducer, rule.comparison, rule.threshold
+        )
+        found = await measure(self._widget_data, principal, condition)
+        out = alert_pb2.PreviewAlertRuleResponse(holds=bool(found.holds), error=found.error, row_count=found.row_count)
+        if found.value is not None:
+            out.value = found.value
+        return out
 
     # --- history --------------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
     async def SilenceAlertRule(self, request: pb.SilenceAlertRuleRequest, context: Ctx) -> pb.AlertRule:
         return await self._domain.silence(current_principal(), request)
 
+    async def PreviewAlertRule(self, request: pb.PreviewAlertRuleRequest, context: Ctx) -> pb.PreviewAlertRuleResponse:
+        return await self._domain.preview(current_principal(), request)
+
     async def ListAlertEvents(self, request: pb.ListAlertEventsRequest, context: Ctx) -> pb.ListAlertEventsResponse:
         events, token = await self._domain.list_events(current_principal(), request)
         return pb.ListAlertEventsResponse(events=events, next_page_token=token)

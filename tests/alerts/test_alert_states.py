@@ -125,6 +125,8 @@ def test_a_rule_moves_through_its_states_and_notifies_once_per_change(
             metadata=owner,
         )
         assert rule.dashboard_id == board.id and rule.interval.seconds == 60 and rule.webhook_secret
+        seen = alerts.PreviewAlertRule(a.PreviewAlertRuleRequest(rule=rule), metadata=owner)
+        assert (seen.value, seen.holds, seen.row_count) == (3.5, False, 2)  # what the first evaluation will see
         celery = make_celery(settings)
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
 

@@ -228,6 +228,24 @@ class SilenceAlertRuleRequest(_message.Message):
     until: _timestamp_pb2.Timestamp
     def __init__(self, id: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class PreviewAlertRuleRequest(_message.Message):
+    __slots__ = ("rule",)
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    rule: AlertRule
+    def __init__(self, rule: _Optional[_Union[AlertRule, _Mapping]] = ...) -> None: ...
+
+class PreviewAlertRuleResponse(_message.Message):
+    __slots__ = ("value", "holds", "error", "row_count")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    HOLDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    holds: bool
+    error: str
+    row_count: int
+    def __init__(self, value: _Optional[float] = ..., holds: _Optional[bool] = ..., error: _Optional[str] = ..., row_count: _Optional[int] = ...) -> None: ...
+
 class ListAlertEventsRequest(_message.Message):
     __slots__ = ("rule_id", "page_size", "page_token")
     RULE_ID_FIELD_NUMBER: _ClassVar[int]

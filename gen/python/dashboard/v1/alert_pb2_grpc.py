@@ -66,6 +66,11 @@ class AlertServiceStub:
                 request_serializer=dashboard_dot_v1_dot_alert__pb2.SilenceAlertRuleRequest.SerializeToString,
                 response_deserializer=dashboard_dot_v1_dot_alert__pb2.AlertRule.FromString,
                 _registered_method=True)
+        self.PreviewAlertRule = channel.unary_unary(
+                '/dashboard.v1.AlertService/PreviewAlertRule',
+                request_serializer=dashboard_dot_v1_dot_alert__pb2.PreviewAlertRuleRequest.SerializeToString,
+                response_deserializer=dashboard_dot_v1_dot_alert__pb2.PreviewAlertRuleResponse.FromString,
+                _registered_method=True)
         self.ListAlertEvents = channel.unary_unary(
                 '/dashboard.v1.AlertService/ListAlertEvents',
                 request_serializer=dashboard_dot_v1_dot_alert__pb2.ListAlertEventsRequest.SerializeToString,
@@ -126,6 +131,15 @@ class AlertServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewAlertRule(self, request, context):
+        """Evaluates a rule once as the caller, now, changing nothing: the value its
+        widget's data reduces to and whether the condition holds (recipients are
+        not needed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAlertEvents(self, request, context):
         """Lists a rule's state changes, newest first.
         """
@@ -173,6 +187,11 @@ def add_AlertServiceServicer_to_server(servicer, server):
                     servicer.SilenceAlertRule,
                     request_deserializer=dashboard_dot_v1_dot_alert__pb2.SilenceAlertRuleRequest.FromString,
                     response_serializer=dashboard_dot_v1_dot_alert__pb2.AlertRule.SerializeToString,
+            ),
+            'PreviewAlertRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewAlertRule,
+                    request_deserializer=dashboard_dot_v1_dot_alert__pb2.PreviewAlertRuleRequest.FromString,
+                    response_serializer=dashboard_dot_v1_dot_alert__pb2.PreviewAlertRuleResponse.SerializeToString,
             ),
             'ListAlertEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAlertEvents,
@@ -348,6 +367,33 @@ class AlertService:
             '/dashboard.v1.AlertService/SilenceAlertRule',
             dashboard_dot_v1_dot_alert__pb2.SilenceAlertRuleRequest.SerializeToString,
             dashboard_dot_v1_dot_alert__pb2.AlertRule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewAlertRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dashboard.v1.AlertService/PreviewAlertRule',
+            dashboard_dot_v1_dot_alert__pb2.PreviewAlertRuleRequest.SerializeToString,
+            dashboard_dot_v1_dot_alert__pb2.PreviewAlertRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,
