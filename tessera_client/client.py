@@ -29,6 +29,7 @@ import grpc
 
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
+from tessera_client.alerts import Alerts
 from tessera_client.core import CallCore, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
@@ -105,6 +106,7 @@ class Client(CallCore):
         self.exports = Exports(self)
         self.shares = Shares(self)
         self.reports = Reports(self)
+        self.alerts = Alerts(self)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Client:

@@ -93,3 +93,42 @@ def test_edit_list_and_preview(setup: Any, owner: Any) -> None:
         a.PreviewAlertRuleRequest(rule=_rule(widgets["Cases"].id, column="nope")), metadata=owner
     )
     assert "no column 'nope'" in missing.error
+
+
+def test_the_cli(server: Any, settings: Any, setup: Any, facility: str) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from server.auth.tokens import mint_token
+    from server.cli import app
+
+    _, widgets = setup
+    token = mint_token(settings, subject="ed@example.org", roles=["editor"], facilities=[facility])
+    env = {"TESSERA_ADDRESS": server.address, "TESSERA_TOKEN": token, "COLUMNS": "200"}
+    runner = CliRunner()
+
+    def tessera(*args: str) -> Any:
+        return runner.invoke(app, ["alerts", *args], env=env)
+
+    kpi = widgets["Cases"].id
+    refused = tessera(
+        "create", kpi, "--column", "n", "--threshold", "5", "--interval", "10", "--email", "a@example.org"
+    )
+    assert refused.exit_code == 1 and "rule.interval" in refused.output
+    made = tessera(
+        "create", kpi, "--column", "n", "--threshold", "5", "--when", ">=", "--for", "120",
+        "--email", "a@example.org", "--severity", "critical", "--json",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    rule = json.loads(made.output)
+    assert rule["webhookSecret"] and rule["comparison"] == "ALERT_COMPARISON_GREATER_OR_EQUAL"
+    listed = tessera("list", "--widget", kpi)
+    assert listed.exit_code == 0 and rule["id"] in listed.output and "CRITICAL" in listed.output
+    shown = tessera("get", rule["id"])
+    assert "last(n) >= 5 for 120s" in shown.output
+    silenced = tessera("silence", rule["id"], "--minutes", "30")
+    assert silenced.exit_code == 0 and "silenced until" in silenced.output
+    assert tessera("events", rule["id"]).exit_code == 0
+    assert tessera("delete", rule["id"]).exit_code == 0
+    assert tessera("get", rule["id"]).exit_code == 1

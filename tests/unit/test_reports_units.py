@@ -81,3 +81,19 @@ def test_the_client_table_is_every_report_rpc_with_its_types() -> None:
         assert isinstance(rpc, rpcs.ServerStream) == method.server_streaming
         keyed = "request_id" in rpc.request_type.DESCRIPTOR.fields_by_name
         assert (rpc.idempotency is rpcs.KEYED) == keyed, method.name
+
+
+def test_the_client_table_is_every_alert_rpc_with_its_types() -> None:
+    from dashboard.v1 import alert_pb2
+    from tessera_client import alert_rpcs
+
+    service = alert_pb2.DESCRIPTOR.services_by_name["AlertService"]
+    declared = {r.method: r for r in alert_rpcs.ALERT_RPCS}
+    assert set(declared) == {m.name for m in service.methods}
+    for method in service.methods:
+        rpc = declared[method.name]
+        assert rpc.service == service.full_name and rpc.service in rpcs.STUBS
+        assert rpc.request_type.DESCRIPTOR.full_name == method.input_type.full_name
+        assert rpc.response_type.DESCRIPTOR.full_name == method.output_type.full_name
+        assert isinstance(rpc, rpcs.ServerStream) == method.server_streaming
+        assert (rpc.idempotency is rpcs.KEYED) == ("request_id" in rpc.request_type.DESCRIPTOR.fields_by_name)
