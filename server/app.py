@@ -10,13 +10,21 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.alerts.runner import AlertDeps
+from server.alerts.service import AlertDomain
 from server.audit.dead_letter import DeadLetterFile
 from server.audit.log import AuditLog
 from server.auth.authenticator import Authenticator
 from server.auth.tokens import TokenVerifier
 from server.broker.app import make_celery
 from server.broker.enqueue import CeleryEnqueuer
-from server.broker.names import QUEUE_EXPORTS, QUEUE_MATERIALIZE, TASK_EXPORT, TASK_MATERIALIZE_DASHBOARD
+from server.broker.names import (
+    QUEUE_EXPORTS,
+    QUEUE_MATERIALIZE,
+    TASK_DELIVER_REPORT,
+    TASK_EXPORT,
+    TASK_MATERIALIZE_DASHBOARD,
+)
 from server.config import Settings
 from server.dashboards.service import DashboardDomain
 from server.db.engine import Database, make_engine
@@ -30,9 +38,13 @@ from server.materialization.materializer import Materializer
 from server.materialization.service import MaterializationDomain
 from server.materialization.store import MaterializationStore
 from server.metrics import Metrics
+from server.notify.smtp import SmtpSender
+from server.notify.webhook import WebhookSender
 from server.queries.service import QueryDomain
 from server.queries.views import ViewBuilder
 from server.redis_client import RedisClient, make_redis
+from server.reports.deliver import ReportDeps
+from server.reports.service import ReportDomain
 from server.shares.service import ShareDomain
 from server.widgetdata.cache import WidgetDataCache
 from server.widgetdata.service import WidgetDataDomain
@@ -143,6 +155,8 @@ class App:
     audit: AuditLog
     metrics: Metrics
     core: Core
+    reports: ReportDomain
+    alerts: AlertDomain
 
     async def close(self) -> None:
         try:
@@ -155,6 +169,13 @@ class App:
 def build_app(settings: Settings) -> App:
     core = build_core(settings, Runtime.SERVER)
     celery = make_celery(settings)
+    exports = ExportDomain(
+        core.db,
+        core.export_store,
+        core.export_storage,
+        core.widget_data,
+        CeleryEnqueuer(celery, TASK_EXPORT, QUEUE_EXPORTS),
+    )
     return App(
         settings=settings,
         db=core.db,
@@ -168,17 +189,15 @@ def build_app(settings: Settings) -> App:
         materialization=MaterializationDomain(
             core.db, core.materialization_store, CeleryEnqueuer(celery, TASK_MATERIALIZE_DASHBOARD, QUEUE_MATERIALIZE)
         ),
-        exports=ExportDomain(
-            core.db,
-            core.export_store,
-            core.export_storage,
-            core.widget_data,
-            CeleryEnqueuer(celery, TASK_EXPORT, QUEUE_EXPORTS),
-        ),
+        exports=exports,
         shares=ShareDomain(core.db),
         audit=core.audit,
         metrics=core.metrics,
         core=core,
+        reports=ReportDomain(
+            core.db, exports, core.export_store, CeleryEnqueuer(celery, TASK_DELIVER_REPORT, QUEUE_EXPORTS), settings
+        ),
+        alerts=AlertDomain(core.db, core.widget_data, settings),
     )
 
 
@@ -190,6 +209,8 @@ class WorkerRuntime:
     materializer: Materializer
     views: ViewBuilder
     exports: ExportDeps
+    reports: ReportDeps
+    alerts: AlertDeps
 
     @property
     def settings(self) -> Settings:
@@ -205,17 +226,40 @@ class WorkerRuntime:
 def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float], None] | None = None) -> WorkerRuntime:
     """`on_warmed(outcome, seconds)` hears of every widget the materializer warms (for metrics)."""
     core = build_core(settings, Runtime.WORKER)
+    exports = ExportDeps(
+        settings=settings,
+        db=core.db,
+        store=core.export_store,
+        storage=core.export_storage,
+        widget_data=core.widget_data,
+        printer=Printer(settings),  # launches Chromium on first use, then stays warm
+        audit=core.audit,
+    )
     return WorkerRuntime(
         core=core,
         materializer=Materializer(core.db, core.queries, core.cache, settings, on_warmed=on_warmed),
         views=ViewBuilder(core.datasource, settings.view_role, settings.query_timeout_cap_seconds),
-        exports=ExportDeps(
+        exports=exports,
+        reports=ReportDeps(
             settings=settings,
             db=core.db,
-            store=core.export_store,
-            storage=core.export_storage,
+            # The delivery renders its export itself, in this process: nothing to hand to a queue.
+            exports=ExportDomain(core.db, core.export_store, core.export_storage, core.widget_data, _rendered_here),
+            export_run=exports,
+            smtp=SmtpSender(settings),
+            webhooks=WebhookSender(settings),
+            audit=core.audit,
+        ),
+        alerts=AlertDeps(
+            settings=settings,
+            db=core.db,
             widget_data=core.widget_data,
-            printer=Printer(settings),  # launches Chromium on first use, then stays warm
+            smtp=SmtpSender(settings),
+            webhooks=WebhookSender(settings),
             audit=core.audit,
         ),
     )
+
+
+async def _rendered_here(export_id: str) -> None:
+    """The enqueue of a report's export job: the delivery task that created it renders it next."""

@@ -9,6 +9,8 @@ tessera token     mint a development token (refused in production)
 tessera export-key ID  a new key for TESSERA_EXPORT_KEYS
 tessera audit-replay  write the audit dead-letter file into the audit log
 tessera dashboards | widgets | materialize | export   client commands (server/devtools/cli_client.py)
+tessera reports create | list | get | pause | resume | delete | send | deliveries   (server/devtools/cli_reports.py)
+tessera alerts create | list | get | silence | delete | events | watch   (server/devtools/cli_alerts.py)
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ from typing import Annotated
 import typer
 
 from server.config import Mode, Settings, configured_mode
+from server.devtools.cli_alerts import alerts_app
 from server.devtools.cli_client import mount_client_commands
+from server.devtools.cli_reports import reports_app
 from server.logs import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 mount_client_commands(app)
+app.add_typer(reports_app, name="reports")
+app.add_typer(alerts_app, name="alerts")
 
 
 def _settings() -> Settings:

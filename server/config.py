@@ -166,6 +166,26 @@ class Settings(BaseSettings):
     # Production needs it; development without it uses a fixed development key.
     export_keys: SecretStr = SecretStr("")
 
+    # --- report deliveries (server/notify, server/reports) ---
+    # SMTP for e-mailed reports; no host: e-mail recipients fail with a clear error.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "tessera@localhost"
+    # Upgrade the connection with STARTTLS before authenticating (required when a password is set
+    # in production).
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Webhooks: attempts per recipient, the first backoff (doubled each time, with jitter), one
+    # request's timeout, and the largest file sent inline (bigger ones send only its download path).
+    webhook_attempts: int = Field(default=4, ge=1, le=10)
+    webhook_backoff_seconds: float = Field(default=2.0, ge=0)
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhook_inline_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    # Plain-http webhooks to a loopback address (tests, development); never in production.
+    webhook_allow_loopback_http: bool = True
+
     # --- audit ---
     # Audit events the database will not take (refused rows, a full buffer, a shutdown with the
     # database away) are appended here as JSON lines; `tessera audit-replay` writes them back.

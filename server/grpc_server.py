@@ -14,13 +14,16 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from dashboard.v1 import (
+    alert_pb2_grpc,
     dashboard_pb2_grpc,
     export_pb2_grpc,
     query_pb2_grpc,
+    report_pb2_grpc,
     share_pb2_grpc,
     widget_pb2_grpc,
 )
 from server import tls, tracing
+from server.api.alerts import AlertServicer
 from server.api.audit import AuditInterceptor
 from server.api.dashboards import DashboardServicer
 from server.api.exports import ExportServicer
@@ -32,6 +35,7 @@ from server.api.interceptors import (
     _Wrapping,
 )
 from server.api.queries import QueryServicer
+from server.api.reports import ReportServicer
 from server.api.shares import ShareServicer
 from server.api.shedding import LoadShedding
 from server.api.widgets import WidgetServicer
@@ -89,13 +93,15 @@ def pipeline(app: App) -> list[_Wrapping]:
 
 
 def servicers(app: App) -> dict[str, object]:
-    """The five services' servicers by full service name."""
+    """The services' servicers by full service name."""
     return {
         "dashboard.v1.DashboardService": DashboardServicer(app.dashboards),
         "dashboard.v1.WidgetService": WidgetServicer(app.widgets, app.widget_data, app.materialization),
         "dashboard.v1.QueryService": QueryServicer(app.queries),
         "dashboard.v1.ExportService": ExportServicer(app.exports),
         "dashboard.v1.ShareService": ShareServicer(app.shares, app.audit),
+        "dashboard.v1.ReportService": ReportServicer(app.reports),
+        "dashboard.v1.AlertService": AlertServicer(app.alerts),
     }
 
 
@@ -120,6 +126,8 @@ async def start_server(settings: Settings, app: App | None = None, *, reuse_port
     query_pb2_grpc.add_QueryServiceServicer_to_server(services["dashboard.v1.QueryService"], server)
     export_pb2_grpc.add_ExportServiceServicer_to_server(services["dashboard.v1.ExportService"], server)
     share_pb2_grpc.add_ShareServiceServicer_to_server(services["dashboard.v1.ShareService"], server)
+    report_pb2_grpc.add_ReportServiceServicer_to_server(services["dashboard.v1.ReportService"], server)
+    alert_pb2_grpc.add_AlertServiceServicer_to_server(services["dashboard.v1.AlertService"], server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
-from dashboard.v1 import dashboard_pb2, export_pb2, query_pb2, share_pb2, widget_pb2
+from dashboard.v1 import alert_pb2, dashboard_pb2, export_pb2, query_pb2, report_pb2, share_pb2, widget_pb2
 from server.app import App
 from server.broker.names import QUEUES
 from server.broker.probe import BrokerProbe, RollCall
@@ -69,15 +69,20 @@ SERVICE_NAMES = tuple(
         (query_pb2, "QueryService"),
         (export_pb2, "ExportService"),
         (share_pb2, "ShareService"),
+        (report_pb2, "ReportService"),
+        (alert_pb2, "AlertService"),
     )
 )
 EXPORT_SERVICE = export_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name
+REPORT_SERVICE = report_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name
 
 # Service name -> the dependency entries (without the prefix) it needs to be SERVING.
 REQUIREMENTS: Mapping[str, tuple[str, ...]] = {
     "": ("postgres",),
     **{name: ("postgres",) for name in SERVICE_NAMES},
     EXPORT_SERVICE: ("postgres", "broker", "workers.exports"),
+    # Deliveries render and send from the exports queue's workers.
+    REPORT_SERVICE: ("postgres", "broker", "workers.exports"),
 }
 
 

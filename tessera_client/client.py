@@ -29,10 +29,12 @@ import grpc
 
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
+from tessera_client.alerts import Alerts
 from tessera_client.core import CallCore, balanced_target, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
 from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
+from tessera_client.reports import Reports
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
 from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
@@ -106,6 +108,8 @@ class Client(CallCore):
         self.queries = Queries(self)
         self.exports = Exports(self)
         self.shares = Shares(self)
+        self.reports = Reports(self)
+        self.alerts = Alerts(self)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Client:

@@ -12,8 +12,16 @@ from typing import Any, Generic, TypeVar
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
+from dashboard.v1 import (
+    alert_pb2_grpc,
+    dashboard_pb2_grpc,
+    export_pb2_grpc,
+    query_pb2_grpc,
+    report_pb2_grpc,
+    share_pb2_grpc,
+    widget_pb2_grpc,
+)
 from dashboard.v1 import dashboard_pb2 as d
-from dashboard.v1 import dashboard_pb2_grpc, export_pb2_grpc, query_pb2_grpc, share_pb2_grpc, widget_pb2_grpc
 from dashboard.v1 import export_pb2 as e
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
@@ -28,6 +36,9 @@ WIDGET_SERVICE = "dashboard.v1.WidgetService"
 QUERY_SERVICE = "dashboard.v1.QueryService"
 EXPORT_SERVICE = "dashboard.v1.ExportService"
 SHARE_SERVICE = "dashboard.v1.ShareService"
+# Their rpcs are in tessera_client/report_rpcs.py and alert_rpcs.py (not in ALL, the five original services' table).
+REPORT_SERVICE = "dashboard.v1.ReportService"
+ALERT_SERVICE = "dashboard.v1.AlertService"
 
 # The generated stub class of each service (they accept sync and grpc.aio channels alike).
 STUBS: dict[str, Any] = {
@@ -36,6 +47,8 @@ STUBS: dict[str, Any] = {
     QUERY_SERVICE: query_pb2_grpc.QueryServiceStub,
     EXPORT_SERVICE: export_pb2_grpc.ExportServiceStub,
     SHARE_SERVICE: share_pb2_grpc.ShareServiceStub,
+    REPORT_SERVICE: report_pb2_grpc.ReportServiceStub,
+    ALERT_SERVICE: alert_pb2_grpc.AlertServiceStub,
 }
 
 SAFE, KEYED, IDEMPOTENT, UNSAFE = Idempotency.SAFE, Idempotency.KEYED, Idempotency.IDEMPOTENT, Idempotency.UNSAFE

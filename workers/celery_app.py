@@ -36,7 +36,7 @@ from workers import metrics, runtime
 
 __all__ = ["TASK_MODULES", "celery_app", "make_worker_app"]
 
-TASK_MODULES = ("workers.tasks",)
+TASK_MODULES = ("workers.tasks", "workers.report_tasks", "workers.alert_tasks")
 
 log = logging.getLogger("tessera.workers")
 

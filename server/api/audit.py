@@ -38,6 +38,8 @@ RESOURCE_OF_SERVICE = {
     "QueryService": "query",
     "ExportService": "export",
     "ShareService": "dashboard",
+    "ReportService": "report_subscription",
+    "AlertService": "alert_rule",
 }
 RESOURCE_OF_METHOD = {
     "RevokePublicLink": "public_link",
@@ -45,8 +47,10 @@ RESOURCE_OF_METHOD = {
     "MaterializeDashboard": "dashboard",
     "GetMaterializationJob": "job",
     "WatchMaterializationJob": "job",
+    "GetReportDelivery": "report_delivery",
+    "WatchReportDelivery": "report_delivery",
 }
-ID_FIELDS = ("id", "widget_id", "dashboard_id", "query_id", "job_id")
+ID_FIELDS = ("id", "widget_id", "dashboard_id", "query_id", "job_id", "subscription_id", "rule_id")
 
 
 def _principal_or_none() -> Principal | None:
@@ -66,7 +70,13 @@ def _resource(method: str, request: Any) -> tuple[str, str]:
             if attr == "dashboard_id" and kind == "widget":
                 kind = "dashboard"
             return kind, value
-    inner = getattr(request, "dashboard", None) or getattr(request, "widget", None) or getattr(request, "query", None)
+    inner = (
+        getattr(request, "dashboard", None)
+        or getattr(request, "widget", None)
+        or getattr(request, "query", None)
+        or getattr(request, "subscription", None)
+        or getattr(request, "rule", None)
+    )
     value = getattr(inner, "id", "") if inner is not None else ""
     return kind, value if isinstance(value, str) else ""
 

@@ -15,6 +15,8 @@ from kombu import Exchange, Queue
 from server.broker.names import (
     QUEUES,
     TASK_CLEANUP,
+    TASK_DUE_ALERTS,
+    TASK_DUE_REPORTS,
     TASK_DUE_WIDGETS,
     TASK_EXPIRE_EXPORTS,
     TASK_REFRESH_VIEWS,
@@ -50,6 +52,18 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         # Every minute; a run that waited longer than its period is dropped (the next one covers it).
         "materialize-due-widgets": {
             "task": TASK_DUE_WIDGETS,
+            "schedule": crontab(),
+            "options": {"expires": 55},
+        },
+        # Every minute: report subscriptions whose due time came (claimed once in the database).
+        "deliver-due-reports": {
+            "task": TASK_DUE_REPORTS,
+            "schedule": crontab(),
+            "options": {"expires": 55},
+        },
+        # Every minute: alert rules whose evaluation is due (each claimed once, SKIP LOCKED).
+        "evaluate-due-alerts": {
+            "task": TASK_DUE_ALERTS,
             "schedule": crontab(),
             "options": {"expires": 55},
         },

@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -273,6 +274,136 @@ export_jobs = Table(
     Index("ix_export_jobs_dashboard", "dashboard_id", text("created_at DESC"), "id"),
     Index("ix_export_jobs_requester", "requested_by", text("created_at DESC"), "id"),
     Index("ix_export_jobs_expire", "expire_at", postgresql_where=text("storage_url IS NOT NULL")),
+)
+
+# Scheduled report subscriptions (server/reports): a dashboard exported on a cron schedule as its
+# owner and delivered to e-mail and webhook recipients.
+report_subscriptions = Table(
+    "report_subscriptions",
+    metadata,
+    _uuid_pk(),
+    Column("dashboard_id", UUID(as_uuid=True), ForeignKey("dashboards.id", ondelete="CASCADE"), nullable=False),
+    Column("facility_id", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    # The owner as the worker renders (server/exports/principals.py), refreshed on every change.
+    Column("owner", JSONB, nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("cron", Text, nullable=False),
+    Column("time_zone", Text, nullable=False),
+    # dashboard.v1.ExportFormat.
+    Column("format", SmallInteger, nullable=False),
+    Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("filter_values", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("emails", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("webhooks", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("include_phi", Boolean, nullable=False, server_default=text("false")),
+    Column("webhook_secret", Text, nullable=False),
+    # dashboard.v1.SubscriptionState.
+    Column("state", SmallInteger, nullable=False, server_default="1"),
+    Column("stop_reason", Text, nullable=False, server_default=""),
+    Column("next_run_at", DateTime(timezone=True)),
+    Column("last_run_at", DateTime(timezone=True)),
+    Column("revision", BigInteger, nullable=False, server_default="1"),
+    _created(),
+    _updated(),
+    Index("ix_report_subscriptions_due", "next_run_at", postgresql_where=text("state = 1")),
+    Index("ix_report_subscriptions_dashboard", "dashboard_id", text("created_at DESC"), "id"),
+    Index("ix_report_subscriptions_facility", "facility_id", text("created_at DESC"), "id"),
+)
+
+report_deliveries = Table(
+    "report_deliveries",
+    metadata,
+    _uuid_pk(),
+    Column(
+        "subscription_id",
+        UUID(as_uuid=True),
+        ForeignKey("report_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("facility_id", Text, nullable=False),
+    # dashboard.v1.DeliveryTrigger.
+    Column("trigger", SmallInteger, nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    # dashboard.v1.DeliveryState.
+    Column("state", SmallInteger, nullable=False, server_default="1"),
+    Column("export_id", UUID(as_uuid=True), ForeignKey("export_jobs.id", ondelete="SET NULL")),
+    # [{recipient, delivered, attempts, error}], written as each recipient is done.
+    Column("recipients", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("error", JSONB),
+    _created(),
+    _updated(),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("ix_report_deliveries_subscription", "subscription_id", text("created_at DESC"), "id"),
+    # The claim: one delivery per scheduled due time, whoever claims it and however often.
+    Index(
+        "uq_report_deliveries_due",
+        "subscription_id",
+        "due_at",
+        unique=True,
+        postgresql_where=text("trigger = 1"),
+    ),
+    Index("ix_report_deliveries_open", "created_at", postgresql_where=text("ended_at IS NULL")),
+)
+
+# Threshold alert rules on a widget's data (server/alerts) and their state changes.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    _uuid_pk(),
+    Column("widget_id", UUID(as_uuid=True), ForeignKey("widgets.id", ondelete="CASCADE"), nullable=False),
+    Column("dashboard_id", UUID(as_uuid=True), nullable=False),
+    Column("facility_id", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    # The owner as the worker reads the data (server/exports/principals.py).
+    Column("owner", JSONB, nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("column_name", Text, nullable=False),
+    # dashboard.v1.AlertReducer, AlertComparison, AlertSeverity.
+    Column("reducer", SmallInteger, nullable=False),
+    Column("comparison", SmallInteger, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("for_seconds", Integer, nullable=False, server_default="0"),
+    Column("interval_seconds", Integer, nullable=False, server_default="60"),
+    Column("filter_values", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("emails", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("webhooks", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("severity", SmallInteger, nullable=False, server_default="2"),
+    Column("webhook_secret", Text, nullable=False),
+    # dashboard.v1.AlertState; revision counts state changes (the watch resumes from it).
+    Column("state", SmallInteger, nullable=False, server_default="0"),
+    Column("state_at", DateTime(timezone=True)),
+    Column("revision", BigInteger, nullable=False, server_default="0"),
+    Column("last_value", Float),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("last_evaluated_at", DateTime(timezone=True)),
+    Column("next_evaluation_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("silenced_until", DateTime(timezone=True)),
+    # Bumped by every edit (the etag); state changes do not touch it.
+    Column("edit_revision", BigInteger, nullable=False, server_default="1"),
+    _created(),
+    _updated(),
+    Index("ix_alert_rules_due", "next_evaluation_at"),
+    Index("ix_alert_rules_widget", "widget_id", text("created_at DESC"), "id"),
+    Index("ix_alert_rules_facility", "facility_id", text("created_at DESC"), "id"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("rule_id", UUID(as_uuid=True), ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False),
+    # The rule's revision this change made: one row per transition, claimed with the rule's update.
+    Column("revision", BigInteger, nullable=False),
+    Column("from_state", SmallInteger, nullable=False),
+    Column("to_state", SmallInteger, nullable=False),
+    Column("value", Float),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # dashboard.v1.NotificationOutcome; notified_at is claimed by the one sender.
+    Column("notification", SmallInteger, nullable=False, server_default="0"),
+    Column("notified_at", DateTime(timezone=True)),
+    Column("recipients", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    PrimaryKeyConstraint("rule_id", "revision"),
 )
 
 idempotency_keys = Table(

@@ -135,6 +135,12 @@ class ExportDomain:
             await self._queue(job)
         return [await self.store.get(job.id) if any(job is n for n in new) else job for job in out]
 
+    async def check(self, principal: Principal, request: export_pb2.CreateExportRequest, prefix: str = "") -> str:
+        """Validates an export exactly as CreateExport would, creating nothing (what a report
+        subscription is checked with); returns the dashboard's facility."""
+        plan = await self._plan(principal, request, prefix)
+        return str(plan.board.facility_id)
+
     async def _queue(self, job: export_pb2.ExportJob) -> None:
         fail = failed("BROKER_UNAVAILABLE", "the export could not be queued; retry")
         await self.store.enqueue(job, self._enqueue, fail, "export")

@@ -70,6 +70,8 @@ def test_every_usage_example_of_the_specification_has_a_script() -> None:
         "04_data_and_caching.py",
         EXPORT_EXAMPLE,
         "06_sharing.py",
+        "07_reports.py",
+        "08_alerts.py",
     ]
 
 

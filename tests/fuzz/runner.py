@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dashboard.v1 import dashboard_pb2, export_pb2, query_pb2, share_pb2, widget_pb2
+from dashboard.v1 import alert_pb2, dashboard_pb2, export_pb2, query_pb2, report_pb2, share_pb2, widget_pb2
 from server.health import AUDIT_ENTRY
 from tests.harness.server import ServerHandle
 
@@ -30,6 +30,8 @@ SERVICES = tuple(
         (query_pb2, "QueryService"),
         (export_pb2, "ExportService"),
         (share_pb2, "ShareService"),
+        (report_pb2, "ReportService"),
+        (alert_pb2, "AlertService"),
     )
 )
 METHODS: tuple[MethodDescriptor, ...] = tuple(m for s in SERVICES for m in s.methods)

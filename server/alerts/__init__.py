@@ -1,0 +1,1 @@
+"""Threshold alerts on widget data: rules, their evaluation, state machine and notifications."""

@@ -1,0 +1,1 @@
+"""Scheduled report subscriptions: schedules, the rpcs' domain, beat's claims and the delivery."""
