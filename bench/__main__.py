@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import clients, exports, fuzz, job_progress, query_overhead, rest_vs_grpc, widget_data
+from bench import clients, data_export, exports, fuzz, job_progress, query_overhead, rest_vs_grpc, widget_data
 from bench.harness import Bench, bench_system
 
 BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "job_progress": job_progress.run,
     "widget_data": widget_data.run,
     "exports": exports.run,
+    "data_export": data_export.run,
     "fuzz": fuzz.run,
     "rest_vs_grpc": rest_vs_grpc.run,
     "clients": clients.run,

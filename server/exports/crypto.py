@@ -173,8 +173,9 @@ class FileCipher:
         digest = hashlib.sha256()
         sink.write(header.raw)
         for index in range(header.chunk_count):
-            plain = source.read(self._chunk_bytes)
-            if len(plain) != min(self._chunk_bytes, size - index * self._chunk_bytes):
+            want = min(self._chunk_bytes, size - index * self._chunk_bytes)
+            plain = source.read(want)
+            if len(plain) != want:
                 raise ValueError("the source is shorter than its announced size")
             digest.update(plain)
             sink.write(cipher.encrypt(header.nonce(index), plain, header.raw))
