@@ -103,7 +103,7 @@ def _export_seconds(kit: ExportKit, dashboard_id: str, widget_id: str) -> tuple[
     job = kit.create(dashboard_id, e.EXPORT_FORMAT_CSV, widget_id=widget_id)
     done = kit.wait(job.id, timeout=900)
     assert done.state == c.JOB_STATE_SUCCEEDED, done.error
-    meta, data = kit.download(job.id, chunk_size=4 << 20)
+    meta, data = kit.download(job.id, chunk_size=1 << 20)
     elapsed = time.perf_counter() - started
     assert meta.row_count == ROWS and len(data) == meta.size_bytes
     return elapsed, len(data)
