@@ -3,8 +3,10 @@
 Exports the published version of a dashboard to PDF (A4 landscape, margins, header and footer)
 and to PNG (2x scale, 1024 px wide), following each export job live through its watch stream and
 downloading the file with its size and sha256 verified; then exports two versions in one batch
-call; and lists the dashboard's exports. A Celery worker on the `exports` queue renders them
-with Chromium (`tessera dev` runs one). Files go to --out (default ./example-exports).
+call; exports the table widget's data as CSV and XLSX (PHI masked for a caller without
+`phi:read`; numbers and dates typed in the workbook); and lists the dashboard's exports. A
+Celery worker on the `exports` queue renders them (`tessera dev` runs one). Files go to --out
+(default ./example-exports).
 Deletes the dashboard unless --keep (the files stay).
 """
 
@@ -29,7 +31,7 @@ def progress(job: e.ExportJob) -> None:
     say(f"revision {job.revision:>2} {job.progress.percent:>3}% {state:<9} {stage:<9} {job.progress.message}")
 
 
-def build(client: Client, tag: str) -> tuple[str, list[str]]:
+def build(client: Client, tag: str) -> tuple[str, list[str], str]:
     board = client.dashboards.create(title="Monthly admissions report", tags=[tag])
     specs = [
         ("SELECT count(*) AS admissions FROM demo.admissions", w.Widget(kpi=w.KpiConfig(value_column="admissions"))),
@@ -47,6 +49,7 @@ def build(client: Client, tag: str) -> tuple[str, list[str]]:
         ),
     ]
     query_ids = []
+    table_id = ""
     for i, (sql, widget) in enumerate(specs):
         query = client.queries.create(
             name=f"report {i}",
@@ -58,9 +61,11 @@ def build(client: Client, tag: str) -> tuple[str, list[str]]:
         widget.dashboard_id, widget.title = board.id, f"Part {i + 1}"
         widget.position.CopyFrom(w.GridPosition(x=(i % 2) * 6, y=(i // 2) * 4, width=6, height=4))
         widget.query.CopyFrom(w.QueryBinding(query_id=query.id))
-        client.widgets.create(widget)
+        created = client.widgets.create(widget)
+        if widget.HasField("table"):
+            table_id = created.id
     client.dashboards.publish(board.id)
-    return board.id, query_ids
+    return board.id, query_ids, table_id
 
 
 def run() -> None:
@@ -72,7 +77,7 @@ def run() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with connect(args) as client:
         step("A published dashboard with a KPI, a bar chart, a line chart and a table")
-        board_id, query_ids = build(client, tag)
+        board_id, query_ids, table_id = build(client, tag)
         say(f"dashboard {board_id}")
 
         step("PDF: A4 landscape, 12 mm margins, a header and a footer")
@@ -127,12 +132,24 @@ def run() -> None:
             say(f"{paper:<7} {result.path}: {result.file.page_count} page(s), {result.file.size_bytes} bytes")
         expect(len(batch) == 2 and all(r.path.exists() for r in batch), "both files")
 
+        step("The table widget's data: CSV (UTF-8 with BOM) and XLSX, streamed by the worker")
+        for data_format, name in ((e.EXPORT_FORMAT_CSV, "admissions.csv"), (e.EXPORT_FORMAT_XLSX, "admissions.xlsx")):
+            data = client.exports.export(
+                board_id, args.out / name, format=data_format, widget_id=table_id, on_progress=progress, timeout=180
+            )
+            say(f"{data.path}: {data.file.row_count} rows, {data.file.size_bytes} bytes, {data.file.content_type}")
+            expect(data.file.row_count == 40, "the table's 40 rows")
+        csv_text = (args.out / "admissions.csv").read_text(encoding="utf-8-sig")
+        expect(csv_text.startswith("unit,age,patient_name"), "a header row")
+        masked = "[REDACTED]" in csv_text
+        say("patient names " + ("masked: this token has no phi:read" if masked else "shown: this token has phi:read"))
+
         step("The dashboard's exports, newest first")
         listed = list(client.exports.list(dashboard_id=board_id))
         for job in listed:
             kind = e.ExportFormat.Name(job.format).removeprefix("EXPORT_FORMAT_")
             say(f"{job.id} {kind} {c.JobState.Name(job.state).removeprefix('JOB_STATE_')} by {job.requested_by}")
-        expect(len(listed) == 4, "four exports")
+        expect(len(listed) == 6, "six exports")
 
         if not args.keep:
             step("Clean up")

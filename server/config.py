@@ -165,6 +165,14 @@ class Settings(BaseSettings):
     # comma-separated; the first encrypts, all decrypt. `tessera export-key ID` makes one.
     # Production needs it; development without it uses a fixed development key.
     export_keys: SecretStr = SecretStr("")
+    # CSV/XLSX data exports: at most this many rows (the file says when it was cut short in the
+    # job's row count; the interactive query caps do not apply), read this many at a time, each
+    # read bounded by the timeout; the plaintext is written under data_export_temp_dir (empty:
+    # the system's temporary directory) before it is encrypted into storage.
+    data_export_row_limit: int = Field(default=5_000_000, ge=1)
+    data_export_batch_rows: int = Field(default=5_000, ge=1, le=100_000)
+    data_export_timeout_seconds: float = Field(default=600.0, gt=0)
+    data_export_temp_dir: str = ""
 
     # --- report deliveries (server/notify, server/reports) ---
     # SMTP for e-mailed reports; no host: e-mail recipients fail with a clear error.

@@ -360,7 +360,9 @@ class Exports(_Service):
         dashboard_version: int = 0,
         filters: Values = None,
         request_id: str = "",
+        widget_id: str = "",
     ) -> e.CreateExportRequest:
+        """`widget_id` names the widget whose data a CSV or XLSX export holds."""
         return e.CreateExportRequest(
             dashboard_id=dashboard_id,
             format=format,
@@ -368,6 +370,7 @@ class Exports(_Service):
             dashboard_version=dashboard_version,
             filter_values=parameter_map(filters),
             request_id=request_id,
+            widget_id=widget_id,
         )
 
     def create(
@@ -379,8 +382,10 @@ class Exports(_Service):
         dashboard_version: int = 0,
         filters: Values = None,
         request_id: str = "",
+        widget_id: str = "",
     ) -> e.ExportJob:
-        """Starts an export of the published version (or `dashboard_version`)."""
+        """Starts an export of the published version (or `dashboard_version`); CSV and XLSX
+        export the data of `widget_id`."""
         request = self.request(
             dashboard_id,
             format=format,
@@ -388,6 +393,7 @@ class Exports(_Service):
             dashboard_version=dashboard_version,
             filters=filters,
             request_id=request_id,
+            widget_id=widget_id,
         )
         return self._client.call(rpcs.CREATE_EXPORT, request)
 
@@ -446,11 +452,18 @@ class Exports(_Service):
         on_progress: Callable[[e.ExportJob], None] | None = None,
         on_bytes: Callable[[int, int], None] | None = None,
         timeout: float | None = None,
+        widget_id: str = "",
     ) -> ExportResult:
         """Creates an export, follows it to the end and downloads the verified file to
-        `destination` (a path, or a directory for the server's suggested file name)."""
+        `destination` (a path, or a directory for the server's suggested file name). CSV and
+        XLSX export the data of `widget_id`."""
         job = self.create(
-            dashboard_id, format=format, options=options, dashboard_version=dashboard_version, filters=filters
+            dashboard_id,
+            format=format,
+            options=options,
+            dashboard_version=dashboard_version,
+            filters=filters,
+            widget_id=widget_id,
         )
         final = self.wait(job, on_progress=on_progress, timeout=timeout)
         download = self.download(final.id, destination, on_bytes=on_bytes)

@@ -271,6 +271,8 @@ export_jobs = Table(
     _created(),
     _updated(),
     Column("ended_at", DateTime(timezone=True)),
+    # CSV and XLSX: the widget whose data the file holds (it may live only in a version's snapshot).
+    Column("widget_id", UUID(as_uuid=True)),
     Index("ix_export_jobs_dashboard", "dashboard_id", text("created_at DESC"), "id"),
     Index("ix_export_jobs_requester", "requested_by", text("created_at DESC"), "id"),
     Index("ix_export_jobs_expire", "expire_at", postgresql_where=text("storage_url IS NOT NULL")),

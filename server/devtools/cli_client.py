@@ -4,7 +4,8 @@
     tessera dashboards get ID [--json]
     tessera widgets data WIDGET_ID [--param NAME=VALUE]... [--filter NAME=VALUE]... [--refresh] [--json]
     tessera materialize DASHBOARD_ID [--filter NAME=VALUE]... [--version N] [--no-wait]
-    tessera export DASHBOARD_ID [--format pdf|png] [--paper a4] [--orientation landscape] [--out PATH] ...
+    tessera export DASHBOARD_ID [--format pdf|png|csv|xlsx] [--widget WIDGET_ID] [--paper a4]
+                   [--orientation landscape] [--out PATH] ...
 
 Every command takes --address (TESSERA_ADDRESS, default 127.0.0.1:50051) and --token
 (TESSERA_TOKEN; `tessera token` mints one in development) or --link-token (TESSERA_LINK_TOKEN),
@@ -422,6 +423,8 @@ def materialize(
 class Format(StrEnum):
     pdf = "pdf"
     png = "png"
+    csv = "csv"
+    xlsx = "xlsx"
 
 
 class Paper(StrEnum):
@@ -436,7 +439,12 @@ class PageOrientation(StrEnum):
     portrait = "portrait"
 
 
-FORMATS = {Format.pdf: e.EXPORT_FORMAT_PDF, Format.png: e.EXPORT_FORMAT_PNG}
+FORMATS = {
+    Format.pdf: e.EXPORT_FORMAT_PDF,
+    Format.png: e.EXPORT_FORMAT_PNG,
+    Format.csv: e.EXPORT_FORMAT_CSV,
+    Format.xlsx: e.EXPORT_FORMAT_XLSX,
+}
 PAPERS = {
     Paper.a4: e.PAPER_SIZE_A4,
     Paper.a3: e.PAPER_SIZE_A3,
@@ -487,8 +495,10 @@ def export(
     out: Annotated[
         Path, typer.Option("--out", help="File to write, or a directory for the server's file name.")
     ] = Path("."),
+    widget: Annotated[str, typer.Option("--widget", help="CSV/XLSX: the widget whose data to export.")] = "",
 ) -> None:
-    """Export a dashboard to PDF or PNG and download it, with live progress and a verified sha256."""
+    """Export a dashboard to PDF or PNG, or a widget's data to CSV or XLSX, and download it, with
+    live progress and a verified sha256."""
     options = e.ExportOptions(
         paper_size=PAPERS[paper],
         orientation=ORIENTATIONS[orientation],
@@ -524,13 +534,15 @@ def export(
             filters=filters,
             on_progress=show,
             on_bytes=received,
+            widget_id=widget,
         )
     file = result.file
-    pages = (
-        f"{file.page_count} page(s)"
-        if file.content_type == "application/pdf"
-        else f"{file.width_px}x{file.height_px} px"
-    )
+    if file.content_type == "application/pdf":
+        pages = f"{file.page_count} page(s)"
+    elif file.content_type == "image/png":
+        pages = f"{file.width_px}x{file.height_px} px"
+    else:
+        pages = f"{file.row_count} row(s)"
     Console().print(
         f"{result.path}  {file.content_type}  {file.size_bytes} bytes  {pages}  sha256 {file.sha256}", highlight=False
     )

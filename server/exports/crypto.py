@@ -144,22 +144,44 @@ class FileCipher:
         self._ciphers = {key_id: AESGCM(material) for key_id, material in keys.keys.items()}
         self._chunk_bytes = chunk_bytes
 
-    def encrypt(self, plaintext: bytes) -> bytes:
+    def _header(self, size: int) -> _Header:
         key_id = self._keys.current.encode()
         raw = (
             MAGIC
             + struct.pack(">BB", VERSION, len(key_id))
             + key_id
             + os.urandom(_PREFIX_BYTES)
-            + struct.pack(">IQ", self._chunk_bytes, len(plaintext))
+            + struct.pack(">IQ", self._chunk_bytes, size)
         )
-        header = _parse_header(raw)
+        return _parse_header(raw)
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        header = self._header(len(plaintext))
         cipher = self._ciphers[self._keys.current]
-        parts = [raw]
+        parts = [header.raw]
         for index in range(header.chunk_count):
             start = index * self._chunk_bytes
-            parts.append(cipher.encrypt(header.nonce(index), plaintext[start : start + self._chunk_bytes], raw))
+            parts.append(cipher.encrypt(header.nonce(index), plaintext[start : start + self._chunk_bytes], header.raw))
         return b"".join(parts)
+
+    def encrypt_stream(self, source: BinaryIO, size: int, sink: BinaryIO) -> str:
+        """`encrypt` of the `size` bytes `source` holds, into `sink`, one chunk in memory at a
+        time (for files too big to hold: data exports). Returns the plaintext's hex sha256.
+        Raises ValueError when `source` holds more or fewer bytes than `size`."""
+        header = self._header(size)
+        cipher = self._ciphers[self._keys.current]
+        digest = hashlib.sha256()
+        sink.write(header.raw)
+        for index in range(header.chunk_count):
+            want = min(self._chunk_bytes, size - index * self._chunk_bytes)
+            plain = source.read(want)
+            if len(plain) != want:
+                raise ValueError("the source is shorter than its announced size")
+            digest.update(plain)
+            sink.write(cipher.encrypt(header.nonce(index), plain, header.raw))
+        if source.read(1):
+            raise ValueError("the source is longer than its announced size")
+        return digest.hexdigest()
 
     def decrypt(self, handle: BinaryIO, offset: int = 0) -> Generator[bytes, None, None]:
         """The plaintext from `offset`, one authenticated chunk at a time. The whole file is

@@ -31,6 +31,7 @@ def export_from_row(row: Any) -> export_pb2.ExportJob:
         progress=from_json(row.progress, common_pb2.JobProgress()),
         requested_by=row.requested_by,
         revision=row.revision,
+        widget_id=str(row.widget_id) if row.widget_id else "",
     )
     for name, value in (row.filter_values or {}).items():
         job.filter_values[name].CopyFrom(from_json(value, common_pb2.ParameterValue()))

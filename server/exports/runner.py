@@ -17,11 +17,13 @@ import asyncio
 import hashlib
 import logging
 import re
+import tempfile
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
@@ -32,6 +34,7 @@ from server.auth.principal import Principal
 from server.config import Settings
 from server.dashboards.access import load_dashboard
 from server.dashboards.versions import load_snapshot
+from server.dataexport.writers import CsvTableWriter, TableWriter, XlsxTableWriter
 from server.db.engine import Database
 from server.errors import NotFound, PermissionDenied, TesseraError, Unavailable
 from server.exports.browser import PrintedFile, Printer, PrintFailed
@@ -43,6 +46,7 @@ from server.jobs.revisions import TERMINAL
 from server.jobs.sweep import exclusive
 from server.materialization.runner import TRANSIENT_ERRORS
 from server.protojson import from_json
+from server.queries.masking import unmasked_phi_columns
 from server.widgetdata.service import WidgetDataDomain
 
 __all__ = ["ExportDeps", "run_export"]
@@ -50,7 +54,16 @@ __all__ = ["ExportDeps", "run_export"]
 log = logging.getLogger("tessera.exports")
 
 AUDIT_METHOD = "tessera.export.render"
-CONTENT_TYPES = {export_pb2.EXPORT_FORMAT_PDF: "application/pdf", export_pb2.EXPORT_FORMAT_PNG: "image/png"}
+DATA_AUDIT_METHOD = "tessera.export.data"
+DATA_FORMATS = frozenset({export_pb2.EXPORT_FORMAT_CSV, export_pb2.EXPORT_FORMAT_XLSX})
+# A CSV/XLSX job reports its progress every this many rows (each report is a row update).
+DATA_PROGRESS_ROWS = 100_000
+CONTENT_TYPES = {
+    export_pb2.EXPORT_FORMAT_PDF: "application/pdf",
+    export_pb2.EXPORT_FORMAT_PNG: "image/png",
+    export_pb2.EXPORT_FORMAT_CSV: "text/csv",
+    export_pb2.EXPORT_FORMAT_XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 RUNNING = common_pb2.JOB_STATE_RUNNING
 # Widgets read and drawn at once by one export (the worker's small pools bound it too).
 RENDER_CONCURRENCY = 4
@@ -92,6 +105,8 @@ async def _export(deps: ExportDeps, job_id: str, *, final_attempt: bool) -> expo
     url = deps.storage.url_for(row.facility_id, job_id, content_type)
     started = time.monotonic()
     try:
+        if row.format in DATA_FORMATS:
+            return await _run_data(deps, row, url, content_type)
         return await _run(deps, row, url, content_type)
     except Cancelled:
         await deps.storage.adelete(url)
@@ -102,12 +117,19 @@ async def _export(deps: ExportDeps, job_id: str, *, final_attempt: bool) -> expo
         return await _fail(deps, job_id, "RENDER_FAILED", str(exc))
     except (NotFound, PermissionDenied) as exc:
         # The requester lost access to the dashboard since they asked.
+        await deps.storage.adelete(url)
         return await _fail(deps, job_id, "ACCESS_REVOKED", f"the dashboard can no longer be read: {exc}")
     except TRANSIENT_ERRORS as exc:
         if not final_attempt:
             raise
         await deps.storage.adelete(url)
         return await _fail(deps, job_id, "UNAVAILABLE", f"a dependency stayed unavailable: {type(exc).__name__}")
+    except TesseraError as exc:
+        if row.format not in DATA_FORMATS:
+            raise
+        # The widget's query failed (its error, masked for the requester, is the job's).
+        await deps.storage.adelete(url)
+        return await _fail(deps, job_id, exc.reason or "QUERY_FAILED", exc.message)
     finally:
         log.info("exports: %s attempt took %.2f s", job_id, time.monotonic() - started)
 
@@ -179,6 +201,142 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
     )
     await deps.audit.flush()
     return done
+
+
+async def _run_data(deps: ExportDeps, row: Any, url: str, content_type: str) -> export_pb2.ExportJob:
+    """A CSV or XLSX of one widget's data: rows streamed from the data source (resolved, bound
+    and masked as GetWidgetData would serve them) into a local file a batch at a time, then
+    encrypted into storage chunk by chunk. Memory holds one batch, never the result."""
+    job_id = str(row.id)
+    principal = principal_from_json(row.principal)
+    filters = {name: from_json(value, common_pb2.ParameterValue()) for name, value in (row.filter_values or {}).items()}
+    settings = deps.settings
+    request = widget_pb2.GetWidgetDataRequest(
+        widget_id=str(row.widget_id), dashboard_version=row.dashboard_version, filter_values=filters
+    )
+    name = "CSV" if row.format == export_pb2.EXPORT_FORMAT_CSV else "XLSX"
+    await _step(deps, job_id, _start_writing(name))
+    with tempfile.TemporaryDirectory(prefix="tessera-data-", dir=settings.data_export_temp_dir or None) as scratch:
+        path = Path(scratch) / f"export.{name.lower()}"
+        written = await _write_table(deps, job_id, principal, request, row.format, path, Path(scratch))
+        await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_STORING, f"storing {written.rows:,} rows"))
+        size = path.stat().st_size
+        digest = await deps.storage.awrite_path(url, path)
+    expire = datetime.now(UTC) + timedelta(seconds=settings.export_retention_seconds)
+    snapshot = await _readable_snapshot(deps.db, principal, str(row.dashboard_id), row.dashboard_version)
+    widget = next((w for w in snapshot.widgets if w.id.lower() == str(row.widget_id)), None)
+    title = f"{snapshot.title} {widget.title if widget else ''}".strip()
+    exported = export_pb2.ExportFile(
+        content_type=content_type,
+        size_bytes=size,
+        sha256=digest,
+        filename=_filename(title, row.dashboard_version, job_id, content_type),
+        row_count=written.rows,
+    )
+    exported.expire_time.FromDatetime(expire)
+    stored = {"storage_url": url, "phi_unmasked": bool(written.phi_columns)}
+    done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: stored)
+    if done is None:
+        raise Cancelled
+    deps.audit.record(
+        AuditEvent(
+            actor=principal.subject,
+            method=DATA_AUDIT_METHOD,
+            outcome=SUCCESS,
+            facility_id=row.facility_id,
+            resource_type="export",
+            resource_id=job_id,
+            resource_version=row.dashboard_version,
+            row_count=written.rows,
+            phi_unmasked=bool(written.phi_columns),
+            correlation_id=row.correlation_id,
+            details={
+                "dashboard_id": str(row.dashboard_id),
+                "widget_id": str(row.widget_id),
+                "query_id": written.query_id,
+                "query_version": written.query_version,
+                "format": name,
+                "size_bytes": size,
+                "sha256": digest,
+                "truncated": written.truncated,
+                "phi_columns": list(written.phi_columns),
+            },
+        )
+    )
+    await deps.audit.flush()
+    return done
+
+
+@dataclass
+class _Written:
+    rows: int = 0
+    truncated: bool = False
+    query_id: str = ""
+    query_version: int = 0
+    phi_columns: tuple[str, ...] = ()
+
+
+async def _write_table(
+    deps: ExportDeps,
+    job_id: str,
+    principal: Principal,
+    request: widget_pb2.GetWidgetDataRequest,
+    export_format: int,
+    path: Path,
+    scratch: Path,
+) -> _Written:
+    settings = deps.settings
+    writer: TableWriter = (
+        CsvTableWriter(path) if export_format == export_pb2.EXPORT_FORMAT_CSV else XlsxTableWriter(path, scratch)
+    )
+    written = _Written()
+    reported = 0
+    frames = deps.widget_data.stream(
+        principal,
+        request,
+        row_limit=settings.data_export_row_limit,
+        timeout_seconds=settings.data_export_timeout_seconds,
+        batch_rows=settings.data_export_batch_rows,
+    )
+    try:
+        async for query, frame in frames:
+            if not written.query_id:
+                written.query_id, written.query_version = query.id, query.version
+                sensitive = (c.column for c in query.sensitive_columns)
+                written.phi_columns = tuple(unmasked_phi_columns(frame, sensitive))
+            await asyncio.to_thread(writer.write, frame)
+            written.rows += frame.row_count
+            written.truncated = written.truncated or frame.truncated
+            if written.rows - reported >= DATA_PROGRESS_ROWS:
+                reported = written.rows
+                await _step(deps, job_id, _rows_written(written.rows))
+    finally:
+        await frames.aclose()
+        await asyncio.to_thread(writer.close)
+    return written
+
+
+def _start_writing(name: str) -> Callable[[export_pb2.ExportJob], bool]:
+    def start(job: export_pb2.ExportJob) -> bool:
+        if job.state in TERMINAL:
+            return False
+        job.state = RUNNING
+        job.stage = export_pb2.EXPORT_STAGE_WRITING
+        job.progress.total_steps = 1
+        job.progress.message = f"writing {name}"
+        return True
+
+    return start
+
+
+def _rows_written(rows: int) -> Callable[[export_pb2.ExportJob], bool]:
+    def progress(job: export_pb2.ExportJob) -> bool:
+        if job.state in TERMINAL:
+            return False
+        job.progress.message = f"{rows:,} rows written"
+        return True
+
+    return progress
 
 
 async def _render_widgets(
@@ -341,10 +499,18 @@ def _file(printed: PrintedFile, content_type: str, expire: datetime, filename: s
     return exported
 
 
+_EXTENSIONS = {
+    "application/pdf": "pdf",
+    "image/png": "png",
+    "text/csv": "csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
+
+
 def _filename(title: str, version: int, job_id: str, content_type: str) -> str:
     """`<title slug>-v<version>-<export id prefix>.<ext>`: readable, and two exports of one
     version (a batch of paper sizes) never suggest the same name."""
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_title).strip("-").lower()[:80] or "dashboard"
-    extension = "pdf" if content_type == "application/pdf" else "png"
+    extension = _EXTENSIONS[content_type]
     return f"{slug}-v{version}-{job_id[:8]}.{extension}"

@@ -61,7 +61,14 @@ DEFAULT_CHUNK = 256 * 1024
 MIN_CHUNK = 4 * 1024
 # A page narrower or shorter than this (after margins) cannot hold a widget.
 MIN_CONTENT_MM = 50.0
-FORMAT_NAMES = {export_pb2.EXPORT_FORMAT_PDF: "PDF", export_pb2.EXPORT_FORMAT_PNG: "PNG"}
+FORMAT_NAMES = {
+    export_pb2.EXPORT_FORMAT_PDF: "PDF",
+    export_pb2.EXPORT_FORMAT_PNG: "PNG",
+    export_pb2.EXPORT_FORMAT_CSV: "CSV",
+    export_pb2.EXPORT_FORMAT_XLSX: "XLSX",
+}
+# Formats that hold one widget's rows rather than the dashboard's page.
+DATA_FORMATS = frozenset({export_pb2.EXPORT_FORMAT_CSV, export_pb2.EXPORT_FORMAT_XLSX})
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class _Plan:
     version: int
     options: export_pb2.ExportOptions
     widget_count: int
+    widget_id: uuid.UUID | None = None
 
 
 class ExportDomain:
@@ -167,8 +175,61 @@ class ExportDomain:
                     ],
                 )
             snapshot = await load_snapshot(conn, board.id, version)
+        if request.format in DATA_FORMATS:
+            widget_id = await self._check_data_widget(principal, request, snapshot, version, prefix)
+            return _Plan(board=board, version=version, options=options, widget_count=1, widget_id=widget_id)
+        if request.widget_id:
+            raise InvalidArgument.field(
+                f"{prefix}widget_id", "only CSV and XLSX exports name a widget; PDF and PNG export the whole dashboard"
+            )
         await self._check_values(principal, request, snapshot, version, prefix)
         return _Plan(board=board, version=version, options=options, widget_count=len(snapshot.widgets))
+
+    async def _check_data_widget(
+        self,
+        principal: Principal,
+        request: export_pb2.CreateExportRequest,
+        snapshot: dashboard_pb2.Dashboard,
+        version: int,
+        prefix: str,
+    ) -> uuid.UUID:
+        """The widget of a CSV/XLSX export: one of this dashboard version's widgets, with a
+        query, whose filter values bind (exactly as GetWidgetData would bind them)."""
+        if not request.widget_id:
+            raise InvalidArgument.field(
+                f"{prefix}widget_id", "required for CSV and XLSX: the widget whose data to export"
+            )
+        widget = next((w for w in snapshot.widgets if w.id.lower() == request.widget_id.lower()), None)
+        if widget is None:
+            raise InvalidArgument.field(
+                f"{prefix}widget_id", f"version {version} of the dashboard has no widget {request.widget_id}"
+            )
+        if not widget.query.query_id:
+            raise InvalidArgument.field(f"{prefix}widget_id", "the widget has no query: it has no data to export")
+        declared = {f.name for f in snapshot.filters}
+        unknown = [name for name in request.filter_values if name not in declared]
+        if unknown:
+            raise InvalidArgument(
+                f"the dashboard declares no filter {unknown[0]!r}",
+                violations=[
+                    FieldViolation(f'{prefix}filter_values["{n}"]', f"the dashboard declares no filter {n!r}")
+                    for n in unknown
+                ],
+                reason="UNKNOWN_FILTER",
+            )
+        data_request = widget_pb2.GetWidgetDataRequest(
+            widget_id=widget.id, dashboard_version=version, filter_values=request.filter_values
+        )
+        try:
+            await self._widget_data.check(principal, data_request)
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                f"{prefix}filter_values: {exc.message}",
+                violations=[FieldViolation(f"{prefix}filter_values", v.description, v.reason) for v in exc.violations]
+                or [FieldViolation(f"{prefix}filter_values", exc.message)],
+                reason=exc.reason,
+            ) from exc
+        return uuid.UUID(widget.id)
 
     async def _check_values(
         self,
@@ -379,7 +440,8 @@ async def _insert(
     """A QUEUED job (revision 1) in the caller's transaction; published after commit."""
     total = plan.widget_count
     name = FORMAT_NAMES.get(request.format, "export")
-    progress = common_pb2.JobProgress(total_steps=total, message=f"queued: {name} of {total} widgets")
+    what = "one widget's data" if plan.widget_id else f"{total} widgets"
+    progress = common_pb2.JobProgress(total_steps=total, message=f"queued: {name} of {what}")
     row = (
         await conn.execute(
             export_jobs.insert()
@@ -397,6 +459,7 @@ async def _insert(
                 revision=1,
                 principal=principal_to_json(principal),
                 correlation_id=correlation_id,
+                widget_id=plan.widget_id,
             )
             .returning(export_jobs)
         )

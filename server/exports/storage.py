@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Generator
+from pathlib import Path
 
 import fsspec
 from fsspec.spec import AbstractFileSystem
@@ -24,7 +25,12 @@ from server.exports.crypto import FileCipher, export_keys
 
 __all__ = ["ExportStorage"]
 
-EXTENSIONS = {"application/pdf": "pdf", "image/png": "png"}
+EXTENSIONS = {
+    "application/pdf": "pdf",
+    "image/png": "png",
+    "text/csv": "csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -54,6 +60,18 @@ class ExportStorage:
         partial = f"{path}.partial"
         fs.pipe_file(partial, self._cipher.encrypt(data))
         fs.mv(partial, path)
+
+    def write_path(self, url: str, source: Path) -> str:
+        """`write` of a local file's bytes, streamed (never read whole); returns their sha256."""
+        fs, path = self._locate(url)
+        parent = path.rsplit("/", 1)[0]
+        fs.makedirs(parent, exist_ok=True)
+        partial = f"{path}.partial"
+        size = source.stat().st_size
+        with source.open("rb") as plain, fs.open(partial, "wb") as sink:
+            digest = self._cipher.encrypt_stream(plain, size, sink)
+        fs.mv(partial, path)
+        return digest
 
     def exists(self, url: str) -> bool:
         fs, path = self._locate(url)
@@ -86,6 +104,9 @@ class ExportStorage:
 
     async def awrite(self, url: str, data: bytes) -> None:
         await asyncio.to_thread(self.write, url, data)
+
+    async def awrite_path(self, url: str, source: Path) -> str:
+        return await asyncio.to_thread(self.write_path, url, source)
 
     async def adelete(self, url: str) -> bool:
         return await asyncio.to_thread(self.delete, url)

@@ -35,7 +35,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -73,6 +73,7 @@ FACILITY_PARAMETER = "facility_id"
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _CURSOR_NAME = "tessera_query"
+_STREAM_CURSOR_NAME = "tessera_stream"
 
 _SETUP = (
     "SELECT set_config('transaction_read_only', 'on', true),"
@@ -248,6 +249,99 @@ class QueryExecutor:
                 metadata={"column": exc.column},
             ) from exc
 
+    async def stream(
+        self,
+        sql: str,
+        params: Mapping[str, object],
+        *,
+        facility_id: str,
+        limits: ExecutionLimits,
+        batch_rows: int,
+    ) -> AsyncGenerator[DataFrame]:
+        """`run` for results too big to hold: the same transaction, settings, role, binding and
+        error mapping, but the server-side cursor is read `batch_rows` at a time and each batch
+        is yielded as its own frame (columns typed as `run` types them), so memory holds one
+        batch whatever the result's size. The tripwire runs after every batch: a batch is only
+        yielded once the settings it was read under are known intact. At most
+        `limits.row_limit` rows; the last frame has `truncated` set when there were more.
+        `statement_timeout` bounds each FETCH; the client deadline (timeout + grace) each batch.
+        A result without rows yields one empty frame (so the columns are known)."""
+        if not facility_id:
+            raise ValueError("facility_id is required")
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be positive")
+        compiled = compile_placeholders(sql)
+        bound = _bind(compiled, params, facility_id)
+        deadline = limits.timeout_seconds + self._grace
+        phase = "connect"
+        try:
+            async with self._engine.connect() as conn:
+                phase = "setup"
+                settings: dict[str, object] = {
+                    "statement_timeout": str(limits.statement_timeout_ms),
+                    "facility_id": facility_id,
+                }
+                if self._role is None:
+                    await conn.execute(_SETUP_PLAIN, settings)
+                else:
+                    await conn.execute(_SETUP_WITH_ROLE, {**settings, "role": self._role})
+                raw = await conn.get_raw_connection()
+                driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+                cursor = driver.cursor(name=_STREAM_CURSOR_NAME)
+                register_frame_loaders(cursor.adapters)
+                sent = 0
+                try:
+                    phase = "query"
+                    async with asyncio.timeout(deadline):
+                        await cursor.execute(compiled.sql, bound)
+                    described = [(c.name, c.type_code) for c in cursor.description or []]
+                    names = await self._names(conn, [oid for _, oid in described])
+                    columns = [(name, oid, names[oid]) for name, oid in described]
+                    while True:
+                        phase = "query"
+                        want = min(batch_rows, limits.row_limit - sent + 1)
+                        async with asyncio.timeout(deadline):
+                            rows = list(await cursor.fetchmany(want)) if want > 0 else []
+                        phase = "check"
+                        await self._tripwire(conn, facility_id)
+                        truncated = sent + len(rows) > limits.row_limit
+                        if truncated:
+                            del rows[limits.row_limit - sent :]
+                        last = truncated or len(rows) < want
+                        if rows or (last and sent == 0):
+                            yield _batch_frame(columns, rows, truncated)
+                        sent += len(rows)
+                        if last:
+                            break
+                except psycopg.Error:
+                    if driver.broken or driver.closed:
+                        await conn.invalidate()
+                    raise
+                finally:
+                    if not driver.closed and not driver.broken:
+                        await cursor.close()
+                await conn.rollback()
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                f"the data source did not answer within {deadline:g} s",
+                reason="QUERY_TIMEOUT",
+                metadata={"timeout_seconds": f"{limits.timeout_seconds:g}"},
+            ) from exc
+        except sa_exc.TimeoutError as exc:
+            raise ResourceExhausted(
+                "every connection to the data source is busy; retry later", reason="DATA_SOURCE_BUSY"
+            ) from exc
+        except sa_exc.DBAPIError as exc:
+            mapped = _translate(exc.orig, phase, limits)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        except psycopg.Error as exc:
+            mapped = _translate(exc, phase, limits)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
     async def _tripwire(self, conn: AsyncConnection, facility_id: str) -> None:
         row = (await conn.execute(_TRIPWIRE)).one()
         facility, current_user, session_user, read_only = row
@@ -275,6 +369,17 @@ class QueryExecutor:
             for oid in unknown:
                 names.setdefault(oid, "unknown")  # a type dropped while the query ran
         return names
+
+
+def _batch_frame(columns: Sequence[tuple[str, int, str]], rows: list[Sequence[object]], truncated: bool) -> DataFrame:
+    try:
+        return build_frame(columns, rows, truncated)
+    except UnrepresentableValue as exc:
+        raise InvalidArgument(
+            f"the result cannot be carried exactly: {exc}; cast the column to text",
+            reason="QUERY_RESULT_UNREPRESENTABLE",
+            metadata={"column": exc.column},
+        ) from exc
 
 
 def _bind(compiled: CompiledSQL, params: Mapping[str, object], facility_id: str) -> dict[str, object]:

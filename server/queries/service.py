@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -527,6 +527,45 @@ class QueryDomain:
         elapsed = duration_pb2.Duration()
         elapsed.FromNanoseconds(int(result.elapsed_seconds * 1e9))
         return Q.RunQueryResponse(frame=frame, query_version=query.version, elapsed=elapsed, masked=masked)
+
+    async def stream(
+        self,
+        principal: Principal,
+        query: Q.Query,
+        values: Mapping[str, common_pb2.ParameterValue],
+        *,
+        row_limit: int,
+        timeout_seconds: float,
+        batch_rows: int,
+    ) -> AsyncGenerator[common_pb2.DataFrame]:
+        """`execute` for data exports: the query's rows in frames of `batch_rows`, each masked for
+        the caller as `execute` masks, up to `row_limit` rows (not the query's interactive cap),
+        each FETCH bounded by `timeout_seconds`. The scope is the query's own facility."""
+        if query.facility_id == _ALL_FACILITIES:
+            raise PermissionDenied(f"{query.facility_id!r} is not a facility", reason="FACILITY_NOT_ALLOWED")
+        params = bind(query.parameters, values, "parameter_values")
+        is_view = query.kind == Q.QUERY_KIND_MATERIALIZED_VIEW
+        sql = views.read_sql(query.view_name) if is_view else query.sql
+        executor = self._view_executor if is_view else self._executor
+        sensitive = {c.column: c.strategy or Q.MASKING_STRATEGY_REDACT for c in query.sensitive_columns}
+        mask = bool(sensitive) and not principal.can_read_phi
+        frames = executor.stream(
+            sql,
+            params,
+            facility_id=query.facility_id,
+            limits=ExecutionLimits(timeout_seconds=timeout_seconds, row_limit=row_limit),
+            batch_rows=batch_rows,
+        )
+        try:
+            async for frame in frames:
+                yield mask_frame(frame, sensitive, self._settings.masking_key_bytes) if mask else frame
+        except InvalidArgument as exc:
+            shown = disclosure.for_caller(exc, principal.can_read_phi)
+            if shown is not exc:
+                raise shown from None
+            raise
+        finally:
+            await frames.aclose()
 
     def validate(self, principal: Principal, request: Q.ValidateQueryRequest) -> Q.ValidateQueryResponse:
         require_role(principal, Role.EDITOR, "validating a query")

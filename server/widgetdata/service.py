@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
 
-from dashboard.v1 import common_pb2, widget_pb2
+from dashboard.v1 import common_pb2, query_pb2, widget_pb2
 from server.audit import facts as audit_facts
 from server.auth.principal import Principal
 from server.config import Settings
@@ -77,6 +77,33 @@ class WidgetDataDomain:
         """Raises what `get` would raise for the request before running anything (access,
         values), without running the query."""
         await self._resolve(principal, request)
+
+    async def stream(
+        self,
+        principal: Principal,
+        request: widget_pb2.GetWidgetDataRequest,
+        *,
+        row_limit: int,
+        timeout_seconds: float,
+        batch_rows: int,
+    ) -> AsyncGenerator[tuple[query_pb2.Query, common_pb2.DataFrame]]:
+        """The widget's whole result (up to `row_limit` rows) in frames of `batch_rows`, resolved
+        and masked exactly as `get` would serve it, but read from the data source past the cache
+        and its row cap: for data exports, which must never hold the whole result."""
+        resolved = await self._resolve(principal, request)
+        frames = self._queries.stream(
+            principal,
+            resolved.query,
+            resolved.values,
+            row_limit=row_limit,
+            timeout_seconds=timeout_seconds,
+            batch_rows=batch_rows,
+        )
+        try:
+            async for frame in frames:
+                yield resolved.query, frame
+        finally:
+            await frames.aclose()
 
     async def key_for(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> str:
         """The cache key the request reads (for tools and tests)."""

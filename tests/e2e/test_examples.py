@@ -91,7 +91,7 @@ def test_the_export_example_runs(env: dict[str, str], tmp_path: Path) -> None:
     """Needs the ExportService and an exports worker (Chromium)."""
     output = run_example(EXPORT_EXAMPLE, env, "--out", str(tmp_path))
     files = sorted(path.suffix for path in tmp_path.rglob("*") if path.is_file())
-    assert files == [".pdf", ".pdf", ".pdf", ".png"], files
+    assert files == [".csv", ".pdf", ".pdf", ".pdf", ".png", ".xlsx"], files
     assert "SUCCEEDED" in output
 
 

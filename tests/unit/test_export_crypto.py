@@ -116,3 +116,23 @@ def test_key_settings_are_checked_and_production_requires_them() -> None:
     assert export_keys(Settings()).current == "dev"
     with pytest.raises(ValueError, match="TESSERA_EXPORT_KEYS"):
         export_keys(Settings.model_construct(mode=Mode.PRODUCTION, export_keys=Settings().export_keys))
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK, 3 * CHUNK + 17])
+def test_streamed_encryption_decrypts_like_the_whole_and_reports_the_plain_digest(size: int) -> None:
+    import hashlib
+
+    cipher = _cipher(NEW)
+    data = os.urandom(size)
+    sink = io.BytesIO()
+    digest = cipher.encrypt_stream(io.BytesIO(data), size, sink)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert _plain(sink.getvalue(), cipher) == data
+
+
+def test_streamed_encryption_refuses_a_source_of_another_size() -> None:
+    cipher = _cipher(NEW)
+    with pytest.raises(ValueError, match="shorter"):
+        cipher.encrypt_stream(io.BytesIO(b"x" * 10), 11, io.BytesIO())
+    with pytest.raises(ValueError, match="longer"):
+        cipher.encrypt_stream(io.BytesIO(b"x" * 12), 11, io.BytesIO())

@@ -19,6 +19,8 @@ class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPORT_FORMAT_UNSPECIFIED: _ClassVar[ExportFormat]
     EXPORT_FORMAT_PDF: _ClassVar[ExportFormat]
     EXPORT_FORMAT_PNG: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_CSV: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_XLSX: _ClassVar[ExportFormat]
 
 class PaperSize(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -41,10 +43,13 @@ class ExportStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPORT_STAGE_RENDERING: _ClassVar[ExportStage]
     EXPORT_STAGE_PRINTING: _ClassVar[ExportStage]
     EXPORT_STAGE_STORING: _ClassVar[ExportStage]
+    EXPORT_STAGE_WRITING: _ClassVar[ExportStage]
     EXPORT_STAGE_DONE: _ClassVar[ExportStage]
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_PDF: ExportFormat
 EXPORT_FORMAT_PNG: ExportFormat
+EXPORT_FORMAT_CSV: ExportFormat
+EXPORT_FORMAT_XLSX: ExportFormat
 PAPER_SIZE_UNSPECIFIED: PaperSize
 PAPER_SIZE_A4: PaperSize
 PAPER_SIZE_A3: PaperSize
@@ -58,6 +63,7 @@ EXPORT_STAGE_QUEUED: ExportStage
 EXPORT_STAGE_RENDERING: ExportStage
 EXPORT_STAGE_PRINTING: ExportStage
 EXPORT_STAGE_STORING: ExportStage
+EXPORT_STAGE_WRITING: ExportStage
 EXPORT_STAGE_DONE: ExportStage
 
 class Margins(_message.Message):
@@ -95,7 +101,7 @@ class ExportOptions(_message.Message):
     def __init__(self, paper_size: _Optional[_Union[PaperSize, str]] = ..., orientation: _Optional[_Union[Orientation, str]] = ..., margins: _Optional[_Union[Margins, _Mapping]] = ..., header_text: _Optional[str] = ..., footer_text: _Optional[str] = ..., print_background: _Optional[bool] = ..., scale_factor: _Optional[int] = ..., transparent_background: _Optional[bool] = ..., width_px: _Optional[int] = ...) -> None: ...
 
 class ExportFile(_message.Message):
-    __slots__ = ("content_type", "size_bytes", "sha256", "page_count", "width_px", "height_px", "expire_time", "filename")
+    __slots__ = ("content_type", "size_bytes", "sha256", "page_count", "width_px", "height_px", "expire_time", "filename", "row_count")
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +110,7 @@ class ExportFile(_message.Message):
     HEIGHT_PX_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
     content_type: str
     size_bytes: int
     sha256: str
@@ -112,10 +119,11 @@ class ExportFile(_message.Message):
     height_px: int
     expire_time: _timestamp_pb2.Timestamp
     filename: str
-    def __init__(self, content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., page_count: _Optional[int] = ..., width_px: _Optional[int] = ..., height_px: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ...) -> None: ...
+    row_count: int
+    def __init__(self, content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., page_count: _Optional[int] = ..., width_px: _Optional[int] = ..., height_px: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ..., row_count: _Optional[int] = ...) -> None: ...
 
 class ExportJob(_message.Message):
-    __slots__ = ("id", "dashboard_id", "dashboard_version", "format", "options", "filter_values", "state", "stage", "progress", "file", "error", "requested_by", "revision", "create_time", "update_time", "end_time")
+    __slots__ = ("id", "dashboard_id", "dashboard_version", "format", "options", "filter_values", "state", "stage", "progress", "file", "error", "requested_by", "revision", "create_time", "update_time", "end_time", "widget_id")
     class FilterValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +147,7 @@ class ExportJob(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    WIDGET_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     dashboard_id: str
     dashboard_version: int
@@ -155,10 +164,11 @@ class ExportJob(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., dashboard_id: _Optional[str] = ..., dashboard_version: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., options: _Optional[_Union[ExportOptions, _Mapping]] = ..., filter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., stage: _Optional[_Union[ExportStage, str]] = ..., progress: _Optional[_Union[_common_pb2.JobProgress, _Mapping]] = ..., file: _Optional[_Union[ExportFile, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.JobError, _Mapping]] = ..., requested_by: _Optional[str] = ..., revision: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    widget_id: str
+    def __init__(self, id: _Optional[str] = ..., dashboard_id: _Optional[str] = ..., dashboard_version: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., options: _Optional[_Union[ExportOptions, _Mapping]] = ..., filter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., stage: _Optional[_Union[ExportStage, str]] = ..., progress: _Optional[_Union[_common_pb2.JobProgress, _Mapping]] = ..., file: _Optional[_Union[ExportFile, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.JobError, _Mapping]] = ..., requested_by: _Optional[str] = ..., revision: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., widget_id: _Optional[str] = ...) -> None: ...
 
 class CreateExportRequest(_message.Message):
-    __slots__ = ("dashboard_id", "dashboard_version", "format", "options", "filter_values", "request_id")
+    __slots__ = ("dashboard_id", "dashboard_version", "format", "options", "filter_values", "request_id", "widget_id")
     class FilterValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -172,13 +182,15 @@ class CreateExportRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     FILTER_VALUES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WIDGET_ID_FIELD_NUMBER: _ClassVar[int]
     dashboard_id: str
     dashboard_version: int
     format: ExportFormat
     options: ExportOptions
     filter_values: _containers.MessageMap[str, _common_pb2.ParameterValue]
     request_id: str
-    def __init__(self, dashboard_id: _Optional[str] = ..., dashboard_version: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., options: _Optional[_Union[ExportOptions, _Mapping]] = ..., filter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    widget_id: str
+    def __init__(self, dashboard_id: _Optional[str] = ..., dashboard_version: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., options: _Optional[_Union[ExportOptions, _Mapping]] = ..., filter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ..., request_id: _Optional[str] = ..., widget_id: _Optional[str] = ...) -> None: ...
 
 class BatchCreateExportsRequest(_message.Message):
     __slots__ = ("requests",)

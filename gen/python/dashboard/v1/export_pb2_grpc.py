@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ExportServiceStub:
-    """PDF and PNG exports of dashboards, rendered by Chromium in the background.
+    """PDF and PNG exports of dashboards, rendered by Chromium in the background, and
+    CSV and XLSX exports of a widget's data, streamed from the database by a worker.
     """
 
     def __init__(self, channel):
@@ -73,7 +74,8 @@ class ExportServiceStub:
 
 
 class ExportServiceServicer:
-    """PDF and PNG exports of dashboards, rendered by Chromium in the background.
+    """PDF and PNG exports of dashboards, rendered by Chromium in the background, and
+    CSV and XLSX exports of a widget's data, streamed from the database by a worker.
     """
 
     def CreateExport(self, request, context):
@@ -173,7 +175,8 @@ def add_ExportServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ExportService:
-    """PDF and PNG exports of dashboards, rendered by Chromium in the background.
+    """PDF and PNG exports of dashboards, rendered by Chromium in the background, and
+    CSV and XLSX exports of a widget's data, streamed from the database by a worker.
     """
 
     @staticmethod
