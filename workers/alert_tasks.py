@@ -13,7 +13,10 @@ from server.alerts.runner import claim_due_rules, evaluate_rule
 from server.app import WorkerRuntime
 from server.broker.names import TASK_DUE_ALERTS, TASK_EVALUATE_ALERT
 from workers import runtime
-from workers.tasks import DUE_BATCH, RETRYABLE, _retry
+from workers.tasks import RETRYABLE, _retry
+
+# Claimed per beat tick (each a row and a task); what is left is claimed by the next tick.
+DUE_BATCH = 500
 
 
 @shared_task(name=TASK_EVALUATE_ALERT, bind=True)

@@ -14,7 +14,10 @@ from server.broker.names import TASK_DELIVER_REPORT, TASK_DUE_REPORTS
 from server.reports.claims import claim_due, open_deliveries
 from server.reports.deliver import run_delivery
 from workers import runtime
-from workers.tasks import DUE_BATCH, RETRYABLE, _retry
+from workers.tasks import RETRYABLE, _retry
+
+# Claimed per beat tick (each a row and a task); what is left is claimed by the next tick.
+DUE_BATCH = 500
 
 
 @shared_task(name=TASK_DELIVER_REPORT, bind=True)

@@ -131,11 +131,11 @@ async def run_materialization(
     async with exclusive(store.db, job_id) as mine:
         if not mine:
             return None
-        return await _materialize(store, materializer, job_id, final_attempt=final_attempt)
+        return await _materialize(store, materializer, job_id, final_attempt=final_attempt, concurrency=concurrency)
 
 
 async def _materialize(
-    store: MaterializationStore, materializer: Materializer, job_id: str, *, final_attempt: bool
+    store: MaterializationStore, materializer: Materializer, job_id: str, *, final_attempt: bool, concurrency: int
 ) -> widget_pb2.MaterializationJob | None:
     row = await store.row(job_id)
     if row is None:
