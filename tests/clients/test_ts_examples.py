@@ -11,11 +11,14 @@ import pytest
 from tests.clients.conftest import ROOT, Stack, run_node
 
 EXAMPLES = sorted(path.stem for path in (ROOT / "clients/ts/examples").glob("[0-9]*.ts"))
+# The specification's six usage examples (examples/01-06). The later Python examples (07 reports,
+# 08 alerts) go beyond the specification and have no TypeScript program yet.
+SPECIFICATION_EXAMPLES = 6
 
 
 def test_every_usage_example_has_a_typescript_program() -> None:
     python = sorted(path.stem for path in (ROOT / "examples").glob("[0-9]*.py"))
-    assert python == EXAMPLES and len(EXAMPLES) == 6
+    assert python[:SPECIFICATION_EXAMPLES] == EXAMPLES and len(EXAMPLES) == SPECIFICATION_EXAMPLES
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
