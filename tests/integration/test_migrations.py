@@ -42,7 +42,12 @@ def test_upgrade_downgrade_upgrade(scratch_db):
     engine = create_engine(sync_url(scratch_db), poolclass=pool.NullPool)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        trigrams = conn.exec_driver_sql("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'").first()
     engine.dispose()
+    if trigrams is None:
+        # Migration 0007 leaves the title's trigram index out where PostgreSQL has no pg_trgm
+        # (the embedded server): that one difference is expected there, and only there.
+        diff = [d for d in diff if not (d[0] == "add_index" and d[1].name == "ix_dashboards_title_trgm")]
     assert diff == [], f"migrations and server/db/schema.py disagree: {diff}"
 
 
