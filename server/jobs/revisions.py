@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,6 +102,10 @@ class RevisionStore(Generic[M, E]):
         self._poll = float(settings.job_poll_seconds)
         self._max_len = int(settings.job_stream_max_len)
         self._ttl = int(settings.job_stream_ttl_seconds)
+        # One change at a time per job in this process, publish included: concurrent steps of one
+        # job (a materialization's widgets run several at once) would otherwise publish out of
+        # commit order, and a watcher would see revision r+1 before r and skip r.
+        self._in_order: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
     def db(self) -> Database:
@@ -120,6 +125,18 @@ class RevisionStore(Generic[M, E]):
         """Applies `mutate` under the row lock and commits it as the next revision, then
         publishes it. None when the job does not exist or `mutate` changed nothing. `extra`
         gives further columns to write with the change (computed from the changed job)."""
+        lock = self._in_order.get(job_id)
+        if lock is None:
+            lock = self._in_order[job_id] = asyncio.Lock()
+        async with lock:
+            return await self._change(job_id, mutate, extra)
+
+    async def _change(
+        self,
+        job_id: str,
+        mutate: Callable[[M], bool],
+        extra: Callable[[M], Mapping[str, Any]] | None,
+    ) -> M | None:
         table = self.kind.table
         async with self._db.transaction() as conn:
             row = (
