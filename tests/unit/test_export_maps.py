@@ -59,6 +59,22 @@ def test_a_region_column_fills_countries_by_value() -> None:
     charts.render_svg(spec, "c")
 
 
+def test_countries_by_iso_alpha_codes_and_iso_names() -> None:
+    frame = frame_of(
+        [
+            ("country", "text", ["GB", "fra", "DEU", " es ", "Korea, Republic of", "Viet Nam", "XX"]),
+            ("n", "int8", [1, 2, 3, 4, 5, 6, 7]),
+        ]
+    )
+    spec = maps.map_spec(widget_pb2.MapConfig(region_column="country", value_column="n"), frame, 420, 260)
+    filled = spec["layer"][-1]
+    values = {f["id"]: f["properties"]["v"] for f in filled["data"]["values"]["features"] if f["properties"]["v"]}
+    assert values == {"826": 1, "250": 2, "276": 3, "724": 4, "410": 5, "704": 6}
+    # Natural Earth's own names keep their countries: ISO's names only add to them.
+    index = country_index("110m")
+    assert index["united kingdom"].id == "826" and index["gbr"] is index["826"]
+
+
 def test_a_region_column_naming_no_country_is_a_config_error() -> None:
     frame = frame_of([("country", "text", ["Atlantis"]), ("n", "int8", [1])])
     with pytest.raises(WidgetConfigError) as raised:

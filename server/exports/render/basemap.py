@@ -18,6 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pycountry
+
 __all__ = ["Country", "basemap_dir", "countries", "countries_in", "country_index"]
 
 log = logging.getLogger(__name__)
@@ -128,11 +130,21 @@ def countries_in(west: float, south: float, east: float, north: float) -> list[C
 
 @cache
 def country_index(detail: str) -> dict[str, Country]:
-    """Countries by ISO 3166-1 numeric code (as "826" and "826" zero-padded) and lower-cased name."""
+    """Countries by ISO 3166-1 code (numeric as "826" or zero-padded, alpha-2 "gb", alpha-3
+    "gbr") and by lower-cased name (Natural Earth's, then ISO's short, official and common names)."""
     index: dict[str, Country] = {}
     for country in countries(detail):
         if country.id:
             index[country.id.zfill(3)] = country
             index[country.id.lstrip("0") or "0"] = country
         index[country.name.lower()] = country
+    for entry in pycountry.countries:
+        found = index.get(entry.numeric)
+        if found is None:
+            continue
+        names = (getattr(entry, attribute, "") for attribute in ("name", "official_name", "common_name"))
+        for key in (entry.alpha_2, entry.alpha_3, *names):
+            if key:
+                # Natural Earth's own names come first: ISO's never displace them.
+                index.setdefault(key.lower(), found)
     return index

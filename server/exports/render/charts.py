@@ -22,6 +22,7 @@ from dashboard.v1 import common_pb2, widget_pb2
 from server.exports.render.axis_formats import category_order, number_axis, temporal_axis, zoned_ms
 from server.exports.render.chart_layout import Room, category_axis, legend_plan, position_axis, text_px, value_axis
 from server.exports.render.columns import WidgetConfigError, find_column, numeric_column
+from server.exports.render.series_labels import end_labels
 from server.exports.render.values import NUMERIC_TYPES, TEMPORAL_TYPES, cell_texts, chart_values
 
 __all__ = [
@@ -192,11 +193,13 @@ def _series_records(
     return records, [str(label) for label in category_order(list(labels), series_order or [])]
 
 
-def _with_legend(encoding: Spec, series: list[str], room: Room) -> None:
+def _with_legend(encoding: Spec, series: list[str], room: Room) -> tuple[bool, float, float]:
     """Colours by series with a legend placed to keep the plot large (one series: no legend; a
     tiny card: no legend either when it would crowd the plot), and axis titles cut to the plot's
-    length so they never leave it."""
+    length so they never leave it. Returns whether a legend names the series, and the plot's
+    width and height."""
     legend_w = legend_h = 0.0
+    shown = len(series) < 2
     if len(series) > 1:
         plan = legend_plan(series, room.width, room.height, room)
         legend_w, legend_h = plan.width_px, plan.height_px
@@ -206,12 +209,29 @@ def _with_legend(encoding: Spec, series: list[str], room: Room) -> None:
             "sort": series,
             "legend": plan.spec if plan.shown else None,
         }
+        shown = plan.shown
     plot_w = room.width - legend_w - room.axis_band_px
     plot_h = room.height - legend_h - room.axis_band_px
     for channel, length in (("x", plot_w), ("y", plot_h)):
         if channel in encoding:
             axis = encoding[channel].setdefault("axis", {})
             axis["titleLimit"] = max(24, round(length))
+    return shown, plot_w, plot_h
+
+
+def _named(
+    spec: Spec, records: list[dict[str, object]], series: list[str], room: Room, named: tuple[bool, float, float]
+) -> Spec:
+    """The chart as it is when a legend names its series, else with each series named at its end
+    (`series_labels`): the chart's own layer first, the labels over it."""
+    shown, plot_w, plot_h = named
+    stacked = spec["encoding"]["y"].get("stack") == "zero"
+    labels = None if shown else end_labels(records, series, spec["encoding"], room, (plot_w, plot_h), stacked)
+    if labels is None:
+        return spec
+    frame = {key: spec[key] for key in ("width", "height", "autosize", "padding")}
+    chart = {key: spec[key] for key in ("data", "mark", "encoding")}
+    return {**frame, "layer": [chart, labels]}
 
 
 def _value_encoding(
@@ -251,9 +271,10 @@ def line_spec(
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
     y = _value_encoding(records, _fmt(config, "y_format"), y_title, room, inside=True)
     encoding: Spec = {"x": x_encoding, "y": y}
-    _with_legend(encoding, series, room)
+    named = _with_legend(encoding, series, room)
     mark: Spec = {"type": "line", "point": bool(config.show_points)}
-    return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
+    spec = {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
+    return _named(spec, records, series, room, named)
 
 
 def area_spec(
@@ -284,14 +305,23 @@ def area_spec(
     y_title = config.y_title or (config.y_columns[0] if len(config.y_columns) == 1 else None)
     y = _value_encoding(records, _fmt(config, "y_format"), y_title, room, inside=True)
     y["stack"] = "zero" if config.stacked else None
-    if config.stacked and len(series) > 1:
-        # The stack follows the series order too (the legend's), not the alphabet.
-        y["sort"] = None
     encoding: Spec = {"x": x_encoding, "y": y}
-    _with_legend(encoding, series, room)
+    if config.stacked and len(series) > 1:
+        _stack_in_series_order(encoding, records, series)
+    named = _with_legend(encoding, series, room)
     # Overlapping (unstacked) areas must stay see-through; stacked ones never overlap.
     mark: Spec = {"type": "area", "line": True, "fillOpacity": 0.75 if config.stacked else 0.25}
-    return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
+    spec = {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
+    return _named(spec, records, series, room, named)
+
+
+def _stack_in_series_order(encoding: Spec, records: list[dict[str, object]], series: list[str]) -> None:
+    """The first series at the bottom of the stack, the legend's order: left alone, Vega-Lite
+    stacks by the series names in descending alphabetical order."""
+    rank = {name: index for index, name in enumerate(series)}
+    for record in records:
+        record["o"] = rank[str(record["s"])]
+    encoding["order"] = {"field": "o", "type": "quantitative"}
 
 
 def bar_spec(
@@ -337,6 +367,8 @@ def bar_spec(
         }
     else:
         category_encoding["axis"] = category_axis(labels, width, width, room)
+    if len(series) > 1 and config.stacked:
+        _stack_in_series_order(encoding, records, series)
     _with_legend(encoding, series, room)
     if len(series) > 1 and not config.stacked:
         # Grouped bars: series side by side within each category.
@@ -501,6 +533,9 @@ def clean_svg(svg: str, id_prefix: str) -> str:
                     cleaned[name] = rewritten
             else:
                 cleaned[name] = value
+        if element.tag == "text" and "stroke" in cleaned:
+            # A stroked label (`series_labels`' halo) paints its outline under its glyphs.
+            cleaned["paint-order"] = "stroke"
         element.attrib.clear()
         element.attrib.update(cleaned)
     return ET.tostring(root, encoding="unicode")

@@ -100,7 +100,8 @@ def _regions(
             out[country.id] = (country, values[row] if values else None)
     if not out:
         raise WidgetConfigError(
-            "map.region_column", "no row names a known country (ISO 3166-1 numeric code or English name)"
+            "map.region_column",
+            "no row names a known country (ISO 3166-1 numeric, alpha-2 or alpha-3 code, or English name)",
         )
     return out
 

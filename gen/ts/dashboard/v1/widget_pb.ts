@@ -798,7 +798,8 @@ export type MapConfig = Message<"dashboard.v1.MapConfig"> & {
   valueFormat?: ValueFormat | undefined;
 
   /**
-   * A column of country codes (ISO 3166-1 numeric, "826") or English names ("United Kingdom"):
+   * A column of country codes (ISO 3166-1 numeric "826", alpha-2 "GB" or alpha-3 "GBR") or
+   * English names ("United Kingdom"):
    * the countries are filled by value_column (a choropleth), over the offline basemap.
    *
    * @generated from field: string region_column = 6;
