@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from dashboard.v1 import widget_pb2
-from server.exports.render.chart_layout import Room
+from server.exports.render.chart_layout import Room, area_clear_of_value_labels, value_label_px
 from server.exports.render.charts import area_spec, bar_spec, clean_svg, line_spec, render_svg
 from server.exports.render.series_labels import LABEL_LINES_APART, end_labels
 from tests.unit.export_render_samples import frame_of
@@ -102,3 +102,42 @@ def test_one_series_needs_no_labels() -> None:
     records: list[dict[str, object]] = [{"x": 1, "y": 3, "s": "a"}]
     encoding = {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"}}
     assert end_labels(records, ["a"], encoding, Room(*SMALL), (150.0, 100.0), stacked=False) is None
+
+
+def test_a_small_stacked_bar_chart_names_its_series_on_the_last_bar() -> None:
+    config = widget_pb2.BarChartConfig(
+        category_column="unit", value_columns=["n"], series_column="region", stacked=True
+    )
+    spec = bar_spec(config, _frame(), *SMALL)
+    labels = spec["layer"][1]
+    assert {v["x"] for v in labels["data"]["values"]} == {"Q4"}
+    assert labels["mark"]["align"] == "center"
+
+
+def test_vertical_bars_start_clear_of_the_value_labels_inside_the_plot() -> None:
+    config = widget_pb2.BarChartConfig(category_column="unit", value_columns=["n"], series_column="region")
+    scale = bar_spec(config, _frame(), *LARGE)["encoding"]["x"]["scale"]
+    # All the outer padding at the start, at least as wide as the widest label ("40").
+    assert scale["align"] == 1
+    room = Room(*LARGE)
+    plot_width = LARGE[0] - room.axis_band_px
+    step = plot_width / (4 - scale["paddingInner"] + 2 * scale["paddingOuter"])
+    assert 2 * scale["paddingOuter"] * step >= value_label_px([{"x": "Q1", "y": 40}], False, None, room)
+    horizontal = widget_pb2.BarChartConfig(
+        category_column="unit", value_columns=["n"], orientation=widget_pb2.BAR_ORIENTATION_HORIZONTAL
+    )
+    assert "scale" not in bar_spec(horizontal, _frame(), *LARGE)["encoding"]["y"]
+
+
+def test_an_area_starts_right_of_the_value_labels() -> None:
+    # Four quarters on a point scale: Vega's own half step at the start clears the labels.
+    assert "align" not in _area(LARGE)["encoding"]["x"].get("scale", {})
+    records: list[dict[str, object]] = [{"x": str(i), "y": 123456} for i in range(12)]
+    label_px = value_label_px(records, False, None, Room(*SMALL))
+    moved = area_clear_of_value_labels({"type": "ordinal"}, label_px, 12, 150.0)
+    step = 150.0 / (11 + 2 * moved["padding"])
+    assert moved["align"] == 1 and 2 * moved["padding"] * step >= label_px - 1e-6
+    config = widget_pb2.AreaChartConfig(x_column="day", y_columns=["n"])
+    frame = frame_of([("day", "int4", [1, 2, 3]), ("n", "int8", [10, 2000, 30])])
+    padded = area_spec(config, frame, *LARGE)["encoding"]["x"]["scale"]
+    assert padded["padding"] >= value_label_px([{"x": 1, "y": 2000}], False, None, Room(*LARGE))

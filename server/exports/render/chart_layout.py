@@ -24,15 +24,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dashboard.v1 import widget_pb2
+
 __all__ = [
     "AXIS_BAND_PX",
     "LegendPlan",
     "Room",
+    "area_clear_of_value_labels",
     "category_axis",
+    "clear_of_value_labels",
     "legend_plan",
     "position_axis",
     "text_px",
     "value_axis",
+    "value_label_px",
 ]
 
 # Average advance of an 11 px DejaVu Sans glyph (generous: estimates must not undershoot).
@@ -60,6 +65,12 @@ TITLE_MIN_WIDTH_PX = 360.0
 TITLE_MIN_HEIGHT_PX = 240.0
 # A legend may take at most this share of the chart's box, else it is dropped.
 LEGEND_MAX_SHARE = 0.2
+# Vega-Lite's band padding between bars, as a share of a band's step.
+BAR_PADDING_INNER = 0.1
+# Bars give way to the value labels at most this far, in steps; beyond it they keep their width.
+MAX_BAR_OUTER_PADDING = 1.5
+# Vega-Lite's padding of a point scale at each end, in steps.
+POINT_PADDING = 0.5
 # Category labels (at an angle or upright) take at most this share of the plot's height.
 CATEGORY_DEPTH_SHARE = 0.15
 
@@ -110,6 +121,55 @@ def value_axis(room: Room) -> dict[str, Any]:
         "domain": False,
         "tickCount": max(2, min(6, int(room.height / 45))),
     }
+
+
+def value_label_px(
+    records: Sequence[dict[str, object]], stacked: bool, fmt: widget_pb2.ValueFormat | None, room: Room
+) -> float:
+    """About how wide the value axis's widest label is (its top, as `fmt` shows it)."""
+    totals: dict[object, float] = {}
+    for record in records:
+        y = record["y"]
+        if isinstance(y, int | float):
+            key = record["x"] if stacked else id(record)
+            totals[key] = totals.get(key, 0.0) + abs(float(y))
+    top = max(totals.values(), default=0.0)
+    decimals = fmt.decimals if fmt is not None and fmt.HasField("decimals") else 0
+    text = f"{top:,.{decimals}f}"
+    if fmt is not None:
+        text = fmt.prefix + text + fmt.suffix + ("%" if fmt.style == fmt.STYLE_PERCENT else "")
+        if fmt.style == fmt.STYLE_CURRENCY:
+            text += fmt.currency_code or "$"
+    return text_px(text, room.char_px) + LABEL_SLACK_PX
+
+
+def clear_of_value_labels(label_px: float, bands: int, plot_width: float) -> dict[str, Any]:
+    """The band scale of vertical bars whose value labels sit inside the plot at its left: the
+    bars moved right (all the outer padding at the start) so the first bar does not hide them."""
+    if plot_width <= 2 * label_px:
+        return {}
+    outer = label_px * (bands - BAR_PADDING_INNER) / (2 * (plot_width - label_px))
+    if outer > MAX_BAR_OUTER_PADDING:
+        return {}
+    return {"paddingInner": BAR_PADDING_INNER, "paddingOuter": max(outer, BAR_PADDING_INNER / 2), "align": 1}
+
+
+def area_clear_of_value_labels(
+    x_encoding: dict[str, Any], label_px: float, points: int, plot_width: float
+) -> dict[str, Any]:
+    """The x scale of an area chart starting right of the value labels inside the plot: padding
+    in px on a continuous scale (at both ends, as Vega pads them), the points moved right on an
+    ordinal one (all the padding at the start)."""
+    if plot_width <= 2 * label_px:
+        return {}
+    if x_encoding.get("type") != "ordinal":
+        return {"padding": round(label_px)}
+    if points < 2:
+        return {}
+    padding = label_px * (points - 1) / (2 * (plot_width - label_px))
+    if padding <= POINT_PADDING:
+        return {}
+    return {"padding": padding, "align": 1}
 
 
 def position_axis(room: Room) -> dict[str, Any]:

@@ -20,7 +20,17 @@ import vl_convert
 
 from dashboard.v1 import common_pb2, widget_pb2
 from server.exports.render.axis_formats import category_order, number_axis, temporal_axis, zoned_ms
-from server.exports.render.chart_layout import Room, category_axis, legend_plan, position_axis, text_px, value_axis
+from server.exports.render.chart_layout import (
+    Room,
+    area_clear_of_value_labels,
+    category_axis,
+    clear_of_value_labels,
+    legend_plan,
+    position_axis,
+    text_px,
+    value_axis,
+    value_label_px,
+)
 from server.exports.render.columns import WidgetConfigError, find_column, numeric_column
 from server.exports.render.series_labels import end_labels
 from server.exports.render.values import NUMERIC_TYPES, TEMPORAL_TYPES, cell_texts, chart_values
@@ -220,13 +230,19 @@ def _with_legend(encoding: Spec, series: list[str], room: Room) -> tuple[bool, f
 
 
 def _named(
-    spec: Spec, records: list[dict[str, object]], series: list[str], room: Room, named: tuple[bool, float, float]
+    spec: Spec,
+    records: list[dict[str, object]],
+    series: list[str],
+    room: Room,
+    named: tuple[bool, float, float],
+    last_bar: tuple[object, float] | None = None,
 ) -> Spec:
     """The chart as it is when a legend names its series, else with each series named at its end
     (`series_labels`): the chart's own layer first, the labels over it."""
     shown, plot_w, plot_h = named
     stacked = spec["encoding"]["y"].get("stack") == "zero"
-    labels = None if shown else end_labels(records, series, spec["encoding"], room, (plot_w, plot_h), stacked)
+    plot = (plot_w, plot_h)
+    labels = None if shown else end_labels(records, series, spec["encoding"], room, plot, stacked, last_bar)
     if labels is None:
         return spec
     frame = {key: spec[key] for key in ("width", "height", "autosize", "padding")}
@@ -309,6 +325,13 @@ def area_spec(
     if config.stacked and len(series) > 1:
         _stack_in_series_order(encoding, records, series)
     named = _with_legend(encoding, series, room)
+    # A filled area would hide the value labels inside the plot: it starts to their right.
+    label_px = value_label_px(records, config.stacked, _fmt(config, "y_format"), room)
+    points = len({str(record["x"]) for record in records})
+    x_encoding["scale"] = {
+        **x_encoding.get("scale", {}),
+        **area_clear_of_value_labels(x_encoding, label_px, points, named[1]),
+    }
     # Overlapping (unstacked) areas must stay see-through; stacked ones never overlap.
     mark: Spec = {"type": "area", "line": True, "fillOpacity": 0.75 if config.stacked else 0.25}
     spec = {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
@@ -369,12 +392,20 @@ def bar_spec(
         category_encoding["axis"] = category_axis(labels, width, width, room)
     if len(series) > 1 and config.stacked:
         _stack_in_series_order(encoding, records, series)
-    _with_legend(encoding, series, room)
+    named = _with_legend(encoding, series, room)
     if len(series) > 1 and not config.stacked:
         # Grouped bars: series side by side within each category.
         encoding["yOffset" if horizontal else "xOffset"] = {"field": "s", "sort": series}
     mark: Spec = {"type": "bar", "cornerRadiusEnd": 2}
-    return {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
+    spec = {**_frame_of(width, height), "data": {"values": records}, "mark": mark, "encoding": encoding}
+    if horizontal or not ordered:
+        return spec
+    label_px = value_label_px(records, config.stacked, _fmt(config, "value_format"), room)
+    category_encoding["scale"] = clear_of_value_labels(label_px, len(ordered), named[1])
+    if not config.stacked:
+        return spec
+    # Vertical stacked bars name their series on the last bar's segments.
+    return _named(spec, records, series, room, named, (ordered[-1], named[1] / len(ordered)))
 
 
 def _heatmap_axis(column: common_pb2.Column, field: str, order: list[str]) -> tuple[list[object], Spec]:

@@ -45,13 +45,15 @@ def end_labels(
     room: Room,
     plot: tuple[float, float],
     stacked: bool,
+    last_bar: tuple[object, float] | None = None,
 ) -> dict[str, Any] | None:
     """The text layer naming each series at the chart's last x, or None when there is nothing to
     name or no room to name every series legibly. `encoding` is the chart's own (x and y are
-    copied so both layers share one scale); `plot` is the plot's (width, height) in px."""
+    copied so both layers share one scale); `plot` is the plot's (width, height) in px. Stacked
+    bars pass their last category and its band's width: the names go centred on its segments."""
     if len(series) < 2 or not records:
         return None
-    last_x = _last_x(records, ordinal=encoding["x"].get("type") == "ordinal")
+    last_x = last_bar[0] if last_bar else _last_x(records, ordinal=encoding["x"].get("type") == "ordinal")
     at_end = {str(r["s"]): float(y) for r in records if r["x"] == last_x and isinstance(y := r["y"], int | float)}
     if stacked:
         labels = _band_middles(series, at_end)
@@ -77,6 +79,8 @@ def end_labels(
         "fontWeight": "bold",
         "limit": round(max(24.0, plot[0] * LABEL_WIDTH_SHARE)),
     }
+    if last_bar:
+        mark.update({"align": "center", "dx": 0, "limit": round(max(12.0, last_bar[1] - 4))})
     layer_encoding: dict[str, Any] = {"x": x, "y": y, "text": {"field": "s", "type": "nominal"}}
     if stacked:
         mark["color"] = "#ffffff"
