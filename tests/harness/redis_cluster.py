@@ -1,5 +1,6 @@
 """A real Redis Cluster for a test session: three masters from Debian's `redis-server
---cluster-enabled yes`, joined by `redis-cli --cluster create`, in a temp dir, stopped at the end.
+--cluster-enabled yes`, joined by `redis-cli --cluster create`, in a temp dir, stopped at the end;
+with a replica per master when a test fails a master over.
 
     with start_redis_cluster(tmp_path) as cluster:
         cluster.url            # redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/0
@@ -21,7 +22,7 @@ __all__ = ["REDIS_CLI", "REDIS_SERVER", "RedisClusterProcesses", "start_redis_cl
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 CLUSTER_BUS_OFFSET = 10000
-CREATE_FLAGS = ("--cluster-replicas", "0", "--cluster-yes")  # Redis listens on port + 10000 for the cluster bus
+CREATE_FLAGS = ("--cluster-yes",)  # Redis listens on port + 10000 for the cluster bus
 
 
 def _port_free(port: int) -> bool:
@@ -58,6 +59,41 @@ class RedisClusterProcesses:
         """A synchronous cluster client, for tests that look at keys."""
         return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
 
+    def alive(self) -> list[int]:
+        return [port for port, process in zip(self.ports, self.processes, strict=True) if process.poll() is None]
+
+    def master_of(self, key: str) -> int:
+        """The port of the master serving `key`'s slot now."""
+        with redis.Redis(host="127.0.0.1", port=self.alive()[0], socket_timeout=2) as node:
+            slot = int(node.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, master, *_ in node.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    return int(master[1])
+        raise LookupError(f"no master serves slot {slot}")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on `port` (its replica, if any, is promoted by the others)."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait(timeout=10)
+
+    def fail_over(self, key: str, timeout: float = 30.0) -> tuple[int, int, float]:
+        """SIGKILL the master serving `key` and wait until its replica serves the slot and every
+        live node reports cluster_state:ok: (the old master's port, the new one's, seconds)."""
+        victim = self.master_of(key)
+        self.kill(victim)
+        started = time.monotonic()
+        while True:
+            try:
+                promoted = self.master_of(key)
+                if promoted != victim and all(_cluster_ok(port) for port in self.alive()):
+                    return victim, promoted, time.monotonic() - started
+            except (redis.exceptions.RedisError, LookupError):
+                pass
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"no replica took over from {victim} within {timeout} s")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -91,8 +127,11 @@ def _cluster_ok(port: int) -> bool:
     return bool(info.get("cluster_state") == "ok")
 
 
-def start_redis_cluster(directory: Path, masters: int = 3, timeout: float = 30.0) -> RedisClusterProcesses:
-    cluster = RedisClusterProcesses(_free_ports(masters))
+def start_redis_cluster(
+    directory: Path, masters: int = 3, replicas: int = 0, timeout: float = 30.0
+) -> RedisClusterProcesses:
+    """`masters` masters with `replicas` replicas each (a replica is what a failover promotes)."""
+    cluster = RedisClusterProcesses(_free_ports(masters * (1 + replicas)))
     deadline = time.monotonic() + timeout
     try:
         for port in cluster.ports:
@@ -109,7 +148,15 @@ def start_redis_cluster(directory: Path, masters: int = 3, timeout: float = 30.0
         for port in cluster.ports:
             _wait_ping(port, deadline)
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{p}" for p in cluster.ports), *CREATE_FLAGS],
+            [
+                REDIS_CLI,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in cluster.ports),
+                "--cluster-replicas",
+                str(replicas),
+                *CREATE_FLAGS,
+            ],  # fmt: skip
             check=True,
             capture_output=True,
             timeout=timeout,
