@@ -147,16 +147,9 @@ def start_redis_cluster(
             )
         for port in cluster.ports:
             _wait_ping(port, deadline)
+        nodes = [f"127.0.0.1:{p}" for p in cluster.ports]
         subprocess.run(
-            [
-                REDIS_CLI,
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{p}" for p in cluster.ports),
-                "--cluster-replicas",
-                str(replicas),
-                *CREATE_FLAGS,
-            ],  # fmt: skip
+            [REDIS_CLI, "--cluster", "create", *nodes, "--cluster-replicas", str(replicas), *CREATE_FLAGS],
             check=True,
             capture_output=True,
             timeout=timeout,
