@@ -1,5 +1,6 @@
 """Soak: mixed traffic across two `tessera serve` processes for a while (quick: 45 s; --full: 30
-minutes), through the client's round robin, with one worker for materializations:
+minutes; `tests/reliability/test_soak_slice.py` runs a 2-minute slice in CI), through the
+client's round robin, with one worker for materializations:
 
 * cached reads (GetWidgetData of a warm widget), cold reads (a parameter value never seen),
   writes with etags (UpdateDashboard), lists, and now and then a MaterializeDashboard followed
@@ -49,6 +50,9 @@ def _env(bench: Bench, port: int) -> dict[str, str]:
         "TESSERA_JWT_SECRET": settings.jwt_secret.get_secret_value(),
         "TESSERA_HOST": "127.0.0.1",
         "TESSERA_PORT": str(port),
+        # One process per server, so the figures read off its pid are the serving process's own
+        # (by default `serve` supervises one child per core).
+        "TESSERA_SERVER_PROCESSES": "1",
         "TESSERA_HTTP_PORT": "-1",
         "TESSERA_METRICS_PORT": "-1",
         "TESSERA_LOG_LEVEL": "WARNING",
@@ -107,6 +111,11 @@ def _percentile(values: list[float], share: float) -> float:
 
 def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
     duration, window = (1800.0, 60.0) if full else (45.0, 5.0)
+    return soak(bench, duration, window)
+
+
+def soak(bench: Bench, duration: float, window: float) -> list[dict[str, Any]]:
+    """Windows of figures, then the summary (first window after warm-up against the last)."""
     ports = [free_port(), free_port()]
     servers = [
         subprocess.Popen(
