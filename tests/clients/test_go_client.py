@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 
 from tests.clients.conftest import ROOT, Stack, need
@@ -51,3 +52,18 @@ def test_a_go_program_that_finds_a_wrong_result_fails(stack: Stack) -> None:
     done = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED: rows of the demo data" in done.stderr, done.stdout + done.stderr
+
+
+def test_the_go_program_balances_over_several_addresses_one_of_them_dead(stack: Stack) -> None:
+    """`-address a,b`: one channel with round_robin over both; the dead address never answers a
+    call (round_robin picks only connected servers), so every step passes."""
+    binary = ROOT / "build/go/bin/tessera-go"
+    if not binary.exists():
+        need(None, "build/go/bin/tessera-go (built by the first test)")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        dead = f"127.0.0.1:{closed.getsockname()[1]}"
+        env = {**os.environ, "TESSERA_ADDRESS": f"{dead},{stack.address}", "TESSERA_TOKEN": stack.token()}
+        done = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert done.stdout.rstrip().endswith("OK")

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import pytest
@@ -174,3 +175,43 @@ def test_a_dropped_download_resumes_at_its_offset_and_is_verified(node: str, ts_
 def test_a_download_that_does_not_match_is_refused(node: str, ts_build: Path, servicer: Downloads, what: str) -> None:
     out = scenario(node, ts_build, "download", (export_pb2_grpc.add_ExportServiceServicer_to_server, servicer))
     assert out["result"]["error"] == {"verification": what}
+
+
+class Positions(Dashboards):
+    """Reports a write position in the trailers of some answers (a lower one after a higher one,
+    as another server process may), and records the one each call carried."""
+
+    REPORTED: ClassVar[dict[str, str]] = {"w1": "0/16B3748", "w2": "1/0000000A", "w3": "0/FFFFFFFF"}
+
+    def GetDashboard(self, request: Any, context: grpc.ServicerContext) -> Any:
+        answer = super().GetDashboard(request, context)
+        if request.id in self.REPORTED:
+            context.set_trailing_metadata((("x-tessera-lsn", self.REPORTED[request.id]),))
+        return answer
+
+
+def test_the_highest_write_position_is_sent_back(node: str, ts_build: Path) -> None:
+    servicer = Positions()
+    result = scenario(node, ts_build, "lsn", (ADD_DASHBOARDS, servicer))
+    assert result["result"] == {"ok": "ok"}
+    carried = [(call[1].id, call[2].get("x-tessera-lsn")) for call in servicer.calls]
+    assert carried == [("w1", None), ("w2", "0/16B3748"), ("w3", "1/0000000A"), ("r1", "1/0000000A")]
+
+
+def test_several_addresses_are_balanced_and_a_dead_one_costs_a_retry_at_most(node: str, ts_build: Path) -> None:
+    first, second = Dashboards(), Dashboards()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{closed.getsockname()[1]}"  # bound, never listening: refused
+        with ScriptedServer((ADD_DASHBOARDS, first)) as a, ScriptedServer((ADD_DASHBOARDS, second)) as b:
+            done = run_node(
+                node, ts_build / "tests/clients/node/scripted.js", "balanced", f"{dead},{a.address},{b.address}"
+            )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["result"] == {"ok": [f"b-{i}" for i in range(12)]}
+    # Both live servers took turns; the dead address (tried first) cost one retry, no more: it left
+    # the rotation.
+    assert len(first.calls) + len(second.calls) == 12
+    assert abs(len(first.calls) - len(second.calls)) <= 1
+    assert len(result["sleeps"]) == 1

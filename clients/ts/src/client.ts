@@ -70,6 +70,15 @@ export interface Download {
 type Unary = (request: unknown, options?: CallOptions) => Promise<unknown>;
 type ServerStream = (request: unknown, options?: CallOptions) => AsyncIterable<unknown>;
 
+/** Where the server reports a write's WAL position, and where the client sends it back. */
+export const LSN_HEADER = "x-tessera-lsn";
+
+/** "16/B374D848" as one number; undefined for anything else. */
+export function lsnPosition(text: string): bigint | undefined {
+  const match = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text.trim());
+  return match ? (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`) : undefined;
+}
+
 const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class TesseraClient {
@@ -88,6 +97,8 @@ export class TesseraClient {
   private readonly now: () => number;
   private readonly onRetry: ClientOptions["onRetry"];
   private readonly newRequestId: () => string;
+  /** The WAL position of this client's last write, sent back so reads are no older than it. */
+  private lsn: { position: bigint; text: string } | undefined;
 
   constructor(options: ClientOptions) {
     this.transport = options.transport;
@@ -128,6 +139,7 @@ export class TesseraClient {
   private async callHeaders(extra?: HeadersInit): Promise<Headers> {
     const headers = new Headers(this.headers);
     if (extra) new Headers(extra).forEach((value, key) => headers.set(key, value));
+    if (this.lsn) headers.set(LSN_HEADER, this.lsn.text);
     if (this.auth) {
       const token = await this.auth.token();
       headers.set(this.auth.header, this.auth.header === "authorization" ? `Bearer ${token}` : token);
@@ -164,8 +176,17 @@ export class TesseraClient {
     for (let attempt = 1; ; attempt++) {
       const timeoutMs = this.remaining(deadline, name, last);
       try {
-        return await call(request, { ...options, timeoutMs, headers: await this.callHeaders(options.headers) });
+        return await call(request, {
+          ...options,
+          timeoutMs,
+          headers: await this.callHeaders(options.headers),
+          onTrailer: (trailer) => {
+            this.saw(trailer);
+            options.onTrailer?.(trailer);
+          },
+        });
       } catch (caught) {
+        if (caught instanceof ConnectError) this.saw(caught.metadata);
         last = dropped(TesseraError.from(caught, name), options.signal);
       }
       if (options.signal?.aborted) throw last;
@@ -178,6 +199,15 @@ export class TesseraClient {
       if (delay === null || (deadline !== undefined && this.now() + delay >= deadline)) throw last;
       this.onRetry?.({ method: name, attempt, delayMs: delay, error: last });
       await this.sleep(delay);
+    }
+  }
+
+  /** Keeps the highest write position a server reported in its trailers (read replicas). */
+  private saw(trailer: Headers): void {
+    const text = trailer.get(LSN_HEADER);
+    const position = text === null ? undefined : lsnPosition(text);
+    if (text !== null && position !== undefined && (!this.lsn || position > this.lsn.position)) {
+      this.lsn = { position, text };
     }
   }
 
@@ -202,8 +232,12 @@ export class TesseraClient {
   ): AsyncGenerator<unknown> {
     const name = methodName(method);
     const headers = await this.callHeaders(options.headers);
+    const onTrailer = (trailer: Headers) => {
+      this.saw(trailer);
+      options.onTrailer?.(trailer);
+    };
     try {
-      for await (const message of call(request, { ...options, headers })) yield message;
+      for await (const message of call(request, { ...options, headers, onTrailer })) yield message;
     } catch (caught) {
       throw TesseraError.from(caught, name);
     }

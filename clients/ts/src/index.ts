@@ -1,5 +1,7 @@
 // Platform-neutral exports; `node.js` and `browser.js` add a transport factory each.
-export { TesseraClient, TERMINAL_STATES } from "./client.js";
+export { LSN_HEADER, lsnPosition, TesseraClient, TERMINAL_STATES } from "./client.js";
+export { roundRobin } from "./balance.js";
+export type { RoundRobinOptions } from "./balance.js";
 export type { ClientOptions, Download, FollowOptions, FollowResult } from "./client.js";
 export { linkToken, RefreshingToken, staticToken, jwtExpiry } from "./credentials.js";
 export type { FetchedToken, TokenSource } from "./credentials.js";

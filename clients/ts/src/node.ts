@@ -3,20 +3,26 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { roundRobin } from "./balance.js";
 import { TesseraClient, type ClientOptions, type Download } from "./client.js";
 
 export * from "./index.js";
 
 export interface NodeClientOptions extends Omit<ClientOptions, "transport"> {
-  /** "127.0.0.1:50051" (plaintext) or a URL ("https://tessera.example:443"). */
+  /**
+   * "127.0.0.1:50051" (plaintext) or a URL ("https://tessera.example:443"); several, comma
+   * separated ("10.0.0.1:50051,10.0.0.2:50051"), are balanced round robin.
+   */
   address: string;
   /** Interceptors of the gRPC transport (logging, metrics, tests). */
   interceptors?: Interceptor[];
 }
 
 export function grpcTransport(address: string, interceptors: Interceptor[] = []) {
-  const baseUrl = address.includes("://") ? address : `http://${address}`;
-  return createGrpcTransport({ baseUrl, interceptors });
+  const addresses = address.split(",").map((a) => a.trim()).filter((a) => a);
+  return roundRobin(
+    addresses.map((one) => createGrpcTransport({ baseUrl: one.includes("://") ? one : `http://${one}`, interceptors })),
+  );
 }
 
 /** A client over gRPC: `createNodeClient({ address: "127.0.0.1:50051", token })`. */

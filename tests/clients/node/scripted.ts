@@ -95,6 +95,21 @@ const scenarios: Record<string, () => Promise<unknown>> = {
       return { final: String(job.revision), state: job.state, resumes };
     }),
   watchMissing: () => outcome(() => client().followMaterialization("j")),
+  // The highest write position a server reported goes back on the next calls.
+  lsn: () =>
+    outcome(async () => {
+      const c = client();
+      for (const id of ["w1", "w2", "w3", "r1"]) await c.dashboards.getDashboard({ id });
+      return "ok";
+    }),
+  // Several addresses: each call to the next live one; a dead one costs at most a retry.
+  balanced: () =>
+    outcome(async () => {
+      const c = client();
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++) ids.push((await c.dashboards.getDashboard({ id: `b-${i}` })).id);
+      return ids;
+    }),
   download: () =>
     outcome(async () => {
       const progress: number[] = [];

@@ -6,6 +6,10 @@
 // and exits 1 with the reason when one does not do what it says; the last line is OK.
 //
 //	tessera-go -address 127.0.0.1:50051 -token "$TESSERA_TOKEN"
+//	tessera-go -address 10.0.0.1:50051,10.0.0.2:50051 ...   (round robin over several servers)
+//
+// Every call sends back the highest write position (x-tessera-lsn) a server reported, so that a
+// server reading from a replica answers no older than this program's own writes.
 package main
 
 import (
@@ -18,6 +22,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	oldproto "github.com/golang/protobuf/proto"
@@ -26,6 +31,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -91,7 +98,13 @@ func main() {
 
 	dialCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := grpc.DialContext(dialCtx, *address, grpc.WithInsecure(), grpc.WithBlock())
+	positions := &writePosition{}
+	options := []grpc.DialOption{grpc.WithInsecure(), grpc.WithBlock(), grpc.WithChainUnaryInterceptor(positions.intercept)}
+	target := *address
+	if strings.Contains(target, ",") {
+		target, options = balanced(target, options)
+	}
+	conn, err := grpc.DialContext(dialCtx, target, options...)
 	must(err, "connect")
 	defer conn.Close()
 	s := services{
@@ -105,6 +118,59 @@ func main() {
 	defer done()
 	run(ctx, s)
 	fmt.Println("\nOK")
+}
+
+// balanced dials several "host:port" addresses as one channel with the round_robin policy: each
+// call goes to the next server that is up; one that goes away leaves the rotation.
+func balanced(addresses string, options []grpc.DialOption) (string, []grpc.DialOption) {
+	servers := manual.NewBuilderWithScheme("tessera")
+	var state resolver.State
+	for _, address := range strings.Split(addresses, ",") {
+		if address = strings.TrimSpace(address); address != "" {
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: address})
+		}
+	}
+	servers.InitialState(state)
+	return servers.Scheme() + ":///servers", append(options,
+		grpc.WithResolvers(servers),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`))
+}
+
+// writePosition keeps the highest x-tessera-lsn ("16/B374D848") a server reported in trailers
+// and sends it on every later call.
+type writePosition struct {
+	mu    sync.Mutex
+	value uint64
+	text  string
+}
+
+func parsePosition(text string) (uint64, bool) {
+	var high, low uint32
+	if n, err := fmt.Sscanf(text, "%X/%X", &high, &low); err != nil || n != 2 {
+		return 0, false
+	}
+	return uint64(high)<<32 | uint64(low), true
+}
+
+func (p *writePosition) intercept(ctx context.Context, method string, req, reply interface{},
+	cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	p.mu.Lock()
+	if p.text != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "x-tessera-lsn", p.text)
+	}
+	p.mu.Unlock()
+	var trailer metadata.MD
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Trailer(&trailer))...)
+	for _, text := range trailer.Get("x-tessera-lsn") {
+		if value, ok := parsePosition(text); ok {
+			p.mu.Lock()
+			if value > p.value {
+				p.value, p.text = value, text
+			}
+			p.mu.Unlock()
+		}
+	}
+	return err
 }
 
 func run(ctx context.Context, s services) {
