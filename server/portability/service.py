@@ -97,9 +97,10 @@ class PortabilityDomain:
     # --- export -----------------------------------------------------------------------------
 
     async def export(self, principal: Principal, dashboard_id: str) -> D.DashboardDocument:
-        require_document_export(principal)
         async with self._db.read() as conn:
+            # The dashboard first: one the caller cannot see is NOT_FOUND, whatever their role.
             row, _ = await load_dashboard(conn, principal, dashboard_id, EXPORT_DOCUMENT)
+            require_document_export(principal)
             document, _ = await self._document(conn, row)
             return document
 
