@@ -19,6 +19,7 @@ from google.protobuf import field_mask_pb2, json_format
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import query_pb2 as q
+from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from tests.integration.test_widgets import CONFIGS, refused
 
@@ -421,3 +422,43 @@ def test_viewers_and_strangers_cannot_export_import_or_clone(
     )
     assert reasons.get('query_mappings["q1"]') == "QUERY_NOT_FOUND"
     assert counts(sql, facility) == before
+
+
+def test_imports_and_clones_are_audited_with_what_they_made(dashboards, widgets, queries, shares, auth, facility, sql):
+    subject = f"auditee-{uuid.uuid4().hex[:8]}"
+    editor = auth(subject, "editor", facility)
+    board = rich_board(dashboards, widgets, queries, editor, facility)
+    document = export(dashboards, editor, board.id)
+    imported = dashboards.ImportDashboard(
+        d.ImportDashboardRequest(facility_id=facility, document=document), metadata=editor
+    )
+    clone = dashboards.CloneDashboard(d.CloneDashboardRequest(id=board.id), metadata=editor)
+    document.schema_version = "x"
+    refused(
+        lambda: dashboards.ImportDashboard(
+            d.ImportDashboardRequest(facility_id=facility, document=document), metadata=editor
+        ),
+        Code.INVALID_ARGUMENT,
+    )
+    admin = auth("portability-auditor", "admin", facility)
+    shares.ListAuditEvents(s.ListAuditEventsRequest(actor=subject), metadata=admin)  # written by now
+    rows = sql(
+        "SELECT method, outcome, resource_id, facility_id, details FROM audit_log WHERE actor = %s"
+        " AND method LIKE %s ORDER BY id",
+        subject,
+        "%Dashboard%",
+    )
+    events = [(m.rsplit("/", 1)[-1], outcome, rid, fac, details) for m, outcome, rid, fac, details in rows]
+    mine = [e for e in events if e[0] in ("ExportDashboardDocument", "ImportDashboard", "CloneDashboard")]
+    assert [(e[0], e[2]) for e in mine] == [
+        ("ExportDashboardDocument", board.id),
+        ("ImportDashboard", imported.dashboard.id),
+        ("CloneDashboard", board.id),
+        ("ImportDashboard", ""),
+    ]
+    assert [e[1] for e in mine][:3] == [s.AUDIT_OUTCOME_SUCCESS] * 3 and mine[3][1] != s.AUDIT_OUTCOME_SUCCESS
+    assert all(e[3] == facility for e in mine)
+    done, cloned = mine[1][4], mine[2][4]
+    assert done["target_facility_id"] == facility and set(done["queries"]) == {"q1", "q2", "q3"}
+    assert cloned["created_dashboard_id"] == clone.dashboard.id
+    assert {x["action"] for x in cloned["queries"].values()} == {d.QUERY_IMPORT_ACTION_MAPPED}
