@@ -160,6 +160,11 @@ class PortabilityDomain:
         self, principal: Principal, plan: Plan, method: str, request_id: str, digest: bytes
     ) -> D.ImportDashboardResponse:
         problems = ViolationCollector(check_document(plan.document, plan.mapped))
+        if plan.title:
+            # A title of the request's own replaces the document's (which may then be empty).
+            problems.violations = [v for v in problems.violations if v.field != f"{DOC}.dashboard.title"]
+            if not plan.title.strip():
+                problems.add("title", "a title is required", "REQUIRED")
         for i, entry in enumerate(plan.document.queries):
             if entry.key not in plan.mapped:
                 try:

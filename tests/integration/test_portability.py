@@ -462,3 +462,27 @@ def test_imports_and_clones_are_audited_with_what_they_made(dashboards, widgets,
     assert done["target_facility_id"] == facility and set(done["queries"]) == {"q1", "q2", "q3"}
     assert cloned["created_dashboard_id"] == clone.dashboard.id
     assert {x["action"] for x in cloned["queries"].values()} == {d.QUERY_IMPORT_ACTION_MAPPED}
+
+
+def test_a_title_of_the_request_replaces_the_documents(dashboards, widgets, queries, editor, facility):
+    board = rich_board(dashboards, widgets, queries, editor, facility)
+    document = export(dashboards, editor, board.id)
+    document.dashboard.title = ""
+    _, reasons = refused(
+        lambda: dashboards.ImportDashboard(
+            d.ImportDashboardRequest(facility_id=facility, document=document, validate_only=True), metadata=editor
+        ),
+        Code.INVALID_ARGUMENT,
+    )
+    assert reasons == {"document.dashboard.title": "REQUIRED"}
+    made = dashboards.ImportDashboard(
+        d.ImportDashboardRequest(facility_id=facility, document=document, title="Renamed"), metadata=editor
+    )
+    assert made.dashboard.title == "Renamed"
+    _, reasons = refused(
+        lambda: dashboards.ImportDashboard(
+            d.ImportDashboardRequest(facility_id=facility, document=document, title="  "), metadata=editor
+        ),
+        Code.INVALID_ARGUMENT,
+    )
+    assert reasons == {"title": "REQUIRED"}
