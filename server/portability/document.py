@@ -106,7 +106,7 @@ def build_document(
     return doc
 
 
-def _moved(violations: Iterable[FieldViolation], old: str, new: str) -> list[FieldViolation]:
+def moved(violations: Iterable[FieldViolation], old: str, new: str) -> list[FieldViolation]:
     """Violations of a nested message re-rooted at its place in the document."""
     return [
         FieldViolation(new + v.field[len(old) :] if v.field.startswith(old) else v.field, v.description, v.reason)
@@ -129,7 +129,7 @@ def check_document(doc: dashboard_pb2.DashboardDocument, mapped_keys: Iterable[s
     inner = ViolationCollector()
     check_filters(board.filters, "dashboard.filters", inner)
     check_time_zone(board.layout, inner)
-    problems.violations += _moved(inner.violations, "dashboard.", f"{DOC}.dashboard.")
+    problems.violations += moved(inner.violations, "dashboard.", f"{DOC}.dashboard.")
 
     query_keys = _unique_keys([q.key for q in doc.queries], f"{DOC}.queries", problems)
     _unique_keys([w.key for w in doc.widgets], f"{DOC}.widgets", problems)
@@ -171,7 +171,7 @@ def _check_widget(
     widget = entry.widget
     inner = ViolationCollector()
     check_fields(widget, ("title", "position", "config", "refresh_interval"), inner)
-    problems.violations += _moved(inner.violations, "widget.", f"{at}.widget.")
+    problems.violations += moved(inner.violations, "widget.", f"{at}.widget.")
     if widget.query.query_id or widget.query.query_version:
         problems.add(f"{at}.widget.query.query_id", "a document names queries by query_key", "DATABASE_ID")
     if entry.query_key and entry.query_key not in query_keys:

@@ -37,8 +37,8 @@ from server.dashboards.versions import current_widgets, record_version
 from server.dashboards.widget_convert import DEFAULT_REFRESH_SECONDS, columns_of
 from server.db.engine import Database
 from server.db.schema import dashboards, query_versions, widget_queries, widgets
-from server.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, ViolationCollector
-from server.portability.document import DOC, UsedQuery, build_document, check_document, used_queries
+from server.errors import InvalidArgument, NotFound, PermissionDenied, ViolationCollector
+from server.portability.document import DOC, UsedQuery, build_document, check_document, moved, used_queries
 from server.protojson import from_json
 from server.queries.convert import query_from_rows, version_values
 from server.queries.parameters import bind
@@ -75,10 +75,6 @@ class Plan:
     mode: int
     mapped: Mapping[str, Mapped]
     validate_only: bool
-
-
-def _moved(violations: Sequence[FieldViolation], old: str, new: str) -> list[FieldViolation]:
-    return [FieldViolation(new + v.field[len(old) :], v.description, v.reason) for v in violations]
 
 
 def _definition(values: Mapping[str, Any], kind: int) -> tuple[Any, ...]:
@@ -170,7 +166,7 @@ class PortabilityDomain:
                 try:
                     self._queries.check_definition(entry.query)
                 except InvalidArgument as refused:
-                    problems.violations += _moved(refused.violations, "query.", f"{DOC}.queries[{i}].query.")
+                    problems.violations += moved(refused.violations, "query.", f"{DOC}.queries[{i}].query.")
 
         if plan.validate_only:
             async with self._db.read() as conn:
