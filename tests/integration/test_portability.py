@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 import jsonschema
-import psycopg
 import pytest
 from google.protobuf import field_mask_pb2, json_format
 
@@ -22,6 +20,7 @@ from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from tests.integration.test_widgets import CONFIGS, refused
+from tests.integration.test_widgets import sql as sql  # a fixture: sql(statement, *params) -> rows
 
 Code = grpc.StatusCode
 SCHEMA = Path(__file__).resolve().parents[2] / "gen" / "schema" / "dashboard-document.v1.json"
@@ -30,19 +29,6 @@ SCHEMA = Path(__file__).resolve().parents[2] / "gen" / "schema" / "dashboard-doc
 @pytest.fixture
 def editor(auth, facility):
     return auth("editor-1", "editor", facility)
-
-
-@pytest.fixture(scope="module")
-def sql(settings) -> Callable[..., list[tuple[Any, ...]]]:
-    """sql(query, *params): one statement on the test database, its rows."""
-    url = settings.database_url.replace("+psycopg", "")
-
-    def run(query: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(url, autocommit=True) as conn:
-            cur = conn.execute(query, params)
-            return cur.fetchall() if cur.description else []
-
-    return run
 
 
 @pytest.fixture
