@@ -20,6 +20,7 @@ from bench import (
     job_progress,
     lists,
     materialize_due,
+    portability,
     query_overhead,
     redis_chaos,
     rest_vs_grpc,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "browser_vs_grpc": browser_vs_grpc.run,
     "materialize_due": materialize_due.run,
     "lists": lists.run,
+    "portability": portability.run,
     # Run only when named (--only soak / broker_chaos / redis_chaos): long, and they restart services.
     "soak": soak.run,
     "broker_chaos": broker_chaos.run,

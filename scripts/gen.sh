@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUF_CACHE_DIR="${BUF_CACHE_DIR:-$PWD/build/buf-cache}"
 .venv/bin/python scripts/fetch_proto_deps.py >/dev/null
-rm -rf gen/python gen/ts gen/openapi
-mkdir -p gen/python gen/ts gen/openapi build
+rm -rf gen/python gen/ts gen/openapi gen/schema
+mkdir -p gen/python gen/ts gen/openapi gen/schema build
 .venv/bin/buf generate
 # buf.validate's Python module for google.protobuf (the protovalidate wheel ships only its own runtime's).
 .venv/bin/python -m grpc_tools.protoc -Ibuild/proto-deps \
@@ -22,4 +22,6 @@ rm -f gen/python/__init__.py
 # The OpenAPI document of the HTTP face, from the same protos (an image keeps their comments).
 .venv/bin/buf build -o build/openapi-image.binpb
 .venv/bin/python scripts/gen_openapi.py build/openapi-image.binpb gen/openapi
+# The JSON Schema of the portable dashboard document (ExportDashboardDocument / ImportDashboard).
+.venv/bin/python scripts/gen_document_schema.py build/openapi-image.binpb gen/schema
 echo "gen/ regenerated"

@@ -40,6 +40,7 @@ from server.materialization.store import MaterializationStore
 from server.metrics import Metrics
 from server.notify.smtp import SmtpSender
 from server.notify.webhook import WebhookSender
+from server.portability.service import PortabilityDomain
 from server.queries.service import QueryDomain
 from server.queries.views import ViewBuilder
 from server.redis_client import RedisClient, make_redis
@@ -157,6 +158,7 @@ class App:
     core: Core
     reports: ReportDomain
     alerts: AlertDomain
+    portability: PortabilityDomain
 
     async def close(self) -> None:
         try:
@@ -198,6 +200,7 @@ def build_app(settings: Settings) -> App:
             core.db, exports, core.export_store, CeleryEnqueuer(celery, TASK_DELIVER_REPORT, QUEUE_EXPORTS), settings
         ),
         alerts=AlertDomain(core.db, core.widget_data, settings),
+        portability=PortabilityDomain(core.db, core.queries, default_refresh_seconds=settings.cache_ttl_seconds),
     )
 
 

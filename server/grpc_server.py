@@ -95,7 +95,7 @@ def pipeline(app: App) -> list[_Wrapping]:
 def servicers(app: App) -> dict[str, object]:
     """The services' servicers by full service name."""
     return {
-        "dashboard.v1.DashboardService": DashboardServicer(app.dashboards),
+        "dashboard.v1.DashboardService": DashboardServicer(app.dashboards, app.portability),
         "dashboard.v1.WidgetService": WidgetServicer(app.widgets, app.widget_data, app.materialization),
         "dashboard.v1.QueryService": QueryServicer(app.queries),
         "dashboard.v1.ExportService": ExportServicer(app.exports),

@@ -97,6 +97,14 @@ GET_DASHBOARD_VERSION = Unary(
 RESTORE_DASHBOARD_VERSION = Unary(
     DASHBOARD_SERVICE, "RestoreDashboardVersion", d.RestoreDashboardVersionRequest, d.Dashboard, UNSAFE
 )
+# Portability: an export only reads (POST for its body); import and clone create, keyed by request_id.
+EXPORT_DASHBOARD_DOCUMENT = Unary(
+    DASHBOARD_SERVICE, "ExportDashboardDocument", d.ExportDashboardDocumentRequest, d.DashboardDocument, SAFE
+)
+IMPORT_DASHBOARD = Unary(
+    DASHBOARD_SERVICE, "ImportDashboard", d.ImportDashboardRequest, d.ImportDashboardResponse, KEYED
+)
+CLONE_DASHBOARD = Unary(DASHBOARD_SERVICE, "CloneDashboard", d.CloneDashboardRequest, d.ImportDashboardResponse, KEYED)
 
 # --- WidgetService -----------------------------------------------------------------------------
 CREATE_WIDGET = Unary(WIDGET_SERVICE, "CreateWidget", w.CreateWidgetRequest, w.Widget, KEYED)

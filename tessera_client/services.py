@@ -152,6 +152,51 @@ class Dashboards(_Service):
         request = d.RestoreDashboardVersionRequest(dashboard_id=dashboard_id, version=version, etag=etag)
         return self._client.call(rpcs.RESTORE_DASHBOARD_VERSION, request)
 
+    # --- portability ---------------------------------------------------------------------
+
+    def export_document(self, dashboard_id: str) -> d.DashboardDocument:
+        """The dashboard's portable document (json_format.MessageToJson gives its file form)."""
+        return self._client.call(rpcs.EXPORT_DASHBOARD_DOCUMENT, d.ExportDashboardDocumentRequest(id=dashboard_id))
+
+    def import_document(
+        self,
+        document: d.DashboardDocument,
+        *,
+        facility_id: str = "",
+        validate_only: bool = False,
+        query_mode: d.QueryImportMode = d.QUERY_IMPORT_MODE_CREATE,
+        query_mappings: Mapping[str, str] | None = None,
+        title: str = "",
+        request_id: str = "",
+    ) -> d.ImportDashboardResponse:
+        """Imports a document as a new dashboard; InvalidArgumentError lists every conflict by field
+        (nothing is changed). `query_mappings`: document query key -> an existing query's id."""
+        request = d.ImportDashboardRequest(
+            facility_id=facility_id,
+            document=document,
+            validate_only=validate_only,
+            query_mode=query_mode,
+            query_mappings=dict(query_mappings or {}),
+            title=title,
+            request_id=request_id,
+        )
+        return self._client.call(rpcs.IMPORT_DASHBOARD, request)
+
+    def clone(
+        self,
+        dashboard_id: str,
+        *,
+        facility_id: str = "",
+        title: str = "",
+        query_mode: d.QueryImportMode = d.QUERY_IMPORT_MODE_CREATE,
+        request_id: str = "",
+    ) -> d.ImportDashboardResponse:
+        """Copies a dashboard into its facility (same queries) or another one the caller administers."""
+        request = d.CloneDashboardRequest(
+            id=dashboard_id, facility_id=facility_id, title=title, query_mode=query_mode, request_id=request_id
+        )
+        return self._client.call(rpcs.CLONE_DASHBOARD, request)
+
 
 class Widgets(_Service):
     def create(self, widget: w.Widget | None = None, *, request_id: str = "", **fields: Any) -> w.Widget:

@@ -265,11 +265,43 @@ def visible_queries(principal: Principal) -> ColumnElement[bool]:
     return widget_queries.c.facility_id.in_(sorted(principal.facilities))
 
 
+# --- portable documents: export, import, clone ------------------------------------------------
+
+# A document holds the queries' SQL, and saved queries are for editors: exporting needs VIEW
+# access to the dashboard and the editor role.
+EXPORT_DOCUMENT = Access.VIEW
+CLONE_SOURCE = Access.VIEW
+
+
+def require_document_export(principal: Principal) -> None:
+    require_role(principal, Role.EDITOR, "exporting a dashboard document (it holds the queries' SQL)")
+
+
+def import_facility(principal: Principal, requested: str) -> str:
+    """The facility a document may be imported into: editors and admins, their own facilities only
+    (as creating a dashboard and its queries there)."""
+    require_role(principal, Role.EDITOR, "importing a dashboard")
+    return facility_for_create(principal, requested)
+
+
+def clone_facility(principal: Principal, source_facility: str, requested: str) -> str:
+    """Where a clone may go: the source's facility for editors; another facility only for an admin
+    who belongs to it (administers it). Read access to the source is checked with CLONE_SOURCE."""
+    require_role(principal, Role.EDITOR, "cloning a dashboard")
+    target = requested or source_facility
+    if target != source_facility:
+        require_role(principal, Role.ADMIN, "cloning a dashboard into another facility")
+        require_facility(principal, target)
+    return target
+
+
 def grants_from_rows(rows: Iterable[tuple[str, str, int]]) -> tuple[Grant, ...]:
     return tuple(Grant(t, g, ShareLevel(level)) for t, g, level in rows)
 
 
 __all__ = [
+    "CLONE_SOURCE",
+    "EXPORT_DOCUMENT",
     "LIST_SHARES",
     "MANAGE_PUBLIC_LINKS",
     "MANAGE_SHARES",
@@ -280,13 +312,16 @@ __all__ = [
     "JobResource",
     "QueryFacts",
     "ShareLevel",
+    "clone_facility",
     "dashboard_access",
     "facility_for_create",
     "grants_from_rows",
+    "import_facility",
     "job_may_be_visible",
     "job_visible",
     "require_audit_reader",
     "require_dashboard",
+    "require_document_export",
     "require_export_file",
     "require_facility",
     "require_job",

@@ -81,6 +81,22 @@ def _resource(method: str, request: Any) -> tuple[str, str]:
     return kind, value if isinstance(value, str) else ""
 
 
+def _imported(event: AuditEvent, response: Any) -> AuditEvent:
+    """An import names the dashboard it made (a clone: in details, its resource is the source),
+    where it went, and what became of each query of the document."""
+    made = response.dashboard
+    details = {
+        **event.details,
+        "validate_only": response.validate_only,
+        "queries": {x.key: {"action": int(x.action), "query_id": x.query_id} for x in response.queries},
+    }
+    if made.id:
+        details.update(created_dashboard_id=made.id, target_facility_id=made.facility_id)
+    if not event.resource_id and made.id:
+        return dataclasses.replace(event, resource_id=made.id, facility_id=made.facility_id, details=details)
+    return dataclasses.replace(event, details=details)
+
+
 def _facility(principal: Principal, facts: RpcFacts, response: Any = None) -> str:
     """The resource's facility (noted by the domain, or named by the response); else the caller's
     only facility; for a caller of several, none that cannot be proved."""
@@ -160,6 +176,8 @@ class AuditInterceptor(_Wrapping):
         created = getattr(response, "id", None)
         if not event.resource_id and isinstance(created, str) and created:
             event = dataclasses.replace(event, resource_id=created)  # a create names it in the response
+        if name in ("ImportDashboard", "CloneDashboard"):
+            event = _imported(event, response)
         self._audit.record(event)
 
     def _phi(self, principal: Principal, facts: RpcFacts, widget_id: str, data: Any) -> tuple[bool, dict[str, Any]]:

@@ -9,11 +9,13 @@ from dashboard.v1 import dashboard_pb2_grpc
 from server import idempotency
 from server.api.context import Ctx, current_principal
 from server.dashboards.service import DashboardDomain
+from server.portability.service import PortabilityDomain
 
 
 class DashboardServicer(dashboard_pb2_grpc.DashboardServiceServicer):
-    def __init__(self, domain: DashboardDomain) -> None:
+    def __init__(self, domain: DashboardDomain, portability: PortabilityDomain) -> None:
         self._domain = domain
+        self._portability = portability
 
     async def CreateDashboard(self, request: pb.CreateDashboardRequest, context: Ctx) -> pb.Dashboard:
         return await self._domain.create(
@@ -48,3 +50,14 @@ class DashboardServicer(dashboard_pb2_grpc.DashboardServiceServicer):
 
     async def RestoreDashboardVersion(self, request: pb.RestoreDashboardVersionRequest, context: Ctx) -> pb.Dashboard:
         return await self._domain.restore(current_principal(), request.dashboard_id, request.version, request.etag)
+
+    async def ExportDashboardDocument(
+        self, request: pb.ExportDashboardDocumentRequest, context: Ctx
+    ) -> pb.DashboardDocument:
+        return await self._portability.export(current_principal(), request.id)
+
+    async def ImportDashboard(self, request: pb.ImportDashboardRequest, context: Ctx) -> pb.ImportDashboardResponse:
+        return await self._portability.import_document(current_principal(), request, idempotency.request_hash(request))
+
+    async def CloneDashboard(self, request: pb.CloneDashboardRequest, context: Ctx) -> pb.ImportDashboardResponse:
+        return await self._portability.clone(current_principal(), request, idempotency.request_hash(request))

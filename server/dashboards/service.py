@@ -73,7 +73,7 @@ def check_etag(given: str, row: Any) -> None:
         )
 
 
-def _check_time_zone(layout: dashboard_pb2.GridLayout, problems: ViolationCollector) -> None:
+def check_time_zone(layout: dashboard_pb2.GridLayout, problems: ViolationCollector) -> None:
     if layout.time_zone:
         try:
             zone(layout.time_zone)
@@ -83,7 +83,7 @@ def _check_time_zone(layout: dashboard_pb2.GridLayout, problems: ViolationCollec
             )
 
 
-def _check_filters(filters: Any, path: str, problems: ViolationCollector) -> None:
+def check_filters(filters: Any, path: str, problems: ViolationCollector) -> None:
     seen: set[str] = set()
     for i, f in enumerate(filters):
         if f.name in seen:
@@ -91,7 +91,7 @@ def _check_filters(filters: Any, path: str, problems: ViolationCollector) -> Non
         seen.add(f.name)
 
 
-def _row_values(dashboard: dashboard_pb2.Dashboard, paths: tuple[str, ...]) -> dict[str, Any]:
+def row_values(dashboard: dashboard_pb2.Dashboard, paths: tuple[str, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for path in paths:
         if path == "layout":
@@ -129,15 +129,15 @@ class DashboardDomain:
         problems = ViolationCollector()
         if not dashboard.title.strip():
             problems.add("dashboard.title", "a title is required", "REQUIRED")
-        _check_filters(dashboard.filters, "dashboard.filters", problems)
-        _check_time_zone(dashboard.layout, problems)
+        check_filters(dashboard.filters, "dashboard.filters", problems)
+        check_time_zone(dashboard.layout, problems)
         problems.raise_if_any()
 
         async def create(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, dashboard_pb2.Dashboard]:
             row = (
                 await conn.execute(
                     insert(dashboards)
-                    .values(facility_id=facility, owner_id=principal.subject, **_row_values(dashboard, WRITABLE))
+                    .values(facility_id=facility, owner_id=principal.subject, **row_values(dashboard, WRITABLE))
                     .returning(dashboards.c.id)
                 )
             ).one()
@@ -291,14 +291,14 @@ class DashboardDomain:
         if "title" in paths and not dashboard.title.strip():
             problems.add("dashboard.title", "a title is required", "REQUIRED")
         if "filters" in paths:
-            _check_filters(dashboard.filters, "dashboard.filters", problems)
+            check_filters(dashboard.filters, "dashboard.filters", problems)
         if "layout" in paths:
-            _check_time_zone(dashboard.layout, problems)
+            check_time_zone(dashboard.layout, problems)
         problems.raise_if_any()
         async with self._db.transaction() as conn:
             row, _ = await load_dashboard(conn, principal, dashboard.id, Access.EDIT, lock=True)
             check_etag(dashboard.etag, row)
-            values = _row_values(dashboard, paths)
+            values = row_values(dashboard, paths)
             if any(getattr(row, k) != v for k, v in values.items()):
                 await conn.execute(update(dashboards).where(dashboards.c.id == row.id).values(**values))
                 row = await record_version(conn, row.id, reason=V.VERSION_REASON_UPDATE, author=principal.subject)
@@ -392,7 +392,7 @@ class DashboardDomain:
             if snap is None:
                 raise NotFound("dashboard_version", f"{dashboard_id}@{version}")
             old = from_json(snap, dashboard_pb2.Dashboard())
-            await conn.execute(update(dashboards).where(dashboards.c.id == row.id).values(**_row_values(old, WRITABLE)))
+            await conn.execute(update(dashboards).where(dashboards.c.id == row.id).values(**row_values(old, WRITABLE)))
             await self._restore_widgets(conn, row, old)
             row = await record_version(
                 conn, row.id, reason=V.VERSION_REASON_RESTORE, author=principal.subject, restored_from=version

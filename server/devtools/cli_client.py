@@ -2,6 +2,10 @@
 
     tessera dashboards list [--tag T]... [--mine] [--title TEXT] [--published/--unpublished] [--json]
     tessera dashboards get ID [--json]
+    tessera dashboards export-doc ID [--out FILE]                  (the portable JSON document)
+    tessera dashboards import FILE|- [--facility F] [--validate-only] [--reuse-identical]
+                              [--map QUERY_KEY=QUERY_ID]... [--title T] [--json]
+    tessera dashboards clone ID [--facility F] [--title T] [--reuse-identical] [--json]
     tessera widgets data WIDGET_ID [--param NAME=VALUE]... [--filter NAME=VALUE]... [--refresh] [--json]
     tessera materialize DASHBOARD_ID [--filter NAME=VALUE]... [--version N] [--no-wait]
     tessera export DASHBOARD_ID [--format pdf|png|csv|xlsx] [--widget WIDGET_ID] [--paper a4]
@@ -307,6 +311,133 @@ def get_dashboard(
 
 
 # --- widget data -----------------------------------------------------------------------------
+
+
+# --- dashboard documents: export, import, clone ------------------------------------------------
+
+ReuseIdentical = Annotated[
+    bool,
+    typer.Option(
+        "--reuse-identical",
+        help="Use an identical existing query of the facility instead of creating one.",
+    ),
+]
+Facility = Annotated[str, typer.Option("--facility", help="Target facility (may be left out with one).")]
+
+
+def _query_mode(reuse: bool) -> d.QueryImportMode:
+    return d.QUERY_IMPORT_MODE_REUSE_IDENTICAL if reuse else d.QUERY_IMPORT_MODE_CREATE
+
+
+def _print_import(answer: d.ImportDashboardResponse, as_json: bool) -> None:
+    if as_json:
+        _print_json(answer)
+        return
+    out = Console()
+    if answer.validate_only:
+        out.print("[bold green]valid[/]: nothing was changed", highlight=False)
+    else:
+        board = answer.dashboard
+        out.print(
+            f"[bold]{board.title}[/]  ({board.id}) in {board.facility_id}: {len(board.widgets)} widget(s)",
+            highlight=False,
+        )
+    grid = Table(title=f"{len(answer.queries)} quer(ies)")
+    for name in ("key", "action", "query id"):
+        grid.add_column(name, overflow="fold")
+    for query in answer.queries:
+        action = str(d.QueryImportAction.Name(query.action)).removeprefix("QUERY_IMPORT_ACTION_")
+        grid.add_row(query.key, action, query.query_id or "(new)")
+    out.print(grid)
+
+
+@dashboards_app.command("export-doc")
+@_reports_errors
+def export_document(
+    dashboard_id: Annotated[str, typer.Argument(help="Dashboard UUID.")],
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = None,
+    link_token: LinkToken = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print a dashboard's portable JSON document (widgets, filters, layout, queries; no data)."""
+    with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
+        document = client.dashboards.export_document(dashboard_id)
+    text = json_format.MessageToJson(document, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+@dashboards_app.command("import")
+@_reports_errors
+def import_document(
+    file: Annotated[str, typer.Argument(help="A document from export-doc; - reads stdin.")],
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = None,
+    link_token: LinkToken = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
+    facility: Facility = "",
+    validate_only: Annotated[bool, typer.Option("--validate-only", help="Check only; change nothing.")] = False,
+    reuse_identical: ReuseIdentical = False,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="QUERY_KEY=QUERY_ID: use an existing query; repeatable.", show_default=False),
+    ] = None,
+    title: Annotated[str, typer.Option(help="Title of the new dashboard instead of the document's.")] = "",
+    as_json: AsJson = False,
+) -> None:
+    """Import a dashboard document into a facility: all of it, or (on any conflict) nothing."""
+    text = typer.get_text_stream("stdin").read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    try:
+        document = json_format.Parse(text, d.DashboardDocument())
+    except json_format.ParseError as error:
+        raise typer.BadParameter(f"not a dashboard document: {error}", param_hint="FILE") from None
+    mappings: dict[str, str] = {}
+    for item in mapping or ():
+        key, sep, query_id = item.partition("=")
+        if not sep or not key or not query_id:
+            raise typer.BadParameter(f"{item!r} is not QUERY_KEY=QUERY_ID", param_hint="--map")
+        mappings[key.strip()] = query_id.strip()
+    with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
+        answer = client.dashboards.import_document(
+            document,
+            facility_id=facility,
+            validate_only=validate_only,
+            query_mode=_query_mode(reuse_identical),
+            query_mappings=mappings,
+            title=title,
+        )
+    _print_import(answer, as_json)
+
+
+@dashboards_app.command("clone")
+@_reports_errors
+def clone_dashboard(
+    dashboard_id: Annotated[str, typer.Argument(help="Dashboard UUID.")],
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = None,
+    link_token: LinkToken = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
+    facility: Facility = "",
+    title: Annotated[str, typer.Option(help="Title of the copy (default: the source's).")] = "",
+    reuse_identical: ReuseIdentical = False,
+    as_json: AsJson = False,
+) -> None:
+    """Copy a dashboard within its facility, or into another facility you administer."""
+    with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
+        answer = client.dashboards.clone(
+            dashboard_id, facility_id=facility, title=title, query_mode=_query_mode(reuse_identical)
+        )
+    _print_import(answer, as_json)
 
 
 @widgets_app.command("data")

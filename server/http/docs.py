@@ -1,5 +1,7 @@
 """The API's documents: the generated OpenAPI document (gen/openapi) at /openapi.json and
-/openapi.yaml, and a browsable reference at /docs from swagger-ui-dist (npm), served locally."""
+/openapi.yaml, the JSON Schemas of documents the API reads and writes (gen/schema: the portable
+dashboard document) at /schemas/<name>, and a browsable reference at /docs from swagger-ui-dist
+(npm), served locally."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_DIR = ROOT / "gen" / "openapi"
+SCHEMA_DIR = ROOT / "gen" / "schema"
 SWAGGER_UI_DIR = ROOT / "node_modules" / "swagger-ui-dist"
 # The only swagger-ui files the page loads.
 _UI_FILES = frozenset(
@@ -49,8 +52,13 @@ DOCS_INIT = b"""window.ui = SwaggerUIBundle({
 
 
 class StaticRoutes:
-    def __init__(self, openapi_dir: Path = OPENAPI_DIR, ui_dir: Path = SWAGGER_UI_DIR) -> None:
+    def __init__(
+        self, openapi_dir: Path = OPENAPI_DIR, ui_dir: Path = SWAGGER_UI_DIR, schema_dir: Path = SCHEMA_DIR
+    ) -> None:
         self._files: dict[str, tuple[bytes, str]] = {}
+        if schema_dir.is_dir():
+            for path in sorted(schema_dir.glob("*.json")):
+                self._files[f"/schemas/{path.name}"] = (path.read_bytes(), "application/schema+json")
         for name, media in (("openapi.json", "application/json"), ("openapi.yaml", "application/yaml")):
             path = openapi_dir / f"tessera.{name}"
             if path.is_file():

@@ -180,6 +180,10 @@ class QueryDomain:
                 problems.add("query.view_key_columns", "a column is listed twice", "DUPLICATE_COLUMN")
         problems.raise_if_any()
 
+    def check_definition(self, query: query_pb2.Query) -> None:
+        """The checks CreateQuery runs on a new query's fields (InvalidArgument naming `query.*`)."""
+        self._check(query, UPDATABLE, query.kind or Q.QUERY_KIND_SQL)
+
     # --- create / read ------------------------------------------------------------------------
 
     async def create(self, principal: Principal, query: query_pb2.Query, request_id: str, digest: bytes) -> Q.Query:

@@ -79,7 +79,7 @@ def _require_uuid(value: str, path: str) -> uuid.UUID:
     return parsed
 
 
-def _check_fields(widget: widget_pb2.Widget, paths: Iterable[str], problems: ViolationCollector) -> None:
+def check_fields(widget: widget_pb2.Widget, paths: Iterable[str], problems: ViolationCollector) -> None:
     """Checks the named fields of `widget` that need no database. buf.validate covers most of
     this at the edge; what the stored data relies on is checked again here."""
     paths = set(paths)
@@ -269,7 +269,7 @@ def _filter_names(filters: Any) -> set[str]:
     return {f["name"] for f in filters or [] if isinstance(f, dict) and isinstance(f.get("name"), str)}
 
 
-async def _drill_target_filters(
+async def drill_target_filters(
     conn: AsyncConnection, principal: Principal, dashboard: Any, target_id: uuid.UUID
 ) -> set[str] | None:
     """The filter names of a drill-through target, or None when the caller may not name it:
@@ -328,8 +328,8 @@ async def _check_references(
                 )
     if "drill_through" in paths and widget.HasField("drill_through"):
         drill = widget.drill_through
-        # _check_fields made sure the target is a UUID.
-        target_filters = await _drill_target_filters(conn, principal, dashboard, uuid.UUID(drill.target_dashboard_id))
+        # check_fields made sure the target is a UUID.
+        target_filters = await drill_target_filters(conn, principal, dashboard, uuid.UUID(drill.target_dashboard_id))
         if target_filters is None:
             problems.add(
                 "widget.drill_through.target_dashboard_id",
@@ -400,7 +400,7 @@ class WidgetDomain:
             problems.add("widget.dashboard_id", "the dashboard is required", "REQUIRED")
         else:
             _parse_uuid(widget.dashboard_id, "widget.dashboard_id", problems)
-        _check_fields(widget, WRITABLE, problems)
+        check_fields(widget, WRITABLE, problems)
         if request_id:
             _parse_uuid(request_id, "request_id", problems)
         problems.raise_if_any()
@@ -527,7 +527,7 @@ class WidgetDomain:
         if widget.dashboard_id:
             dashboard_id = _parse_uuid(widget.dashboard_id, "widget.dashboard_id", problems)
         paths = _mask_paths(mask, problems)
-        _check_fields(widget, paths, problems)
+        check_fields(widget, paths, problems)
         problems.raise_if_any()
         assert widget_id is not None
         async with self._db.transaction() as conn:

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -102,6 +103,38 @@ def test_widget_data_as_a_table_then_from_the_cache(
     assert "source memory" in second.stdout
     document = json.loads(cli("widgets", "data", widget_id, "--param", "n=21", "--refresh", "--json").stdout)
     assert document["source"] == "computed" and document["rows"] == [{"doubled": 42, "label": "ward"}]
+
+
+def test_dashboard_documents_export_import_and_clone(
+    cli: Invoke, token: str, server: ServerHandle, facility: str, tmp_path: Path
+) -> None:
+    with Client(server.address, token=token) as client:
+        board_id, _ = make_board(client, facility, "doc")
+    path = tmp_path / "board.json"
+    exported = cli("dashboards", "export-doc", board_id, "--out", str(path))
+    assert exported.exit_code == 0, exported.output
+    document = json.loads(path.read_text())
+    assert document["schemaVersion"] == "tessera.dashboard/v1" and document["widgets"][0]["queryKey"] == "q1"
+    assert json.loads(cli("dashboards", "export-doc", board_id).stdout) == document  # stdout: the same
+    checked = cli("dashboards", "import", str(path), "--validate-only")
+    assert checked.exit_code == 0, checked.output
+    assert "valid" in checked.stdout and "CREATED" in checked.stdout and "(new)" in checked.stdout
+    made = json.loads(
+        cli("dashboards", "import", str(path), "--reuse-identical", "--title", "Imported", "--json").stdout
+    )
+    assert made["dashboard"]["title"] == "Imported" and made["queries"][0]["action"] == "QUERY_IMPORT_ACTION_REUSED"
+    cloned = cli("dashboards", "clone", board_id, "--title", "Cloned")
+    assert cloned.exit_code == 0, cloned.output
+    assert "Cloned" in cloned.stdout and "1 widget(s)" in cloned.stdout and "MAPPED" in cloned.stdout
+    # Conflicts: every one by field, exit 1, nothing imported.
+    document["schemaVersion"] = "tessera.dashboard/v0"
+    document["widgets"][0]["queryKey"] = "q7"
+    path.write_text(json.dumps(document))
+    refused = cli("dashboards", "import", str(path))
+    assert refused.exit_code == 1, refused.output
+    assert "document.schema_version:" in refused.stderr and "document.widgets[0].query_key:" in refused.stderr
+    not_json = cli("dashboards", "import", str(path), "--map", "q1")
+    assert not_json.exit_code == 2 and "is not QUERY_KEY=QUERY_ID" in not_json.output
 
 
 def test_errors_are_reported_with_reason_fields_and_exit_codes(cli: Invoke, facility: str) -> None:

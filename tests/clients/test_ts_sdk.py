@@ -18,7 +18,7 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     everything = {rpc.full_name.lstrip("/") for rpc in rpcs.ALL}
-    assert len(everything) == 43
+    assert len(everything) == 46
     assert set(report["answered"]) == everything, sorted(everything - set(report["answered"]))
     assert report["drift"] == {"missing": [], "unknown": []}
     assert report["idempotency"] == {rpc.full_name.lstrip("/"): rpc.idempotency.value for rpc in rpcs.ALL}
@@ -42,6 +42,12 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     assert {"dashboard.title", "dashboard.tags[0]"} <= set(boards["invalid"]["fields"]), boards["invalid"]
     assert out["widgets"] == {"title": "Units 2", "listed": 1, "rows": "5", "batch": 1, "job": [True, True]}
     assert out["shares"] == {"shares": 1, "links": 1, "viaLink": True, "revoked": True, "audited": True}
+    assert out["portability"] == {
+        "schemaVersion": "tessera.dashboard/v1",
+        "widgets": ["q1"],
+        "validateOnly": [True, ["q1"]],
+        "clone": ["Every rpc copy", 1],
+    }
     exports = out["exports"]
     assert exports["state"] and exports["sameRevision"]
     assert (

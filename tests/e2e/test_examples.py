@@ -72,6 +72,7 @@ def test_every_usage_example_of_the_specification_has_a_script() -> None:
         "06_sharing.py",
         "07_reports.py",
         "08_alerts.py",
+        "09_portability.py",
     ]
 
 

@@ -208,6 +208,10 @@ def test_success_paths_answer_alike(rest: httpx.Client, channel: grpc.Channel, a
             requests=[w.GetWidgetDataRequest(widget_id=widget.id)])),
         ("ListShares", lambda: s.ListSharesRequest(dashboard_id=board.id)),
         ("ListPublicLinks", lambda: s.ListPublicLinksRequest(dashboard_id=board.id)),
+        ("ExportDashboardDocument", lambda: d.ExportDashboardDocumentRequest(id=board.id)),
+        ("ImportDashboard", lambda: d.ImportDashboardRequest(facility_id=facility, validate_only=True,
+            document=grpc_call("ExportDashboardDocument", d.ExportDashboardDocumentRequest(id=board.id)))),
+        ("CloneDashboard", lambda: d.CloneDashboardRequest(id=board.id, title="Cloned")),
         ("UpdateDashboard", lambda: d.UpdateDashboardRequest(
             dashboard=d.Dashboard(id=grpc_call("CreateDashboard", d.CreateDashboardRequest(
                 dashboard=d.Dashboard(facility_id=facility, title="Old"))).id, title="New"),

@@ -412,6 +412,8 @@ def _make_exports(exports: Any, auth: Any, world: World, b: Board) -> None:
 
 BOARD_OPS = (
     "GetDashboard",
+    "ExportDashboardDocument",
+    "CloneDashboard",
     "UpdateDashboard",
     "DeleteDashboard",
     "PublishDashboard",
@@ -453,7 +455,15 @@ QUERY_OPS = (
     "GetQueryVersion",
     "RefreshMaterializedView",
 )
-GLOBAL_OPS = ("ListDashboards", "CreateDashboard", "ListQueries", "CreateQuery", "ValidateQuery", "ListAuditEvents")
+GLOBAL_OPS = (
+    "ListDashboards",
+    "CreateDashboard",
+    "ImportDashboard",
+    "ListQueries",
+    "CreateQuery",
+    "ValidateQuery",
+    "ListAuditEvents",
+)
 ALL_OPS = BOARD_OPS + QUERY_OPS + GLOBAL_OPS
 IMPLEMENTED_SERVICES = (d, w, q, s, e)
 EXPORT_OPS = ("GetExport", "WatchExport", "CancelExport", "DownloadExport")  # rpcs on one export
@@ -551,6 +561,46 @@ class Runner:
 
         fn = lambda: self.stubs["dashboards"].PublishDashboard(d.PublishDashboardRequest(id=b.id), metadata=self.md(p))  # noqa: E731
         return Case(expect_board(p, b, Lvl.MANAGE), fn, check=check)
+
+    def _ExportDashboardDocument(self, p: Principal, b: Board, variant: int) -> Case:
+        expected = expect_board(p, b, Lvl.VIEW)
+        if expected == OK:
+            expected = expect_role(p, "editor")  # the document holds SQL: editors only
+
+        def check(r: Any) -> None:
+            assert r.schema_version == "tessera.dashboard/v1" and r.dashboard.title.startswith("iso")
+
+        req = d.ExportDashboardDocumentRequest(id=b.id)
+        fn = lambda: self.stubs["dashboards"].ExportDashboardDocument(req, metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, check=check)
+
+    def _CloneDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        """Into the source's facility (editors) or the other one (admins of both only)."""
+        world = self.world
+        target = b.facility if variant % 2 == 0 else ({world.a, world.b} - {b.facility}).pop()
+        expected = expect_board(p, b, Lvl.VIEW)
+        if expected == OK:
+            expected = expect_role(p, "editor" if target == b.facility else "admin")
+        if expected == OK and target not in p.facilities:
+            expected = Code.PERMISSION_DENIED
+        req = d.CloneDashboardRequest(
+            id=b.id, facility_id=target, title=self.title(), query_mode=d.QUERY_IMPORT_MODE_REUSE_IDENTICAL
+        )
+
+        def check(r: Any) -> None:
+            assert r.dashboard.facility_id == target and r.dashboard.owner_id == p.subject
+            self._forget_import(p, r)
+
+        fn = lambda: self.stubs["dashboards"].CloneDashboard(req, metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, check=check)
+
+    def _forget_import(self, p: Principal, r: Any) -> None:
+        """Deletes what an import or clone made, so lists stay as the oracle knows them."""
+        md = self.md(p)
+        self.stubs["dashboards"].DeleteDashboard(d.DeleteDashboardRequest(id=r.dashboard.id), metadata=md)
+        for made in r.queries:
+            if made.action == d.QUERY_IMPORT_ACTION_CREATED:
+                self.stubs["queries"].DeleteQuery(q.DeleteQueryRequest(id=made.query_id), metadata=md)
 
     def _RestoreDashboardVersion(self, p: Principal, b: Board, variant: int) -> Case:
         req = d.RestoreDashboardVersionRequest(dashboard_id=b.id, version=b.restore_version)
@@ -1052,6 +1102,36 @@ class Runner:
             assert r.facility_id == facility and r.owner_id == p.subject
             dash.DeleteDashboard(d.DeleteDashboardRequest(id=r.id), metadata=self.md(p))  # keeps lists as known
 
+        return Case(expect_create_in(p, facility), fn, check=check)
+
+    def _ImportDashboard(self, p: Principal, variant: int) -> Case:
+        facility = (self.world.a, self.world.b)[variant % 2]
+        document = d.DashboardDocument(
+            schema_version="tessera.dashboard/v1",
+            dashboard=d.Dashboard(title=self.title()),
+            widgets=[
+                d.DocumentWidget(
+                    key="w1",
+                    query_key="q1",
+                    widget=w.Widget(
+                        title="iso imported",
+                        position=w.GridPosition(x=0, y=0, width=4, height=2),
+                        table=w.TableConfig(),
+                    ),
+                )
+            ],
+            queries=[d.DocumentQuery(key="q1", query=q.Query(name="iso imported", sql="SELECT 2 AS two"))],
+        )
+        req = d.ImportDashboardRequest(facility_id=facility, document=document, validate_only=variant >= 4)
+
+        def check(r: Any) -> None:
+            if req.validate_only:
+                assert not r.dashboard.id and [x.action for x in r.queries] == [d.QUERY_IMPORT_ACTION_CREATED]
+                return
+            assert r.dashboard.facility_id == facility and r.dashboard.owner_id == p.subject
+            self._forget_import(p, r)
+
+        fn = lambda: self.stubs["dashboards"].ImportDashboard(req, metadata=self.md(p))  # noqa: E731
         return Case(expect_create_in(p, facility), fn, check=check)
 
     def _ListQueries(self, p: Principal, variant: int) -> Case:

@@ -126,6 +126,18 @@ async function run(c: TesseraClient) {
     job: [followed.job.state === JobState.SUCCEEDED, gotJob.revision === followed.job.revision],
   };
 
+  // --- DashboardService: portability (the document of the board with its widget and query)
+  const document = await c.dashboards.exportDashboardDocument({ id: board.id });
+  const checked = await c.dashboards.importDashboard({ document, validateOnly: true });
+  const copy = await c.dashboards.cloneDashboard({ id: board.id, title: "Every rpc copy", requestId: crypto.randomUUID() });
+  out.portability = {
+    schemaVersion: document.schemaVersion,
+    widgets: document.widgets.map((w) => w.queryKey),
+    validateOnly: [checked.validateOnly, checked.queries.map((q) => q.key)],
+    clone: [copy.dashboard?.title, copy.dashboard?.widgets.length],
+  };
+  await c.dashboards.deleteDashboard({ id: copy.dashboard!.id });
+
   // --- ShareService
   await c.shares.shareDashboard({ dashboardId: board.id, grantee: { case: "userId", value: "bob" }, level: ShareLevel.VIEW });
   const shares = await c.shares.listShares({ dashboardId: board.id });

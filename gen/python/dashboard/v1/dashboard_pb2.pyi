@@ -2,6 +2,7 @@ import datetime
 
 from buf.validate import validate_pb2 as _validate_pb2
 from dashboard.v1 import common_pb2 as _common_pb2
+from dashboard.v1 import query_pb2 as _query_pb2
 from dashboard.v1 import widget_pb2 as _widget_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
@@ -31,6 +32,19 @@ class VersionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERSION_REASON_UPDATE: _ClassVar[VersionReason]
     VERSION_REASON_WIDGET_CHANGE: _ClassVar[VersionReason]
     VERSION_REASON_RESTORE: _ClassVar[VersionReason]
+
+class QueryImportMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUERY_IMPORT_MODE_UNSPECIFIED: _ClassVar[QueryImportMode]
+    QUERY_IMPORT_MODE_CREATE: _ClassVar[QueryImportMode]
+    QUERY_IMPORT_MODE_REUSE_IDENTICAL: _ClassVar[QueryImportMode]
+
+class QueryImportAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUERY_IMPORT_ACTION_UNSPECIFIED: _ClassVar[QueryImportAction]
+    QUERY_IMPORT_ACTION_CREATED: _ClassVar[QueryImportAction]
+    QUERY_IMPORT_ACTION_MAPPED: _ClassVar[QueryImportAction]
+    QUERY_IMPORT_ACTION_REUSED: _ClassVar[QueryImportAction]
 VISIBILITY_UNSPECIFIED: Visibility
 VISIBILITY_PRIVATE: Visibility
 VISIBILITY_PUBLIC: Visibility
@@ -39,6 +53,13 @@ VERSION_REASON_CREATE: VersionReason
 VERSION_REASON_UPDATE: VersionReason
 VERSION_REASON_WIDGET_CHANGE: VersionReason
 VERSION_REASON_RESTORE: VersionReason
+QUERY_IMPORT_MODE_UNSPECIFIED: QueryImportMode
+QUERY_IMPORT_MODE_CREATE: QueryImportMode
+QUERY_IMPORT_MODE_REUSE_IDENTICAL: QueryImportMode
+QUERY_IMPORT_ACTION_UNSPECIFIED: QueryImportAction
+QUERY_IMPORT_ACTION_CREATED: QueryImportAction
+QUERY_IMPORT_ACTION_MAPPED: QueryImportAction
+QUERY_IMPORT_ACTION_REUSED: QueryImportAction
 
 class GridLayout(_message.Message):
     __slots__ = ("columns", "row_height", "gap", "time_zone")
@@ -223,3 +244,119 @@ class RestoreDashboardVersionRequest(_message.Message):
     version: int
     etag: str
     def __init__(self, dashboard_id: _Optional[str] = ..., version: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class DashboardDocument(_message.Message):
+    __slots__ = ("schema_version", "dashboard", "widgets", "queries")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DASHBOARD_FIELD_NUMBER: _ClassVar[int]
+    WIDGETS_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    schema_version: str
+    dashboard: Dashboard
+    widgets: _containers.RepeatedCompositeFieldContainer[DocumentWidget]
+    queries: _containers.RepeatedCompositeFieldContainer[DocumentQuery]
+    def __init__(self, schema_version: _Optional[str] = ..., dashboard: _Optional[_Union[Dashboard, _Mapping]] = ..., widgets: _Optional[_Iterable[_Union[DocumentWidget, _Mapping]]] = ..., queries: _Optional[_Iterable[_Union[DocumentQuery, _Mapping]]] = ...) -> None: ...
+
+class DocumentWidget(_message.Message):
+    __slots__ = ("key", "widget", "query_key", "pin_query_version", "drill_through")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    WIDGET_FIELD_NUMBER: _ClassVar[int]
+    QUERY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PIN_QUERY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DRILL_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    widget: _widget_pb2.Widget
+    query_key: str
+    pin_query_version: bool
+    drill_through: DocumentDrillThrough
+    def __init__(self, key: _Optional[str] = ..., widget: _Optional[_Union[_widget_pb2.Widget, _Mapping]] = ..., query_key: _Optional[str] = ..., pin_query_version: _Optional[bool] = ..., drill_through: _Optional[_Union[DocumentDrillThrough, _Mapping]] = ...) -> None: ...
+
+class DocumentDrillThrough(_message.Message):
+    __slots__ = ("to_this_dashboard", "target_dashboard_id", "column_to_filter")
+    class ColumnToFilterEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TO_THIS_DASHBOARD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_DASHBOARD_ID_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_TO_FILTER_FIELD_NUMBER: _ClassVar[int]
+    to_this_dashboard: bool
+    target_dashboard_id: str
+    column_to_filter: _containers.ScalarMap[str, str]
+    def __init__(self, to_this_dashboard: _Optional[bool] = ..., target_dashboard_id: _Optional[str] = ..., column_to_filter: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class DocumentQuery(_message.Message):
+    __slots__ = ("key", "query")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    query: _query_pb2.Query
+    def __init__(self, key: _Optional[str] = ..., query: _Optional[_Union[_query_pb2.Query, _Mapping]] = ...) -> None: ...
+
+class ExportDashboardDocumentRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ImportDashboardRequest(_message.Message):
+    __slots__ = ("facility_id", "document", "validate_only", "query_mode", "query_mappings", "title", "request_id")
+    class QueryMappingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    FACILITY_ID_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    QUERY_MODE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_MAPPINGS_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    facility_id: str
+    document: DashboardDocument
+    validate_only: bool
+    query_mode: QueryImportMode
+    query_mappings: _containers.ScalarMap[str, str]
+    title: str
+    request_id: str
+    def __init__(self, facility_id: _Optional[str] = ..., document: _Optional[_Union[DashboardDocument, _Mapping]] = ..., validate_only: _Optional[bool] = ..., query_mode: _Optional[_Union[QueryImportMode, str]] = ..., query_mappings: _Optional[_Mapping[str, str]] = ..., title: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ImportedQuery(_message.Message):
+    __slots__ = ("key", "query_id", "action")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    query_id: str
+    action: QueryImportAction
+    def __init__(self, key: _Optional[str] = ..., query_id: _Optional[str] = ..., action: _Optional[_Union[QueryImportAction, str]] = ...) -> None: ...
+
+class ImportDashboardResponse(_message.Message):
+    __slots__ = ("dashboard", "queries", "validate_only")
+    DASHBOARD_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    dashboard: Dashboard
+    queries: _containers.RepeatedCompositeFieldContainer[ImportedQuery]
+    validate_only: bool
+    def __init__(self, dashboard: _Optional[_Union[Dashboard, _Mapping]] = ..., queries: _Optional[_Iterable[_Union[ImportedQuery, _Mapping]]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class CloneDashboardRequest(_message.Message):
+    __slots__ = ("id", "facility_id", "title", "query_mode", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FACILITY_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_MODE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    facility_id: str
+    title: str
+    query_mode: QueryImportMode
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., facility_id: _Optional[str] = ..., title: _Optional[str] = ..., query_mode: _Optional[_Union[QueryImportMode, str]] = ..., request_id: _Optional[str] = ...) -> None: ...

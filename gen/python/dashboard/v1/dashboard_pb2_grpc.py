@@ -81,6 +81,21 @@ class DashboardServiceStub:
                 request_serializer=dashboard_dot_v1_dot_dashboard__pb2.RestoreDashboardVersionRequest.SerializeToString,
                 response_deserializer=dashboard_dot_v1_dot_dashboard__pb2.Dashboard.FromString,
                 _registered_method=True)
+        self.ExportDashboardDocument = channel.unary_unary(
+                '/dashboard.v1.DashboardService/ExportDashboardDocument',
+                request_serializer=dashboard_dot_v1_dot_dashboard__pb2.ExportDashboardDocumentRequest.SerializeToString,
+                response_deserializer=dashboard_dot_v1_dot_dashboard__pb2.DashboardDocument.FromString,
+                _registered_method=True)
+        self.ImportDashboard = channel.unary_unary(
+                '/dashboard.v1.DashboardService/ImportDashboard',
+                request_serializer=dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardRequest.SerializeToString,
+                response_deserializer=dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.FromString,
+                _registered_method=True)
+        self.CloneDashboard = channel.unary_unary(
+                '/dashboard.v1.DashboardService/CloneDashboard',
+                request_serializer=dashboard_dot_v1_dot_dashboard__pb2.CloneDashboardRequest.SerializeToString,
+                response_deserializer=dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.FromString,
+                _registered_method=True)
 
 
 class DashboardServiceServicer:
@@ -150,6 +165,31 @@ class DashboardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportDashboardDocument(self, request, context):
+        """Exports a dashboard's definition (fields, filters, layout, widgets and the queries they use)
+        as one portable, versioned document: no data, no database ids. Needs VIEW access to the
+        dashboard and the editor role (the document holds the queries' SQL).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportDashboard(self, request, context):
+        """Imports a document as a new dashboard of a facility, creating or mapping its queries. Every
+        conflict is reported at once as field violations before anything changes; all or nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloneDashboard(self, request, context):
+        """Copies a dashboard (its current state) into the same facility or another one the caller
+        administers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DashboardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +237,21 @@ def add_DashboardServiceServicer_to_server(servicer, server):
                     servicer.RestoreDashboardVersion,
                     request_deserializer=dashboard_dot_v1_dot_dashboard__pb2.RestoreDashboardVersionRequest.FromString,
                     response_serializer=dashboard_dot_v1_dot_dashboard__pb2.Dashboard.SerializeToString,
+            ),
+            'ExportDashboardDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportDashboardDocument,
+                    request_deserializer=dashboard_dot_v1_dot_dashboard__pb2.ExportDashboardDocumentRequest.FromString,
+                    response_serializer=dashboard_dot_v1_dot_dashboard__pb2.DashboardDocument.SerializeToString,
+            ),
+            'ImportDashboard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportDashboard,
+                    request_deserializer=dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardRequest.FromString,
+                    response_serializer=dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.SerializeToString,
+            ),
+            'CloneDashboard': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloneDashboard,
+                    request_deserializer=dashboard_dot_v1_dot_dashboard__pb2.CloneDashboardRequest.FromString,
+                    response_serializer=dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -443,6 +498,87 @@ class DashboardService:
             '/dashboard.v1.DashboardService/RestoreDashboardVersion',
             dashboard_dot_v1_dot_dashboard__pb2.RestoreDashboardVersionRequest.SerializeToString,
             dashboard_dot_v1_dot_dashboard__pb2.Dashboard.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportDashboardDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dashboard.v1.DashboardService/ExportDashboardDocument',
+            dashboard_dot_v1_dot_dashboard__pb2.ExportDashboardDocumentRequest.SerializeToString,
+            dashboard_dot_v1_dot_dashboard__pb2.DashboardDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportDashboard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dashboard.v1.DashboardService/ImportDashboard',
+            dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardRequest.SerializeToString,
+            dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloneDashboard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dashboard.v1.DashboardService/CloneDashboard',
+            dashboard_dot_v1_dot_dashboard__pb2.CloneDashboardRequest.SerializeToString,
+            dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,8 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_buf_validate_validate } from "../../buf/validate/validate_pb.js";
 import type { ParameterValue } from "./common_pb.js";
 import { file_dashboard_v1_common } from "./common_pb.js";
+import type { Query } from "./query_pb.js";
+import { file_dashboard_v1_query } from "./query_pb.js";
 import type { Widget } from "./widget_pb.js";
 import { file_dashboard_v1_widget } from "./widget_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
@@ -19,7 +21,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file dashboard/v1/dashboard.proto.
  */
 export const file_dashboard_v1_dashboard: GenFile = /*@__PURE__*/
-  fileDesc("ChxkYXNoYm9hcmQvdjEvZGFzaGJvYXJkLnByb3RvEgxkYXNoYm9hcmQudjEieAoKR3JpZExheW91dBIVCgdjb2x1bW5zGAEgASgFQgTiQQEDEh4KCnJvd19oZWlnaHQYAiABKAVCCrpIBxoFGOgHKAASFwoDZ2FwGAMgASgFQgq6SAcaBRjIASgAEhoKCXRpbWVfem9uZRgEIAEoCUIHukgEcgIYQCKMAQoPRGFzaGJvYXJkRmlsdGVyEisKBG5hbWUYASABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kEhcKBWxhYmVsGAIgASgJQgi6SAVyAxjIARIzCg1kZWZhdWx0X3ZhbHVlGAMgASgLMhwuZGFzaGJvYXJkLnYxLlBhcmFtZXRlclZhbHVlIrAFCglEYXNoYm9hcmQSEAoCaWQYASABKAlCBOJBAQMSIQoLZmFjaWxpdHlfaWQYAiABKAlCDOJBAQW6SAVyAxiAARIWCghvd25lcl9pZBgDIAEoCUIE4kEBAxIbCgV0aXRsZRgEIAEoCUIM4kEBArpIBXIDGMgBEh0KC2Rlc2NyaXB0aW9uGAUgASgJQgi6SAVyAxigHxI6CgR0YWdzGAYgAygJQiy6SCmSASYQIBgBIiByHjIcXlthLXowLTldW2EtejAtOV8uOi1dezAsNjJ9JBIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNgoKdmlzaWJpbGl0eRgIIAEoDjIYLmRhc2hib2FyZC52MS5WaXNpYmlsaXR5Qgi6SAWCAQIQARIoCgZsYXlvdXQYCSABKAsyGC5kYXNoYm9hcmQudjEuR3JpZExheW91dBI4CgdmaWx0ZXJzGAogAygLMh0uZGFzaGJvYXJkLnYxLkRhc2hib2FyZEZpbHRlckIIukgFkgECEDISKwoHd2lkZ2V0cxgLIAMoCzIULmRhc2hib2FyZC52MS5XaWRnZXRCBOJBAQMSFQoHdmVyc2lvbhgMIAEoA0IE4kEBAxIfChFwdWJsaXNoZWRfdmVyc2lvbhgNIAEoA0IE4kEBAxI2CgxwdWJsaXNoX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEgwKBGV0YWcYDyABKAkSNQoLY3JlYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyKvAgoQRGFzaGJvYXJkVmVyc2lvbhIaCgxkYXNoYm9hcmRfaWQYASABKAlCBOJBAQMSFQoHdmVyc2lvbhgCIAEoA0IE4kEBAxIvCghzbmFwc2hvdBgDIAEoCzIXLmRhc2hib2FyZC52MS5EYXNoYm9hcmRCBOJBAQMSMQoGcmVhc29uGAQgASgOMhsuZGFzaGJvYXJkLnYxLlZlcnNpb25SZWFzb25CBOJBAQMSGwoNcmVzdG9yZWRfZnJvbRgFIAEoA0IE4kEBAxIXCglhdXRob3JfaWQYBiABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhcKCXB1Ymxpc2hlZBgIIAEoCEIE4kEBAyJxChZDcmVhdGVEYXNoYm9hcmRSZXF1ZXN0EjYKCWRhc2hib2FyZBgBIAEoCzIXLmRhc2hib2FyZC52MS5EYXNoYm9hcmRCCuJBAQK6SAPIAQESHwoKcmVxdWVzdF9pZBgCIAEoCUILukgI2AEBcgOwAQEiLwoTR2V0RGFzaGJvYXJkUmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBIpIDChVMaXN0RGFzaGJvYXJkc1JlcXVlc3QSHQoJcGFnZV9zaXplGAEgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIEhwKBHRhZ3MYAyADKAlCDrpIC5IBCBAgIgRyAhhAEhoKCG93bmVyX2lkGAQgASgJQgi6SAVyAxiAAhIWCglwdWJsaXNoZWQYBSABKAhIAIgBARIdCgtmYWNpbGl0eV9pZBgGIAEoCUIIukgFcgMYgAESIAoOdGl0bGVfY29udGFpbnMYByABKAlCCLpIBXIDGMgBEpoBCghvcmRlcl9ieRgIIAEoCUKHAbpIgwFygAFSAFILdXBkYXRlX3RpbWVSEHVwZGF0ZV90aW1lIGRlc2NSD3VwZGF0ZV90aW1lIGFzY1ILY3JlYXRlX3RpbWVSEGNyZWF0ZV90aW1lIGRlc2NSD2NyZWF0ZV90aW1lIGFzY1IFdGl0bGVSCnRpdGxlIGRlc2NSCXRpdGxlIGFzY0IMCgpfcHVibGlzaGVkIl4KFkxpc3REYXNoYm9hcmRzUmVzcG9uc2USKwoKZGFzaGJvYXJkcxgBIAMoCzIXLmRhc2hib2FyZC52MS5EYXNoYm9hcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpoCChZVcGRhdGVEYXNoYm9hcmRSZXF1ZXN0Es4BCglkYXNoYm9hcmQYASABKAsyFy5kYXNoYm9hcmQudjEuRGFzaGJvYXJkQqEB4kEBArpImQG6AZIBChFkYXNoYm9hcmQuaWRfdXVpZBIbZGFzaGJvYXJkLmlkIG11c3QgYmUgYSBVVUlEGmB0aGlzLmlkLm1hdGNoZXMoJ15bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kJynIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkoKFkRlbGV0ZURhc2hib2FyZFJlcXVlc3QSGAoCaWQYASABKAlCDOJBAQK6SAVyA7ABARIWCgRldGFnGAIgASgJQgi6SAVyAxiAASJlChdQdWJsaXNoRGFzaGJvYXJkUmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBEhgKB3ZlcnNpb24YAiABKANCB7pIBCICKAASFgoEZXRhZxgDIAEoCUIIukgFcgMYgAEifwocTGlzdERhc2hib2FyZFZlcnNpb25zUmVxdWVzdBIiCgxkYXNoYm9hcmRfaWQYASABKAlCDOJBAQK6SAVyA7ABARIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiagodTGlzdERhc2hib2FyZFZlcnNpb25zUmVzcG9uc2USMAoIdmVyc2lvbnMYASADKAsyHi5kYXNoYm9hcmQudjEuRGFzaGJvYXJkVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXgoaR2V0RGFzaGJvYXJkVmVyc2lvblJlcXVlc3QSIgoMZGFzaGJvYXJkX2lkGAEgASgJQgziQQECukgFcgOwAQESHAoHdmVyc2lvbhgCIAEoA0IL4kEBArpIBCICKAEiegoeUmVzdG9yZURhc2hib2FyZFZlcnNpb25SZXF1ZXN0EiIKDGRhc2hib2FyZF9pZBgBIAEoCUIM4kEBArpIBXIDsAEBEhwKB3ZlcnNpb24YAiABKANCC+JBAQK6SAQiAigBEhYKBGV0YWcYAyABKAlCCLpIBXIDGIABKlcKClZpc2liaWxpdHkSGgoWVklTSUJJTElUWV9VTlNQRUNJRklFRBAAEhYKElZJU0lCSUxJVFlfUFJJVkFURRABEhUKEVZJU0lCSUxJVFlfUFVCTElDEAIqowEKDVZlcnNpb25SZWFzb24SHgoaVkVSU0lPTl9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVWRVJTSU9OX1JFQVNPTl9DUkVBVEUQARIZChVWRVJTSU9OX1JFQVNPTl9VUERBVEUQAhIgChxWRVJTSU9OX1JFQVNPTl9XSURHRVRfQ0hBTkdFEAMSGgoWVkVSU0lPTl9SRUFTT05fUkVTVE9SRRAEMrwKChBEYXNoYm9hcmRTZXJ2aWNlEoEBCg9DcmVhdGVEYXNoYm9hcmQSJC5kYXNoYm9hcmQudjEuQ3JlYXRlRGFzaGJvYXJkUmVxdWVzdBoXLmRhc2hib2FyZC52MS5EYXNoYm9hcmQiL4LT5JMCKToJZGFzaGJvYXJkIhwvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzEnUKDEdldERhc2hib2FyZBIhLmRhc2hib2FyZC52MS5HZXREYXNoYm9hcmRSZXF1ZXN0GhcuZGFzaGJvYXJkLnYxLkRhc2hib2FyZCIpgtPkkwIjEiEvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzL3tpZH0SgQEKDkxpc3REYXNoYm9hcmRzEiMuZGFzaGJvYXJkLnYxLkxpc3REYXNoYm9hcmRzUmVxdWVzdBokLmRhc2hib2FyZC52MS5MaXN0RGFzaGJvYXJkc1Jlc3BvbnNlIiSC0+STAh4SHC9hcGkvdjEvZGFzaGJvYXJkL2Rhc2hib2FyZHMSkAEKD1VwZGF0ZURhc2hib2FyZBIkLmRhc2hib2FyZC52MS5VcGRhdGVEYXNoYm9hcmRSZXF1ZXN0GhcuZGFzaGJvYXJkLnYxLkRhc2hib2FyZCI+gtPkkwI4OglkYXNoYm9hcmQaKy9hcGkvdjEvZGFzaGJvYXJkL2Rhc2hib2FyZHMve2Rhc2hib2FyZC5pZH0SegoPRGVsZXRlRGFzaGJvYXJkEiQuZGFzaGJvYXJkLnYxLkRlbGV0ZURhc2hib2FyZFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiKYLT5JMCIyohL2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcy97aWR9EogBChBQdWJsaXNoRGFzaGJvYXJkEiUuZGFzaGJvYXJkLnYxLlB1Ymxpc2hEYXNoYm9hcmRSZXF1ZXN0GhcuZGFzaGJvYXJkLnYxLkRhc2hib2FyZCI0gtPkkwIuOgEqIikvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzL3tpZH0vcHVibGlzaBKuAQoVTGlzdERhc2hib2FyZFZlcnNpb25zEiouZGFzaGJvYXJkLnYxLkxpc3REYXNoYm9hcmRWZXJzaW9uc1JlcXVlc3QaKy5kYXNoYm9hcmQudjEuTGlzdERhc2hib2FyZFZlcnNpb25zUmVzcG9uc2UiPILT5JMCNhI0L2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcy97ZGFzaGJvYXJkX2lkfS92ZXJzaW9ucxKnAQoTR2V0RGFzaGJvYXJkVmVyc2lvbhIoLmRhc2hib2FyZC52MS5HZXREYXNoYm9hcmRWZXJzaW9uUmVxdWVzdBoeLmRhc2hib2FyZC52MS5EYXNoYm9hcmRWZXJzaW9uIkaC0+STAkASPi9hcGkvdjEvZGFzaGJvYXJkL2Rhc2hib2FyZHMve2Rhc2hib2FyZF9pZH0vdmVyc2lvbnMve3ZlcnNpb259ErMBChdSZXN0b3JlRGFzaGJvYXJkVmVyc2lvbhIsLmRhc2hib2FyZC52MS5SZXN0b3JlRGFzaGJvYXJkVmVyc2lvblJlcXVlc3QaFy5kYXNoYm9hcmQudjEuRGFzaGJvYXJkIlGC0+STAks6ASoiRi9hcGkvdjEvZGFzaGJvYXJkL2Rhc2hib2FyZHMve2Rhc2hib2FyZF9pZH0vdmVyc2lvbnMve3ZlcnNpb259L3Jlc3RvcmViBnByb3RvMw", [file_buf_validate_validate, file_dashboard_v1_common, file_dashboard_v1_widget, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxkYXNoYm9hcmQvdjEvZGFzaGJvYXJkLnByb3RvEgxkYXNoYm9hcmQudjEieAoKR3JpZExheW91dBIVCgdjb2x1bW5zGAEgASgFQgTiQQEDEh4KCnJvd19oZWlnaHQYAiABKAVCCrpIBxoFGOgHKAASFwoDZ2FwGAMgASgFQgq6SAcaBRjIASgAEhoKCXRpbWVfem9uZRgEIAEoCUIHukgEcgIYQCKMAQoPRGFzaGJvYXJkRmlsdGVyEisKBG5hbWUYASABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kEhcKBWxhYmVsGAIgASgJQgi6SAVyAxjIARIzCg1kZWZhdWx0X3ZhbHVlGAMgASgLMhwuZGFzaGJvYXJkLnYxLlBhcmFtZXRlclZhbHVlIrAFCglEYXNoYm9hcmQSEAoCaWQYASABKAlCBOJBAQMSIQoLZmFjaWxpdHlfaWQYAiABKAlCDOJBAQW6SAVyAxiAARIWCghvd25lcl9pZBgDIAEoCUIE4kEBAxIbCgV0aXRsZRgEIAEoCUIM4kEBArpIBXIDGMgBEh0KC2Rlc2NyaXB0aW9uGAUgASgJQgi6SAVyAxigHxI6CgR0YWdzGAYgAygJQiy6SCmSASYQIBgBIiByHjIcXlthLXowLTldW2EtejAtOV8uOi1dezAsNjJ9JBIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNgoKdmlzaWJpbGl0eRgIIAEoDjIYLmRhc2hib2FyZC52MS5WaXNpYmlsaXR5Qgi6SAWCAQIQARIoCgZsYXlvdXQYCSABKAsyGC5kYXNoYm9hcmQudjEuR3JpZExheW91dBI4CgdmaWx0ZXJzGAogAygLMh0uZGFzaGJvYXJkLnYxLkRhc2hib2FyZEZpbHRlckIIukgFkgECEDISKwoHd2lkZ2V0cxgLIAMoCzIULmRhc2hib2FyZC52MS5XaWRnZXRCBOJBAQMSFQoHdmVyc2lvbhgMIAEoA0IE4kEBAxIfChFwdWJsaXNoZWRfdmVyc2lvbhgNIAEoA0IE4kEBAxI2CgxwdWJsaXNoX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEgwKBGV0YWcYDyABKAkSNQoLY3JlYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyKvAgoQRGFzaGJvYXJkVmVyc2lvbhIaCgxkYXNoYm9hcmRfaWQYASABKAlCBOJBAQMSFQoHdmVyc2lvbhgCIAEoA0IE4kEBAxIvCghzbmFwc2hvdBgDIAEoCzIXLmRhc2hib2FyZC52MS5EYXNoYm9hcmRCBOJBAQMSMQoGcmVhc29uGAQgASgOMhsuZGFzaGJvYXJkLnYxLlZlcnNpb25SZWFzb25CBOJBAQMSGwoNcmVzdG9yZWRfZnJvbRgFIAEoA0IE4kEBAxIXCglhdXRob3JfaWQYBiABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhcKCXB1Ymxpc2hlZBgIIAEoCEIE4kEBAyJxChZDcmVhdGVEYXNoYm9hcmRSZXF1ZXN0EjYKCWRhc2hib2FyZBgBIAEoCzIXLmRhc2hib2FyZC52MS5EYXNoYm9hcmRCCuJBAQK6SAPIAQESHwoKcmVxdWVzdF9pZBgCIAEoCUILukgI2AEBcgOwAQEiLwoTR2V0RGFzaGJvYXJkUmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBIpIDChVMaXN0RGFzaGJvYXJkc1JlcXVlc3QSHQoJcGFnZV9zaXplGAEgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIEhwKBHRhZ3MYAyADKAlCDrpIC5IBCBAgIgRyAhhAEhoKCG93bmVyX2lkGAQgASgJQgi6SAVyAxiAAhIWCglwdWJsaXNoZWQYBSABKAhIAIgBARIdCgtmYWNpbGl0eV9pZBgGIAEoCUIIukgFcgMYgAESIAoOdGl0bGVfY29udGFpbnMYByABKAlCCLpIBXIDGMgBEpoBCghvcmRlcl9ieRgIIAEoCUKHAbpIgwFygAFSAFILdXBkYXRlX3RpbWVSEHVwZGF0ZV90aW1lIGRlc2NSD3VwZGF0ZV90aW1lIGFzY1ILY3JlYXRlX3RpbWVSEGNyZWF0ZV90aW1lIGRlc2NSD2NyZWF0ZV90aW1lIGFzY1IFdGl0bGVSCnRpdGxlIGRlc2NSCXRpdGxlIGFzY0IMCgpfcHVibGlzaGVkIl4KFkxpc3REYXNoYm9hcmRzUmVzcG9uc2USKwoKZGFzaGJvYXJkcxgBIAMoCzIXLmRhc2hib2FyZC52MS5EYXNoYm9hcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpoCChZVcGRhdGVEYXNoYm9hcmRSZXF1ZXN0Es4BCglkYXNoYm9hcmQYASABKAsyFy5kYXNoYm9hcmQudjEuRGFzaGJvYXJkQqEB4kEBArpImQG6AZIBChFkYXNoYm9hcmQuaWRfdXVpZBIbZGFzaGJvYXJkLmlkIG11c3QgYmUgYSBVVUlEGmB0aGlzLmlkLm1hdGNoZXMoJ15bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kJynIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkoKFkRlbGV0ZURhc2hib2FyZFJlcXVlc3QSGAoCaWQYASABKAlCDOJBAQK6SAVyA7ABARIWCgRldGFnGAIgASgJQgi6SAVyAxiAASJlChdQdWJsaXNoRGFzaGJvYXJkUmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBEhgKB3ZlcnNpb24YAiABKANCB7pIBCICKAASFgoEZXRhZxgDIAEoCUIIukgFcgMYgAEifwocTGlzdERhc2hib2FyZFZlcnNpb25zUmVxdWVzdBIiCgxkYXNoYm9hcmRfaWQYASABKAlCDOJBAQK6SAVyA7ABARIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiagodTGlzdERhc2hib2FyZFZlcnNpb25zUmVzcG9uc2USMAoIdmVyc2lvbnMYASADKAsyHi5kYXNoYm9hcmQudjEuRGFzaGJvYXJkVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXgoaR2V0RGFzaGJvYXJkVmVyc2lvblJlcXVlc3QSIgoMZGFzaGJvYXJkX2lkGAEgASgJQgziQQECukgFcgOwAQESHAoHdmVyc2lvbhgCIAEoA0IL4kEBArpIBCICKAEiegoeUmVzdG9yZURhc2hib2FyZFZlcnNpb25SZXF1ZXN0EiIKDGRhc2hib2FyZF9pZBgBIAEoCUIM4kEBArpIBXIDsAEBEhwKB3ZlcnNpb24YAiABKANCC+JBAQK6SAQiAigBEhYKBGV0YWcYAyABKAlCCLpIBXIDGIABItMBChFEYXNoYm9hcmREb2N1bWVudBIfCg5zY2hlbWFfdmVyc2lvbhgBIAEoCUIHukgEcgIYQBIqCglkYXNoYm9hcmQYAiABKAsyFy5kYXNoYm9hcmQudjEuRGFzaGJvYXJkEjgKB3dpZGdldHMYAyADKAsyHC5kYXNoYm9hcmQudjEuRG9jdW1lbnRXaWRnZXRCCbpIBpIBAxD0AxI3CgdxdWVyaWVzGAQgAygLMhsuZGFzaGJvYXJkLnYxLkRvY3VtZW50UXVlcnlCCbpIBpIBAxD0AyLUAQoORG9jdW1lbnRXaWRnZXQSKgoDa2V5GAEgASgJQh26SBpyGDIWXltBLVphLXowLTlfLi1dezEsNjR9JBIkCgZ3aWRnZXQYAiABKAsyFC5kYXNoYm9hcmQudjEuV2lkZ2V0EhoKCXF1ZXJ5X2tleRgDIAEoCUIHukgEcgIYQBIZChFwaW5fcXVlcnlfdmVyc2lvbhgEIAEoCBI5Cg1kcmlsbF90aHJvdWdoGAUgASgLMiIuZGFzaGJvYXJkLnYxLkRvY3VtZW50RHJpbGxUaHJvdWdoIpMCChREb2N1bWVudERyaWxsVGhyb3VnaBIZChF0b190aGlzX2Rhc2hib2FyZBgBIAEoCBIoChN0YXJnZXRfZGFzaGJvYXJkX2lkGAIgASgJQgu6SAjYAQFyA7ABARJ/ChBjb2x1bW5fdG9fZmlsdGVyGAMgAygLMjYuZGFzaGJvYXJkLnYxLkRvY3VtZW50RHJpbGxUaHJvdWdoLkNvbHVtblRvRmlsdGVyRW50cnlCLbpIKpoBJxAgIgdyBRABGIABKhpyGDIWXlthLXpdW2EtejAtOV9dezAsNjJ9JBo1ChNDb2x1bW5Ub0ZpbHRlckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoNRG9jdW1lbnRRdWVyeRIqCgNrZXkYASABKAlCHbpIGnIYMhZeW0EtWmEtejAtOV8uLV17MSw2NH0kEiIKBXF1ZXJ5GAIgASgLMhMuZGFzaGJvYXJkLnYxLlF1ZXJ5IjoKHkV4cG9ydERhc2hib2FyZERvY3VtZW50UmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBIqMDChZJbXBvcnREYXNoYm9hcmRSZXF1ZXN0Eh0KC2ZhY2lsaXR5X2lkGAEgASgJQgi6SAVyAxiAARI9Cghkb2N1bWVudBgCIAEoCzIfLmRhc2hib2FyZC52MS5EYXNoYm9hcmREb2N1bWVudEIK4kEBArpIA8gBARIVCg12YWxpZGF0ZV9vbmx5GAMgASgIEjsKCnF1ZXJ5X21vZGUYBCABKA4yHS5kYXNoYm9hcmQudjEuUXVlcnlJbXBvcnRNb2RlQgi6SAWCAQIQARJnCg5xdWVyeV9tYXBwaW5ncxgFIAMoCzI3LmRhc2hib2FyZC52MS5JbXBvcnREYXNoYm9hcmRSZXF1ZXN0LlF1ZXJ5TWFwcGluZ3NFbnRyeUIWukgTmgEQEPQDIgRyAhhAKgVyA7ABARIXCgV0aXRsZRgGIAEoCUIIukgFcgMYyAESHwoKcmVxdWVzdF9pZBgHIAEoCUILukgI2AEBcgOwAQEaNAoSUXVlcnlNYXBwaW5nc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoNSW1wb3J0ZWRRdWVyeRILCgNrZXkYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSLwoGYWN0aW9uGAMgASgOMh8uZGFzaGJvYXJkLnYxLlF1ZXJ5SW1wb3J0QWN0aW9uIooBChdJbXBvcnREYXNoYm9hcmRSZXNwb25zZRIqCglkYXNoYm9hcmQYASABKAsyFy5kYXNoYm9hcmQudjEuRGFzaGJvYXJkEiwKB3F1ZXJpZXMYAiADKAsyGy5kYXNoYm9hcmQudjEuSW1wb3J0ZWRRdWVyeRIVCg12YWxpZGF0ZV9vbmx5GAMgASgIIscBChVDbG9uZURhc2hib2FyZFJlcXVlc3QSGAoCaWQYASABKAlCDOJBAQK6SAVyA7ABARIdCgtmYWNpbGl0eV9pZBgCIAEoCUIIukgFcgMYgAESFwoFdGl0bGUYAyABKAlCCLpIBXIDGMgBEjsKCnF1ZXJ5X21vZGUYBCABKA4yHS5kYXNoYm9hcmQudjEuUXVlcnlJbXBvcnRNb2RlQgi6SAWCAQIQARIfCgpyZXF1ZXN0X2lkGAUgASgJQgu6SAjYAQFyA7ABASpXCgpWaXNpYmlsaXR5EhoKFlZJU0lCSUxJVFlfVU5TUEVDSUZJRUQQABIWChJWSVNJQklMSVRZX1BSSVZBVEUQARIVChFWSVNJQklMSVRZX1BVQkxJQxACKqMBCg1WZXJzaW9uUmVhc29uEh4KGlZFUlNJT05fUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVVkVSU0lPTl9SRUFTT05fQ1JFQVRFEAESGQoVVkVSU0lPTl9SRUFTT05fVVBEQVRFEAISIAocVkVSU0lPTl9SRUFTT05fV0lER0VUX0NIQU5HRRADEhoKFlZFUlNJT05fUkVBU09OX1JFU1RPUkUQBCp5Cg9RdWVyeUltcG9ydE1vZGUSIQodUVVFUllfSU1QT1JUX01PREVfVU5TUEVDSUZJRUQQABIcChhRVUVSWV9JTVBPUlRfTU9ERV9DUkVBVEUQARIlCiFRVUVSWV9JTVBPUlRfTU9ERV9SRVVTRV9JREVOVElDQUwQAiqZAQoRUXVlcnlJbXBvcnRBY3Rpb24SIwofUVVFUllfSU1QT1JUX0FDVElPTl9VTlNQRUNJRklFRBAAEh8KG1FVRVJZX0lNUE9SVF9BQ1RJT05fQ1JFQVRFRBABEh4KGlFVRVJZX0lNUE9SVF9BQ1RJT05fTUFQUEVEEAISHgoaUVVFUllfSU1QT1JUX0FDVElPTl9SRVVTRUQQAzKIDgoQRGFzaGJvYXJkU2VydmljZRKBAQoPQ3JlYXRlRGFzaGJvYXJkEiQuZGFzaGJvYXJkLnYxLkNyZWF0ZURhc2hib2FyZFJlcXVlc3QaFy5kYXNoYm9hcmQudjEuRGFzaGJvYXJkIi+C0+STAik6CWRhc2hib2FyZCIcL2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcxJ1CgxHZXREYXNoYm9hcmQSIS5kYXNoYm9hcmQudjEuR2V0RGFzaGJvYXJkUmVxdWVzdBoXLmRhc2hib2FyZC52MS5EYXNoYm9hcmQiKYLT5JMCIxIhL2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcy97aWR9EoEBCg5MaXN0RGFzaGJvYXJkcxIjLmRhc2hib2FyZC52MS5MaXN0RGFzaGJvYXJkc1JlcXVlc3QaJC5kYXNoYm9hcmQudjEuTGlzdERhc2hib2FyZHNSZXNwb25zZSIkgtPkkwIeEhwvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzEpABCg9VcGRhdGVEYXNoYm9hcmQSJC5kYXNoYm9hcmQudjEuVXBkYXRlRGFzaGJvYXJkUmVxdWVzdBoXLmRhc2hib2FyZC52MS5EYXNoYm9hcmQiPoLT5JMCODoJZGFzaGJvYXJkGisvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzL3tkYXNoYm9hcmQuaWR9EnoKD0RlbGV0ZURhc2hib2FyZBIkLmRhc2hib2FyZC52MS5EZWxldGVEYXNoYm9hcmRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IimC0+STAiMqIS9hcGkvdjEvZGFzaGJvYXJkL2Rhc2hib2FyZHMve2lkfRKIAQoQUHVibGlzaERhc2hib2FyZBIlLmRhc2hib2FyZC52MS5QdWJsaXNoRGFzaGJvYXJkUmVxdWVzdBoXLmRhc2hib2FyZC52MS5EYXNoYm9hcmQiNILT5JMCLjoBKiIpL2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcy97aWR9L3B1Ymxpc2gSrgEKFUxpc3REYXNoYm9hcmRWZXJzaW9ucxIqLmRhc2hib2FyZC52MS5MaXN0RGFzaGJvYXJkVmVyc2lvbnNSZXF1ZXN0GisuZGFzaGJvYXJkLnYxLkxpc3REYXNoYm9hcmRWZXJzaW9uc1Jlc3BvbnNlIjyC0+STAjYSNC9hcGkvdjEvZGFzaGJvYXJkL2Rhc2hib2FyZHMve2Rhc2hib2FyZF9pZH0vdmVyc2lvbnMSpwEKE0dldERhc2hib2FyZFZlcnNpb24SKC5kYXNoYm9hcmQudjEuR2V0RGFzaGJvYXJkVmVyc2lvblJlcXVlc3QaHi5kYXNoYm9hcmQudjEuRGFzaGJvYXJkVmVyc2lvbiJGgtPkkwJAEj4vYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzL3tkYXNoYm9hcmRfaWR9L3ZlcnNpb25zL3t2ZXJzaW9ufRKzAQoXUmVzdG9yZURhc2hib2FyZFZlcnNpb24SLC5kYXNoYm9hcmQudjEuUmVzdG9yZURhc2hib2FyZFZlcnNpb25SZXF1ZXN0GhcuZGFzaGJvYXJkLnYxLkRhc2hib2FyZCJRgtPkkwJLOgEqIkYvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzL3tkYXNoYm9hcmRfaWR9L3ZlcnNpb25zL3t2ZXJzaW9ufS9yZXN0b3JlEqUBChdFeHBvcnREYXNoYm9hcmREb2N1bWVudBIsLmRhc2hib2FyZC52MS5FeHBvcnREYXNoYm9hcmREb2N1bWVudFJlcXVlc3QaHy5kYXNoYm9hcmQudjEuRGFzaGJvYXJkRG9jdW1lbnQiO4LT5JMCNToBKiIwL2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcy97aWR9OmV4cG9ydERvY3VtZW50Eo4BCg9JbXBvcnREYXNoYm9hcmQSJC5kYXNoYm9hcmQudjEuSW1wb3J0RGFzaGJvYXJkUmVxdWVzdBolLmRhc2hib2FyZC52MS5JbXBvcnREYXNoYm9hcmRSZXNwb25zZSIugtPkkwIoOgEqIiMvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzOmltcG9ydBKQAQoOQ2xvbmVEYXNoYm9hcmQSIy5kYXNoYm9hcmQudjEuQ2xvbmVEYXNoYm9hcmRSZXF1ZXN0GiUuZGFzaGJvYXJkLnYxLkltcG9ydERhc2hib2FyZFJlc3BvbnNlIjKC0+STAiw6ASoiJy9hcGkvdjEvZGFzaGJvYXJkL2Rhc2hib2FyZHMve2lkfTpjbG9uZWIGcHJvdG8z", [file_buf_validate_validate, file_dashboard_v1_common, file_dashboard_v1_query, file_dashboard_v1_widget, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The grid the widgets sit on.
@@ -671,6 +673,370 @@ export const RestoreDashboardVersionRequestSchema: GenMessage<RestoreDashboardVe
   messageDesc(file_dashboard_v1_dashboard, 14);
 
 /**
+ * A portable dashboard: what ExportDashboardDocument writes and ImportDashboard reads. Its JSON
+ * form (proto3 JSON) is described by gen/schema/dashboard-document.v1.json. Widgets refer to
+ * queries and to the dashboard itself by keys local to the document, never by database ids.
+ *
+ * @generated from message dashboard.v1.DashboardDocument
+ */
+export type DashboardDocument = Message<"dashboard.v1.DashboardDocument"> & {
+  /**
+   * "tessera.dashboard/v1". Import refuses other versions.
+   *
+   * @generated from field: string schema_version = 1;
+   */
+  schemaVersion: string;
+
+  /**
+   * The dashboard's own fields: title, description, tags, metadata, visibility, layout, filters
+   * (ids, owner, versions and widgets are left empty).
+   *
+   * @generated from field: dashboard.v1.Dashboard dashboard = 2;
+   */
+  dashboard?: Dashboard | undefined;
+
+  /**
+   * The widgets, in grid order.
+   *
+   * @generated from field: repeated dashboard.v1.DocumentWidget widgets = 3;
+   */
+  widgets: DocumentWidget[];
+
+  /**
+   * The queries the widgets use, in order of first use.
+   *
+   * @generated from field: repeated dashboard.v1.DocumentQuery queries = 4;
+   */
+  queries: DocumentQuery[];
+};
+
+/**
+ * Describes the message dashboard.v1.DashboardDocument.
+ * Use `create(DashboardDocumentSchema)` to create a new message.
+ */
+export const DashboardDocumentSchema: GenMessage<DashboardDocument> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 15);
+
+/**
+ * A widget of a document.
+ *
+ * @generated from message dashboard.v1.DocumentWidget
+ */
+export type DocumentWidget = Message<"dashboard.v1.DocumentWidget"> & {
+  /**
+   * Key of the widget in the document ("w1", "w2", ...), unique.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The widget's fields; id, dashboard_id, etag, times, query.query_id and drill_through are
+   * left empty (the drill-through is `drill_through` below).
+   *
+   * @generated from field: dashboard.v1.Widget widget = 2;
+   */
+  widget?: Widget | undefined;
+
+  /**
+   * Key of the query (in `queries`) the widget reads; empty for a widget without a query.
+   *
+   * @generated from field: string query_key = 3;
+   */
+  queryKey: string;
+
+  /**
+   * The widget is pinned to its query's version: pinned to the version the import creates or maps.
+   *
+   * @generated from field: bool pin_query_version = 4;
+   */
+  pinQueryVersion: boolean;
+
+  /**
+   * The widget's drill-through, if it has one.
+   *
+   * @generated from field: dashboard.v1.DocumentDrillThrough drill_through = 5;
+   */
+  drillThrough?: DocumentDrillThrough | undefined;
+};
+
+/**
+ * Describes the message dashboard.v1.DocumentWidget.
+ * Use `create(DocumentWidgetSchema)` to create a new message.
+ */
+export const DocumentWidgetSchema: GenMessage<DocumentWidget> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 16);
+
+/**
+ * A drill-through in a document: to the dashboard itself (a document-local reference), or to
+ * another dashboard of the target facility, by id.
+ *
+ * @generated from message dashboard.v1.DocumentDrillThrough
+ */
+export type DocumentDrillThrough = Message<"dashboard.v1.DocumentDrillThrough"> & {
+  /**
+   * The target is the dashboard this document creates.
+   *
+   * @generated from field: bool to_this_dashboard = 1;
+   */
+  toThisDashboard: boolean;
+
+  /**
+   * Otherwise: the target dashboard's UUID (it must be visible in the facility imported into).
+   *
+   * @generated from field: string target_dashboard_id = 2;
+   */
+  targetDashboardId: string;
+
+  /**
+   * Result column -> the target dashboard's filter name.
+   *
+   * @generated from field: map<string, string> column_to_filter = 3;
+   */
+  columnToFilter: { [key: string]: string };
+};
+
+/**
+ * Describes the message dashboard.v1.DocumentDrillThrough.
+ * Use `create(DocumentDrillThroughSchema)` to create a new message.
+ */
+export const DocumentDrillThroughSchema: GenMessage<DocumentDrillThrough> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 17);
+
+/**
+ * A query of a document.
+ *
+ * @generated from message dashboard.v1.DocumentQuery
+ */
+export type DocumentQuery = Message<"dashboard.v1.DocumentQuery"> & {
+  /**
+   * Key of the query in the document ("q1", "q2", ...), unique.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The query's definition as the widgets use it (their pinned version, else its latest): name,
+   * description, kind, SQL, parameters, options, sensitive columns, tags, view key columns.
+   *
+   * @generated from field: dashboard.v1.Query query = 2;
+   */
+  query?: Query | undefined;
+};
+
+/**
+ * Describes the message dashboard.v1.DocumentQuery.
+ * Use `create(DocumentQuerySchema)` to create a new message.
+ */
+export const DocumentQuerySchema: GenMessage<DocumentQuery> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 18);
+
+/**
+ * Request for ExportDashboardDocument.
+ *
+ * @generated from message dashboard.v1.ExportDashboardDocumentRequest
+ */
+export type ExportDashboardDocumentRequest = Message<"dashboard.v1.ExportDashboardDocumentRequest"> & {
+  /**
+   * Dashboard UUID.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message dashboard.v1.ExportDashboardDocumentRequest.
+ * Use `create(ExportDashboardDocumentRequestSchema)` to create a new message.
+ */
+export const ExportDashboardDocumentRequestSchema: GenMessage<ExportDashboardDocumentRequest> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 19);
+
+/**
+ * Request for ImportDashboard.
+ *
+ * @generated from message dashboard.v1.ImportDashboardRequest
+ */
+export type ImportDashboardRequest = Message<"dashboard.v1.ImportDashboardRequest"> & {
+  /**
+   * The facility to import into; may be empty when the caller belongs to exactly one.
+   *
+   * @generated from field: string facility_id = 1;
+   */
+  facilityId: string;
+
+  /**
+   * The document.
+   *
+   * @generated from field: dashboard.v1.DashboardDocument document = 2;
+   */
+  document?: DashboardDocument | undefined;
+
+  /**
+   * Check everything and report what would happen, changing nothing.
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
+
+  /**
+   * How queries not named in query_mappings are resolved.
+   *
+   * @generated from field: dashboard.v1.QueryImportMode query_mode = 4;
+   */
+  queryMode: QueryImportMode;
+
+  /**
+   * Document query key -> id of an existing query of the target facility to use instead.
+   *
+   * @generated from field: map<string, string> query_mappings = 5;
+   */
+  queryMappings: { [key: string]: string };
+
+  /**
+   * A title for the new dashboard instead of the document's.
+   *
+   * @generated from field: string title = 6;
+   */
+  title: string;
+
+  /**
+   * Idempotency key: a retry with the same UUID returns the first result.
+   *
+   * @generated from field: string request_id = 7;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message dashboard.v1.ImportDashboardRequest.
+ * Use `create(ImportDashboardRequestSchema)` to create a new message.
+ */
+export const ImportDashboardRequestSchema: GenMessage<ImportDashboardRequest> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 20);
+
+/**
+ * One query of an import.
+ *
+ * @generated from message dashboard.v1.ImportedQuery
+ */
+export type ImportedQuery = Message<"dashboard.v1.ImportedQuery"> & {
+  /**
+   * The document's key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The query used (empty for one validate_only would create).
+   *
+   * @generated from field: string query_id = 2;
+   */
+  queryId: string;
+
+  /**
+   * What was done.
+   *
+   * @generated from field: dashboard.v1.QueryImportAction action = 3;
+   */
+  action: QueryImportAction;
+};
+
+/**
+ * Describes the message dashboard.v1.ImportedQuery.
+ * Use `create(ImportedQuerySchema)` to create a new message.
+ */
+export const ImportedQuerySchema: GenMessage<ImportedQuery> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 21);
+
+/**
+ * Response for ImportDashboard and CloneDashboard.
+ *
+ * @generated from message dashboard.v1.ImportDashboardResponse
+ */
+export type ImportDashboardResponse = Message<"dashboard.v1.ImportDashboardResponse"> & {
+  /**
+   * The new dashboard with its widgets (empty with validate_only).
+   *
+   * @generated from field: dashboard.v1.Dashboard dashboard = 1;
+   */
+  dashboard?: Dashboard | undefined;
+
+  /**
+   * How each query of the document was resolved.
+   *
+   * @generated from field: repeated dashboard.v1.ImportedQuery queries = 2;
+   */
+  queries: ImportedQuery[];
+
+  /**
+   * True when nothing was changed (validate_only).
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message dashboard.v1.ImportDashboardResponse.
+ * Use `create(ImportDashboardResponseSchema)` to create a new message.
+ */
+export const ImportDashboardResponseSchema: GenMessage<ImportDashboardResponse> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 22);
+
+/**
+ * Request for CloneDashboard.
+ *
+ * @generated from message dashboard.v1.CloneDashboardRequest
+ */
+export type CloneDashboardRequest = Message<"dashboard.v1.CloneDashboardRequest"> & {
+  /**
+   * The dashboard to copy.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The target facility; empty: the source's. Another facility needs the admin role there.
+   *
+   * @generated from field: string facility_id = 2;
+   */
+  facilityId: string;
+
+  /**
+   * The copy's title; empty: the source's.
+   *
+   * @generated from field: string title = 3;
+   */
+  title: string;
+
+  /**
+   * Across facilities, how the queries are resolved there (within one facility the copy uses
+   * the source's queries and pinned versions).
+   *
+   * @generated from field: dashboard.v1.QueryImportMode query_mode = 4;
+   */
+  queryMode: QueryImportMode;
+
+  /**
+   * Idempotency key: a retry with the same UUID returns the first result.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message dashboard.v1.CloneDashboardRequest.
+ * Use `create(CloneDashboardRequestSchema)` to create a new message.
+ */
+export const CloneDashboardRequestSchema: GenMessage<CloneDashboardRequest> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_dashboard, 23);
+
+/**
  * Whether a dashboard is visible beyond its owner and shares.
  *
  * @generated from enum dashboard.v1.Visibility
@@ -751,6 +1117,82 @@ export enum VersionReason {
  */
 export const VersionReasonSchema: GenEnum<VersionReason> = /*@__PURE__*/
   enumDesc(file_dashboard_v1_dashboard, 1);
+
+/**
+ * How ImportDashboard resolves the document's queries that `query_mappings` does not name.
+ *
+ * @generated from enum dashboard.v1.QueryImportMode
+ */
+export enum QueryImportMode {
+  /**
+   * CREATE.
+   *
+   * @generated from enum value: QUERY_IMPORT_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Create every query anew in the target facility.
+   *
+   * @generated from enum value: QUERY_IMPORT_MODE_CREATE = 1;
+   */
+  CREATE = 1,
+
+  /**
+   * Use a query of the target facility whose definition (kind, SQL, parameters, options,
+   * sensitive columns, view key columns) is identical; create one when there is none.
+   *
+   * @generated from enum value: QUERY_IMPORT_MODE_REUSE_IDENTICAL = 2;
+   */
+  REUSE_IDENTICAL = 2,
+}
+
+/**
+ * Describes the enum dashboard.v1.QueryImportMode.
+ */
+export const QueryImportModeSchema: GenEnum<QueryImportMode> = /*@__PURE__*/
+  enumDesc(file_dashboard_v1_dashboard, 2);
+
+/**
+ * What the import did (or, with validate_only, would do) with one query of the document.
+ *
+ * @generated from enum dashboard.v1.QueryImportAction
+ */
+export enum QueryImportAction {
+  /**
+   * Not reported (a retried request answered from its first result).
+   *
+   * @generated from enum value: QUERY_IMPORT_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A new query was created.
+   *
+   * @generated from enum value: QUERY_IMPORT_ACTION_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * Mapped to the existing query named in query_mappings.
+   *
+   * @generated from enum value: QUERY_IMPORT_ACTION_MAPPED = 2;
+   */
+  MAPPED = 2,
+
+  /**
+   * An identical existing query was used.
+   *
+   * @generated from enum value: QUERY_IMPORT_ACTION_REUSED = 3;
+   */
+  REUSED = 3,
+}
+
+/**
+ * Describes the enum dashboard.v1.QueryImportAction.
+ */
+export const QueryImportActionSchema: GenEnum<QueryImportAction> = /*@__PURE__*/
+  enumDesc(file_dashboard_v1_dashboard, 3);
 
 /**
  * Dashboards: a titled grid of widgets with versions, publishing and visibility.
@@ -847,6 +1289,40 @@ export const DashboardService: GenService<{
     methodKind: "unary";
     input: typeof RestoreDashboardVersionRequestSchema;
     output: typeof DashboardSchema;
+  },
+  /**
+   * Exports a dashboard's definition (fields, filters, layout, widgets and the queries they use)
+   * as one portable, versioned document: no data, no database ids. Needs VIEW access to the
+   * dashboard and the editor role (the document holds the queries' SQL).
+   *
+   * @generated from rpc dashboard.v1.DashboardService.ExportDashboardDocument
+   */
+  exportDashboardDocument: {
+    methodKind: "unary";
+    input: typeof ExportDashboardDocumentRequestSchema;
+    output: typeof DashboardDocumentSchema;
+  },
+  /**
+   * Imports a document as a new dashboard of a facility, creating or mapping its queries. Every
+   * conflict is reported at once as field violations before anything changes; all or nothing.
+   *
+   * @generated from rpc dashboard.v1.DashboardService.ImportDashboard
+   */
+  importDashboard: {
+    methodKind: "unary";
+    input: typeof ImportDashboardRequestSchema;
+    output: typeof ImportDashboardResponseSchema;
+  },
+  /**
+   * Copies a dashboard (its current state) into the same facility or another one the caller
+   * administers.
+   *
+   * @generated from rpc dashboard.v1.DashboardService.CloneDashboard
+   */
+  cloneDashboard: {
+    methodKind: "unary";
+    input: typeof CloneDashboardRequestSchema;
+    output: typeof ImportDashboardResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dashboard_v1_dashboard, 0);
