@@ -10,6 +10,7 @@ import re
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -220,4 +221,8 @@ def to_json(message: Message) -> dict[str, Any]:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON, as `json.dumps(value, ensure_ascii=False, separators=(",", ":"))`
+    writes it, by orjson (about twenty times faster). What the writers hand it (to_json's dicts,
+    google.rpc.Status, Connect errors) has only string keys and no NaN or infinite floats (proto3
+    JSON writes those as strings), where the two agree."""
+    return orjson.dumps(value)
