@@ -121,19 +121,32 @@ def bindings(services: tuple[ServiceDescriptor, ...] = SERVICES) -> list[Binding
     return found
 
 
+# How many matched (verb, path) pairs the router remembers; emptied when full.
+ROUTE_CACHE_SIZE = 4096
+
+
 class Router:
     """Finds the binding for (verb, path). Bindings with a custom verb are tried first, so
-    `/exports/{id}:cancel` is never taken for `/exports/{id}`."""
+    `/exports/{id}:cancel` is never taken for `/exports/{id}`. Matches are remembered (the
+    answer for a path never changes), so a hot path skips the scan over every template; paths
+    that match nothing are not, so junk cannot crowd the cache."""
 
     def __init__(self, all_bindings: list[Binding]) -> None:
         self._by_verb: dict[str, list[Binding]] = {}
         for binding in sorted(all_bindings, key=lambda b: (":" not in b.template.rpartition("/")[2], b.template)):
             self._by_verb.setdefault(binding.verb, []).append(binding)
+        self._matched: dict[tuple[str, str], tuple[Binding, dict[str, str]]] = {}
 
     def route(self, verb: str, path: str) -> tuple[Binding, dict[str, str]] | None:
+        found = self._matched.get((verb, path))
+        if found is not None:
+            return found[0], dict(found[1])
         for binding in self._by_verb.get(verb, ()):
             variables = binding.match(path)
             if variables is not None:
+                if len(self._matched) >= ROUTE_CACHE_SIZE:
+                    self._matched.clear()
+                self._matched[verb, path] = (binding, dict(variables))
                 return binding, variables
         return None
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from server.errors import FieldViolation, InvalidArgument
+from server.http import jsonout
 from server.http.bindings import Binding
 
 # Messages that a single query parameter can carry (their JSON form is a string or a scalar).
@@ -213,9 +215,14 @@ def _where(exc: Exception) -> str:
 
 def to_json(message: Message) -> dict[str, Any]:
     """proto3 JSON as grpc-gateway writes it: lowerCamelCase, int64 as strings, enums by name,
-    and fields at their default value included (clients see every field)."""
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    and fields at their default value included (clients see every field). json_format's output,
+    written by a per-type plan (jsonout) rather than by reflection on every call."""
+    return cast(dict[str, Any], jsonout.to_json(message))
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON, as `json.dumps(value, ensure_ascii=False, separators=(",", ":"))`
+    writes it, by orjson (about twenty times faster). What the writers hand it (to_json's dicts,
+    google.rpc.Status, Connect errors) has only string keys and no NaN or infinite floats (proto3
+    JSON writes those as strings), where the two agree."""
+    return orjson.dumps(value)
