@@ -19,6 +19,7 @@ from bench import (
     fuzz,
     job_progress,
     lists,
+    load_ceiling,
     materialize_due,
     query_overhead,
     redis_chaos,
@@ -43,12 +44,14 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "browser_vs_grpc": browser_vs_grpc.run,
     "materialize_due": materialize_due.run,
     "lists": lists.run,
-    # Run only when named (--only soak / broker_chaos / redis_chaos): long, and they restart services.
+    # Run only when named (--only soak / broker_chaos / redis_chaos / load_ceiling): long, restart
+    # services or overload the machine.
     "soak": soak.run,
     "broker_chaos": broker_chaos.run,
     "redis_chaos": redis_chaos.run,
+    "load_ceiling": load_ceiling.run,
 }
-ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos")
+ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos", "load_ceiling")
 DEFAULT = [name for name in BENCHMARKS if name not in ONLY_WHEN_NAMED]
 
 

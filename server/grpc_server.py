@@ -84,7 +84,9 @@ def pipeline(app: App) -> list[_Wrapping]:
         AccessLogInterceptor(app.metrics),
         ErrorMappingInterceptor(),
         # Overload answered at once, before anything else costs (server/api/shedding.py).
-        LoadShedding(app.settings.max_in_flight_rpcs, app.settings.shed_retry_after_seconds),
+        LoadShedding(
+            app.settings.max_in_flight_rpcs, app.settings.shed_retry_after_seconds, app.metrics.rpcs_in_flight
+        ),
         # Audit outside authentication: refused calls are recorded too.
         AuditInterceptor(app.audit),
         AuthInterceptor(app.authenticator),

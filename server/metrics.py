@@ -97,6 +97,13 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.rpcs_in_flight = Gauge(
+            "tessera_rpcs_in_flight",
+            "Unary calls running now (past the load-shedding cap a new one is refused, so this stays "
+            "at or under TESSERA_MAX_IN_FLIGHT_RPCS per process).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         # Which process answered: with several processes on one port (server/processes.py) the
         # kernel spreads connections across them, and this shows how.
         self.process_rpcs = Counter(
