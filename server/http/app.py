@@ -23,7 +23,7 @@ from server.http.connect import CONNECT_ALLOW_HEADERS, CONNECT_EXPOSE_HEADERS, C
 from server.http.context import AbortError, HttpContext, peer_of
 from server.http.docs import StaticRoutes
 from server.http.refusals import UnroutedRefusals
-from server.http.status import http_status, status_json, status_message, transport_status
+from server.http.status import http_status, retry_after_headers, status_json, status_message, transport_status
 from server.http.transcode import build_request, dumps, to_json
 
 Scope = dict[str, Any]
@@ -37,8 +37,8 @@ _CORS_ALLOW_HEADERS = (
     + CONNECT_ALLOW_HEADERS
 )
 _CORS_EXPOSE_HEADERS = (
-    b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges, "
-    + CONNECT_EXPOSE_HEADERS
+    b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges, retry-after, "
+    b"x-tessera-lsn, " + CONNECT_EXPOSE_HEADERS
 )
 
 
@@ -187,15 +187,22 @@ class HttpApi:
                 await call(stand_in, ctx)
         except AbortError as abort:
             own = http is not None and abort.code.name == error.code_name
-            status = status_json(status_message(abort.code, abort.details, abort.trailing_metadata))
-            await send_json(send, request, http if own and http else http_status(abort.code), status)
+            status = status_message(abort.code, abort.details, abort.trailing_metadata)
+            await send_json(
+                send,
+                request,
+                http if own and http else http_status(abort.code),
+                status_json(status),
+                retry_after_headers(status),
+            )
             return
         raise AssertionError(f"the pipeline of {binding.rpc} let a refused request through")
 
     async def send_status(
         self, send: Send, request: Request, code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, Any], ...]
     ) -> None:
-        await send_json(send, request, http_status(code), status_json(status_message(code, details, trailing)))
+        status = status_message(code, details, trailing)
+        await send_json(send, request, http_status(code), status_json(status), retry_after_headers(status))
 
     async def _read_body(self, request: Request, receive: Receive, binding: Binding) -> bytes | None:
         try:
