@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from server import tracing
 from server.api import context as rpc_context
 from server.api.interceptors import MalformedRequest
+from server.db.replica import LSN_METADATA
 from server.errors import FieldViolation, InvalidArgument, ResourceExhausted, TesseraError
 from server.http import streams
 from server.http.bindings import Binding, Router
@@ -33,7 +34,7 @@ Headers = list[tuple[bytes, bytes]]
 
 _GZIP_MIN_BYTES = 1024
 _CORS_ALLOW_HEADERS = (
-    b"authorization, content-type, x-tessera-link, x-correlation-id, last-event-id, range, if-range, "
+    b"authorization, content-type, x-tessera-link, x-tessera-lsn, x-correlation-id, last-event-id, range, if-range, "
     + CONNECT_ALLOW_HEADERS
 )
 _CORS_EXPOSE_HEADERS = (
@@ -164,7 +165,7 @@ class HttpApi:
         except AbortError as abort:
             await self.send_status(send, request, abort.code, abort.details, abort.trailing_metadata)
             return
-        await send_json(send, request, 200, to_json(cast(Message, response)))
+        await send_json(send, request, 200, to_json(cast(Message, response)), lsn_header(ctx))
 
     async def _refuse(
         self,
@@ -257,6 +258,16 @@ def _as_error(refused: Refused) -> TesseraError:
             )
         ],
     )
+
+
+def lsn_header(ctx: HttpContext) -> Headers:
+    """A write's primary LSN (the gRPC trailer `x-tessera-lsn`) as the `X-Tessera-Lsn` header: a
+    caller sends it back on later requests (any server) to read its own write (server/db/replica.py)."""
+    return [
+        (b"x-tessera-lsn", str(value).encode("latin-1"))
+        for key, value in ctx.trailing_metadata()
+        if key == LSN_METADATA
+    ]
 
 
 async def send_json(
