@@ -21,11 +21,13 @@ from bench import (
     lists,
     load_ceiling,
     materialize_due,
+    postgres_chaos,
     query_overhead,
     redis_chaos,
     rest_vs_grpc,
     soak,
     widget_data,
+    worker_chaos,
 )
 from bench.harness import Bench, bench_system
 
@@ -50,8 +52,10 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "broker_chaos": broker_chaos.run,
     "redis_chaos": redis_chaos.run,
     "load_ceiling": load_ceiling.run,
+    "worker_chaos": worker_chaos.run,
+    "postgres_chaos": postgres_chaos.run,
 }
-ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos", "load_ceiling")
+ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos", "load_ceiling", "worker_chaos", "postgres_chaos")
 DEFAULT = [name for name in BENCHMARKS if name not in ONLY_WHEN_NAMED]
 
 
