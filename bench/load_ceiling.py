@@ -9,8 +9,10 @@ server makes calls pile up instead of slowing the generator down):
 * steps of rising offered rate, in fractions of that baseline: a step is *sustained* when h2load
   achieved at least 95% of the offered rate, every call was OK and the p99 stayed under 50 ms;
   the ceiling is the largest sustained step;
-* overload: 1.5x and 3x the baseline from 64 connections with 32 calls in flight each (2,048
-  outstanding, well past the servers' `TESSERA_MAX_IN_FLIGHT_RPCS` of 256 per process): the
+* overload: 3x the baseline (and 1.5x with `--full`) from 64 connections with 32 calls in flight
+  each (2,048 outstanding, well past the servers' `TESSERA_MAX_IN_FLIGHT_RPCS` of 256 per
+  process), once per way of shedding (the default in-flight cap, a cap of 16, and shedding while
+  the event loop runs 25 ms late, `TESSERA_SHED_LOOP_LAG_MS`): the
   share of OK and RESOURCE_EXHAUSTED by status code (the server's own counters), a probe client's
   RetryInfo on each refusal and the p99 of its OK calls, the servers' RSS before, peak and after,
   the largest `tessera_rpcs_in_flight` seen (bounded by the cap), and whether the server still
@@ -47,6 +49,8 @@ OVERLOAD_CLIENTS = 64
 OVERLOAD_STREAMS = 32
 # About what one process answers within the p99 budget (Little: ~400 calls/s x 50 ms).
 TIGHT_CAP = 16
+# Shedding while the event loop runs this late (TESSERA_SHED_LOOP_LAG_MS): half the p99 budget.
+LOOP_LAG_MS = 25
 _COUNT = re.compile(r'^tessera_rpc_duration_seconds_count\{code="([A-Z_]+)",method="([^"]+)"\} ([\d.e+]+)$')
 _IN_FLIGHT = re.compile(r"^tessera_rpcs_in_flight(?:\{[^}]*\})? ([\d.e+-]+)$")
 
@@ -229,16 +233,21 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
     sustained = [s for s in steps if s["sustained"]]
     ceiling = max(sustained, key=lambda s: s["offered_rps"]) if sustained else None
     overload: list[dict[str, Any]] = []
-    # Past the ceiling, with the default cap on calls in flight and with a tight one (about what
-    # one process answers within the p99 budget): what the callers see in each case.
-    for cap in (bench.settings.max_in_flight_rpcs, TIGHT_CAP):
-        with tessera_serve(bench.settings, extra_env={"TESSERA_MAX_IN_FLIGHT_RPCS": str(cap)}) as served:
+    # Past the ceiling: with the default shedding (the in-flight cap), a tight cap (about what one
+    # process answers within the p99 budget), and shedding while the event loop runs late.
+    configs = {
+        "default": {},
+        f"max_in_flight_{TIGHT_CAP}": {"TESSERA_MAX_IN_FLIGHT_RPCS": str(TIGHT_CAP)},
+        f"loop_lag_{LOOP_LAG_MS}ms": {"TESSERA_SHED_LOOP_LAG_MS": str(LOOP_LAG_MS)},
+    }
+    for label, env in configs.items():
+        with tessera_serve(bench.settings, extra_env=env) as served:
             channel = grpc.insecure_channel(served.address)
             stub = widget_pb2_grpc.WidgetServiceStub(channel)
             stub.GetWidgetData(request, metadata=md)
             for factor in (1.5, 3.0) if full else (3.0,):
                 figures = _overload(served, stub, request, md, round(closed.rps * factor), seconds)
-                overload.append({"max_in_flight_rpcs_per_process": cap, "offered_x_closed_loop": factor, **figures})
+                overload.append({"shedding": label, "offered_x_closed_loop": factor, **figures})
             channel.close()
     return [
         {
