@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy import select
 
 from dashboard.v1 import dashboard_pb2 as d
-from dashboard.v1 import dashboard_pb2_grpc
+from dashboard.v1 import dashboard_pb2_grpc, share_pb2_grpc
+from dashboard.v1 import share_pb2 as s
 from server.config import Settings
 from server.db.schema import audit_log
 from tessera_client import Client, RetryPolicy
@@ -179,3 +180,22 @@ def test_with_redis_down_calls_are_still_served_and_limited_per_process(
     finally:
         handle.stop()
         redis.kill()
+
+
+def test_a_public_link_has_a_budget_of_its_own(limited: list[ServerHandle], auth: Any, facility: str) -> None:
+    """A link's callers share the link's budget, apart from its creator's."""
+    owner = auth(f"owner-{uuid.uuid4().hex[:8]}", "editor", facility)
+    with grpc.insecure_channel(limited[0].address) as channel:
+        dashboards = dashboard_pb2_grpc.DashboardServiceStub(channel)
+        board = dashboards.CreateDashboard(
+            d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="public")), metadata=owner
+        )
+        dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id), metadata=owner)
+        time.sleep(BURST / RATE)  # the owner's bucket full again
+        link = share_pb2_grpc.ShareServiceStub(channel).CreatePublicLink(
+            s.CreatePublicLinkRequest(dashboard_id=board.id), metadata=owner
+        )
+        refused = _drain(dashboards, board.id, (("x-tessera-link", link.token),))
+        assert failure_of(refused).reason == "RATE_LIMITED"
+        # The owner, past the link's budget, is still served.
+        assert dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=owner, timeout=10).id == board.id
