@@ -147,8 +147,6 @@ def _summary(workload: str, trials: list[Trial]) -> dict[str, Any]:
         "jobs_succeeded": sum(t.succeeded for t in trials),
         "terminal_writes_per_job": sorted({t.terminal_writes for t in trials}),
         "revisions_gap_free": sum(t.gap_free for t in trials),
-        "files_per_job": sorted({t.files for t in trials}),
-        "sha256_stable": sum(t.sha256_stable for t in trials),
         "kill_to_succeeded_s_p50": round(statistics.median(seconds), 2),
         "kill_to_succeeded_s_max": round(max(seconds), 2),
         "problems": [p for t in trials for p in t.problems][:5],
@@ -225,7 +223,12 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
         server.stop()
         shutil.rmtree(storage, ignore_errors=True)
     return [
-        {**_summary("worker_chaos.export_sigkill", exports), "jobs_done_before_the_kill_not_counted": missed},
+        {
+            **_summary("worker_chaos.export_sigkill", exports),
+            "files_per_job": sorted({t.files for t in exports}),
+            "sha256_stable": sum(t.sha256_stable for t in exports),
+            "jobs_done_before_the_kill_not_counted": missed,
+        },
         {
             **_summary("worker_chaos.materialization_sigkill", materializations),
             "jobs_done_before_the_kill_not_counted": missed_materializations,
