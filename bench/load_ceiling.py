@@ -11,8 +11,7 @@ server makes calls pile up instead of slowing the generator down):
   the ceiling is the largest sustained step;
 * overload: 3x the baseline (and 1.5x with `--full`) from 64 connections with 32 calls in flight
   each (2,048 outstanding, well past the servers' `TESSERA_MAX_IN_FLIGHT_RPCS` of 256 per
-  process), once per way of shedding (the default in-flight cap, a cap of 16, and shedding while
-  the event loop runs 25 ms late, `TESSERA_SHED_LOOP_LAG_MS`): the
+  process), with the default in-flight cap and with a cap of 16: the
   share of OK and RESOURCE_EXHAUSTED by status code (the server's own counters), a probe client's
   RetryInfo on each refusal and the p99 of its OK calls, the servers' RSS before, peak and after,
   the largest `tessera_rpcs_in_flight` seen (bounded by the cap), and whether the server still
@@ -49,8 +48,6 @@ OVERLOAD_CLIENTS = 64
 OVERLOAD_STREAMS = 32
 # About what one process answers within the p99 budget (Little: ~400 calls/s x 50 ms).
 TIGHT_CAP = 16
-# Shedding while the event loop runs this late (TESSERA_SHED_LOOP_LAG_MS): half the p99 budget.
-LOOP_LAG_MS = 25
 _COUNT = re.compile(r'^tessera_rpc_duration_seconds_count\{code="([A-Z_]+)",method="([^"]+)"\} ([\d.e+]+)$')
 _IN_FLIGHT = re.compile(r"^tessera_rpcs_in_flight(?:\{[^}]*\})? ([\d.e+-]+)$")
 
@@ -227,18 +224,17 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
         closed = h2load.run_grpc(
             served.address, METHOD, body, metadata=md, clients=CLIENTS, duration=seconds, warmup=1.0
         ).check(reply_bytes)
-        fractions = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1) if full else (0.3, 0.5, 0.7, 0.9)
+        fractions = (0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1) if full else (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
         steps = [_step(served.address, body, md, round(closed.rps * f), seconds, reply_bytes) for f in fractions]
         channel.close()
     sustained = [s for s in steps if s["sustained"]]
     ceiling = max(sustained, key=lambda s: s["offered_rps"]) if sustained else None
     overload: list[dict[str, Any]] = []
-    # Past the ceiling: with the default shedding (the in-flight cap), a tight cap (about what one
-    # process answers within the p99 budget), and shedding while the event loop runs late.
+    # Past the ceiling: with the default in-flight cap and a tight one (about what one process
+    # answers within the p99 budget).
     configs = {
         "default": {},
         f"max_in_flight_{TIGHT_CAP}": {"TESSERA_MAX_IN_FLIGHT_RPCS": str(TIGHT_CAP)},
-        f"loop_lag_{LOOP_LAG_MS}ms": {"TESSERA_SHED_LOOP_LAG_MS": str(LOOP_LAG_MS)},
     }
     for label, env in configs.items():
         with tessera_serve(bench.settings, extra_env=env) as served:

@@ -59,9 +59,6 @@ class Settings(BaseSettings):
     max_in_flight_rpcs: int = 256
     # The RetryInfo delay a shed call is told to wait (jittered up to twice that).
     shed_retry_after_seconds: float = 0.05
-    # Also shed while the process's event loop runs later than this many milliseconds (calls then
-    # wait for the CPU before any step sees them); 0: off (server/api/shedding.py).
-    shed_loop_lag_ms: float = Field(default=0.0, ge=0)
     # Per-principal rate limits (server/api/rate_limit.py): calls a second each principal (a
     # token's subject, or a public link) may make, shared by every server through Redis; bursts of
     # `rate_limit_burst` (0: twice the rate, at least 1). 0: no limit (the default; the servers

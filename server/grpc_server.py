@@ -88,10 +88,7 @@ def pipeline(app: App) -> list[_Wrapping]:
         ErrorMappingInterceptor(),
         # Overload answered at once, before anything else costs (server/api/shedding.py).
         LoadShedding(
-            app.settings.max_in_flight_rpcs,
-            app.settings.shed_retry_after_seconds,
-            app.metrics.rpcs_in_flight,
-            max_loop_lag=app.settings.shed_loop_lag_ms / 1000,
+            app.settings.max_in_flight_rpcs, app.settings.shed_retry_after_seconds, app.metrics.rpcs_in_flight
         ),
         # Audit outside authentication: refused calls are recorded too.
         AuditInterceptor(app.audit),

@@ -6,7 +6,6 @@ is held deterministically: two updates wait on the dashboard's row lock, held by
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -118,48 +117,3 @@ def test_past_the_cap_calls_are_refused_at_once_with_retry_info(
         {"method": "/dashboard.v1.DashboardService/GetDashboard", "code": "RESOURCE_EXHAUSTED"},
     )
     assert shed_count == 2.0  # the gRPC call and the HTTP one
-
-
-def test_while_the_event_loop_runs_late_calls_are_refused_then_served_again(
-    settings: Settings, migrated: str, auth: Any, facility: str
-) -> None:
-    """TESSERA_SHED_LOOP_LAG_MS: a call that reaches a loop running later than that (here: held
-    0.4 s by a blocking callback, as a CPU-bound overload holds it) is refused with RetryInfo;
-    once the loop keeps time again, calls are served."""
-    handle = start_in_thread(settings.model_copy(update={"shed_loop_lag_ms": 50.0}))
-    try:
-        md = auth("lag", "editor", facility)
-        with grpc.insecure_channel(handle.address) as channel:
-            stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
-            board = stub.CreateDashboard(
-                d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="late")), metadata=md
-            )
-            get = d.GetDashboardRequest(id=board.id)
-
-            released = threading.Event()
-
-            def hold_the_loop() -> None:
-                time.sleep(0.4)  # blocking on purpose: the loop runs nothing else meanwhile
-                released.set()
-
-            handle.loop.call_soon_threadsafe(hold_the_loop)
-            time.sleep(0.1)
-            call = stub.GetDashboard.future(get, metadata=md, timeout=10)
-            assert released.wait(timeout=10)
-            with pytest.raises(grpc.RpcError) as shed:
-                call.result()
-            failure = failure_of(shed.value)
-            assert (failure.code, failure.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED")
-            assert "late" in failure.message
-            assert retry_delay(shed.value) is not None
-            deadline = time.monotonic() + 10
-            while True:  # the lag decays by half every 10 ms: served again within a few ticks
-                try:
-                    assert stub.GetDashboard(get, metadata=md, timeout=10).id == board.id
-                    break
-                except grpc.RpcError as error:
-                    assert failure_of(error).reason == "SERVER_OVERLOADED"
-                    assert time.monotonic() < deadline, "still refused long after the loop caught up"
-                    time.sleep(0.05)
-    finally:
-        handle.stop()
