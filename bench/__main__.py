@@ -19,13 +19,16 @@ from bench import (
     fuzz,
     job_progress,
     lists,
+    load_ceiling,
     materialize_due,
     portability,
+    postgres_chaos,
     query_overhead,
     redis_chaos,
     rest_vs_grpc,
     soak,
     widget_data,
+    worker_chaos,
 )
 from bench.harness import Bench, bench_system
 
@@ -45,12 +48,16 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "materialize_due": materialize_due.run,
     "lists": lists.run,
     "portability": portability.run,
-    # Run only when named (--only soak / broker_chaos / redis_chaos): long, and they restart services.
+    # Run only when named (--only soak / broker_chaos / redis_chaos / load_ceiling): long, restart
+    # services or overload the machine.
     "soak": soak.run,
     "broker_chaos": broker_chaos.run,
     "redis_chaos": redis_chaos.run,
+    "load_ceiling": load_ceiling.run,
+    "worker_chaos": worker_chaos.run,
+    "postgres_chaos": postgres_chaos.run,
 }
-ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos")
+ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos", "load_ceiling", "worker_chaos", "postgres_chaos")
 DEFAULT = [name for name in BENCHMARKS if name not in ONLY_WHEN_NAMED]
 
 

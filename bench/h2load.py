@@ -122,10 +122,12 @@ def run_grpc(
     duration: float = 5.0,
     warmup: float = 1.0,
     threads: int = 1,
+    rps_per_client: int | None = None,
 ) -> Result:
     """Calls `method` (e.g. /pkg.Service/Method) on a plaintext HTTP/2 server at host:port
     for `duration` seconds after `warmup`, from `clients` connections with
-    `streams_per_client` calls in flight on each."""
+    `streams_per_client` calls in flight on each; with `rps_per_client`, each connection starts
+    that many calls a second (h2load's rate mode) instead of as many as it can."""
     binary = h2load_binary()
     with tempfile.TemporaryDirectory(prefix="h2load-") as tmp:
         body = Path(tmp, "body")
@@ -151,6 +153,8 @@ def run_grpc(
             "--log-file",
             str(log_file),
         ]
+        if rps_per_client is not None:
+            command += ["--rps", str(rps_per_client)]
         for name, value in headers:
             command += ["--header", f"{name}: {value}"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=duration + warmup + 60, check=False)

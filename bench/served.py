@@ -89,9 +89,11 @@ def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float
 
 
 @contextmanager
-def tessera_serve(settings: Settings, processes: int | None = None) -> Iterator[Served]:
+def tessera_serve(
+    settings: Settings, processes: int | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Served]:
     """`tessera serve` (with `--processes N` when given) on free ports, configured like the
-    bench's in-thread server (same database, Redis prefix and token secret)."""
+    bench's in-thread server (same database, Redis prefix and token secret), plus `extra_env`."""
     port, metrics_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -105,6 +107,7 @@ def tessera_serve(settings: Settings, processes: int | None = None) -> Iterator[
         "TESSERA_METRICS_PORT": str(metrics_port),
         "TESSERA_HTTP_PORT": "-1",
         "TESSERA_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "server.cli", "serve"]
     if processes is not None:

@@ -306,6 +306,7 @@ class Generator:
         else:
             out["200"] = {
                 "description": "OK",
+                "headers": {"X-Tessera-Lsn": LSN_HEADER},
                 "content": {"application/json": {"schema": self.ref(binding.method.output_type)}},
             }
         for code, text in (("400", "Invalid argument or failed precondition"), ("401", "Unauthenticated"),
@@ -313,8 +314,20 @@ class Generator:
                            ("409", "Conflict: already exists or aborted (stale etag)"), ("429", "Resource exhausted"),
                            ("503", "Unavailable: retry")):  # fmt: skip
             out[code] = {**error, "description": text}
+        out["429"]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
         out["default"] = error
         return out
+
+
+LSN_HEADER = {
+    "description": "With a read replica deployed: the primary's WAL position after this call's write. Send it "
+    "back as the X-Tessera-Lsn request header on later calls (to any server) to read your own write.",
+    "schema": {"type": "string", "examples": ["0/3000148"]},
+}
+RETRY_AFTER_HEADER = {
+    "description": "Whole seconds to wait before retrying (the RetryInfo detail has the exact delay).",
+    "schema": {"type": "integer", "minimum": 1},
+}
 
 
 def _param_name(variable: str) -> str:
@@ -423,7 +436,8 @@ def document(image: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
             "description": "The HTTP/JSON face of Tessera's gRPC services (dashboard.v1), generated from the "
             "protos' google.api.http rules. Send `Authorization: Bearer <JWT>` (or a public link token in "
             "`x-tessera-link`). Errors are google.rpc.Status objects with details; every response carries "
-            "X-Correlation-Id.",
+            "X-Correlation-Id. With a read replica, a write answers X-Tessera-Lsn: send it back as the "
+            "X-Tessera-Lsn request header to read your own write from any server. A 429 carries Retry-After.",
             "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
         },
         "servers": [{"url": "/", "description": "This server"}],

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     max_in_flight_rpcs: int = 256
     # The RetryInfo delay a shed call is told to wait (jittered up to twice that).
     shed_retry_after_seconds: float = 0.05
+    # Per-principal rate limits (server/api/rate_limit.py): calls a second each principal (a
+    # token's subject, or a public link) may make, shared by every server through Redis; bursts of
+    # `rate_limit_burst` (0: twice the rate, at least 1). 0: no limit (the default; the servers
+    # still protect themselves by shedding load).
+    rate_limit_per_principal: float = Field(default=0.0, ge=0)
+    rate_limit_burst: int = Field(default=0, ge=0)
     # Prometheus /metrics over HTTP on `host`; 0 picks a free port, -1 disables the endpoint.
     metrics_port: int = 9464
     # The HTTP/JSON face (REST routes, /openapi.json, /docs) on `host`; 0 picks a free port, -1 off.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ from server.api.interceptors import (
     _Wrapping,
 )
 from server.api.queries import QueryServicer
+from server.api.rate_buckets import RedisBuckets
+from server.api.rate_limit import RateLimit
 from server.api.reports import ReportServicer
 from server.api.shares import ShareServicer
 from server.api.shedding import LoadShedding
@@ -84,12 +87,25 @@ def pipeline(app: App) -> list[_Wrapping]:
         AccessLogInterceptor(app.metrics),
         ErrorMappingInterceptor(),
         # Overload answered at once, before anything else costs (server/api/shedding.py).
-        LoadShedding(app.settings.max_in_flight_rpcs, app.settings.shed_retry_after_seconds),
+        LoadShedding(
+            app.settings.max_in_flight_rpcs, app.settings.shed_retry_after_seconds, app.metrics.rpcs_in_flight
+        ),
         # Audit outside authentication: refused calls are recorded too.
         AuditInterceptor(app.audit),
         AuthInterceptor(app.authenticator),
+        # Per principal, so after authentication; refusals still pass the audit step above.
+        RateLimit(rate_buckets(app), app.metrics.rate_limited),
         ValidationInterceptor(app.metrics),
     ]
+
+
+def rate_buckets(app: App) -> RedisBuckets | None:
+    """The shared per-principal buckets, or None when rate limits are off."""
+    rate = app.settings.rate_limit_per_principal
+    if rate <= 0:
+        return None
+    burst = app.settings.rate_limit_burst or max(1, math.ceil(rate * 2))
+    return RedisBuckets(app.redis, app.settings.redis_prefix, rate, burst, app.metrics.rate_limit_fallbacks)
 
 
 def servicers(app: App) -> dict[str, object]:

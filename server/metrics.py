@@ -97,6 +97,25 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.rpcs_in_flight = Gauge(
+            "tessera_rpcs_in_flight",
+            "Unary calls running now (past the load-shedding cap a new one is refused, so this stays "
+            "at or under TESSERA_MAX_IN_FLIGHT_RPCS per process).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.rate_limited = Counter(
+            "tessera_rate_limited",
+            "Calls refused with RATE_LIMITED (a principal past TESSERA_RATE_LIMIT_PER_PRINCIPAL), by method.",
+            ("method",),
+            registry=self.registry,
+        )
+        self.rate_limit_fallbacks = Counter(
+            "tessera_rate_limit_fallbacks",
+            "Rate-limit checks made in the process's own buckets because Redis failed (the budget is "
+            "then per process until Redis answers again).",
+            registry=self.registry,
+        )
         # Which process answered: with several processes on one port (server/processes.py) the
         # kernel spreads connections across them, and this shows how.
         self.process_rpcs = Counter(

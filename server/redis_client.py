@@ -27,6 +27,13 @@ __all__ = ["RedisClient", "cluster_nodes", "is_cluster_url", "make_redis", "plai
 # What the rest of the code holds: both answer the same single-key and same-slot commands.
 RedisClient = aioredis.Redis | RedisCluster
 
+# Connections one process keeps to one Redis. Past them a command waits for a free one (up to the
+# socket timeout) instead of failing: redis-py's default pool raises MaxConnectionsError at 100,
+# which under load (more calls in flight than that) made the cache take Redis for down and send
+# every read to PostgreSQL (seen by bench/load_ceiling.py).
+POOL_CONNECTIONS = 128
+POOL_WAIT_SECONDS = 5.0
+
 
 def is_cluster_url(url: str) -> bool:
     return names_redis_cluster(url)
@@ -66,13 +73,16 @@ def make_redis(url: str) -> RedisClient:
     # connection hides that, while a Redis that is really down still fails fast (refused).
     retry = Retry(NoBackoff(), 1)
     if not is_cluster_url(url):
-        return aioredis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
             socket_connect_timeout=2,
             socket_timeout=5,
             retry=retry,
             retry_on_error=[redis_errors.ConnectionError],
         )
+        return aioredis.Redis.from_pool(pool)  # the client closes its pool
     kwargs: dict[str, Any] = parse_url(plain_url(url))  # type: ignore[no-untyped-call]
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)],

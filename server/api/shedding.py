@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from prometheus_client import Gauge
+
 from server.api.context import Ctx
 from server.api.interceptors import PUBLIC_SERVICES, Unary, _Wrapping
 from server.errors import ResourceExhausted
@@ -20,9 +22,10 @@ __all__ = ["LoadShedding"]
 
 
 class LoadShedding(_Wrapping):
-    def __init__(self, max_in_flight: int, retry_after: float) -> None:
+    def __init__(self, max_in_flight: int, retry_after: float, gauge: Gauge | None = None) -> None:
         self._max = max_in_flight
         self._retry_after = retry_after
+        self._gauge = gauge
         self.in_flight = 0
         self.shed = 0
 
@@ -40,9 +43,13 @@ class LoadShedding(_Wrapping):
                     retry_after=self._retry_after * (1 + random.random()),
                 )
             self.in_flight += 1
+            if self._gauge is not None:
+                self._gauge.inc()
             try:
                 return await behaviour(request, ctx)
             finally:
                 self.in_flight -= 1
+                if self._gauge is not None:
+                    self._gauge.dec()
 
         return capped

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from server import tracing
 from server.api import context as rpc_context
 from server.api.interceptors import MalformedRequest
+from server.db.replica import LSN_METADATA
 from server.errors import FieldViolation, InvalidArgument, ResourceExhausted, TesseraError
 from server.http import streams
 from server.http.bindings import Binding, Router
@@ -23,7 +24,7 @@ from server.http.connect import CONNECT_ALLOW_HEADERS, CONNECT_EXPOSE_HEADERS, C
 from server.http.context import AbortError, HttpContext, peer_of
 from server.http.docs import StaticRoutes
 from server.http.refusals import UnroutedRefusals
-from server.http.status import http_status, status_json, status_message, transport_status
+from server.http.status import http_status, retry_after_headers, status_json, status_message, transport_status
 from server.http.transcode import build_request, dumps, to_json
 
 Scope = dict[str, Any]
@@ -33,12 +34,12 @@ Headers = list[tuple[bytes, bytes]]
 
 _GZIP_MIN_BYTES = 1024
 _CORS_ALLOW_HEADERS = (
-    b"authorization, content-type, x-tessera-link, x-correlation-id, last-event-id, range, if-range, "
+    b"authorization, content-type, x-tessera-link, x-tessera-lsn, x-correlation-id, last-event-id, range, if-range, "
     + CONNECT_ALLOW_HEADERS
 )
 _CORS_EXPOSE_HEADERS = (
-    b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges, "
-    + CONNECT_EXPOSE_HEADERS
+    b"x-correlation-id, etag, content-disposition, content-length, content-range, accept-ranges, retry-after, "
+    b"x-tessera-lsn, " + CONNECT_EXPOSE_HEADERS
 )
 
 
@@ -164,7 +165,7 @@ class HttpApi:
         except AbortError as abort:
             await self.send_status(send, request, abort.code, abort.details, abort.trailing_metadata)
             return
-        await send_json(send, request, 200, to_json(cast(Message, response)))
+        await send_json(send, request, 200, to_json(cast(Message, response)), lsn_header(ctx))
 
     async def _refuse(
         self,
@@ -187,15 +188,22 @@ class HttpApi:
                 await call(stand_in, ctx)
         except AbortError as abort:
             own = http is not None and abort.code.name == error.code_name
-            status = status_json(status_message(abort.code, abort.details, abort.trailing_metadata))
-            await send_json(send, request, http if own and http else http_status(abort.code), status)
+            status = status_message(abort.code, abort.details, abort.trailing_metadata)
+            await send_json(
+                send,
+                request,
+                http if own and http else http_status(abort.code),
+                status_json(status),
+                retry_after_headers(status),
+            )
             return
         raise AssertionError(f"the pipeline of {binding.rpc} let a refused request through")
 
     async def send_status(
         self, send: Send, request: Request, code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, Any], ...]
     ) -> None:
-        await send_json(send, request, http_status(code), status_json(status_message(code, details, trailing)))
+        status = status_message(code, details, trailing)
+        await send_json(send, request, http_status(code), status_json(status), retry_after_headers(status))
 
     async def _read_body(self, request: Request, receive: Receive, binding: Binding) -> bytes | None:
         try:
@@ -250,6 +258,16 @@ def _as_error(refused: Refused) -> TesseraError:
             )
         ],
     )
+
+
+def lsn_header(ctx: HttpContext) -> Headers:
+    """A write's primary LSN (the gRPC trailer `x-tessera-lsn`) as the `X-Tessera-Lsn` header: a
+    caller sends it back on later requests (any server) to read its own write (server/db/replica.py)."""
+    return [
+        (b"x-tessera-lsn", str(value).encode("latin-1"))
+        for key, value in ctx.trailing_metadata()
+        if key == LSN_METADATA
+    ]
 
 
 async def send_json(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import grpc
@@ -49,6 +50,16 @@ def transport_status(code: grpc.StatusCode, message: str, reason: str, correlati
     status = status_pb2.Status(code=code.value[0], message=message)
     status.details.add().Pack(info)
     return status
+
+
+def retry_after_headers(status: status_pb2.Status) -> list[tuple[bytes, bytes]]:
+    """`Retry-After` (whole seconds, at least 1: what HTTP can say) from the status's RetryInfo."""
+    for detail in status.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            seconds = max(1, math.ceil(info.retry_delay.ToNanoseconds() / 1e9))
+            return [(b"retry-after", str(seconds).encode())]
+    return []
 
 
 def status_json(status: status_pb2.Status) -> dict[str, Any]:

@@ -7,9 +7,12 @@ with no error, and return to it once it is back."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -184,3 +187,44 @@ def test_reads_fall_back_to_the_primary_while_the_replica_is_down(deployment: De
         assert time.monotonic() < deadline, "reads never returned to the restarted replica"
         assert dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=reader).id == board.id
         time.sleep(0.1)
+
+
+def _rest(server: ServerHandle, method: str, path: str, md: Any, body: Any = None, lsn: str = "") -> Any:
+    """(status, headers, JSON body) of one REST call to `server`'s HTTP face."""
+    headers = {**dict(md), "content-type": "application/json"}
+    if lsn:
+        headers["X-Tessera-Lsn"] = lsn
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.running.http_port}{path}", data=data, headers=headers, method=method
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, reply.headers, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, json.loads(error.read())
+
+
+def test_the_http_face_returns_the_lsn_of_a_write_and_honours_it_on_a_read(deployment: Deployment, auth: Any) -> None:
+    facility = f"fac-{uuid.uuid4().hex[:8]}"
+    erin = auth("erin", "editor", facility)
+    writer, other = deployment.servers
+    deployment.pg.wait_replayed()
+    deployment.replay(paused=True)
+    try:
+        status, headers, created = _rest(
+            writer, "POST", "/api/v1/dashboard/dashboards", erin, {"facilityId": facility, "title": "over REST"}
+        )
+        assert status == 200, created
+        lsn = headers["X-Tessera-Lsn"]
+        assert lsn and "/" in lsn  # the primary's position, as PostgreSQL spells it
+        path = f"/api/v1/dashboard/dashboards/{created['id']}"
+        # Another server, the replica behind: without the LSN the read may be stale (not found)...
+        status, headers, _ = _rest(other, "GET", path, erin)
+        assert status == 404
+        # ...with it, the read waits for nothing and goes where the write is: found.
+        status, headers, read = _rest(other, "GET", path, erin, lsn=lsn)
+        assert (status, read["id"]) == (200, created["id"])
+        assert "X-Tessera-Lsn" not in headers  # a read writes nothing, so announces no position
+    finally:
+        deployment.replay(paused=False)

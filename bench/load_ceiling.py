@@ -1,0 +1,263 @@
+"""Issue 15: the largest sustained rate of cached GetWidgetData reads this machine holds with p99
+under 50 ms, and what happens past it (`python -m bench --only load_ceiling`).
+
+`tessera serve` runs in its own processes (the default: one per core) and h2load drives it in
+rate mode (`--rps` per connection, 16 connections with up to 8 calls in flight each, so a slow
+server makes calls pile up instead of slowing the generator down):
+
+* the baseline: the same server driven closed-loop at 16 in flight, as fast as it answers;
+* steps of rising offered rate, in fractions of that baseline: a step is *sustained* when h2load
+  achieved at least 95% of the offered rate, every call was OK and the p99 stayed under 50 ms;
+  the ceiling is the largest sustained step;
+* overload: 3x the baseline (and 1.5x with `--full`) from 64 connections with 32 calls in flight
+  each (2,048 outstanding, well past the servers' `TESSERA_MAX_IN_FLIGHT_RPCS` of 256 per
+  process), with the default in-flight cap and with a cap of 16: the
+  share of OK and RESOURCE_EXHAUSTED by status code (the server's own counters), a probe client's
+  RetryInfo on each refusal and the p99 of its OK calls, the servers' RSS before, peak and after,
+  the largest `tessera_rpcs_in_flight` seen (bounded by the cap), and whether the server still
+  answers promptly afterwards.
+
+h2load shares the two cores with the server (one thread), and other work on the machine moves the
+figures: read them as this machine's order of magnitude, not a constant."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from bench import h2load
+from bench.harness import Bench
+from bench.served import Served, tessera_serve
+from bench.widget_data import CACHED_SQL, METHOD, _min_cost, _setup
+from dashboard.v1 import query_pb2, widget_pb2_grpc
+from dashboard.v1 import widget_pb2 as w
+
+P99_BUDGET_MS = 50.0
+CLIENTS = 16
+STREAMS = 8
+OVERLOAD_CLIENTS = 64
+OVERLOAD_STREAMS = 32
+# About what one process answers within the p99 budget (Little: ~400 calls/s x 50 ms).
+TIGHT_CAP = 16
+_COUNT = re.compile(r'^tessera_rpc_duration_seconds_count\{code="([A-Z_]+)",method="([^"]+)"\} ([\d.e+]+)$')
+_IN_FLIGHT = re.compile(r"^tessera_rpcs_in_flight(?:\{[^}]*\})? ([\d.e+-]+)$")
+
+
+def _codes(served: Served) -> Counter[str]:
+    """GetWidgetData calls answered so far, by status code (summed over the server's processes)."""
+    out: Counter[str] = Counter()
+    for line in served.metrics().splitlines():
+        match = _COUNT.match(line)
+        if match and match.group(2) == METHOD:
+            out[match.group(1)] += round(float(match.group(3)))
+    return out
+
+
+def _in_flight(served: Served) -> float:
+    for line in served.metrics().splitlines():
+        match = _IN_FLIGHT.match(line)
+        if match:
+            return float(match.group(1))
+    return 0.0
+
+
+@dataclass
+class _Watch:
+    """Samples the server's RSS and in-flight gauge, and probes it with one sequential client
+    (its own connection): status codes, RetryInfo on refusals, latency of OK calls."""
+
+    served: Served
+    stub: widget_pb2_grpc.WidgetServiceStub
+    request: w.GetWidgetDataRequest
+    metadata: tuple[tuple[str, str], ...]
+    rss: list[int] = field(default_factory=list)
+    in_flight: list[float] = field(default_factory=list)
+    probe_ok_ms: list[float] = field(default_factory=list)
+    probe_codes: Counter[str] = field(default_factory=Counter)
+    refusals_with_retry_info: int = 0
+    retry_delays_ms: list[float] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.25):
+            self.rss.append(self.served.rss_bytes())
+            self.in_flight.append(_in_flight(self.served))
+
+    def _probe(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                self.stub.GetWidgetData(self.request, metadata=self.metadata, timeout=10)
+                self.probe_ok_ms.append((time.perf_counter() - started) * 1000)
+                self.probe_codes["OK"] += 1
+            except grpc.RpcError as error:
+                code = error.code()
+                self.probe_codes[code.name] += 1
+                status = rpc_status.from_call(error)  # type: ignore[arg-type]
+                for detail in status.details if status else []:
+                    info = error_details_pb2.RetryInfo()
+                    if detail.Unpack(info):
+                        self.refusals_with_retry_info += 1
+                        self.retry_delays_ms.append(info.retry_delay.ToMilliseconds())
+            time.sleep(0.02)
+
+    def __enter__(self) -> _Watch:
+        self._threads = [threading.Thread(target=fn, daemon=True) for fn in (self._sample, self._probe)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+def _p99(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2)
+
+
+def _step(address: str, body: bytes, md: Any, rate: int, seconds: float, reply_bytes: int) -> dict[str, Any]:
+    per_client = max(1, round(rate / CLIENTS))
+    result = h2load.run_grpc(
+        address,
+        METHOD,
+        body,
+        metadata=md,
+        clients=CLIENTS,
+        streams_per_client=STREAMS,
+        duration=seconds,
+        warmup=1.0,
+        rps_per_client=per_client,
+    )
+    offered = per_client * CLIENTS
+    all_ok = result.failed == 0 and result.ok_bytes(reply_bytes)
+    sustained = all_ok and result.rps >= 0.95 * offered and result.p99_ms < P99_BUDGET_MS
+    return {"offered_rps": offered, **result.figures(), "all_ok": all_ok, "sustained": sustained}
+
+
+def _overload(
+    served: Served,
+    stub: widget_pb2_grpc.WidgetServiceStub,
+    request: w.GetWidgetDataRequest,
+    md: Any,
+    rate: int,
+    seconds: float,
+) -> dict[str, Any]:
+    body = request.SerializeToString()
+    per_client = max(1, round(rate / OVERLOAD_CLIENTS))
+    rss_before = served.rss_bytes()
+    codes_before = _codes(served)
+    with _Watch(served, stub, request, md) as watch:
+        result = h2load.run_grpc(
+            served.address,
+            METHOD,
+            body,
+            metadata=md,
+            clients=OVERLOAD_CLIENTS,
+            streams_per_client=OVERLOAD_STREAMS,
+            duration=seconds,
+            warmup=1.0,
+            rps_per_client=per_client,
+        )
+    codes = _codes(served) - codes_before
+    total = sum(codes.values())
+    # Afterwards: the server answers promptly again (no backlog left behind).
+    time.sleep(1.0)
+    after_ms = []
+    for _ in range(20):
+        started = time.perf_counter()
+        stub.GetWidgetData(request, metadata=md, timeout=10)
+        after_ms.append((time.perf_counter() - started) * 1000)
+    refused = watch.probe_codes.get("RESOURCE_EXHAUSTED", 0)
+    return {
+        "offered_rps": per_client * OVERLOAD_CLIENTS,
+        "outstanding_max": OVERLOAD_CLIENTS * OVERLOAD_STREAMS,
+        "h2load": result.figures(),
+        "answered_rps": round(total / (seconds + 1.0)),
+        "codes": dict(codes),
+        "ok_share": round(codes.get("OK", 0) / max(total, 1), 3),
+        "resource_exhausted_share": round(codes.get("RESOURCE_EXHAUSTED", 0) / max(total, 1), 3),
+        "other_codes": {k: v for k, v in codes.items() if k not in ("OK", "RESOURCE_EXHAUSTED")},
+        "probe": {
+            "codes": dict(watch.probe_codes),
+            "ok_p50_ms": round(statistics.median(watch.probe_ok_ms), 2) if watch.probe_ok_ms else None,
+            "ok_p99_ms": _p99(watch.probe_ok_ms),
+            "refusals_with_retry_info": f"{watch.refusals_with_retry_info}/{refused}",
+            "retry_delay_ms_range": [min(watch.retry_delays_ms), max(watch.retry_delays_ms)]
+            if watch.retry_delays_ms
+            else None,
+        },
+        "rss_mb": {
+            "before": round(rss_before / 2**20, 1),
+            "peak": round(max(watch.rss, default=rss_before) / 2**20, 1),
+            "after": round(served.rss_bytes() / 2**20, 1),
+        },
+        "in_flight_peak": max(watch.in_flight, default=0.0),
+        "server_alive": served.process.poll() is None,
+        "after_p50_ms": round(statistics.median(after_ms), 2),
+    }
+
+
+def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
+    widget = _setup(bench, CACHED_SQL, [query_pb2.ParameterSpec(name="min_cost", type=query_pb2.PARAMETER_TYPE_INT)])
+    md = bench.metadata("editor")
+    request = w.GetWidgetDataRequest(widget_id=widget.id, parameter_values=_min_cost(0))
+    seconds = 15.0 if full else 5.0
+    body = request.SerializeToString()
+    with tessera_serve(bench.settings) as served:
+        channel = grpc.insecure_channel(served.address)
+        stub = widget_pb2_grpc.WidgetServiceStub(channel)
+        reply_bytes = stub.GetWidgetData(request, metadata=md).ByteSize()
+        closed = h2load.run_grpc(
+            served.address, METHOD, body, metadata=md, clients=CLIENTS, duration=seconds, warmup=1.0
+        ).check(reply_bytes)
+        fractions = (0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1) if full else (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+        steps = [_step(served.address, body, md, round(closed.rps * f), seconds, reply_bytes) for f in fractions]
+        channel.close()
+    sustained = [s for s in steps if s["sustained"]]
+    ceiling = max(sustained, key=lambda s: s["offered_rps"]) if sustained else None
+    overload: list[dict[str, Any]] = []
+    # Past the ceiling: with the default in-flight cap and a tight one (about what one process
+    # answers within the p99 budget).
+    configs = {
+        "default": {},
+        f"max_in_flight_{TIGHT_CAP}": {"TESSERA_MAX_IN_FLIGHT_RPCS": str(TIGHT_CAP)},
+    }
+    for label, env in configs.items():
+        with tessera_serve(bench.settings, extra_env=env) as served:
+            channel = grpc.insecure_channel(served.address)
+            stub = widget_pb2_grpc.WidgetServiceStub(channel)
+            stub.GetWidgetData(request, metadata=md)
+            for factor in (1.5, 3.0) if full else (3.0,):
+                figures = _overload(served, stub, request, md, round(closed.rps * factor), seconds)
+                overload.append({"shedding": label, "offered_x_closed_loop": factor, **figures})
+            channel.close()
+    return [
+        {
+            "workload": "load_ceiling.cached_reads",
+            "response_bytes": reply_bytes,
+            "p99_budget_ms": P99_BUDGET_MS,
+            "baseline": {
+                "what": "the same server closed-loop at 16 in flight (as fast as it answers)",
+                **closed.figures(),
+            },
+            "steps": steps,
+            "sustained_rps": ceiling["offered_rps"] if ceiling else 0,
+            "sustained_p99_ms": ceiling["p99_ms"] if ceiling else None,
+            "ratio_sustained_to_closed_loop": round(ceiling["offered_rps"] / closed.rps, 3) if ceiling else 0.0,
+        },
+        *({"workload": "load_ceiling.overload", **figures} for figures in overload),
+    ]
