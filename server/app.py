@@ -174,6 +174,7 @@ def build_app(settings: Settings) -> App:
         core.export_store,
         core.export_storage,
         core.widget_data,
+        core.queries,
         CeleryEnqueuer(celery, TASK_EXPORT, QUEUE_EXPORTS),
     )
     return App(
@@ -232,6 +233,7 @@ def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float]
         store=core.export_store,
         storage=core.export_storage,
         widget_data=core.widget_data,
+        queries=core.queries,
         printer=Printer(settings),  # launches Chromium on first use, then stays warm
         audit=core.audit,
     )
@@ -244,7 +246,9 @@ def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float]
             settings=settings,
             db=core.db,
             # The delivery renders its export itself, in this process: nothing to hand to a queue.
-            exports=ExportDomain(core.db, core.export_store, core.export_storage, core.widget_data, _rendered_here),
+            exports=ExportDomain(
+                core.db, core.export_store, core.export_storage, core.widget_data, core.queries, _rendered_here
+            ),
             export_run=exports,
             smtp=SmtpSender(settings),
             webhooks=WebhookSender(settings),
