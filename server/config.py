@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     # Upgrade the connection with STARTTLS before authenticating (required when a password is set
     # in production).
     smtp_starttls: bool = False
+    # PEM CA bundle the SMTP server's certificate is verified against under STARTTLS (a private
+    # CA); empty: the system's trust store. Verification is never turned off.
+    smtp_ca_file: Path | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     # Webhooks: attempts per recipient, the first backoff (doubled each time, with jitter), one
     # request's timeout, and the largest file sent inline (bigger ones send only its download path).
