@@ -38,6 +38,7 @@ from server.materialization.materializer import Materializer
 from server.materialization.service import MaterializationDomain
 from server.materialization.store import MaterializationStore
 from server.metrics import Metrics
+from server.notify.outcome import DeliveryObserver
 from server.notify.smtp import SmtpSender
 from server.notify.webhook import WebhookSender
 from server.queries.service import QueryDomain
@@ -224,8 +225,18 @@ class WorkerRuntime:
             await self.core.close()
 
 
-def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float], None] | None = None) -> WorkerRuntime:
-    """`on_warmed(outcome, seconds)` hears of every widget the materializer warms (for metrics)."""
+def build_worker_runtime(
+    settings: Settings,
+    *,
+    on_warmed: Callable[[str, float], None] | None = None,
+    on_delivered: DeliveryObserver | None = None,
+    on_evaluated: Callable[[str], None] | None = None,
+    on_transition: Callable[[str], None] | None = None,
+) -> WorkerRuntime:
+    """`on_warmed(outcome, seconds)` hears of every widget the materializer warms,
+    `on_delivered(channel, delivered, seconds)` of every recipient's delivery (reports and alerts),
+    `on_evaluated(outcome)` of every alert evaluation and `on_transition(state)` of every alert
+    state change (all for metrics)."""
     core = build_core(settings, Runtime.WORKER)
     exports = ExportDeps(
         settings=settings,
@@ -250,17 +261,19 @@ def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float]
                 core.db, core.export_store, core.export_storage, core.widget_data, core.queries, _rendered_here
             ),
             export_run=exports,
-            smtp=SmtpSender(settings),
-            webhooks=WebhookSender(settings),
+            smtp=SmtpSender(settings, on_delivered),
+            webhooks=WebhookSender(settings, on_delivered),
             audit=core.audit,
         ),
         alerts=AlertDeps(
             settings=settings,
             db=core.db,
             widget_data=core.widget_data,
-            smtp=SmtpSender(settings),
-            webhooks=WebhookSender(settings),
+            smtp=SmtpSender(settings, on_delivered),
+            webhooks=WebhookSender(settings, on_delivered),
             audit=core.audit,
+            on_evaluated=on_evaluated,
+            on_transition=on_transition,
         ),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -196,6 +197,10 @@ class Settings(BaseSettings):
     webhook_inline_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     # Plain-http webhooks to a loopback address (tests, development); never in production.
     webhook_allow_loopback_http: bool = True
+    # Internal networks webhooks may reach after all (server/notify/targets.py refuses private,
+    # loopback in production, link-local, multicast and reserved addresses): a JSON list of CIDRs,
+    # e.g. TESSERA_WEBHOOK_ALLOWED_NETWORKS='["10.20.0.0/16", "fd12:3456::/32"]'.
+    webhook_allowed_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
 
     # --- audit ---
     # Audit events the database will not take (refused rows, a full buffer, a shutdown with the

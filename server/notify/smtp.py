@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 import aiosmtplib
 
 from server.config import Settings
-from server.notify.outcome import Outcome, backoff
+from server.notify.outcome import DeliveryObserver, Outcome, backoff
 
 __all__ = ["Attachment", "Mail", "SmtpSender", "StartTlsUnavailable"]
 
@@ -66,8 +67,9 @@ def _temporary(error: Exception) -> bool:
 
 
 class SmtpSender:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observe: DeliveryObserver | None = None) -> None:
         self._settings = settings
+        self._observe = observe
         self._tls: ssl.SSLContext | None = None
         if settings.smtp_starttls:
             cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
@@ -98,6 +100,13 @@ class SmtpSender:
             await client.send_message(message)
 
     async def send(self, recipient: str, mail: Mail, *, attempts: int | None = None) -> Outcome:
+        started = time.perf_counter()
+        outcome = await self._deliver(recipient, mail, attempts)
+        if self._observe is not None:
+            self._observe("email", outcome.delivered, time.perf_counter() - started)
+        return outcome
+
+    async def _deliver(self, recipient: str, mail: Mail, attempts: int | None) -> Outcome:
         settings = self._settings
         target = f"mailto:{recipient}"
         if not settings.smtp_host:

@@ -24,6 +24,7 @@ from tests.harness.certs import Authority, make_authority
 from tests.harness.exports import ExportKit, stubs_for
 from tests.harness.receivers import smtp_receiver
 from tests.harness.server import start_in_thread
+from tests.harness.worker_metrics import worker_sample
 from tests.integration.test_jobs import jobs_settings, worker_env
 from tests.reports.helpers import phi_board, subscription
 from workers.testing import WorkerProcess
@@ -102,6 +103,7 @@ def test_the_delivery_history_records_a_missing_starttls(settings: Settings, mig
             TESSERA_SMTP_PORT=str(port),
             TESSERA_SMTP_STARTTLS="true",
             TESSERA_WEBHOOK_BACKOFF_SECONDS="0.05",
+            TESSERA_LOG_LEVEL="INFO",  # the metrics port is read from the log
         )
         handle = start_in_thread(own)
         worker = WorkerProcess(env, queues="exports,maintenance", concurrency=1).start()
@@ -117,6 +119,12 @@ def test_the_delivery_history_records_a_missing_starttls(settings: Settings, mig
                 )
                 delivery = reports.SendReportNow(r.SendReportNowRequest(id=made.id), metadata=owner)
                 done = _ended(reports, owner, made.id, delivery.id, worker)
+            failed = {"channel": "email", "outcome": "failed"}
+            assert worker_sample(worker, "tessera_notification_deliveries_total", **failed) == 1
+            assert (
+                worker_sample(worker, "tessera_notification_deliveries_total", channel="email", outcome="delivered")
+                == 0
+            )
         finally:
             worker.stop()
             handle.stop()
