@@ -339,7 +339,7 @@ class ExportDomain:
                 if not await _query_export_visible(conn, principal, row):
                     raise NotFound(JobResource.EXPORT.value, export_id)
             return row
-        return await visible_job_row(self._db, self.store, principal, JobResource.EXPORT, export_id)
+        return await visible_job_row(self._db, self.store, principal, JobResource.EXPORT, export_id, row)
 
     async def get(self, principal: Principal, export_id: str) -> export_pb2.ExportJob:
         return export_from_row(await self._visible_row(principal, export_id))
