@@ -6,6 +6,8 @@
   the worker is started for this benchmark, so the peak is the export's).
   Baseline, same run: `COPY (<the same query>) TO STDOUT WITH (FORMAT csv, HEADER)` read whole by
   psycopg. `ratio` = export seconds / COPY seconds.
+- `data_export.query_csv`: the same rows as a saved query's run (`CreateExportRequest.query`, no
+  dashboard), against the same COPY.
 
 A real server (in a thread), a real Celery worker (subprocess) and a broker prefix of its own.
 """
@@ -57,17 +59,20 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
                 "Bench data export",
                 ("Ledger", sql, w.GridPosition(x=0, y=0, width=12, height=4), {"table": w.TableConfig()}),
             )
-            exports, copies = [], []
-            size = 0
+            saved = kit.query(sql)
+            exports, query_exports, copies = [], [], []
+            size = query_size = 0
             for _ in range(rounds):
                 copies.append(_copy_seconds(bench.dsn, sql))
                 seconds, size = _export_seconds(kit, board.id, widgets[0].id)
                 exports.append(seconds)
+                seconds, query_size = _query_export_seconds(kit, saved.id)
+                query_exports.append(seconds)
             peak = _peak_rss_mib(worker)
     finally:
         worker.stop()
         server.stop()
-    export_s, copy_s = min(exports), min(copies)
+    export_s, copy_s, query_s = min(exports), min(copies), min(query_exports)
     return [
         {
             "name": "data_export.csv",
@@ -80,7 +85,18 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
             "ratio": round(export_s / copy_s, 2),
             "worker_peak_rss_mib": round(peak),
             "rounds": rounds,
-        }
+        },
+        {
+            "name": "data_export.query_csv",
+            "rows": ROWS,
+            "bytes": query_size,
+            "export_seconds": round(query_s, 2),
+            "export_rows_per_s": round(ROWS / query_s),
+            "copy_seconds": round(copy_s, 2),
+            "ratio": round(query_s / copy_s, 2),
+            "worker_peak_rss_mib": round(peak),
+            "rounds": rounds,
+        },
     ]
 
 
@@ -101,6 +117,18 @@ def _copy_seconds(dsn: str, sql: str) -> float:
 def _export_seconds(kit: ExportKit, dashboard_id: str, widget_id: str) -> tuple[float, int]:
     started = time.perf_counter()
     job = kit.create(dashboard_id, e.EXPORT_FORMAT_CSV, widget_id=widget_id)
+    done = kit.wait(job.id, timeout=900)
+    assert done.state == c.JOB_STATE_SUCCEEDED, done.error
+    meta, data = kit.download(job.id, chunk_size=1 << 20)
+    elapsed = time.perf_counter() - started
+    assert meta.row_count == ROWS and len(data) == meta.size_bytes
+    return elapsed, len(data)
+
+
+def _query_export_seconds(kit: ExportKit, query_id: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    request = e.CreateExportRequest(format=e.EXPORT_FORMAT_CSV, query=e.QueryExportSource(query_id=query_id))
+    job = kit.stubs.exports.CreateExport(request, metadata=kit.md, timeout=30)
     done = kit.wait(job.id, timeout=900)
     assert done.state == c.JOB_STATE_SUCCEEDED, done.error
     meta, data = kit.download(job.id, chunk_size=1 << 20)

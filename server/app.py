@@ -38,6 +38,7 @@ from server.materialization.materializer import Materializer
 from server.materialization.service import MaterializationDomain
 from server.materialization.store import MaterializationStore
 from server.metrics import Metrics
+from server.notify.outcome import DeliveryObserver
 from server.notify.smtp import SmtpSender
 from server.notify.webhook import WebhookSender
 from server.portability.service import PortabilityDomain
@@ -176,6 +177,7 @@ def build_app(settings: Settings) -> App:
         core.export_store,
         core.export_storage,
         core.widget_data,
+        core.queries,
         CeleryEnqueuer(celery, TASK_EXPORT, QUEUE_EXPORTS),
     )
     return App(
@@ -226,8 +228,18 @@ class WorkerRuntime:
             await self.core.close()
 
 
-def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float], None] | None = None) -> WorkerRuntime:
-    """`on_warmed(outcome, seconds)` hears of every widget the materializer warms (for metrics)."""
+def build_worker_runtime(
+    settings: Settings,
+    *,
+    on_warmed: Callable[[str, float], None] | None = None,
+    on_delivered: DeliveryObserver | None = None,
+    on_evaluated: Callable[[str], None] | None = None,
+    on_transition: Callable[[str], None] | None = None,
+) -> WorkerRuntime:
+    """`on_warmed(outcome, seconds)` hears of every widget the materializer warms,
+    `on_delivered(channel, delivered, seconds)` of every recipient's delivery (reports and alerts),
+    `on_evaluated(outcome)` of every alert evaluation and `on_transition(state)` of every alert
+    state change (all for metrics)."""
     core = build_core(settings, Runtime.WORKER)
     exports = ExportDeps(
         settings=settings,
@@ -235,6 +247,7 @@ def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float]
         store=core.export_store,
         storage=core.export_storage,
         widget_data=core.widget_data,
+        queries=core.queries,
         printer=Printer(settings),  # launches Chromium on first use, then stays warm
         audit=core.audit,
     )
@@ -247,19 +260,23 @@ def build_worker_runtime(settings: Settings, *, on_warmed: Callable[[str, float]
             settings=settings,
             db=core.db,
             # The delivery renders its export itself, in this process: nothing to hand to a queue.
-            exports=ExportDomain(core.db, core.export_store, core.export_storage, core.widget_data, _rendered_here),
+            exports=ExportDomain(
+                core.db, core.export_store, core.export_storage, core.widget_data, core.queries, _rendered_here
+            ),
             export_run=exports,
-            smtp=SmtpSender(settings),
-            webhooks=WebhookSender(settings),
+            smtp=SmtpSender(settings, on_delivered),
+            webhooks=WebhookSender(settings, on_delivered),
             audit=core.audit,
         ),
         alerts=AlertDeps(
             settings=settings,
             db=core.db,
             widget_data=core.widget_data,
-            smtp=SmtpSender(settings),
-            webhooks=WebhookSender(settings),
+            smtp=SmtpSender(settings, on_delivered),
+            webhooks=WebhookSender(settings, on_delivered),
             audit=core.audit,
+            on_evaluated=on_evaluated,
+            on_transition=on_transition,
         ),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -190,6 +191,9 @@ class Settings(BaseSettings):
     # Upgrade the connection with STARTTLS before authenticating (required when a password is set
     # in production).
     smtp_starttls: bool = False
+    # PEM CA bundle the SMTP server's certificate is verified against under STARTTLS (a private
+    # CA); empty: the system's trust store. Verification is never turned off.
+    smtp_ca_file: Path | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     # Webhooks: attempts per recipient, the first backoff (doubled each time, with jitter), one
     # request's timeout, and the largest file sent inline (bigger ones send only its download path).
@@ -199,6 +203,10 @@ class Settings(BaseSettings):
     webhook_inline_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     # Plain-http webhooks to a loopback address (tests, development); never in production.
     webhook_allow_loopback_http: bool = True
+    # Internal networks webhooks may reach after all (server/notify/targets.py refuses private,
+    # loopback in production, link-local, multicast and reserved addresses): a JSON list of CIDRs,
+    # e.g. TESSERA_WEBHOOK_ALLOWED_NETWORKS='["10.20.0.0/16", "fd12:3456::/32"]'.
+    webhook_allowed_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
 
     # --- audit ---
     # Audit events the database will not take (refused rows, a full buffer, a shutdown with the

@@ -11,7 +11,9 @@ counting. The directory is removed when the worker shuts down.
 Queue depth is not a process's value but the broker's: its collector (server/broker/queue_metrics.py)
 asks the broker at scrape time.
 
-`observe_export(format, outcome, seconds)` is what the export task calls once per export.
+`observe_export(format, outcome, seconds)` is what the export task calls once per export;
+`observe_delivery`, `observe_alert_evaluation` and `observe_alert_transition` are handed to the
+report and alert domains by the composition root (server/app.py: build_worker_runtime).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from server.metrics import Exporter, serve_registry
 __all__ = [
     "EXPORT_OUTCOMES",
     "WorkerMetricsEndpoint",
+    "observe_alert_evaluation",
+    "observe_alert_transition",
+    "observe_delivery",
     "observe_export",
     "observe_widget_refresh",
     "task_finished",
@@ -77,6 +82,33 @@ EXPORT_DURATION = Histogram(
     registry=REGISTRY,
 )
 
+DELIVERIES = Counter(
+    "tessera_notification_deliveries",
+    "Report and alert deliveries to one recipient, by channel (email, webhook) and outcome (delivered, failed).",
+    ("channel", "outcome"),
+    registry=REGISTRY,
+)
+DELIVERY_DURATION = Histogram(
+    "tessera_notification_delivery_duration_seconds",
+    "One recipient's delivery over all its attempts (backoff included), by channel and outcome.",
+    ("channel", "outcome"),
+    buckets=TASK_BUCKETS,
+    registry=REGISTRY,
+)
+ALERT_EVALUATIONS = Counter(
+    "tessera_alert_evaluations",
+    "Alert rule evaluations by outcome: ok (the condition does not hold), holds, error (the read or"
+    " reduction failed), superseded (the rule changed under the evaluation).",
+    ("outcome",),
+    registry=REGISTRY,
+)
+ALERT_TRANSITIONS = Counter(
+    "tessera_alert_transitions",
+    "Alert state changes by the state moved to (ok, pending, firing, resolved, error).",
+    ("state",),
+    registry=REGISTRY,
+)
+
 # task id -> perf_counter at start; a prefork child runs one task at a time, threads several.
 _started: dict[str, float] = {}
 
@@ -110,6 +142,21 @@ def observe_export(format: str, outcome: str, seconds: float) -> None:
 def observe_widget_refresh(outcome: str, seconds: float) -> None:
     """The materializer warmed one widget (`outcome` ok or error) in `seconds`."""
     WIDGET_REFRESH.labels(outcome).observe(seconds)
+
+
+def observe_delivery(channel: str, delivered: bool, seconds: float) -> None:
+    """One recipient's delivery (`channel` email or webhook) took `seconds` over all attempts."""
+    outcome = "delivered" if delivered else "failed"
+    DELIVERIES.labels(channel, outcome).inc()
+    DELIVERY_DURATION.labels(channel, outcome).observe(seconds)
+
+
+def observe_alert_evaluation(outcome: str) -> None:
+    ALERT_EVALUATIONS.labels(outcome).inc()
+
+
+def observe_alert_transition(state: str) -> None:
+    ALERT_TRANSITIONS.labels(state).inc()
 
 
 def multiprocess_enabled() -> bool:

@@ -38,7 +38,13 @@ def run(work: Callable[[WorkerRuntime], Awaitable[T]]) -> T:
     loop = _loop()
     runtime: WorkerRuntime | None = getattr(_local, "runtime", None)
     if runtime is None:
-        runtime = build_worker_runtime(settings, on_warmed=metrics.observe_widget_refresh)
+        runtime = build_worker_runtime(
+            settings,
+            on_warmed=metrics.observe_widget_refresh,
+            on_delivered=metrics.observe_delivery,
+            on_evaluated=metrics.observe_alert_evaluation,
+            on_transition=metrics.observe_alert_transition,
+        )
         _local.runtime = runtime
 
     async def call() -> T:

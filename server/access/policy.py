@@ -202,13 +202,29 @@ def require_job(principal: Principal, job: JobFacts, dashboard: Access) -> None:
 
 
 def visible_exports(principal: Principal) -> ColumnElement[bool]:
-    """The SQL twin of `job_visible` for exports, for lists."""
+    """The SQL twin of `job_visible` (and of `query_export_visible`) for exports, for lists."""
     readable = select(dashboards.c.id).where(visible_dashboards(principal))
+    source: ColumnElement[bool] = export_jobs.c.dashboard_id.in_(readable)
+    if not principal.is_link and principal.role >= Role.EDITOR:
+        runnable = select(widget_queries.c.id).where(widget_queries.c.facility_id.in_(sorted(principal.facilities)))
+        source = or_(source, export_jobs.c.query_id.in_(runnable))
     return and_(
         export_jobs.c.requested_by == principal.subject,
         export_jobs.c.facility_id.in_(sorted(principal.facilities)),
-        export_jobs.c.dashboard_id.in_(readable),
+        source,
     )
+
+
+def query_export_visible(principal: Principal, job: JobFacts, query: QueryFacts | None) -> bool:
+    """Whether the caller may see an export of a saved query's run: its requester alone, and only
+    while they may still run the query (RunQuery's rule; `query` None when it is gone)."""
+    if query is None or not job_may_be_visible(principal, job):
+        return False
+    try:
+        require_query(principal, query, write=False)
+    except (NotFound, PermissionDenied):
+        return False
+    return True
 
 
 def require_export_file(principal: Principal, phi_unmasked: bool) -> None:
@@ -319,6 +335,7 @@ __all__ = [
     "import_facility",
     "job_may_be_visible",
     "job_visible",
+    "query_export_visible",
     "require_audit_reader",
     "require_dashboard",
     "require_document_export",

@@ -14,7 +14,9 @@ def rule_etag(row: Any) -> str:
     return etag(row.id, row.edit_revision)
 
 
-def rule_from_row(row: Any, *, with_secret: bool = False) -> alert_pb2.AlertRule:
+def rule_from_row(row: Any) -> alert_pb2.AlertRule:
+    """The rule as callers see it: never its webhook secret (sealed at rest; the create answer
+    alone carries it)."""
     out = alert_pb2.AlertRule(
         id=str(row.id),
         widget_id=str(row.widget_id),
@@ -38,8 +40,6 @@ def rule_from_row(row: Any, *, with_secret: bool = False) -> alert_pb2.AlertRule
     out.interval.FromSeconds(row.interval_seconds)
     for name, value in (row.filter_values or {}).items():
         out.filter_values[name].CopyFrom(from_json(value, common_pb2.ParameterValue()))
-    if with_secret:
-        out.webhook_secret = row.webhook_secret
     for field, value in (
         ("state_time", row.state_at),
         ("last_evaluation_time", row.last_evaluated_at),

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from server.config import Settings
 from server.db.engine import Database
 from server.db.schema import alert_events, alert_rules
 from server.exports.principals import principal_from_json
+from server.exports.sealed import opened_secret
 from server.notify.outcome import Outcome
 from server.notify.smtp import Mail, SmtpSender
 from server.notify.webhook import WebhookSender
@@ -62,6 +64,18 @@ class AlertDeps:
     smtp: SmtpSender
     webhooks: WebhookSender
     audit: AuditLog
+    # Metrics (the worker's, through the composition root): every evaluation's outcome (ok,
+    # holds, error, superseded), and the state every change moves a rule to (pending, firing, ...).
+    on_evaluated: Callable[[str], None] | None = None
+    on_transition: Callable[[str], None] | None = None
+
+    def evaluated(self, outcome: str) -> None:
+        if self.on_evaluated is not None:
+            self.on_evaluated(outcome)
+
+    def moved(self, state: int) -> None:
+        if self.on_transition is not None:
+            self.on_transition(a.AlertState.Name(state).removeprefix("ALERT_STATE_").lower())
 
 
 async def claim_due_rules(db: Database, now: datetime, batch: int) -> list[str]:
@@ -111,6 +125,7 @@ async def evaluate_rule(deps: AlertDeps, rule_id: str, now: datetime) -> int | N
         ).first()
         if won is None:
             log.info("alerts: rule %s changed under this evaluation; the other one counts", rule_id)
+            deps.evaluated("superseded")
             return None
         if state != row.state:
             await conn.execute(
@@ -126,6 +141,9 @@ async def evaluate_rule(deps: AlertDeps, rule_id: str, now: datetime) -> int | N
                     notified_at=func.now() if silenced and state in NOTIFIED else None,
                 )
             )
+    deps.evaluated("error" if condition is None else "holds" if condition else "ok")
+    if state != row.state:
+        deps.moved(state)
     await _notify_pending(deps, row)
     return state
 
@@ -215,8 +233,12 @@ async def _send(deps: AlertDeps, rule: Any, event: Any) -> None:
     outcomes: list[Outcome] = []
     for email in rule.emails:
         outcomes.append(await deps.smtp.send(email, mail))
+    secret, broken = opened_secret(deps.settings, rule.webhook_secret) if rule.webhooks else ("", "")
     for url in rule.webhooks:
-        outcomes.append(await deps.webhooks.send(url, body, rule.webhook_secret, f"{rule.id}:{event.revision}"))
+        if broken:
+            outcomes.append(Outcome(url, False, 0, broken))
+            continue
+        outcomes.append(await deps.webhooks.send(url, body, secret, f"{rule.id}:{event.revision}"))
     sent = all(o.delivered for o in outcomes)
     deps.audit.record(
         AuditEvent(

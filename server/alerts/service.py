@@ -35,7 +35,10 @@ from server.config import Settings
 from server.db.engine import Database
 from server.db.schema import alert_events, alert_rules, widgets
 from server.errors import Aborted, FieldViolation, InvalidArgument, NotFound
+from server.exports.crypto import export_keys
 from server.exports.principals import principal_from_json, principal_to_json
+from server.exports.sealed import seal
+from server.notify.targets import saved_target_problem
 from server.notify.webhook import check_url
 from server.protojson import to_json
 from server.widgetdata.service import WidgetDataDomain
@@ -68,7 +71,7 @@ class AlertDomain:
 
     # --- validation -----------------------------------------------------------------------------
 
-    def _problems(self, rule: alert_pb2.AlertRule) -> list[FieldViolation]:
+    async def _problems(self, rule: alert_pb2.AlertRule) -> list[FieldViolation]:
         problems: list[FieldViolation] = []
         if not rule.column.strip():
             problems.append(FieldViolation(f"{PREFIX}column", "a column of the widget's data is required", "REQUIRED"))
@@ -90,6 +93,8 @@ class AlertDomain:
             )
         for i, url in enumerate(rule.recipients.webhooks):
             why = check_url(url, self._settings)
+            if why is None:
+                why = await saved_target_problem(url, self._settings)
             if why is not None:
                 problems.append(FieldViolation(f"{PREFIX}recipients.webhooks[{i}]", why, "WEBHOOK_URL_REFUSED"))
         return problems
@@ -97,7 +102,7 @@ class AlertDomain:
     async def _check(self, caller: Principal, owner: Principal, rule: alert_pb2.AlertRule) -> Any:
         """Everything an evaluation would trip on at once; returns the widget's row."""
         require_subscriber(caller)
-        problems = self._problems(rule)
+        problems = await self._problems(rule)
         if problems:
             raise InvalidArgument(f"{problems[0].field}: {problems[0].description}", violations=problems)
         require_recipients(caller, list(rule.recipients.emails), list(rule.recipients.webhooks))
@@ -136,6 +141,7 @@ class AlertDomain:
         widget = await self._check(principal, principal, rule)
 
         async def insert(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, alert_pb2.AlertRule]:
+            secret = secrets.token_urlsafe(32)
             row = (
                 await conn.execute(
                     alert_rules.insert()
@@ -145,13 +151,15 @@ class AlertDomain:
                         facility_id=widget.facility_id,
                         owner_id=principal.subject,
                         owner=principal_to_json(principal),
-                        webhook_secret=secrets.token_urlsafe(32),
+                        webhook_secret=seal(export_keys(self._settings), secret),
                         **_values(rule),
                     )
                     .returning(alert_rules)
                 )
             ).one()
-            return row.id, rule_from_row(row, with_secret=True)
+            made = rule_from_row(row)
+            made.webhook_secret = secret  # shown once, here
+            return row.id, made
 
         async def existing(rule_id: uuid.UUID) -> alert_pb2.AlertRule:
             return rule_from_row(await self._visible(principal, str(rule_id)))
@@ -272,7 +280,7 @@ class AlertDomain:
         except ValueError:
             raise InvalidArgument.field(f"{PREFIX}widget_id", "a widget UUID is required", "REQUIRED") from None
         require_subscriber(principal)
-        problems = [p for p in self._problems(rule) if not p.field.startswith(f"{PREFIX}recipients")]
+        problems = [p for p in await self._problems(rule) if not p.field.startswith(f"{PREFIX}recipients")]
         if problems:
             raise InvalidArgument(f"{problems[0].field}: {problems[0].description}", violations=problems)
         await self._check_data(principal, rule)  # access and filters raise as GetWidgetData would

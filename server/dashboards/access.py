@@ -98,10 +98,17 @@ def job_facts(resource: JobResource, row: Any) -> JobFacts:
 
 
 async def visible_job_row(
-    db: Database, store: RevisionStore[Any, Any], principal: Principal, resource: JobResource, job_id: str
+    db: Database,
+    store: RevisionStore[Any, Any],
+    principal: Principal,
+    resource: JobResource,
+    job_id: str,
+    row: Any = None,
 ) -> Any:
-    """A job's row if the policy lets the caller see it, else NOT_FOUND (never revealing it)."""
-    row = await store.row(job_id)
+    """A job's row if the policy lets the caller see it, else NOT_FOUND (never revealing it);
+    `row`, when the caller already read it."""
+    if row is None:
+        row = await store.row(job_id)
     if row is None:
         raise NotFound(resource.value, job_id)
     job = job_facts(resource, row)

@@ -247,7 +247,8 @@ export_jobs = Table(
     "export_jobs",
     metadata,
     _uuid_pk(),
-    Column("dashboard_id", UUID(as_uuid=True), ForeignKey("dashboards.id", ondelete="CASCADE"), nullable=False),
+    # NULL for a CSV/XLSX of a saved query's run (then query_id is set: exactly one of the two).
+    Column("dashboard_id", UUID(as_uuid=True), ForeignKey("dashboards.id", ondelete="CASCADE")),
     Column("facility_id", Text, nullable=False),
     Column("requested_by", Text, nullable=False),
     Column("dashboard_version", BigInteger, nullable=False),
@@ -273,6 +274,11 @@ export_jobs = Table(
     Column("ended_at", DateTime(timezone=True)),
     # CSV and XLSX: the widget whose data the file holds (it may live only in a version's snapshot).
     Column("widget_id", UUID(as_uuid=True)),
+    # CSV and XLSX of a saved query's run: the query, the version run and the parameter values.
+    Column("query_id", UUID(as_uuid=True)),
+    Column("query_version", BigInteger),
+    Column("parameter_values", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    CheckConstraint("(dashboard_id IS NULL) <> (query_id IS NULL)", name="ck_export_jobs_dashboard_or_query"),
     Index("ix_export_jobs_dashboard", "dashboard_id", text("created_at DESC"), "id"),
     Index("ix_export_jobs_requester", "requested_by", text("created_at DESC"), "id"),
     Index("ix_export_jobs_expire", "expire_at", postgresql_where=text("storage_url IS NOT NULL")),

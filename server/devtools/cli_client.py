@@ -10,6 +10,7 @@
     tessera materialize DASHBOARD_ID [--filter NAME=VALUE]... [--version N] [--no-wait]
     tessera export DASHBOARD_ID [--format pdf|png|csv|xlsx] [--widget WIDGET_ID] [--paper a4]
                    [--orientation landscape] [--out PATH] ...
+    tessera export --query QUERY_ID --format csv|xlsx [--param NAME=VALUE]... [--query-version N]
 
 Every command takes --address (TESSERA_ADDRESS, default 127.0.0.1:50051) and --token
 (TESSERA_TOKEN; `tessera token` mints one in development) or --link-token (TESSERA_LINK_TOKEN),
@@ -602,7 +603,7 @@ def _margins(text: str | None) -> e.Margins | None:
 
 @_reports_errors
 def export(
-    dashboard_id: Annotated[str, typer.Argument(help="Dashboard UUID.")],
+    dashboard_id: Annotated[str, typer.Argument(help="Dashboard UUID (none with --query).")] = "",
     address: Address = DEFAULT_ADDRESS,
     token: Token = None,
     link_token: LinkToken = None,
@@ -627,9 +628,22 @@ def export(
         Path, typer.Option("--out", help="File to write, or a directory for the server's file name.")
     ] = Path("."),
     widget: Annotated[str, typer.Option("--widget", help="CSV/XLSX: the widget whose data to export.")] = "",
+    query: Annotated[
+        str, typer.Option("--query", help="CSV/XLSX: a saved query whose run to export (no dashboard).")
+    ] = "",
+    query_version: Annotated[int, typer.Option(help="With --query: the version to run (0: latest).")] = 0,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="With --query: parameter NAME=VALUE; repeatable.", show_default=False),
+    ] = None,
 ) -> None:
-    """Export a dashboard to PDF or PNG, or a widget's data to CSV or XLSX, and download it, with
-    live progress and a verified sha256."""
+    """Export a dashboard to PDF or PNG, or a widget's data or a saved query's run to CSV or XLSX,
+    and download it, with live progress and a verified sha256."""
+    if bool(query) == bool(dashboard_id):
+        raise typer.BadParameter("give a DASHBOARD_ID or --query QUERY_ID (not both)", param_hint="DASHBOARD_ID")
+    if query and format_ not in (Format.csv, Format.xlsx):
+        raise typer.BadParameter("a saved query's run exports as csv or xlsx", param_hint="--format")
+    parameters = _pairs(param, "--param")
     options = e.ExportOptions(
         paper_size=PAPERS[paper],
         orientation=ORIENTATIONS[orientation],
@@ -656,17 +670,28 @@ def export(
                 download_task.append(progress.add_task("downloading", total=total, detail=""))
             progress.update(download_task[0], completed=done)
 
-        result = client.exports.export(
-            dashboard_id,
-            out,
-            format=FORMATS[format_],
-            options=options,
-            dashboard_version=version,
-            filters=filters,
-            on_progress=show,
-            on_bytes=received,
-            widget_id=widget,
-        )
+        if query:
+            result = client.exports.export_query(
+                query,
+                out,
+                format=FORMATS[format_],
+                parameters=parameters,
+                query_version=query_version,
+                on_progress=show,
+                on_bytes=received,
+            )
+        else:
+            result = client.exports.export(
+                dashboard_id,
+                out,
+                format=FORMATS[format_],
+                options=options,
+                dashboard_version=version,
+                filters=filters,
+                on_progress=show,
+                on_bytes=received,
+                widget_id=widget,
+            )
     file = result.file
     if file.content_type == "application/pdf":
         pages = f"{file.page_count} page(s)"

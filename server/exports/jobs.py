@@ -22,7 +22,7 @@ __all__ = ["EXPORT", "ExportStore", "export_from_row", "failed"]
 def export_from_row(row: Any) -> export_pb2.ExportJob:
     job = export_pb2.ExportJob(
         id=str(row.id),
-        dashboard_id=str(row.dashboard_id),
+        dashboard_id=str(row.dashboard_id) if row.dashboard_id else "",
         dashboard_version=row.dashboard_version,
         format=row.format,
         options=from_json(row.options, export_pb2.ExportOptions()),
@@ -35,6 +35,11 @@ def export_from_row(row: Any) -> export_pb2.ExportJob:
     )
     for name, value in (row.filter_values or {}).items():
         job.filter_values[name].CopyFrom(from_json(value, common_pb2.ParameterValue()))
+    if row.query_id:
+        job.query.query_id = str(row.query_id)
+        job.query.query_version = row.query_version or 0
+        for name, value in (row.parameter_values or {}).items():
+            job.query.parameter_values[name].CopyFrom(from_json(value, common_pb2.ParameterValue()))
     if row.file:
         job.file.CopyFrom(from_json(row.file, export_pb2.ExportFile()))
     if row.error:

@@ -20,13 +20,13 @@ import re
 import tempfile
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
+from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, query_pb2, widget_pb2
 from server.access.policy import Access
 from server.audit import facts
 from server.audit.log import SUCCESS, AuditEvent, AuditLog
@@ -47,6 +47,7 @@ from server.jobs.sweep import exclusive
 from server.materialization.runner import TRANSIENT_ERRORS
 from server.protojson import from_json
 from server.queries.masking import unmasked_phi_columns
+from server.queries.service import QueryDomain
 from server.widgetdata.service import WidgetDataDomain
 
 __all__ = ["ExportDeps", "run_export"]
@@ -78,6 +79,7 @@ class ExportDeps:
     store: ExportStore
     storage: ExportStorage
     widget_data: WidgetDataDomain
+    queries: QueryDomain
     printer: Printer
     audit: AuditLog
 
@@ -105,6 +107,8 @@ async def _export(deps: ExportDeps, job_id: str, *, final_attempt: bool) -> expo
     url = deps.storage.url_for(row.facility_id, job_id, content_type)
     started = time.monotonic()
     try:
+        if row.query_id:
+            return await _run_query_data(deps, row, url, content_type)
         if row.format in DATA_FORMATS:
             return await _run_data(deps, row, url, content_type)
         return await _run(deps, row, url, content_type)
@@ -116,9 +120,10 @@ async def _export(deps: ExportDeps, job_id: str, *, final_attempt: bool) -> expo
         await deps.storage.adelete(url)
         return await _fail(deps, job_id, "RENDER_FAILED", str(exc))
     except (NotFound, PermissionDenied) as exc:
-        # The requester lost access to the dashboard since they asked.
+        # The requester lost access to the dashboard (or the query) since they asked.
         await deps.storage.adelete(url)
-        return await _fail(deps, job_id, "ACCESS_REVOKED", f"the dashboard can no longer be read: {exc}")
+        what = "query can no longer be run" if row.query_id else "dashboard can no longer be read"
+        return await _fail(deps, job_id, "ACCESS_REVOKED", f"the {what}: {exc}")
     except TRANSIENT_ERRORS as exc:
         if not final_attempt:
             raise
@@ -214,14 +219,14 @@ async def _run_data(deps: ExportDeps, row: Any, url: str, content_type: str) -> 
     request = widget_pb2.GetWidgetDataRequest(
         widget_id=str(row.widget_id), dashboard_version=row.dashboard_version, filter_values=filters
     )
-    name = "CSV" if row.format == export_pb2.EXPORT_FORMAT_CSV else "XLSX"
-    await _step(deps, job_id, _start_writing(name))
-    with tempfile.TemporaryDirectory(prefix="tessera-data-", dir=settings.data_export_temp_dir or None) as scratch:
-        path = Path(scratch) / f"export.{name.lower()}"
-        written = await _write_table(deps, job_id, principal, request, row.format, path, Path(scratch))
-        await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_STORING, f"storing {written.rows:,} rows"))
-        size = path.stat().st_size
-        digest = await deps.storage.awrite_path(url, path)
+    frames = deps.widget_data.stream(
+        principal,
+        request,
+        row_limit=settings.data_export_row_limit,
+        timeout_seconds=settings.data_export_timeout_seconds,
+        batch_rows=settings.data_export_batch_rows,
+    )
+    name, written, size, digest = await _write_and_store(deps, row, url, frames)
     expire = datetime.now(UTC) + timedelta(seconds=settings.export_retention_seconds)
     snapshot = await _readable_snapshot(deps.db, principal, str(row.dashboard_id), row.dashboard_version)
     widget = next((w for w in snapshot.widgets if w.id.lower() == str(row.widget_id)), None)
@@ -267,6 +272,90 @@ async def _run_data(deps: ExportDeps, row: Any, url: str, content_type: str) -> 
     return done
 
 
+async def _write_and_store(
+    deps: ExportDeps, row: Any, url: str, frames: AsyncGenerator[tuple[query_pb2.Query, common_pb2.DataFrame]]
+) -> tuple[str, _Written, int, str]:
+    """Streams the frames into a local file a batch at a time, then encrypts it into storage:
+    the format's name, what was written, the file's size and its sha256."""
+    job_id = str(row.id)
+    name = "CSV" if row.format == export_pb2.EXPORT_FORMAT_CSV else "XLSX"
+    await _step(deps, job_id, _start_writing(name))
+    with tempfile.TemporaryDirectory(prefix="tessera-data-", dir=deps.settings.data_export_temp_dir or None) as scratch:
+        path = Path(scratch) / f"export.{name.lower()}"
+        written = await _write_table(deps, job_id, frames, row.format, path, Path(scratch))
+        await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_STORING, f"storing {written.rows:,} rows"))
+        size = path.stat().st_size
+        digest = await deps.storage.awrite_path(url, path)
+    return name, written, size, digest
+
+
+async def _run_query_data(deps: ExportDeps, row: Any, url: str, content_type: str) -> export_pb2.ExportJob:
+    """A CSV or XLSX of a saved query's run, as the requester (RunQuery's access rule checked
+    again, masking for them), streamed as `_run_data` streams a widget's rows."""
+    job_id = str(row.id)
+    principal = principal_from_json(row.principal)
+    values = {
+        name: from_json(value, common_pb2.ParameterValue()) for name, value in (row.parameter_values or {}).items()
+    }
+    settings = deps.settings
+    query = await deps.queries.runnable(principal, str(row.query_id), row.query_version or 0)
+
+    async def frames() -> AsyncGenerator[tuple[query_pb2.Query, common_pb2.DataFrame]]:
+        stream = deps.queries.stream(
+            principal,
+            query,
+            values,
+            row_limit=settings.data_export_row_limit,
+            timeout_seconds=settings.data_export_timeout_seconds,
+            batch_rows=settings.data_export_batch_rows,
+        )
+        try:
+            async for frame in stream:
+                yield query, frame
+        finally:
+            await stream.aclose()
+
+    name, written, size, digest = await _write_and_store(deps, row, url, frames())
+    expire = datetime.now(UTC) + timedelta(seconds=settings.export_retention_seconds)
+    exported = export_pb2.ExportFile(
+        content_type=content_type,
+        size_bytes=size,
+        sha256=digest,
+        filename=_filename(query.name or "query", query.version, job_id, content_type),
+        row_count=written.rows,
+    )
+    exported.expire_time.FromDatetime(expire)
+    stored = {"storage_url": url, "phi_unmasked": bool(written.phi_columns)}
+    done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: stored)
+    if done is None:
+        raise Cancelled
+    deps.audit.record(
+        AuditEvent(
+            actor=principal.subject,
+            method=DATA_AUDIT_METHOD,
+            outcome=SUCCESS,
+            facility_id=row.facility_id,
+            resource_type="export",
+            resource_id=job_id,
+            resource_version=query.version,
+            row_count=written.rows,
+            phi_unmasked=bool(written.phi_columns),
+            correlation_id=row.correlation_id,
+            details={
+                "query_id": query.id,
+                "query_version": query.version,
+                "format": name,
+                "size_bytes": size,
+                "sha256": digest,
+                "truncated": written.truncated,
+                "phi_columns": list(written.phi_columns),
+            },
+        )
+    )
+    await deps.audit.flush()
+    return done
+
+
 @dataclass
 class _Written:
     rows: int = 0
@@ -279,25 +368,16 @@ class _Written:
 async def _write_table(
     deps: ExportDeps,
     job_id: str,
-    principal: Principal,
-    request: widget_pb2.GetWidgetDataRequest,
+    frames: AsyncGenerator[tuple[query_pb2.Query, common_pb2.DataFrame]],
     export_format: int,
     path: Path,
     scratch: Path,
 ) -> _Written:
-    settings = deps.settings
     writer: TableWriter = (
         CsvTableWriter(path) if export_format == export_pb2.EXPORT_FORMAT_CSV else XlsxTableWriter(path, scratch)
     )
     written = _Written()
     reported = 0
-    frames = deps.widget_data.stream(
-        principal,
-        request,
-        row_limit=settings.data_export_row_limit,
-        timeout_seconds=settings.data_export_timeout_seconds,
-        batch_rows=settings.data_export_batch_rows,
-    )
     try:
         async for query, frame in frames:
             if not written.query_id:

@@ -24,15 +24,23 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, widget_pb2
+from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, query_pb2, widget_pb2
 from server import idempotency, pagination
-from server.access.policy import Access, JobResource, job_visible, require_export_file, visible_exports
+from server.access.policy import (
+    Access,
+    JobResource,
+    QueryFacts,
+    job_visible,
+    query_export_visible,
+    require_export_file,
+    visible_exports,
+)
 from server.auth.principal import Principal
 from server.broker.enqueue import Enqueue
 from server.dashboards.access import job_facts, load_dashboard, readable_access, visible_job_row
 from server.dashboards.versions import load_snapshot
 from server.db.engine import Database
-from server.db.schema import export_jobs
+from server.db.schema import export_jobs, widget_queries
 from server.errors import (
     DataLoss,
     FailedPrecondition,
@@ -48,6 +56,8 @@ from server.exports.principals import principal_to_json
 from server.exports.storage import ExportStorage
 from server.jobs.revisions import TERMINAL
 from server.protojson import to_json
+from server.queries.parameters import bind
+from server.queries.service import QueryDomain
 from server.widgetdata.service import WidgetDataDomain
 
 __all__ = ["ExportDomain"]
@@ -75,11 +85,14 @@ DATA_FORMATS = frozenset({export_pb2.EXPORT_FORMAT_CSV, export_pb2.EXPORT_FORMAT
 class _Plan:
     """A validated create: what the row will hold."""
 
-    board: Any
+    dashboard_id: uuid.UUID | None
+    facility_id: str
     version: int
     options: export_pb2.ExportOptions
     widget_count: int
     widget_id: uuid.UUID | None = None
+    # A CSV/XLSX of a saved query's run: the version that will run.
+    query: query_pb2.Query | None = None
 
 
 class ExportDomain:
@@ -89,12 +102,14 @@ class ExportDomain:
         store: ExportStore,
         storage: ExportStorage,
         widget_data: WidgetDataDomain,
+        queries: QueryDomain,
         enqueue: Enqueue,
     ) -> None:
         self._db = db
         self.store = store
         self._storage = storage
         self._widget_data = widget_data
+        self._queries = queries
         self._enqueue = enqueue
 
     # --- create ---------------------------------------------------------------------------------
@@ -147,7 +162,7 @@ class ExportDomain:
         """Validates an export exactly as CreateExport would, creating nothing (what a report
         subscription is checked with); returns the dashboard's facility."""
         plan = await self._plan(principal, request, prefix)
-        return str(plan.board.facility_id)
+        return plan.facility_id
 
     async def _queue(self, job: export_pb2.ExportJob) -> None:
         fail = failed("BROKER_UNAVAILABLE", "the export could not be queued; retry")
@@ -155,6 +170,12 @@ class ExportDomain:
 
     async def _plan(self, principal: Principal, request: export_pb2.CreateExportRequest, prefix: str) -> _Plan:
         options = normalized(request.options)
+        if request.HasField("query"):
+            return await self._plan_query(principal, request, options, prefix)
+        if not request.dashboard_id:
+            raise InvalidArgument.field(
+                f"{prefix}dashboard_id", "required (or `query`, for a CSV or XLSX of a saved query's run)"
+            )
         _check_geometry(options, prefix)
         async with self._db.read() as conn:
             board, access = await load_dashboard(conn, principal, request.dashboard_id, Access.READ_PUBLISHED)
@@ -177,13 +198,47 @@ class ExportDomain:
             snapshot = await load_snapshot(conn, board.id, version)
         if request.format in DATA_FORMATS:
             widget_id = await self._check_data_widget(principal, request, snapshot, version, prefix)
-            return _Plan(board=board, version=version, options=options, widget_count=1, widget_id=widget_id)
+            return _Plan(board.id, board.facility_id, version, options, widget_count=1, widget_id=widget_id)
         if request.widget_id:
             raise InvalidArgument.field(
                 f"{prefix}widget_id", "only CSV and XLSX exports name a widget; PDF and PNG export the whole dashboard"
             )
         await self._check_values(principal, request, snapshot, version, prefix)
-        return _Plan(board=board, version=version, options=options, widget_count=len(snapshot.widgets))
+        return _Plan(board.id, board.facility_id, version, options, widget_count=len(snapshot.widgets))
+
+    async def _plan_query(
+        self,
+        principal: Principal,
+        request: export_pb2.CreateExportRequest,
+        options: export_pb2.ExportOptions,
+        prefix: str,
+    ) -> _Plan:
+        """A CSV/XLSX of a saved query's run: the caller must be allowed to run the query (as
+        RunQuery: an editor of its facility, NOT_FOUND otherwise) and the values must bind."""
+        if request.format not in DATA_FORMATS:
+            raise InvalidArgument.field(f"{prefix}query", "only CSV and XLSX export a saved query's run")
+        extra = [
+            name
+            for name, present in (
+                ("dashboard_id", bool(request.dashboard_id)),
+                ("dashboard_version", bool(request.dashboard_version)),
+                ("widget_id", bool(request.widget_id)),
+                ("filter_values", bool(request.filter_values)),
+            )
+            if present
+        ]
+        if extra:
+            raise InvalidArgument(
+                f"{prefix}{extra[0]}: must be empty when a saved query's run is exported",
+                violations=[
+                    FieldViolation(f"{prefix}{name}", "must be empty when a saved query's run (`query`) is exported")
+                    for name in extra
+                ],
+            )
+        source = request.query
+        query = await self._queries.runnable(principal, source.query_id, source.query_version)
+        bind(query.parameters, source.parameter_values, f"{prefix}query.parameter_values")
+        return _Plan(None, query.facility_id, 0, options, widget_count=1, query=query)
 
     async def _check_data_widget(
         self,
@@ -278,7 +333,13 @@ class ExportDomain:
     # --- read -----------------------------------------------------------------------------------
 
     async def _visible_row(self, principal: Principal, export_id: str) -> Any:
-        return await visible_job_row(self._db, self.store, principal, JobResource.EXPORT, export_id)
+        row = await self.store.row(export_id)
+        if row is not None and row.dashboard_id is None:  # a saved query's run
+            async with self._db.read() as conn:
+                if not await _query_export_visible(conn, principal, row):
+                    raise NotFound(JobResource.EXPORT.value, export_id)
+            return row
+        return await visible_job_row(self._db, self.store, principal, JobResource.EXPORT, export_id, row)
 
     async def get(self, principal: Principal, export_id: str) -> export_pb2.ExportJob:
         return export_from_row(await self._visible_row(principal, export_id))
@@ -319,10 +380,17 @@ class ExportDomain:
             token = pagination.encode(pagination.Cursor(last.created_at.isoformat(), str(last.id)), filters)
         # Every row re-checked with the policy itself, loading each dashboard on the page once.
         async with self._db.read() as conn:
-            access = {d: await readable_access(conn, principal, str(d)) for d in {row.dashboard_id for row in page}}
-        page = [
-            row for row in page if job_visible(principal, job_facts(JobResource.EXPORT, row), access[row.dashboard_id])
-        ]
+            boards = {row.dashboard_id for row in page if row.dashboard_id is not None}
+            access = {d: await readable_access(conn, principal, str(d)) for d in boards}
+            kept = []
+            for row in page:
+                if row.dashboard_id is None:
+                    visible = await _query_export_visible(conn, principal, row)
+                else:
+                    visible = job_visible(principal, job_facts(JobResource.EXPORT, row), access[row.dashboard_id])
+                if visible:
+                    kept.append(row)
+        page = kept
         return [export_from_row(row) for row in page], token
 
     async def watch(
@@ -440,14 +508,17 @@ async def _insert(
     """A QUEUED job (revision 1) in the caller's transaction; published after commit."""
     total = plan.widget_count
     name = FORMAT_NAMES.get(request.format, "export")
-    what = "one widget's data" if plan.widget_id else f"{total} widgets"
+    if plan.query is not None:
+        what = f"the run of query {plan.query.name!r}"
+    else:
+        what = "one widget's data" if plan.widget_id else f"{total} widgets"
     progress = common_pb2.JobProgress(total_steps=total, message=f"queued: {name} of {what}")
     row = (
         await conn.execute(
             export_jobs.insert()
             .values(
-                dashboard_id=plan.board.id,
-                facility_id=plan.board.facility_id,
+                dashboard_id=plan.dashboard_id,
+                facility_id=plan.facility_id,
                 requested_by=principal.subject,
                 dashboard_version=plan.version,
                 format=int(request.format),
@@ -460,8 +531,21 @@ async def _insert(
                 principal=principal_to_json(principal),
                 correlation_id=correlation_id,
                 widget_id=plan.widget_id,
+                query_id=uuid.UUID(plan.query.id) if plan.query else None,
+                query_version=plan.query.version if plan.query else None,
+                parameter_values={name: to_json(value) for name, value in request.query.parameter_values.items()},
             )
             .returning(export_jobs)
         )
     ).one()
     return export_from_row(row)
+
+
+async def _query_export_visible(conn: AsyncConnection, principal: Principal, row: Any) -> bool:
+    head = (
+        await conn.execute(
+            select(widget_queries.c.facility_id, widget_queries.c.owner_id).where(widget_queries.c.id == row.query_id)
+        )
+    ).first()
+    query = QueryFacts(str(row.query_id), head.facility_id, head.owner_id) if head is not None else None
+    return query_export_visible(principal, job_facts(JobResource.EXPORT, row), query)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Outcome", "backoff"]
+__all__ = ["DeliveryObserver", "Outcome", "backoff"]
+
+# Hears of every recipient's delivery: (channel "email" or "webhook", delivered, seconds taken
+# over all attempts). The worker's metrics (workers/metrics.py) through the composition root.
+DeliveryObserver = Callable[[str, bool, float], None]
 
 
 @dataclass(frozen=True)

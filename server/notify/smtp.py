@@ -1,20 +1,27 @@
 """E-mail over SMTP (aiosmtplib): one message per recipient, so no recipient learns the others'
 addresses; STARTTLS and login when the settings ask. Temporary failures (4xx replies, a lost or
-refused connection) are retried with backoff; permanent ones (5xx) are not."""
+refused connection) are retried with backoff; permanent ones (5xx) are not.
+
+With `TESSERA_SMTP_STARTTLS` the connection is upgraded before anything is sent, the server's
+certificate verified (against `TESSERA_SMTP_CA_FILE` when set): a server that offers no STARTTLS,
+or one whose certificate does not verify, fails the delivery with that reason, at once and never
+by sending in clear."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 import aiosmtplib
 
 from server.config import Settings
-from server.notify.outcome import Outcome, backoff
+from server.notify.outcome import DeliveryObserver, Outcome, backoff
 
-__all__ = ["Attachment", "Mail", "SmtpSender"]
+__all__ = ["Attachment", "Mail", "SmtpSender", "StartTlsUnavailable"]
 
 log = logging.getLogger("tessera.notify")
 
@@ -45,7 +52,13 @@ def _message(sender: str, recipient: str, mail: Mail) -> EmailMessage:
     return message
 
 
+class StartTlsUnavailable(aiosmtplib.SMTPException):
+    """STARTTLS is required and the server does not offer it: nothing is sent."""
+
+
 def _temporary(error: Exception) -> bool:
+    if isinstance(error, StartTlsUnavailable | ssl.SSLError):
+        return False  # the same server answers the same way next time
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return 400 <= error.code < 500
     return isinstance(
@@ -54,10 +67,46 @@ def _temporary(error: Exception) -> bool:
 
 
 class SmtpSender:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observe: DeliveryObserver | None = None) -> None:
         self._settings = settings
+        self._observe = observe
+        self._tls: ssl.SSLContext | None = None
+        if settings.smtp_starttls:
+            cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+            self._tls = ssl.create_default_context(cafile=cafile)
+
+    async def _send(self, message: EmailMessage) -> None:
+        settings = self._settings
+        # start_tls=False: aiosmtplib would otherwise upgrade opportunistically, or (True) with its
+        # own context; the upgrade is done here so that a missing STARTTLS has its own error.
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            timeout=settings.smtp_timeout_seconds,
+            start_tls=False,
+            tls_context=self._tls,
+        )
+        async with client:
+            if self._tls is not None:
+                await client.ehlo()
+                if not client.supports_extension("starttls"):
+                    raise StartTlsUnavailable(
+                        f"the SMTP server {settings.smtp_host}:{settings.smtp_port} offers no STARTTLS, which "
+                        "TESSERA_SMTP_STARTTLS requires: nothing was sent"
+                    )
+                await client.starttls(tls_context=self._tls)
+            if settings.smtp_username:
+                await client.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            await client.send_message(message)
 
     async def send(self, recipient: str, mail: Mail, *, attempts: int | None = None) -> Outcome:
+        started = time.perf_counter()
+        outcome = await self._deliver(recipient, mail, attempts)
+        if self._observe is not None:
+            self._observe("email", outcome.delivered, time.perf_counter() - started)
+        return outcome
+
+    async def _deliver(self, recipient: str, mail: Mail, attempts: int | None) -> Outcome:
         settings = self._settings
         target = f"mailto:{recipient}"
         if not settings.smtp_host:
@@ -67,15 +116,7 @@ class SmtpSender:
         error = ""
         for attempt in range(1, tries + 1):
             try:
-                await aiosmtplib.send(
-                    message,
-                    hostname=settings.smtp_host,
-                    port=settings.smtp_port,
-                    username=settings.smtp_username or None,
-                    password=settings.smtp_password.get_secret_value() or None,
-                    start_tls=settings.smtp_starttls,
-                    timeout=settings.smtp_timeout_seconds,
-                )
+                await self._send(message)
                 return Outcome(target, True, attempt)
             except (aiosmtplib.SMTPException, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]

@@ -472,6 +472,14 @@ class QueryDomain:
         )
         return response
 
+    async def runnable(self, principal: Principal, query_id: str, version: int) -> Q.Query:
+        """A version of a query the caller may run (RunQuery's rule: an editor of its facility;
+        NOT_FOUND otherwise), for a data export of its run; `version` 0 is the latest."""
+        async with self._db.read() as conn:
+            head = await self._load(conn, principal, query_id, write=False)
+            row = await self._version(conn, head, version)
+        return query_from_rows(head, row)
+
     async def execute(
         self,
         principal: Principal,

@@ -25,7 +25,9 @@ def subscription_etag(row: Any) -> str:
     return etag(row.id, row.revision)
 
 
-def subscription_from_row(row: Any, *, with_secret: bool = False) -> report_pb2.ReportSubscription:
+def subscription_from_row(row: Any) -> report_pb2.ReportSubscription:
+    """The subscription as callers see it: never its webhook secret (sealed at rest; the create
+    answer alone carries it)."""
     out = report_pb2.ReportSubscription(
         id=str(row.id),
         dashboard_id=str(row.dashboard_id),
@@ -43,8 +45,6 @@ def subscription_from_row(row: Any, *, with_secret: bool = False) -> report_pb2.
     )
     for name, value in (row.filter_values or {}).items():
         out.filter_values[name].CopyFrom(from_json(value, common_pb2.ParameterValue()))
-    if with_secret:
-        out.webhook_secret = row.webhook_secret
     for field, value in (
         ("next_run_time", row.next_run_at),
         ("last_run_time", row.last_run_at),

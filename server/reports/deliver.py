@@ -42,6 +42,7 @@ from server.db.schema import report_deliveries, report_subscriptions
 from server.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from server.exports.principals import principal_from_json
 from server.exports.runner import ExportDeps, run_export
+from server.exports.sealed import opened_secret
 from server.exports.service import ExportDomain
 from server.notify.outcome import Outcome
 from server.notify.smtp import Attachment, Mail, SmtpSender
@@ -175,8 +176,11 @@ async def _send_all(
         outcome = done.get(target) or await deps.smtp.send(email, mail)
         outcomes.append(outcome)
         await _record(deps.db, row.id, outcomes)
+    secret, broken = opened_secret(deps.settings, sub.webhook_secret) if sub.webhooks else ("", "")
     for url in sub.webhooks:
-        outcome = done.get(url) or await deps.webhooks.send(url, body, sub.webhook_secret, str(row.id))
+        outcome = done.get(url) or (
+            Outcome(url, False, 0, broken) if broken else await deps.webhooks.send(url, body, secret, str(row.id))
+        )
         outcomes.append(outcome)
         await _record(deps.db, row.id, outcomes)
     return outcomes

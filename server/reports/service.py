@@ -38,9 +38,12 @@ from server.dashboards.access import load_dashboard
 from server.db.engine import Database
 from server.db.schema import report_deliveries, report_subscriptions
 from server.errors import Aborted, FieldViolation, InvalidArgument, NotFound, Unavailable
+from server.exports.crypto import export_keys
 from server.exports.jobs import ExportStore
 from server.exports.principals import principal_from_json, principal_to_json
+from server.exports.sealed import seal
 from server.exports.service import ExportDomain
+from server.notify.targets import saved_target_problem
 from server.notify.webhook import check_url
 from server.protojson import to_json
 from server.reports.convert import (
@@ -72,7 +75,7 @@ class ReportDomain:
 
     # --- validation -----------------------------------------------------------------------------
 
-    def _shape_problems(self, sub: report_pb2.ReportSubscription) -> list[FieldViolation]:
+    async def _shape_problems(self, sub: report_pb2.ReportSubscription) -> list[FieldViolation]:
         problems: list[FieldViolation] = []
         if not sub.HasField("schedule"):
             problems.append(FieldViolation(f"{PREFIX}schedule", "a schedule is required", "REQUIRED"))
@@ -86,6 +89,8 @@ class ReportDomain:
             )
         for i, url in enumerate(sub.recipients.webhooks):
             why = check_url(url, self._settings)
+            if why is None:
+                why = await saved_target_problem(url, self._settings)
             if why is not None:
                 problems.append(FieldViolation(f"{PREFIX}recipients.webhooks[{i}]", why, "WEBHOOK_URL_REFUSED"))
         return problems
@@ -93,7 +98,7 @@ class ReportDomain:
     async def _check(self, caller: Principal, owner: Principal, sub: report_pb2.ReportSubscription) -> str:
         """Everything a delivery would fail on, checked now; returns the dashboard's facility."""
         require_subscriber(caller)
-        problems = self._shape_problems(sub)
+        problems = await self._shape_problems(sub)
         if problems:
             raise InvalidArgument(f"{problems[0].field}: {problems[0].description}", violations=problems)
         require_recipients(caller, list(sub.recipients.emails), list(sub.recipients.webhooks))
@@ -122,6 +127,7 @@ class ReportDomain:
 
         async def insert(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, report_pb2.ReportSubscription]:
             now = datetime.now(UTC)
+            secret = secrets.token_urlsafe(32)
             row = (
                 await conn.execute(
                     report_subscriptions.insert()
@@ -130,7 +136,7 @@ class ReportDomain:
                         facility_id=facility,
                         owner_id=principal.subject,
                         owner=principal_to_json(principal),
-                        webhook_secret=secrets.token_urlsafe(32),
+                        webhook_secret=seal(export_keys(self._settings), secret),
                         state=ACTIVE,
                         next_run_at=next_due(sub.schedule.cron, sub.schedule.time_zone, now),
                         **_values(sub),
@@ -139,7 +145,9 @@ class ReportDomain:
                 )
             ).one()
             created.append(row)
-            return row.id, subscription_from_row(row, with_secret=True)
+            made = subscription_from_row(row)
+            made.webhook_secret = secret  # shown once, here
+            return row.id, made
 
         async def existing(sub_id: uuid.UUID) -> report_pb2.ReportSubscription:
             return subscription_from_row(await self._visible(principal, str(sub_id)))

@@ -53,6 +53,14 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
         {"recipients": r.ReportRecipients(webhooks=["http://example.org/x"])},
         "rule.recipients.webhooks[0]",
     ),
+    "link-local address": (
+        {"recipients": r.ReportRecipients(webhooks=["https://169.254.169.254/hook"])},
+        "rule.recipients.webhooks[0]",
+    ),
+    "IPv4-mapped private address": (
+        {"recipients": r.ReportRecipients(webhooks=["https://[::ffff:192.168.1.1]/hook"])},
+        "rule.recipients.webhooks[0]",
+    ),
     "unknown filter": ({"filter_values": {"ward": c.ParameterValue(string_value="N")}}, 'rule.filter_values["ward"]'),
 }
 

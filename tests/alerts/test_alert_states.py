@@ -33,6 +33,7 @@ from tessera_client.webhooks import SIGNATURE_HEADER, verify
 from tests.harness.exports import ExportKit, stubs_for
 from tests.harness.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
 from tests.harness.server import ServerHandle, start_in_thread
+from tests.harness.worker_metrics import worker_sample
 from tests.integration.test_jobs import jobs_settings, worker_env
 from workers.testing import WorkerProcess
 
@@ -42,17 +43,20 @@ S = a.AlertState
 
 
 @pytest.fixture(scope="module")
-def stack(settings: Settings, migrated: str) -> Iterator[tuple[Settings, ServerHandle, SmtpReceiver, HttpReceiver]]:
+def stack(
+    settings: Settings, migrated: str
+) -> Iterator[tuple[Settings, ServerHandle, SmtpReceiver, HttpReceiver, WorkerProcess]]:
     export_dir = Path(tempfile.mkdtemp(prefix="tessera-alerts-"))
     with smtp_receiver() as (smtp, smtp_port), http_receiver() as http:
         own = jobs_settings(
             settings, settings.redis_url, job_heartbeat_seconds=0.2, export_storage_url=f"file://{export_dir}"
         )
-        env = worker_env(own, TESSERA_SMTP_HOST="127.0.0.1", TESSERA_SMTP_PORT=str(smtp_port))
+        # INFO: the metrics port is read from the worker's log.
+        env = worker_env(own, TESSERA_SMTP_HOST="127.0.0.1", TESSERA_SMTP_PORT=str(smtp_port), TESSERA_LOG_LEVEL="INFO")
         handle = start_in_thread(own)
         worker = WorkerProcess(env, queues="materialize,maintenance", concurrency=1).start()
         try:
-            yield own, handle, smtp, http
+            yield own, handle, smtp, http, worker
         finally:
             worker.stop()
             handle.stop()
@@ -93,7 +97,7 @@ def _until(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T
 def test_a_rule_moves_through_its_states_and_notifies_once_per_change(
     stack: Any, table: str, migrated: str, auth: Any, facility: str
 ) -> None:
-    settings, server, smtp, http = stack
+    settings, server, smtp, http, worker = stack
     owner = auth("bedmanager@example.org", "editor", facility)
     with grpc.insecure_channel(server.address) as channel:
         kit = ExportKit(stubs_for(channel), owner, facility)
@@ -125,6 +129,11 @@ def test_a_rule_moves_through_its_states_and_notifies_once_per_change(
             metadata=owner,
         )
         assert rule.dashboard_id == board.id and rule.interval.seconds == 60 and rule.webhook_secret
+        dsn = sync_url(migrated).replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT webhook_secret FROM alert_rules WHERE id = %s", (rule.id,)).fetchone()
+        assert row is not None and row[0].startswith("sealed:v1:") and rule.webhook_secret not in row[0]
+        assert not alerts.GetAlertRule(a.GetAlertRuleRequest(id=rule.id), metadata=owner).webhook_secret
         seen = alerts.PreviewAlertRule(a.PreviewAlertRuleRequest(rule=rule), metadata=owner)
         assert (seen.value, seen.holds, seen.row_count) == (3.5, False, 2)  # what the first evaluation will see
         celery = make_celery(settings)
@@ -194,6 +203,20 @@ def test_a_rule_moves_through_its_states_and_notifies_once_per_change(
         assert [e.revision for e in reversed(events)] == list(range(1, 8))
         _until("the second FIRING e-mail", lambda: len(smtp.to("beds@example.org")) == 2)
         assert len(smtp.to("beds@example.org")) == 2 and len(http.at("/alerts")) == 2
+
+        # The worker's metrics: the evaluations by outcome, the changes by state, the deliveries.
+        def metric(name: str, **labels: str) -> float:
+            return worker_sample(worker, name, **labels)
+
+        assert metric("tessera_alert_evaluations_total", outcome="ok") >= 1
+        assert metric("tessera_alert_evaluations_total", outcome="holds") >= 5
+        assert metric("tessera_alert_evaluations_total", outcome="error") >= 1
+        assert metric("tessera_alert_transitions_total", state="firing") == 2
+        assert metric("tessera_alert_transitions_total", state="pending") == 2
+        assert metric("tessera_alert_transitions_total", state="resolved") == 1
+        assert metric("tessera_alert_transitions_total", state="error") == 1
+        for channel in ("email", "webhook"):
+            assert metric("tessera_notification_deliveries_total", channel=channel, outcome="delivered") == 2
 
         # The watch: the rule first, or, resumed from a revision, only the changes after it.
         first = next(iter(alerts.WatchAlertRule(a.WatchAlertRuleRequest(id=rule.id), metadata=owner, timeout=10)))

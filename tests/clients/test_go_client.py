@@ -2,7 +2,8 @@
 (clients/go/buf.gen.go.yaml, into build/go, at test time, so they cannot drift from the protos),
 a program built in GOPATH mode against Debian's Go libraries, run against a real server and worker
 on the demo data. It lists dashboards, reads widget data, follows an export's watch, downloads and
-verifies the file, and checks each step itself."""
+verifies the file, has a report delivered to a webhook of its own (checking the signature) and
+previews an alert rule, and checks each step itself."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def test_the_go_program_builds_and_runs_against_the_server(stack: Stack) -> None
     assert done.stdout.rstrip().endswith("OK"), output[-2000:]
     assert "first DATA_SOURCE_COMPUTED, second DATA_SOURCE_MEMORY" in done.stdout
     assert "JOB_STATE_SUCCEEDED" in done.stdout and "dashboard.title" in done.stdout
+    assert "DELIVERY_STATE_DELIVERED" in done.stdout and "the webhook arrived, signed" in done.stdout
+    assert "holds false" in done.stdout
 
 
 def test_a_go_program_that_finds_a_wrong_result_fails(stack: Stack) -> None:

@@ -1,7 +1,7 @@
-"""The TypeScript SDK over gRPC against a real server and Celery worker: every rpc of the five
-services called at least once (recorded by a transport interceptor), the SDK's idempotency table
-the same as the Python client's, and a watch whose connection is cut mid-stream resumed with no
-gap and no repeat."""
+"""The TypeScript SDK over gRPC against a real server and Celery worker: every rpc of the seven
+services (the specification's five, reports and alerts) called at least once (recorded by a
+transport interceptor), the SDK's idempotency table the same as the Python client's, and a watch
+whose connection is cut mid-stream resumed with no gap and no repeat."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 from tessera_client import rpcs
+from tessera_client.alert_rpcs import ALERT_RPCS
+from tessera_client.report_rpcs import REPORT_RPCS
 from tests.clients.conftest import Stack, run_node
 
 
@@ -17,11 +19,12 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     done = run_node(node, ts_build / "tests/clients/node/every_rpc.js", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
-    everything = {rpc.full_name.lstrip("/") for rpc in rpcs.ALL}
-    assert len(everything) == 46
+    table = (*rpcs.ALL, *REPORT_RPCS, *ALERT_RPCS)
+    everything = {rpc.full_name.lstrip("/") for rpc in table}
+    assert len(everything) == 46 + 11 + 9
     assert set(report["answered"]) == everything, sorted(everything - set(report["answered"]))
     assert report["drift"] == {"missing": [], "unknown": []}
-    assert report["idempotency"] == {rpc.full_name.lstrip("/"): rpc.idempotency.value for rpc in rpcs.ALL}
+    assert report["idempotency"] == {rpc.full_name.lstrip("/"): rpc.idempotency.value for rpc in table}
 
     out = report["out"]
     assert out["queries"] == {
@@ -55,6 +58,20 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     )
     assert exports["batch"] == 2 and exports["cancelled"] == 2 and exports["ended"] == [True, True]
     assert exports["listed"] == 3
+    assert out["reports"] == {
+        "secretOnce": True,
+        "title": "Every rpc daily",
+        "paused": True,
+        "resumed": True,
+        "delivered": True,
+        "gotDelivered": True,
+        "hooks": 1,
+        "deliveries": 1,
+        "subscriptions": 1,
+    }
+    alerts = out["alerts"]
+    assert alerts["previewHolds"] is False and int(alerts["rows"]) > 0 and alerts["threshold"] == 2_000_000
+    assert alerts["silenced"] and alerts["rules"] == 1 and alerts["watched"] == "rule" and alerts["events"] >= 0
 
 
 def test_a_watch_cut_mid_stream_resumes_with_no_gap_and_no_repeat(node: str, ts_build: Path, stack: Stack) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +32,15 @@ class SmtpReceiver:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        # Per message: whether it came over a connection upgraded with STARTTLS.
+        self.over_tls: list[bool] = []
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(parsed)  # type: ignore[arg-type]
+            self.over_tls.append(session.ssl is not None)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -45,10 +49,12 @@ class SmtpReceiver:
 
 
 @contextmanager
-def smtp_receiver() -> Iterator[tuple[SmtpReceiver, int]]:
+def smtp_receiver(tls: ssl.SSLContext | None = None) -> Iterator[tuple[SmtpReceiver, int]]:
+    """An SMTP server on loopback; with `tls`, it offers STARTTLS with that context and refuses
+    mail on a connection that was not upgraded."""
     handler = SmtpReceiver()
     port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=tls is not None)
     controller.start()
     try:
         yield handler, port

@@ -1,6 +1,7 @@
-"""CSV and XLSX exports of a widget's data, end to end: real server, real Celery worker, a
-100,000-row result read back with the csv module and openpyxl (row count, types, masking), the
-audit event of the data read, validation naming the field, and the worker's peak memory."""
+"""CSV and XLSX exports of a widget's data and of a saved query's run, end to end: real server,
+real Celery worker, a 100,000-row result read back with the csv module and openpyxl (row count,
+types, masking), the audit event of the data read, who may export a query's run, validation
+naming the field (and creating nothing), the CLI, and the worker's peak memory."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ import grpc
 import openpyxl
 import psutil
 import pytest
+from typer.testing import CliRunner
 
 from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import export_pb2 as e
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
+from server.cli import app
 from server.config import Settings
 from tests.harness.exports import ExportKit, Stubs, stubs_for
 from tests.harness.rpc import expect_failure
@@ -246,3 +249,182 @@ def test_bad_requests_name_the_field(kit: ExportKit, table: tuple[Any, list[Any]
             lambda fmt=fmt, fields=fields: kit.create(board.id, fmt, **fields), grpc.StatusCode.INVALID_ARGUMENT
         )
         assert any(f == field and words in text for f, text in error.violations), (fields, error.violations)
+
+
+# --- a saved query's run ---------------------------------------------------------------------
+
+# The rows of SQL, cut by a required parameter (so a run binds the caller's values).
+QUERY_SQL = SQL.replace("generate_series(1, 100000)", "generate_series(1, :top)")
+
+
+@pytest.fixture(scope="module")
+def saved_query(kit: ExportKit) -> q.Query:
+    """A saved query with a PHI column and a required INT parameter; its interactive row cap is
+    far lower than what an export of its run holds."""
+    return kit.query(
+        QUERY_SQL,
+        parameters=[
+            q.ParameterSpec(
+                name="top", type=q.PARAMETER_TYPE_INT, required=True,
+                min=c.ParameterValue(int_value=1), max=c.ParameterValue(int_value=ROWS),
+            )
+        ],
+        options=q.QueryOptions(row_limit=100),
+        sensitive_columns=[q.SensitiveColumn(column="patient_name", strategy=q.MASKING_STRATEGY_REDACT)],
+    )  # fmt: skip
+
+
+def _query_request(query: q.Query, fmt: int, top: int | None = ROWS, **fields: Any) -> e.CreateExportRequest:
+    values = {"top": c.ParameterValue(int_value=top)} if top is not None else {}
+    source = e.QueryExportSource(query_id=query.id, parameter_values=values)
+    return e.CreateExportRequest(format=fmt, query=source, **fields)
+
+
+def _export_query(kit: ExportKit, query: q.Query, fmt: int, worker: WorkerProcess, md: Any = None) -> tuple[Any, bytes]:
+    job = kit.stubs.exports.CreateExport(_query_request(query, fmt), metadata=md or kit.md, timeout=30)
+    assert job.state == c.JOB_STATE_QUEUED and job.dashboard_id == "" and not job.widget_id
+    assert job.query.query_id == query.id and job.query.query_version == query.version
+    assert job.query.parameter_values["top"].int_value == ROWS
+    try:
+        done = kit.wait(job.id, md=md, timeout=60)
+    except grpc.RpcError:
+        pytest.fail(f"the export did not end; worker log:\n{worker.log[-5000:]}")
+    assert done.state == c.JOB_STATE_SUCCEEDED, (done.error, worker.log[-5000:])
+    meta, data = kit.download(job.id, md=md, chunk_size=1 << 20)
+    assert meta.row_count == ROWS and meta.size_bytes == len(data)
+    assert hashlib.sha256(data).hexdigest() == meta.sha256
+    return done, data
+
+
+def _my_exports(kit: ExportKit, md: Any = None) -> list[Any]:
+    answer = kit.stubs.exports.ListExports(e.ListExportsRequest(page_size=1000), metadata=md or kit.md)
+    return list(answer.exports)
+
+
+def test_csv_of_a_saved_query_run_keeps_types_masks_phi_and_is_audited(
+    kit: ExportKit, saved_query: q.Query, worker: WorkerProcess, auth: Any
+) -> None:
+    done, data = _export_query(kit, saved_query, CSV, worker)
+    assert done.file.content_type == "text/csv" and done.file.filename.endswith(".csv")
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert rows[0] == HEADER
+    body = rows[1:]
+    assert len(body) == ROWS, "the query's interactive cap (100) does not cut an export"
+    assert body[0][:6] == ["1", "0.5", "0.3333", "2024-01-01 00:01:00", "2024-01-02", "false"]
+    assert body[0][7] == "'=cmd()"
+    assert {row[8] for row in body} == {"[REDACTED]"}, "PHI masked for a requester without phi:read"
+    assert [int(row[0]) for row in body] == list(range(1, ROWS + 1))
+    assert done.id in {job.id for job in _my_exports(kit)}, "the caller's list holds it"
+    [event] = _data_events(kit, auth, done.id)
+    assert event.actor == "alice" and event.row_count == ROWS and not event.phi_unmasked
+    assert event.resource_version == saved_query.version
+
+
+def test_xlsx_of_a_saved_query_run_unmasked_for_a_phi_reader(
+    kit: ExportKit, saved_query: q.Query, worker: WorkerProcess, auth: Any
+) -> None:
+    reader = auth("alice", "editor", kit.facility, permissions=("phi:read",))
+    done, data = _export_query(kit, saved_query, XLSX, worker, md=reader)
+    assert done.file.filename.endswith(".xlsx") and data.startswith(b"PK")
+    sheet = openpyxl.load_workbook(io.BytesIO(data), read_only=True)["data"]
+    rows = sheet.iter_rows(values_only=True)
+    assert list(next(rows)) == HEADER
+    count = 0
+    for count, row in enumerate(rows, start=1):
+        if count == 1:
+            assert row[0] == 1 and isinstance(row[0], int) and row[1] == 0.5
+            assert row[3] == dt.datetime(2024, 1, 1, 0, 1) and row[5] is False
+        assert row[8] == f"Patient {count}"
+    assert count == ROWS
+    [event] = _data_events(kit, auth, done.id)
+    assert event.phi_unmasked
+    # The file shows PHI: the same requester without phi:read no longer downloads it.
+    plain = auth("alice", "editor", kit.facility)
+    expect_failure(lambda: kit.download(done.id, md=plain), grpc.StatusCode.PERMISSION_DENIED)
+
+
+def test_only_who_may_run_the_query_exports_its_run(kit: ExportKit, saved_query: q.Query, auth: Any) -> None:
+    job = kit.stubs.exports.CreateExport(_query_request(saved_query, CSV, top=5), metadata=kit.md)
+    stranger = auth("alice", "admin", f"fac-{uuid.uuid4().hex[:10]}")
+    viewer = auth("victor", "viewer", kit.facility)
+    colleague = auth("mallory", "editor", kit.facility)
+    exports = kit.stubs.exports
+    before = len(_my_exports(kit))
+    expect_failure(
+        lambda: exports.CreateExport(_query_request(saved_query, CSV), metadata=stranger), grpc.StatusCode.NOT_FOUND
+    )
+    expect_failure(
+        lambda: exports.CreateExport(_query_request(saved_query, CSV), metadata=viewer),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    for md in (stranger, viewer, colleague):
+        expect_failure(
+            lambda md=md: exports.GetExport(e.GetExportRequest(id=job.id), metadata=md), grpc.StatusCode.NOT_FOUND
+        )
+        expect_failure(lambda md=md: kit.download(job.id, md=md), grpc.StatusCode.NOT_FOUND)
+        assert job.id not in {j.id for j in _my_exports(kit, md)}
+    # The requester demoted to viewer no longer sees their own export of a query's run.
+    demoted = auth("alice", "viewer", kit.facility)
+    expect_failure(
+        lambda: exports.GetExport(e.GetExportRequest(id=job.id), metadata=demoted), grpc.StatusCode.NOT_FOUND
+    )
+    assert job.id not in {j.id for j in _my_exports(kit, demoted)}
+    assert len(_my_exports(kit)) == before
+
+
+def test_bad_query_exports_name_the_field_and_create_nothing(
+    kit: ExportKit, saved_query: q.Query, table: tuple[Any, list[Any]]
+) -> None:
+    board, (widget, _) = table
+    before = len(_my_exports(kit))
+    top = 'query.parameter_values["top"]'
+    cases = [
+        (_query_request(saved_query, CSV, top=None), top, "required"),
+        (_query_request(saved_query, CSV, top=ROWS + 1), top, ""),
+        (_query_request(saved_query, CSV, top=0), top, ""),
+        (e.CreateExportRequest(format=CSV, query=e.QueryExportSource(
+            query_id=saved_query.id, parameter_values={"top": c.ParameterValue(string_value="ten")})), top, ""),
+        (e.CreateExportRequest(format=CSV, query=e.QueryExportSource(
+            query_id=saved_query.id, parameter_values={"top": c.ParameterValue(int_value=5),
+                                                       "bottom": c.ParameterValue(int_value=1)})),
+         'query.parameter_values["bottom"]', ""),
+        (_query_request(saved_query, e.EXPORT_FORMAT_PDF), "query", "only CSV and XLSX"),
+        (_query_request(saved_query, CSV, dashboard_id=board.id), "dashboard_id", "must be empty"),
+        (_query_request(saved_query, CSV, widget_id=widget.id), "widget_id", "must be empty"),
+        (e.CreateExportRequest(format=CSV), "dashboard_id", "required"),
+        (e.CreateExportRequest(format=CSV, query=e.QueryExportSource(query_id="not-a-uuid")), "query.query_id", ""),
+    ]  # fmt: skip
+    for request, field, words in cases:
+        error = expect_failure(
+            lambda request=request: kit.stubs.exports.CreateExport(request, metadata=kit.md),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert any(f == field and words in text for f, text in error.violations), (request, error.violations)
+    expect_failure(
+        lambda: kit.stubs.exports.CreateExport(
+            e.CreateExportRequest(format=CSV, query=e.QueryExportSource(query_id=str(uuid.uuid4()))), metadata=kit.md
+        ),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    assert len(_my_exports(kit)) == before, "no job was created"
+
+
+def test_the_cli_exports_a_saved_query_run(
+    kit: ExportKit, saved_query: q.Query, worker: WorkerProcess, export_server: ServerHandle,
+    export_settings: Settings, tmp_path: Path,
+) -> None:  # fmt: skip
+    from server.auth.tokens import mint_token
+
+    token = mint_token(export_settings, subject="alice", roles=["editor"], facilities=[kit.facility], permissions=[])
+    env = {"TESSERA_ADDRESS": export_server.address, "COLUMNS": "200", "TESSERA_TOKEN": token, "TESSERA_LINK_TOKEN": ""}
+    args = ["export", "--query", saved_query.id, "--format", "csv", "--param", "top=7", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, (result.output, worker.log[-3000:])
+    [path] = tmp_path.glob("*.csv")
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")))
+    assert len(rows) == 8 and rows[-1][0] == "7" and "7 row(s)" in result.stdout
+    both = CliRunner().invoke(app, ["export", str(uuid.uuid4()), "--query", saved_query.id, "--format", "csv"], env=env)
+    assert both.exit_code == 2 and "not both" in both.output
+    pdf = CliRunner().invoke(app, ["export", "--query", saved_query.id], env=env)
+    assert pdf.exit_code == 2 and "csv or xlsx" in pdf.output

@@ -32,6 +32,7 @@ from tessera_client.webhooks import SIGNATURE_HEADER, verify
 from tests.harness.exports import ExportKit, stubs_for
 from tests.harness.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
 from tests.harness.server import ServerHandle, start_in_thread
+from tests.harness.worker_metrics import worker_sample
 from tests.integration.test_jobs import jobs_settings, worker_env
 from tests.reports.helpers import SECRET_NAME, phi_board, subscription
 from workers.testing import WorkerProcess
@@ -74,6 +75,7 @@ def stack(settings: Settings, migrated: str) -> Iterator[Stack]:
             TESSERA_SMTP_PORT=str(smtp_port),
             TESSERA_SMTP_FROM="reports@tessera.test",
             TESSERA_WEBHOOK_BACKOFF_SECONDS="0.05",
+            TESSERA_LOG_LEVEL="INFO",  # the metrics port is read from the log
         )
         handle = start_in_thread(own)
         worker = WorkerProcess(env, queues="exports,maintenance", concurrency=1).start()
@@ -139,6 +141,12 @@ def _deliveries(reports: Any, md: Any, sub_id: str) -> list[r.ReportDelivery]:
     return list(answer.deliveries)
 
 
+def _sql(settings: Settings, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+    url = sync_url(settings.database_url).replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as conn:
+        return conn.execute(statement, args).fetchall()  # type: ignore[arg-type]
+
+
 def _audit(settings: Settings, sub_id: str) -> list[tuple[Any, ...]]:
     url = sync_url(settings.database_url).replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(url) as conn:
@@ -159,6 +167,8 @@ def test_send_now_mails_a_pdf_and_signs_the_webhook(stack: Stack, reports: Any, 
         ),
         metadata=owner,
     )
+    (stored,) = _sql(stack.settings, "SELECT webhook_secret FROM report_subscriptions WHERE id = %s", made.id)
+    assert stored[0].startswith("sealed:v1:dev:") and made.webhook_secret not in stored[0], "sealed at rest"
     delivery = reports.SendReportNow(r.SendReportNowRequest(id=made.id), metadata=owner)
     assert delivery.trigger == r.DELIVERY_TRIGGER_MANUAL
 
@@ -184,6 +194,11 @@ def test_send_now_mails_a_pdf_and_signs_the_webhook(stack: Stack, reports: Any, 
 
     calls = stack.http.at("/flaky")
     assert len(calls) == 2
+    # The worker's metrics count each recipient's delivery (the webhook's two attempts as one).
+    for channel in ("email", "webhook"):
+        labels = {"channel": channel, "outcome": "delivered"}
+        assert worker_sample(stack.worker, "tessera_notification_deliveries_total", **labels) >= 1, channel
+        assert worker_sample(stack.worker, "tessera_notification_delivery_duration_seconds_count", **labels) >= 1
     for call in calls:
         assert verify(made.webhook_secret, call.body, call.headers[SIGNATURE_HEADER.lower()])
         assert not verify("another secret", call.body, call.headers[SIGNATURE_HEADER.lower()])

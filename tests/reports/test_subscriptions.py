@@ -96,6 +96,21 @@ BAD = {
         "subscription.recipients.webhooks[0]",
         "WEBHOOK_URL_REFUSED",
     ),
+    "cloud metadata address": (
+        {"recipients": r.ReportRecipients(webhooks=["https://169.254.169.254/latest/meta-data"])},
+        "subscription.recipients.webhooks[0]",
+        "WEBHOOK_URL_REFUSED",
+    ),
+    "private address": (
+        {"recipients": r.ReportRecipients(webhooks=["https://10.1.2.3/hook"])},
+        "subscription.recipients.webhooks[0]",
+        "WEBHOOK_URL_REFUSED",
+    ),
+    "unique-local IPv6 address": (
+        {"recipients": r.ReportRecipients(webhooks=["https://[fd00::1]/hook"])},
+        "subscription.recipients.webhooks[0]",
+        "WEBHOOK_URL_REFUSED",
+    ),
     "unknown filter": (
         {"filter_values": {"ward": c.ParameterValue(string_value="North")}},
         'subscription.filter_values["ward"]',

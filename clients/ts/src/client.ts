@@ -1,12 +1,14 @@
-// The client both entry points share (Node over gRPC, browsers over Connect or gRPC-Web): the five
-// services typed from gen/ts, with tokens, deadlines over all attempts, retries by idempotency
+// The client both entry points share (Node over gRPC, browsers over Connect or gRPC-Web): the seven
+// services (the specification's five, reports and alerts) typed from gen/ts, with tokens, deadlines over all attempts, retries by idempotency
 // (creates keep their request_id), page iterators, resumable job watches and verified downloads.
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import { AlertService } from "../../../gen/ts/dashboard/v1/alert_pb.js";
 import { DashboardService } from "../../../gen/ts/dashboard/v1/dashboard_pb.js";
 import { JobState } from "../../../gen/ts/dashboard/v1/common_pb.js";
 import { ExportService, type ExportFile, type ExportJob } from "../../../gen/ts/dashboard/v1/export_pb.js";
 import { QueryService } from "../../../gen/ts/dashboard/v1/query_pb.js";
+import { ReportService } from "../../../gen/ts/dashboard/v1/report_pb.js";
 import { ShareService } from "../../../gen/ts/dashboard/v1/share_pb.js";
 import { WidgetService, type MaterializationJob } from "../../../gen/ts/dashboard/v1/widget_pb.js";
 import { tokenSource, type TokenSource } from "./credentials.js";
@@ -87,6 +89,8 @@ export class TesseraClient {
   readonly queries: Client<typeof QueryService>;
   readonly exports: Client<typeof ExportService>;
   readonly shares: Client<typeof ShareService>;
+  readonly reports: Client<typeof ReportService>;
+  readonly alerts: Client<typeof AlertService>;
   readonly retry: RetryPolicy;
   readonly timeoutMs: number;
   readonly stallTimeoutMs: number;
@@ -116,6 +120,8 @@ export class TesseraClient {
     this.queries = this.wrap(QueryService);
     this.exports = this.wrap(ExportService);
     this.shares = this.wrap(ShareService);
+    this.reports = this.wrap(ReportService);
+    this.alerts = this.wrap(AlertService);
   }
 
   // --- calls ---------------------------------------------------------------------------------

@@ -1,10 +1,14 @@
-// Every rpc of the five services, called through the SDK over gRPC against a real server and
+// Every rpc of the seven services, called through the SDK over gRPC against a real server and
 // worker (tests/clients/test_ts_sdk.py): prints the methods that answered (recorded by a transport
 // interceptor) and what the calls returned, for the Python test to check.
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Interceptor } from "@connectrpc/connect";
+import { AlertComparison, AlertReducer } from "../../../gen/ts/dashboard/v1/alert_pb.js";
 import { JobState } from "../../../gen/ts/dashboard/v1/common_pb.js";
 import { ExportFormat } from "../../../gen/ts/dashboard/v1/export_pb.js";
 import { QueryKind } from "../../../gen/ts/dashboard/v1/query_pb.js";
+import { DeliveryState, SubscriptionState } from "../../../gen/ts/dashboard/v1/report_pb.js";
 import { ShareLevel } from "../../../gen/ts/dashboard/v1/share_pb.js";
 import {
   createNodeClient,
@@ -177,6 +181,91 @@ async function run(c: TesseraClient) {
     cancelled: cancelled.length,
     ended: ended.map((e) => [JobState.SUCCEEDED, JobState.CANCELLED].includes(e.job.state)),
     listed: listedExports.exports.length,
+  };
+
+  // --- ReportService: a webhook to a receiver on loopback, delivered by the worker
+  const hooks: string[] = [];
+  const receiver = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk: Buffer) => (body += chunk.toString()));
+    request.on("end", () => {
+      hooks.push(body);
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  const subscription = await c.reports.createReportSubscription({
+    subscription: {
+      dashboardId: board.id,
+      title: "Every rpc weekly",
+      schedule: { cron: "0 7 * * 1", timeZone: "Europe/Paris" },
+      format: ExportFormat.PNG,
+      recipients: { webhooks: [hookUrl] },
+    },
+  });
+  const gotSubscription = await c.reports.getReportSubscription({ id: subscription.id });
+  const renamed = await c.reports.updateReportSubscription({
+    subscription: { id: subscription.id, etag: gotSubscription.etag, title: "Every rpc daily" },
+    updateMask: { paths: ["title"] },
+  });
+  const paused = await c.reports.pauseReportSubscription({ id: subscription.id });
+  const resumed = await c.reports.resumeReportSubscription({ id: subscription.id });
+  const delivery = await c.reports.sendReportNow({ id: subscription.id });
+  const deliveryEvents = await all(c.reports.watchReportDelivery({ id: delivery.id }, { timeoutMs: 180_000 }));
+  const last = deliveryEvents[deliveryEvents.length - 1]?.event;
+  const gotDelivery = await c.reports.getReportDelivery({ id: delivery.id });
+  const deliveries = await c.reports.listReportDeliveries({ subscriptionId: subscription.id });
+  const subscriptions = await c.reports.listReportSubscriptions({ dashboardId: board.id });
+  await c.reports.deleteReportSubscription({ id: subscription.id });
+  receiver.close();
+  out.reports = {
+    secretOnce: subscription.webhookSecret.length > 0 && gotSubscription.webhookSecret === "",
+    title: renamed.title,
+    paused: paused.state === SubscriptionState.PAUSED,
+    resumed: resumed.state === SubscriptionState.ACTIVE,
+    delivered: last?.case === "delivery" && last.value.state === DeliveryState.DELIVERED,
+    gotDelivered: gotDelivery.state === DeliveryState.DELIVERED,
+    hooks: hooks.length,
+    deliveries: deliveries.deliveries.length,
+    subscriptions: subscriptions.subscriptions.length,
+  };
+
+  // --- AlertService
+  const rule = await c.alerts.createAlertRule({
+    rule: {
+      widgetId: widget.id,
+      title: "Every rpc alert",
+      column: "n",
+      reducer: AlertReducer.MAX,
+      comparison: AlertComparison.GREATER,
+      threshold: 1_000_000,
+      recipients: { webhooks: [hookUrl] },
+    },
+  });
+  const gotRule = await c.alerts.getAlertRule({ id: rule.id });
+  const preview = await c.alerts.previewAlertRule({ rule: gotRule });
+  const raised = await c.alerts.updateAlertRule({
+    rule: { id: rule.id, etag: gotRule.etag, threshold: 2_000_000 },
+    updateMask: { paths: ["threshold"] },
+  });
+  const silenced = await c.alerts.silenceAlertRule({ id: rule.id, until: { seconds: BigInt(Math.floor(Date.now() / 1000) + 3600) } });
+  const events = await c.alerts.listAlertEvents({ ruleId: rule.id });
+  const rules = await c.alerts.listAlertRules({ widgetId: widget.id });
+  let watched: string | undefined;
+  for await (const event of c.alerts.watchAlertRule({ id: rule.id }, { timeoutMs: 30_000 })) {
+    watched = event.event.case;
+    break; // the rule first; the stream would go on with heartbeats
+  }
+  await c.alerts.deleteAlertRule({ id: rule.id });
+  out.alerts = {
+    previewHolds: preview.holds,
+    rows: String(preview.rowCount),
+    threshold: raised.threshold,
+    silenced: silenced.silencedUntil !== undefined,
+    events: events.events.length,
+    rules: rules.rules.length,
+    watched,
   };
 
   await c.widgets.deleteWidget({ id: widget.id });

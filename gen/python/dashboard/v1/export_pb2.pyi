@@ -123,7 +123,7 @@ class ExportFile(_message.Message):
     def __init__(self, content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., page_count: _Optional[int] = ..., width_px: _Optional[int] = ..., height_px: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ..., row_count: _Optional[int] = ...) -> None: ...
 
 class ExportJob(_message.Message):
-    __slots__ = ("id", "dashboard_id", "dashboard_version", "format", "options", "filter_values", "state", "stage", "progress", "file", "error", "requested_by", "revision", "create_time", "update_time", "end_time", "widget_id")
+    __slots__ = ("id", "dashboard_id", "dashboard_version", "format", "options", "filter_values", "state", "stage", "progress", "file", "error", "requested_by", "revision", "create_time", "update_time", "end_time", "widget_id", "query")
     class FilterValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class ExportJob(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     WIDGET_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     id: str
     dashboard_id: str
     dashboard_version: int
@@ -165,10 +166,11 @@ class ExportJob(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     widget_id: str
-    def __init__(self, id: _Optional[str] = ..., dashboard_id: _Optional[str] = ..., dashboard_version: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., options: _Optional[_Union[ExportOptions, _Mapping]] = ..., filter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., stage: _Optional[_Union[ExportStage, str]] = ..., progress: _Optional[_Union[_common_pb2.JobProgress, _Mapping]] = ..., file: _Optional[_Union[ExportFile, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.JobError, _Mapping]] = ..., requested_by: _Optional[str] = ..., revision: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., widget_id: _Optional[str] = ...) -> None: ...
+    query: QueryExportSource
+    def __init__(self, id: _Optional[str] = ..., dashboard_id: _Optional[str] = ..., dashboard_version: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., options: _Optional[_Union[ExportOptions, _Mapping]] = ..., filter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., stage: _Optional[_Union[ExportStage, str]] = ..., progress: _Optional[_Union[_common_pb2.JobProgress, _Mapping]] = ..., file: _Optional[_Union[ExportFile, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.JobError, _Mapping]] = ..., requested_by: _Optional[str] = ..., revision: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., widget_id: _Optional[str] = ..., query: _Optional[_Union[QueryExportSource, _Mapping]] = ...) -> None: ...
 
 class CreateExportRequest(_message.Message):
-    __slots__ = ("dashboard_id", "dashboard_version", "format", "options", "filter_values", "request_id", "widget_id")
+    __slots__ = ("dashboard_id", "dashboard_version", "format", "options", "filter_values", "request_id", "widget_id", "query")
     class FilterValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +185,7 @@ class CreateExportRequest(_message.Message):
     FILTER_VALUES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     WIDGET_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     dashboard_id: str
     dashboard_version: int
     format: ExportFormat
@@ -190,7 +193,25 @@ class CreateExportRequest(_message.Message):
     filter_values: _containers.MessageMap[str, _common_pb2.ParameterValue]
     request_id: str
     widget_id: str
-    def __init__(self, dashboard_id: _Optional[str] = ..., dashboard_version: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., options: _Optional[_Union[ExportOptions, _Mapping]] = ..., filter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ..., request_id: _Optional[str] = ..., widget_id: _Optional[str] = ...) -> None: ...
+    query: QueryExportSource
+    def __init__(self, dashboard_id: _Optional[str] = ..., dashboard_version: _Optional[int] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., options: _Optional[_Union[ExportOptions, _Mapping]] = ..., filter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ..., request_id: _Optional[str] = ..., widget_id: _Optional[str] = ..., query: _Optional[_Union[QueryExportSource, _Mapping]] = ...) -> None: ...
+
+class QueryExportSource(_message.Message):
+    __slots__ = ("query_id", "query_version", "parameter_values")
+    class ParameterValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _common_pb2.ParameterValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.ParameterValue, _Mapping]] = ...) -> None: ...
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_VALUES_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    query_version: int
+    parameter_values: _containers.MessageMap[str, _common_pb2.ParameterValue]
+    def __init__(self, query_id: _Optional[str] = ..., query_version: _Optional[int] = ..., parameter_values: _Optional[_Mapping[str, _common_pb2.ParameterValue]] = ...) -> None: ...
 
 class BatchCreateExportsRequest(_message.Message):
     __slots__ = ("requests",)

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class ExportServiceStub:
     """PDF and PNG exports of dashboards, rendered by Chromium in the background, and
-    CSV and XLSX exports of a widget's data, streamed from the database by a worker.
+    CSV and XLSX exports of a widget's data or a saved query's run, streamed from
+    the database by a worker.
     """
 
     def __init__(self, channel):
@@ -75,7 +76,8 @@ class ExportServiceStub:
 
 class ExportServiceServicer:
     """PDF and PNG exports of dashboards, rendered by Chromium in the background, and
-    CSV and XLSX exports of a widget's data, streamed from the database by a worker.
+    CSV and XLSX exports of a widget's data or a saved query's run, streamed from
+    the database by a worker.
     """
 
     def CreateExport(self, request, context):
@@ -176,7 +178,8 @@ def add_ExportServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ExportService:
     """PDF and PNG exports of dashboards, rendered by Chromium in the background, and
-    CSV and XLSX exports of a widget's data, streamed from the database by a worker.
+    CSV and XLSX exports of a widget's data or a saved query's run, streamed from
+    the database by a worker.
     """
 
     @staticmethod

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dashboard/v1/export.proto.
  */
 export const file_dashboard_v1_export: GenFile = /*@__PURE__*/
-  fileDesc("ChlkYXNoYm9hcmQvdjEvZXhwb3J0LnByb3RvEgxkYXNoYm9hcmQudjEiswEKB01hcmdpbnMSJwoGdG9wX21tGAEgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAABIpCghyaWdodF9tbRgCIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASKgoJYm90dG9tX21tGAMgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAABIoCgdsZWZ0X21tGAQgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAACL5AgoNRXhwb3J0T3B0aW9ucxI1CgpwYXBlcl9zaXplGAEgASgOMhcuZGFzaGJvYXJkLnYxLlBhcGVyU2l6ZUIIukgFggECEAESOAoLb3JpZW50YXRpb24YAiABKA4yGS5kYXNoYm9hcmQudjEuT3JpZW50YXRpb25CCLpIBYIBAhABEiYKB21hcmdpbnMYAyABKAsyFS5kYXNoYm9hcmQudjEuTWFyZ2lucxIdCgtoZWFkZXJfdGV4dBgEIAEoCUIIukgFcgMY9AMSHQoLZm9vdGVyX3RleHQYBSABKAlCCLpIBXIDGPQDEh0KEHByaW50X2JhY2tncm91bmQYBiABKAhIAIgBARIfCgxzY2FsZV9mYWN0b3IYByABKAVCCbpIBhoEGAQoABIeChZ0cmFuc3BhcmVudF9iYWNrZ3JvdW5kGAggASgIEhwKCHdpZHRoX3B4GAkgASgFQgq6SAcaBRjAPigAQhMKEV9wcmludF9iYWNrZ3JvdW5kItUBCgpFeHBvcnRGaWxlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgDEg4KBnNoYTI1NhgDIAEoCRISCgpwYWdlX2NvdW50GAQgASgFEhAKCHdpZHRoX3B4GAUgASgFEhEKCWhlaWdodF9weBgGIAEoBRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZmlsZW5hbWUYCCABKAkSEQoJcm93X2NvdW50GAkgASgDIrUGCglFeHBvcnRKb2ISEAoCaWQYASABKAlCBOJBAQMSGgoMZGFzaGJvYXJkX2lkGAIgASgJQgTiQQEDEh8KEWRhc2hib2FyZF92ZXJzaW9uGAMgASgDQgTiQQEDEjAKBmZvcm1hdBgEIAEoDjIaLmRhc2hib2FyZC52MS5FeHBvcnRGb3JtYXRCBOJBAQMSMgoHb3B0aW9ucxgFIAEoCzIbLmRhc2hib2FyZC52MS5FeHBvcnRPcHRpb25zQgTiQQEDEkYKDWZpbHRlcl92YWx1ZXMYBiADKAsyKS5kYXNoYm9hcmQudjEuRXhwb3J0Sm9iLkZpbHRlclZhbHVlc0VudHJ5QgTiQQEDEisKBXN0YXRlGAcgASgOMhYuZGFzaGJvYXJkLnYxLkpvYlN0YXRlQgTiQQEDEi4KBXN0YWdlGAggASgOMhkuZGFzaGJvYXJkLnYxLkV4cG9ydFN0YWdlQgTiQQEDEjEKCHByb2dyZXNzGAkgASgLMhkuZGFzaGJvYXJkLnYxLkpvYlByb2dyZXNzQgTiQQEDEiwKBGZpbGUYCiABKAsyGC5kYXNoYm9hcmQudjEuRXhwb3J0RmlsZUIE4kEBAxIrCgVlcnJvchgLIAEoCzIWLmRhc2hib2FyZC52MS5Kb2JFcnJvckIE4kEBAxIaCgxyZXF1ZXN0ZWRfYnkYDCABKAlCBOJBAQMSFgoIcmV2aXNpb24YDSABKANCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSFwoJd2lkZ2V0X2lkGBEgASgJQgTiQQEDGlEKEUZpbHRlclZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLmRhc2hib2FyZC52MS5QYXJhbWV0ZXJWYWx1ZToCOAEizQMKE0NyZWF0ZUV4cG9ydFJlcXVlc3QSIgoMZGFzaGJvYXJkX2lkGAEgASgJQgziQQECukgFcgOwAQESIgoRZGFzaGJvYXJkX3ZlcnNpb24YAiABKANCB7pIBCICKAASOgoGZm9ybWF0GAMgASgOMhouZGFzaGJvYXJkLnYxLkV4cG9ydEZvcm1hdEIO4kEBArpIB4IBBBABIAASLAoHb3B0aW9ucxgEIAEoCzIbLmRhc2hib2FyZC52MS5FeHBvcnRPcHRpb25zEnAKDWZpbHRlcl92YWx1ZXMYBSADKAsyMy5kYXNoYm9hcmQudjEuQ3JlYXRlRXhwb3J0UmVxdWVzdC5GaWx0ZXJWYWx1ZXNFbnRyeUIkukghmgEeEEAiGnIYMhZeW2Etel1bYS16MC05X117MCw2Mn0kEh8KCnJlcXVlc3RfaWQYBiABKAlCC7pICNgBAXIDsAEBEh4KCXdpZGdldF9pZBgHIAEoCUILukgI2AEBcgOwAQEaUQoRRmlsdGVyVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEisKBXZhbHVlGAIgASgLMhwuZGFzaGJvYXJkLnYxLlBhcmFtZXRlclZhbHVlOgI4ASJcChlCYXRjaENyZWF0ZUV4cG9ydHNSZXF1ZXN0Ej8KCHJlcXVlc3RzGAEgAygLMiEuZGFzaGJvYXJkLnYxLkNyZWF0ZUV4cG9ydFJlcXVlc3RCCrpIB5IBBAgBEGQiRgoaQmF0Y2hDcmVhdGVFeHBvcnRzUmVzcG9uc2USKAoHZXhwb3J0cxgBIAMoCzIXLmRhc2hib2FyZC52MS5FeHBvcnRKb2IiLAoQR2V0RXhwb3J0UmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBIqUBChJMaXN0RXhwb3J0c1JlcXVlc3QSIQoMZGFzaGJvYXJkX2lkGAEgASgJQgu6SAjYAQFyA7ABARIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgSLwoFc3RhdGUYBCABKA4yFi5kYXNoYm9hcmQudjEuSm9iU3RhdGVCCLpIBYIBAhABIlgKE0xpc3RFeHBvcnRzUmVzcG9uc2USKAoHZXhwb3J0cxgBIAMoCzIXLmRhc2hib2FyZC52MS5FeHBvcnRKb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi8KE0NhbmNlbEV4cG9ydFJlcXVlc3QSGAoCaWQYASABKAlCDOJBAQK6SAVyA7ABASJPChJXYXRjaEV4cG9ydFJlcXVlc3QSGAoCaWQYASABKAlCDOJBAQK6SAVyA7ABARIfCg5zaW5jZV9yZXZpc2lvbhgCIAEoA0IHukgEIgIoACJ3ChNXYXRjaEV4cG9ydFJlc3BvbnNlEikKBmV4cG9ydBgBIAEoCzIXLmRhc2hib2FyZC52MS5FeHBvcnRKb2JIABIsCgloZWFydGJlYXQYAiABKAsyFy5kYXNoYm9hcmQudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQibAoVRG93bmxvYWRFeHBvcnRSZXF1ZXN0EhgKAmlkGAEgASgJQgziQQECukgFcgOwAQESIAoKY2h1bmtfc2l6ZRgCIAEoBUIMukgJGgcYgICAAigAEhcKBm9mZnNldBgDIAEoA0IHukgEIgIoACJbChZEb3dubG9hZEV4cG9ydFJlc3BvbnNlEigKBGZpbGUYASABKAsyGC5kYXNoYm9hcmQudjEuRXhwb3J0RmlsZUgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCqKAQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIVChFFWFBPUlRfRk9STUFUX1BERhABEhUKEUVYUE9SVF9GT1JNQVRfUE5HEAISFQoRRVhQT1JUX0ZPUk1BVF9DU1YQAxIWChJFWFBPUlRfRk9STUFUX1hMU1gQBCp6CglQYXBlclNpemUSGgoWUEFQRVJfU0laRV9VTlNQRUNJRklFRBAAEhEKDVBBUEVSX1NJWkVfQTQQARIRCg1QQVBFUl9TSVpFX0EzEAISFQoRUEFQRVJfU0laRV9MRVRURVIQAxIUChBQQVBFUl9TSVpFX0xFR0FMEAQqXwoLT3JpZW50YXRpb24SGwoXT1JJRU5UQVRJT05fVU5TUEVDSUZJRUQQABIYChRPUklFTlRBVElPTl9QT1JUUkFJVBABEhkKFU9SSUVOVEFUSU9OX0xBTkRTQ0FQRRACKsYBCgtFeHBvcnRTdGFnZRIcChhFWFBPUlRfU1RBR0VfVU5TUEVDSUZJRUQQABIXChNFWFBPUlRfU1RBR0VfUVVFVUVEEAESGgoWRVhQT1JUX1NUQUdFX1JFTkRFUklORxACEhkKFUVYUE9SVF9TVEFHRV9QUklOVElORxADEhgKFEVYUE9SVF9TVEFHRV9TVE9SSU5HEAQSGAoURVhQT1JUX1NUQUdFX1dSSVRJTkcQBhIVChFFWFBPUlRfU1RBR0VfRE9ORRAFMs4HCg1FeHBvcnRTZXJ2aWNlEnAKDENyZWF0ZUV4cG9ydBIhLmRhc2hib2FyZC52MS5DcmVhdGVFeHBvcnRSZXF1ZXN0GhcuZGFzaGJvYXJkLnYxLkV4cG9ydEpvYiIkgtPkkwIeOgEqIhkvYXBpL3YxL2Rhc2hib2FyZC9leHBvcnRzEpkBChJCYXRjaENyZWF0ZUV4cG9ydHMSJy5kYXNoYm9hcmQudjEuQmF0Y2hDcmVhdGVFeHBvcnRzUmVxdWVzdBooLmRhc2hib2FyZC52MS5CYXRjaENyZWF0ZUV4cG9ydHNSZXNwb25zZSIwgtPkkwIqOgEqIiUvYXBpL3YxL2Rhc2hib2FyZC9leHBvcnRzOmJhdGNoQ3JlYXRlEmwKCUdldEV4cG9ydBIeLmRhc2hib2FyZC52MS5HZXRFeHBvcnRSZXF1ZXN0GhcuZGFzaGJvYXJkLnYxLkV4cG9ydEpvYiImgtPkkwIgEh4vYXBpL3YxL2Rhc2hib2FyZC9leHBvcnRzL3tpZH0SrAEKC0xpc3RFeHBvcnRzEiAuZGFzaGJvYXJkLnYxLkxpc3RFeHBvcnRzUmVxdWVzdBohLmRhc2hib2FyZC52MS5MaXN0RXhwb3J0c1Jlc3BvbnNlIliC0+STAlJaGxIZL2FwaS92MS9kYXNoYm9hcmQvZXhwb3J0cxIzL2FwaS92MS9kYXNoYm9hcmQvZGFzaGJvYXJkcy97ZGFzaGJvYXJkX2lkfS9leHBvcnRzEnwKDENhbmNlbEV4cG9ydBIhLmRhc2hib2FyZC52MS5DYW5jZWxFeHBvcnRSZXF1ZXN0GhcuZGFzaGJvYXJkLnYxLkV4cG9ydEpvYiIwgtPkkwIqOgEqIiUvYXBpL3YxL2Rhc2hib2FyZC9leHBvcnRzL3tpZH06Y2FuY2VsEoIBCgtXYXRjaEV4cG9ydBIgLmRhc2hib2FyZC52MS5XYXRjaEV4cG9ydFJlcXVlc3QaIS5kYXNoYm9hcmQudjEuV2F0Y2hFeHBvcnRSZXNwb25zZSIsgtPkkwImEiQvYXBpL3YxL2Rhc2hib2FyZC9leHBvcnRzL3tpZH06d2F0Y2gwARKOAQoORG93bmxvYWRFeHBvcnQSIy5kYXNoYm9hcmQudjEuRG93bmxvYWRFeHBvcnRSZXF1ZXN0GiQuZGFzaGJvYXJkLnYxLkRvd25sb2FkRXhwb3J0UmVzcG9uc2UiL4LT5JMCKRInL2FwaS92MS9kYXNoYm9hcmQvZXhwb3J0cy97aWR9OmRvd25sb2FkMAFiBnByb3RvMw", [file_buf_validate_validate, file_dashboard_v1_common, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("ChlkYXNoYm9hcmQvdjEvZXhwb3J0LnByb3RvEgxkYXNoYm9hcmQudjEiswEKB01hcmdpbnMSJwoGdG9wX21tGAEgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAABIpCghyaWdodF9tbRgCIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASKgoJYm90dG9tX21tGAMgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAABIoCgdsZWZ0X21tGAQgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAACL5AgoNRXhwb3J0T3B0aW9ucxI1CgpwYXBlcl9zaXplGAEgASgOMhcuZGFzaGJvYXJkLnYxLlBhcGVyU2l6ZUIIukgFggECEAESOAoLb3JpZW50YXRpb24YAiABKA4yGS5kYXNoYm9hcmQudjEuT3JpZW50YXRpb25CCLpIBYIBAhABEiYKB21hcmdpbnMYAyABKAsyFS5kYXNoYm9hcmQudjEuTWFyZ2lucxIdCgtoZWFkZXJfdGV4dBgEIAEoCUIIukgFcgMY9AMSHQoLZm9vdGVyX3RleHQYBSABKAlCCLpIBXIDGPQDEh0KEHByaW50X2JhY2tncm91bmQYBiABKAhIAIgBARIfCgxzY2FsZV9mYWN0b3IYByABKAVCCbpIBhoEGAQoABIeChZ0cmFuc3BhcmVudF9iYWNrZ3JvdW5kGAggASgIEhwKCHdpZHRoX3B4GAkgASgFQgq6SAcaBRjAPigAQhMKEV9wcmludF9iYWNrZ3JvdW5kItUBCgpFeHBvcnRGaWxlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgDEg4KBnNoYTI1NhgDIAEoCRISCgpwYWdlX2NvdW50GAQgASgFEhAKCHdpZHRoX3B4GAUgASgFEhEKCWhlaWdodF9weBgGIAEoBRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZmlsZW5hbWUYCCABKAkSEQoJcm93X2NvdW50GAkgASgDIusGCglFeHBvcnRKb2ISEAoCaWQYASABKAlCBOJBAQMSGgoMZGFzaGJvYXJkX2lkGAIgASgJQgTiQQEDEh8KEWRhc2hib2FyZF92ZXJzaW9uGAMgASgDQgTiQQEDEjAKBmZvcm1hdBgEIAEoDjIaLmRhc2hib2FyZC52MS5FeHBvcnRGb3JtYXRCBOJBAQMSMgoHb3B0aW9ucxgFIAEoCzIbLmRhc2hib2FyZC52MS5FeHBvcnRPcHRpb25zQgTiQQEDEkYKDWZpbHRlcl92YWx1ZXMYBiADKAsyKS5kYXNoYm9hcmQudjEuRXhwb3J0Sm9iLkZpbHRlclZhbHVlc0VudHJ5QgTiQQEDEisKBXN0YXRlGAcgASgOMhYuZGFzaGJvYXJkLnYxLkpvYlN0YXRlQgTiQQEDEi4KBXN0YWdlGAggASgOMhkuZGFzaGJvYXJkLnYxLkV4cG9ydFN0YWdlQgTiQQEDEjEKCHByb2dyZXNzGAkgASgLMhkuZGFzaGJvYXJkLnYxLkpvYlByb2dyZXNzQgTiQQEDEiwKBGZpbGUYCiABKAsyGC5kYXNoYm9hcmQudjEuRXhwb3J0RmlsZUIE4kEBAxIrCgVlcnJvchgLIAEoCzIWLmRhc2hib2FyZC52MS5Kb2JFcnJvckIE4kEBAxIaCgxyZXF1ZXN0ZWRfYnkYDCABKAlCBOJBAQMSFgoIcmV2aXNpb24YDSABKANCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSFwoJd2lkZ2V0X2lkGBEgASgJQgTiQQEDEjQKBXF1ZXJ5GBIgASgLMh8uZGFzaGJvYXJkLnYxLlF1ZXJ5RXhwb3J0U291cmNlQgTiQQEDGlEKEUZpbHRlclZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLmRhc2hib2FyZC52MS5QYXJhbWV0ZXJWYWx1ZToCOAEi/AMKE0NyZWF0ZUV4cG9ydFJlcXVlc3QSIQoMZGFzaGJvYXJkX2lkGAEgASgJQgu6SAjYAQFyA7ABARIiChFkYXNoYm9hcmRfdmVyc2lvbhgCIAEoA0IHukgEIgIoABI6CgZmb3JtYXQYAyABKA4yGi5kYXNoYm9hcmQudjEuRXhwb3J0Rm9ybWF0Qg7iQQECukgHggEEEAEgABIsCgdvcHRpb25zGAQgASgLMhsuZGFzaGJvYXJkLnYxLkV4cG9ydE9wdGlvbnMScAoNZmlsdGVyX3ZhbHVlcxgFIAMoCzIzLmRhc2hib2FyZC52MS5DcmVhdGVFeHBvcnRSZXF1ZXN0LkZpbHRlclZhbHVlc0VudHJ5QiS6SCGaAR4QQCIachgyFl5bYS16XVthLXowLTlfXXswLDYyfSQSHwoKcmVxdWVzdF9pZBgGIAEoCUILukgI2AEBcgOwAQESHgoJd2lkZ2V0X2lkGAcgASgJQgu6SAjYAQFyA7ABARIuCgVxdWVyeRgIIAEoCzIfLmRhc2hib2FyZC52MS5RdWVyeUV4cG9ydFNvdXJjZRpRChFGaWx0ZXJWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSKwoFdmFsdWUYAiABKAsyHC5kYXNoYm9hcmQudjEuUGFyYW1ldGVyVmFsdWU6AjgBIqACChFRdWVyeUV4cG9ydFNvdXJjZRIeCghxdWVyeV9pZBgBIAEoCUIM4kEBArpIBXIDsAEBEh4KDXF1ZXJ5X3ZlcnNpb24YAiABKANCB7pIBCICKAASdQoQcGFyYW1ldGVyX3ZhbHVlcxgDIAMoCzI0LmRhc2hib2FyZC52MS5RdWVyeUV4cG9ydFNvdXJjZS5QYXJhbWV0ZXJWYWx1ZXNFbnRyeUIlukgimgEfEEAiG3IZMhdeW2Etel9dW2EtejAtOV9dezAsNjJ9JBpUChRQYXJhbWV0ZXJWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSKwoFdmFsdWUYAiABKAsyHC5kYXNoYm9hcmQudjEuUGFyYW1ldGVyVmFsdWU6AjgBIlwKGUJhdGNoQ3JlYXRlRXhwb3J0c1JlcXVlc3QSPwoIcmVxdWVzdHMYASADKAsyIS5kYXNoYm9hcmQudjEuQ3JlYXRlRXhwb3J0UmVxdWVzdEIKukgHkgEECAEQZCJGChpCYXRjaENyZWF0ZUV4cG9ydHNSZXNwb25zZRIoCgdleHBvcnRzGAEgAygLMhcuZGFzaGJvYXJkLnYxLkV4cG9ydEpvYiIsChBHZXRFeHBvcnRSZXF1ZXN0EhgKAmlkGAEgASgJQgziQQECukgFcgOwAQEipQEKEkxpc3RFeHBvcnRzUmVxdWVzdBIhCgxkYXNoYm9hcmRfaWQYASABKAlCC7pICNgBAXIDsAEBEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACBIvCgVzdGF0ZRgEIAEoDjIWLmRhc2hib2FyZC52MS5Kb2JTdGF0ZUIIukgFggECEAEiWAoTTGlzdEV4cG9ydHNSZXNwb25zZRIoCgdleHBvcnRzGAEgAygLMhcuZGFzaGJvYXJkLnYxLkV4cG9ydEpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLwoTQ2FuY2VsRXhwb3J0UmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBIk8KEldhdGNoRXhwb3J0UmVxdWVzdBIYCgJpZBgBIAEoCUIM4kEBArpIBXIDsAEBEh8KDnNpbmNlX3JldmlzaW9uGAIgASgDQge6SAQiAigAIncKE1dhdGNoRXhwb3J0UmVzcG9uc2USKQoGZXhwb3J0GAEgASgLMhcuZGFzaGJvYXJkLnYxLkV4cG9ydEpvYkgAEiwKCWhlYXJ0YmVhdBgCIAEoCzIXLmRhc2hib2FyZC52MS5IZWFydGJlYXRIAEIHCgVldmVudCJsChVEb3dubG9hZEV4cG9ydFJlcXVlc3QSGAoCaWQYASABKAlCDOJBAQK6SAVyA7ABARIgCgpjaHVua19zaXplGAIgASgFQgy6SAkaBxiAgIACKAASFwoGb2Zmc2V0GAMgASgDQge6SAQiAigAIlsKFkRvd25sb2FkRXhwb3J0UmVzcG9uc2USKAoEZmlsZRgBIAEoCzIYLmRhc2hib2FyZC52MS5FeHBvcnRGaWxlSAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0KooBCgxFeHBvcnRGb3JtYXQSHQoZRVhQT1JUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhUKEUVYUE9SVF9GT1JNQVRfUERGEAESFQoRRVhQT1JUX0ZPUk1BVF9QTkcQAhIVChFFWFBPUlRfRk9STUFUX0NTVhADEhYKEkVYUE9SVF9GT1JNQVRfWExTWBAEKnoKCVBhcGVyU2l6ZRIaChZQQVBFUl9TSVpFX1VOU1BFQ0lGSUVEEAASEQoNUEFQRVJfU0laRV9BNBABEhEKDVBBUEVSX1NJWkVfQTMQAhIVChFQQVBFUl9TSVpFX0xFVFRFUhADEhQKEFBBUEVSX1NJWkVfTEVHQUwQBCpfCgtPcmllbnRhdGlvbhIbChdPUklFTlRBVElPTl9VTlNQRUNJRklFRBAAEhgKFE9SSUVOVEFUSU9OX1BPUlRSQUlUEAESGQoVT1JJRU5UQVRJT05fTEFORFNDQVBFEAIqxgEKC0V4cG9ydFN0YWdlEhwKGEVYUE9SVF9TVEFHRV9VTlNQRUNJRklFRBAAEhcKE0VYUE9SVF9TVEFHRV9RVUVVRUQQARIaChZFWFBPUlRfU1RBR0VfUkVOREVSSU5HEAISGQoVRVhQT1JUX1NUQUdFX1BSSU5USU5HEAMSGAoURVhQT1JUX1NUQUdFX1NUT1JJTkcQBBIYChRFWFBPUlRfU1RBR0VfV1JJVElORxAGEhUKEUVYUE9SVF9TVEFHRV9ET05FEAUyzgcKDUV4cG9ydFNlcnZpY2UScAoMQ3JlYXRlRXhwb3J0EiEuZGFzaGJvYXJkLnYxLkNyZWF0ZUV4cG9ydFJlcXVlc3QaFy5kYXNoYm9hcmQudjEuRXhwb3J0Sm9iIiSC0+STAh46ASoiGS9hcGkvdjEvZGFzaGJvYXJkL2V4cG9ydHMSmQEKEkJhdGNoQ3JlYXRlRXhwb3J0cxInLmRhc2hib2FyZC52MS5CYXRjaENyZWF0ZUV4cG9ydHNSZXF1ZXN0GiguZGFzaGJvYXJkLnYxLkJhdGNoQ3JlYXRlRXhwb3J0c1Jlc3BvbnNlIjCC0+STAio6ASoiJS9hcGkvdjEvZGFzaGJvYXJkL2V4cG9ydHM6YmF0Y2hDcmVhdGUSbAoJR2V0RXhwb3J0Eh4uZGFzaGJvYXJkLnYxLkdldEV4cG9ydFJlcXVlc3QaFy5kYXNoYm9hcmQudjEuRXhwb3J0Sm9iIiaC0+STAiASHi9hcGkvdjEvZGFzaGJvYXJkL2V4cG9ydHMve2lkfRKsAQoLTGlzdEV4cG9ydHMSIC5kYXNoYm9hcmQudjEuTGlzdEV4cG9ydHNSZXF1ZXN0GiEuZGFzaGJvYXJkLnYxLkxpc3RFeHBvcnRzUmVzcG9uc2UiWILT5JMCUlobEhkvYXBpL3YxL2Rhc2hib2FyZC9leHBvcnRzEjMvYXBpL3YxL2Rhc2hib2FyZC9kYXNoYm9hcmRzL3tkYXNoYm9hcmRfaWR9L2V4cG9ydHMSfAoMQ2FuY2VsRXhwb3J0EiEuZGFzaGJvYXJkLnYxLkNhbmNlbEV4cG9ydFJlcXVlc3QaFy5kYXNoYm9hcmQudjEuRXhwb3J0Sm9iIjCC0+STAio6ASoiJS9hcGkvdjEvZGFzaGJvYXJkL2V4cG9ydHMve2lkfTpjYW5jZWwSggEKC1dhdGNoRXhwb3J0EiAuZGFzaGJvYXJkLnYxLldhdGNoRXhwb3J0UmVxdWVzdBohLmRhc2hib2FyZC52MS5XYXRjaEV4cG9ydFJlc3BvbnNlIiyC0+STAiYSJC9hcGkvdjEvZGFzaGJvYXJkL2V4cG9ydHMve2lkfTp3YXRjaDABEo4BCg5Eb3dubG9hZEV4cG9ydBIjLmRhc2hib2FyZC52MS5Eb3dubG9hZEV4cG9ydFJlcXVlc3QaJC5kYXNoYm9hcmQudjEuRG93bmxvYWRFeHBvcnRSZXNwb25zZSIvgtPkkwIpEicvYXBpL3YxL2Rhc2hib2FyZC9leHBvcnRzL3tpZH06ZG93bmxvYWQwAWIGcHJvdG8z", [file_buf_validate_validate, file_dashboard_v1_common, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * Page margins in millimetres (default 10 each).
@@ -339,6 +339,13 @@ export type ExportJob = Message<"dashboard.v1.ExportJob"> & {
    * @generated from field: string widget_id = 17;
    */
   widgetId: string;
+
+  /**
+   * The saved query whose run is exported (CSV, XLSX of a query; no dashboard).
+   *
+   * @generated from field: dashboard.v1.QueryExportSource query = 18;
+   */
+  query?: QueryExportSource | undefined;
 };
 
 /**
@@ -355,7 +362,8 @@ export const ExportJobSchema: GenMessage<ExportJob> = /*@__PURE__*/
  */
 export type CreateExportRequest = Message<"dashboard.v1.CreateExportRequest"> & {
   /**
-   * Dashboard UUID.
+   * Dashboard UUID. Required, except for a CSV or XLSX of a saved query's run
+   * (`query`), which names no dashboard.
    *
    * @generated from field: string dashboard_id = 1;
    */
@@ -404,6 +412,17 @@ export type CreateExportRequest = Message<"dashboard.v1.CreateExportRequest"> & 
    * @generated from field: string widget_id = 7;
    */
   widgetId: string;
+
+  /**
+   * CSV and XLSX: a saved query's run to export instead of a widget's data
+   * (then `dashboard_id`, `dashboard_version`, `widget_id` and `filter_values`
+   * stay empty). The caller must be allowed to run the query as RunQuery
+   * requires; the rows are masked for the caller and not cut by the query's
+   * interactive row cap.
+   *
+   * @generated from field: dashboard.v1.QueryExportSource query = 8;
+   */
+  query?: QueryExportSource | undefined;
 };
 
 /**
@@ -412,6 +431,41 @@ export type CreateExportRequest = Message<"dashboard.v1.CreateExportRequest"> & 
  */
 export const CreateExportRequestSchema: GenMessage<CreateExportRequest> = /*@__PURE__*/
   messageDesc(file_dashboard_v1_export, 4);
+
+/**
+ * A saved query's run, exported as CSV or XLSX.
+ *
+ * @generated from message dashboard.v1.QueryExportSource
+ */
+export type QueryExportSource = Message<"dashboard.v1.QueryExportSource"> & {
+  /**
+   * Query UUID.
+   *
+   * @generated from field: string query_id = 1;
+   */
+  queryId: string;
+
+  /**
+   * The version to run; 0 runs the latest (the job records the version it ran).
+   *
+   * @generated from field: int64 query_version = 2;
+   */
+  queryVersion: bigint;
+
+  /**
+   * Parameter values, checked and bound as RunQuery binds them.
+   *
+   * @generated from field: map<string, dashboard.v1.ParameterValue> parameter_values = 3;
+   */
+  parameterValues: { [key: string]: ParameterValue };
+};
+
+/**
+ * Describes the message dashboard.v1.QueryExportSource.
+ * Use `create(QueryExportSourceSchema)` to create a new message.
+ */
+export const QueryExportSourceSchema: GenMessage<QueryExportSource> = /*@__PURE__*/
+  messageDesc(file_dashboard_v1_export, 5);
 
 /**
  * Request for BatchCreateExports.
@@ -432,7 +486,7 @@ export type BatchCreateExportsRequest = Message<"dashboard.v1.BatchCreateExports
  * Use `create(BatchCreateExportsRequestSchema)` to create a new message.
  */
 export const BatchCreateExportsRequestSchema: GenMessage<BatchCreateExportsRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 5);
+  messageDesc(file_dashboard_v1_export, 6);
 
 /**
  * Response for BatchCreateExports.
@@ -453,7 +507,7 @@ export type BatchCreateExportsResponse = Message<"dashboard.v1.BatchCreateExport
  * Use `create(BatchCreateExportsResponseSchema)` to create a new message.
  */
 export const BatchCreateExportsResponseSchema: GenMessage<BatchCreateExportsResponse> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 6);
+  messageDesc(file_dashboard_v1_export, 7);
 
 /**
  * Request for GetExport.
@@ -474,7 +528,7 @@ export type GetExportRequest = Message<"dashboard.v1.GetExportRequest"> & {
  * Use `create(GetExportRequestSchema)` to create a new message.
  */
 export const GetExportRequestSchema: GenMessage<GetExportRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 7);
+  messageDesc(file_dashboard_v1_export, 8);
 
 /**
  * Request for ListExports.
@@ -516,7 +570,7 @@ export type ListExportsRequest = Message<"dashboard.v1.ListExportsRequest"> & {
  * Use `create(ListExportsRequestSchema)` to create a new message.
  */
 export const ListExportsRequestSchema: GenMessage<ListExportsRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 8);
+  messageDesc(file_dashboard_v1_export, 9);
 
 /**
  * Response for ListExports.
@@ -544,7 +598,7 @@ export type ListExportsResponse = Message<"dashboard.v1.ListExportsResponse"> & 
  * Use `create(ListExportsResponseSchema)` to create a new message.
  */
 export const ListExportsResponseSchema: GenMessage<ListExportsResponse> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 9);
+  messageDesc(file_dashboard_v1_export, 10);
 
 /**
  * Request for CancelExport.
@@ -565,7 +619,7 @@ export type CancelExportRequest = Message<"dashboard.v1.CancelExportRequest"> & 
  * Use `create(CancelExportRequestSchema)` to create a new message.
  */
 export const CancelExportRequestSchema: GenMessage<CancelExportRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 10);
+  messageDesc(file_dashboard_v1_export, 11);
 
 /**
  * Request for WatchExport.
@@ -593,7 +647,7 @@ export type WatchExportRequest = Message<"dashboard.v1.WatchExportRequest"> & {
  * Use `create(WatchExportRequestSchema)` to create a new message.
  */
 export const WatchExportRequestSchema: GenMessage<WatchExportRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 11);
+  messageDesc(file_dashboard_v1_export, 12);
 
 /**
  * One message of an export watch stream.
@@ -630,7 +684,7 @@ export type WatchExportResponse = Message<"dashboard.v1.WatchExportResponse"> & 
  * Use `create(WatchExportResponseSchema)` to create a new message.
  */
 export const WatchExportResponseSchema: GenMessage<WatchExportResponse> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 12);
+  messageDesc(file_dashboard_v1_export, 13);
 
 /**
  * Request for DownloadExport.
@@ -665,7 +719,7 @@ export type DownloadExportRequest = Message<"dashboard.v1.DownloadExportRequest"
  * Use `create(DownloadExportRequestSchema)` to create a new message.
  */
 export const DownloadExportRequestSchema: GenMessage<DownloadExportRequest> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 13);
+  messageDesc(file_dashboard_v1_export, 14);
 
 /**
  * One message of a download stream.
@@ -702,7 +756,7 @@ export type DownloadExportResponse = Message<"dashboard.v1.DownloadExportRespons
  * Use `create(DownloadExportResponseSchema)` to create a new message.
  */
 export const DownloadExportResponseSchema: GenMessage<DownloadExportResponse> = /*@__PURE__*/
-  messageDesc(file_dashboard_v1_export, 14);
+  messageDesc(file_dashboard_v1_export, 15);
 
 /**
  * Output format.
@@ -732,16 +786,17 @@ export enum ExportFormat {
   PNG = 2,
 
   /**
-   * The data of one widget (`widget_id`) as CSV: UTF-8 with a byte order mark,
-   * a header row, RFC 4180 quoting.
+   * The data of one widget (`widget_id`) or of a saved query's run (`query`) as
+   * CSV: UTF-8 with a byte order mark, a header row, RFC 4180 quoting.
    *
    * @generated from enum value: EXPORT_FORMAT_CSV = 3;
    */
   CSV = 3,
 
   /**
-   * The data of one widget (`widget_id`) as an Excel workbook: numbers as
-   * numbers, dates and timestamps as dates; a new sheet every 1,048,575 rows.
+   * The data of one widget (`widget_id`) or of a saved query's run (`query`) as
+   * an Excel workbook: numbers as numbers, dates and timestamps as dates; a new
+   * sheet every 1,048,575 rows.
    *
    * @generated from enum value: EXPORT_FORMAT_XLSX = 4;
    */
@@ -900,7 +955,8 @@ export const ExportStageSchema: GenEnum<ExportStage> = /*@__PURE__*/
 
 /**
  * PDF and PNG exports of dashboards, rendered by Chromium in the background, and
- * CSV and XLSX exports of a widget's data, streamed from the database by a worker.
+ * CSV and XLSX exports of a widget's data or a saved query's run, streamed from
+ * the database by a worker.
  *
  * @generated from service dashboard.v1.ExportService
  */

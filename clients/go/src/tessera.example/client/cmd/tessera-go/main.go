@@ -2,8 +2,11 @@
 // and protoc-gen-go-grpc. It makes a dashboard with one widget, lists dashboards by tag, reads the
 // widget's data (a cache miss, then a hit), shows an invalid request's field violations, exports
 // the dashboard as a PNG following the export's watch to its end (resuming with since_revision if
-// the stream drops), downloads the file checking its sha256, and cleans up. It checks every step
-// and exits 1 with the reason when one does not do what it says; the last line is OK.
+// the stream drops), downloads the file checking its sha256, subscribes a webhook of its own (an
+// HTTP server on loopback) to the dashboard, sends the report now and follows the delivery's watch
+// until the webhook arrived with a valid signature, previews and silences an alert rule, and
+// cleans up. It checks every step and exits 1 with the reason when one does not do what it says;
+// the last line is OK.
 //
 //	tessera-go -address 127.0.0.1:50051 -token "$TESSERA_TOKEN"
 //	tessera-go -address 10.0.0.1:50051,10.0.0.2:50051 ...   (round robin over several servers)
@@ -14,12 +17,15 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -36,6 +42,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	v1 "tessera.example/gen/dashboard/v1"
 )
@@ -76,6 +83,8 @@ type services struct {
 	widgets    v1.WidgetServiceClient
 	queries    v1.QueryServiceClient
 	exports    v1.ExportServiceClient
+	reports    v1.ReportServiceClient
+	alerts     v1.AlertServiceClient
 }
 
 func main() {
@@ -112,6 +121,8 @@ func main() {
 		v1.NewWidgetServiceClient(conn),
 		v1.NewQueryServiceClient(conn),
 		v1.NewExportServiceClient(conn),
+		v1.NewReportServiceClient(conn),
+		v1.NewAlertServiceClient(conn),
 	}
 	base := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+*token)
 	ctx, done := context.WithTimeout(base, 5*time.Minute)
@@ -254,6 +265,8 @@ func run(ctx context.Context, s services) {
 	expect(hex.EncodeToString(sum[:]) == file.Sha256, "the sha256 announced")
 	expect(len(data) > 8 && string(data[1:4]) == "PNG", "a PNG file")
 
+	reportAndAlert(ctx, s, board.Id, widget.Id)
+
 	step("Clean up")
 	_, err = s.dashboards.DeleteDashboard(ctx, &v1.DeleteDashboardRequest{Id: board.Id})
 	must(err, "DeleteDashboard")
@@ -353,4 +366,97 @@ func envOr(name, fallback string) string {
 		return value
 	}
 	return fallback
+}
+
+// hooks is a webhook receiver on loopback: every request's signature header and body.
+type hooks struct {
+	mu       sync.Mutex
+	received [][2]string
+}
+
+func (h *hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.received = append(h.received, [2]string{r.Header.Get("Tessera-Signature"), string(body)})
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// verified says whether `header` (t=<unix>,v1=<hex>) is the HMAC-SHA256 of "<t>.<body>" with secret.
+func verified(secret, header, body string) bool {
+	parts := map[string]string{}
+	for _, part := range strings.Split(header, ",") {
+		if kv := strings.SplitN(part, "=", 2); len(kv) == 2 {
+			parts[kv[0]] = kv[1]
+		}
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(parts["t"] + "." + body))
+	return hmac.Equal([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(parts["v1"]))
+}
+
+func reportAndAlert(ctx context.Context, s services, boardID, widgetID string) {
+	step("Subscribe a webhook to the dashboard, send it now, follow the delivery")
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err, "listen")
+	receiver := &hooks{}
+	server := &http.Server{Handler: receiver}
+	go server.Serve(listener)
+	defer server.Close()
+	url := fmt.Sprintf("http://%s/hook", listener.Addr())
+	sub, err := s.reports.CreateReportSubscription(ctx, &v1.CreateReportSubscriptionRequest{
+		Subscription: &v1.ReportSubscription{
+			DashboardId: boardID,
+			Title:       "From Go, weekly",
+			Schedule:    &v1.ReportSchedule{Cron: "0 7 * * 1", TimeZone: "Europe/Paris"},
+			Format:      v1.ExportFormat_EXPORT_FORMAT_PNG,
+			Recipients:  &v1.ReportRecipients{Webhooks: []string{url}},
+		},
+	})
+	must(err, "CreateReportSubscription")
+	expect(sub.WebhookSecret != "", "the webhook secret is shown once, on create")
+	delivery, err := s.reports.SendReportNow(ctx, &v1.SendReportNowRequest{Id: sub.Id})
+	must(err, "SendReportNow")
+	stream, err := s.reports.WatchReportDelivery(ctx, &v1.WatchReportDeliveryRequest{Id: delivery.Id})
+	must(err, "WatchReportDelivery")
+	var ended *v1.ReportDelivery
+	for ended == nil {
+		event, err := stream.Recv()
+		must(err, "WatchReportDelivery.Recv")
+		ended = event.GetDelivery()
+	}
+	say("delivery %s: %s", ended.Id, ended.State)
+	expect(ended.State == v1.DeliveryState_DELIVERY_STATE_DELIVERED, "the report was delivered (%v)", ended.Recipients)
+	receiver.mu.Lock()
+	got := append([][2]string(nil), receiver.received...)
+	receiver.mu.Unlock()
+	expect(len(got) == 1, "the webhook arrived once (%d)", len(got))
+	expect(verified(sub.WebhookSecret, got[0][0], got[0][1]), "its signature verifies with the secret")
+	expect(!verified("another secret", got[0][0], got[0][1]), "and not with another")
+	say("the webhook arrived, signed")
+	_, err = s.reports.DeleteReportSubscription(ctx, &v1.DeleteReportSubscriptionRequest{Id: sub.Id})
+	must(err, "DeleteReportSubscription")
+
+	step("An alert rule on the widget: preview, silence, delete")
+	rule, err := s.alerts.CreateAlertRule(ctx, &v1.CreateAlertRuleRequest{Rule: &v1.AlertRule{
+		WidgetId:   widgetID,
+		Title:      "Admissions over a million",
+		Column:     "admissions",
+		Reducer:    v1.AlertReducer_ALERT_REDUCER_MAX,
+		Comparison: v1.AlertComparison_ALERT_COMPARISON_GREATER,
+		Threshold:  1e6,
+		Recipients: &v1.ReportRecipients{Webhooks: []string{url}},
+	}})
+	must(err, "CreateAlertRule")
+	preview, err := s.alerts.PreviewAlertRule(ctx, &v1.PreviewAlertRuleRequest{Rule: rule})
+	must(err, "PreviewAlertRule")
+	say("max(admissions) = %g over %d rows: holds %v", preview.GetValue(), preview.RowCount, preview.Holds)
+	expect(preview.RowCount > 0 && !preview.Holds, "the preview reads the widget's rows and the rule does not hold")
+	silenced, err := s.alerts.SilenceAlertRule(ctx, &v1.SilenceAlertRuleRequest{
+		Id: rule.Id, Until: timestamppb.New(time.Now().Add(time.Hour)),
+	})
+	must(err, "SilenceAlertRule")
+	expect(silenced.SilencedUntil != nil, "silenced for an hour")
+	_, err = s.alerts.DeleteAlertRule(ctx, &v1.DeleteAlertRuleRequest{Id: rule.Id})
+	must(err, "DeleteAlertRule")
 }
