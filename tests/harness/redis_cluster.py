@@ -127,6 +127,14 @@ def _cluster_ok(port: int) -> bool:
     return bool(info.get("cluster_state") == "ok")
 
 
+def _replicating(port: int) -> bool:
+    """A master, or a replica whose link to its master is up (its first sync done): a replica
+    still syncing when its master dies could not take over."""
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True) as client:
+        info = client.info("replication")
+    return info.get("role") == "master" or info.get("master_link_status") == "up"
+
+
 def start_redis_cluster(
     directory: Path, masters: int = 3, replicas: int = 0, timeout: float = 30.0
 ) -> RedisClusterProcesses:
@@ -141,6 +149,8 @@ def start_redis_cluster(
                 REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no",
+                # A replica may take over however long it was cut off (tests kill masters at will).
+                "--cluster-replica-validity-factor", "0",
             ]  # fmt: skip
             cluster.processes.append(
                 subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder)
@@ -154,9 +164,9 @@ def start_redis_cluster(
             capture_output=True,
             timeout=timeout,
         )
-        while not all(_cluster_ok(p) for p in cluster.ports):
+        while not all(_cluster_ok(p) for p in cluster.ports) or not all(_replicating(p) for p in cluster.ports):
             if time.monotonic() > deadline:
-                raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+                raise RuntimeError("the Redis Cluster did not reach cluster_state:ok with every replica in sync")
             time.sleep(0.1)
     except BaseException:
         cluster.stop()
