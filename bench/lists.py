@@ -22,6 +22,7 @@ Plans (EXPLAIN ANALYZE on this data set, the bench's caller; migration 0007):
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -37,7 +38,8 @@ from server.auth.tokens import mint_token
 from server.config import Settings
 from server.db.migrate import upgrade
 
-DATABASE = "tessera_bench_lists"
+# Its own database, kept between runs; another name for branches whose migrations differ.
+DATABASE = os.environ.get("TESSERA_BENCH_LISTS_DATABASE", "tessera_bench_lists")
 FACILITIES = 50
 PER_FACILITY = 2000
 CALLER, FACILITY = "user-7", "fac-07"
