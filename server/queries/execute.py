@@ -16,8 +16,9 @@ not `sqlalchemy.text()`, whose regular expression also finds them inside string 
 comments); their values are bound by the driver, never formatted into the SQL, and
 `:facility_id` is always the caller's facility (a parameter of that name is ignored; parameters
 the SQL does not use are ignored too). It runs in a server-side cursor (DECLARE; FETCH
-row_limit + 1; CLOSE), so a huge result is never transferred: `truncated` says whether there was
-more. The extended protocol refuses stacked statements, and DECLARE refuses data-modifying CTEs.
+row_limit + 1, pipelined in one round trip; the rollback closes it), so a huge result is never
+transferred: `truncated` says whether there was more. The extended protocol refuses stacked
+statements, and DECLARE refuses data-modifying CTEs.
 
 After the fetch, a tripwire re-reads the facility setting, the current role and read-only mode:
 a query that changed them (set_config in the SQL, which the save-time checks must refuse) gets
@@ -85,6 +86,11 @@ _SETUP = (
 )
 _SETUP_PLAIN = text(_SETUP)
 _SETUP_WITH_ROLE = text(_SETUP + ", set_config('role', :role, true)")
+# The same two statements in psycopg's placeholders, for the pipeline of _fetch.
+_SETUP_DRIVER_PLAIN = _SETUP.replace(":statement_timeout", "%(statement_timeout)s").replace(
+    ":facility_id", "%(facility_id)s"
+)
+_SETUP_DRIVER_WITH_ROLE = _SETUP_DRIVER_PLAIN + ", set_config('role', %(role)s, true)"
 _TRIPWIRE = text(
     f"SELECT current_setting('{FACILITY_SETTING}', true), current_user::text, session_user::text,"
     " current_setting('transaction_read_only')"
@@ -206,18 +212,27 @@ class QueryExecutor:
                     "statement_timeout": str(limits.statement_timeout_ms),
                     "facility_id": facility_id,
                 }
-                if self._role is None:
-                    await conn.execute(_SETUP_PLAIN, settings)
-                else:
-                    await conn.execute(_SETUP_WITH_ROLE, {**settings, "role": self._role})
+                if self._role is not None:
+                    settings["role"] = self._role
                 raw = await conn.get_raw_connection()
                 driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
-                phase = "query"
                 try:
-                    columns, rows = await _fetch(driver, compiled.sql, bound, limits.row_limit + 1)
-                except psycopg.Error:
+                    columns, rows = await _fetch(
+                        driver,
+                        _SETUP_DRIVER_PLAIN if self._role is None else _SETUP_DRIVER_WITH_ROLE,
+                        settings,
+                        compiled.sql,
+                        bound,
+                        limits.row_limit + 1,
+                    )
+                except _QueryFailed as failed:
+                    phase = "query"
                     if driver.broken or driver.closed:
                         await conn.invalidate()  # never hand a dead connection back to the pool
+                    raise failed.error from None
+                except psycopg.Error:
+                    if driver.broken or driver.closed:
+                        await conn.invalidate()
                     raise
                 phase = "check"
                 await self._tripwire(conn, facility_id)
@@ -404,17 +419,40 @@ def _bind(compiled: CompiledSQL, params: Mapping[str, object], facility_id: str)
     return bound
 
 
+class _QueryFailed(Exception):
+    """The query's own statements failed (the setup before them went through)."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 async def _fetch(
-    driver: psycopg.AsyncConnection[Any], sql: str, params: dict[str, object], size: int
+    driver: psycopg.AsyncConnection[Any],
+    setup: str,
+    settings: dict[str, object],
+    sql: str,
+    params: dict[str, object],
+    size: int,
 ) -> tuple[list[tuple[str, int]], list[Sequence[object]]]:
-    cursor = driver.cursor(name=_CURSOR_NAME)
-    register_frame_loaders(cursor.adapters)  # this cursor only: the pooled connection is untouched
+    """BEGIN, the settings, DECLARE and FETCH in one round trip: a pipeline, which also always
+    speaks the extended protocol, so stacked statements are refused even without parameters. No
+    DESCRIBE (the FETCH describes its rows) and no CLOSE (the run's ROLLBACK closes the cursor):
+    psycopg's named cursor after a separate setup took six round trips. Raises _QueryFailed when
+    the settings went through and the query's own statements failed."""
+    settle, declare, fetch = driver.cursor(), driver.cursor(), driver.cursor()
+    register_frame_loaders(fetch.adapters)  # this cursor only: the pooled connection is untouched
     try:
-        await cursor.execute(sql, params)  # DECLARE ... CURSOR FOR <sql>, bound server-side
-        description = cursor.description or []
-        rows: list[Sequence[object]] = list(await cursor.fetchmany(size))
-    finally:
-        await cursor.close()  # psycopg skips CLOSE when the transaction has failed
+        async with driver.pipeline():
+            await settle.execute(setup, settings, prepare=False)
+            await declare.execute(f"DECLARE {_CURSOR_NAME} CURSOR FOR {sql}", params, prepare=False)
+            await fetch.execute(f"FETCH FORWARD {size} FROM {_CURSOR_NAME}", prepare=False)
+    except psycopg.Error as error:
+        if settle.pgresult is not None:  # the settings' result arrived: what failed came after
+            raise _QueryFailed(error) from error
+        raise
+    description = fetch.description or []
+    rows: list[Sequence[object]] = list(await fetch.fetchall())
     return [(column.name, column.type_code) for column in description], rows
 
 

@@ -95,13 +95,13 @@ class DatabaseTier:
             await self.put(conn, replace(request, widget_id=None), entry, rows, savepoint=True)
 
     async def write(self, request: CacheRequest, entry: Entry, rows: int) -> None:
-        """In a transaction of its own; a failure is logged, not raised: the caller still gets its
-        data, and the next miss recomputes."""
+        """One statement on its own (autocommit: no BEGIN and COMMIT round trips, and nothing the
+        caller reads back from a replica); a failure is logged, not raised: the caller still gets
+        its data, and the next miss recomputes."""
         try:
-            async with self._db.transaction() as conn:
+            async with self._db.statements() as conn:
                 written = await self.put(conn, request, entry, rows, savepoint=False)
-            if not written and request.widget_id:
-                async with self._db.transaction() as conn:
+                if not written and request.widget_id:
                     written = await self.put(conn, replace(request, widget_id=None), entry, rows, savepoint=False)
             if not written:
                 log.info("widget data: not cached in tier 2, its query was deleted meanwhile")
