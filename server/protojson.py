@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf import json_format, timestamp_pb2
@@ -30,6 +30,19 @@ def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
     return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def set_time(field: timestamp_pb2.Timestamp, value: datetime | None) -> None:
+    """`field` = `value` (naive values are UTC), exactly as Timestamp.FromDatetime would set it, by
+    integer arithmetic: a row conversion sets three of these per row."""
+    if value is None:
+        return
+    since: timedelta = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
+    field.seconds = since.days * 86400 + since.seconds
+    field.nanos = since.microseconds * 1000
 
 
 def etag(*parts: object) -> str:

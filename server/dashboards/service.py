@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import field_mask_pb2
-from sqlalchemy import Select, and_, delete, func, insert, literal_column, select, tuple_, update
+from sqlalchemy import Select, Text, and_, cast, delete, func, insert, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +27,7 @@ from server.dashboards.convert import (
     dashboard_etag,
     dashboard_from_row,
     filters_json,
+    header_from_text,
     layout_json,
     metadata_json,
 )
@@ -109,10 +110,11 @@ def row_values(dashboard: dashboard_pb2.Dashboard, paths: tuple[str, ...]) -> di
     return values
 
 
-# A published snapshot as a list shows it: the widgets removed by PostgreSQL (jsonb - text).
-_WITHOUT_WIDGETS = dashboard_versions.c.snapshot.op("-", return_type=JSONB)(literal_column("'widgets'::text")).label(
-    "snapshot"
-)
+# A published snapshot as a list shows it: the widgets removed by PostgreSQL (jsonb - text), as
+# jsonb text (parsed through header_from_text's cache).
+_WITHOUT_WIDGETS = cast(
+    dashboard_versions.c.snapshot.op("-", return_type=JSONB)(literal_column("'widgets'::text")), Text
+).label("snapshot")
 
 
 class DashboardDomain:
@@ -158,7 +160,9 @@ class DashboardDomain:
     # --- read -----------------------------------------------------------------------------
 
     async def get(self, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
-        return await self._db.stale_read(lambda conn: self._get(conn, principal, dashboard_id))
+        # Outside a transaction (no BEGIN/ROLLBACK round trips): under READ COMMITTED each
+        # statement reads its own snapshot either way, so a transaction would add nothing.
+        return await self._db.stale_read(lambda conn: self._get(conn, principal, dashboard_id), autocommit=True)
 
     async def _get(self, conn: AsyncConnection, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
         row, access = await load_dashboard(conn, principal, dashboard_id, Access.READ_PUBLISHED)
@@ -180,7 +184,8 @@ class DashboardDomain:
 
     @staticmethod
     def _published_from(row: Any, snap: Any) -> dashboard_pb2.Dashboard:
-        dashboard = from_json(snap, dashboard_pb2.Dashboard())
+        """`snap`: the snapshot as a dict, or (a list's header, without widgets) as jsonb text."""
+        dashboard = header_from_text(snap) if isinstance(snap, str) else from_json(snap, dashboard_pb2.Dashboard())
         dashboard.version = row.published_version
         dashboard.published_version = row.published_version
         if row.publish_time is not None:

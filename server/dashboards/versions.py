@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import dashboard_pb2, widget_pb2
 from server.dashboards.convert import dashboard_from_row
-from server.dashboards.widget_convert import widget_from_row
+from server.dashboards.widget_convert import WIDGET_COLUMNS_SPEC_TEXT, widget_from_row
 from server.db.schema import dashboard_versions, dashboards, widgets
 from server.errors import NotFound
 from server.protojson import from_json, to_json
@@ -33,7 +33,9 @@ async def load_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version:
 
 async def current_widgets(conn: AsyncConnection, dashboard_id: uuid.UUID) -> list[widget_pb2.Widget]:
     rows = await conn.execute(
-        select(widgets).where(widgets.c.dashboard_id == dashboard_id).order_by(widgets.c.y, widgets.c.x, widgets.c.id)
+        select(*WIDGET_COLUMNS_SPEC_TEXT)
+        .where(widgets.c.dashboard_id == dashboard_id)
+        .order_by(widgets.c.y, widgets.c.x, widgets.c.id)
     )
     return [widget_from_row(r) for r in rows]
 

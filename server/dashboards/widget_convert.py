@@ -3,12 +3,16 @@ checks (type, grid position, query, refresh interval); `spec` holds the rest as 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from google.protobuf import duration_pb2
+from sqlalchemy import Text, cast
 
 from dashboard.v1 import widget_pb2
-from server.protojson import etag, from_json, to_json, ts
+from server.db.engine import load_json
+from server.db.schema import widgets
+from server.protojson import etag, from_json, set_time, to_json
 
 # Which `config` member makes which WidgetType.
 CONFIG_TYPES: dict[str, int] = {
@@ -62,10 +66,29 @@ def columns_of(widget: widget_pb2.Widget, default_refresh: int = DEFAULT_REFRESH
     }
 
 
+# The widgets columns with `spec` as its jsonb text: what widget_from_row reads fastest.
+SPEC_AS_TEXT = cast(widgets.c.spec, Text).label("spec")
+WIDGET_COLUMNS_SPEC_TEXT = (*(c for c in widgets.c if c.name != "spec"), SPEC_AS_TEXT)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_spec(spec_text: str) -> bytes:
+    """A spec's jsonb text parsed into a Widget, serialized. Keyed by the text itself (jsonb
+    prints one value one way), so an entry is never stale: a widget of 50 on a dashboard is
+    then read by the C parser instead of json_format, once its spec has been seen."""
+    return from_json(load_json(spec_text), widget_pb2.Widget()).SerializeToString()
+
+
+def _spec_message(spec: str | dict[str, Any] | None) -> widget_pb2.Widget:
+    if isinstance(spec, str):
+        return widget_pb2.Widget.FromString(_parsed_spec(spec))
+    return from_json(spec, widget_pb2.Widget())
+
+
 def widget_from_row(row: Any) -> widget_pb2.Widget:
-    """The widget a row holds. The typed columns are authoritative: what they hold overrides
-    any copy of the same field left in `spec`."""
-    widget = from_json(row.spec, widget_pb2.Widget())
+    """The widget a row holds (its `spec` as a dict, or as text: SPEC_AS_TEXT). The typed columns
+    are authoritative: what they hold overrides any copy of the same field left in `spec`."""
+    widget = _spec_message(row.spec)
     widget.id = str(row.id)
     widget.dashboard_id = str(row.dashboard_id)
     widget.title = row.title
@@ -76,9 +99,6 @@ def widget_from_row(row: Any) -> widget_pb2.Widget:
     widget.position.CopyFrom(widget_pb2.GridPosition(x=row.x, y=row.y, width=row.width, height=row.height))
     widget.refresh_interval.CopyFrom(duration_pb2.Duration(seconds=row.refresh_interval_seconds))
     widget.etag = etag(row.id, row.revision, row.updated_at.isoformat())
-    created, updated = ts(row.created_at), ts(row.updated_at)
-    if created is not None:
-        widget.create_time.CopyFrom(created)
-    if updated is not None:
-        widget.update_time.CopyFrom(updated)
+    set_time(widget.create_time, row.created_at)
+    set_time(widget.update_time, row.updated_at)
     return widget

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -23,6 +25,17 @@ IDLE_PING_SECONDS = 5.0
 _CHECKED_IN = "tessera_checked_in"
 
 
+def load_json(data: str | bytes) -> Any:
+    """jsonb values as the driver hands them over: orjson, several times faster than json.loads on
+    every row of a list. What orjson refuses goes to json.loads. (An integer beyond 64 bits comes
+    back as a float: every jsonb column here becomes protobuf, where such a number fits no
+    integer field either way and a double field gets the same float.)"""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def make_engine(
     url: str, *, pool_size: int = 10, max_overflow: int = 10, application_name: str = "tessera"
 ) -> AsyncEngine:
@@ -31,6 +44,7 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        json_deserializer=load_json,
         connect_args={"application_name": application_name, "connect_timeout": 5},
     )
     _ping_idle_connections(engine)
