@@ -78,6 +78,15 @@ dashboards = Table(
     Index("ix_dashboards_tags", "tags", postgresql_using="gin"),
     # title_contains (ILIKE '%...%') through trigrams (migration 0007).
     Index("ix_dashboards_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
+    # The same two scoped to one facility inside the index (btree_gin; migration 0015).
+    Index("ix_dashboards_facility_tags_gin", "facility_id", "tags", postgresql_using="gin"),
+    Index(
+        "ix_dashboards_facility_title_trgm_gin",
+        "facility_id",
+        "title",
+        postgresql_using="gin",
+        postgresql_ops={"title": "gin_trgm_ops"},
+    ),
 )
 
 widget_queries = Table(
