@@ -3,8 +3,9 @@
 Builds a small dashboard (a parameterised query bound to a dashboard filter, a cross-filter, a
 drill-through to the dashboard itself), exports it as a portable JSON document (written to
 --out or a temporary file), checks an import with validate_only, shows an import with conflicts
-refused with every problem by field and nothing created, imports it for real and exports the
-copy again (the same document), then clones the dashboard. Given the viewer's token
+refused with every problem by field and nothing created, shows that a title already taken in the
+facility is refused unless the request renames (or keeps) it, imports it for real and exports the
+copy again (the same document but the title), then clones the dashboard. Given the viewer's token
 (TESSERA_VIEWER_TOKEN), shows that a viewer cannot import. Deletes everything unless --keep.
 """
 
@@ -79,10 +80,14 @@ def run() -> None:
 
         step("validate_only: what an import would do, changing nothing")
         checked = client.dashboards.import_document(
-            document, validate_only=True, query_mode=d.QUERY_IMPORT_MODE_REUSE_IDENTICAL
+            document,
+            validate_only=True,
+            query_mode=d.QUERY_IMPORT_MODE_REUSE_IDENTICAL,
+            title_conflict=d.TITLE_CONFLICT_POLICY_RENAME,
         )
         for found in checked.queries:
             say(f"{found.key}: {d.QueryImportAction.Name(found.action)} {found.query_id}")
+        say(f"the new dashboard would be titled {checked.title!r}")
         expect(checked.validate_only and not checked.dashboard.id, "validate_only created something")
 
         step("A document with conflicts: every one reported by field, nothing created")
@@ -100,12 +105,26 @@ def run() -> None:
             raise ExampleFailed("a document with conflicts was imported")
         expect(len(list(client.dashboards.list(tags=[tag]))) == before, "a refused import changed something")
 
-        step("Import it for real, then export the copy: the same document")
-        imported = client.dashboards.import_document(json_format.Parse(text, d.DashboardDocument()))
+        step("A title the facility already has: refused by field, unless renamed or kept")
+        try:
+            client.dashboards.import_document(document)
+        except InvalidArgumentError as error:
+            explain(error)
+            expect(error.fields == ["document.dashboard.title"], "only the title is in the way")
+        else:
+            raise ExampleFailed("a second 'Admissions' was imported without asking")
+
+        step("Import it for real (renamed), then export the copy: the same document but the title")
+        imported = client.dashboards.import_document(
+            json_format.Parse(text, d.DashboardDocument()), title_conflict=d.TITLE_CONFLICT_POLICY_RENAME
+        )
         made_boards.append(imported.dashboard.id)
         made_queries.update(found.query_id for found in imported.queries)
-        say(f"new dashboard {imported.dashboard.id} with {len(imported.dashboard.widgets)} widgets")
-        expect(client.dashboards.export_document(imported.dashboard.id) == document, "the round trip changed it")
+        say(f"new dashboard {imported.dashboard.id} {imported.title!r} with {len(imported.dashboard.widgets)} widgets")
+        again = client.dashboards.export_document(imported.dashboard.id)
+        expect(again.dashboard.title == imported.title == checked.title, "the rename is the one validate_only said")
+        again.dashboard.title = document.dashboard.title
+        expect(again == document, "the round trip changed it")
 
         step("Clone it within the facility: the copy reads the same queries")
         clone = client.dashboards.clone(board.id, title="Admissions (copy)")

@@ -9,8 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import ColumnElement, Table, UnaryExpression, tuple_
 
 from server.errors import InvalidArgument
 
@@ -51,3 +56,26 @@ def decode(token: str, filters: str) -> Cursor | None:
             "page_token", "the page token was made for other filters or ordering", reason="PAGE_TOKEN_MISMATCH"
         )
     return cursor
+
+
+# --- newest first: (created_at DESC, id DESC), the order of every history-like list ------------
+
+
+def newest_first(table: Table) -> tuple[UnaryExpression[Any], UnaryExpression[Any]]:
+    return table.c.created_at.desc(), table.c.id.desc()
+
+
+def older_than(table: Table, cursor: Cursor) -> ColumnElement[bool]:
+    """The rows after `cursor` in `newest_first` order."""
+    return tuple_(table.c.created_at, table.c.id) < tuple_(
+        datetime.fromisoformat(str(cursor.key)), uuid.UUID(cursor.id)
+    )
+
+
+def next_token(rows: Sequence[Any], size: int, filters: str) -> str:
+    """The token of the page after `rows[:size]` (`rows` read with limit size + 1): empty when
+    there is none."""
+    if len(rows) <= size:
+        return ""
+    last = rows[size - 1]
+    return encode(Cursor(last.created_at.isoformat(), str(last.id)), filters)

@@ -168,9 +168,13 @@ class Dashboards(_Service):
         query_mappings: Mapping[str, str] | None = None,
         title: str = "",
         request_id: str = "",
+        title_conflict: d.TitleConflictPolicy = d.TITLE_CONFLICT_POLICY_REFUSE,
+        dashboard_mappings: Mapping[str, str] | None = None,
     ) -> d.ImportDashboardResponse:
         """Imports a document as a new dashboard; InvalidArgumentError lists every conflict by field
-        (nothing is changed). `query_mappings`: document query key -> an existing query's id."""
+        (nothing is changed). `query_mappings`: document query key -> an existing query's id;
+        `dashboard_mappings`: a drill-through target of the document -> a dashboard of the target
+        facility; `title_conflict`: what a title already taken there does (refuse, rename, keep)."""
         request = d.ImportDashboardRequest(
             facility_id=facility_id,
             document=document,
@@ -179,6 +183,8 @@ class Dashboards(_Service):
             query_mappings=dict(query_mappings or {}),
             title=title,
             request_id=request_id,
+            title_conflict=title_conflict,
+            dashboard_mappings=dict(dashboard_mappings or {}),
         )
         return self._client.call(rpcs.IMPORT_DASHBOARD, request)
 
@@ -190,10 +196,21 @@ class Dashboards(_Service):
         title: str = "",
         query_mode: d.QueryImportMode = d.QUERY_IMPORT_MODE_CREATE,
         request_id: str = "",
+        title_conflict: d.TitleConflictPolicy = d.TITLE_CONFLICT_POLICY_REFUSE,
+        dashboard_mappings: Mapping[str, str] | None = None,
     ) -> d.ImportDashboardResponse:
-        """Copies a dashboard into its facility (same queries) or another one the caller administers."""
+        """Copies a dashboard into its facility (same queries) or another one the caller administers.
+        Within its facility the copy needs a new `title` or a `title_conflict` other than refuse;
+        across facilities, `dashboard_mappings` names where each drill-through to another
+        dashboard should lead there."""
         request = d.CloneDashboardRequest(
-            id=dashboard_id, facility_id=facility_id, title=title, query_mode=query_mode, request_id=request_id
+            id=dashboard_id,
+            facility_id=facility_id,
+            title=title,
+            query_mode=query_mode,
+            request_id=request_id,
+            title_conflict=title_conflict,
+            dashboard_mappings=dict(dashboard_mappings or {}),
         )
         return self._client.call(rpcs.CLONE_DASHBOARD, request)
 

@@ -11,18 +11,23 @@ name anyone. PHI goes out unmasked only while the owner holds `phi:read` and ask
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_
+from sqlalchemy import ColumnElement, Table, and_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.auth.principal import PHI_READ, Principal, Role
+from server.db.engine import Database
 from server.db.schema import report_subscriptions
 from server.errors import NotFound, PermissionDenied
 
 __all__ = [
     "SubscriptionFacts",
     "acting_owner",
+    "load_owned",
     "require_include_phi",
     "require_recipients",
     "require_subscriber",
@@ -38,6 +43,11 @@ class SubscriptionFacts:
     facility_id: str
     owner_id: str
 
+    @classmethod
+    def of(cls, row: Any) -> SubscriptionFacts:
+        """The facts of a row of a table with id, facility_id and owner_id."""
+        return cls(str(row.id), row.facility_id, row.owner_id)
+
 
 def subscription_visible(principal: Principal, facts: SubscriptionFacts) -> bool:
     if principal.is_link or not principal.in_facility(facts.facility_id):
@@ -48,6 +58,29 @@ def subscription_visible(principal: Principal, facts: SubscriptionFacts) -> bool
 def require_subscription(principal: Principal, facts: SubscriptionFacts, resource: str = "report_subscription") -> None:
     if not subscription_visible(principal, facts):
         raise NotFound(resource, facts.id)
+
+
+async def load_owned(
+    db: Database,
+    principal: Principal,
+    table: Table,
+    row_id: str,
+    resource: str,
+    conn: AsyncConnection | None = None,
+) -> Any:
+    """The row `row_id` of `table` (subscriptions, alert rules) when the caller may see it, else
+    NOT_FOUND as `resource`. On `conn` (a transaction) it is locked FOR UPDATE; without, it is
+    read on a connection of its own."""
+    query = select(table).where(table.c.id == uuid.UUID(row_id))
+    if conn is None:
+        async with db.read() as own:
+            row = (await own.execute(query)).first()
+    else:
+        row = (await conn.execute(query.with_for_update())).first()
+    if row is None:
+        raise NotFound(resource, row_id)
+    require_subscription(principal, SubscriptionFacts.of(row), resource)
+    return row
 
 
 def visible_subscriptions(principal: Principal, table: Table = report_subscriptions) -> ColumnElement[bool]:

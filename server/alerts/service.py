@@ -12,19 +12,20 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import alert_pb2, common_pb2, widget_pb2
 from server import idempotency, pagination
 from server.access.subscriptions import (
     SubscriptionFacts,
+    load_owned,
     require_recipients,
     require_subscriber,
-    require_subscription,
+    subscription_visible,
     visible_subscriptions,
 )
 from server.alerts.convert import event_from_row, rule_etag, rule_from_row
@@ -34,7 +35,7 @@ from server.auth.principal import Principal
 from server.config import Settings
 from server.db.engine import Database
 from server.db.schema import alert_events, alert_rules, widgets
-from server.errors import Aborted, FieldViolation, InvalidArgument, NotFound
+from server.errors import Aborted, FieldViolation, InvalidArgument
 from server.exports.crypto import export_keys
 from server.exports.principals import principal_from_json, principal_to_json
 from server.exports.sealed import seal
@@ -171,15 +172,7 @@ class AlertDomain:
         return out
 
     async def _visible(self, principal: Principal, rule_id: str, conn: AsyncConnection | None = None) -> Any:
-        query = select(alert_rules).where(alert_rules.c.id == uuid.UUID(rule_id))
-        if conn is None:
-            async with self._db.read() as own:
-                row = (await own.execute(query)).first()
-        else:
-            row = (await conn.execute(query.with_for_update())).first()
-        if row is None:
-            raise NotFound(RESOURCE, rule_id)
-        require_subscription(principal, SubscriptionFacts(str(row.id), row.facility_id, row.owner_id), RESOURCE)
+        row = await load_owned(self._db, principal, alert_rules, rule_id, RESOURCE, conn)
         audit_facts.note_facility(row.facility_id)
         return row
 
@@ -197,22 +190,16 @@ class AlertDomain:
         if request.widget_id:
             conditions.append(table.c.widget_id == uuid.UUID(request.widget_id))
         if cursor is not None:
-            conditions.append(_after(table.c.created_at, table.c.id, cursor))
+            conditions.append(pagination.older_than(table, cursor))
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
-                    select(table)
-                    .where(*conditions)
-                    .order_by(table.c.created_at.desc(), table.c.id.desc())
-                    .limit(size + 1)
+                    select(table).where(*conditions).order_by(*pagination.newest_first(table)).limit(size + 1)
                 )
             ).all()
-        page = [row for row in rows[:size] if _visible_row(principal, row)]  # the policy re-checks each row
-        token = ""
-        if len(rows) > size:
-            last = rows[size - 1]
-            token = pagination.encode(pagination.Cursor(last.created_at.isoformat(), str(last.id)), filters)
-        return [rule_from_row(row) for row in page], token
+        # The policy re-checks each row.
+        page = [row for row in rows[:size] if subscription_visible(principal, SubscriptionFacts.of(row))]
+        return [rule_from_row(row) for row in page], pagination.next_token(rows, size, filters)
 
     # --- change ---------------------------------------------------------------------------------
 
@@ -366,16 +353,3 @@ def _values(rule: alert_pb2.AlertRule) -> dict[str, Any]:
         "webhooks": list(rule.recipients.webhooks),
         "severity": int(rule.severity) or alert_pb2.ALERT_SEVERITY_WARNING,
     }
-
-
-def _visible_row(principal: Principal, row: Any) -> bool:
-    try:
-        require_subscription(principal, SubscriptionFacts(str(row.id), row.facility_id, row.owner_id), RESOURCE)
-    except NotFound:
-        return False
-    return True
-
-
-def _after(created: Any, ident: Any, cursor: pagination.Cursor) -> Any:
-    after = datetime.fromisoformat(str(cursor.key))
-    return or_(created < after, and_(created == after, ident < uuid.UUID(cursor.id)))

@@ -84,6 +84,13 @@ def check_time_zone(layout: dashboard_pb2.GridLayout, problems: ViolationCollect
             )
 
 
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern (escape character backslash) for titles containing `text` literally; the
+    title's trigram index serves it."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def check_filters(filters: Any, path: str, problems: ViolationCollector) -> None:
     seen: set[str] = set()
     for i, f in enumerate(filters):
@@ -218,8 +225,7 @@ class DashboardDomain:
         if request.facility_id:
             query = query.where(dashboards.c.facility_id == request.facility_id)
         if request.title_contains:
-            escaped = request.title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(dashboards.c.title.ilike(f"%{escaped}%", escape="\\"))
+            query = query.where(dashboards.c.title.ilike(contains_pattern(request.title_contains), escape="\\"))
         if cursor is not None:
             key = datetime.fromisoformat(cursor.key) if column_name != "title" else cursor.key
             after = tuple_(column, dashboards.c.id)

@@ -326,8 +326,49 @@ ReuseIdentical = Annotated[
 Facility = Annotated[str, typer.Option("--facility", help="Target facility (may be left out with one).")]
 
 
-def _query_mode(reuse: bool) -> d.QueryImportMode:
-    return d.QUERY_IMPORT_MODE_REUSE_IDENTICAL if reuse else d.QUERY_IMPORT_MODE_CREATE
+class OnTitleConflict(StrEnum):
+    refuse = "refuse"
+    rename = "rename"
+    keep = "keep"
+
+
+TitleConflict = Annotated[
+    OnTitleConflict,
+    typer.Option(
+        "--on-title-conflict",
+        help="When the title is taken in the facility: refuse, rename (adds ' (2)', ...) or keep.",
+    ),
+]
+DashboardMappings = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map-dashboard",
+        help="SOURCE_ID=TARGET_ID: a drill-through to SOURCE_ID opens TARGET_ID instead; repeatable.",
+        show_default=False,
+    ),
+]
+
+
+def _id_pairs(items: Sequence[str] | None, option: str, form: str) -> dict[str, str]:
+    """KEY=ID options (repeatable) as a mapping."""
+    found: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise typer.BadParameter(f"{item!r} is not {form}", param_hint=option)
+        found[key.strip()] = value.strip()
+    return found
+
+
+def _placement(
+    reuse_identical: bool, on_title_conflict: OnTitleConflict, map_dashboard: Sequence[str] | None
+) -> dict[str, Any]:
+    """The options import and clone share, as the client's keyword arguments."""
+    return {
+        "query_mode": d.QUERY_IMPORT_MODE_REUSE_IDENTICAL if reuse_identical else d.QUERY_IMPORT_MODE_CREATE,
+        "title_conflict": d.TitleConflictPolicy.Value(f"TITLE_CONFLICT_POLICY_{on_title_conflict.upper()}"),
+        "dashboard_mappings": _id_pairs(map_dashboard, "--map-dashboard", "SOURCE_ID=TARGET_ID"),
+    }
 
 
 def _print_import(answer: d.ImportDashboardResponse, as_json: bool) -> None:
@@ -336,7 +377,7 @@ def _print_import(answer: d.ImportDashboardResponse, as_json: bool) -> None:
         return
     out = Console()
     if answer.validate_only:
-        out.print("[bold green]valid[/]: nothing was changed", highlight=False)
+        out.print(f"[bold green]valid[/]: nothing was changed (title: {answer.title})", highlight=False)
     else:
         board = answer.dashboard
         out.print(
@@ -392,6 +433,8 @@ def import_document(
         typer.Option("--map", help="QUERY_KEY=QUERY_ID: use an existing query; repeatable.", show_default=False),
     ] = None,
     title: Annotated[str, typer.Option(help="Title of the new dashboard instead of the document's.")] = "",
+    on_title_conflict: TitleConflict = OnTitleConflict.refuse,
+    map_dashboard: DashboardMappings = None,
     as_json: AsJson = False,
 ) -> None:
     """Import a dashboard document into a facility: all of it, or (on any conflict) nothing."""
@@ -400,20 +443,14 @@ def import_document(
         document = json_format.Parse(text, d.DashboardDocument())
     except json_format.ParseError as error:
         raise typer.BadParameter(f"not a dashboard document: {error}", param_hint="FILE") from None
-    mappings: dict[str, str] = {}
-    for item in mapping or ():
-        key, sep, query_id = item.partition("=")
-        if not sep or not key or not query_id:
-            raise typer.BadParameter(f"{item!r} is not QUERY_KEY=QUERY_ID", param_hint="--map")
-        mappings[key.strip()] = query_id.strip()
     with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
         answer = client.dashboards.import_document(
             document,
             facility_id=facility,
             validate_only=validate_only,
-            query_mode=_query_mode(reuse_identical),
-            query_mappings=mappings,
+            query_mappings=_id_pairs(mapping, "--map", "QUERY_KEY=QUERY_ID"),
             title=title,
+            **_placement(reuse_identical, on_title_conflict, map_dashboard),
         )
     _print_import(answer, as_json)
 
@@ -431,12 +468,18 @@ def clone_dashboard(
     facility: Facility = "",
     title: Annotated[str, typer.Option(help="Title of the copy (default: the source's).")] = "",
     reuse_identical: ReuseIdentical = False,
+    on_title_conflict: TitleConflict = OnTitleConflict.refuse,
+    map_dashboard: DashboardMappings = None,
     as_json: AsJson = False,
 ) -> None:
-    """Copy a dashboard within its facility, or into another facility you administer."""
+    """Copy a dashboard within its facility (a new --title, or --on-title-conflict rename), or into
+    another facility you administer."""
     with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
         answer = client.dashboards.clone(
-            dashboard_id, facility_id=facility, title=title, query_mode=_query_mode(reuse_identical)
+            dashboard_id,
+            facility_id=facility,
+            title=title,
+            **_placement(reuse_identical, on_title_conflict, map_dashboard),
         )
     _print_import(answer, as_json)
 

@@ -20,7 +20,7 @@ import re
 import tempfile
 import time
 import unicodedata
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,6 +179,33 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
     exported = _file(
         printed, content_type, expire, _filename(snapshot.title, row.dashboard_version, job_id, content_type)
     )
+    details = {
+        "dashboard_id": str(row.dashboard_id),
+        "format": name,
+        "size_bytes": len(printed.data),
+        "sha256": exported.sha256,
+        "phi_columns": phi_columns,
+    }
+    return await _finish(
+        deps, row, principal, url, exported, AUDIT_METHOD, row.dashboard_version, rows_read, phi_columns, details
+    )
+
+
+async def _finish(
+    deps: ExportDeps,
+    row: Any,
+    principal: Principal,
+    url: str,
+    exported: export_pb2.ExportFile,
+    method: str,
+    version: int,
+    rows: int,
+    phi_columns: Sequence[str],
+    details: dict[str, Any],
+) -> export_pb2.ExportJob:
+    """The end of every export: the job SUCCEEDED with its file (Cancelled if it was cancelled
+    meanwhile), then the read audited as `method` with `details`."""
+    job_id = str(row.id)
     stored = {"storage_url": url, "phi_unmasked": bool(phi_columns)}
     done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: stored)
     if done is None:
@@ -186,22 +213,16 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
     deps.audit.record(
         AuditEvent(
             actor=principal.subject,
-            method=AUDIT_METHOD,
+            method=method,
             outcome=SUCCESS,
             facility_id=row.facility_id,
             resource_type="export",
             resource_id=job_id,
-            resource_version=row.dashboard_version,
-            row_count=rows_read,
+            resource_version=version,
+            row_count=rows,
             phi_unmasked=bool(phi_columns),
             correlation_id=row.correlation_id,
-            details={
-                "dashboard_id": str(row.dashboard_id),
-                "format": name,
-                "size_bytes": len(printed.data),
-                "sha256": exported.sha256,
-                "phi_columns": phi_columns,
-            },
+            details=details,
         )
     )
     await deps.audit.flush()
@@ -212,7 +233,6 @@ async def _run_data(deps: ExportDeps, row: Any, url: str, content_type: str) -> 
     """A CSV or XLSX of one widget's data: rows streamed from the data source (resolved, bound
     and masked as GetWidgetData would serve them) into a local file a batch at a time, then
     encrypted into storage chunk by chunk. Memory holds one batch, never the result."""
-    job_id = str(row.id)
     principal = principal_from_json(row.principal)
     filters = {name: from_json(value, common_pb2.ParameterValue()) for name, value in (row.filter_values or {}).items()}
     settings = deps.settings
@@ -226,57 +246,70 @@ async def _run_data(deps: ExportDeps, row: Any, url: str, content_type: str) -> 
         timeout_seconds=settings.data_export_timeout_seconds,
         batch_rows=settings.data_export_batch_rows,
     )
-    name, written, size, digest = await _write_and_store(deps, row, url, frames)
-    expire = datetime.now(UTC) + timedelta(seconds=settings.export_retention_seconds)
+    stored = await _write_and_store(deps, row, url, frames)
     snapshot = await _readable_snapshot(deps.db, principal, str(row.dashboard_id), row.dashboard_version)
     widget = next((w for w in snapshot.widgets if w.id.lower() == str(row.widget_id)), None)
+    source = {
+        "dashboard_id": str(row.dashboard_id),
+        "widget_id": str(row.widget_id),
+        "query_id": stored.written.query_id,
+        "query_version": stored.written.query_version,
+    }
     title = f"{snapshot.title} {widget.title if widget else ''}".strip()
+    return await _finish_data_export(
+        deps, row, principal, url, content_type, stored, title, row.dashboard_version, source
+    )
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A data export's file, encrypted into storage."""
+
+    format_name: str
+    written: _Written
+    size: int
+    digest: str
+
+
+async def _finish_data_export(
+    deps: ExportDeps,
+    row: Any,
+    principal: Principal,
+    url: str,
+    content_type: str,
+    stored: _Stored,
+    title: str,
+    version: int,
+    source: dict[str, Any],
+) -> export_pb2.ExportJob:
+    """The end of every data export, whatever its rows came from: its file (named from `title`
+    and `version`), audited as a data read with `source` (what was read) in its details."""
+    written = stored.written
     exported = export_pb2.ExportFile(
         content_type=content_type,
-        size_bytes=size,
-        sha256=digest,
-        filename=_filename(title, row.dashboard_version, job_id, content_type),
+        size_bytes=stored.size,
+        sha256=stored.digest,
+        filename=_filename(title, version, str(row.id), content_type),
         row_count=written.rows,
     )
-    exported.expire_time.FromDatetime(expire)
-    stored = {"storage_url": url, "phi_unmasked": bool(written.phi_columns)}
-    done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: stored)
-    if done is None:
-        raise Cancelled
-    deps.audit.record(
-        AuditEvent(
-            actor=principal.subject,
-            method=DATA_AUDIT_METHOD,
-            outcome=SUCCESS,
-            facility_id=row.facility_id,
-            resource_type="export",
-            resource_id=job_id,
-            resource_version=row.dashboard_version,
-            row_count=written.rows,
-            phi_unmasked=bool(written.phi_columns),
-            correlation_id=row.correlation_id,
-            details={
-                "dashboard_id": str(row.dashboard_id),
-                "widget_id": str(row.widget_id),
-                "query_id": written.query_id,
-                "query_version": written.query_version,
-                "format": name,
-                "size_bytes": size,
-                "sha256": digest,
-                "truncated": written.truncated,
-                "phi_columns": list(written.phi_columns),
-            },
-        )
+    exported.expire_time.FromDatetime(datetime.now(UTC) + timedelta(seconds=deps.settings.export_retention_seconds))
+    details = {
+        **source,
+        "format": stored.format_name,
+        "size_bytes": stored.size,
+        "sha256": stored.digest,
+        "truncated": written.truncated,
+        "phi_columns": list(written.phi_columns),
+    }
+    return await _finish(
+        deps, row, principal, url, exported, DATA_AUDIT_METHOD, version, written.rows, written.phi_columns, details
     )
-    await deps.audit.flush()
-    return done
 
 
 async def _write_and_store(
     deps: ExportDeps, row: Any, url: str, frames: AsyncGenerator[tuple[query_pb2.Query, common_pb2.DataFrame]]
-) -> tuple[str, _Written, int, str]:
-    """Streams the frames into a local file a batch at a time, then encrypts it into storage:
-    the format's name, what was written, the file's size and its sha256."""
+) -> _Stored:
+    """Streams the frames into a local file a batch at a time, then encrypts it into storage."""
     job_id = str(row.id)
     name = "CSV" if row.format == export_pb2.EXPORT_FORMAT_CSV else "XLSX"
     await _step(deps, job_id, _start_writing(name))
@@ -286,13 +319,12 @@ async def _write_and_store(
         await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_STORING, f"storing {written.rows:,} rows"))
         size = path.stat().st_size
         digest = await deps.storage.awrite_path(url, path)
-    return name, written, size, digest
+    return _Stored(name, written, size, digest)
 
 
 async def _run_query_data(deps: ExportDeps, row: Any, url: str, content_type: str) -> export_pb2.ExportJob:
     """A CSV or XLSX of a saved query's run, as the requester (RunQuery's access rule checked
     again, masking for them), streamed as `_run_data` streams a widget's rows."""
-    job_id = str(row.id)
     principal = principal_from_json(row.principal)
     values = {
         name: from_json(value, common_pb2.ParameterValue()) for name, value in (row.parameter_values or {}).items()
@@ -315,45 +347,11 @@ async def _run_query_data(deps: ExportDeps, row: Any, url: str, content_type: st
         finally:
             await stream.aclose()
 
-    name, written, size, digest = await _write_and_store(deps, row, url, frames())
-    expire = datetime.now(UTC) + timedelta(seconds=settings.export_retention_seconds)
-    exported = export_pb2.ExportFile(
-        content_type=content_type,
-        size_bytes=size,
-        sha256=digest,
-        filename=_filename(query.name or "query", query.version, job_id, content_type),
-        row_count=written.rows,
+    stored = await _write_and_store(deps, row, url, frames())
+    source = {"query_id": query.id, "query_version": query.version}
+    return await _finish_data_export(
+        deps, row, principal, url, content_type, stored, query.name or "query", query.version, source
     )
-    exported.expire_time.FromDatetime(expire)
-    stored = {"storage_url": url, "phi_unmasked": bool(written.phi_columns)}
-    done = await deps.store.change(job_id, _succeed(exported), extra=lambda _: stored)
-    if done is None:
-        raise Cancelled
-    deps.audit.record(
-        AuditEvent(
-            actor=principal.subject,
-            method=DATA_AUDIT_METHOD,
-            outcome=SUCCESS,
-            facility_id=row.facility_id,
-            resource_type="export",
-            resource_id=job_id,
-            resource_version=query.version,
-            row_count=written.rows,
-            phi_unmasked=bool(written.phi_columns),
-            correlation_id=row.correlation_id,
-            details={
-                "query_id": query.id,
-                "query_version": query.version,
-                "format": name,
-                "size_bytes": size,
-                "sha256": digest,
-                "truncated": written.truncated,
-                "phi_columns": list(written.phi_columns),
-            },
-        )
-    )
-    await deps.audit.flush()
-    return done
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import common_pb2, dashboard_pb2, export_pb2, query_pb2, widget_pb2
@@ -358,26 +358,17 @@ class ExportDomain:
             if request.state:
                 conditions.append(export_jobs.c.state == int(request.state))
             if cursor is not None:
-                after = datetime.fromisoformat(str(cursor.key))
-                conditions.append(
-                    or_(
-                        export_jobs.c.created_at < after,
-                        and_(export_jobs.c.created_at == after, export_jobs.c.id < uuid.UUID(cursor.id)),
-                    )
-                )
+                conditions.append(pagination.older_than(export_jobs, cursor))
             rows = (
                 await conn.execute(
                     select(export_jobs)
                     .where(*conditions)
-                    .order_by(export_jobs.c.created_at.desc(), export_jobs.c.id.desc())
+                    .order_by(*pagination.newest_first(export_jobs))
                     .limit(size + 1)
                 )
             ).all()
         page = rows[:size]
-        token = ""
-        if len(rows) > size:
-            last = page[-1]
-            token = pagination.encode(pagination.Cursor(last.created_at.isoformat(), str(last.id)), filters)
+        token = pagination.next_token(rows, size, filters)
         # Every row re-checked with the policy itself, loading each dashboard on the page once.
         async with self._db.read() as conn:
             boards = {row.dashboard_id for row in page if row.dashboard_id is not None}

@@ -2,19 +2,23 @@
 clone a dashboard (an export imported at once, within or across facilities).
 
 An import checks everything first — the document on its own, then what it refers to in the
-target facility (mapped and reusable queries, drill-through targets, parameter values against
-the queries' declarations) — and reports every problem in one InvalidArgument. Only then does it
-write, in one transaction: the new queries, the dashboard, its widgets and version 1."""
+target facility (mapped and reusable queries, drill-through targets and their mappings,
+parameter values against the queries' declarations, the title against the titles the caller
+sees there, the views of new MATERIALIZED_VIEW queries built or tried) — and reports every
+problem in one InvalidArgument. Only then does it write, in one transaction: the new queries,
+the dashboard, its widgets and version 1. A view is DDL on the data source, outside that
+transaction: one built for a failed import is dropped again, so nothing is left behind."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import dashboard_pb2, query_pb2, widget_pb2
@@ -27,12 +31,13 @@ from server.access.policy import (
     import_facility,
     require_document_export,
     require_query,
+    visible_dashboards,
 )
 from server.audit import facts as audit_facts
 from server.auth.principal import Principal
 from server.dashboards.access import load_dashboard
 from server.dashboards.convert import dashboard_from_row
-from server.dashboards.service import WRITABLE, row_values
+from server.dashboards.service import WRITABLE, contains_pattern, row_values
 from server.dashboards.versions import current_widgets, record_version
 from server.dashboards.widget_convert import DEFAULT_REFRESH_SECONDS, columns_of
 from server.db.engine import Database
@@ -42,12 +47,15 @@ from server.portability.document import DOC, UsedQuery, build_document, check_do
 from server.protojson import from_json
 from server.queries.convert import query_from_rows, version_values
 from server.queries.parameters import bind
-from server.queries.service import QueryDomain
+from server.queries.service import QueryDomain, insert_query
 from server.widgets.service import drill_target_filters
 
 D = dashboard_pb2
 Q = query_pb2
 Action = D.QueryImportAction
+TITLE_MAX = 200  # Dashboard.title's limit
+_NUMBERED = re.compile(r"\s*\(\d+\)$")  # the " (n)" a rename appends
+_TITLE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,9 @@ class Resolution:
     version: int
     action: Action
     parameters: Sequence[Q.ParameterSpec] = field(default_factory=list)
+    # The id a created query will have (its view is named after it before the row exists).
+    new_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    view_name: str = ""  # a created MATERIALIZED_VIEW query's view, once built
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,17 @@ class Plan:
     mode: int
     mapped: Mapping[str, Mapped]
     validate_only: bool
+    title_conflict: int = D.TITLE_CONFLICT_POLICY_REFUSE
+    title_path: str = f"{DOC}.dashboard.title"  # where a taken title of the document is reported
+    dashboard_mappings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What the checks decided: each query key's query, and the dashboard's title."""
+
+    queries: dict[str, Resolution]
+    title: str
 
 
 def _definition(values: Mapping[str, Any], kind: int) -> tuple[Any, ...]:
@@ -132,7 +154,16 @@ class PortabilityDomain:
             key: Mapped(query_id, path=f'query_mappings["{key}"]')
             for key, query_id in sorted(request.query_mappings.items())
         }
-        plan = Plan(facility, request.document, request.title, request.query_mode, mapped, request.validate_only)
+        plan = Plan(
+            facility,
+            request.document,
+            request.title,
+            request.query_mode,
+            mapped,
+            request.validate_only,
+            title_conflict=request.title_conflict,
+            dashboard_mappings=dict(request.dashboard_mappings),
+        )
         return await self._import(principal, plan, "ImportDashboard", request.request_id, digest)
 
     async def clone(
@@ -149,7 +180,17 @@ class PortabilityDomain:
                 entry.key: Mapped(u.query_id, u.version, path=f"{DOC}.queries[{i}]")
                 for i, (entry, u) in enumerate(zip(document.queries, used, strict=True))
             }
-        plan = Plan(target, document, request.title, request.query_mode, mapped, validate_only=False)
+        plan = Plan(
+            target,
+            document,
+            request.title,
+            request.query_mode,
+            mapped,
+            validate_only=False,
+            title_conflict=request.title_conflict,
+            title_path="title",  # the clone request's field that would avoid it
+            dashboard_mappings=dict(request.dashboard_mappings),
+        )
         return await self._import(principal, plan, "CloneDashboard", request.request_id, digest)
 
     async def _import(
@@ -170,34 +211,43 @@ class PortabilityDomain:
 
         if plan.validate_only:
             async with self._db.read() as conn:
-                resolved = await self._resolve(conn, principal, plan, problems)
+                outcome = await self._resolve(conn, principal, plan, problems, [])
             _raise(problems)
-            return D.ImportDashboardResponse(validate_only=True, queries=_reported(resolved))
+            return D.ImportDashboardResponse(validate_only=True, queries=_reported(outcome), title=outcome.title)
+
+        built: list[str] = []  # views made on the data source, dropped again if the import fails
 
         async def create(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, D.ImportDashboardResponse]:
-            resolved = await self._resolve(conn, principal, plan, problems)
+            outcome = await self._resolve(conn, principal, plan, problems, built)
             _raise(problems)
-            dashboard = await self._write(conn, principal, plan, resolved)
-            return uuid.UUID(dashboard.id), D.ImportDashboardResponse(dashboard=dashboard, queries=_reported(resolved))
+            dashboard = await self._write(conn, principal, plan, outcome)
+            answer = D.ImportDashboardResponse(dashboard=dashboard, queries=_reported(outcome), title=dashboard.title)
+            return uuid.UUID(dashboard.id), answer
 
         async def existing(dashboard_id: uuid.UUID) -> D.ImportDashboardResponse:
             return await self._replay(principal, plan, dashboard_id)
 
+        async def drop_views() -> None:
+            for view_name in built:
+                await self._queries.drop_view(view_name)
+
         key = idempotency.RequestKey(principal.subject, method, request_id, digest)
         [done] = await idempotency.create_once(
-            self._db, [key], create, existing, prepare=idempotency.nothing_to_prepare
+            self._db, [key], create, existing, prepare=idempotency.nothing_to_prepare, abandon=drop_views
         )
         return done
 
     # --- checks against the target facility -------------------------------------------------
 
     async def _resolve(
-        self, conn: AsyncConnection, principal: Principal, plan: Plan, problems: ViolationCollector
-    ) -> dict[str, Resolution]:
-        """Each query key's query in the target facility (found, or to be created), and every
-        problem of the widgets' references there."""
+        self, conn: AsyncConnection, principal: Principal, plan: Plan, problems: ViolationCollector, built: list[str]
+    ) -> Outcome:
+        """Each query key's query in the target facility (found, or to be created), the title,
+        and every problem of the widgets' references there. The views of new MATERIALIZED_VIEW
+        queries are built (their names appended to `built`) when the import will write and
+        nothing is wrong so far; otherwise only tried."""
         resolved: dict[str, Resolution] = {}
-        for i, entry in enumerate(plan.document.queries):
+        for entry in plan.document.queries:
             if not entry.key or entry.key in resolved:
                 continue  # reported by check_document
             if entry.key in plan.mapped:
@@ -210,18 +260,85 @@ class PortabilityDomain:
                 if same is not None:
                     resolved[entry.key] = same
                     continue
-            if entry.query.kind == Q.QUERY_KIND_MATERIALIZED_VIEW:
-                problems.add(
-                    f"{DOC}.queries[{i}].query.kind",
-                    "an import does not create materialized views: map this query to an existing one "
-                    "(query_mappings) or reuse an identical one",
-                    "VIEW_NOT_IMPORTABLE",
-                )
-                continue
             resolved[entry.key] = Resolution("", 1, D.QUERY_IMPORT_ACTION_CREATED, list(entry.query.parameters))
         _check_parameters(plan.document, resolved, problems)
         await self._check_drill_targets(conn, principal, plan, problems)
-        return resolved
+        title = await self._title(conn, principal, plan, problems)
+        await self._build_views(plan, resolved, problems, built)
+        return Outcome(resolved, title)
+
+    async def _build_views(
+        self, plan: Plan, resolved: Mapping[str, Resolution], problems: ViolationCollector, built: list[str]
+    ) -> None:
+        """A new MATERIALIZED_VIEW query gets its own view, built in the target facility's scope
+        (its rows, not the source's). A view that cannot be built there (no facility_id column,
+        key columns not unique on that facility's rows, ...) is reported at its query's field."""
+        keep = not plan.validate_only and not problems.violations
+        for i, entry in enumerate(plan.document.queries):
+            found = resolved.get(entry.key)
+            at = f"{DOC}.queries[{i}]."
+            if (
+                found is None
+                or found.action != D.QUERY_IMPORT_ACTION_CREATED
+                or entry.query.kind != Q.QUERY_KIND_MATERIALIZED_VIEW
+                or any(v.field.startswith(at) for v in problems.violations)  # its definition is refused
+            ):
+                continue
+            try:
+                view_name = await self._queries.build_view(found.new_id, entry.query, plan.facility, keep=keep)
+            except InvalidArgument as refused:
+                problems.violations += moved(refused.violations, "query.", f"{at}query.")
+                keep = False  # the import will fail: the rest are only tried
+                continue
+            if keep:
+                built.append(view_name)
+                found.view_name = view_name
+
+    async def _title(
+        self, conn: AsyncConnection, principal: Principal, plan: Plan, problems: ViolationCollector
+    ) -> str:
+        """The new dashboard's title under the plan's conflict policy. Taken means: the title of a
+        dashboard the caller sees in the target facility, ignoring case and surrounding spaces
+        (what they would find twice in their list); ones they cannot see are neither counted nor
+        revealed."""
+        wanted = plan.title or plan.document.dashboard.title
+        if not wanted.strip() or plan.title_conflict == D.TITLE_CONFLICT_POLICY_KEEP:
+            return wanted  # an empty one is reported by the document's checks
+        if not plan.validate_only:
+            # Two imports renaming at once must not pick the same free title.
+            await conn.execute(_TITLE_LOCK, {"key": f"tessera.import-title:{plan.facility}"})
+        rename = plan.title_conflict == D.TITLE_CONFLICT_POLICY_RENAME
+        base = _NUMBERED.sub("", wanted.strip()) if rename else wanted.strip()
+        # Candidates by ILIKE '%...%', which the title's trigram index serves; compared exactly below.
+        rows = await conn.execute(
+            select(dashboards.c.id, dashboards.c.title)
+            .where(
+                visible_dashboards(principal),
+                dashboards.c.facility_id == plan.facility,
+                dashboards.c.title.ilike(contains_pattern(base[: TITLE_MAX - 12]), escape="\\"),
+            )
+            .order_by(dashboards.c.created_at, dashboards.c.id)
+        )
+        taken: dict[str, str] = {}  # normalized title -> the oldest dashboard with it
+        for dashboard_id, title in rows:
+            taken.setdefault(str(title).strip().lower(), str(dashboard_id))
+        if wanted.strip().lower() not in taken:
+            return wanted
+        if rename:
+            n = 2
+            while True:
+                suffix = f" ({n})"
+                candidate = base[: TITLE_MAX - len(suffix)].rstrip() + suffix
+                if candidate.lower() not in taken:
+                    return candidate
+                n += 1
+        problems.add(
+            "title" if plan.title else plan.title_path,
+            f"facility {plan.facility!r} already has a dashboard titled {wanted.strip()!r} "
+            f"({taken[wanted.strip().lower()]}): give another title, or set title_conflict to RENAME or KEEP",
+            "TITLE_CONFLICT",
+        )
+        return wanted
 
     async def _mapped(
         self, conn: AsyncConnection, principal: Principal, facility: str, mapped: Mapped, problems: ViolationCollector
@@ -297,24 +414,41 @@ class PortabilityDomain:
     async def _check_drill_targets(
         self, conn: AsyncConnection, principal: Principal, plan: Plan, problems: ViolationCollector
     ) -> None:
-        """A drill-through to another dashboard must name one the caller sees in the target facility."""
+        """A drill-through to another dashboard must name (itself, or through dashboard_mappings)
+        one the caller sees in the target facility: a link never points into another facility."""
         stand_in = SimpleNamespace(id=None, filters=[], facility_id=plan.facility)
+        targets = {e.drill_through.target_dashboard_id for e in plan.document.widgets}
+        for source in sorted(set(plan.dashboard_mappings) - targets):
+            problems.add(
+                f'dashboard_mappings["{source}"]',
+                f"no drill-through of the document opens dashboard {source}",
+                "UNKNOWN_DRILL_TARGET",
+            )
         for i, entry in enumerate(plan.document.widgets):
             drill = entry.drill_through
             if drill.to_this_dashboard or not drill.target_dashboard_id:
                 continue
             at = f"{DOC}.widgets[{i}].drill_through"
+            mapped = plan.dashboard_mappings.get(drill.target_dashboard_id)
             try:
-                target_id = uuid.UUID(drill.target_dashboard_id)
+                target_id = uuid.UUID(mapped or drill.target_dashboard_id)
             except ValueError:
-                continue  # reported by check_document
+                continue  # reported by check_document (a mapping's value by validation)
             names = await drill_target_filters(conn, principal, stand_in, target_id)
             if names is None:
-                problems.add(
-                    f"{at}.target_dashboard_id",
-                    f"no such dashboard in facility {plan.facility!r}",
-                    "DASHBOARD_NOT_FOUND",
-                )
+                if mapped:
+                    problems.add(
+                        f'dashboard_mappings["{drill.target_dashboard_id}"]',
+                        f"no dashboard {mapped} in facility {plan.facility!r}",
+                        "DASHBOARD_NOT_FOUND",
+                    )
+                else:
+                    problems.add(
+                        f"{at}.target_dashboard_id",
+                        f"no dashboard {drill.target_dashboard_id} in facility {plan.facility!r}: map it to one "
+                        "there (dashboard_mappings) or remove the drill-through",
+                        "DASHBOARD_NOT_FOUND",
+                    )
                 continue
             for column, name in sorted(drill.column_to_filter.items()):
                 if name not in names:
@@ -326,18 +460,19 @@ class PortabilityDomain:
 
     # --- writing ------------------------------------------------------------------------------
 
-    async def _write(
-        self, conn: AsyncConnection, principal: Principal, plan: Plan, resolved: dict[str, Resolution]
-    ) -> D.Dashboard:
+    async def _write(self, conn: AsyncConnection, principal: Principal, plan: Plan, outcome: Outcome) -> D.Dashboard:
         document = plan.document
+        resolved = outcome.queries
         for query_entry in document.queries:
             found = resolved[query_entry.key]
             if found.action == D.QUERY_IMPORT_ACTION_CREATED:
-                found.query_id = str(await self._create_query(conn, principal, plan.facility, query_entry.query))
+                await insert_query(
+                    conn, found.new_id, plan.facility, principal.subject, query_entry.query, found.view_name or None
+                )
+                found.query_id = str(found.new_id)
         board = D.Dashboard()
         board.CopyFrom(document.dashboard)
-        if plan.title:
-            board.title = plan.title
+        board.title = outcome.title
         dashboard_id = (
             await conn.execute(
                 insert(dashboards)
@@ -357,7 +492,9 @@ class PortabilityDomain:
                 drill = entry.drill_through
                 widget.drill_through.column_to_filter.update(drill.column_to_filter)
                 widget.drill_through.target_dashboard_id = (
-                    str(dashboard_id) if drill.to_this_dashboard else drill.target_dashboard_id
+                    str(dashboard_id)
+                    if drill.to_this_dashboard
+                    else plan.dashboard_mappings.get(drill.target_dashboard_id, drill.target_dashboard_id)
                 )
             await conn.execute(
                 insert(widgets).values(
@@ -370,29 +507,6 @@ class PortabilityDomain:
             conn, dashboard_id, reason=D.VERSION_REASON_CREATE, author=principal.subject, bump=False
         )
         return dashboard_from_row(row, await current_widgets(conn, dashboard_id))
-
-    async def _create_query(
-        self, conn: AsyncConnection, principal: Principal, facility: str, query: Q.Query
-    ) -> uuid.UUID:
-        query_id = uuid.uuid4()
-        await conn.execute(
-            insert(widget_queries).values(
-                id=query_id,
-                facility_id=facility,
-                owner_id=principal.subject,
-                name=query.name,
-                description=query.description,
-                kind=query.kind or Q.QUERY_KIND_SQL,
-                is_template=query.template,
-                tags=list(query.tags),
-            )
-        )
-        await conn.execute(
-            insert(query_versions).values(
-                query_id=query_id, version=1, author_id=principal.subject, **version_values(query)
-            )
-        )
-        return query_id
 
     async def _replay(self, principal: Principal, plan: Plan, dashboard_id: uuid.UUID) -> D.ImportDashboardResponse:
         """A retried request's first result: the dashboard and, per query key, the query its
@@ -407,6 +521,7 @@ class PortabilityDomain:
                 keys.setdefault(entry.query_key, at.get((entry.widget.position.x, entry.widget.position.y), ""))
         return D.ImportDashboardResponse(
             dashboard=dashboard_from_row(row, found),
+            title=row.title,
             queries=[D.ImportedQuery(key=key, query_id=query_id) for key, query_id in keys.items()],
         )
 
@@ -442,8 +557,8 @@ def _check_parameters(
                 )
 
 
-def _reported(resolved: Mapping[str, Resolution]) -> list[D.ImportedQuery]:
-    return [D.ImportedQuery(key=key, query_id=r.query_id, action=r.action) for key, r in resolved.items()]
+def _reported(outcome: Outcome) -> list[D.ImportedQuery]:
+    return [D.ImportedQuery(key=key, query_id=r.query_id, action=r.action) for key, r in outcome.queries.items()]
 
 
 def _raise(problems: ViolationCollector) -> None:

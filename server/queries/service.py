@@ -119,6 +119,29 @@ def _sql_violations(sql: str, specs: Sequence[query_pb2.ParameterSpec], kind: in
     return found
 
 
+async def insert_query(
+    conn: AsyncConnection, query_id: uuid.UUID, facility: str, owner: str, query: Q.Query, view_name: str | None
+) -> None:
+    """Writes a new query (checked, its view built when it has one) and its version 1."""
+    await conn.execute(
+        insert(widget_queries).values(
+            id=query_id,
+            facility_id=facility,
+            owner_id=owner,
+            name=query.name,
+            description=query.description,
+            kind=query.kind or Q.QUERY_KIND_SQL,
+            is_template=query.template,
+            tags=list(query.tags),
+            view_name=view_name,
+            refresh_time=func.now() if view_name else None,
+        )
+    )
+    await conn.execute(
+        insert(query_versions).values(query_id=query_id, version=1, author_id=owner, **version_values(query))
+    )
+
+
 class QueryDomain:
     def __init__(self, db: Database, datasource: AsyncEngine, settings: Settings) -> None:
         self._db = db
@@ -184,6 +207,17 @@ class QueryDomain:
         """The checks CreateQuery runs on a new query's fields (InvalidArgument naming `query.*`)."""
         self._check(query, UPDATABLE, query.kind or Q.QUERY_KIND_SQL)
 
+    async def build_view(self, query_id: uuid.UUID, query: query_pb2.Query, facility: str, *, keep: bool) -> str:
+        """Builds the managed view of a new MATERIALIZED_VIEW query `query_id` of `facility` (as
+        CreateQuery does; InvalidArgument naming `query.*` when it cannot be built) and returns
+        its name. With `keep` false the build is only tried and rolled back."""
+        view_name = views.view_name_for(query_id)
+        await self._views.create(view_name, query.sql, list(query.view_key_columns), facility, keep=keep)
+        return view_name
+
+    async def drop_view(self, view_name: str) -> None:
+        await self._views.drop(view_name)
+
     # --- create / read ------------------------------------------------------------------------
 
     async def create(self, principal: Principal, query: query_pb2.Query, request_id: str, digest: bytes) -> Q.Query:
@@ -197,25 +231,7 @@ class QueryDomain:
         async def create(conn: AsyncConnection, _: None, __: int) -> tuple[uuid.UUID, uuid.UUID]:
             if view_name:  # DDL on the data source, outside this transaction: `abandon` drops it
                 await self._views.create(view_name, query.sql, list(query.view_key_columns), facility)
-            await conn.execute(
-                insert(widget_queries).values(
-                    id=query_id,
-                    facility_id=facility,
-                    owner_id=principal.subject,
-                    name=query.name,
-                    description=query.description,
-                    kind=kind,
-                    is_template=query.template,
-                    tags=list(query.tags),
-                    view_name=view_name,
-                    refresh_time=func.now() if view_name else None,
-                )
-            )
-            await conn.execute(
-                insert(query_versions).values(
-                    query_id=query_id, version=1, author_id=principal.subject, **version_values(query)
-                )
-            )
+            await insert_query(conn, query_id, facility, principal.subject, query, view_name)
             return query_id, query_id
 
         async def existing(earlier: uuid.UUID) -> uuid.UUID:

@@ -40,6 +40,10 @@ _BUILD_SETTINGS = text(
 )
 
 
+class _TrialBuilt(Exception):
+    """Ends a trial build: raised inside its transaction so that it rolls back."""
+
+
 def view_name_for(query_id: uuid.UUID) -> str:
     return f"q_{query_id.hex}"
 
@@ -76,10 +80,13 @@ class ViewBuilder:
             await conn.execute(text(f"SET LOCAL ROLE {self._role}"))
         await conn.execute(_BUILD_SETTINGS, {"facility": facility_id, "timeout": self._timeout_ms})
 
-    async def create(self, view_name: str, sql: str, key_columns: list[str], facility_id: str) -> None:
+    async def create(
+        self, view_name: str, sql: str, key_columns: list[str], facility_id: str, *, keep: bool = True
+    ) -> None:
         """Creates (or replaces) the view and the unique index REFRESH ... CONCURRENTLY needs,
         in one transaction (a failed rebuild leaves the old view in place). Problems with the SQL
-        or the key columns are the caller's: INVALID_ARGUMENT."""
+        or the key columns are the caller's: INVALID_ARGUMENT. With `keep` false it is a trial:
+        the same build and the same errors, rolled back (an import's validate_only)."""
         name = qualified(view_name)
         for column in key_columns:
             if not _IDENT.match(column):
@@ -123,6 +130,10 @@ class ViewBuilder:
                         reason="UNKNOWN_COLUMN",
                     )
                 await driver.execute(f'CREATE UNIQUE INDEX "{view_name}_key" ON {name} ({columns})')
+                if not keep:
+                    raise _TrialBuilt
+        except _TrialBuilt:
+            return  # rolled back by the raise
         except (DBAPIError, psycopg.Error) as exc:
             raise _build_error(exc) from exc
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import common_pb2, export_pb2, report_pb2
@@ -24,10 +24,12 @@ from server import idempotency, pagination
 from server.access.policy import Access
 from server.access.subscriptions import (
     SubscriptionFacts,
+    load_owned,
     require_include_phi,
     require_recipients,
     require_subscriber,
     require_subscription,
+    subscription_visible,
     visible_subscriptions,
 )
 from server.audit import facts as audit_facts
@@ -161,15 +163,7 @@ class ReportDomain:
     # --- read -----------------------------------------------------------------------------------
 
     async def _visible(self, principal: Principal, sub_id: str, conn: AsyncConnection | None = None) -> Any:
-        query = select(report_subscriptions).where(report_subscriptions.c.id == uuid.UUID(sub_id))
-        if conn is None:
-            async with self._db.read() as own:
-                row = (await own.execute(query)).first()
-        else:
-            row = (await conn.execute(query.with_for_update())).first()
-        if row is None:
-            raise NotFound("report_subscription", sub_id)
-        require_subscription(principal, SubscriptionFacts(str(row.id), row.facility_id, row.owner_id))
+        row = await load_owned(self._db, principal, report_subscriptions, sub_id, "report_subscription", conn)
         audit_facts.note_facility(row.facility_id)
         return row
 
@@ -189,17 +183,15 @@ class ReportDomain:
                 board, _ = await load_dashboard(conn, principal, request.dashboard_id, Access.READ_PUBLISHED)
                 conditions.append(table.c.dashboard_id == board.id)
             if cursor is not None:
-                conditions.append(_after(table, cursor))
+                conditions.append(pagination.older_than(table, cursor))
             rows = (
                 await conn.execute(
-                    select(table)
-                    .where(*conditions)
-                    .order_by(table.c.created_at.desc(), table.c.id.desc())
-                    .limit(size + 1)
+                    select(table).where(*conditions).order_by(*pagination.newest_first(table)).limit(size + 1)
                 )
             ).all()
-        page = [row for row in rows[:size] if _facts_visible(principal, row)]  # the policy re-checks each row
-        return [subscription_from_row(row) for row in page], _token(rows, size, filters)
+        # The policy re-checks each row.
+        page = [row for row in rows[:size] if subscription_visible(principal, SubscriptionFacts.of(row))]
+        return [subscription_from_row(row) for row in page], pagination.next_token(rows, size, filters)
 
     # --- change ---------------------------------------------------------------------------------
 
@@ -348,7 +340,7 @@ class ReportDomain:
         if row is None or sub is None:
             raise NotFound("report_delivery", delivery_id)
         try:
-            require_subscription(principal, SubscriptionFacts(str(sub.id), sub.facility_id, sub.owner_id))
+            require_subscription(principal, SubscriptionFacts.of(sub))
         except NotFound:
             raise NotFound("report_delivery", delivery_id) from None
         audit_facts.note_facility(sub.facility_id)
@@ -367,17 +359,14 @@ class ReportDomain:
         table = report_deliveries
         conditions = [table.c.subscription_id == sub.id]
         if cursor is not None:
-            conditions.append(_after(table, cursor))
+            conditions.append(pagination.older_than(table, cursor))
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
-                    select(table)
-                    .where(*conditions)
-                    .order_by(table.c.created_at.desc(), table.c.id.desc())
-                    .limit(size + 1)
+                    select(table).where(*conditions).order_by(*pagination.newest_first(table)).limit(size + 1)
                 )
             ).all()
-        return [delivery_from_row(row) for row in rows[:size]], _token(rows, size, filters)
+        return [delivery_from_row(row) for row in rows[:size]], pagination.next_token(rows, size, filters)
 
     async def watch_delivery(
         self, principal: Principal, delivery_id: str, since_revision: int
@@ -416,26 +405,6 @@ def _values(sub: report_pb2.ReportSubscription) -> dict[str, Any]:
         "webhooks": list(sub.recipients.webhooks),
         "include_phi": sub.include_phi,
     }
-
-
-def _facts_visible(principal: Principal, row: Any) -> bool:
-    try:
-        require_subscription(principal, SubscriptionFacts(str(row.id), row.facility_id, row.owner_id))
-    except NotFound:
-        return False
-    return True
-
-
-def _after(table: Any, cursor: pagination.Cursor) -> Any:
-    after = datetime.fromisoformat(str(cursor.key))
-    return or_(table.c.created_at < after, and_(table.c.created_at == after, table.c.id < uuid.UUID(cursor.id)))
-
-
-def _token(rows: Sequence[Any], size: int, filters: str) -> str:
-    if len(rows) <= size:
-        return ""
-    last = rows[size - 1]
-    return pagination.encode(pagination.Cursor(last.created_at.isoformat(), str(last.id)), filters)
 
 
 def _beat(revision: int) -> common_pb2.Heartbeat:

@@ -7,13 +7,9 @@ stream resumes from a revision; a query error is ERROR, never FIRING."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -31,10 +27,10 @@ from server.config import Settings
 from server.db.migrate import sync_url
 from tessera_client.webhooks import SIGNATURE_HEADER, verify
 from tests.harness.exports import ExportKit, stubs_for
-from tests.harness.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
-from tests.harness.server import ServerHandle, start_in_thread
+from tests.harness.notify_stack import notify_stack, until
+from tests.harness.receivers import HttpReceiver, SmtpReceiver
+from tests.harness.server import ServerHandle
 from tests.harness.worker_metrics import worker_sample
-from tests.integration.test_jobs import jobs_settings, worker_env
 from workers.testing import WorkerProcess
 
 T = TypeVar("T")
@@ -46,21 +42,8 @@ S = a.AlertState
 def stack(
     settings: Settings, migrated: str
 ) -> Iterator[tuple[Settings, ServerHandle, SmtpReceiver, HttpReceiver, WorkerProcess]]:
-    export_dir = Path(tempfile.mkdtemp(prefix="tessera-alerts-"))
-    with smtp_receiver() as (smtp, smtp_port), http_receiver() as http:
-        own = jobs_settings(
-            settings, settings.redis_url, job_heartbeat_seconds=0.2, export_storage_url=f"file://{export_dir}"
-        )
-        # INFO: the metrics port is read from the worker's log.
-        env = worker_env(own, TESSERA_SMTP_HOST="127.0.0.1", TESSERA_SMTP_PORT=str(smtp_port), TESSERA_LOG_LEVEL="INFO")
-        handle = start_in_thread(own)
-        worker = WorkerProcess(env, queues="materialize,maintenance", concurrency=1).start()
-        try:
-            yield own, handle, smtp, http, worker
-        finally:
-            worker.stop()
-            handle.stop()
-            shutil.rmtree(export_dir, ignore_errors=True)
+    with notify_stack(settings, queues="materialize,maintenance", job_heartbeat_seconds=0.2) as running:
+        yield running.settings, running.server, running.smtp, running.http, running.worker
 
 
 @pytest.fixture
@@ -85,13 +68,7 @@ def _sql(migrated: str, statement: str) -> None:
 
 
 def _until(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return until(what, probe, timeout, interval=0.05)
 
 
 def test_a_rule_moves_through_its_states_and_notifies_once_per_change(

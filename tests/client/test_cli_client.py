@@ -116,9 +116,12 @@ def test_dashboard_documents_export_import_and_clone(
     document = json.loads(path.read_text())
     assert document["schemaVersion"] == "tessera.dashboard/v1" and document["widgets"][0]["queryKey"] == "q1"
     assert json.loads(cli("dashboards", "export-doc", board_id).stdout) == document  # stdout: the same
-    checked = cli("dashboards", "import", str(path), "--validate-only")
+    taken = cli("dashboards", "import", str(path), "--validate-only")  # the source has that title
+    assert taken.exit_code == 1 and "document.dashboard.title: facility" in taken.stderr and "RENAME" in taken.stderr
+    checked = cli("dashboards", "import", str(path), "--validate-only", "--on-title-conflict", "rename")
     assert checked.exit_code == 0, checked.output
     assert "valid" in checked.stdout and "CREATED" in checked.stdout and "(new)" in checked.stdout
+    assert f"(title: {document['dashboard']['title']} (2))" in checked.stdout
     made = json.loads(
         cli("dashboards", "import", str(path), "--reuse-identical", "--title", "Imported", "--json").stdout
     )
@@ -126,6 +129,13 @@ def test_dashboard_documents_export_import_and_clone(
     cloned = cli("dashboards", "clone", board_id, "--title", "Cloned")
     assert cloned.exit_code == 0, cloned.output
     assert "Cloned" in cloned.stdout and "1 widget(s)" in cloned.stdout and "MAPPED" in cloned.stdout
+    again = cli("dashboards", "clone", board_id, "--title", "cloned ", "--on-title-conflict", "rename", "--json")
+    assert json.loads(again.stdout)["title"] == "cloned (2)"
+    stray = str(uuid.uuid4())
+    unmapped = cli("dashboards", "clone", board_id, "--title", "Third", "--map-dashboard", f"{stray}={stray}")
+    assert unmapped.exit_code == 1 and f'dashboard_mappings["{stray}"]:' in unmapped.stderr
+    bad_map = cli("dashboards", "clone", board_id, "--map-dashboard", "nothing")
+    assert bad_map.exit_code == 2 and "is not SOURCE_ID=TARGET_ID" in bad_map.output
     # Conflicts: every one by field, exit 1, nothing imported.
     document["schemaVersion"] = "tessera.dashboard/v0"
     document["widgets"][0]["queryKey"] = "q7"

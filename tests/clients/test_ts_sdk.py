@@ -48,7 +48,7 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     assert out["portability"] == {
         "schemaVersion": "tessera.dashboard/v1",
         "widgets": ["q1"],
-        "validateOnly": [True, ["q1"]],
+        "validateOnly": [True, ["q1"], True],
         "clone": ["Every rpc copy", 1],
     }
     exports = out["exports"]

@@ -23,6 +23,8 @@ from tests.harness.jobstack import JobStack, job_stack
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(path.name for path in (ROOT / "examples").glob("[0-9]*.py"))
 EXPORT_EXAMPLE = "05_export.py"
+QUERY_EXPORT_EXAMPLE = "10_query_export.py"
+WRITES_FILES = (EXPORT_EXAMPLE, QUERY_EXPORT_EXAMPLE)  # run with --out a temporary directory
 FACILITY = "north-general"  # the demo data's
 
 
@@ -73,10 +75,11 @@ def test_every_usage_example_of_the_specification_has_a_script() -> None:
         "07_reports.py",
         "08_alerts.py",
         "09_portability.py",
+        QUERY_EXPORT_EXAMPLE,
     ]
 
 
-@pytest.mark.parametrize("name", [name for name in EXAMPLES if name != EXPORT_EXAMPLE])
+@pytest.mark.parametrize("name", [name for name in EXAMPLES if name not in WRITES_FILES])
 def test_the_example_runs(name: str, env: dict[str, str]) -> None:
     output = run_example(name, env)
     assert output.count("\n== ") >= 4, "the example prints what it did, step by step"
@@ -94,6 +97,15 @@ def test_the_export_example_runs(env: dict[str, str], tmp_path: Path) -> None:
     files = sorted(path.suffix for path in tmp_path.rglob("*") if path.is_file())
     assert files == [".csv", ".pdf", ".pdf", ".pdf", ".png", ".xlsx"], files
     assert "SUCCEEDED" in output
+
+
+def test_the_query_export_example_runs(env: dict[str, str], tmp_path: Path) -> None:
+    """A saved query's run as CSV and XLSX (an exports worker; no Chromium needed)."""
+    output = run_example(QUERY_EXPORT_EXAMPLE, env, "--out", str(tmp_path))
+    files = sorted(path.name for path in tmp_path.iterdir())
+    assert files == ["older-patients-v1.csv", "older-patients.csv", "older-patients.xlsx"], files
+    assert output.count("\n== ") >= 7 and "PERMISSION_DENIED" in output  # the viewer's refusal
+    assert "masked: this token has no phi:read" in output  # dev-admin holds no phi:read
 
 
 def test_an_example_fails_loudly(env: dict[str, str]) -> None:

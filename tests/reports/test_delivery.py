@@ -7,14 +7,10 @@ allowed; an owner who lost the dashboard stops the subscription; every delivery 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -30,62 +26,22 @@ from server.config import Settings
 from server.db.migrate import sync_url
 from tessera_client.webhooks import SIGNATURE_HEADER, verify
 from tests.harness.exports import ExportKit, stubs_for
-from tests.harness.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
-from tests.harness.server import ServerHandle, start_in_thread
+from tests.harness.notify_stack import NotifyStack, notify_stack, until
 from tests.harness.worker_metrics import worker_sample
-from tests.integration.test_jobs import jobs_settings, worker_env
 from tests.reports.helpers import SECRET_NAME, phi_board, subscription
-from workers.testing import WorkerProcess
 
 T = TypeVar("T")
 ENDED = {r.DELIVERY_STATE_DELIVERED, r.DELIVERY_STATE_PARTIALLY_DELIVERED, r.DELIVERY_STATE_FAILED}
 WAIT = 90.0
 
 
-@dataclass
-class Stack:
-    settings: Settings
-    server: ServerHandle
-    worker: WorkerProcess
-    smtp: SmtpReceiver
-    http: HttpReceiver
-    env: dict[str, str]
-
-    def restart_worker(self) -> None:
-        self.worker.kill()
-        self.worker = WorkerProcess(self.env, queues="exports,maintenance", concurrency=1).start()
+Stack = NotifyStack
 
 
 @pytest.fixture(scope="module")
 def stack(settings: Settings, migrated: str) -> Iterator[Stack]:
-    export_dir = Path(tempfile.mkdtemp(prefix="tessera-reports-"))
-    with smtp_receiver() as (smtp, smtp_port), http_receiver() as http:
-        own = jobs_settings(
-            settings,
-            settings.redis_url,
-            job_heartbeat_seconds=0.5,
-            export_storage_url=f"file://{export_dir}",
-            smtp_host="127.0.0.1",
-            smtp_port=smtp_port,
-            webhook_backoff_seconds=0.05,
-        )
-        env = worker_env(
-            own,
-            TESSERA_SMTP_HOST="127.0.0.1",
-            TESSERA_SMTP_PORT=str(smtp_port),
-            TESSERA_SMTP_FROM="reports@tessera.test",
-            TESSERA_WEBHOOK_BACKOFF_SECONDS="0.05",
-            TESSERA_LOG_LEVEL="INFO",  # the metrics port is read from the log
-        )
-        handle = start_in_thread(own)
-        worker = WorkerProcess(env, queues="exports,maintenance", concurrency=1).start()
-        running = Stack(own, handle, worker, smtp, http, env)
-        try:
-            yield running
-        finally:
-            running.worker.stop()
-            handle.stop()
-            shutil.rmtree(export_dir, ignore_errors=True)
+    with notify_stack(settings, queues="exports,maintenance", job_heartbeat_seconds=0.5) as running:
+        yield running
 
 
 @pytest.fixture
@@ -107,16 +63,6 @@ def owner(auth: Any, facility: str) -> Any:
 @pytest.fixture
 def kit(channel: grpc.Channel, owner: Any, facility: str) -> ExportKit:
     return ExportKit(stubs_for(channel), owner, facility)
-
-
-def _until(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _pdf_text(data: bytes) -> tuple[str, str]:
@@ -235,11 +181,11 @@ def test_a_due_time_fires_once_across_ticks_and_a_worker_restart(
 
     tick(first + timedelta(seconds=20))
     tick(first + timedelta(seconds=40))
-    _until("the first delivery", lambda: [d for d in _deliveries(reports, owner, made.id) if d.state in ENDED])
+    until("the first delivery", lambda: [d for d in _deliveries(reports, owner, made.id) if d.state in ENDED])
     stack.restart_worker()
     tick(first + timedelta(seconds=50))  # the same due time, after the restart
     tick(first + timedelta(days=1, seconds=10))  # the next one
-    both = _until(
+    both = until(
         "the second delivery",
         lambda: (
             (found := _deliveries(reports, owner, made.id))
@@ -277,7 +223,7 @@ def test_an_owner_who_lost_the_dashboard_stops_the_subscription(
         s.UnshareDashboardRequest(dashboard_id=board.id, user_id="guest@example.org"), metadata=kit.md
     )
     delivery = reports.SendReportNow(r.SendReportNowRequest(id=made.id), metadata=guest)
-    ended = _until(
+    ended = until(
         "the refused delivery",
         lambda: (
             (got := reports.GetReportDelivery(r.GetReportDeliveryRequest(id=delivery.id), metadata=guest)).state

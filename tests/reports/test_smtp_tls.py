@@ -6,11 +6,8 @@ through a real worker, that error is what the delivery history records."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,12 +19,10 @@ from server.config import Settings
 from server.notify.smtp import Mail, SmtpSender
 from tests.harness.certs import Authority, make_authority
 from tests.harness.exports import ExportKit, stubs_for
+from tests.harness.notify_stack import notify_stack, until
 from tests.harness.receivers import smtp_receiver
-from tests.harness.server import start_in_thread
 from tests.harness.worker_metrics import worker_sample
-from tests.integration.test_jobs import jobs_settings, worker_env
 from tests.reports.helpers import phi_board, subscription
-from workers.testing import WorkerProcess
 
 MAIL = Mail(subject="Weekly report", text="See the attachment.")
 ENDED = {r.DELIVERY_STATE_DELIVERED, r.DELIVERY_STATE_PARTIALLY_DELIVERED, r.DELIVERY_STATE_FAILED}
@@ -92,56 +87,31 @@ async def test_a_server_offering_no_starttls_fails_the_delivery_when_it_is_requi
 def test_the_delivery_history_records_a_missing_starttls(settings: Settings, migrated: str, auth: Any) -> None:
     """A real worker required to use STARTTLS, pointed at a server without it: the delivery
     fails with that reason, and the mail never left."""
-    export_dir = Path(tempfile.mkdtemp(prefix="tessera-smtp-tls-"))
     facility = f"fac-{time.time_ns()}"
     owner = auth("qa@example.org", "editor", facility)
-    with smtp_receiver() as (smtp, port):
-        own = jobs_settings(settings, settings.redis_url, export_storage_url=f"file://{export_dir}")
-        env = worker_env(
-            own,
-            TESSERA_SMTP_HOST="127.0.0.1",
-            TESSERA_SMTP_PORT=str(port),
-            TESSERA_SMTP_STARTTLS="true",
-            TESSERA_WEBHOOK_BACKOFF_SECONDS="0.05",
-            TESSERA_LOG_LEVEL="INFO",  # the metrics port is read from the log
-        )
-        handle = start_in_thread(own)
-        worker = WorkerProcess(env, queues="exports,maintenance", concurrency=1).start()
-        try:
-            with grpc.insecure_channel(handle.address) as channel:
-                reports = report_pb2_grpc.ReportServiceStub(channel)
-                board = phi_board(ExportKit(stubs_for(channel), owner, facility))
-                made = reports.CreateReportSubscription(
-                    r.CreateReportSubscriptionRequest(
-                        subscription=subscription(board.id, emails=("ipc@example.org",), webhooks=())
-                    ),
-                    metadata=owner,
-                )
-                delivery = reports.SendReportNow(r.SendReportNowRequest(id=made.id), metadata=owner)
-                done = _ended(reports, owner, made.id, delivery.id, worker)
-            failed = {"channel": "email", "outcome": "failed"}
-            assert worker_sample(worker, "tessera_notification_deliveries_total", **failed) == 1
-            assert (
-                worker_sample(worker, "tessera_notification_deliveries_total", channel="email", outcome="delivered")
-                == 0
+    required = {"TESSERA_SMTP_STARTTLS": "true"}
+    with notify_stack(settings, queues="exports,maintenance", worker_extra=required) as stack:
+        with grpc.insecure_channel(stack.server.address) as channel:
+            reports = report_pb2_grpc.ReportServiceStub(channel)
+            board = phi_board(ExportKit(stubs_for(channel), owner, facility))
+            made = reports.CreateReportSubscription(
+                r.CreateReportSubscriptionRequest(
+                    subscription=subscription(board.id, emails=("ipc@example.org",), webhooks=())
+                ),
+                metadata=owner,
             )
-        finally:
-            worker.stop()
-            handle.stop()
-            shutil.rmtree(export_dir, ignore_errors=True)
-        assert done.state == r.DELIVERY_STATE_FAILED, done
-        (outcome,) = done.recipients
-        assert outcome.recipient == "mailto:ipc@example.org" and not outcome.delivered
-        assert "offers no STARTTLS" in outcome.error and "TESSERA_SMTP_STARTTLS" in outcome.error, outcome.error
-        assert smtp.messages == []
+            delivery = reports.SendReportNow(r.SendReportNowRequest(id=made.id), metadata=owner)
+            done = until("the delivery's end", lambda: _ended(reports, owner, made.id, delivery.id))
+        for result, count in (("failed", 1), ("delivered", 0)):
+            sent = worker_sample(stack.worker, "tessera_notification_deliveries_total", channel="email", outcome=result)
+            assert sent == count, result
+        assert stack.smtp.messages == []
+    assert done.state == r.DELIVERY_STATE_FAILED, done
+    (outcome,) = done.recipients
+    assert outcome.recipient == "mailto:ipc@example.org" and not outcome.delivered
+    assert "offers no STARTTLS" in outcome.error and "TESSERA_SMTP_STARTTLS" in outcome.error, outcome.error
 
 
-def _ended(reports: Any, md: Any, sub_id: str, delivery_id: str, worker: WorkerProcess) -> r.ReportDelivery:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        answer = reports.ListReportDeliveries(r.ListReportDeliveriesRequest(subscription_id=sub_id), metadata=md)
-        for delivery in answer.deliveries:
-            if delivery.id == delivery_id and delivery.state in ENDED:
-                return delivery
-        time.sleep(0.2)
-    raise AssertionError(f"the delivery did not end; worker log:\n{worker.log[-4000:]}")
+def _ended(reports: Any, md: Any, sub_id: str, delivery_id: str) -> r.ReportDelivery | None:
+    answer = reports.ListReportDeliveries(r.ListReportDeliveriesRequest(subscription_id=sub_id), metadata=md)
+    return next((x for x in answer.deliveries if x.id == delivery_id and x.state in ENDED), None)

@@ -210,8 +210,10 @@ def test_success_paths_answer_alike(rest: httpx.Client, channel: grpc.Channel, a
         ("ListPublicLinks", lambda: s.ListPublicLinksRequest(dashboard_id=board.id)),
         ("ExportDashboardDocument", lambda: d.ExportDashboardDocumentRequest(id=board.id)),
         ("ImportDashboard", lambda: d.ImportDashboardRequest(facility_id=facility, validate_only=True,
+            title_conflict=d.TITLE_CONFLICT_POLICY_KEEP,
             document=grpc_call("ExportDashboardDocument", d.ExportDashboardDocumentRequest(id=board.id)))),
-        ("CloneDashboard", lambda: d.CloneDashboardRequest(id=board.id, title="Cloned")),
+        ("CloneDashboard", lambda: d.CloneDashboardRequest(
+            id=board.id, title="Cloned", title_conflict=d.TITLE_CONFLICT_POLICY_KEEP)),
         ("UpdateDashboard", lambda: d.UpdateDashboardRequest(
             dashboard=d.Dashboard(id=grpc_call("CreateDashboard", d.CreateDashboardRequest(
                 dashboard=d.Dashboard(facility_id=facility, title="Old"))).id, title="New"),

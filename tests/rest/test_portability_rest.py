@@ -58,20 +58,22 @@ def test_documents_over_rest(
     jsonschema.validate(document, schema.json())
     assert document["widgets"][0]["queryKey"] == "q1" and document["queries"][0]["query"]["sql"] == "SELECT 1 AS one"
 
-    checked = rest.post(
-        f"{BOARDS}:import", json={"facilityId": facility, "document": document, "validateOnly": True}, headers=headers
-    )
+    # The source still has the document's title: renamed on request (the enum by its name).
+    renamed = {"facilityId": facility, "document": document, "titleConflict": "TITLE_CONFLICT_POLICY_RENAME"}
+    checked = rest.post(f"{BOARDS}:import", json={**renamed, "validateOnly": True}, headers=headers)
     assert checked.status_code == 200, checked.text
     assert (
         checked.json()["validateOnly"] is True
         and checked.json()["queries"][0]["action"] == "QUERY_IMPORT_ACTION_CREATED"
+        and checked.json()["title"] == f"{document['dashboard']['title']} (2)"
     )
 
-    imported = rest.post(f"{BOARDS}:import", json={"facilityId": facility, "document": document}, headers=headers)
+    imported = rest.post(f"{BOARDS}:import", json=renamed, headers=headers)
     assert imported.status_code == 200, imported.text
     new_id = imported.json()["dashboard"]["id"]
     again = rest.post(f"{BOARDS}/{new_id}:exportDocument", json={}, headers=headers).json()
-    assert again == document
+    assert again["dashboard"].pop("title") == checked.json()["title"]
+    assert again == {**document, "dashboard": {k: v for k, v in document["dashboard"].items() if k != "title"}}
 
     cloned = rest.post(f"{BOARDS}/{board_id}:clone", json={"title": "Cloned over REST"}, headers=headers)
     assert cloned.status_code == 200 and cloned.json()["dashboard"]["title"] == "Cloned over REST"
@@ -83,4 +85,4 @@ def test_documents_over_rest(
     fields = [
         v["field"] for x in refused.json()["details"] if x["@type"].endswith("BadRequest") for v in x["fieldViolations"]
     ]
-    assert fields == ["document.schema_version", "document.widgets[0].query_key"]
+    assert fields == ["document.schema_version", "document.widgets[0].query_key", "document.dashboard.title"]

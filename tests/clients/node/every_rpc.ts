@@ -8,6 +8,7 @@ import { AlertComparison, AlertReducer } from "../../../gen/ts/dashboard/v1/aler
 import { JobState } from "../../../gen/ts/dashboard/v1/common_pb.js";
 import { ExportFormat } from "../../../gen/ts/dashboard/v1/export_pb.js";
 import { QueryKind } from "../../../gen/ts/dashboard/v1/query_pb.js";
+import { TitleConflictPolicy } from "../../../gen/ts/dashboard/v1/dashboard_pb.js";
 import { DeliveryState, SubscriptionState } from "../../../gen/ts/dashboard/v1/report_pb.js";
 import { ShareLevel } from "../../../gen/ts/dashboard/v1/share_pb.js";
 import {
@@ -132,12 +133,17 @@ async function run(c: TesseraClient) {
 
   // --- DashboardService: portability (the document of the board with its widget and query)
   const document = await c.dashboards.exportDashboardDocument({ id: board.id });
-  const checked = await c.dashboards.importDashboard({ document, validateOnly: true });
+  // The board still has the document's title: a validate_only import says what a rename would give.
+  const checked = await c.dashboards.importDashboard({
+    document,
+    validateOnly: true,
+    titleConflict: TitleConflictPolicy.RENAME,
+  });
   const copy = await c.dashboards.cloneDashboard({ id: board.id, title: "Every rpc copy", requestId: crypto.randomUUID() });
   out.portability = {
     schemaVersion: document.schemaVersion,
     widgets: document.widgets.map((w) => w.queryKey),
-    validateOnly: [checked.validateOnly, checked.queries.map((q) => q.key)],
+    validateOnly: [checked.validateOnly, checked.queries.map((q) => q.key), checked.title === `${document.dashboard?.title} (2)`],
     clone: [copy.dashboard?.title, copy.dashboard?.widgets.length],
   };
   await c.dashboards.deleteDashboard({ id: copy.dashboard!.id });

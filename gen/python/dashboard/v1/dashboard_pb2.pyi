@@ -45,6 +45,13 @@ class QueryImportAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUERY_IMPORT_ACTION_CREATED: _ClassVar[QueryImportAction]
     QUERY_IMPORT_ACTION_MAPPED: _ClassVar[QueryImportAction]
     QUERY_IMPORT_ACTION_REUSED: _ClassVar[QueryImportAction]
+
+class TitleConflictPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TITLE_CONFLICT_POLICY_UNSPECIFIED: _ClassVar[TitleConflictPolicy]
+    TITLE_CONFLICT_POLICY_REFUSE: _ClassVar[TitleConflictPolicy]
+    TITLE_CONFLICT_POLICY_RENAME: _ClassVar[TitleConflictPolicy]
+    TITLE_CONFLICT_POLICY_KEEP: _ClassVar[TitleConflictPolicy]
 VISIBILITY_UNSPECIFIED: Visibility
 VISIBILITY_PRIVATE: Visibility
 VISIBILITY_PUBLIC: Visibility
@@ -60,6 +67,10 @@ QUERY_IMPORT_ACTION_UNSPECIFIED: QueryImportAction
 QUERY_IMPORT_ACTION_CREATED: QueryImportAction
 QUERY_IMPORT_ACTION_MAPPED: QueryImportAction
 QUERY_IMPORT_ACTION_REUSED: QueryImportAction
+TITLE_CONFLICT_POLICY_UNSPECIFIED: TitleConflictPolicy
+TITLE_CONFLICT_POLICY_REFUSE: TitleConflictPolicy
+TITLE_CONFLICT_POLICY_RENAME: TitleConflictPolicy
+TITLE_CONFLICT_POLICY_KEEP: TitleConflictPolicy
 
 class GridLayout(_message.Message):
     __slots__ = ("columns", "row_height", "gap", "time_zone")
@@ -303,8 +314,15 @@ class ExportDashboardDocumentRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ImportDashboardRequest(_message.Message):
-    __slots__ = ("facility_id", "document", "validate_only", "query_mode", "query_mappings", "title", "request_id")
+    __slots__ = ("facility_id", "document", "validate_only", "query_mode", "query_mappings", "title", "request_id", "title_conflict", "dashboard_mappings")
     class QueryMappingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class DashboardMappingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +336,8 @@ class ImportDashboardRequest(_message.Message):
     QUERY_MAPPINGS_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_CONFLICT_FIELD_NUMBER: _ClassVar[int]
+    DASHBOARD_MAPPINGS_FIELD_NUMBER: _ClassVar[int]
     facility_id: str
     document: DashboardDocument
     validate_only: bool
@@ -325,7 +345,9 @@ class ImportDashboardRequest(_message.Message):
     query_mappings: _containers.ScalarMap[str, str]
     title: str
     request_id: str
-    def __init__(self, facility_id: _Optional[str] = ..., document: _Optional[_Union[DashboardDocument, _Mapping]] = ..., validate_only: _Optional[bool] = ..., query_mode: _Optional[_Union[QueryImportMode, str]] = ..., query_mappings: _Optional[_Mapping[str, str]] = ..., title: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    title_conflict: TitleConflictPolicy
+    dashboard_mappings: _containers.ScalarMap[str, str]
+    def __init__(self, facility_id: _Optional[str] = ..., document: _Optional[_Union[DashboardDocument, _Mapping]] = ..., validate_only: _Optional[bool] = ..., query_mode: _Optional[_Union[QueryImportMode, str]] = ..., query_mappings: _Optional[_Mapping[str, str]] = ..., title: _Optional[str] = ..., request_id: _Optional[str] = ..., title_conflict: _Optional[_Union[TitleConflictPolicy, str]] = ..., dashboard_mappings: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ImportedQuery(_message.Message):
     __slots__ = ("key", "query_id", "action")
@@ -338,25 +360,38 @@ class ImportedQuery(_message.Message):
     def __init__(self, key: _Optional[str] = ..., query_id: _Optional[str] = ..., action: _Optional[_Union[QueryImportAction, str]] = ...) -> None: ...
 
 class ImportDashboardResponse(_message.Message):
-    __slots__ = ("dashboard", "queries", "validate_only")
+    __slots__ = ("dashboard", "queries", "validate_only", "title")
     DASHBOARD_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
     dashboard: Dashboard
     queries: _containers.RepeatedCompositeFieldContainer[ImportedQuery]
     validate_only: bool
-    def __init__(self, dashboard: _Optional[_Union[Dashboard, _Mapping]] = ..., queries: _Optional[_Iterable[_Union[ImportedQuery, _Mapping]]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    title: str
+    def __init__(self, dashboard: _Optional[_Union[Dashboard, _Mapping]] = ..., queries: _Optional[_Iterable[_Union[ImportedQuery, _Mapping]]] = ..., validate_only: _Optional[bool] = ..., title: _Optional[str] = ...) -> None: ...
 
 class CloneDashboardRequest(_message.Message):
-    __slots__ = ("id", "facility_id", "title", "query_mode", "request_id")
+    __slots__ = ("id", "facility_id", "title", "query_mode", "request_id", "title_conflict", "dashboard_mappings")
+    class DashboardMappingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     FACILITY_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     QUERY_MODE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_CONFLICT_FIELD_NUMBER: _ClassVar[int]
+    DASHBOARD_MAPPINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     facility_id: str
     title: str
     query_mode: QueryImportMode
     request_id: str
-    def __init__(self, id: _Optional[str] = ..., facility_id: _Optional[str] = ..., title: _Optional[str] = ..., query_mode: _Optional[_Union[QueryImportMode, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    title_conflict: TitleConflictPolicy
+    dashboard_mappings: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., facility_id: _Optional[str] = ..., title: _Optional[str] = ..., query_mode: _Optional[_Union[QueryImportMode, str]] = ..., request_id: _Optional[str] = ..., title_conflict: _Optional[_Union[TitleConflictPolicy, str]] = ..., dashboard_mappings: _Optional[_Mapping[str, str]] = ...) -> None: ...
