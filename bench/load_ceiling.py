@@ -201,13 +201,25 @@ def _overload(
     codes = _codes(served) - codes_before
     shed = _shed(served) - shed_before
     total = sum(codes.values())
-    # Afterwards: the server answers promptly again (no backlog left behind).
+    # Afterwards: how soon the server serves every call again, and how promptly. Refusals are
+    # retried after their RetryInfo delay, as the client does: the loop may still be draining
+    # what the load generator left behind.
+    ended = time.perf_counter()
     time.sleep(1.0)
-    after_ms = []
-    for _ in range(20):
+    after_ms: list[float] = []
+    after_refused = 0
+    while len(after_ms) < 20 and time.perf_counter() - ended < 60:
         started = time.perf_counter()
-        stub.GetWidgetData(request, metadata=md, timeout=10)
-        after_ms.append((time.perf_counter() - started) * 1000)
+        try:
+            stub.GetWidgetData(request, metadata=md, timeout=10)
+            after_ms.append((time.perf_counter() - started) * 1000)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            after_refused += 1
+            after_ms.clear()
+            time.sleep(0.1)
+    serving_again_s = round(time.perf_counter() - ended, 2)
     refused = watch.probe_codes.get("RESOURCE_EXHAUSTED", 0)
     return {
         "offered_rps": per_client * OVERLOAD_CLIENTS,
@@ -238,7 +250,9 @@ def _overload(
         "shed_by_why": dict(shed),
         "shed_share_peak": max(watch.shed_share, default=0.0),
         "server_alive": served.process.poll() is None,
-        "after_p50_ms": round(statistics.median(after_ms), 2),
+        "after_p50_ms": round(statistics.median(after_ms), 2) if after_ms else None,
+        "after_refused": after_refused,
+        "seconds_until_20_ok_in_a_row": serving_again_s,
     }
 
 
