@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     max_in_flight_rpcs: int = 256
     # The RetryInfo delay a shed call is told to wait (jittered up to twice that).
     shed_retry_after_seconds: float = 0.05
+    # Also shed a rising share of new unary calls while the process's event loop has less than this
+    # share of its time idle (server/api/shedding.py: a loop that is never idle leaves new calls
+    # queued unseen inside grpc's C core); checked every `shed_interval_ms`. 0: off (the default
+    # for now: the 30-minute soak on a loaded machine saw it refuse ~2% of etag writes, which the
+    # client does not retry; 0.05 is what bench/load_ceiling.py measured).
+    shed_min_idle: float = Field(default=0.0, ge=0, lt=1)
+    shed_interval_ms: float = Field(default=100.0, gt=0)
+    # HTTP/2 streams one gRPC connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS):
+    # a bound on what one client can queue inside the server; further calls wait in the client.
+    max_concurrent_streams: int = Field(default=100, ge=1)
     # Per-principal rate limits (server/api/rate_limit.py): calls a second each principal (a
     # token's subject, or a public link) may make, shared by every server through Redis; bursts of
     # `rate_limit_burst` (0: twice the rate, at least 1). 0: no limit (the default; the servers

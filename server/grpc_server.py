@@ -40,7 +40,7 @@ from server.api.rate_buckets import RedisBuckets
 from server.api.rate_limit import RateLimit
 from server.api.reports import ReportServicer
 from server.api.shares import ShareServicer
-from server.api.shedding import LoadShedding
+from server.api.shedding import LoadShedding, Saturation
 from server.api.widgets import WidgetServicer
 from server.app import App, build_app
 from server.broker.probe import BrokerProbe
@@ -88,7 +88,12 @@ def pipeline(app: App) -> list[_Wrapping]:
         ErrorMappingInterceptor(),
         # Overload answered at once, before anything else costs (server/api/shedding.py).
         LoadShedding(
-            app.settings.max_in_flight_rpcs, app.settings.shed_retry_after_seconds, app.metrics.rpcs_in_flight
+            app.settings.max_in_flight_rpcs,
+            app.settings.shed_retry_after_seconds,
+            app.metrics.rpcs_in_flight,
+            Saturation(app.settings.shed_min_idle, app.settings.shed_interval_ms / 1000),
+            app.metrics.rpcs_shed,
+            app.metrics.shed_share,
         ),
         # Audit outside authentication: refused calls are recorded too.
         AuditInterceptor(app.audit),
@@ -134,6 +139,7 @@ async def start_server(settings: Settings, app: App | None = None, *, reuse_port
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
         ],
     )
     services = servicers(app)
@@ -174,6 +180,7 @@ async def start_server(settings: Settings, app: App | None = None, *, reuse_port
             tls=tls.tls_files(settings),
             traced=bool(traced),
             reuse_port=reuse_port,
+            max_concurrent_streams=settings.max_concurrent_streams,
         )
     monitor = HealthMonitor(app, health)
     await monitor.start()

@@ -104,6 +104,20 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.rpcs_shed = Counter(
+            "tessera_rpcs_shed",
+            "Unary calls refused by load shedding (RESOURCE_EXHAUSTED, SERVER_OVERLOADED), by why: "
+            "in_flight (the cap) or saturated (the event loop had no idle time).",
+            ("why",),
+            registry=self.registry,
+        )
+        self.shed_share = Gauge(
+            "tessera_shed_share",
+            "Share of new unary calls the process refuses now because its event loop is saturated "
+            "(the highest of the processes).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.rate_limited = Counter(
             "tessera_rate_limited",
             "Calls refused with RATE_LIMITED (a principal past TESSERA_RATE_LIMIT_PER_PRINCIPAL), by method.",

@@ -17,7 +17,6 @@ process only supervises:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
@@ -31,6 +30,7 @@ from multiprocessing.process import BaseProcess
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from server import event_loop
 from server.broker.probe import BrokerProbe
 from server.broker.queue_metrics import QueueDepthCollector
 from server.config import Settings
@@ -54,7 +54,7 @@ def default_processes() -> int:
 def run(settings: Settings, processes: int) -> int:
     """Serves until SIGTERM/SIGINT; the exit status."""
     if processes <= 1:
-        asyncio.run(serve(settings))
+        event_loop.run(serve(settings))
         return 0
     return _Supervisor(settings, processes).run()
 
@@ -76,7 +76,7 @@ def _reserve(host: str, port: int) -> socket.socket:
 def _child(settings: Settings, index: int) -> None:
     configure(settings.log_level, settings.json_logs)
     logging.getLogger("tessera.server").info("server process started", extra={"index": index, "pid": os.getpid()})
-    asyncio.run(serve(settings, reuse_port=True))
+    event_loop.run(serve(settings, reuse_port=True))
 
 
 class _Supervisor:

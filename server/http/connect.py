@@ -6,7 +6,10 @@ parses it); errors as Connect's error JSON with the `google.rpc` details the gRP
 Connect server streaming: `application/connect+proto|json` envelopes, ended by an end-of-stream
 message that holds the error. gRPC-Web (`application/grpc-web[+proto]`, `-text`): envelopes and a
 trailers frame with grpc-status and grpc-status-details-bin. Deadlines from `Connect-Timeout-Ms`
-or `Grpc-Timeout`.
+or `Grpc-Timeout`. A unary call's trailing metadata (a write's `x-tessera-lsn`, for
+read-your-writes on any server) travels as each protocol carries trailers: `Trailer-` headers on
+Connect, lines of the trailers frame on gRPC-Web; request headers are the call's metadata, so a
+caller sends the LSN back as an `X-Tessera-Lsn` header on either.
 
 Each call runs the rpc's behaviour wrapped by the gRPC server's own steps (the same objects the
 REST face calls), once: authentication, validation, policy, audit (transport "connect" or
@@ -21,7 +24,7 @@ import asyncio
 import base64
 import gzip
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +37,7 @@ from google.rpc import status_pb2
 from server.api import context as rpc_context
 from server.api.interceptors import MalformedRequest
 from server.api.status import status_for
+from server.db.replica import LSN_METADATA
 from server.errors import FieldViolation, InvalidArgument
 from server.http import grpcweb
 from server.http.bindings import SERVICES
@@ -61,7 +65,7 @@ CONNECT_ALLOW_HEADERS = (
     b"connect-protocol-version, connect-timeout-ms, connect-content-encoding, connect-accept-encoding, "
     b"grpc-timeout, x-grpc-web, x-user-agent"
 )
-CONNECT_EXPOSE_HEADERS = b"grpc-status, grpc-message, grpc-status-details-bin"
+CONNECT_EXPOSE_HEADERS = b"grpc-status, grpc-message, grpc-status-details-bin, trailer-" + LSN_METADATA.encode()
 
 
 class Request(Protocol):
@@ -207,7 +211,7 @@ class ConnectFace:
         if streaming:
             await self._stream(send, request, receive, wire, call(message, ctx), deadline)
         else:
-            await self._unary(send, request, wire, call(message, ctx), deadline)
+            await self._unary(send, request, wire, call(message, ctx), deadline, ctx)
 
     def _deadline(self, request: Request, wire: Wire) -> float | None:
         now = asyncio.get_running_loop().time()
@@ -268,7 +272,13 @@ class ConnectFace:
             return MalformedRequest(type(exc).__name__, len(body))
 
     async def _unary(
-        self, send: Send, request: Request, wire: Wire, pending: Awaitable[Message], deadline: float | None
+        self,
+        send: Send,
+        request: Request,
+        wire: Wire,
+        pending: Awaitable[Message],
+        deadline: float | None,
+        ctx: HttpContext,
     ) -> None:
         try:
             async with asyncio.timeout_at(deadline):
@@ -282,13 +292,17 @@ class ConnectFace:
             await self._finish_failed(send, request, wire, _deadline_exceeded())
             return
         payload = self._encode(wire, response)
+        trailing = text_metadata(ctx.trailing_metadata())
         extra: Headers = []
         if wire.protocol == "grpc-web":
-            payload = self._frame(wire, grpcweb.envelope(payload) + grpcweb.trailers(status_pb2.Status()))
-        elif len(payload) >= _GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
-            # Connect unary compresses the body as HTTP does (browsers ask for gzip on every fetch).
-            payload = gzip.compress(payload, compresslevel=5)
-            extra = [(b"content-encoding", b"gzip"), (b"vary", b"accept-encoding")]
+            payload = self._frame(wire, grpcweb.envelope(payload) + grpcweb.trailers(status_pb2.Status(), trailing))
+        else:
+            # Connect unary: trailers are headers named `Trailer-<key>`.
+            extra = [(f"trailer-{key}".encode("latin-1"), value.encode("latin-1")) for key, value in trailing]
+            if len(payload) >= _GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+                # Connect unary compresses the body as HTTP does (browsers ask for gzip on every fetch).
+                payload = gzip.compress(payload, compresslevel=5)
+                extra += [(b"content-encoding", b"gzip"), (b"vary", b"accept-encoding")]
         await self._start(send, request, 200, wire.response_type, len(payload), extra)
         await send({"type": "http.response.body", "body": payload})
 
@@ -376,6 +390,20 @@ class ConnectFace:
         if length is not None:
             headers.append((b"content-length", str(length).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
+
+
+def text_metadata(metadata: Sequence[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """The printable ASCII text entries of a call's metadata (binary `-bin` values and gRPC's own
+    reserved `grpc-` keys are not forwarded, nor anything that could break a header line)."""
+    return [
+        (key, value)
+        for key, value in metadata
+        if isinstance(value, str)
+        and value.isascii()
+        and value.isprintable()
+        and not key.endswith("-bin")
+        and not key.startswith("grpc-")
+    ]
 
 
 def _rich(status: grpc.Status) -> status_pb2.Status:

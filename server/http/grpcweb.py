@@ -9,6 +9,7 @@ import binascii
 import re
 import struct
 import urllib.parse
+from collections.abc import Sequence
 
 import grpc
 from google.rpc import status_pb2
@@ -69,13 +70,15 @@ def parse_grpc_timeout(value: str) -> float | None:
     return int(found.group(1)) * _UNIT_SECONDS[found.group(2)]
 
 
-def trailers(status: status_pb2.Status) -> bytes:
+def trailers(status: status_pb2.Status, metadata: Sequence[tuple[str, str]] = ()) -> bytes:
     """The final frame: grpc-status, grpc-message and, for a failure, the rich status (the same
-    google.rpc details a gRPC call carries in its trailers)."""
+    google.rpc details a gRPC call carries in its trailers); then the call's own trailing
+    metadata (text values), one line each as gRPC sends them in HTTP/2 trailers."""
     lines = [f"grpc-status: {status.code}"]
     if status.message:
         lines.append(f"grpc-message: {urllib.parse.quote(status.message, safe=_MESSAGE_SAFE)}")
     if status.code != grpc.StatusCode.OK.value[0]:
         details = base64.b64encode(status.SerializeToString()).decode().rstrip("=")
         lines.append(f"grpc-status-details-bin: {details}")
+    lines += [f"{key}: {value}" for key, value in metadata]
     return envelope(("\r\n".join(lines) + "\r\n").encode(), TRAILERS_FLAG)

@@ -68,6 +68,7 @@ async def start_http(
     *,
     traced: bool = False,
     reuse_port: bool = False,
+    max_concurrent_streams: int = 100,
 ) -> HttpServer:
     """Binds first (so a clash fails here and port 0 reports the port), then serves: HTTPS
     (HTTP/2 by ALPN, and HTTP/1.1) with the gRPC port's certificate when `tls` is given, client
@@ -81,7 +82,8 @@ async def start_http(
     config.accesslog = None  # the pipeline's access log covers every rpc
     config.keep_alive_timeout = 75
     config.graceful_timeout = grace
-    config.h2_max_concurrent_streams = 256
+    # What one HTTP/2 connection may have open at once (the gRPC port's same bound).
+    config.h2_max_concurrent_streams = max_concurrent_streams
     # A request head as large as HTTP/2 allows (hypercorn's h2 default) reaches the app over
     # HTTP/1.1 too, so long query strings get a google.rpc.Status naming the field; only heads
     # past 64 KiB are refused by hypercorn itself (a bare 431).

@@ -7,20 +7,34 @@ Either can be stopped and started again at the same address.
     pair.primary.url, pair.replica.url       # postgresql+psycopg://postgres@127.0.0.1:<port>/postgres
     pair.wait_replayed()                     # the replica has replayed everything the primary wrote
     pair.stop()
+
+    with replicated_servers(settings) as deployment:   # migrated, and two servers on it
+        deployment.servers[0].running.http_port        # ServerHandles from tests/harness/server.py
+        deployment.replay(paused=True)                 # the replica really behind
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import psycopg
+import pytest
 
-from tests.harness.killable_postgres import KillablePostgres
+from server.config import Settings
+from server.db.migrate import upgrade
+from tests.harness.killable_postgres import KillablePostgres, postgres_binaries
+from tests.harness.server import ServerHandle, start_in_thread
 
-__all__ = ["Replicated", "start_replicated"]
+__all__ = ["Replicated", "ReplicatedServers", "replicated_servers", "start_replicated"]
 
 
 def _libpq(url: str) -> str:
@@ -70,3 +84,58 @@ def start_replicated(folder: Path) -> Replicated:
         primary.stop()
         raise
     return Replicated(primary, replica)
+
+
+@dataclass
+class ReplicatedServers:
+    """Two server processes' worth of runtime (in threads) on one primary and its replica, so a
+    write through one and a read through the other cross processes the way deployments do."""
+
+    pg: Replicated
+    servers: list[ServerHandle]
+    channels: list[grpc.Channel]
+
+    def reads(self, i: int, target: str) -> float:
+        """Reads server `i` ran on `target` ("primary" or "replica") so far."""
+        value = self.servers[i].running.app.metrics.registry.get_sample_value(
+            "tessera_db_reads_total", {"target": target}
+        )
+        return float(value or 0.0)
+
+    def replay(self, paused: bool) -> None:
+        with psycopg.connect(_libpq(self.pg.replica.url), autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
+
+
+@contextmanager
+def replicated_servers(settings: Settings) -> Iterator[ReplicatedServers]:
+    """A migrated primary with its streaming replica and two servers reading from it (skips the
+    test where Debian's PostgreSQL binaries are missing)."""
+    if postgres_binaries() is None:
+        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql")
+    # Not under pytest's temp root: another pytest session on the machine resets its mode to
+    # 0700, and the servers run as an unprivileged user that must reach their files.
+    folder = Path(tempfile.mkdtemp(prefix="tessera-replicated-"))
+    pg = start_replicated(folder)
+    try:
+        upgrade(pg.primary.url)
+        pg.wait_replayed()
+        own = settings.model_copy(
+            update={
+                "database_url": pg.primary.url,
+                "database_replica_url": pg.replica.url,
+                "redis_prefix": f"replica-{uuid.uuid4().hex[:6]}:",
+            }
+        )
+        servers = [start_in_thread(own), start_in_thread(own)]
+        channels = [grpc.insecure_channel(s.address) for s in servers]
+        try:
+            yield ReplicatedServers(pg, servers, channels)
+        finally:
+            for ch in channels:
+                ch.close()
+            for server in servers:
+                server.stop()
+    finally:
+        pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,10 +39,14 @@ class ServerHandle:
         self.thread.join(timeout=10)
 
 
-def start_in_thread(settings: Settings) -> ServerHandle:
+def start_in_thread(
+    settings: Settings, loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+) -> ServerHandle:
+    """`loop_factory`: server.event_loop.new_loop for a loop that load shedding can meter (as
+    `tessera serve` runs); the default loop leaves saturation shedding off."""
     from server.grpc_server import RunningServer, start_server
 
-    loop = asyncio.new_event_loop()
+    loop = loop_factory()
     started: Future[RunningServer] = Future()
 
     def run() -> None:

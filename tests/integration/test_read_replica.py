@@ -8,41 +8,29 @@ with no error, and return to it once it is back."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
 import pytest
 
 from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import dashboard_pb2_grpc, query_pb2_grpc, widget_pb2_grpc
 from dashboard.v1 import widget_pb2 as w
 from server.config import Settings
-from server.db.migrate import upgrade
 from server.db.replica import LSN_METADATA
-from tests.harness.killable_postgres import postgres_binaries
 from tests.harness.kit import Kit
-from tests.harness.replica import Replicated, start_replicated
-from tests.harness.server import ServerHandle, start_in_thread
+from tests.harness.replica import ReplicatedServers, replicated_servers
+from tests.harness.server import ServerHandle
 
 Code = grpc.StatusCode
 
 
-@dataclass
-class Deployment:
-    pg: Replicated
-    servers: list[ServerHandle]
-    channels: list[grpc.Channel]
-
+class Deployment(ReplicatedServers):
     def stubs(self, i: int) -> tuple[Any, Any, Any]:
         ch = self.channels[i]
         return (
@@ -51,47 +39,11 @@ class Deployment:
             widget_pb2_grpc.WidgetServiceStub(ch),
         )
 
-    def reads(self, i: int, target: str) -> float:
-        value = self.servers[i].running.app.metrics.registry.get_sample_value(
-            "tessera_db_reads_total", {"target": target}
-        )
-        return float(value or 0.0)
-
-    def replay(self, paused: bool) -> None:
-        with psycopg.connect(self.pg.replica.url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
-
 
 @pytest.fixture(scope="module")
 def deployment(settings: Settings) -> Iterator[Deployment]:
-    if postgres_binaries() is None:
-        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql")
-    # Not under pytest's temp root: another pytest session on the machine resets its mode to
-    # 0700, and the servers run as an unprivileged user that must reach their files.
-    folder = Path(tempfile.mkdtemp(prefix="tessera-replicated-"))
-    pg = start_replicated(folder)
-    try:
-        upgrade(pg.primary.url)
-        pg.wait_replayed()
-        own = settings.model_copy(
-            update={
-                "database_url": pg.primary.url,
-                "database_replica_url": pg.replica.url,
-                "redis_prefix": f"replica-{uuid.uuid4().hex[:6]}:",
-            }
-        )
-        servers = [start_in_thread(own), start_in_thread(own)]
-        channels = [grpc.insecure_channel(s.address) for s in servers]
-        try:
-            yield Deployment(pg, servers, channels)
-        finally:
-            for ch in channels:
-                ch.close()
-            for server in servers:
-                server.stop()
-    finally:
-        pg.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    with replicated_servers(settings) as found:
+        yield Deployment(found.pg, found.servers, found.channels)
 
 
 def lsn_of(call: Any) -> str:

@@ -102,6 +102,15 @@ def grpc_web(
     headers: dict[str, str] | None = None,
 ) -> tuple[list[Message], status_pb2.Status]:  # fmt: skip
     """The messages and the status from the trailers frame (rich details included)."""
+    messages, status, _ = grpc_web_call(client, rpc, message, response_class, text=text, headers=headers)
+    return messages, status
+
+
+def grpc_web_call(
+    client: httpx.Client, rpc: str, message: Message, response_class: type[Message], *, text: bool = False,
+    headers: dict[str, str] | None = None,
+) -> tuple[list[Message], status_pb2.Status, dict[str, str]]:  # fmt: skip
+    """grpc_web, and every line of the trailers frame (lower-case names)."""
     body = envelope(message.SerializeToString())
     kind = "application/grpc-web-text" if text else "application/grpc-web+proto"
     sent = {"content-type": kind, "x-grpc-web": "1", **(headers or {})}
@@ -110,8 +119,8 @@ def grpc_web(
     content = base64.b64decode(raw.content) if text else raw.content
     found = frames(content)
     assert found and found[-1][0] == 0x80, "gRPC-Web ends with a trailers frame"
-    trailers = dict(line.split(":", 1) for line in found[-1][1].decode().split("\r\n") if line)
-    trailers = {k.strip().lower(): v.strip() for k, v in trailers.items()}
+    lines = dict(line.split(":", 1) for line in found[-1][1].decode().split("\r\n") if line)
+    trailers = {k.strip().lower(): v.strip() for k, v in lines.items()}
     code = int(trailers["grpc-status"])
     if "grpc-status-details-bin" in trailers:
         value = trailers["grpc-status-details-bin"]
@@ -119,4 +128,4 @@ def grpc_web(
         assert status.code == code
     else:
         status = status_pb2.Status(code=code, message=urllib.parse.unquote(trailers.get("grpc-message", "")))
-    return [response_class.FromString(data) for flags, data in found[:-1]], status
+    return [response_class.FromString(data) for flags, data in found[:-1]], status, trailers
