@@ -65,8 +65,10 @@ class Runtime(StrEnum):
     def pools(self, settings: Settings) -> dict[str, int]:
         if self is Runtime.WORKER:
             # Small: a prefork worker process runs one task at a time (an export reads a few
-            # widgets at once), and every process of every worker keeps its idle connections.
-            return {"pool_size": 2, "max_overflow": 4}
+            # widgets at once while its progress is written), and every process of every worker
+            # keeps its idle connections. All six are kept: a connection opened per use (an
+            # overflow one) costs a PostgreSQL backend start each time, many per export.
+            return {"pool_size": 6, "max_overflow": 0}
         return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
 
 

@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     materialize_max_waiting_tasks: int = Field(default=20, ge=1)
     materialize_sweep_budget_seconds: float = Field(default=50.0, gt=0)
     # Widgets one worker process refreshes at once (a sweep's chunk, or the widgets of one job);
-    # within the worker's connection pools (server/app.py: 2 + 4 per engine).
+    # within the worker's connection pools (server/app.py: 6 per engine).
     materialize_concurrency: int = Field(default=4, ge=1, le=6)
     task_retry_backoff_max_seconds: int = 300
 

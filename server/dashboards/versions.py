@@ -4,6 +4,7 @@ snapshot; publish points at one; restore writes an old one as the newest."""
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -16,9 +17,31 @@ from server.db.schema import dashboard_versions, dashboards, widgets
 from server.errors import NotFound
 from server.protojson import from_json, to_json
 
+# Parsed snapshots kept by this process. A version is never changed once written (nothing
+# updates dashboard_versions), so (dashboard, version) names one snapshot forever and needs no
+# invalidation. Callers decide access before they load one, as they do without the memo. It
+# spares an export's widgets (each resolved on its own) a read and a JSON parse of the whole
+# dashboard apiece.
+SNAPSHOT_MEMO_SIZE = 128
+_snapshots: OrderedDict[tuple[uuid.UUID, int], bytes] = OrderedDict()
+
 
 async def load_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:
-    """The dashboard as version `version` recorded it (NOT_FOUND `dashboard_version` otherwise)."""
+    """The dashboard as version `version` recorded it (NOT_FOUND `dashboard_version` otherwise).
+    A new message each call: callers may change what they get."""
+    key = (uuid.UUID(str(dashboard_id)), version)
+    known = _snapshots.get(key)
+    if known is not None:
+        _snapshots.move_to_end(key)
+        return dashboard_pb2.Dashboard.FromString(known)
+    snapshot = await _read_snapshot(conn, dashboard_id, version)
+    _snapshots[key] = snapshot.SerializeToString()
+    if len(_snapshots) > SNAPSHOT_MEMO_SIZE:
+        _snapshots.popitem(last=False)
+    return snapshot
+
+
+async def _read_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:
     stored = (
         await conn.execute(
             select(dashboard_versions.c.snapshot).where(

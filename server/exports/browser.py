@@ -1,17 +1,19 @@
 """Chromium, driven by Playwright, prints a self-contained HTML page to PDF or PNG.
 
 One `Printer` per worker process keeps one warm browser, launched on first use and replaced
-after `export_browser_max_uses` exports or when it died. Every export gets a fresh browser
-context (closed afterwards, whatever happened) in which JavaScript is off and every request is
-aborted: the page is printed exactly as the renderer wrote it. A launch failure, a crash or a
-timeout is a failed attempt: the browser is thrown away and the print tried again, up to
-`export_print_attempts`, then `PrintFailed`.
+after `export_browser_max_uses` exports or when it died. Pages are printed in browser contexts
+in which JavaScript is off and every request is aborted: the page is printed exactly as the
+renderer wrote it. A launch failure, a crash or a timeout is a failed attempt: the browser is
+thrown away (its contexts with it) and the print tried again, up to `export_print_attempts`,
+then `PrintFailed`.
 
 Opening a context and its page costs more than printing (Chromium starts a renderer process for
-it), so after each export the next one's context is opened in the background (a spare, used by
-the next export with the same viewport and scale, never twice) and the used one is closed in the
-background. In a worker whose loop runs only during tasks, that work overlaps the next task's
-rendering. `close()` ends it all.
+it, and ends it on close), so a context and its page stay warm for the next export with the same
+viewport and scale (PDF, and each PNG geometry; at most `WARM_TABS`, the least recently used
+closed in the background). Nothing of one export is left for the next: without script, network,
+storage or downloads the page holds only its document, which `set_content` replaces whole, and
+media, title and viewport are set by each export. A context whose page crashed, or any context
+of a browser that failed, is never used again. `close()` ends it all.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,6 +51,8 @@ MAX_SCALE_FACTOR = 4
 MAX_WIDTH_PX = 8000
 # After a failed launch (the machine may be short of memory or processes for a moment).
 LAUNCH_RETRY_PAUSE_SECONDS = 0.5
+# Contexts kept warm (one per viewport and scale last used).
+WARM_TABS = 2
 # The PNG viewport's initial height: the screenshot covers the full page, so a short viewport
 # lets a short page come out at its own height instead of padded to a screen.
 PNG_VIEWPORT_HEIGHT = 100
@@ -91,7 +96,7 @@ TabKey = tuple[int | None, int]
 
 @dataclass
 class _Tab:
-    """A fresh context with its one page."""
+    """A context with its one page."""
 
     key: TabKey
     browser: Browser
@@ -116,7 +121,7 @@ class Printer:
         self._browser: Browser | None = None
         self._browser_pid: int | None = None
         self._browser_uses = 0
-        self._spare: _Tab | None = None
+        self._warm: OrderedDict[TabKey, _Tab] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.executable: str | None = None
@@ -125,6 +130,7 @@ class Printer:
         self.uses = 0
         self.blocked_requests = 0
         self.failed_attempts = 0
+        self.contexts_opened = 0
 
     async def pdf(self, html: str, options: export_pb2.ExportOptions, *, title: str = "") -> PrintedFile:
         """`title` becomes the PDF's document title (its metadata), replacing the page's <title>."""
@@ -186,11 +192,11 @@ class Printer:
 
     @property
     def open_contexts(self) -> int:
-        """Browser contexts open right now (the spare and any export in progress or closing)."""
+        """Browser contexts open right now (the warm ones and any export in progress or closing)."""
         return len(self._browser.contexts) if self._browser is not None and self._browser.is_connected() else 0
 
     async def settle(self) -> None:
-        """Waits for the background work (closing used contexts, opening the spare) to finish."""
+        """Waits for the background work (closing contexts no longer kept) to finish."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -235,22 +241,20 @@ class Printer:
                         await asyncio.sleep(LAUNCH_RETRY_PAUSE_SECONDS)
                     continue
                 try:
-                    result = await self._in_fresh_context(browser, kind, produce, key)
+                    result = await self._in_context(browser, kind, produce, key)
                 except _AttemptFailed as exc:
                     failed(str(exc))
                     await self._discard_browser(hung=exc.hung)
                     continue
                 self._browser_uses += 1
                 self.uses += 1
-                if self._browser_uses < self._settings.export_browser_max_uses:
-                    self._in_background(self._prepare_spare(browser, key))
                 return result
             message = f"{kind} print failed after {attempts} attempt{'s' if attempts > 1 else ''}: " + "; ".join(
                 f"attempt {i}: {why}" for i, why in enumerate(failures, start=1)
             )
             raise PrintFailed(message, attempts=attempts)
 
-    async def _in_fresh_context(
+    async def _in_context(
         self,
         browser: Browser,
         kind: Kind,
@@ -261,26 +265,31 @@ class Printer:
         tab: _Tab | None = None
         # After a failure the browser is discarded, which takes its contexts with it; a context of a
         # hung browser would not close anyway.
-        close_tab = True
+        keep_tab = False
         try:
             async with asyncio.timeout(timeout):
-                tab = self._take_spare(browser, key) or await self._open_tab(browser, key)
-                return await produce(tab.page)
+                tab = self._take_warm(browser, key) or await self._open_tab(browser, key)
+                result = await produce(tab.page)
+            keep_tab = True
+            return result
         except TimeoutError as exc:
-            close_tab = False
+            tab = None
             raise _AttemptFailed(f"printing took longer than {timeout:g} s", hung=True) from exc
         except PlaywrightError as exc:
-            close_tab = False
+            dead, tab = tab, None
             if not browser.is_connected():
                 raise _AttemptFailed(f"Chromium exited (browser disconnected): {_brief(exc)}") from exc
-            if tab is not None and tab.crashed:
+            if dead is not None and dead.crashed:
                 raise _AttemptFailed(f"the page crashed: {_brief(exc)}") from exc
             raise _AttemptFailed(f"Chromium failed: {_brief(exc)}") from exc
         except UnreadableFile as exc:
             raise _AttemptFailed(f"Chromium produced an unusable {kind}: {exc}") from exc
         finally:
-            if tab is not None and close_tab:
-                self._in_background(_close_context(tab.context))
+            if tab is not None:
+                if keep_tab:
+                    self._keep_warm(tab)
+                else:  # a failed or interrupted export: its context is not used again
+                    self._in_background(_close_context(tab.context))
 
     async def _open_tab(self, browser: Browser, key: TabKey) -> _Tab:
         width, scale = key
@@ -299,29 +308,28 @@ class Printer:
         except BaseException:
             self._in_background(_close_context(context))
             raise
+        self.contexts_opened += 1
         tab = _Tab(key, browser, context, page)
         page.on("crash", tab.on_crash)
         return tab
 
-    def _take_spare(self, browser: Browser, key: TabKey) -> _Tab | None:
-        spare, self._spare = self._spare, None
-        if spare is None:
+    def _take_warm(self, browser: Browser, key: TabKey) -> _Tab | None:
+        tab = self._warm.pop(key, None)
+        if tab is None:
             return None
-        if spare.key == key and spare.browser is browser and not spare.crashed:
-            return spare
-        self._in_background(_close_context(spare.context))
+        if tab.browser is browser and not tab.crashed:
+            return tab
+        self._in_background(_close_context(tab.context))
         return None
 
-    async def _prepare_spare(self, browser: Browser, key: TabKey) -> None:
-        async with self._lock:
-            if self._spare is not None or self._browser is not browser or not browser.is_connected():
-                return
-            try:
-                async with asyncio.timeout(self._settings.export_print_timeout_seconds):
-                    self._spare = await self._open_tab(browser, key)
-            except (PlaywrightError, TimeoutError) as exc:
-                # The next export opens its own context (and finds out what is wrong).
-                log.info("no spare browser context (%s)", _brief(exc))
+    def _keep_warm(self, tab: _Tab) -> None:
+        if tab.crashed or tab.browser is not self._browser or not tab.browser.is_connected():
+            self._in_background(_close_context(tab.context))
+            return
+        self._warm[tab.key] = tab
+        while len(self._warm) > WARM_TABS:
+            _, oldest = self._warm.popitem(last=False)
+            self._in_background(_close_context(oldest.context))
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -368,7 +376,7 @@ class Printer:
         would wait for it to close forever."""
         browser, self._browser = self._browser, None
         pid, self._browser_pid = self._browser_pid, None
-        self._spare = None  # its context goes with the browser
+        self._warm.clear()  # their contexts go with the browser
         if browser is None:
             return
         if not hung:

@@ -40,6 +40,7 @@ from server.errors import NotFound, PermissionDenied, TesseraError, Unavailable
 from server.exports.browser import PrintedFile, Printer, PrintFailed
 from server.exports.jobs import ExportStore, export_from_row, failed
 from server.exports.principals import principal_from_json
+from server.exports.progress import Cancelled, ProgressWriter, progress_writer
 from server.exports.render import PageRenderer, PageSpec, RenderedWidget, WidgetContent
 from server.exports.storage import ExportStorage
 from server.jobs.revisions import TERMINAL
@@ -82,10 +83,6 @@ class ExportDeps:
     queries: QueryDomain
     printer: Printer
     audit: AuditLog
-
-
-class Cancelled(Exception):
-    """The job was cancelled while this attempt worked on it."""
 
 
 async def run_export(deps: ExportDeps, job_id: str, *, final_attempt: bool = True) -> export_pb2.ExportJob | None:
@@ -148,37 +145,43 @@ async def _run(deps: ExportDeps, row: Any, url: str, content_type: str) -> expor
     snapshot = await _readable_snapshot(deps.db, principal, str(row.dashboard_id), row.dashboard_version)
     widgets = sorted(snapshot.widgets, key=lambda w: (w.position.y, w.position.x, w.id))
     total = len(widgets)
-    await _step(deps, job_id, _start(total))
-
-    renderer = PageRenderer(
-        PageSpec(
-            dashboard=snapshot,
-            version=row.dashboard_version,
-            filters=filters,
-            generated_at=datetime.now(UTC),
-            format=row.format,
-            options=options,
+    # Steps are written behind the work (server/exports/progress.py), in order.
+    async with progress_writer(deps.store, job_id) as progress:
+        progress.post(_start(total))
+        renderer = PageRenderer(
+            PageSpec(
+                dashboard=snapshot,
+                version=row.dashboard_version,
+                filters=filters,
+                generated_at=datetime.now(UTC),
+                format=row.format,
+                options=options,
+            )
         )
-    )
-    # The widget-data domain notes each frame it serves (with the PHI columns it shows unmasked)
-    # exactly as it does for the rpc's audit event.
-    with facts.collecting() as served:
-        rendered = await _render_widgets(deps, job_id, renderer, principal, widgets, row.dashboard_version, filters)
-    fragments = [fragment for fragment, _ in rendered]
-    rows_read = sum(data.frame.row_count for _, data in rendered if data is not None)
-    phi_columns = sorted({column for seen in served.disclosures for column in seen.phi_columns})
-    html = await asyncio.to_thread(renderer.document, fragments)
+        # The widget-data domain notes each frame it serves (with the PHI columns it shows
+        # unmasked) exactly as it does for the rpc's audit event.
+        with facts.collecting() as served:
+            rendered = await _render_widgets(
+                deps, progress, renderer, principal, widgets, row.dashboard_version, filters
+            )
+        fragments = [fragment for fragment, _ in rendered]
+        rows_read = sum(data.frame.row_count for _, data in rendered if data is not None)
+        phi_columns = sorted({column for seen in served.disclosures for column in seen.phi_columns})
+        html = await asyncio.to_thread(renderer.document, fragments)
 
-    name = "PDF" if row.format == export_pb2.EXPORT_FORMAT_PDF else "PNG"
-    await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_PRINTING, f"printing {name}"))
-    printed = await _print(deps.printer, row.format, html, options, snapshot.title)
+        name = "PDF" if row.format == export_pb2.EXPORT_FORMAT_PDF else "PNG"
+        progress.raise_if_cancelled()
+        progress.post(_stage(export_pb2.EXPORT_STAGE_PRINTING, f"printing {name}"))
+        printed = await _print(deps.printer, row.format, html, options, snapshot.title)
 
-    await _step(deps, job_id, _stage(export_pb2.EXPORT_STAGE_STORING, f"storing {len(printed.data):,} bytes"))
-    await deps.storage.awrite(url, printed.data)
-    expire = datetime.now(UTC) + timedelta(seconds=deps.settings.export_retention_seconds)
-    exported = _file(
-        printed, content_type, expire, _filename(snapshot.title, row.dashboard_version, job_id, content_type)
-    )
+        progress.raise_if_cancelled()
+        progress.post(_stage(export_pb2.EXPORT_STAGE_STORING, f"storing {len(printed.data):,} bytes"))
+        await deps.storage.awrite(url, printed.data)
+        expire = datetime.now(UTC) + timedelta(seconds=deps.settings.export_retention_seconds)
+        exported = _file(
+            printed, content_type, expire, _filename(snapshot.title, row.dashboard_version, job_id, content_type)
+        )
+        await progress.drain()
     details = {
         "dashboard_id": str(row.dashboard_id),
         "format": name,
@@ -419,7 +422,7 @@ def _rows_written(rows: int) -> Callable[[export_pb2.ExportJob], bool]:
 
 async def _render_widgets(
     deps: ExportDeps,
-    job_id: str,
+    progress: ProgressWriter,
     renderer: PageRenderer,
     principal: Principal,
     widgets: list[widget_pb2.Widget],
@@ -430,19 +433,18 @@ async def _render_widgets(
     widget's data overlaps drawing another's chart (vl-convert, in threads). Progress counts the
     widgets done; a cancelled job stops the others."""
     limit = asyncio.Semaphore(RENDER_CONCURRENCY)
-    report = asyncio.Lock()
     total = len(widgets)
     done = 0
 
     async def one(widget: widget_pb2.Widget) -> tuple[RenderedWidget, widget_pb2.WidgetData | None]:
         nonlocal done
         async with limit:
+            progress.raise_if_cancelled()
             content, data = await _content(deps.widget_data, principal, widget, version, filters)
             fragment = await asyncio.to_thread(renderer.widget, content)
-        async with report:
-            done += 1
-            title = widget.title or "untitled widget"
-            await _step(deps, job_id, _progress(done, total, f"rendering widget {done} of {total}: {title}"))
+        done += 1
+        title = widget.title or "untitled widget"
+        progress.post(_progress(done, total, f"rendering widget {done} of {total}: {title}"))
         return fragment, data
 
     tasks = [asyncio.create_task(one(widget)) for widget in widgets]

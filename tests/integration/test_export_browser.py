@@ -399,19 +399,42 @@ async def test_png_transparent_only_when_asked(printer: Printer) -> None:
     assert Image.open(io.BytesIO(opaque.data)).convert("RGBA").getchannel("A").getextrema() == (255, 255)
 
 
-async def test_each_export_gets_its_own_context_closed_afterwards() -> None:
+async def test_warm_contexts_are_reused_per_geometry_and_closed_with_the_printer() -> None:
     printer = Printer(Settings())
     try:
         for width in (300, 300, 400):
             await printer.png(SMALL, e.ExportOptions(width_px=width, scale_factor=1))
         await printer.pdf(SMALL, e.ExportOptions())
+        await printer.pdf(SMALL, e.ExportOptions())
         await printer.settle()
-        # The used ones are closed; what is left is the spare, opened ahead for the next export.
-        assert printer.open_contexts == 1
-        assert printer.uses == 4 and printer.launches == 1
+        # 300 px twice in one context; 400 px and the PDF in their own; the least recently used
+        # (300 px) closed once a third geometry came.
+        assert printer.contexts_opened == 3
+        assert printer.open_contexts == 2
+        assert printer.uses == 5 and printer.launches == 1
     finally:
         await printer.close()
     assert printer.open_contexts == 0
+
+
+async def test_nothing_of_one_export_is_left_in_the_next_on_a_warm_page(printer: Printer, tmp_path: Path) -> None:
+    first = await printer.pdf(
+        page("<h1>FIRST-EXPORT-SECRET</h1>" + "<p>filler</p>" * 200), e.ExportOptions(), title="A"
+    )
+    second = await printer.pdf(page("<p>second</p>"), e.ExportOptions())
+    assert "FIRST-EXPORT-SECRET" in pdftotext(first, tmp_path)
+    text = pdftotext(second, tmp_path)
+    assert "second" in text and "FIRST-EXPORT-SECRET" not in text and "filler" not in text
+    assert second.page_count == 1 and PdfReader(io.BytesIO(second.data)).metadata.title != "A"
+    # A short page after a tall one on the same warm page comes out as it did before it.
+    options = e.ExportOptions(width_px=500, scale_factor=1)
+    short = await printer.png(page("<p>short</p>"), options)
+    tall = await printer.png(page("<div style='height:3000px;background:#c00'>tall</div>"), options)
+    again = await printer.png(page("<p>short</p>"), options)
+    assert tall.height_px >= 3000 > again.height_px == short.height_px
+    assert (
+        ImageChops.difference(Image.open(io.BytesIO(short.data)), Image.open(io.BytesIO(again.data))).getbbox() is None
+    )
 
 
 @pytest.mark.parametrize(
