@@ -78,6 +78,8 @@ dashboards = Table(
     Index("ix_dashboards_tags", "tags", postgresql_using="gin"),
     # title_contains (ILIKE '%...%') through trigrams (migration 0007).
     Index("ix_dashboards_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
+    # Full-text search (migration 0013): title A, tags B, description C.
+    Index("ix_dashboards_search", text("tessera_search_document(title, tags, description)"), postgresql_using="gin"),
 )
 
 widget_queries = Table(
@@ -101,6 +103,8 @@ widget_queries = Table(
     UniqueConstraint("view_name"),
     Index("ix_widget_queries_facility_updated", "facility_id", text("updated_at DESC"), "id"),
     Index("ix_widget_queries_tags", "tags", postgresql_using="gin"),
+    Index("ix_widget_queries_search", text("tessera_search_document(name, tags, description)"), postgresql_using="gin"),
+    Index("ix_widget_queries_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
 )
 
 query_versions = Table(
@@ -151,6 +155,8 @@ widgets = Table(
         text("next_refresh_at NULLS FIRST"),
         postgresql_where=text("query_id IS NOT NULL"),
     ),
+    Index("ix_widgets_search", text("tessera_search_widget(title, spec)"), postgresql_using="gin"),
+    Index("ix_widgets_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
 )
 
 widget_data_cache = Table(
@@ -414,6 +420,19 @@ alert_events = Table(
     PrimaryKeyConstraint("rule_id", "revision"),
 )
 
+# A principal's favorite dashboards (migration 0013); gone with the dashboard.
+dashboard_favorites = Table(
+    "dashboard_favorites",
+    metadata,
+    Column("principal_id", Text, nullable=False),
+    Column("dashboard_id", UUID(as_uuid=True), ForeignKey("dashboards.id", ondelete="CASCADE"), nullable=False),
+    Column("facility_id", Text, nullable=False),
+    _created(),
+    PrimaryKeyConstraint("principal_id", "dashboard_id"),
+    Index("ix_dashboard_favorites_principal_created", "principal_id", text("created_at DESC"), "dashboard_id"),
+    Index("ix_dashboard_favorites_dashboard", "dashboard_id"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -464,6 +483,7 @@ TOUCHED_TABLES = (
 __all__ = [
     "TOUCHED_TABLES",
     "audit_log",
+    "dashboard_favorites",
     "dashboard_shares",
     "dashboard_versions",
     "dashboards",

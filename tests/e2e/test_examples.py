@@ -73,6 +73,7 @@ def test_every_usage_example_of_the_specification_has_a_script() -> None:
         "07_reports.py",
         "08_alerts.py",
         "09_portability.py",
+        "10_search.py",
     ]
 
 
