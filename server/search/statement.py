@@ -1,7 +1,7 @@
 """The ranked search statement: one UNION ALL over dashboards, widgets and saved queries, each
 branch restricted by the policy's SQL twin and found through the GIN indexes of migration 0013
-(`tessera_search_document` / `tessera_search_widget` by expression, titles by pg_trgm), ranked and
-cut to the page in PostgreSQL; snippets are made for the page's rows only.
+(the stored `search_document` columns; titles by pg_trgm), ranked and cut to the page in
+PostgreSQL; snippets are made for the page's rows only.
 
 Score tiers (higher first), so title matches always lead:
   2 + rank  the words match the title;
@@ -17,10 +17,13 @@ from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Float,
     FromClause,
     Select,
+    SmallInteger,
+    Text,
     bindparam,
     case,
     cast,
@@ -34,7 +37,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from server.db.schema import dashboard_favorites, dashboard_shares, dashboards, widget_queries, widgets
 from server.search.highlight import HEADLINE_OPTIONS, START, STOP
@@ -54,29 +57,35 @@ ENGLISH: ColumnElement[Any] = literal_column("'english'::regconfig")
 RANK_NORMALIZATION = 32
 
 
+def _text() -> ColumnElement[str]:
+    """The caller's query text, bound once as `q`."""
+    return bindparam("q", type_=Text)
+
+
 def _words() -> ColumnElement[Any]:
-    return func.websearch_to_tsquery(ENGLISH, bindparam("q"))
+    return func.websearch_to_tsquery(ENGLISH, _text())
 
 
-def _score(document: ColumnElement[Any], title: ColumnElement[Any], trigrams: bool) -> ColumnElement[float]:
+def _ranked(matched: Select[Any], trigrams: bool) -> Select[Any]:
+    """`matched` (a branch's rows with their stored `document`) scored."""
+    rows = matched.subquery()
     words = _words()
-    rank = func.ts_rank(document, words, RANK_NORMALIZATION)
-    similar: ColumnElement[Any] = func.word_similarity(bindparam("q"), title) if trigrams else literal(0.0)
-    return cast(
-        case(
-            (func.to_tsvector(ENGLISH, title).op("@@")(words), 2 + rank),
-            (document.op("@@")(words), 1 + rank),
-            else_=similar,
-        ),
-        Float,
+    rank = func.ts_rank(rows.c.document, words, RANK_NORMALIZATION)
+    title_only = func.ts_filter(rows.c.document, literal_column("'{a}'::\"char\"[]"))
+    similar: ColumnElement[Any] = func.word_similarity(_text(), rows.c.title) if trigrams else literal(0.0)
+    score = case(
+        (title_only.op("@@")(words), 2 + rank),
+        (rows.c.document.op("@@")(words), 1 + rank),
+        else_=similar,
     )
+    return select(*(column for column in rows.c if column.key != "document"), cast(score, Float).label("score"))
 
 
 def _matches(document: ColumnElement[Any], title: ColumnElement[Any], trigrams: bool) -> ColumnElement[bool]:
     found = document.op("@@")(_words())
     # `q <% title`: the query is similar to some part of the title (pg_trgm's word similarity,
     # at least pg_trgm.word_similarity_threshold, 0.6 by default); the GIN trigram index answers it.
-    return or_(found, bindparam("q").op("<%")(title)) if trigrams else found
+    return or_(found, _text().op("<%")(title)) if trigrams else found
 
 
 def _favorite(subject: str, dashboard_id: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -88,8 +97,8 @@ def _favorite(subject: str, dashboard_id: ColumnElement[Any]) -> ColumnElement[b
 
 
 def dashboards_branch(visible: ColumnElement[bool], subject: str, trigrams: bool) -> Select[Any]:
-    document = func.tessera_search_document(dashboards.c.title, dashboards.c.tags, dashboards.c.description)
-    return select(
+    document = dashboards.c.search_document
+    matched = select(
         literal(int(Kind.DASHBOARD)).label("kind"),
         dashboards.c.id.label("id"),
         dashboards.c.id.label("dashboard_id"),
@@ -101,14 +110,15 @@ def dashboards_branch(visible: ColumnElement[bool], subject: str, trigrams: bool
         dashboards.c.visibility,
         dashboards.c.published_version,
         dashboards.c.version,
-        _score(document, dashboards.c.title, trigrams).label("score"),
         _favorite(subject, dashboards.c.id).label("favorite"),
+        document.label("document"),
     ).where(visible, _matches(document, dashboards.c.title, trigrams))
+    return _ranked(matched, trigrams)
 
 
 def widgets_branch(visible: ColumnElement[bool], subject: str, trigrams: bool) -> Select[Any]:
-    document = func.tessera_search_widget(widgets.c.title, widgets.c.spec)
-    return (
+    document = widgets.c.search_document
+    matched = (
         select(
             literal(int(Kind.WIDGET)).label("kind"),
             widgets.c.id.label("id"),
@@ -121,31 +131,33 @@ def widgets_branch(visible: ColumnElement[bool], subject: str, trigrams: bool) -
             dashboards.c.visibility,
             dashboards.c.published_version,
             dashboards.c.version,
-            _score(document, widgets.c.title, trigrams).label("score"),
             _favorite(subject, widgets.c.dashboard_id).label("favorite"),
+            document.label("document"),
         )
         .select_from(widgets.join(dashboards, dashboards.c.id == widgets.c.dashboard_id))
         .where(visible, _matches(document, widgets.c.title, trigrams))
     )
+    return _ranked(matched, trigrams)
 
 
 def queries_branch(facilities: list[str], trigrams: bool) -> Select[Any]:
-    document = func.tessera_search_document(widget_queries.c.name, widget_queries.c.tags, widget_queries.c.description)
-    return select(
+    document = widget_queries.c.search_document
+    matched = select(
         literal(int(Kind.QUERY)).label("kind"),
         widget_queries.c.id.label("id"),
-        null().label("dashboard_id"),
+        cast(null(), UUID(as_uuid=True)).label("dashboard_id"),
         widget_queries.c.facility_id,
         widget_queries.c.name.label("title"),
         widget_queries.c.description.label("body"),
         widget_queries.c.updated_at,
         widget_queries.c.owner_id,
-        null().label("visibility"),
-        null().label("published_version"),
-        null().label("version"),
-        _score(document, widget_queries.c.name, trigrams).label("score"),
+        cast(null(), SmallInteger).label("visibility"),
+        cast(null(), BigInteger).label("published_version"),
+        cast(null(), BigInteger).label("version"),
         false().label("favorite"),
+        document.label("document"),
     ).where(widget_queries.c.facility_id.in_(facilities), _matches(document, widget_queries.c.name, trigrams))
+    return _ranked(matched, trigrams)
 
 
 def page(branches: list[Select[Any]], *, favorites_first: bool, offset: int, limit: int) -> Select[Any]:

@@ -1,0 +1,158 @@
+"""Issue 17: search and favorites at scale. The data set of `bench/lists.py` (100,000 dashboards in
+50 facilities of 2,000, 1,000,000 widgets, user and role shares, public and published ones; one
+title in ten holds "sepsis", every description is "seeded"), seeded once into a database of its
+own (`tessera_bench_search`, kept between runs), plus 20 favorites of the caller.
+
+`tessera serve` runs as its own process on that database; h2load (gRPC framing) calls it at 1 and
+8 connections for each shape, as an editor of one facility (the visibility predicate with owner,
+shares and public dashboards: the hard case): a word (200 matches among the caller's facility's
+dashboards, none among the widgets), a misspelt word (the trigram path), the fifth page of the
+word by its token, a word in every description (2,000 matches in the facility, 100,000 in all:
+the worst case), the word with favorites first, and ListDashboards with favorites first.
+p50/p99 come from h2load's per-request log. Baseline, same run: the bare grpc.aio server answering
+the same reply bytes (the transport's share of the latency)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+import psycopg
+
+from bench import h2load
+from bench.harness import Bench
+from bench.lists import CALLER, FACILITY, SEED
+from bench.served import bare_grpc, tessera_serve
+from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import search_pb2 as s
+from dashboard.v1 import search_pb2_grpc
+from server.auth.tokens import mint_token
+from server.config import Settings
+from server.db.migrate import upgrade
+
+DATABASE = "tessera_bench_search"
+SEARCH = "/dashboard.v1.SearchService/Search"
+FAVORITES = 20
+BULK_LOADED = (
+    "ix_dashboards_search_document",
+    "ix_widgets_search_document",
+    "ix_widgets_title_trgm",
+)
+
+# The caller's favorites: dashboards it may read in its facility (its own), newest first.
+FAVORITES_SEED = f"""
+INSERT INTO dashboard_favorites (principal_id, dashboard_id, facility_id)
+SELECT '{CALLER}', id, facility_id FROM dashboards
+WHERE facility_id = '{FACILITY}' AND owner_id = '{CALLER}'
+ORDER BY id LIMIT {FAVORITES}
+ON CONFLICT DO NOTHING;
+ANALYZE dashboard_favorites;
+"""
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def ensure_seeded(bench: Bench) -> tuple[str, dict[str, int]]:
+    """The data set's database, created and seeded on first use; migrated to head every run."""
+    base, _, _ = bench.services.database_url.rpartition("/")
+    url = f"{base}/{DATABASE}"
+    with psycopg.connect(_plain(bench.services.admin_url), autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
+            admin.execute(f"CREATE DATABASE {DATABASE}")
+    upgrade(url)
+    started = time.perf_counter()
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM dashboards").fetchone()
+        seeded = row is not None and row[0] > 0
+        if not seeded:
+            # A bulk load: the search indexes (fastupdate off) take their entries through the
+            # pending list for the seed, merged by the vacuum, then go back to direct updates.
+            for index in BULK_LOADED:
+                conn.execute(f"ALTER INDEX {index} SET (fastupdate = on)")
+            conn.execute(SEED)
+            conn.execute("VACUUM ANALYZE")  # pending lists merged, visibility map set
+            for index in BULK_LOADED:
+                conn.execute(f"ALTER INDEX {index} SET (fastupdate = off)")
+        conn.execute(FAVORITES_SEED)
+        counts = {
+            table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+            for table in ("dashboards", "widgets", "dashboard_shares", "dashboard_favorites")
+        }
+    counts["seed_seconds"] = 0 if seeded else round(time.perf_counter() - started)
+    return url, counts
+
+
+def _page_token(address: str, md: Any, request: s.SearchRequest, page: int) -> str:
+    with grpc.insecure_channel(address) as channel:
+        stub = search_pb2_grpc.SearchServiceStub(channel)
+        token = ""
+        for _ in range(page - 1):
+            request.page_token = token
+            token = stub.Search(request, metadata=md).next_page_token
+            if not token:
+                raise RuntimeError(f"fewer than {page} pages of {request.query!r} for the bench's caller")
+        return token
+
+
+def shapes(address: str, md: Any) -> dict[str, tuple[str, bytes]]:
+    """Each workload's method and serialized request."""
+    word = s.SearchRequest(query="sepsis", page_size=20)
+    fifth = s.SearchRequest(
+        query="sepsis",
+        page_size=20,
+        page_token=_page_token(address, md, s.SearchRequest(query="sepsis", page_size=20), 5),
+    )
+    return {
+        "search_word": (SEARCH, word.SerializeToString()),
+        "search_misspelt": (SEARCH, s.SearchRequest(query="sepsiss", page_size=20).SerializeToString()),
+        "search_page_5": (SEARCH, fifth.SerializeToString()),
+        "search_word_in_every_description": (SEARCH, s.SearchRequest(query="seeded", page_size=20).SerializeToString()),
+        "search_favorites_first": (
+            SEARCH,
+            s.SearchRequest(query="sepsis", page_size=20, favorites_first=True).SerializeToString(),
+        ),
+        "list_dashboards_favorites_first": (
+            "/dashboard.v1.DashboardService/ListDashboards",
+            d.ListDashboardsRequest(page_size=50, favorites_first=True).SerializeToString(),
+        ),
+    }
+
+
+def _reply(address: str, md: Any, method: str, request: bytes) -> bytes:
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        return bytes(call(request, metadata=md, timeout=30))
+
+
+def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
+    url, counts = ensure_seeded(bench)
+    settings = Settings(**(bench.settings.model_dump() | {"database_url": url}))
+    token = mint_token(settings, subject=CALLER, roles=["editor"], facilities=[FACILITY])
+    md = (("authorization", f"Bearer {token}"),)
+    duration = 10.0 if full else 4.0
+    results: list[dict[str, Any]] = []
+    # One server process: the numbers are per process (a loaded machine may take minutes to start it).
+    with tessera_serve(settings, processes=1, start_timeout=240) as served:
+        for name, (method, request) in shapes(served.address, md).items():
+            reply = _reply(served.address, md, method, request)
+            figures: dict[str, Any] = {"workload": name, "data_set": counts, "reply_bytes": len(reply)}
+            with bare_grpc(method, reply) as bare:
+                for clients in (1, 8):
+                    measured = h2load.run_grpc(
+                        served.address, method, request, metadata=md, clients=clients, duration=duration
+                    ).check(len(reply))
+                    ceiling = h2load.run_grpc(bare.address, method, request, clients=clients, duration=duration / 2)
+                    figures[f"c{clients}"] = {
+                        "p50_ms": round(measured.p50_ms, 2),
+                        "p99_ms": round(measured.p99_ms, 2),
+                        "rps": round(measured.rps),
+                        "bare_p50_ms": round(ceiling.p50_ms, 3),
+                        "bare_p99_ms": round(ceiling.p99_ms, 3),
+                        "ratio_p50": round(measured.p50_ms / ceiling.p50_ms, 1),
+                    }
+            figures["baseline"] = "bare grpc.aio answering the same reply bytes, same run, h2load"
+            results.append(figures)
+    return results
