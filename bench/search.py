@@ -9,8 +9,11 @@ shares and public dashboards: the hard case): a word (200 matches among the call
 dashboards, none among the widgets), a misspelt word (the trigram path), the fifth page of the
 word by its token, a word in every description (2,000 matches in the facility, 100,000 in all:
 the worst case), the word with favorites first, and ListDashboards with favorites first.
-p50/p99 come from h2load's per-request log. Baseline, same run: the bare grpc.aio server answering
-the same reply bytes (the transport's share of the latency)."""
+p50/p99 come from h2load's per-request log. Baselines, same run: the bare grpc.aio server answering
+the same reply bytes (the transport's share of the latency), and ListDashboards' first page (the
+list every client shows). Wall-clock figures on a shared 2-core machine swing with the other
+load, so each shape also reports the CPU one call costs, server process and PostgreSQL backends
+together (200 sequential calls), and its ratio to the first page's."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import time
 from typing import Any
 
 import grpc
+import psutil
 import psycopg
 
 from bench import h2load
@@ -106,6 +110,10 @@ def shapes(address: str, md: Any) -> dict[str, tuple[str, bytes]]:
         page_token=_page_token(address, md, s.SearchRequest(query="sepsis", page_size=20), 5),
     )
     return {
+        "list_dashboards_first_page": (
+            "/dashboard.v1.DashboardService/ListDashboards",
+            d.ListDashboardsRequest(page_size=50).SerializeToString(),
+        ),
         "search_word": (SEARCH, word.SerializeToString()),
         "search_misspelt": (SEARCH, s.SearchRequest(query="sepsiss", page_size=20).SerializeToString()),
         "search_page_5": (SEARCH, fifth.SerializeToString()),
@@ -127,6 +135,37 @@ def _reply(address: str, md: Any, method: str, request: bytes) -> bytes:
         return bytes(call(request, metadata=md, timeout=30))
 
 
+def _backends_cpu(url: str) -> float:
+    """User + system CPU so far of the PostgreSQL backends connected to the data set's database."""
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (DATABASE,))]
+        own = conn.info.backend_pid
+    total = 0.0
+    for pid in pids:
+        if pid == own:
+            continue
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += float(times.user + times.system)
+    return total
+
+
+def cpu_per_call_ms(served: Any, url: str, md: Any, method: str, request: bytes, calls: int = 200) -> float:
+    """CPU milliseconds one call costs the server process and its database backends (sequential
+    calls on one channel, after a warm-up: the backends are the pool's, already connected)."""
+    with grpc.insecure_channel(served.address) as channel:
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        for _ in range(20):
+            call(request, metadata=md, timeout=30)
+        before = served.cpu_seconds() + _backends_cpu(url)
+        for _ in range(calls):
+            call(request, metadata=md, timeout=30)
+        after = served.cpu_seconds() + _backends_cpu(url)
+    return (after - before) * 1000 / calls
+
+
 def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
     url, counts = ensure_seeded(bench)
     settings = Settings(**(bench.settings.model_dump() | {"database_url": url}))
@@ -134,11 +173,16 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
     md = (("authorization", f"Bearer {token}"),)
     duration = 10.0 if full else 4.0
     results: list[dict[str, Any]] = []
+    baseline_cpu = 0.0  # set by the first shape, ListDashboards' first page
     # One server process: the numbers are per process (a loaded machine may take minutes to start it).
     with tessera_serve(settings, processes=1, start_timeout=240) as served:
         for name, (method, request) in shapes(served.address, md).items():
             reply = _reply(served.address, md, method, request)
             figures: dict[str, Any] = {"workload": name, "data_set": counts, "reply_bytes": len(reply)}
+            cpu = cpu_per_call_ms(served, url, md, method, request)
+            baseline_cpu = baseline_cpu if name != "list_dashboards_first_page" else cpu
+            figures["cpu_ms_per_call"] = round(cpu, 2)
+            figures["cpu_ratio_to_first_page"] = round(cpu / baseline_cpu, 2)
             with bare_grpc(method, reply) as bare:
                 for clients in (1, 8):
                     measured = h2load.run_grpc(

@@ -30,7 +30,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x61shboard/v1/search.proto\x12\x0c\x64\x61shboard.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1c\x64\x61shboard/v1/dashboard.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n\rSearchRequest\x12$\n\x05query\x18\x01 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x05\x10\x01\x18\xc8\x01R\x05query\x12I\n\x05kinds\x18\x02 \x03(\x0e\x32\x1e.dashboard.v1.SearchResultKindB\x13\xbaH\x10\x92\x01\r\x10\x03\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00R\x05kinds\x12&\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00R\x08pageSize\x12\'\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08R\tpageToken\x12\'\n\x0f\x66\x61vorites_first\x18\x05 \x01(\x08R\x0e\x66\x61voritesFirst\"9\n\x0fSearchHighlight\x12\x14\n\x05start\x18\x01 \x01(\x05R\x05start\x12\x10\n\x03\x65nd\x18\x02 \x01(\x05R\x03\x65nd\"\xf4\x02\n\x0cSearchResult\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.dashboard.v1.SearchResultKindR\x04kind\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12\x18\n\x07snippet\x18\x04 \x01(\tR\x07snippet\x12=\n\nhighlights\x18\x05 \x03(\x0b\x32\x1d.dashboard.v1.SearchHighlightR\nhighlights\x12!\n\x0c\x64\x61shboard_id\x18\x06 \x01(\tR\x0b\x64\x61shboardId\x12\x1f\n\x0b\x66\x61\x63ility_id\x18\x07 \x01(\tR\nfacilityId\x12\x14\n\x05score\x18\x08 \x01(\x01R\x05score\x12\x1a\n\x08\x66\x61vorite\x18\t \x01(\x08R\x08\x66\x61vorite\x12;\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"n\n\x0eSearchResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32\x1a.dashboard.v1.SearchResultR\x07results\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xad\x01\n\x08\x46\x61vorite\x12!\n\x0c\x64\x61shboard_id\x18\x01 \x01(\tR\x0b\x64\x61shboardId\x12\x41\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12;\n\tdashboard\x18\x03 \x01(\x0b\x32\x17.dashboard.v1.DashboardB\x04\xe2\x41\x01\x03R\tdashboard\"E\n\x12\x41\x64\x64\x46\x61voriteRequest\x12/\n\x0c\x64\x61shboard_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xbaH\x05r\x03\xb0\x01\x01R\x0b\x64\x61shboardId\"H\n\x15RemoveFavoriteRequest\x12/\n\x0c\x64\x61shboard_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xbaH\x05r\x03\xb0\x01\x01R\x0b\x64\x61shboardId\"h\n\x14ListFavoritesRequest\x12\'\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08R\tpageToken\"u\n\x15ListFavoritesResponse\x12\x34\n\tfavorites\x18\x01 \x03(\x0b\x32\x16.dashboard.v1.FavoriteR\tfavorites\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x95\x01\n\x10SearchResultKind\x12\"\n\x1eSEARCH_RESULT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cSEARCH_RESULT_KIND_DASHBOARD\x10\x01\x12\x1d\n\x19SEARCH_RESULT_KIND_WIDGET\x10\x02\x12\x1c\n\x18SEARCH_RESULT_KIND_QUERY\x10\x03\x32\xea\x03\n\rSearchService\x12\x65\n\x06Search\x12\x1b.dashboard.v1.SearchRequest\x1a\x1c.dashboard.v1.SearchResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/dashboard/search\x12o\n\x0b\x41\x64\x64\x46\x61vorite\x12 .dashboard.v1.AddFavoriteRequest\x1a\x16.dashboard.v1.Favorite\"&\x82\xd3\xe4\x93\x02 \"\x1b/api/v1/dashboard/favorites:\x01*\x12\x81\x01\n\x0eRemoveFavorite\x12#.dashboard.v1.RemoveFavoriteRequest\x1a\x16.google.protobuf.Empty\"2\x82\xd3\xe4\x93\x02,**/api/v1/dashboard/favorites/{dashboard_id}\x12}\n\rListFavorites\x12\".dashboard.v1.ListFavoritesRequest\x1a#.dashboard.v1.ListFavoritesResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/dashboard/favoritesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x61shboard/v1/search.proto\x12\x0c\x64\x61shboard.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1c\x64\x61shboard/v1/dashboard.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n\rSearchRequest\x12$\n\x05query\x18\x01 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x05\x10\x01\x18\xc8\x01R\x05query\x12I\n\x05kinds\x18\x02 \x03(\x0e\x32\x1e.dashboard.v1.SearchResultKindB\x13\xbaH\x10\x92\x01\r\x10\x03\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00R\x05kinds\x12&\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00R\x08pageSize\x12\'\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08R\tpageToken\x12\'\n\x0f\x66\x61vorites_first\x18\x05 \x01(\x08R\x0e\x66\x61voritesFirst\"9\n\x0fSearchHighlight\x12\x14\n\x05start\x18\x01 \x01(\x05R\x05start\x12\x10\n\x03\x65nd\x18\x02 \x01(\x05R\x03\x65nd\"\xb0\x03\n\x0cSearchResult\x12\x38\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.dashboard.v1.SearchResultKindB\x04\xe2\x41\x01\x03R\x04kind\x12\x14\n\x02id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x1a\n\x05title\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x05title\x12\x1e\n\x07snippet\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x07snippet\x12\x43\n\nhighlights\x18\x05 \x03(\x0b\x32\x1d.dashboard.v1.SearchHighlightB\x04\xe2\x41\x01\x03R\nhighlights\x12\'\n\x0c\x64\x61shboard_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03R\x0b\x64\x61shboardId\x12%\n\x0b\x66\x61\x63ility_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\nfacilityId\x12\x1a\n\x05score\x18\x08 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x05score\x12 \n\x08\x66\x61vorite\x18\t \x01(\x08\x42\x04\xe2\x41\x01\x03R\x08\x66\x61vorite\x12\x41\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\"n\n\x0eSearchResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32\x1a.dashboard.v1.SearchResultR\x07results\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xad\x01\n\x08\x46\x61vorite\x12!\n\x0c\x64\x61shboard_id\x18\x01 \x01(\tR\x0b\x64\x61shboardId\x12\x41\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12;\n\tdashboard\x18\x03 \x01(\x0b\x32\x17.dashboard.v1.DashboardB\x04\xe2\x41\x01\x03R\tdashboard\"E\n\x12\x41\x64\x64\x46\x61voriteRequest\x12/\n\x0c\x64\x61shboard_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xbaH\x05r\x03\xb0\x01\x01R\x0b\x64\x61shboardId\"H\n\x15RemoveFavoriteRequest\x12/\n\x0c\x64\x61shboard_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xbaH\x05r\x03\xb0\x01\x01R\x0b\x64\x61shboardId\"h\n\x14ListFavoritesRequest\x12\'\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08R\tpageToken\"u\n\x15ListFavoritesResponse\x12\x34\n\tfavorites\x18\x01 \x03(\x0b\x32\x16.dashboard.v1.FavoriteR\tfavorites\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x95\x01\n\x10SearchResultKind\x12\"\n\x1eSEARCH_RESULT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cSEARCH_RESULT_KIND_DASHBOARD\x10\x01\x12\x1d\n\x19SEARCH_RESULT_KIND_WIDGET\x10\x02\x12\x1c\n\x18SEARCH_RESULT_KIND_QUERY\x10\x03\x32\xea\x03\n\rSearchService\x12\x65\n\x06Search\x12\x1b.dashboard.v1.SearchRequest\x1a\x1c.dashboard.v1.SearchResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/dashboard/search\x12o\n\x0b\x41\x64\x64\x46\x61vorite\x12 .dashboard.v1.AddFavoriteRequest\x1a\x16.dashboard.v1.Favorite\"&\x82\xd3\xe4\x93\x02 \"\x1b/api/v1/dashboard/favorites:\x01*\x12\x81\x01\n\x0eRemoveFavorite\x12#.dashboard.v1.RemoveFavoriteRequest\x1a\x16.google.protobuf.Empty\"2\x82\xd3\xe4\x93\x02,**/api/v1/dashboard/favorites/{dashboard_id}\x12}\n\rListFavorites\x12\".dashboard.v1.ListFavoritesRequest\x1a#.dashboard.v1.ListFavoritesResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/dashboard/favoritesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\006\032\004\030d(\000'
   _globals['_SEARCHREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_SEARCHREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_SEARCHRESULT'].fields_by_name['kind']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['kind']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['id']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['id']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['title']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['title']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['snippet']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['snippet']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['highlights']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['highlights']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['dashboard_id']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['dashboard_id']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['facility_id']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['facility_id']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['score']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['score']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['favorite']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['favorite']._serialized_options = b'\342A\001\003'
+  _globals['_SEARCHRESULT'].fields_by_name['update_time']._loaded_options = None
+  _globals['_SEARCHRESULT'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_FAVORITE'].fields_by_name['create_time']._loaded_options = None
   _globals['_FAVORITE'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_FAVORITE'].fields_by_name['dashboard']._loaded_options = None
@@ -65,26 +85,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHSERVICE'].methods_by_name['RemoveFavorite']._serialized_options = b'\202\323\344\223\002,**/api/v1/dashboard/favorites/{dashboard_id}'
   _globals['_SEARCHSERVICE'].methods_by_name['ListFavorites']._loaded_options = None
   _globals['_SEARCHSERVICE'].methods_by_name['ListFavorites']._serialized_options = b'\202\323\344\223\002\035\022\033/api/v1/dashboard/favorites'
-  _globals['_SEARCHRESULTKIND']._serialized_start=1573
-  _globals['_SEARCHRESULTKIND']._serialized_end=1722
+  _globals['_SEARCHRESULTKIND']._serialized_start=1633
+  _globals['_SEARCHRESULTKIND']._serialized_end=1782
   _globals['_SEARCHREQUEST']._serialized_start=228
   _globals['_SEARCHREQUEST']._serialized_end=478
   _globals['_SEARCHHIGHLIGHT']._serialized_start=480
   _globals['_SEARCHHIGHLIGHT']._serialized_end=537
   _globals['_SEARCHRESULT']._serialized_start=540
-  _globals['_SEARCHRESULT']._serialized_end=912
-  _globals['_SEARCHRESPONSE']._serialized_start=914
-  _globals['_SEARCHRESPONSE']._serialized_end=1024
-  _globals['_FAVORITE']._serialized_start=1027
-  _globals['_FAVORITE']._serialized_end=1200
-  _globals['_ADDFAVORITEREQUEST']._serialized_start=1202
-  _globals['_ADDFAVORITEREQUEST']._serialized_end=1271
-  _globals['_REMOVEFAVORITEREQUEST']._serialized_start=1273
-  _globals['_REMOVEFAVORITEREQUEST']._serialized_end=1345
-  _globals['_LISTFAVORITESREQUEST']._serialized_start=1347
-  _globals['_LISTFAVORITESREQUEST']._serialized_end=1451
-  _globals['_LISTFAVORITESRESPONSE']._serialized_start=1453
-  _globals['_LISTFAVORITESRESPONSE']._serialized_end=1570
-  _globals['_SEARCHSERVICE']._serialized_start=1725
-  _globals['_SEARCHSERVICE']._serialized_end=2215
+  _globals['_SEARCHRESULT']._serialized_end=972
+  _globals['_SEARCHRESPONSE']._serialized_start=974
+  _globals['_SEARCHRESPONSE']._serialized_end=1084
+  _globals['_FAVORITE']._serialized_start=1087
+  _globals['_FAVORITE']._serialized_end=1260
+  _globals['_ADDFAVORITEREQUEST']._serialized_start=1262
+  _globals['_ADDFAVORITEREQUEST']._serialized_end=1331
+  _globals['_REMOVEFAVORITEREQUEST']._serialized_start=1333
+  _globals['_REMOVEFAVORITEREQUEST']._serialized_end=1405
+  _globals['_LISTFAVORITESREQUEST']._serialized_start=1407
+  _globals['_LISTFAVORITESREQUEST']._serialized_end=1511
+  _globals['_LISTFAVORITESRESPONSE']._serialized_start=1513
+  _globals['_LISTFAVORITESRESPONSE']._serialized_end=1630
+  _globals['_SEARCHSERVICE']._serialized_start=1785
+  _globals['_SEARCHSERVICE']._serialized_end=2275
 # @@protoc_insertion_point(module_scope)
