@@ -13,7 +13,24 @@ p50/p99 come from h2load's per-request log. Baselines, same run: the bare grpc.a
 the same reply bytes (the transport's share of the latency), and ListDashboards' first page (the
 list every client shows). Wall-clock figures on a shared 2-core machine swing with the other
 load, so each shape also reports the CPU one call costs, server process and PostgreSQL backends
-together (200 sequential calls), and its ratio to the first page's."""
+together (200 sequential calls), and its ratio to the first page's.
+
+Measured on the branch (2 cores shared with other sessions' test runs, load average 10-30, so the
+wall-clock figures of those runs said more about the load than about search), PostgreSQL backend
+CPU per execution of the prepared statement over this data set, as the bench's caller (40 runs
+each; psutil's 10 ms ticks averaged): ListDashboards' first page 1.5 ms; search a word 6.8 ms,
+misspelt 7.5 ms, page 5 7.0 ms, a word in every description 7.8 ms, favorites first 5.8 ms.
+The bench itself in the same conditions (`python -m bench --only search`, quick): CPU per call,
+server and backends, relative to ListDashboards' first page: search a word 1.76x, misspelt
+2.17x, page 5 2.04x, a word in every description 1.88x, favorites first 1.93x, ListDashboards
+favorites first 1.35x; the first page's own p50 was 42 ms at 1 connection there (its quiet-machine
+figure is a few ms), search's p50 130-410 ms and p99 430-910 ms: latency scaled by the load.
+Plans: each branch is a BitmapAnd of the facility index with a BitmapOr of the stored
+`search_document` GIN index and the title trigram index, the visibility filter hashing the caller's
+shares as lists do, a top-N sort of the union, ts_headline and shares for the page's rows only.
+Before (an expression index, the vector recomputed for ranking): 40 us a row of English stemming,
+80-190 ms for the word in every description; GIN pending lists left by the seed cost 10 ms per
+search over the widgets until vacuumed (now fastupdate = off)."""
 
 from __future__ import annotations
 
