@@ -26,6 +26,7 @@ from bench import (
     query_overhead,
     redis_chaos,
     rest_vs_grpc,
+    search,
     soak,
     widget_data,
     worker_chaos,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "materialize_due": materialize_due.run,
     "lists": lists.run,
     "portability": portability.run,
+    "search": search.run,
     # Run only when named (--only soak / broker_chaos / redis_chaos / load_ceiling): long, restart
     # services or overload the machine.
     "soak": soak.run,

@@ -91,7 +91,10 @@ def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float
 
 @contextmanager
 def tessera_serve(
-    settings: Settings, processes: int | None = None, extra_env: dict[str, str] | None = None
+    settings: Settings,
+    processes: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    start_timeout: float = 60.0,
 ) -> Iterator[Served]:
     """`tessera serve` (with `--processes N` when given) on free ports, configured like the
     bench's in-thread server (same database, Redis prefix and token secret), plus `extra_env`."""
@@ -116,7 +119,7 @@ def tessera_serve(
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
         address = f"127.0.0.1:{port}"
-        _wait_serving(address, process)
+        _wait_serving(address, process, start_timeout)
         yield Served(address, process, metrics_port)
     finally:
         _stop(process)

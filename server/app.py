@@ -47,6 +47,7 @@ from server.queries.views import ViewBuilder
 from server.redis_client import RedisClient, make_redis
 from server.reports.deliver import ReportDeps
 from server.reports.service import ReportDomain
+from server.search.service import SearchDomain
 from server.shares.service import ShareDomain
 from server.widgetdata.cache import WidgetDataCache
 from server.widgetdata.service import WidgetDataDomain
@@ -162,6 +163,7 @@ class App:
     reports: ReportDomain
     alerts: AlertDomain
     portability: PortabilityDomain
+    search: SearchDomain
 
     async def close(self) -> None:
         try:
@@ -182,12 +184,13 @@ def build_app(settings: Settings) -> App:
         core.queries,
         CeleryEnqueuer(celery, TASK_EXPORT, QUEUE_EXPORTS),
     )
+    dashboards = DashboardDomain(core.db)
     return App(
         settings=settings,
         db=core.db,
         redis=core.redis,
         authenticator=Authenticator(TokenVerifier(settings), core.db),
-        dashboards=DashboardDomain(core.db),
+        dashboards=dashboards,
         widgets=WidgetDomain(core.db, default_refresh_seconds=settings.cache_ttl_seconds),
         queries=core.queries,
         datasource=core.datasource,
@@ -205,6 +208,7 @@ def build_app(settings: Settings) -> App:
         ),
         alerts=AlertDomain(core.db, core.widget_data, settings),
         portability=PortabilityDomain(core.db, core.queries, default_refresh_seconds=settings.cache_ttl_seconds),
+        search=SearchDomain(core.db, dashboards),
     )
 
 

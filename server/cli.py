@@ -11,6 +11,7 @@ tessera audit-replay  write the audit dead-letter file into the audit log
 tessera dashboards | widgets | materialize | export   client commands (server/devtools/cli_client.py)
 tessera reports create | list | get | pause | resume | delete | send | deliveries   (server/devtools/cli_reports.py)
 tessera alerts create | list | get | silence | delete | events | watch   (server/devtools/cli_alerts.py)
+tessera search WORDS | favorites add | remove | list   (server/devtools/cli_search.py)
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from server.config import Mode, Settings, configured_mode
 from server.devtools.cli_alerts import alerts_app
 from server.devtools.cli_client import mount_client_commands
 from server.devtools.cli_reports import reports_app
+from server.devtools.cli_search import favorites_app, search
 from server.logs import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 mount_client_commands(app)
 app.add_typer(reports_app, name="reports")
 app.add_typer(alerts_app, name="alerts")
+app.command("search")(search)
+app.add_typer(favorites_app, name="favorites")
 
 
 def _settings() -> Settings:

@@ -20,6 +20,7 @@ from dashboard.v1 import (
     export_pb2_grpc,
     query_pb2_grpc,
     report_pb2_grpc,
+    search_pb2_grpc,
     share_pb2_grpc,
     widget_pb2_grpc,
 )
@@ -39,6 +40,7 @@ from server.api.queries import QueryServicer
 from server.api.rate_buckets import RedisBuckets
 from server.api.rate_limit import RateLimit
 from server.api.reports import ReportServicer
+from server.api.search import SearchServicer
 from server.api.shares import ShareServicer
 from server.api.shedding import LoadShedding, Saturation
 from server.api.widgets import WidgetServicer
@@ -123,6 +125,7 @@ def servicers(app: App) -> dict[str, object]:
         "dashboard.v1.ShareService": ShareServicer(app.shares, app.audit),
         "dashboard.v1.ReportService": ReportServicer(app.reports),
         "dashboard.v1.AlertService": AlertServicer(app.alerts),
+        "dashboard.v1.SearchService": SearchServicer(app.search),
     }
 
 
@@ -150,6 +153,7 @@ async def start_server(settings: Settings, app: App | None = None, *, reuse_port
     share_pb2_grpc.add_ShareServiceServicer_to_server(services["dashboard.v1.ShareService"], server)
     report_pb2_grpc.add_ReportServiceServicer_to_server(services["dashboard.v1.ReportService"], server)
     alert_pb2_grpc.add_AlertServiceServicer_to_server(services["dashboard.v1.AlertService"], server)
+    search_pb2_grpc.add_SearchServiceServicer_to_server(services["dashboard.v1.SearchService"], server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

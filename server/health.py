@@ -38,7 +38,16 @@ from dataclasses import dataclass, field
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
-from dashboard.v1 import alert_pb2, dashboard_pb2, export_pb2, query_pb2, report_pb2, share_pb2, widget_pb2
+from dashboard.v1 import (
+    alert_pb2,
+    dashboard_pb2,
+    export_pb2,
+    query_pb2,
+    report_pb2,
+    search_pb2,
+    share_pb2,
+    widget_pb2,
+)
 from server.app import App
 from server.broker.names import QUEUES
 from server.broker.probe import BrokerProbe, RollCall
@@ -71,6 +80,7 @@ SERVICE_NAMES = tuple(
         (share_pb2, "ShareService"),
         (report_pb2, "ReportService"),
         (alert_pb2, "AlertService"),
+        (search_pb2, "SearchService"),
     )
 )
 EXPORT_SERVICE = export_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name

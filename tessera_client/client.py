@@ -37,6 +37,7 @@ from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
 from tessera_client.reports import Reports
 from tessera_client.retry import DEFAULT_RETRY, Idempotency, RetryPolicy
 from tessera_client.rpcs import Req, Resp
+from tessera_client.search import Search
 from tessera_client.services import Dashboards, Exports, Queries, Shares, Widgets
 from tessera_client.tls import credentials_from_env
 
@@ -110,6 +111,7 @@ class Client(CallCore):
         self.shares = Shares(self)
         self.reports = Reports(self)
         self.alerts = Alerts(self)
+        self.search = Search(self)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Client:

@@ -18,6 +18,7 @@ from dashboard.v1 import (
     export_pb2_grpc,
     query_pb2_grpc,
     report_pb2_grpc,
+    search_pb2_grpc,
     share_pb2_grpc,
     widget_pb2_grpc,
 )
@@ -36,9 +37,11 @@ WIDGET_SERVICE = "dashboard.v1.WidgetService"
 QUERY_SERVICE = "dashboard.v1.QueryService"
 EXPORT_SERVICE = "dashboard.v1.ExportService"
 SHARE_SERVICE = "dashboard.v1.ShareService"
-# Their rpcs are in tessera_client/report_rpcs.py and alert_rpcs.py (not in ALL, the five original services' table).
+# Their rpcs are in tessera_client/report_rpcs.py, alert_rpcs.py and search_rpcs.py (not in ALL, the
+# five original services' table).
 REPORT_SERVICE = "dashboard.v1.ReportService"
 ALERT_SERVICE = "dashboard.v1.AlertService"
+SEARCH_SERVICE = "dashboard.v1.SearchService"
 
 # The generated stub class of each service (they accept sync and grpc.aio channels alike).
 STUBS: dict[str, Any] = {
@@ -49,6 +52,7 @@ STUBS: dict[str, Any] = {
     SHARE_SERVICE: share_pb2_grpc.ShareServiceStub,
     REPORT_SERVICE: report_pb2_grpc.ReportServiceStub,
     ALERT_SERVICE: alert_pb2_grpc.AlertServiceStub,
+    SEARCH_SERVICE: search_pb2_grpc.SearchServiceStub,
 }
 
 SAFE, KEYED, IDEMPOTENT, UNSAFE = Idempotency.SAFE, Idempotency.KEYED, Idempotency.IDEMPOTENT, Idempotency.UNSAFE

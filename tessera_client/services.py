@@ -112,8 +112,10 @@ class Dashboards(_Service):
         title_contains: str = "",
         order_by: str = "",
         page_size: int = 0,
+        favorites_first: bool = False,
     ) -> Iterator[d.Dashboard]:
-        """Every dashboard the caller may see that matches, across pages (widgets not included)."""
+        """Every dashboard the caller may see that matches, across pages (widgets not included);
+        with `favorites_first`, the caller's favorites lead (each group in `order_by`)."""
         request = d.ListDashboardsRequest(
             tags=tags,
             owner_id=owner_id,
@@ -121,6 +123,7 @@ class Dashboards(_Service):
             title_contains=title_contains,
             order_by=order_by,
             page_size=page_size,
+            favorites_first=favorites_first,
         )
         if published is not None:
             request.published = published

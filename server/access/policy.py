@@ -137,6 +137,13 @@ def visible_dashboards(principal: Principal) -> ColumnElement[bool]:
     the two cannot drift; the policy test checks them against each other."""
     if principal.is_link:
         return and_(dashboards.c.id == principal.link_dashboard_id, dashboards.c.published_version.is_not(None))
+    return _reachable(
+        principal, and_(dashboards.c.visibility == VISIBILITY_PUBLIC, dashboards.c.published_version.is_not(None))
+    )
+
+
+def _reachable(principal: Principal, public: ColumnElement[bool]) -> ColumnElement[bool]:
+    """In the caller's facilities and (admin, owned, shared with the caller or its role, or `public`)."""
     in_facility = dashboards.c.facility_id.in_(sorted(principal.facilities))
     if principal.role is Role.ADMIN:
         return in_facility
@@ -153,8 +160,39 @@ def visible_dashboards(principal: Principal) -> ColumnElement[bool]:
             shares_of.where(dashboard_shares.c.grantee_type == "role", dashboard_shares.c.grantee.in_(roles_reached)),
         )
     )
-    public = and_(dashboards.c.visibility == VISIBILITY_PUBLIC, dashboards.c.published_version.is_not(None))
     return and_(in_facility, or_(dashboards.c.owner_id == principal.subject, shared, public))
+
+
+# --- search and favorites ---------------------------------------------------------------------
+
+
+def dashboard_searchable(principal: Principal, facts: DashboardFacts, version: int) -> bool:
+    """Search matches a dashboard's (and its widgets') current text. A caller who may read only
+    the published version finds it only while the current state is that version (every change
+    writes a version), so search never reveals words of an unpublished draft."""
+    access = dashboard_access(principal, facts)
+    return access >= Access.VIEW or (access is Access.READ_PUBLISHED and facts.published_version == version)
+
+
+def searchable_dashboards(principal: Principal) -> ColumnElement[bool]:
+    """The SQL twin of `dashboard_searchable`. Public links do not search."""
+    require_role(principal, Role.VIEWER, "searching")
+    return _reachable(
+        principal,
+        and_(dashboards.c.visibility == VISIBILITY_PUBLIC, dashboards.c.published_version == dashboards.c.version),
+    )
+
+
+def queries_searchable(principal: Principal) -> bool:
+    """Saved queries are for editors (`require_query`): a viewer's search has none."""
+    return not principal.is_link and principal.role >= Role.EDITOR
+
+
+def require_favorite(principal: Principal, facts: DashboardFacts) -> None:
+    """A favorite is a dashboard the caller may read (NOT_FOUND otherwise); links keep none (a link
+    sees its dashboard, so it is told PERMISSION_DENIED there)."""
+    require_dashboard(principal, facts, Access.READ_PUBLISHED)
+    require_role(principal, Role.VIEWER, "keeping favorites")
 
 
 # --- jobs: exports and materialization jobs ---------------------------------------------------
@@ -330,20 +368,24 @@ __all__ = [
     "ShareLevel",
     "clone_facility",
     "dashboard_access",
+    "dashboard_searchable",
     "facility_for_create",
     "grants_from_rows",
     "import_facility",
     "job_may_be_visible",
     "job_visible",
+    "queries_searchable",
     "query_export_visible",
     "require_audit_reader",
     "require_dashboard",
     "require_document_export",
     "require_export_file",
     "require_facility",
+    "require_favorite",
     "require_job",
     "require_query",
     "require_role",
+    "searchable_dashboards",
     "visible_dashboards",
     "visible_exports",
     "visible_queries",

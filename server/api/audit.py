@@ -40,6 +40,7 @@ RESOURCE_OF_SERVICE = {
     "ShareService": "dashboard",
     "ReportService": "report_subscription",
     "AlertService": "alert_rule",
+    "SearchService": "dashboard",
 }
 RESOURCE_OF_METHOD = {
     "RevokePublicLink": "public_link",
@@ -49,6 +50,7 @@ RESOURCE_OF_METHOD = {
     "WatchMaterializationJob": "job",
     "GetReportDelivery": "report_delivery",
     "WatchReportDelivery": "report_delivery",
+    "Search": "search",
 }
 ID_FIELDS = ("id", "widget_id", "dashboard_id", "query_id", "job_id", "subscription_id", "rule_id")
 

@@ -7,7 +7,22 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import field_mask_pb2
-from sqlalchemy import Select, Text, and_, cast, delete, func, insert, literal_column, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,6 +50,7 @@ from server.dashboards.versions import current_widgets, record_version, version_
 from server.dashboards.widget_convert import columns_of
 from server.db.engine import Database
 from server.db.schema import (
+    dashboard_favorites,
     dashboard_versions,
     dashboards,
     widget_queries,
@@ -209,11 +225,18 @@ class DashboardDomain:
         filters_key = pagination.fingerprint(
             sorted(request.tags), owner, published, request.facility_id, request.title_contains, request.order_by
         )
+        if request.favorites_first:
+            # Another key shape (the favorite flag leads): a token of the plain list is refused.
+            filters_key = pagination.fingerprint(filters_key, "favorites_first")
         cursor = pagination.decode(request.page_token, filters_key)
         size = pagination.page_size(request.page_size)
+        favorite = is_favorite(principal)
 
         # Each row comes with its shares (the policy re-checks it without another round trip).
-        query: Select[Any] = select(dashboards, grants_column().label("grants")).where(visible_dashboards(principal))
+        columns: list[Any] = [dashboards, grants_column().label("grants")]
+        if request.favorites_first:
+            columns.append(favorite.label("favorite"))
+        query: Select[Any] = select(*columns).where(visible_dashboards(principal))
         if request.tags:
             query = query.where(dashboards.c.tags.contains(sorted(set(request.tags))))
         if owner:
@@ -227,32 +250,44 @@ class DashboardDomain:
         if request.title_contains:
             query = query.where(dashboards.c.title.ilike(contains_pattern(request.title_contains), escape="\\"))
         if cursor is not None:
-            key = datetime.fromisoformat(cursor.key) if column_name != "title" else cursor.key
+            was_favorite, raw_key = _split_key(cursor.key, favorites_first=request.favorites_first)
+            try:
+                key = datetime.fromisoformat(raw_key) if column_name != "title" else raw_key
+                boundary = tuple_(key, uuid.UUID(cursor.id))
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgument.field(
+                    "page_token", "not a page token of this list", reason="INVALID_PAGE_TOKEN"
+                ) from exc
             after = tuple_(column, dashboards.c.id)
-            boundary = tuple_(key, uuid.UUID(cursor.id))
-            query = query.where(after < boundary if descending else after > boundary)
-        order = (column.desc(), dashboards.c.id.desc()) if descending else (column.asc(), dashboards.c.id.asc())
+            keyset = after < boundary if descending else after > boundary
+            if request.favorites_first:
+                # Favorites first: past the boundary within its group, or any row of a later group.
+                keyset = or_(and_(favorite, keyset), ~favorite) if was_favorite else and_(~favorite, keyset)
+            query = query.where(keyset)
+        order: tuple[Any, ...] = (
+            (column.desc(), dashboards.c.id.desc()) if descending else (column.asc(), dashboards.c.id.asc())
+        )
+        if request.favorites_first:
+            order = (favorite.desc(), *order)
         query = query.order_by(*order).limit(size + 1)
 
         # Statements outside a transaction (no BEGIN/ROLLBACK round trips): each stands alone.
         async def read_page(conn: AsyncConnection) -> tuple[list[Any], bool, Any]:
             rows = (await conn.execute(query)).all()
-            return rows[:size], len(rows) > size, await self._list_views(conn, principal, rows[:size])
+            return rows[:size], len(rows) > size, await self.list_views(conn, principal, rows[:size])
 
         page, more, result = await self._db.stale_read(read_page, autocommit=True)
         token = ""
         if more:
             last = page[-1]
             key_value = getattr(last, column_name)
-            token = pagination.encode(
-                pagination.Cursor(
-                    key_value.isoformat() if isinstance(key_value, datetime) else key_value, str(last.id)
-                ),
-                filters_key,
-            )
+            key = key_value.isoformat() if isinstance(key_value, datetime) else key_value
+            if request.favorites_first:
+                key = [bool(last.favorite), key]
+            token = pagination.encode(pagination.Cursor(key, str(last.id)), filters_key)
         return result, token
 
-    async def _list_views(
+    async def list_views(
         self, conn: AsyncConnection, principal: Principal, rows: list[Any]
     ) -> list[dashboard_pb2.Dashboard]:
         """Each row (selected with its `grants`) as this caller may see it; the policy re-checks
@@ -441,3 +476,19 @@ class DashboardDomain:
 
 
 __all__ = ["DashboardDomain", "InvalidArgument", "check_etag"]
+
+
+def is_favorite(principal: Principal) -> ColumnElement[bool]:
+    """Whether the caller keeps the row's dashboard among its favorites (one primary-key probe)."""
+    return exists().where(
+        dashboard_favorites.c.principal_id == principal.subject, dashboard_favorites.c.dashboard_id == dashboards.c.id
+    )
+
+
+def _split_key(key: Any, *, favorites_first: bool) -> tuple[bool, Any]:
+    """A favorites-first token's key is [favorite, sort key]; a plain one is the sort key."""
+    if not favorites_first:
+        return False, key
+    if not (isinstance(key, list) and len(key) == 2 and isinstance(key[0], bool)):
+        raise InvalidArgument.field("page_token", "not a page token of this list", reason="INVALID_PAGE_TOKEN")
+    return key[0], key[1]

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -42,6 +43,21 @@ def _uuid_pk() -> Column[object]:
 
 def _created() -> Column[object]:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _search_document(expression: str) -> Column[object]:
+    # Full-text search (migration 0013): the row's weighted tsvector (title A, tags B, description
+    # C), generated and stored by PostgreSQL, never written here.
+    return Column("search_document", TSVECTOR, Computed(expression, persisted=True))
+
+
+def _search_index(table: str) -> Index:
+    return Index(
+        f"ix_{table}_search_document",
+        "search_document",
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+    )
 
 
 def _updated() -> Column[object]:
@@ -66,6 +82,7 @@ dashboards = Table(
     Column("version", BigInteger, nullable=False, server_default="1"),
     Column("published_version", BigInteger),
     Column("publish_time", DateTime(timezone=True)),
+    _search_document("tessera_search_document(title, tags, description)"),
     _created(),
     _updated(),
     CheckConstraint("visibility IN (1, 2)", name="visibility"),
@@ -87,6 +104,7 @@ dashboards = Table(
         postgresql_using="gin",
         postgresql_ops={"title": "gin_trgm_ops"},
     ),
+    _search_index("dashboards"),
 )
 
 widget_queries = Table(
@@ -104,12 +122,21 @@ widget_queries = Table(
     Column("version", BigInteger, nullable=False, server_default="1"),
     Column("view_name", Text),
     Column("refresh_time", DateTime(timezone=True)),
+    _search_document("tessera_search_document(name, tags, description)"),
     _created(),
     _updated(),
     CheckConstraint("kind IN (1, 2)", name="kind"),
     UniqueConstraint("view_name"),
     Index("ix_widget_queries_facility_updated", "facility_id", text("updated_at DESC"), "id"),
     Index("ix_widget_queries_tags", "tags", postgresql_using="gin"),
+    _search_index("widget_queries"),
+    Index(
+        "ix_widget_queries_name_trgm",
+        "name",
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+        postgresql_ops={"name": "gin_trgm_ops"},
+    ),
 )
 
 query_versions = Table(
@@ -146,6 +173,7 @@ widgets = Table(
     Column("spec", JSONB, nullable=False),
     Column("revision", BigInteger, nullable=False, server_default="1"),
     Column("next_refresh_at", DateTime(timezone=True)),
+    _search_document("tessera_search_widget(title, spec)"),
     _created(),
     _updated(),
     CheckConstraint("type BETWEEN 1 AND 7", name="type"),
@@ -159,6 +187,14 @@ widgets = Table(
         "ix_widgets_due",
         text("next_refresh_at NULLS FIRST"),
         postgresql_where=text("query_id IS NOT NULL"),
+    ),
+    _search_index("widgets"),
+    Index(
+        "ix_widgets_title_trgm",
+        "title",
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+        postgresql_ops={"title": "gin_trgm_ops"},
     ),
 )
 
@@ -423,6 +459,19 @@ alert_events = Table(
     PrimaryKeyConstraint("rule_id", "revision"),
 )
 
+# A principal's favorite dashboards (migration 0013); gone with the dashboard.
+dashboard_favorites = Table(
+    "dashboard_favorites",
+    metadata,
+    Column("principal_id", Text, nullable=False),
+    Column("dashboard_id", UUID(as_uuid=True), ForeignKey("dashboards.id", ondelete="CASCADE"), nullable=False),
+    Column("facility_id", Text, nullable=False),
+    _created(),
+    PrimaryKeyConstraint("principal_id", "dashboard_id"),
+    Index("ix_dashboard_favorites_principal_created", "principal_id", text("created_at DESC"), "dashboard_id"),
+    Index("ix_dashboard_favorites_dashboard", "dashboard_id"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -473,6 +522,7 @@ TOUCHED_TABLES = (
 __all__ = [
     "TOUCHED_TABLES",
     "audit_log",
+    "dashboard_favorites",
     "dashboard_shares",
     "dashboard_versions",
     "dashboards",

@@ -1,6 +1,7 @@
 """Client commands of `tessera`, for daily use against a running server.
 
-    tessera dashboards list [--tag T]... [--mine] [--title TEXT] [--published/--unpublished] [--json]
+    tessera dashboards list [--tag T]... [--mine] [--title TEXT] [--published/--unpublished]
+                            [--favorites-first] [--json]
     tessera dashboards get ID [--json]
     tessera dashboards export-doc ID [--out FILE]                  (the portable JSON document)
     tessera dashboards import FILE|- [--facility F] [--validate-only] [--reuse-identical]
@@ -240,13 +241,18 @@ def list_dashboards(
     title: Annotated[str, typer.Option(help="Title contains (case-insensitive).")] = "",
     published: Annotated[bool | None, typer.Option("--published/--unpublished", show_default=False)] = None,
     limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 0,
+    favorites_first: Annotated[bool, typer.Option("--favorites-first", help="Your favorites first.")] = False,
     as_json: AsJson = False,
 ) -> None:
     """List the dashboards you may see, newest change first."""
     with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
         found: list[d.Dashboard] = []
         for board in client.dashboards.list(
-            tags=tag or (), owner_id="me" if mine else "", published=published, title_contains=title
+            tags=tag or (),
+            owner_id="me" if mine else "",
+            published=published,
+            title_contains=title,
+            favorites_first=favorites_first,
         ):
             found.append(board)
             if limit and len(found) >= limit:

@@ -13,7 +13,16 @@ from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, Servic
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from dashboard.v1 import alert_pb2, dashboard_pb2, export_pb2, query_pb2, report_pb2, share_pb2, widget_pb2
+from dashboard.v1 import (
+    alert_pb2,
+    dashboard_pb2,
+    export_pb2,
+    query_pb2,
+    report_pb2,
+    search_pb2,
+    share_pb2,
+    widget_pb2,
+)
 
 SERVICES: tuple[ServiceDescriptor, ...] = tuple(
     module.DESCRIPTOR.services_by_name[name]
@@ -25,6 +34,7 @@ SERVICES: tuple[ServiceDescriptor, ...] = tuple(
         (share_pb2, "ShareService"),
         (report_pb2, "ReportService"),
         (alert_pb2, "AlertService"),
+        (search_pb2, "SearchService"),
     )
 )
 

@@ -1,5 +1,5 @@
-"""The TypeScript SDK over gRPC against a real server and Celery worker: every rpc of the seven
-services (the specification's five, reports and alerts) called at least once (recorded by a
+"""The TypeScript SDK over gRPC against a real server and Celery worker: every rpc of the eight
+services (the specification's five, reports, alerts and search) called at least once (recorded by a
 transport interceptor), the SDK's idempotency table the same as the Python client's, and a watch
 whose connection is cut mid-stream resumed with no gap and no repeat."""
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from tessera_client import rpcs
 from tessera_client.alert_rpcs import ALERT_RPCS
 from tessera_client.report_rpcs import REPORT_RPCS
+from tessera_client.search_rpcs import SEARCH_RPCS
 from tests.clients.conftest import Stack, run_node
 
 
@@ -19,9 +20,9 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     done = run_node(node, ts_build / "tests/clients/node/every_rpc.js", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
-    table = (*rpcs.ALL, *REPORT_RPCS, *ALERT_RPCS)
+    table = (*rpcs.ALL, *REPORT_RPCS, *ALERT_RPCS, *SEARCH_RPCS)
     everything = {rpc.full_name.lstrip("/") for rpc in table}
-    assert len(everything) == 46 + 11 + 9
+    assert len(everything) == 46 + 11 + 9 + 4
     assert set(report["answered"]) == everything, sorted(everything - set(report["answered"]))
     assert report["drift"] == {"missing": [], "unknown": []}
     assert report["idempotency"] == {rpc.full_name.lstrip("/"): rpc.idempotency.value for rpc in table}
@@ -72,6 +73,7 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     alerts = out["alerts"]
     assert alerts["previewHolds"] is False and int(alerts["rows"]) > 0 and alerts["threshold"] == 2_000_000
     assert alerts["silenced"] and alerts["rules"] == 1 and alerts["watched"] == "rule" and alerts["events"] >= 0
+    assert out["search"] == {"favorite": True, "listed": True, "first": True, "highlighted": True}
 
 
 def test_a_watch_cut_mid_stream_resumes_with_no_gap_and_no_repeat(node: str, ts_build: Path, stack: Stack) -> None:

@@ -76,6 +76,7 @@ def test_every_usage_example_of_the_specification_has_a_script() -> None:
         "08_alerts.py",
         "09_portability.py",
         QUERY_EXPORT_EXAMPLE,
+        "11_search.py",
     ]
 
 

@@ -16,7 +16,16 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dashboard.v1 import alert_pb2, dashboard_pb2, export_pb2, query_pb2, report_pb2, share_pb2, widget_pb2
+from dashboard.v1 import (
+    alert_pb2,
+    dashboard_pb2,
+    export_pb2,
+    query_pb2,
+    report_pb2,
+    search_pb2,
+    share_pb2,
+    widget_pb2,
+)
 from server.health import AUDIT_ENTRY
 from tests.harness.server import ServerHandle
 
@@ -32,6 +41,7 @@ SERVICES = tuple(
         (share_pb2, "ShareService"),
         (report_pb2, "ReportService"),
         (alert_pb2, "AlertService"),
+        (search_pb2, "SearchService"),
     )
 )
 METHODS: tuple[MethodDescriptor, ...] = tuple(m for s in SERVICES for m in s.methods)

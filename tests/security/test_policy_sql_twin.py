@@ -1,5 +1,6 @@
 """The policy's SQL twins (`visible_dashboards`, what every list filters with; `visible_exports`,
-what ListExports filters with, against `job_visible`) and the loader
+what ListExports filters with, against `job_visible`; `searchable_dashboards`, what search filters
+with, against `dashboard_searchable`) and the loader
 (`load_dashboard`, what every rpc on a dashboard starts with) against the Python policy, over the
 whole matrix of tests/unit/test_policy.py stored in PostgreSQL: for every principal, the dashboards
 the SQL selects are exactly those the policy lets it see, and the loader answers exactly the
@@ -19,7 +20,9 @@ from server.access.policy import (
     JobFacts,
     JobResource,
     dashboard_access,
+    dashboard_searchable,
     job_visible,
+    searchable_dashboards,
     visible_dashboards,
     visible_exports,
 )
@@ -27,7 +30,7 @@ from server.auth.principal import Principal, Role
 from server.dashboards.access import load_dashboard
 from server.db.engine import Database, make_engine
 from server.db.schema import dashboard_shares, dashboards, export_jobs
-from server.errors import NotFound
+from server.errors import NotFound, PermissionDenied
 from tests.unit.test_policy import GRANT_SETS, OWNERS, PUBLISHED, VISIBILITIES
 
 
@@ -45,6 +48,9 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
             ("me", "someone", "bob"), list(Role), (frozenset({fac}), frozenset({other}), frozenset({fac, other}))
         )
     ]
+    # One published dashboard in two changed since (its current state is version 2): search must
+    # not find those by their current text for a reader of the published version only.
+    version_of = {b.id: 2 if b.published_version and i % 2 else 1 for i, b in enumerate(boards)}
     published_ids = [b.id for b in boards if b.published_version][:3]
     unpublished_id = next(b.id for b in boards if not b.published_version)
     for i, linked in enumerate([*published_ids, unpublished_id]):
@@ -67,6 +73,7 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
             "sql checks": 0,
             "loads": 0,
             "export sql checks": 0,
+            "search sql checks": 0,
         }
         # Every dashboard has an export requested by each of two subjects.
         exports = [
@@ -87,6 +94,7 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
                             "title": "twin",
                             "visibility": b.visibility,
                             "published_version": b.published_version,
+                            "version": version_of[b.id],
                         }
                         for b in boards
                     ],
@@ -144,6 +152,22 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
                         f"{p}: exports SQL selects {len(got - expected)} too many, {len(expected - got)} too few"
                     )
                     counts["export sql checks"] += len(exports)
+                    if p.is_link:
+                        try:
+                            searchable_dashboards(p)
+                            raise AssertionError("a public link searched")
+                        except PermissionDenied:
+                            pass
+                    else:
+                        expected = {b.id for b in boards if dashboard_searchable(p, b, version_of[b.id])}
+                        rows = await conn.execute(
+                            select(dashboards.c.id).where(searchable_dashboards(p), dashboards.c.id.in_(ours))
+                        )
+                        got = {str(r) for r in rows.scalars()}
+                        assert got == expected, (
+                            f"{p}: search SQL selects {len(got - expected)} too many, {len(expected - got)} too few"
+                        )
+                        counts["search sql checks"] += len(boards)
                     if not p.is_link and len(p.facilities) == 1:
                         continue  # the loader's facts do not depend on the caller: fewer callers suffice
                     for b in boards:
@@ -164,4 +188,5 @@ def test_sql_twin_and_loader_agree_with_the_policy(migrated: str) -> None:
     print(f"\n[policy sql twin] {counts}")
     assert counts["sql checks"] == len(principals) * len(boards)
     assert counts["export sql checks"] == len(principals) * 2 * len(boards)
+    assert counts["search sql checks"] == sum(1 for p in principals if not p.is_link) * len(boards)
     assert counts["loads"] == sum(1 for p in principals if p.is_link or len(p.facilities) == 2) * len(boards)

@@ -44,6 +44,8 @@ from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import export_pb2 as e
 from dashboard.v1 import query_pb2 as q
+from dashboard.v1 import search_pb2 as sr
+from dashboard.v1 import search_pb2_grpc
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from server.config import Settings
@@ -124,6 +126,8 @@ class World:
     # Visible dashboards ListDashboards left out: not a leak (fails closed) but a policy/SQL-twin drift.
     missing: set[tuple[str, str, str, str]] = field(default_factory=set)
     job_ids: set[str] = field(default_factory=set)
+    # (subject, board key): the favorites the oracle knows of (a favorite belongs to a subject).
+    favorites: set[tuple[str, str]] = field(default_factory=set)
     dsn: str = ""
 
     def linked(self) -> list[Board]:
@@ -196,6 +200,12 @@ def expect_job(p: Principal, b: Board, requested_by: str) -> str | Code:
 def expect_role(p: Principal, role: str) -> str | Code:
     """Role-gated rpcs with no resource: links and lower roles are refused."""
     return Code.PERMISSION_DENIED if p.is_link or ROLES[p.role] < ROLES[role] else OK
+
+
+def expect_favorite(p: Principal, b: Board) -> str | Code:
+    """A favorite is of a dashboard the caller may read; a link (which reads one) keeps none."""
+    seen = expect_board(p, b, Lvl.READ_PUBLISHED)
+    return Code.PERMISSION_DENIED if seen == OK and p.is_link else seen
 
 
 def expect_create_in(p: Principal, facility: str) -> str | Code:
@@ -436,6 +446,8 @@ BOARD_OPS = (
     "CreatePublicLink",
     "ListPublicLinks",
     "RevokePublicLink",
+    "AddFavorite",
+    "RemoveFavorite",
     *(
         "CreateExport",
         "BatchCreateExports",
@@ -463,9 +475,11 @@ GLOBAL_OPS = (
     "CreateQuery",
     "ValidateQuery",
     "ListAuditEvents",
+    "Search",
+    "ListFavorites",
 )
 ALL_OPS = BOARD_OPS + QUERY_OPS + GLOBAL_OPS
-IMPLEMENTED_SERVICES = (d, w, q, s, e)
+IMPLEMENTED_SERVICES = (d, w, q, s, e, sr)
 EXPORT_OPS = ("GetExport", "WatchExport", "CancelExport", "DownloadExport")  # rpcs on one export
 # ListExports: (by dashboard, state filter) per variant.
 LIST_EXPORTS_VARIANTS = (
@@ -1090,6 +1104,91 @@ class Runner:
         req = d.ListDashboardsRequest(page_size=1000)
         return Case(OK, lambda: self.stubs["dashboards"].ListDashboards(req, metadata=self.md(p)), check=check)
 
+    # --- search and favorites (a favorite is kept by a subject, of a dashboard it may read) -----
+
+    def _AddFavorite(self, p: Principal, b: Board, variant: int) -> Case:
+        expected = expect_favorite(p, b)
+
+        def check(r: Any) -> None:
+            assert r.dashboard_id == b.id
+            self.world.favorites.add((p.subject, b.key))
+
+        fn = lambda: self.stubs["search"].AddFavorite(sr.AddFavoriteRequest(dashboard_id=b.id), metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, check=check)
+
+    def _RemoveFavorite(self, p: Principal, b: Board, variant: int) -> Case:
+        favorites = self.world.favorites
+        if variant % 2 == 0 and expect_favorite(p, b) == OK and (p.subject, b.key) not in favorites:
+            # Often one to remove (else removals would rarely be allowed).
+            self.stubs["search"].AddFavorite(sr.AddFavoriteRequest(dashboard_id=b.id), metadata=self.md(p))
+            favorites.add((p.subject, b.key))
+        # Only the caller's own row, whatever its access now; a link keeps none.
+        expected = OK if (p.subject, b.key) in favorites and not p.is_link else Code.NOT_FOUND
+
+        def fn() -> Any:
+            reply = self.stubs["search"].RemoveFavorite(
+                sr.RemoveFavoriteRequest(dashboard_id=b.id), metadata=self.md(p)
+            )
+            favorites.discard((p.subject, b.key))
+            return reply
+
+        return Case(expected, fn)
+
+    def _ListFavorites(self, p: Principal, variant: int) -> Case:
+        world = self.world
+
+        def check(r: Any) -> None:
+            assert not r.next_page_token
+            keys = {b.id: b for b in world.boards}
+            got = {f.dashboard_id for f in r.favorites}
+            for f in r.favorites:
+                assert f.dashboard.facility_id in p.facilities, "another facility's dashboard"
+                b = keys.get(f.dashboard_id)
+                assert b is not None and (p.subject, b.key) in world.favorites, "NOT THE CALLER'S FAVORITE"
+                assert board_access(p, b) >= Lvl.READ_PUBLISHED, f"INVISIBLE FAVORITE LISTED: {b.key}"
+            want = {
+                b.id
+                for b in world.boards
+                if (p.subject, b.key) in world.favorites and board_access(p, b) >= Lvl.READ_PUBLISHED
+            }
+            assert got == want, f"favorites missing: {want - got}"
+
+        req = sr.ListFavoritesRequest(page_size=1000)
+        fn = lambda: self.stubs["search"].ListFavorites(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_role(p, "viewer"), fn, check=check)
+
+    def _Search(self, p: Principal, variant: int) -> Case:
+        world = self.world
+        by_id = {b.id: b for b in world.boards}
+        by_widget = {b.widget_id: b for b in world.boards if b.widget_id}
+        saved = {sq.id: sq for sq in world.queries}
+        # Words of the world's titles ("iso ..."), and a misspelt one (the trigram path).
+        words = ("iso", "title", "widget", "isso titel")[variant % 4]
+
+        def check(r: Any) -> None:
+            for x in r.results:
+                assert x.facility_id in p.facilities, f"ANOTHER FACILITY'S {sr.SearchResultKind.Name(x.kind)} FOUND"
+                if x.kind == sr.SEARCH_RESULT_KIND_QUERY:
+                    sq = saved.get(x.id)
+                    assert sq is None or expect_query(p, sq, write=False) == OK, f"INVISIBLE QUERY FOUND: {sq}"
+                    assert p.role != "viewer", "a viewer found a saved query"
+                    continue
+                board = by_id.get(x.dashboard_id) or by_widget.get(x.id)
+                if board is None:
+                    continue  # a dashboard of the caller's own facilities that the world does not track
+                level = board_access(p, board)
+                assert level >= Lvl.READ_PUBLISHED, f"INVISIBLE DASHBOARD FOUND: {board.key}"
+                if level is Lvl.READ_PUBLISHED and x.kind == sr.SEARCH_RESULT_KIND_DASHBOARD:
+                    # A reader of the published version finds the published text only.
+                    seen = self.stubs["dashboards"].GetDashboard(
+                        d.GetDashboardRequest(id=board.id), metadata=self.md(p)
+                    )
+                    assert x.title == seen.title, f"UNPUBLISHED DRAFT FOUND: {board.key}"
+
+        req = sr.SearchRequest(query=words, page_size=100, favorites_first=variant >= 3)
+        fn = lambda: self.stubs["search"].Search(req, metadata=self.md(p))  # noqa: E731
+        return Case(expect_role(p, "viewer"), fn, check=check)
+
     def _CreateDashboard(self, p: Principal, variant: int) -> Case:
         facility = (self.world.a, self.world.b)[variant % 2]
         dash = self.stubs["dashboards"]
@@ -1223,9 +1322,12 @@ def draw_principal(rng: random.Random, world: World) -> Principal:
 
 
 @pytest.fixture(scope="module")
-def runner(world: World, dashboards: Any, widgets: Any, queries: Any, shares: Any, exports: Any, auth: Any) -> Runner:
+def runner(
+    world: World, dashboards: Any, widgets: Any, queries: Any, shares: Any, exports: Any, channel: Any, auth: Any
+) -> Runner:
     # (query_of: twins are made without a widget, so they bind no query)
     stubs = {
+        "search": search_pb2_grpc.SearchServiceStub(channel),
         "dashboards": dashboards,
         "widgets": widgets,
         "queries": queries,

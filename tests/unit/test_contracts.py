@@ -6,11 +6,31 @@ from __future__ import annotations
 from google.api import annotations_pb2, field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 
-from dashboard.v1 import alert_pb2, common_pb2, dashboard_pb2, export_pb2, query_pb2, report_pb2, share_pb2, widget_pb2
+from dashboard.v1 import (
+    alert_pb2,
+    common_pb2,
+    dashboard_pb2,
+    export_pb2,
+    query_pb2,
+    report_pb2,
+    search_pb2,
+    share_pb2,
+    widget_pb2,
+)
 
 FILES: list[FileDescriptor] = [
     m.DESCRIPTOR
-    for m in (common_pb2, dashboard_pb2, widget_pb2, query_pb2, export_pb2, share_pb2, report_pb2, alert_pb2)
+    for m in (
+        common_pb2,
+        dashboard_pb2,
+        widget_pb2,
+        query_pb2,
+        export_pb2,
+        share_pb2,
+        report_pb2,
+        alert_pb2,
+        search_pb2,
+    )
 ]
 SERVICES = {s.name: s for f in FILES for s in f.services_by_name.values()}
 
@@ -31,7 +51,7 @@ def _messages() -> list[Descriptor]:
 
 def test_the_services_exist() -> None:
     assert set(SERVICES) >= {"DashboardService", "WidgetService", "QueryService", "ExportService", "ShareService"}
-    assert {"ReportService", "AlertService"} <= set(SERVICES)
+    assert {"ReportService", "AlertService", "SearchService"} <= set(SERVICES)
 
 
 def test_every_rpc_has_an_http_rule_under_api_v1_dashboard() -> None:

@@ -1,5 +1,5 @@
-// The client both entry points share (Node over gRPC, browsers over Connect or gRPC-Web): the seven
-// services (the specification's five, reports and alerts) typed from gen/ts, with tokens, deadlines over all attempts, retries by idempotency
+// The client both entry points share (Node over gRPC, browsers over Connect or gRPC-Web): the eight
+// services (the specification's five, reports, alerts and search) typed from gen/ts, with tokens, deadlines over all attempts, retries by idempotency
 // (creates keep their request_id), page iterators, resumable job watches and verified downloads.
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
@@ -9,6 +9,7 @@ import { JobState } from "../../../gen/ts/dashboard/v1/common_pb.js";
 import { ExportService, type ExportFile, type ExportJob } from "../../../gen/ts/dashboard/v1/export_pb.js";
 import { QueryService } from "../../../gen/ts/dashboard/v1/query_pb.js";
 import { ReportService } from "../../../gen/ts/dashboard/v1/report_pb.js";
+import { SearchService } from "../../../gen/ts/dashboard/v1/search_pb.js";
 import { ShareService } from "../../../gen/ts/dashboard/v1/share_pb.js";
 import { WidgetService, type MaterializationJob } from "../../../gen/ts/dashboard/v1/widget_pb.js";
 import { tokenSource, type TokenSource } from "./credentials.js";
@@ -91,6 +92,7 @@ export class TesseraClient {
   readonly shares: Client<typeof ShareService>;
   readonly reports: Client<typeof ReportService>;
   readonly alerts: Client<typeof AlertService>;
+  readonly search: Client<typeof SearchService>;
   readonly retry: RetryPolicy;
   readonly timeoutMs: number;
   readonly stallTimeoutMs: number;
@@ -122,6 +124,7 @@ export class TesseraClient {
     this.shares = this.wrap(ShareService);
     this.reports = this.wrap(ReportService);
     this.alerts = this.wrap(AlertService);
+    this.search = this.wrap(SearchService);
   }
 
   // --- calls ---------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
-// Every rpc of the seven services with how safe it is to retry: the TypeScript twin of
-// tessera_client/rpcs.py, report_rpcs.py and alert_rpcs.py (a test checks that the tables agree and
-// cover every method).
+// Every rpc of the eight services with how safe it is to retry: the TypeScript twin of
+// tessera_client/rpcs.py, report_rpcs.py, alert_rpcs.py and search_rpcs.py (a test checks that the
+// tables agree and cover every method).
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { AlertService } from "../../../gen/ts/dashboard/v1/alert_pb.js";
 import { DashboardService } from "../../../gen/ts/dashboard/v1/dashboard_pb.js";
 import { ExportService } from "../../../gen/ts/dashboard/v1/export_pb.js";
 import { QueryService } from "../../../gen/ts/dashboard/v1/query_pb.js";
 import { ReportService } from "../../../gen/ts/dashboard/v1/report_pb.js";
+import { SearchService } from "../../../gen/ts/dashboard/v1/search_pb.js";
 import { ShareService } from "../../../gen/ts/dashboard/v1/share_pb.js";
 import { WidgetService } from "../../../gen/ts/dashboard/v1/widget_pb.js";
 
@@ -32,6 +33,7 @@ export const SERVICES: readonly DescService[] = [
   ShareService,
   ReportService,
   AlertService,
+  SearchService,
 ];
 
 const { SAFE, KEYED, IDEMPOTENT, UNSAFE } = Idempotency;
@@ -104,6 +106,10 @@ export const IDEMPOTENCY: Readonly<Record<string, Idempotency>> = {
   "dashboard.v1.AlertService/PreviewAlertRule": SAFE,
   "dashboard.v1.AlertService/ListAlertEvents": SAFE,
   "dashboard.v1.AlertService/WatchAlertRule": SAFE,
+  "dashboard.v1.SearchService/Search": SAFE,
+  "dashboard.v1.SearchService/AddFavorite": IDEMPOTENT,
+  "dashboard.v1.SearchService/RemoveFavorite": UNSAFE,
+  "dashboard.v1.SearchService/ListFavorites": SAFE,
 };
 
 export function methodName(method: DescMethod): string {

@@ -5,6 +5,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Interceptor } from "@connectrpc/connect";
 import { AlertComparison, AlertReducer } from "../../../gen/ts/dashboard/v1/alert_pb.js";
+import { SearchResultKind } from "../../../gen/ts/dashboard/v1/search_pb.js";
 import { JobState } from "../../../gen/ts/dashboard/v1/common_pb.js";
 import { ExportFormat } from "../../../gen/ts/dashboard/v1/export_pb.js";
 import { QueryKind } from "../../../gen/ts/dashboard/v1/query_pb.js";
@@ -272,6 +273,23 @@ async function run(c: TesseraClient) {
     events: events.events.length,
     rules: rules.rules.length,
     watched,
+  };
+
+  // --- SearchService
+  const favorite = await c.search.addFavorite({ dashboardId: board.id });
+  const favorites = await c.search.listFavorites({});
+  const found = await c.search.search({
+    query: "every rpc",
+    kinds: [SearchResultKind.DASHBOARD],
+    favoritesFirst: true,
+    pageSize: 100,
+  });
+  await c.search.removeFavorite({ dashboardId: board.id });
+  out.search = {
+    favorite: favorite.dashboardId === board.id,
+    listed: favorites.favorites.some((f) => f.dashboardId === board.id),
+    first: found.results[0]?.id === board.id && found.results[0]?.favorite === true,
+    highlighted: (found.results[0]?.highlights.length ?? 0) > 0 || found.results[0]?.snippet !== "",
   };
 
   await c.widgets.deleteWidget({ id: widget.id });

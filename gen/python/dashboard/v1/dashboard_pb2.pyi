@@ -167,7 +167,7 @@ class GetDashboardRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ListDashboardsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "tags", "owner_id", "published", "facility_id", "title_contains", "order_by")
+    __slots__ = ("page_size", "page_token", "tags", "owner_id", "published", "facility_id", "title_contains", "order_by", "favorites_first")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class ListDashboardsRequest(_message.Message):
     FACILITY_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_CONTAINS_FIELD_NUMBER: _ClassVar[int]
     ORDER_BY_FIELD_NUMBER: _ClassVar[int]
+    FAVORITES_FIRST_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -184,7 +185,8 @@ class ListDashboardsRequest(_message.Message):
     facility_id: str
     title_contains: str
     order_by: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., owner_id: _Optional[str] = ..., published: _Optional[bool] = ..., facility_id: _Optional[str] = ..., title_contains: _Optional[str] = ..., order_by: _Optional[str] = ...) -> None: ...
+    favorites_first: bool
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., owner_id: _Optional[str] = ..., published: _Optional[bool] = ..., facility_id: _Optional[str] = ..., title_contains: _Optional[str] = ..., order_by: _Optional[str] = ..., favorites_first: _Optional[bool] = ...) -> None: ...
 
 class ListDashboardsResponse(_message.Message):
     __slots__ = ("dashboards", "next_page_token")
