@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
@@ -144,7 +145,8 @@ class AuditLog:
             return  # no loop (a sync caller): the next flush() or close() writes it
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task = asyncio.create_task(self._run(), name="tessera-audit-writer")
+        # A context of its own: not the first recording rpc's (its caller, its correlation id).
+        self._task = asyncio.create_task(self._run(), name="tessera-audit-writer", context=contextvars.Context())
 
     async def _run(self) -> None:
         assert self._wake is not None
