@@ -51,6 +51,20 @@ class _Wrapping(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        # A method's handler never changes once the server runs: wrap it once, not per call (the
+        # interceptors inside are then not asked again either).
+        built: dict[str, grpc.RpcMethodHandler[Any, Any]] = self.__dict__.setdefault("_built_handlers", {})
+        handler = built.get(handler_call_details.method)
+        if handler is None:
+            handler = await self.build_handler(continuation, handler_call_details)
+            if handler is None:
+                return None
+            built[handler_call_details.method] = handler
+        return handler
+
+    async def build_handler(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -236,10 +250,10 @@ class ValidationInterceptor(_Wrapping):
         self._validator = protovalidate.Validator()
         self._metrics = metrics
 
-    async def intercept_service(
+    async def build_handler(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await super().intercept_service(continuation, handler_call_details)
+        handler = await super().build_handler(continuation, handler_call_details)
         if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
             return handler
         # Innermost, so the interceptors outside rebuild their handlers with this parser.
