@@ -70,7 +70,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
