@@ -13,23 +13,19 @@ broadcasts PUBLISH to every node, so one connection to the first node hears all 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from server.db.listen import Follower
 from server.redis_client import plain_url
 
 __all__ = ["PING_SECONDS", "Subscriber", "channel_name", "key_message", "query_message"]
 
-log = logging.getLogger("tessera.widgetdata")
-
 PING_SECONDS = 1.0
-_RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 def channel_name(prefix: str) -> str:
@@ -44,7 +40,7 @@ def key_message(query_id: str, key: str) -> str:
     return f"k:{query_id.lower()}:{key}"
 
 
-class Subscriber:
+class Subscriber(Follower):
     def __init__(
         self,
         redis_url: str,
@@ -54,40 +50,13 @@ class Subscriber:
         on_subscribed: Callable[[], None],
         on_lost: Callable[[], None],
     ) -> None:
+        super().__init__(f"widget data invalidations ({channel})", on_lost)
         self._url = plain_url(redis_url)
         self._channel = channel
         self._on_message = on_message
         self._on_subscribed = on_subscribed
-        self._on_lost = on_lost
-        self._task: asyncio.Task[None] | None = None
-        self._failures = 0
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="widget data invalidations")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._subscribe()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._failures == 0:
-                    log.warning("widget data invalidations: subscription lost, retrying: %r", exc)
-            finally:
-                self._on_lost()
-            await asyncio.sleep(_RETRY_SECONDS[min(self._failures, len(_RETRY_SECONDS) - 1)])
-            self._failures += 1
-
-    async def _subscribe(self) -> None:
+    async def _follow(self) -> None:
         client = aioredis.Redis.from_url(self._url, socket_connect_timeout=2, socket_keepalive=True)
         pubsub = client.pubsub()
         try:
@@ -96,7 +65,7 @@ class Subscriber:
             if confirmed is None or confirmed.get("type") != "subscribe":
                 raise ConnectionError(f"no confirmation of the subscription to {self._channel}")
             self._on_subscribed()
-            self._failures = 0
+            self._connected()
             heard_at = time.monotonic()
             pinged = False
             while True:

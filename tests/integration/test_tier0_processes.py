@@ -117,6 +117,7 @@ def _refused(stub: widget_pb2_grpc.WidgetServiceStub, widget_id: str, md: Any) -
     return False
 
 
+@pytest.mark.timeout(300)  # two server processes start slowly on a loaded machine
 def test_a_revoked_share_a_new_version_and_a_view_refresh_reach_every_process_within_a_second(
     served: Served, migrated: str, auth: TokenFactory
 ) -> None:
