@@ -7,7 +7,9 @@ it; which one did is read from the per-process rpc counts), so every check reads
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 import psycopg
 import pytest
 
@@ -64,9 +67,19 @@ def served(settings: Settings, migrated: str, tmp_path: Path) -> Iterator[Served
         _until("two server processes", lambda: len(handle.per_process()) == 2)
         yield handle
     finally:
+        # The parent drains its processes on SIGTERM; whatever is left is killed, children too
+        # (killing only the parent would leave them running).
+        children = psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
 
 def _channel_per_process(served: Served, md: Any) -> list[grpc.Channel]:
