@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -14,7 +13,7 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.db.migrate import sync_url
-from server.db.replica import ReplicaRouter, fallback_error, parse_lsn, reader
+from server.db.replica import ReplicaRouter, fallback_error, parse_lsn
 
 T = TypeVar("T")
 
@@ -72,29 +71,6 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise exc.DisconnectionError("the pooled connection failed its ping") from error
 
 
-class CommitCounter:
-    """Transactions committed by this process, and each caller's last one (by its sequence
-    number): what in-process copies of database state check a caller's own writes against."""
-
-    def __init__(self, callers_kept: int = 10_000) -> None:
-        self.sequence = 0
-        self._callers: OrderedDict[str, int] = OrderedDict()
-        self._kept = callers_kept
-
-    def committed(self) -> None:
-        self.sequence += 1
-        caller = reader.get()
-        if caller is not None:
-            self._callers[caller] = self.sequence
-            self._callers.move_to_end(caller)
-            if len(self._callers) > self._kept:
-                self._callers.popitem(last=False)
-
-    def last_of(self, caller: str | None) -> int:
-        """The sequence number of the caller's last commit here (0: none remembered)."""
-        return self._callers.get(caller, 0) if caller is not None else 0
-
-
 class Database:
     """The application database. `transaction()` is the unit of work: everything inside
     commits together or not at all. With a read replica (`server/db/replica.py`),
@@ -105,19 +81,16 @@ class Database:
         self.engine = engine
         self.replica = replica
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.commits = CommitCounter()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         if self.replica is None:
             async with self.engine.begin() as conn:
                 yield conn
-            self.commits.committed()
             return
         async with self.engine.connect() as conn:
             async with conn.begin():
                 yield conn
-            self.commits.committed()
             # After the commit: the WAL position the caller's later reads must see. Autocommit,
             # so the statement costs one round trip and no BEGIN/ROLLBACK.
             await conn.execution_options(isolation_level="AUTOCOMMIT")
