@@ -11,7 +11,7 @@ Where the server lacks btree_gin or pg_trgm (the embedded PostgreSQL of `tessera
 index that needs it is left out, as 0007 does.
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0013
 Create Date: 2026-12-05
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
