@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     shed_interval_ms: float = Field(default=100.0, gt=0)
     # HTTP/2 streams one gRPC connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS):
     # a bound on what one client can queue inside the server; further calls wait in the client.
-    max_concurrent_streams: int = Field(default=100, ge=1)
+    max_concurrent_streams: int = Field(default=1000, ge=1)
     # Per-principal rate limits (server/api/rate_limit.py): calls a second each principal (a
     # token's subject, or a public link) may make, shared by every server through Redis; bursts of
     # `rate_limit_burst` (0: twice the rate, at least 1). 0: no limit (the default; the servers

@@ -68,7 +68,7 @@ async def start_http(
     *,
     traced: bool = False,
     reuse_port: bool = False,
-    max_concurrent_streams: int = 100,
+    max_concurrent_streams: int = 1000,
 ) -> HttpServer:
     """Binds first (so a clash fails here and port 0 reports the port), then serves: HTTPS
     (HTTP/2 by ALPN, and HTTP/1.1) with the gRPC port's certificate when `tls` is given, client
