@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     shed_min_idle: float = Field(default=0.0, ge=0, lt=1)
     shed_interval_ms: float = Field(default=100.0, gt=0)
     # HTTP/2 streams one gRPC connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS):
-    # a bound on what one client can queue inside the server; further calls wait in the client.
+    # a bound on what one client can queue inside the server. Not lower: a client's burst on a new
+    # connection, sent before the server's SETTINGS reach it, has the streams past it refused.
     max_concurrent_streams: int = Field(default=1000, ge=1)
     # Per-principal rate limits (server/api/rate_limit.py): calls a second each principal (a
     # token's subject, or a public link) may make, shared by every server through Redis; bursts of

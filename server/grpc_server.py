@@ -93,7 +93,10 @@ def pipeline(app: App) -> list[_Wrapping]:
             app.settings.max_in_flight_rpcs,
             app.settings.shed_retry_after_seconds,
             app.metrics.rpcs_in_flight,
-            Saturation(app.settings.shed_min_idle, app.settings.shed_interval_ms / 1000),
+            # Not built when off: every unary call would ask it for nothing.
+            Saturation(app.settings.shed_min_idle, app.settings.shed_interval_ms / 1000)
+            if app.settings.shed_min_idle > 0
+            else None,
             app.metrics.rpcs_shed,
             app.metrics.shed_share,
         ),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf import struct_pb2
 
 from dashboard.v1 import dashboard_pb2, widget_pb2
-from server.db.engine import load_json
-from server.protojson import etag, from_json, set_time, to_json
+from server.protojson import etag, from_json, from_json_text, set_time, to_json
 
 GRID_COLUMNS = 12
 DEFAULT_ROW_HEIGHT = 80
@@ -71,13 +69,7 @@ def dashboard_from_row(row: Any, widgets: Iterable[widget_pb2.Widget] = ()) -> d
     return dashboard
 
 
-@functools.lru_cache(maxsize=4096)
-def _parsed_header(snapshot_text: str) -> bytes:
-    return from_json(load_json(snapshot_text), dashboard_pb2.Dashboard()).SerializeToString()
-
-
 def header_from_text(snapshot_text: str) -> dashboard_pb2.Dashboard:
-    """A published snapshot without its widgets (what a list shows), from its jsonb text. Parsed
-    once per distinct text (jsonb prints one value one way, so an entry is never stale), then
-    read by the C parser: json_format costs more than the rest of a list row."""
-    return dashboard_pb2.Dashboard.FromString(_parsed_header(snapshot_text))
+    """A published snapshot without its widgets (what a list shows), from its jsonb text, parsed
+    once per distinct text: json_format costs more than the rest of a list row."""
+    return from_json_text(snapshot_text, dashboard_pb2.Dashboard)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.db.migrate import sync_url
 from server.db.replica import ReplicaRouter, fallback_error, parse_lsn
+from server.protojson import load_json
 
 T = TypeVar("T")
 
@@ -23,17 +22,6 @@ T = TypeVar("T")
 # since still fails as a disconnect, which invalidates the whole pool (so one rpc at most is hit).
 IDLE_PING_SECONDS = 5.0
 _CHECKED_IN = "tessera_checked_in"
-
-
-def load_json(data: str | bytes) -> Any:
-    """jsonb values as the driver hands them over: orjson, several times faster than json.loads on
-    every row of a list. What orjson refuses goes to json.loads. (An integer beyond 64 bits comes
-    back as a float: every jsonb column here becomes protobuf, where such a number fits no
-    integer field either way and a double field gets the same float.)"""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
 
 
 def make_engine(

@@ -145,10 +145,6 @@ async def hog(stop: threading.Event) -> None:
         await asyncio.sleep(0)
 
 
-# Quarantined: alone it passes, but in the whole suite (CPU shared with every other test's
-# servers) its recovery phase once saw calls still refused 30 s after the hog stopped. Saturation
-# shedding is off by default; the bench's load_ceiling measures it. To be made robust (issue 15).
-@pytest.mark.skip(reason="flaky under the whole suite's load; see the comment above")
 def test_a_saturated_loop_refuses_calls_at_once_with_retry_info(
     saturable: ServerHandle, auth: Any, facility: str
 ) -> None:
@@ -205,7 +201,10 @@ def test_a_saturated_loop_refuses_calls_at_once_with_retry_info(
         shed = saturable.running.app.metrics.registry.get_sample_value("tessera_rpcs_shed_total", {"why": "saturated"})
         assert shed is not None and shed >= len(refused) + 1
 
-        # Idle again: the refused share falls back and every call is served (a bounded wait).
+        # Idle again: the refused share falls back and every call is served (a bounded wait). The
+        # calls come at a modest pace, as from a caller that is not itself the load: back to back
+        # from this process, whose other threads (the suite's in-thread servers) hold the GIL for
+        # stretches, they alone kept this loop under its 50% idle floor once in the whole suite.
         in_a_row = 0
         give_up = time.monotonic() + 30
         while in_a_row < 20:
@@ -216,4 +215,4 @@ def test_a_saturated_loop_refuses_calls_at_once_with_retry_info(
             except grpc.RpcError as error:
                 assert failure_of(error).code == grpc.StatusCode.RESOURCE_EXHAUSTED
                 in_a_row = 0
-                time.sleep(0.05)
+            time.sleep(0.05)
