@@ -559,7 +559,14 @@ def test_chromium_failures_are_retried_then_fail_the_job_clearly(
             kit = ExportKit(stubs_for(channel), auth("alice", "editor", facility), facility)
             board = kit.small_board()
             for path, expected in ((str(flaky), SUCCEEDED), (str(tmp_path / "no-such-chromium"), FAILED)):
-                env = worker_env(config, TESSERA_EXPORT_STORAGE_URL=f"file://{tmp_path}", TESSERA_CHROMIUM_PATH=path)
+                # Every retry still happens; capping the backoff at 1 s (5 retries: 2.5-5 s, not 15-31 s)
+                # keeps the failing half from waiting out production's delays.
+                env = worker_env(
+                    config,
+                    TESSERA_EXPORT_STORAGE_URL=f"file://{tmp_path}",
+                    TESSERA_CHROMIUM_PATH=path,
+                    TESSERA_TASK_RETRY_BACKOFF_MAX_SECONDS="1",
+                )
                 process = WorkerProcess(env, queues="exports", concurrency=1).start()
                 try:
                     done = kit.wait(kit.create(board.id, PDF).id, timeout=120)
