@@ -71,7 +71,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 # Generous: on the shared 2-core machine the spawned processes' imports alone took 33-60 s.
-def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # The lease of the single-flight lock: renewed while the holder computes, so a holder that
     # dies blocks the others for at most this long.
     cache_lock_lease_seconds: float = 10.0
+    # Tier 0: each server process's copies of serialized widget-data responses (bytes, payloads
+    # and bookkeeping); 0 turns it off.
+    cache_tier0_max_bytes: int = Field(default=64 * 2**20, ge=0)
     query_timeout_seconds: float = 30.0
     query_timeout_cap_seconds: float = 300.0
     query_row_limit: int = 10_000

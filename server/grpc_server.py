@@ -43,7 +43,7 @@ from server.api.reports import ReportServicer
 from server.api.search import SearchServicer
 from server.api.shares import ShareServicer
 from server.api.shedding import LoadShedding, Saturation
-from server.api.widgets import WidgetServicer
+from server.api.widgets import SerializedResponses, WidgetServicer
 from server.app import App, build_app
 from server.broker.probe import BrokerProbe
 from server.broker.queue_metrics import QueueDepthCollector
@@ -140,7 +140,7 @@ async def start_server(settings: Settings, app: App | None = None, *, reuse_port
     traced = [tracing.server_interceptor()] if tracing.configure(settings, "tessera-server") else []
     steps = pipeline(app)
     server = grpc.aio.server(
-        interceptors=[*traced, *steps],
+        interceptors=[*traced, *steps, SerializedResponses()],
         options=[
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -168,6 +168,7 @@ async def start_server(settings: Settings, app: App | None = None, *, reuse_port
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
+    app.widget_data.start()  # tier 0 and kept definitions follow their changes from here on
     await server.start()
     http = None
     if settings.http_port >= 0:

@@ -31,6 +31,11 @@ Unary = Callable[[Any, Ctx], Awaitable[Any]]
 Streaming = Callable[[Any, Ctx], AsyncIterator[Any]]
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]]
 
+# Valid requests remembered by the validation step (a set of their bytes, cleared when full),
+# small ones only: at most about 10 MB.
+VALID_REQUESTS_KEPT = 10_000
+VALID_REQUEST_BYTES_KEPT = 1_024
+
 # Reachable without credentials: probes and tooling.
 PUBLIC_SERVICES = (
     "/grpc.health.v1.Health/",
@@ -49,6 +54,20 @@ class _Wrapping(grpc.aio.ServerInterceptor):
         return behaviour
 
     async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        # A method's handler never changes once the server runs: wrap it once, not per call (the
+        # interceptors inside are then not asked again either).
+        built: dict[str, grpc.RpcMethodHandler[Any, Any]] = self.__dict__.setdefault("_built_handlers", {})
+        handler = built.get(handler_call_details.method)
+        if handler is None:
+            handler = await self.build_handler(continuation, handler_call_details)
+            if handler is None:
+                return None
+            built[handler_call_details.method] = handler
+        return handler
+
+    async def build_handler(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
@@ -235,11 +254,14 @@ class ValidationInterceptor(_Wrapping):
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._validator = protovalidate.Validator()
         self._metrics = metrics
+        # Requests found valid, by method and bytes: the rules are a pure function of the
+        # message, so a repeated request (a dashboard's reads) is not walked again.
+        self._valid: set[tuple[str, bytes]] = set()
 
-    async def intercept_service(
+    async def build_handler(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await super().intercept_service(continuation, handler_call_details)
+        handler = await super().build_handler(continuation, handler_call_details)
         if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
             return handler
         # Innermost, so the interceptors outside rebuild their handlers with this parser.
@@ -261,6 +283,9 @@ class ValidationInterceptor(_Wrapping):
             )
         if not isinstance(request, Message):
             return
+        seen = (method, request.SerializeToString(deterministic=True))
+        if seen in self._valid:
+            return
         found = input_rules.violations(request)
         if not found:
             found = [
@@ -275,6 +300,10 @@ class ValidationInterceptor(_Wrapping):
             first = found[0]
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise InvalidArgument(f"invalid request: {first.field}: {first.description}{more}", violations=found)
+        if len(seen[1]) <= VALID_REQUEST_BYTES_KEPT:
+            if len(self._valid) >= VALID_REQUESTS_KEPT:
+                self._valid.clear()  # bounded; the next requests are checked again
+            self._valid.add(seen)
 
     def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
         async def validated(request: Any, ctx: Ctx) -> Any:

@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.protobuf import empty_pb2
 
 from dashboard.v1 import widget_pb2 as pb
 from dashboard.v1 import widget_pb2_grpc
 from server import idempotency
+from server.api import context as rpc_context
 from server.api.context import current_principal
+from server.api.interceptors import Continuation
 from server.api.materialization import MaterializationMixin
 from server.materialization.service import MaterializationDomain
-from server.widgetdata.service import WidgetDataDomain
+from server.widgetdata.service import WidgetDataBytes, WidgetDataDomain
 from server.widgets.service import WidgetDomain
 
 Context = grpc.aio.ServicerContext
+GET_WIDGET_DATA = "/dashboard.v1.WidgetService/GetWidgetData"
+
+
+class SerializedResponses(grpc.aio.ServerInterceptor):
+    """Innermost on the gRPC server: a GetWidgetData answer that is already bytes (a tier-0 hit,
+    `WidgetDataBytes`) is sent as it is instead of being parsed and serialized again."""
+
+    def __init__(self) -> None:
+        self._handler: grpc.RpcMethodHandler[Any, Any] | None = None
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method != GET_WIDGET_DATA:
+            return handler
+        if self._handler is None:
+            serialize = handler.response_serializer
+
+            def passed_through(response: Any) -> bytes:
+                if isinstance(response, WidgetDataBytes):
+                    return response.payload
+                return serialize(response)  # type: ignore[misc]
+
+            self._handler = handler._replace(response_serializer=passed_through)  # type: ignore[attr-defined]
+        return self._handler
 
 
 class WidgetServicer(MaterializationMixin, widget_pb2_grpc.WidgetServiceServicer):
@@ -61,7 +91,9 @@ class WidgetServicer(MaterializationMixin, widget_pb2_grpc.WidgetServiceServicer
 
     async def GetWidgetData(
         self, request: pb.GetWidgetDataRequest, context: Context[pb.GetWidgetDataRequest, pb.WidgetData]
-    ) -> pb.WidgetData:
+    ) -> pb.WidgetData | WidgetDataBytes:
+        if rpc_context.transport.get() == "grpc":  # SerializedResponses sends the bytes as they are
+            return await self._data.get_serialized(current_principal(), request)
         return await self._data.get(current_principal(), request)
 
     async def BatchGetWidgetData(

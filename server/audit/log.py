@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from psycopg.types.json import Jsonb
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import share_pb2
 from server import pagination
@@ -144,7 +147,8 @@ class AuditLog:
             return  # no loop (a sync caller): the next flush() or close() writes it
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task = asyncio.create_task(self._run(), name="tessera-audit-writer")
+        # A context of its own: not the first recording rpc's (its caller, its correlation id).
+        self._task = asyncio.create_task(self._run(), name="tessera-audit-writer", context=contextvars.Context())
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -185,7 +189,7 @@ class AuditLog:
         batch = self._pending[:size]
         try:
             async with self._db.transaction() as conn:
-                await conn.execute(insert(audit_log), [e.row() for e in batch])
+                await _copy_rows(conn, batch)
         except Exception as exc:
             if is_unavailable(exc):
                 raise
@@ -294,3 +298,33 @@ def _short(exc: BaseException) -> str:
 
 
 __all__ = ["DENIED", "ERROR", "SUCCESS", "AuditEvent", "AuditHealth", "AuditLog", "event_from_row"]
+
+
+# The columns a batch is copied into, in AuditEvent.row()'s names.
+_COPY_COLUMNS = (
+    "at",
+    "actor",
+    "method",
+    "outcome",
+    "facility_id",
+    "resource_type",
+    "resource_id",
+    "resource_version",
+    "row_count",
+    "phi_unmasked",
+    "correlation_id",
+    "details",
+)
+_COPY = f"COPY {audit_log.name} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+
+
+async def _copy_rows(conn: AsyncConnection, events: list[AuditEvent]) -> None:
+    """The events as rows through COPY, in the connection's transaction: a fraction of what an
+    INSERT per row costs the server process, which writes one event per rpc."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    async with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for event in events:
+            row = event.row()
+            row["details"] = Jsonb(row["details"])
+            await copy.write_row([row[name] for name in _COPY_COLUMNS])

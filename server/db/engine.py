@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -11,7 +12,7 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.db.migrate import sync_url
-from server.db.replica import ReplicaRouter, fallback_error, parse_lsn
+from server.db.replica import ReplicaRouter, fallback_error, parse_lsn, reader
 from server.protojson import load_json
 
 T = TypeVar("T")
@@ -59,6 +60,29 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise exc.DisconnectionError("the pooled connection failed its ping") from error
 
 
+class CommitCounter:
+    """Transactions committed by this process, and each caller's last one (by its sequence
+    number): what in-process copies of database state check a caller's own writes against."""
+
+    def __init__(self, callers_kept: int = 10_000) -> None:
+        self.sequence = 0
+        self._callers: OrderedDict[str, int] = OrderedDict()
+        self._kept = callers_kept
+
+    def committed(self) -> None:
+        self.sequence += 1
+        caller = reader.get()
+        if caller is not None:
+            self._callers[caller] = self.sequence
+            self._callers.move_to_end(caller)
+            if len(self._callers) > self._kept:
+                self._callers.popitem(last=False)
+
+    def last_of(self, caller: str | None) -> int:
+        """The sequence number of the caller's last commit here (0: none remembered)."""
+        return self._callers.get(caller, 0) if caller is not None else 0
+
+
 class Database:
     """The application database. `transaction()` is the unit of work: everything inside
     commits together or not at all. With a read replica (`server/db/replica.py`),
@@ -69,16 +93,19 @@ class Database:
         self.engine = engine
         self.replica = replica
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.commits = CommitCounter()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         if self.replica is None:
             async with self.engine.begin() as conn:
                 yield conn
+            self.commits.committed()
             return
         async with self.engine.connect() as conn:
             async with conn.begin():
                 yield conn
+            self.commits.committed()
             # After the commit: the WAL position the caller's later reads must see. Autocommit,
             # so the statement costs one round trip and no BEGIN/ROLLBACK.
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -110,6 +137,16 @@ class Database:
             result = await read(conn)
         if replica is not None:
             replica.count("primary")
+        return result
+
+    async def current_read(self, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`read(conn)` on the primary, outside a transaction (as `statements()`), whatever the
+        replica has replayed: for what is kept in memory and followed by the primary's
+        notifications, which a lagging replica's copy could miss for good."""
+        async with self.statements() as conn:
+            result = await read(conn)
+        if self.replica is not None:
+            self.replica.count("primary")
         return result
 
     @asynccontextmanager

@@ -9,7 +9,11 @@ does, composed of its parts.
   served as STALE and one background refresh per key and process starts (itself single-flight,
   so across processes one execution). `force_refresh` skips the lookup but not the single-flight;
 * invalidation: a generation per query in Redis, part of every key (`key.py`), bumped by
-  `invalidate`, which also deletes the query's tier-2 rows.
+  `invalidate`, which also deletes the query's tier-2 rows;
+* tier 0 (`tier0.py`), in front of all of it: this process's copies of serialized responses,
+  looked up under the generation this process last read (no round trip), kept current by the
+  invalidation channel (`invalidations.py`): `invalidate` and every recomputation publish, and
+  while this process is not subscribed tier 0 neither serves nor keeps anything.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from server.redis_client import RedisClient
 from server.widgetdata.counters import stats
 from server.widgetdata.entry import Entry, Freshness, classify, effective_expiry
 from server.widgetdata.flight import SingleFlight
+from server.widgetdata.invalidations import channel_name, key_message, query_message
 from server.widgetdata.key import data_key, generation_key
 from server.widgetdata.request import CacheRequest, Compute, Served
+from server.widgetdata.tier0 import Tier0, Tier0Hit, Tier0Key
 from server.widgetdata.tier1 import REDIS_ERRORS, RedisTier, generation_of
 from server.widgetdata.tier2 import DatabaseTier
 
@@ -86,6 +92,71 @@ class WidgetDataCache:
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
         self._generations: dict[str, int] = {}  # query id -> the generation last read
+        self.tier0 = Tier0(settings.cache_tier0_max_bytes, clock)
+        self.channel = channel_name(settings.redis_prefix)
+        # Bumped by every invalidation heard: a response read before it is not kept in tier 0.
+        self.epoch = 0
+        self._served_memory = self._metrics.widget_data_served.labels("memory")
+        self._hits_memory = self._metrics.cache_hits.labels("memory")
+
+    # --- tier 0 -------------------------------------------------------------------------------
+
+    def memory_hit(
+        self, query_id: str, request_for: Callable[[int], CacheRequest], widget_id: str
+    ) -> tuple[CacheRequest, Tier0Hit] | None:
+        """Tier 0's copy for `request_for(the generation this process last read)`; None when it
+        has none, is not serving, or this process does not know the query's generation."""
+        if not self.tier0.serving or not self._tier1.usable():
+            return None
+        generation = self._generations.get(query_id)
+        if generation is None:
+            return None
+        request = request_for(generation)
+        if request.force_refresh:
+            return None
+        hit = self.tier0.get((request.key, widget_id, request.ttl, request.max_age))
+        if hit is None:
+            return None
+        stats.memory_hits += 1
+        self._hits_memory.inc()
+        self._served_memory.inc()
+        return request, hit
+
+    def remember(self, epoch: int, key: Tier0Key, hit: Tier0Hit) -> None:
+        """Keeps a response in tier 0, unless an invalidation was heard since `epoch` (read
+        before the response's lookup began): it may be older than the invalidation."""
+        if epoch == self.epoch and self._tier1.usable():
+            self.tier0.put(key, hit)
+
+    def on_subscribed(self) -> None:
+        self.epoch += 1
+        self._generations.clear()  # guesses from before may have missed a bump
+        self.tier0.enable()
+
+    def on_lost(self) -> None:
+        self.epoch += 1
+        self.tier0.disable()
+
+    def on_invalidation(self, message: str) -> None:
+        self.epoch += 1
+        kind, _, rest = message.partition(":")
+        if kind == "k":
+            query_id, _, key = rest.partition(":")
+            self.tier0.invalidate_key(query_id, key)
+            return
+        # "q", or anything this code does not know: the whole query (or everything)
+        if kind == "q" and rest:
+            self._generations.pop(rest, None)
+            self.tier0.invalidate_query(rest)
+            return
+        self._generations.clear()
+        self.tier0.clear()
+
+    async def _publish(self, message: str) -> None:
+        try:
+            await self._tier1.redis.publish(self.channel, message)
+        except REDIS_ERRORS as exc:
+            self._tier1.failed(exc)
 
     # --- generations --------------------------------------------------------------------------
 
@@ -100,6 +171,7 @@ class WidgetDataCache:
         (or a Redis restarted without its counters) still reaches tier 2. Tier-1 entries of a
         Redis that missed the bump age out within their TTL."""
         await self._tier1.bump_generation(query_id)
+        await self._publish(query_message(query_id))
         await self._tier2.delete_query(query_id)
 
     # --- read -----------------------------------------------------------------------------------
@@ -123,10 +195,12 @@ class WidgetDataCache:
             self._tier1.failed(exc)
             return await self.get(request_for(0), compute)  # as generation() answers while Redis is down
         generation = generation_of(raw_generation)
-        if generation != guess:
+        if self._generations.get(query_id) != generation:
             if len(self._generations) >= _GENERATIONS_KEPT:
                 self._generations.clear()  # only a guess: forgetting costs one round trip per query
+            # Known from here on (tier 0 looks up under it), until an invalidation is heard.
             self._generations[query_id] = generation
+        if generation != guess:
             return await self.get(request_for(generation), compute)
         return await self.get(request, compute, tier1=_Tier1(raw_entry))
 
@@ -140,15 +214,21 @@ class WidgetDataCache:
                 expire_at = effective_expiry(entry, ttl=request.ttl, max_age=request.max_age)
                 if freshness is Freshness.FRESH:
                     self._served(source)
-                    return Served(entry, source, expire_at)
+                    return Served(entry, source, expire_at, request)
                 stats.stale_served += 1
                 self._metrics.cache_hits.labels("stale").inc()
                 self._served(STALE)
                 self._revalidate(request, compute)
-                return Served(entry, STALE, expire_at)
+                return Served(entry, STALE, expire_at, request)
         entry, source = await self._flight.run(request, compute, started)
+        await self._recomputed(request, source)
         self._served(source)
-        return Served(entry, source, effective_expiry(entry, ttl=request.ttl, max_age=request.max_age))
+        return Served(entry, source, effective_expiry(entry, ttl=request.ttl, max_age=request.max_age), request)
+
+    async def _recomputed(self, request: CacheRequest, source: int) -> None:
+        """Copies of the key's older entry in other processes' tier 0 go."""
+        if source == COMPUTED:
+            await self._publish(key_message(request.query_id, request.key))
 
     def _served(self, source: int) -> None:
         self._metrics.widget_data_served.labels(_SOURCE_NAMES.get(source, "unknown")).inc()
@@ -201,7 +281,8 @@ class WidgetDataCache:
     async def _revalidate_now(self, request: CacheRequest, compute: Compute) -> None:
         try:
             stats.background_refreshes += 1
-            await self._flight.run(request, compute, self._clock())
+            _, source = await self._flight.run(request, compute, self._clock())
+            await self._recomputed(request, source)
         except asyncio.CancelledError:
             raise
         except Exception:  # a failed refresh leaves the stale entry; the next read tries again

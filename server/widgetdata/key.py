@@ -23,6 +23,7 @@ publishing therefore need no invalidation: they change the ingredients, hence th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ def _micros(value: datetime | None) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@functools.lru_cache(maxsize=65_536)  # hot reads ask for the same keys over and over
 def cache_key(parts: KeyParts) -> str:
     """64 hex digits. JSON of a fixed-order list: every part is delimited and typed, so no two
     different part tuples can produce the same text (a facility named like a parameter text

@@ -35,3 +35,4 @@ class Served:
     entry: Entry
     source: int  # dashboard.v1.DataSource
     expire_at: float  # when it stops (stopped) being fresh for this request
+    request: CacheRequest | None = None  # what it was found or computed for (its generation's key)

@@ -37,9 +37,10 @@ from sqlalchemy import Row, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import common_pb2, dashboard_pb2, query_pb2, widget_pb2
-from server.access.policy import Access, visible_dashboards
+from server.access.policy import Access, require_dashboard, visible_dashboards
+from server.audit import facts as audit_facts
 from server.auth.principal import Principal
-from server.dashboards.access import decide, grants_column, load_dashboard
+from server.dashboards.access import dashboard_facts, decide, grants_column, load_dashboard
 from server.dashboards.versions import load_snapshot
 from server.dashboards.widget_convert import widget_from_row
 from server.db.schema import dashboard_versions, dashboards, query_versions, widget_queries, widgets
@@ -47,8 +48,9 @@ from server.errors import FailedPrecondition, InvalidArgument, NotFound, Violati
 from server.protojson import from_json
 from server.queries.convert import query_from_rows
 from server.queries.parameters import bind
+from server.widgetdata.definitions import Definition
 
-__all__ = ["Resolved", "merge_values", "resolve"]
+__all__ = ["Resolved", "load_definition", "merge_values", "resolve", "resolve_kept"]
 
 
 @dataclass(frozen=True)
@@ -316,4 +318,56 @@ async def resolve(conn: AsyncConnection, principal: Principal, request: widget_p
         refresh_time=head.refresh_time,
         values=values,
         bound=bound,
+    )
+
+
+# --- kept definitions (server/widgetdata/definitions.py) ----------------------------------------
+
+
+async def load_definition(conn: AsyncConnection, widget_id: uuid.UUID) -> Definition | None:
+    """The current widget's definition as resolve() reads it (one statement); None when the id
+    is not a current widget."""
+    loaded = await _load_widget(conn, widget_id)
+    if loaded is None:
+        return None
+    row, board, joined_query = loaded
+    widget = widget_from_row(row)
+    query: query_pb2.Query | None = None
+    if joined_query is not None and widget.HasField("query") and _same_binding(widget.query, row):
+        try:
+            query = query_from_rows(*_checked(joined_query, widget.query, board.facility_id))
+        except FailedPrecondition:
+            query = None  # resolve() says why, every time
+    return Definition(
+        row=row,
+        board=board,
+        facts=dashboard_facts(board, board.grants),
+        joined_query=joined_query,
+        widget=widget,
+        filters=tuple(from_json(f, dashboard_pb2.DashboardFilter()) for f in board.filters or []),
+        query=query,
+    )
+
+
+def resolve_kept(principal: Principal, request: widget_pb2.GetWidgetDataRequest, kept: Definition) -> Resolved | None:
+    """resolve() of a current widget from its kept definition, the access decided now exactly as
+    resolve() decides it; None for what only resolve() answers (a dashboard version, a reader
+    limited to the published version, a widget whose query it must explain or load itself)."""
+    audit_facts.note_facility(kept.board.facility_id)  # as decide(): denials are recorded there too
+    try:
+        access = require_dashboard(principal, kept.facts, Access.READ_PUBLISHED)
+    except NotFound:
+        raise NotFound("widget", request.widget_id) from None
+    query = kept.query
+    if access is Access.READ_PUBLISHED or request.dashboard_version or query is None or kept.joined_query is None:
+        return None
+    values = merge_values(query, kept.widget, kept.filters, request)
+    return Resolved(
+        widget=kept.widget,
+        widget_in_table=True,
+        dashboard_id=kept.dashboard_id,
+        query=query,
+        refresh_time=kept.joined_query.refresh_time,
+        values=values,
+        bound=bind(query.parameters, values, "parameter_values"),
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
@@ -19,17 +21,22 @@ from server.audit import facts as audit_facts
 from server.auth.principal import Principal
 from server.config import Settings
 from server.db.engine import Database
+from server.db.listen import Listener
+from server.db.replica import fallback_error
 from server.errors import FieldViolation, InvalidArgument, TesseraError
 from server.queries.convert import seconds
 from server.queries.masking import unmasked_phi_columns
 from server.queries.parameters import canonical
 from server.queries.service import QueryDomain
-from server.widgetdata.cache import WidgetDataCache
+from server.widgetdata.cache import MEMORY, STALE, WidgetDataCache
+from server.widgetdata.definitions import CHANNEL, Definition, Definitions
+from server.widgetdata.invalidations import Subscriber
 from server.widgetdata.key import KeyParts, cache_key, masking_level
 from server.widgetdata.request import CacheRequest, Served
-from server.widgetdata.resolve import Resolved, resolve
+from server.widgetdata.resolve import Resolved, load_definition, resolve, resolve_kept
+from server.widgetdata.tier0 import Tier0Hit
 
-__all__ = ["BATCH_CONCURRENCY", "WidgetDataDomain", "cache_request_for"]
+__all__ = ["BATCH_CONCURRENCY", "FrameFacts", "WidgetDataBytes", "WidgetDataDomain", "cache_request_for"]
 
 T = TypeVar("T")
 
@@ -38,15 +45,97 @@ T = TypeVar("T")
 BATCH_CONCURRENCY = 8
 
 
+@dataclass(frozen=True, slots=True)
+class FrameFacts:
+    row_count: int
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetDataBytes:
+    """A WidgetData already serialized (a tier-0 hit), with the fields the audit step reads of a
+    response; the gRPC transport sends `payload` as it is."""
+
+    payload: bytes
+    widget_id: str
+    query_version: int
+    source: int
+    masked: bool
+    frame: FrameFacts
+
+    def message(self) -> widget_pb2.WidgetData:
+        return widget_pb2.WidgetData.FromString(self.payload)
+
+
 class WidgetDataDomain:
     def __init__(self, db: Database, queries: QueryDomain, cache: WidgetDataCache, settings: Settings) -> None:
         self._db = db
         self._queries = queries
         self.cache = cache
+        self._settings = settings
         self._default_ttl = float(settings.cache_ttl_seconds)
+        self.definitions = Definitions(db)
+        self._followers: list[Listener | Subscriber] = []
+
+    def start(self) -> None:
+        """Starts following changes (the server runtime does, the workers do not): until then,
+        and whenever a follower is not connected, nothing is kept in process or served from it."""
+        if self._followers:
+            return
+        self._followers = [
+            Listener(
+                self._settings.database_url,
+                CHANNEL,
+                on_notify=self.definitions.on_notify,
+                on_listening=self.definitions.on_listening,
+                on_lost=self.definitions.on_lost,
+            ),
+            Subscriber(
+                self._settings.redis_url,
+                self.cache.channel,
+                on_message=self.cache.on_invalidation,
+                on_subscribed=self.cache.on_subscribed,
+                on_lost=self.cache.on_lost,
+            ),
+        ]
+        if self._settings.cache_tier0_max_bytes <= 0:
+            self._followers.pop()
+        for follower in self._followers:
+            follower.start()
 
     async def get(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> widget_pb2.WidgetData:
-        return await self._serve(principal, await self._resolve(principal, request), request)
+        answer = await self.get_serialized(principal, request)
+        return answer.message() if isinstance(answer, WidgetDataBytes) else answer
+
+    async def get_serialized(
+        self, principal: Principal, request: widget_pb2.GetWidgetDataRequest
+    ) -> widget_pb2.WidgetData | WidgetDataBytes:
+        """As get(), but a tier-0 hit comes as the bytes kept (nothing parsed or serialized)."""
+        resolved = await self._resolve(principal, request)
+        query = resolved.query
+        if not request.force_refresh:
+            found = self.cache.memory_hit(
+                query.id, functools.partial(self._request_at, principal, resolved, request), request.widget_id
+            )
+            if found is not None:
+                hit = found[1]
+                audit_facts.note_data(
+                    widget_id=request.widget_id,
+                    query_id=query.id,
+                    query_version=hit.query_version,
+                    facility_id=query.facility_id,
+                    row_count=hit.row_count,
+                    phi_columns=list(hit.phi_columns),
+                )
+                return WidgetDataBytes(
+                    payload=hit.payload,
+                    widget_id=request.widget_id,
+                    query_version=hit.query_version,
+                    source=MEMORY,
+                    masked=hit.masked,
+                    frame=FrameFacts(hit.row_count, hit.columns),
+                )
+        return await self._serve(principal, resolved, request)
 
     async def batch_get(
         self, principal: Principal, requests: Sequence[widget_pb2.GetWidgetDataRequest]
@@ -116,14 +205,45 @@ class WidgetDataDomain:
         await self.cache.invalidate(query_id)
 
     async def close(self) -> None:
+        followers, self._followers = self._followers, []
+        await asyncio.gather(*(f.stop() for f in followers))
         await self.cache.close()
 
     # ----------------------------------------------------------------------------------------
 
     async def _resolve(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> Resolved:
+        kept = await self._kept(request.widget_id)
+        if kept is not None:
+            resolved = resolve_kept(principal, request, kept)
+            if resolved is not None:
+                return resolved
         # Every statement of resolve() stands alone (no locks, no SET LOCAL), so no transaction;
         # definitions a moment old are fine (the caller's own writes are never missed).
         return await self._db.stale_read(lambda conn: resolve(conn, principal, request), autocommit=True)
+
+    async def _kept(self, widget: str) -> Definition | None:
+        """The widget's kept definition, loaded (from the primary: notifications come from
+        there, and a copy from a lagging replica could miss its change for good) and kept when
+        it is not; None when nothing may be kept now."""
+        definitions = self.definitions
+        if not definitions.listening:
+            return None
+        try:
+            widget_id = uuid.UUID(widget)
+        except ValueError:
+            return None
+        kept = await definitions.get(widget_id)
+        if kept is None and definitions.listening:
+            epoch = definitions.epoch
+            try:
+                kept = await self._db.current_read(lambda conn: load_definition(conn, widget_id))
+            except Exception as error:
+                if self._db.replica is None or not fallback_error(error):
+                    raise
+                return None  # the primary is unreachable: resolve() reads where routing says
+            if kept is not None:
+                definitions.keep(widget_id, kept, epoch)
+        return kept
 
     async def _cache_request(
         self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest
@@ -150,11 +270,13 @@ class WidgetDataDomain:
             result = await self._queries.execute(principal, resolved.query, resolved.values)
             return result.frame, result.masked
 
+        epoch = self.cache.epoch
         served = await self.cache.read(
             resolved.query.id, functools.partial(self._request_at, principal, resolved, request), compute
         )
         data = _widget_data(request.widget_id, served)
         query = resolved.query
+        phi_columns = tuple(unmasked_phi_columns(data.frame, (c.column for c in query.sensitive_columns)))
         # Whatever the cache tier, what counts for the audit log is what this response shows.
         audit_facts.note_data(
             widget_id=data.widget_id,
@@ -162,9 +284,41 @@ class WidgetDataDomain:
             query_version=data.query_version,
             facility_id=query.facility_id,
             row_count=data.frame.row_count,
-            phi_columns=unmasked_phi_columns(data.frame, (c.column for c in query.sensitive_columns)),
+            phi_columns=list(phi_columns),
         )
+        if served.source != STALE and served.request is not None and self.cache.tier0.serving:
+            self._remember(epoch, served, data, query.id, phi_columns, request)
         return data
+
+    def _remember(
+        self,
+        epoch: int,
+        served: Served,
+        data: widget_pb2.WidgetData,
+        query_id: str,
+        phi_columns: tuple[str, ...],
+        request: widget_pb2.GetWidgetDataRequest,
+    ) -> None:
+        """Keeps the response in tier 0 as a later hit would send it (source MEMORY)."""
+        copy = widget_pb2.WidgetData()
+        copy.CopyFrom(data)
+        copy.source = MEMORY
+        asked = served.request
+        assert asked is not None
+        self.cache.remember(
+            epoch,
+            (asked.key, request.widget_id, asked.ttl, asked.max_age),
+            Tier0Hit(
+                payload=copy.SerializeToString(),
+                query_id=query_id.lower(),
+                expire_at=served.expire_at,
+                row_count=data.frame.row_count,
+                query_version=data.query_version,
+                masked=data.masked,
+                phi_columns=phi_columns,
+                columns=tuple(c.name for c in data.frame.columns),
+            ),
+        )
 
 
 def cache_request_for(

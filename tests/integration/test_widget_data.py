@@ -36,6 +36,7 @@ from server.devtools.embedded import free_port
 from server.queries.execute import _CURSOR_NAME as CURSOR_NAME
 from server.queries.frame import frame_to_rows
 from server.widgetdata import stats
+from server.widgetdata.invalidations import channel_name, query_message
 from server.widgetdata.key import data_key, generation_key, lock_key
 from tests.harness.kit import Kit
 from tests.harness.redis_cluster import sync_client
@@ -241,7 +242,13 @@ def tier1_key(settings: Settings, query_id: str, cache_key: str) -> str:
     return data_key(settings.redis_prefix, query_id, cache_key)
 
 
-def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str) -> None:
+def forget_tier0(server: ServerHandle) -> None:
+    """What a Redis restart does to tier 0 (its subscription is lost): emptied. Tests that change
+    the stored tiers behind the server's back do it too, as tier 0 only hears invalidations."""
+    server.running.app.widget_data.cache.tier0.clear()
+
+
+def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str, server: ServerHandle) -> None:
     query = kit.query("SELECT :v AS v, clock_timestamp() AS at", string_param("v", "x"))
     widget = kit.widget(kit.board(), query, refresh=10)
     first = kit.data(widget.id)
@@ -253,6 +260,7 @@ def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str)
 
     # Tier 1 lost (a Redis restart): tier 2 answers and refills tier 1.
     client.delete(tier1_key(settings, query.id, key))
+    forget_tier0(server)
     assert kit.data(widget.id).source == DATABASE
     assert kit.data(widget.id).source == MEMORY
 
@@ -274,6 +282,7 @@ def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str)
         key,
     )
     client.delete(tier1_key(settings, query.id, key))
+    forget_tier0(server)  # two hours later, its copy would have expired too
     assert kit.data(widget.id).source == COMPUTED
     client.close()
 
@@ -381,14 +390,20 @@ def test_new_query_version_view_refresh_and_invalidate(north: Kit, queries, serv
 
 def test_an_invalidation_by_another_process_reaches_this_one(north: Kit, settings: Settings) -> None:
     """The generation is read with the entry (one MGET, keyed by the generation this process saw
-    last); a bump made elsewhere still changes the key of the very next read."""
+    last); a bump made elsewhere changes the key of the next read once its news (the
+    invalidation channel, which empties tier 0 of the query) has arrived."""
     query = north.query("SELECT 'one' AS v")
     widget = north.widget(north.board(), query)
     assert north.data(widget.id).source == COMPUTED
     assert north.data(widget.id).source == MEMORY
     with redis.Redis.from_url(settings.redis_url) as client:
-        client.incr(generation_key(settings.redis_prefix, query.id))  # as another server's invalidate()
-    assert north.data(widget.id).source == COMPUTED
+        # As another server's invalidate(): the bump, then the news of it for every tier 0.
+        client.incr(generation_key(settings.redis_prefix, query.id))
+        client.publish(channel_name(settings.redis_prefix), query_message(query.id))
+    deadline = time.monotonic() + 1.0
+    while (source := north.data(widget.id).source) == MEMORY and time.monotonic() < deadline:
+        time.sleep(0.01)  # the news is on its way to this process
+    assert source == COMPUTED
     assert north.data(widget.id).source == MEMORY
 
 
@@ -524,7 +539,9 @@ def pair(settings: Settings, migrated: str, request: pytest.FixtureRequest) -> I
     """Two server instances sharing PostgreSQL and a dedicated Redis (or the session's Redis
     Cluster, with `pair` parametrized "cluster"), with a short lease (2 s), so a computation
     outlives it: only renewal keeps the lock. (Much shorter leases meet the event-loop lag of 200
-    requests on three event loops sharing one GIL: a lease must cover that lag.)"""
+    requests on three event loops sharing one GIL: a lease must cover that lag.) Without tier 0:
+    these tests are about tiers 1 and 2 and the single-flight between instances
+    (tests/integration/test_tier0_processes.py has tier 0 across processes)."""
     if not os.path.exists(REDIS_SERVER):
         pytest.skip(f"{REDIS_SERVER} is not installed")
     process: RedisProcess | None = None
@@ -535,7 +552,9 @@ def pair(settings: Settings, migrated: str, request: pytest.FixtureRequest) -> I
         process.start()
         url = process.url
     prefix = f"pair-{uuid.uuid4().hex[:6]}:"
-    dedicated = settings.model_copy(update={"redis_url": url, "redis_prefix": prefix, "cache_lock_lease_seconds": 2.0})
+    dedicated = settings.model_copy(
+        update={"redis_url": url, "redis_prefix": prefix, "cache_lock_lease_seconds": 2.0, "cache_tier0_max_bytes": 0}
+    )
     servers = [start_in_thread(dedicated), start_in_thread(dedicated)]
     channels = [grpc.insecure_channel(h.address) for h in servers]
     try:

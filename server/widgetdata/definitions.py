@@ -1,0 +1,223 @@
+"""What a widget-data read resolves from the database for a current widget (the widget, its
+dashboard with its shares, its query head and version, converted to protos once), kept in this
+process so that a hot read needs no statement.
+
+Only what is the same for every caller is kept: the access decision (identity, role, shares,
+facility) is made again on every read from the kept dashboard facts (`resolve.resolve_kept`).
+
+Kept definitions follow the database through LISTEN/NOTIFY (migration 0016: a trigger on
+widgets, dashboards, dashboard_shares, widget_queries and query_versions sends `<kind>:<id>` on
+`tessera_definitions` when a row changes; `server/db/listen.py` hears it):
+
+* a notification drops the definitions it names (a widget; every widget of a dashboard or bound
+  to a query) and makes a load that started before it not kept;
+* while not listening (not yet, or the connection lost), nothing is kept or served; on
+  (re)connection everything starts empty;
+* read-your-writes: a caller that committed something in this process since the last sync, or
+  carries an LSN (`x-tessera-lsn`) past it, waits until this process's own marker notification
+  comes back (notifications arrive in commit order, so every earlier change has been heard);
+  past `SYNC_WAIT_SECONDS` the read goes to the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import text
+
+from dashboard.v1 import dashboard_pb2, query_pb2, widget_pb2
+from server.access.policy import DashboardFacts
+from server.db import replica as db_replica
+from server.db.engine import Database
+
+__all__ = ["CHANNEL", "MAX_KEPT", "SYNC_WAIT_SECONDS", "Definition", "Definitions"]
+
+log = logging.getLogger("tessera.widgetdata")
+
+CHANNEL = "tessera_definitions"
+MAX_KEPT = 20_000
+SYNC_WAIT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A current widget as resolve() loads it (never changed once built)."""
+
+    row: Any  # the widget's row with its dashboard's and query's columns
+    board: SimpleNamespace  # the dashboard's columns, `grants` included
+    facts: DashboardFacts  # what the policy decides on
+    joined_query: SimpleNamespace | None  # the query the row binds, as loaded
+    widget: widget_pb2.Widget
+    filters: tuple[dashboard_pb2.DashboardFilter, ...]
+    query: query_pb2.Query | None  # joined_query converted; None when it cannot serve the widget
+
+    @property
+    def dashboard_id(self) -> str:
+        return str(self.board.id)
+
+    @property
+    def query_id(self) -> str | None:
+        return str(self.joined_query.id) if self.joined_query is not None else None
+
+
+class Definitions:
+    def __init__(self, db: Database, max_kept: int = MAX_KEPT) -> None:
+        self._db = db
+        self._max_kept = max_kept
+        self._kept: dict[uuid.UUID, Definition] = {}
+        self._by_dashboard: dict[str, set[uuid.UUID]] = {}
+        self._by_query: dict[str, set[uuid.UUID]] = {}
+        self._listening = False
+        self.epoch = 0  # bumped by every change heard: a load older than it is not kept
+        # Read-your-writes: this process's commits and the WAL position known to be heard.
+        self._token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._synced_commit = 0
+        self._synced_lsn = 0
+        self._marker = 0
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+
+    # --- the listener's side ------------------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def on_listening(self) -> None:
+        self._forget()
+        self._listening = True
+
+    def on_lost(self) -> None:
+        self._listening = False
+        self._forget()
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_result(None)  # the reader finds nothing kept and reads the database
+        self._waiters.clear()
+
+    def on_notify(self, payload: str) -> None:
+        kind, _, name = payload.partition(":")
+        if kind == "sync":
+            self._synced(name)
+            return
+        self.epoch += 1
+        if kind == "widget":
+            self._drop(self._ids([name]))
+        elif kind == "dashboard":
+            self._drop(self._by_dashboard.get(name, set()).copy())
+        elif kind == "query":
+            self._drop(self._by_query.get(name, set()).copy())
+        else:  # "all:" (a TRUNCATE) or anything this code does not know: drop everything
+            self._forget()
+
+    # --- the reader's side --------------------------------------------------------------------
+
+    async def get(self, widget_id: uuid.UUID) -> Definition | None:
+        """The kept definition, when one is kept and may be used by the current caller."""
+        if not self._listening:
+            return None
+        definition = self._kept.get(widget_id)
+        if definition is None:
+            return None
+        needed_commit = self._db.commits.last_of(db_replica.reader.get())
+        needed_lsn = db_replica.read_after.get() or 0
+        if needed_commit > self._synced_commit or needed_lsn > self._synced_lsn:
+            if not await self._sync(needed_commit, needed_lsn):
+                return None
+            definition = self._kept.get(widget_id)
+        return definition
+
+    def keep(self, widget_id: uuid.UUID, definition: Definition, epoch: int) -> None:
+        """Keeps a definition loaded from the primary after `epoch` was read (a change heard
+        since may be newer than it: then it is not kept)."""
+        if not self._listening or epoch != self.epoch:
+            return
+        if len(self._kept) >= self._max_kept:
+            self._forget()  # rare, and cheap to rebuild: one statement per widget read next
+        self._drop([widget_id])
+        self._kept[widget_id] = definition
+        self._by_dashboard.setdefault(definition.dashboard_id, set()).add(widget_id)
+        query_id = definition.query_id
+        if query_id is not None:
+            self._by_query.setdefault(query_id, set()).add(widget_id)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    # --- read-your-writes ---------------------------------------------------------------------
+
+    async def _sync(self, needed_commit: int, needed_lsn: int) -> bool:
+        """Sends a marker through PostgreSQL and waits for it to come back: every change
+        committed before it has been heard by then. False when that took too long."""
+        self._marker += 1
+        marker = self._marker
+        commit = self._db.commits.sequence
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[marker] = waiter
+        try:
+            async with self._db.statements() as conn:
+                await conn.execute(
+                    text("SELECT pg_notify(:channel, :prefix || pg_current_wal_lsn()::text)"),
+                    {"channel": CHANNEL, "prefix": f"sync:{self._token}:{marker}:{commit}:"},
+                )
+            await asyncio.wait_for(asyncio.shield(waiter), SYNC_WAIT_SECONDS)
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.pop(marker, None)
+        return self._listening and needed_commit <= self._synced_commit and needed_lsn <= self._synced_lsn
+
+    def _synced(self, text_: str) -> None:
+        token, _, rest = text_.partition(":")
+        marker_text, _, rest = rest.partition(":")
+        commit_text, _, lsn_text = rest.partition(":")
+        lsn = db_replica.parse_lsn(lsn_text)
+        if lsn is not None:
+            self._synced_lsn = max(self._synced_lsn, lsn)  # the WAL position is everybody's
+        if token != self._token or not marker_text.isdigit() or not commit_text.isdigit():
+            return
+        self._synced_commit = max(self._synced_commit, int(commit_text))
+        for marker, waiter in list(self._waiters.items()):
+            if marker <= int(marker_text) and not waiter.done():
+                waiter.set_result(None)
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    @staticmethod
+    def _ids(names: Iterable[str]) -> list[uuid.UUID]:
+        ids = []
+        for name in names:
+            try:
+                ids.append(uuid.UUID(name))
+            except ValueError:
+                continue
+        return ids
+
+    def _drop(self, widget_ids: Iterable[uuid.UUID]) -> None:
+        for widget_id in widget_ids:
+            definition = self._kept.pop(widget_id, None)
+            if definition is None:
+                continue
+            _unindex(self._by_dashboard, definition.dashboard_id, widget_id)
+            if definition.query_id is not None:
+                _unindex(self._by_query, definition.query_id, widget_id)
+
+    def _forget(self) -> None:
+        self.epoch += 1
+        self._kept.clear()
+        self._by_dashboard.clear()
+        self._by_query.clear()
+
+
+def _unindex(index: dict[str, set[uuid.UUID]], name: str, widget_id: uuid.UUID) -> None:
+    ids = index.get(name)
+    if ids is not None:
+        ids.discard(widget_id)
+        if not ids:
+            del index[name]

@@ -1,0 +1,185 @@
+"""Kept widget definitions (server/widgetdata/definitions.py) on a real PostgreSQL: nothing is kept
+or served until the LISTEN connection is up; a change to the widget, its dashboard's shares or its
+query's versions drops what was kept (migration 0016's triggers); a load older than a change is
+not kept; a lost LISTEN connection drops everything and stops keeping until it is back; a caller's
+own commit is always seen by its next read."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import text
+
+from dashboard.v1 import query_pb2 as q
+from server.db import replica as db_replica
+from server.db.engine import Database, make_engine
+from server.db.listen import Listener
+from server.widgetdata.definitions import CHANNEL, Definitions
+from server.widgetdata.resolve import load_definition
+from tests.harness.kit import Kit
+
+APPLICATION = f"tessera-listen-test-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Kept:
+    db: Database
+    definitions: Definitions
+    listener: Listener
+
+
+@pytest.fixture
+def kit(queries, dashboards, widgets, auth, facility) -> Kit:  # type: ignore[no-untyped-def]
+    return Kit(queries, dashboards, widgets, auth("dora", "editor", facility), facility)
+
+
+@pytest.fixture
+async def kept(migrated: str) -> AsyncIterator[Kept]:
+    db = Database(make_engine(migrated, pool_size=2, max_overflow=2))
+    definitions = Definitions(db)
+    listener = Listener(
+        migrated,
+        CHANNEL,
+        on_notify=definitions.on_notify,
+        on_listening=definitions.on_listening,
+        on_lost=definitions.on_lost,
+        application_name=APPLICATION,
+    )
+    try:
+        yield Kept(db, definitions, listener)
+    finally:
+        await listener.stop()
+        await db.dispose()
+
+
+async def _until(check: Callable[[], bool], limit: float = 5.0) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < limit, "not within the limit"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def _load_and_keep(kept: Kept, widget_id: uuid.UUID) -> None:
+    epoch = kept.definitions.epoch
+    async with kept.db.statements() as conn:
+        definition = await load_definition(conn, widget_id)
+    assert definition is not None
+    kept.definitions.keep(widget_id, definition, epoch)
+
+
+async def _sql(kept: Kept, statement: str, **values: object) -> None:
+    async with kept.db.transaction() as conn:
+        await conn.execute(text(statement), values)
+
+
+async def test_nothing_is_kept_before_listening_then_changes_drop_what_was_kept(kept: Kept, kit: Kit) -> None:
+    query = kit.query("SELECT 1 AS n")
+    board = kit.board()
+    widget_id = uuid.UUID(kit.widget(board, query).id)
+    other_id = uuid.UUID(kit.widget(kit.board(), kit.query("SELECT 2 AS n")).id)
+    definitions = kept.definitions
+
+    await _load_and_keep(kept, widget_id)
+    assert len(definitions) == 0 and await definitions.get(widget_id) is None  # not listening yet
+
+    kept.listener.start()
+    await _until(lambda: definitions.listening)
+    await _load_and_keep(kept, widget_id)
+    await _load_and_keep(kept, other_id)
+    found = await definitions.get(widget_id)
+    assert found is not None and found.query is not None and found.query.id == query.id
+
+    # The widget changes: it goes, the other stays.
+    await _sql(kept, "UPDATE widgets SET title = 'renamed' WHERE id = :id", id=widget_id)
+    assert await _until(lambda: widget_id not in definitions._kept) < 1.0
+    assert await definitions.get(other_id) is not None
+
+    # Its dashboard's shares change.
+    await _load_and_keep(kept, widget_id)
+    await _sql(
+        kept,
+        "INSERT INTO dashboard_shares (dashboard_id, facility_id, grantee_type, grantee, level, granted_by)"
+        " VALUES (:board, :facility, 'user', 'someone', 1, 'dora')",
+        board=uuid.UUID(board.id),
+        facility=kit.facility,
+    )
+    assert await _until(lambda: widget_id not in definitions._kept) < 1.0
+
+    # A new version of its query.
+    await _load_and_keep(kept, widget_id)
+    kit.queries.UpdateQuery(
+        q.UpdateQueryRequest(query=q.Query(id=query.id, sql="SELECT 3 AS n"), update_mask={"paths": ["sql"]}),
+        metadata=kit.md,
+    )
+    assert await _until(lambda: widget_id not in definitions._kept) < 1.0
+    await _load_and_keep(kept, widget_id)
+    renewed = await definitions.get(widget_id)
+    assert renewed is not None and renewed.query is not None and renewed.query.version == 2
+    assert renewed.widget.title == "renamed"
+
+
+async def test_a_load_older_than_a_change_is_not_kept(kept: Kept, kit: Kit) -> None:
+    widget_id = uuid.UUID(kit.widget(kit.board(), kit.query("SELECT 1 AS n")).id)
+    definitions = kept.definitions
+    kept.listener.start()
+    await _until(lambda: definitions.listening)
+    epoch = definitions.epoch
+    async with kept.db.statements() as conn:
+        stale = await load_definition(conn, widget_id)
+    assert stale is not None
+    await _sql(kept, "UPDATE widgets SET title = 'newer' WHERE id = :id", id=widget_id)
+    await _until(lambda: definitions.epoch != epoch)
+    definitions.keep(widget_id, stale, epoch)
+    assert await definitions.get(widget_id) is None
+
+
+async def test_a_lost_listen_connection_drops_everything_until_it_is_back(kept: Kept, kit: Kit) -> None:
+    widget_id = uuid.UUID(kit.widget(kit.board(), kit.query("SELECT 1 AS n")).id)
+    definitions = kept.definitions
+    kept.listener.start()
+    await _until(lambda: definitions.listening)
+    await _load_and_keep(kept, widget_id)
+    assert await definitions.get(widget_id) is not None
+
+    lost = asyncio.Event()
+    original = kept.listener._on_lost
+
+    def on_lost() -> None:
+        original()
+        lost.set()
+
+    kept.listener._on_lost = on_lost
+    await _sql(
+        kept, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name", name=APPLICATION
+    )
+    await asyncio.wait_for(lost.wait(), 5)
+    assert len(definitions) == 0 and await definitions.get(widget_id) is None
+    await _load_and_keep(kept, widget_id)  # not kept while not listening
+    assert len(definitions) == 0
+
+    await _until(lambda: definitions.listening)  # reconnected: keeping again, from empty
+    await _load_and_keep(kept, widget_id)
+    assert await definitions.get(widget_id) is not None
+
+
+async def test_a_callers_own_commit_is_seen_by_its_next_read(kept: Kept, kit: Kit) -> None:
+    """No waiting for the notification: the read itself waits until its marker came back."""
+    widget_id = uuid.UUID(kit.widget(kit.board(), kit.query("SELECT 1 AS n")).id)
+    definitions = kept.definitions
+    kept.listener.start()
+    await _until(lambda: definitions.listening)
+    for attempt in range(20):
+        await _load_and_keep(kept, widget_id)
+        token = db_replica.reader.set("dora")
+        try:
+            await _sql(kept, "UPDATE widgets SET title = :title WHERE id = :id", title=f"t{attempt}", id=widget_id)
+            assert await definitions.get(widget_id) is None  # at once, in the same task
+        finally:
+            db_replica.reader.reset(token)
+        await _until(lambda: widget_id not in definitions._kept)
