@@ -94,7 +94,7 @@ def tessera_serve(
     settings: Settings,
     processes: int | None = None,
     extra_env: dict[str, str] | None = None,
-    start_timeout: float = 60.0,
+    start_timeout: float = 240.0,
 ) -> Iterator[Served]:
     """`tessera serve` (with `--processes N` when given) on free ports, configured like the
     bench's in-thread server (same database, Redis prefix and token secret), plus `extra_env`."""
