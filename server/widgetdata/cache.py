@@ -137,6 +137,13 @@ class WidgetDataCache:
         self.epoch += 1
         self.tier0.disable()
 
+    def on_paused(self) -> None:
+        self.epoch += 1  # nothing looked up before is put while paused or after
+        self.tier0.pause()
+
+    def on_resumed(self) -> None:
+        self.tier0.resume()
+
     def on_invalidation(self, message: str) -> None:
         self.epoch += 1
         kind, _, rest = message.partition(":")

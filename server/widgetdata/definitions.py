@@ -101,6 +101,14 @@ class Definitions:
                 waiter.set_result(None)  # the reader finds nothing kept and reads the database
         self._waiters.clear()
 
+    def on_paused(self) -> None:
+        """Notifications may be late: nothing kept is served or newly kept until resumed."""
+        self._listening = False
+        self.epoch += 1
+
+    def on_resumed(self) -> None:
+        self._listening = True
+
     def on_notify(self, payload: str) -> None:
         kind, _, name = payload.partition(":")
         if kind == "sync":

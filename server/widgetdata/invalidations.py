@@ -7,8 +7,12 @@ Messages (published by `WidgetDataCache` wherever tier 1 changes under a key oth
 
 The subscriber says when it is subscribed (`on_subscribed`: every message published from then on
 reaches it) and when it is not (`on_lost`); tier 0 serves only in between. A quiet subscription
-is pinged every `PING_SECONDS`; no answer within `2 * PING_SECONDS` counts as lost. Redis Cluster
-broadcasts PUBLISH to every node, so one connection to the first node hears all of it.
+is pinged every `PING_SECONDS`. A ping unanswered for `PING_SECONDS` pauses it (`on_paused`:
+tier 0 stops serving, keeping what it holds, since messages may be late); it resumes
+(`on_resumed`) on the answer to a ping sent less than `PING_SECONDS` before (Redis writes a
+subscriber's messages and replies in order, so everything published before that ping has been
+heard); only a ping unanswered for `LOST_SECONDS` counts as lost (emptied, reconnected). Redis
+Cluster broadcasts PUBLISH to every node, so one connection to the first node hears all of it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from server.db.listen import Follower
+from server.db.listen import LOST_SECONDS, Follower
 from server.redis_client import plain_url
 
 __all__ = ["PING_SECONDS", "Subscriber", "channel_name", "key_message", "query_message"]
@@ -49,8 +53,10 @@ class Subscriber(Follower):
         on_message: Callable[[str], None],
         on_subscribed: Callable[[], None],
         on_lost: Callable[[], None],
+        on_paused: Callable[[], None] | None = None,
+        on_resumed: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(f"widget data invalidations ({channel})", on_lost)
+        super().__init__(f"widget data invalidations ({channel})", on_lost, on_paused, on_resumed)
         self._url = plain_url(redis_url)
         self._channel = channel
         self._on_message = on_message
@@ -67,21 +73,33 @@ class Subscriber(Follower):
             self._on_subscribed()
             self._connected()
             heard_at = time.monotonic()
-            pinged = False
+            pinged_at: float | None = None  # when the ping not answered yet was sent
             while True:
                 message: dict[str, Any] | None = await pubsub.get_message(timeout=PING_SECONDS)
                 now = time.monotonic()
                 if message is not None:
-                    heard_at, pinged = now, False
-                    if message.get("type") == "message":
+                    heard_at = now
+                    kind = message.get("type")
+                    if kind == "message":
                         data = message.get("data")
                         self._on_message(data.decode() if isinstance(data, bytes) else str(data))
-                    continue
-                if now - heard_at >= PING_SECONDS * 2 and pinged:
+                    elif kind == "pong" and pinged_at is not None:
+                        if now - pinged_at < PING_SECONDS:
+                            self._resume()
+                            pinged_at = None
+                        elif self.paused:  # answered late: current only as of a while ago
+                            await pubsub.ping()
+                            pinged_at = now
+                        else:
+                            pinged_at = None
+                if pinged_at is None:
+                    if now - heard_at >= PING_SECONDS:
+                        await pubsub.ping()
+                        pinged_at = now
+                elif now - pinged_at >= LOST_SECONDS:
                     raise ConnectionError("the subscription's connection stopped answering")
-                if now - heard_at >= PING_SECONDS and not pinged:
-                    await pubsub.ping()
-                    pinged = True
+                elif now - pinged_at >= PING_SECONDS:
+                    self._pause()
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -89,6 +89,8 @@ class WidgetDataDomain:
                 on_notify=self.definitions.on_notify,
                 on_listening=self.definitions.on_listening,
                 on_lost=self.definitions.on_lost,
+                on_paused=self.definitions.on_paused,
+                on_resumed=self.definitions.on_resumed,
             ),
             Subscriber(
                 self._settings.redis_url,
@@ -96,6 +98,8 @@ class WidgetDataDomain:
                 on_message=self.cache.on_invalidation,
                 on_subscribed=self.cache.on_subscribed,
                 on_lost=self.cache.on_lost,
+                on_paused=self.cache.on_paused,
+                on_resumed=self.cache.on_resumed,
             ),
         ]
         if self._settings.cache_tier0_max_bytes <= 0:

@@ -69,6 +69,14 @@ class Tier0:
         self._serving = False
         self.clear()
 
+    def pause(self) -> None:
+        """Invalidations may be late: serve nothing, keep what is held (they still apply)."""
+        self._serving = False
+
+    def resume(self) -> None:
+        """Every invalidation published until a moment ago has been heard: serve again."""
+        self._serving = True
+
     # --- read and write -----------------------------------------------------------------------
 
     def get(self, key: Tier0Key) -> Tier0Hit | None:

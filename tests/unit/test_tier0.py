@@ -134,3 +134,16 @@ def test_invalidate_key_drops_every_slot_of_that_cache_key() -> None:
     tier.invalidate_key(Q1, "k1")
     assert tier.get(_key("k1")) is None and tier.get(_key("k1", widget="w2", ttl=60.0)) is None
     assert tier.get(_key("k3")) is not None
+
+
+def test_paused_serves_nothing_and_resumed_serves_what_it_kept() -> None:
+    tier, _ = _serving()
+    tier.put(_key("kept"), _hit(Q1))
+    tier.put(_key("dropped"), _hit(Q2))
+    tier.pause()  # invalidations may be late
+    assert tier.get(_key("kept")) is None and len(tier) == 2
+    tier.put(_key("new"), _hit(Q1))  # nothing new is kept while paused
+    tier.invalidate_query(Q2)  # a late invalidation still applies
+    tier.resume()  # every invalidation until a moment ago heard
+    assert tier.get(_key("kept")) is not None
+    assert tier.get(_key("dropped")) is None and tier.get(_key("new")) is None
