@@ -8,6 +8,13 @@ client's round robin, with one worker for materializations:
 * every `window` seconds: p50/p99 per rpc over the window, errors, and for each server process
   its RSS, open file descriptors and PostgreSQL connections (pg_stat_activity).
 
+The client retries refusals (RESOURCE_EXHAUSTED with SERVER_OVERLOADED or RATE_LIMITED) of every
+rpc, so load shedding shows as waiting, not as errors: each window and the summary count the
+retried refusals per rpc and reason (`retried_refusals`; the client's `on_retry`), and the summary
+gives each rpc's p50/p99 over the whole run. `TESSERA_BENCH_MIXED_SOAK_SECONDS` sets the length
+(e.g. 180); the servers get this process's environment, so `TESSERA_SHED_MIN_IDLE=0` runs them
+without saturation shedding.
+
 What a healthy run shows: zero errors, and RSS, descriptors and connections flat after the first
 windows (warm-up). Output: one JSON object per window, then a summary (first vs last window)."""
 
@@ -20,7 +27,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +38,7 @@ from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
 from server.devtools.embedded import free_port
-from tessera_client import Client
+from tessera_client import ApiError, Client, is_refusal
 from workers.testing import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,10 +86,16 @@ def _connections(dsn: str) -> int:
 
 class Traffic:
     def __init__(self, address: str, token: str) -> None:
-        self.client = Client(address, token=token)
+        self.client = Client(address, token=token, on_retry=self._retried)
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.errors: list[str] = []
+        self.refusals: Counter[tuple[str, str]] = Counter()  # (rpc, reason): refusals the client retried
         self.lock = threading.Lock()
+
+    def _retried(self, method: str, error: ApiError, delay: float) -> None:
+        if is_refusal(error):
+            with self.lock:
+                self.refusals[(method.rsplit("/", 1)[-1], error.reason)] += 1
 
     def timed(self, name: str, call: Any) -> Any:
         started = time.perf_counter()
@@ -96,12 +109,20 @@ class Traffic:
             with self.lock:
                 self.latencies[name].append(time.perf_counter() - started)
 
-    def take(self) -> tuple[dict[str, list[float]], list[str]]:
+    def take(self) -> tuple[dict[str, list[float]], list[str], Counter[tuple[str, str]]]:
         with self.lock:
-            taken, errors = dict(self.latencies), list(self.errors)
+            taken, errors, refusals = dict(self.latencies), list(self.errors), self.refusals.copy()
             self.latencies.clear()
             self.errors.clear()
-        return taken, errors
+            self.refusals.clear()
+        return taken, errors, refusals
+
+
+def _by_rpc(refusals: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for (rpc, reason), n in sorted(refusals.items()):
+        out[rpc][reason] = n
+    return dict(out)
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -111,6 +132,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
     duration, window = (1800.0, 60.0) if full else (45.0, 5.0)
+    duration = float(os.environ.get("TESSERA_BENCH_MIXED_SOAK_SECONDS", duration))
     return soak(bench, duration, window)
 
 
@@ -132,6 +154,8 @@ def soak(bench: Bench, duration: float, window: float) -> list[dict[str, Any]]:
     token = bench.metadata("admin", FACILITY)[0][1].removeprefix("Bearer ")
     address = ",".join(f"127.0.0.1:{p}" for p in ports)
     results: list[dict[str, Any]] = []
+    everything: dict[str, list[float]] = defaultdict(list)  # every latency of the run, per rpc
+    refused: Counter[tuple[str, str]] = Counter()
     try:
         traffic = Traffic(address, token)
         client = traffic.client
@@ -185,7 +209,10 @@ def soak(bench: Bench, duration: float, window: float) -> list[dict[str, Any]]:
         started = time.monotonic()
         while time.monotonic() - started < duration:
             time.sleep(window)
-            latencies, errors = traffic.take()
+            latencies, errors, refusals = traffic.take()
+            for name, values in latencies.items():
+                everything[name] += values
+            refused += refusals
             results.append(
                 {
                     "workload": "soak",
@@ -201,6 +228,7 @@ def soak(bench: Bench, duration: float, window: float) -> list[dict[str, Any]]:
                     },
                     "errors": len(errors),
                     "error_samples": errors[:3],
+                    "retried_refusals": _by_rpc(refusals),
                     "servers": [_process_figures(s.pid) for s in servers],
                     "db_connections": _connections(bench.dsn),
                 }
@@ -224,6 +252,14 @@ def soak(bench: Bench, duration: float, window: float) -> list[dict[str, Any]]:
                 "duration_s": duration,
                 "windows": len(results),
                 "errors": sum(r["errors"] for r in results),
+                "shed_min_idle": os.environ.get("TESSERA_SHED_MIN_IDLE", "default"),
+                "retried_refusals": _by_rpc(refused),
+                "rpcs": {
+                    name: {"n": len(v), "p50_ms": _percentile(v, 0.5), "p99_ms": _percentile(v, 0.99)}
+                    for name, v in sorted(everything.items())
+                    if v
+                },
+                "load_average": [round(x, 1) for x in os.getloadavg()],
                 "rss_mib_after_warmup": [s["rss_mib"] for s in first["servers"]],
                 "rss_mib_at_end": [s["rss_mib"] for s in last["servers"]],
                 "fds_after_warmup": [s["fds"] for s in first["servers"]],
