@@ -8,7 +8,8 @@ resumable job watches and verified downloads.
             print(board.title)
 
 Every call has a deadline (`timeout`, default 30 s, covering all its attempts) and is retried
-per `RetryPolicy` when its rpc is safe to repeat (see `tessera_client.retry`). Any rpc is
+per `RetryPolicy` when its rpc is safe to repeat, or whatever the rpc when the server refused it
+before doing anything (overload, rate limit; see `tessera_client.retry`). Any rpc is
 reachable typed through `client.call(rpcs.X, request)` / `client.stream(...)`; the service
 helpers (`client.dashboards`, `.widgets`, `.queries`, `.exports`, `.shares`) wrap them with
 keyword arguments and Python values.
