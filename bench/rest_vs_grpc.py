@@ -59,6 +59,9 @@ def _serve_process(bench: Bench, processes: int | None = None) -> Iterator[tuple
     database and Redis: (grpc port, http port, pid of the `tessera serve` process)."""
     grpc_port, http_port = _free_port(), _free_port()
     env = {
+        # No saturation shedding unless asked (load_ceiling does): h2load counts a refusal (HTTP
+        # 200, grpc-status 8) as an answer, so a shed share would pass for cheap, fast calls.
+        "TESSERA_SHED_MIN_IDLE": "0",
         **os.environ,
         "DATABASE_URL": bench.settings.database_url,
         "REDIS_URL": bench.settings.redis_url,

@@ -100,6 +100,9 @@ def tessera_serve(
     bench's in-thread server (same database, Redis prefix and token secret), plus `extra_env`."""
     port, metrics_port = free_port(), free_port()
     env = {
+        # No saturation shedding unless asked (load_ceiling does): h2load counts a refusal (HTTP
+        # 200, grpc-status 8) as an answer, so a shed share would pass for cheap, fast calls.
+        "TESSERA_SHED_MIN_IDLE": "0",
         **os.environ,
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,

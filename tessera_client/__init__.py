@@ -37,7 +37,7 @@ from tessera_client.errors import (
     error_from_rpc,
 )
 from tessera_client.jobs import TERMINAL_STATES
-from tessera_client.retry import DEFAULT_RETRY, NO_RETRY, Idempotency, RetryPolicy
+from tessera_client.retry import DEFAULT_RETRY, NO_RETRY, Idempotency, RetryPolicy, is_refusal
 from tessera_client.services import ExportResult
 from tessera_client.tls import TlsFileError, credentials_from_env, tls_credentials
 from tessera_client.values import date_range, duration, parameter_map, parameter_value, rows, table
@@ -77,6 +77,7 @@ __all__ = [
     "date_range",
     "duration",
     "error_from_rpc",
+    "is_refusal",
     "parameter_map",
     "parameter_value",
     "rows",

@@ -27,7 +27,7 @@ import grpc.aio
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
 from tessera_client.client import DEFAULT_ADDRESS, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT
-from tessera_client.core import CallCore, balanced_target, channel_options
+from tessera_client.core import CallCore, OnRetry, balanced_target, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
 from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
@@ -58,6 +58,7 @@ class AsyncClient(CallCore):
         correlation_id: str = "",
         sleep: Callable[[float], Any] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_retry: OnRetry | None = None,
     ) -> None:
         self._setup(
             token=token,
@@ -68,6 +69,7 @@ class AsyncClient(CallCore):
             stall_timeout=stall_timeout,
             sleep=sleep,
             clock=clock,
+            on_retry=on_retry,
         )
         if isinstance(target, grpc.aio.Channel):
             self._channel, self._owns_channel = target, False
@@ -136,14 +138,26 @@ class AsyncClient(CallCore):
         timeout: float | None = None,  # noqa: ASYNC109  (a gRPC deadline, sent to the server)
     ) -> AsyncIterator[Resp]:
         """As `Client.stream`."""
-        call = self._method(rpc)(self._checked(rpc, request), metadata=self._metadata(), timeout=timeout)
-        try:
-            async for message in call:
-                yield message
-        except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, rpc.full_name) from exc
-        finally:
-            call.cancel()
+        request = self._checked(rpc, request)
+        deadline = None if timeout is None else self._clock() + timeout
+        method = self._method(rpc)
+        attempt = 0
+        last: ApiError | None = None
+        while True:
+            attempt += 1
+            remaining = self._remaining(deadline, rpc, last)
+            call = method(request, metadata=self._metadata(), timeout=remaining)
+            received = False
+            try:
+                async for message in call:
+                    received = True
+                    yield message
+                return
+            except grpc.aio.AioRpcError as exc:
+                last = error_from_rpc(exc, rpc.full_name)
+            finally:
+                call.cancel()
+            await self._sleep(self._stream_retry_delay(attempt, last, rpc, deadline, received))
 
     async def pages(self, rpc: rpcs.Unary[Req, Resp], request: Req, items: str) -> AsyncIterator[Any]:
         current: Any = type(request)()
@@ -205,6 +219,8 @@ class AsyncClient(CallCore):
                 if follow.done:
                     break
                 delay = follow.ended_early()
+            elif error is not None:
+                self._retried(kind.watch.full_name, error, delay)
             if delay:
                 await self._sleep(delay)
         return follow.latest
@@ -247,8 +263,9 @@ class AsyncClient(CallCore):
                 failures += 1
                 if failures >= self.retry.max_attempts or not self.retry.retryable(last, Idempotency.SAFE):
                     raise last
-                delay = self.retry.backoff(failures)
+                delay = self.retry.delay(failures, last)
                 log.info("resuming the download of %s at byte %d in %.3f s (%s)", export_id, sink.received, delay, last)
+                self._retried(rpcs.DOWNLOAD_EXPORT.full_name, last, delay)
                 await self._sleep(delay)
         except BaseException:
             sink.abort()

@@ -8,7 +8,8 @@ resumable job watches and verified downloads.
             print(board.title)
 
 Every call has a deadline (`timeout`, default 30 s, covering all its attempts) and is retried
-per `RetryPolicy` when its rpc is safe to repeat (see `tessera_client.retry`). Any rpc is
+per `RetryPolicy` when its rpc is safe to repeat, or whatever the rpc when the server refused it
+before doing anything (overload, rate limit; see `tessera_client.retry`). Any rpc is
 reachable typed through `client.call(rpcs.X, request)` / `client.stream(...)`; the service
 helpers (`client.dashboards`, `.widgets`, `.queries`, `.exports`, `.shares`) wrap them with
 keyword arguments and Python values.
@@ -30,7 +31,7 @@ import grpc
 from dashboard.v1 import export_pb2 as e
 from tessera_client import rpcs
 from tessera_client.alerts import Alerts
-from tessera_client.core import CallCore, balanced_target, channel_options
+from tessera_client.core import CallCore, OnRetry, balanced_target, channel_options
 from tessera_client.credentials import TokenSource
 from tessera_client.errors import ApiError, UnavailableError, error_from_rpc
 from tessera_client.jobs import Download, DownloadSink, Follow, JobKind
@@ -65,6 +66,7 @@ class Client(CallCore):
     retry           the RetryPolicy; NO_RETRY turns retries off.
     credentials     grpc.ssl_channel_credentials(...) for TLS; plaintext otherwise.
     correlation_id  sent as x-correlation-id so the server's log lines carry it.
+    on_retry        called as on_retry(method, error, delay) before each retry (for metrics).
     """
 
     _channel: grpc.Channel
@@ -83,6 +85,7 @@ class Client(CallCore):
         correlation_id: str = "",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_retry: OnRetry | None = None,
     ) -> None:
         self._setup(
             token=token,
@@ -93,6 +96,7 @@ class Client(CallCore):
             stall_timeout=stall_timeout,
             sleep=sleep,
             clock=clock,
+            on_retry=on_retry,
         )
         if isinstance(target, grpc.Channel):
             self._channel, self._owns_channel = target, False
@@ -185,16 +189,30 @@ class Client(CallCore):
     def stream(
         self, rpc: rpcs.ServerStream[Req, Resp], request: Req, *, timeout: float | None = None
     ) -> Iterator[Resp]:
-        """The messages of a server-streaming rpc, as they come; ApiError when it fails. No
-        retries here: resuming is rpc-specific (see `follow` and `download`). Leaving the loop
-        early cancels the call."""
-        call = self._method(rpc)(self._checked(rpc, request), metadata=self._metadata(), timeout=timeout)
-        try:
-            yield from call
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc, rpc.full_name) from exc
-        finally:
-            call.cancel()
+        """The messages of a server-streaming rpc, as they come; ApiError when it fails. Only a
+        refusal before the first message (overload, rate limit) is retried here: resuming later
+        is rpc-specific (see `follow` and `download`). `timeout` covers every attempt. Leaving the
+        loop early cancels the call."""
+        request = self._checked(rpc, request)
+        deadline = None if timeout is None else self._clock() + timeout
+        method = self._method(rpc)
+        attempt = 0
+        last: ApiError | None = None
+        while True:
+            attempt += 1
+            remaining = self._remaining(deadline, rpc, last)
+            call = method(request, metadata=self._metadata(), timeout=remaining)
+            received = False
+            try:
+                for message in call:
+                    received = True
+                    yield message
+                return
+            except grpc.RpcError as exc:
+                last = error_from_rpc(exc, rpc.full_name)
+            finally:
+                call.cancel()
+            self._sleep(self._stream_retry_delay(attempt, last, rpc, deadline, received))
 
     def pages(self, rpc: rpcs.Unary[Req, Resp], request: Req, items: str) -> Iterator[Any]:
         """Every item of a paginated list: calls again with `next_page_token` until it is empty."""
@@ -258,6 +276,8 @@ class Client(CallCore):
                 if follow.done:
                     break
                 delay = follow.ended_early()
+            elif error is not None:
+                self._retried(kind.watch.full_name, error, delay)
             if delay:
                 self._sleep(delay)
         return follow.latest
@@ -303,8 +323,9 @@ class Client(CallCore):
                 failures += 1
                 if failures >= self.retry.max_attempts or not self.retry.retryable(last, Idempotency.SAFE):
                     raise last
-                delay = self.retry.backoff(failures)
+                delay = self.retry.delay(failures, last)
                 log.info("resuming the download of %s at byte %d in %.3f s (%s)", export_id, sink.received, delay, last)
+                self._retried(rpcs.DOWNLOAD_EXPORT.full_name, last, delay)
                 self._sleep(delay)
         except BaseException:
             sink.abort()

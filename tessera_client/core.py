@@ -16,10 +16,14 @@ import grpc
 from tessera_client import rpcs
 from tessera_client.credentials import CallAuth, TokenSource
 from tessera_client.errors import ApiError, DeadlineExceededError
-from tessera_client.retry import RetryPolicy
+from tessera_client.retry import RetryPolicy, is_refusal
 from tessera_client.rpcs import Req
 
-__all__ = ["LSN_METADATA_KEY", "MAX_MESSAGE_BYTES", "CallCore", "balanced_target", "channel_options"]
+__all__ = ["LSN_METADATA_KEY", "MAX_MESSAGE_BYTES", "CallCore", "OnRetry", "balanced_target", "channel_options"]
+
+# Told of every retry the client makes: (the rpc's full name, the error retried, the delay before
+# it). Retries are otherwise invisible to the caller (bench/soak.py counts refusals with it).
+OnRetry = Callable[[str, ApiError, float], None]
 
 log = logging.getLogger("tessera_client")
 
@@ -99,8 +103,10 @@ class CallCore:
         stall_timeout: float,
         sleep: Callable[[float], Any],
         clock: Callable[[], float],
+        on_retry: OnRetry | None = None,
     ) -> None:
         self._auth = CallAuth(token, link_token, correlation_id)
+        self._on_retry = on_retry
         self.timeout = timeout
         self.retry = retry
         self.stall_timeout = stall_timeout
@@ -167,4 +173,19 @@ class CallCore:
         if delay is None or (deadline is not None and self._clock() + delay >= deadline):
             raise last
         log.info("retrying %s in %.3f s after %s (attempt %d)", rpc.method, delay, last.code().name, attempt)
+        self._retried(rpc.full_name, last, delay)
         return delay
+
+    def _stream_retry_delay(
+        self, attempt: int, last: ApiError, rpc: rpcs.Rpc[Any, Any], deadline: float | None, received: bool
+    ) -> float:
+        """How long to wait before opening a stream again; raises `last` unless the server
+        refused it before its first message (then nothing of it was seen or done: any stream,
+        even one that changes something, may be opened again)."""
+        if received or not is_refusal(last):
+            raise last
+        return self._retry_delay(self.retry, attempt, last, rpc, deadline)
+
+    def _retried(self, method: str, error: ApiError, delay: float) -> None:
+        if self._on_retry is not None:
+            self._on_retry(method, error, delay)

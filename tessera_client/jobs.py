@@ -160,7 +160,8 @@ class Follow(Generic[Job]):
         if self.failures >= self._retry.max_attempts:
             raise error
         self.tracker.resumes += 1
-        delay = self._retry.backoff(self.failures)
+        # A refusal's RetryInfo is a floor (the watch was refused before it started).
+        delay = self._retry.delay(self.failures, error)
         log.info(
             "resuming the watch of %s after revision %d in %.3f s (%s)", self.job_id, self.tracker.since, delay, error
         )

@@ -9,7 +9,13 @@ rpc in `tessera_client.rpcs`):
     IDEMPOTENT  writes whose repetition changes nothing (share upsert, revoke, cancel, refresh).
     UNSAFE      updates, deletes, publish, restore, public-link creation: a repeat after an
                 unseen success would write again (or fail on its own etag), so these are never
-                retried; the caller decides.
+                retried on an ordinary error; the caller decides.
+
+A refusal is the exception: RESOURCE_EXHAUSTED with reason SERVER_OVERLOADED (load shedding) or
+RATE_LIMITED (a per-principal limit) is answered by the server before any handler runs, so the
+call did nothing and is retried whatever its idempotency (streams too, when refused before their
+first message), never sooner than the RetryInfo delay: the advice plus a jittered backoff above
+it, so refused callers do not all come back at the same moment.
 
 Retryable codes are UNAVAILABLE (a dependency or the connection is down), RESOURCE_EXHAUSTED
 (busy) and ABORTED, the last one only when it is not a stale etag (reason ETAG_MISMATCH), which
@@ -28,7 +34,7 @@ import grpc
 
 from tessera_client.errors import ApiError
 
-__all__ = ["DEFAULT_RETRY", "NO_RETRY", "Idempotency", "RetryPolicy"]
+__all__ = ["DEFAULT_RETRY", "NO_RETRY", "REFUSAL_REASONS", "Idempotency", "RetryPolicy", "is_refusal"]
 
 
 class Idempotency(enum.Enum):
@@ -41,6 +47,14 @@ class Idempotency(enum.Enum):
 RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED})
 # ABORTED with this reason means the request's etag is stale: the same request fails again.
 NOT_RETRYABLE_REASONS = frozenset({"ETAG_MISMATCH"})
+# RESOURCE_EXHAUSTED with these reasons is refused before any work (server/api/shedding.py,
+# rate_limit.py): nothing happened, so even an UNSAFE rpc may be sent again.
+REFUSAL_REASONS = frozenset({"SERVER_OVERLOADED", "RATE_LIMITED"})
+
+
+def is_refusal(error: ApiError) -> bool:
+    """Whether the server refused the call before doing anything (overload or rate limit)."""
+    return error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and error.reason in REFUSAL_REASONS
 
 
 @dataclass(frozen=True)
@@ -73,19 +87,29 @@ class RetryPolicy:
         return self.random() * self.cap(retry)
 
     def retryable(self, error: ApiError, idempotency: Idempotency) -> bool:
-        if idempotency is Idempotency.UNSAFE and not self.retry_unsafe:
-            return False
         if error.code() not in self.retryable_codes:
             return False
+        if is_refusal(error):
+            return True
+        if idempotency is Idempotency.UNSAFE and not self.retry_unsafe:
+            return False
         return not (error.code() is grpc.StatusCode.ABORTED and error.reason in NOT_RETRYABLE_REASONS)
+
+    def delay(self, retry: int, error: ApiError) -> float:
+        """Seconds to wait before retry number `retry` after `error`: the backoff, never shorter
+        than the server's RetryInfo; after a refusal the advice plus the backoff's jitter, so
+        the callers it refused together are spread out after it, never ahead of it."""
+        delay = self.backoff(retry)
+        advised = error.retry_delay
+        if advised is None:
+            return delay
+        return advised + delay if is_refusal(error) else max(delay, advised)
 
     def delay_before_retry(self, attempt: int, error: ApiError, idempotency: Idempotency) -> float | None:
         """Seconds to wait before attempt `attempt + 1`, or None when the error is final."""
         if attempt >= self.max_attempts or not self.retryable(error, idempotency):
             return None
-        delay = self.backoff(attempt)
-        advised = error.retry_delay
-        return max(delay, advised) if advised is not None else delay
+        return self.delay(attempt, error)
 
 
 DEFAULT_RETRY = RetryPolicy()

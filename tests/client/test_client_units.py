@@ -17,7 +17,7 @@ from dashboard.v1 import dashboard_pb2, export_pb2, query_pb2, share_pb2, widget
 from tessera_client import rpcs
 from tessera_client.credentials import CachedToken, CallAuth
 from tessera_client.errors import AbortedError, ApiError, NotFoundError, UnavailableError, error_from_status
-from tessera_client.retry import Idempotency, RetryPolicy
+from tessera_client.retry import Idempotency, RetryPolicy, is_refusal
 from tessera_client.values import date_range, parameter_value, table
 from tests.client.scripted import error_info, retry_info
 
@@ -151,6 +151,28 @@ def test_backoff_is_exponential_with_full_jitter_and_honours_retry_info() -> Non
     assert bottom.delay_before_retry(1, advised, Idempotency.SAFE) == pytest.approx(2.5)
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
+
+
+def test_a_refusal_is_retried_for_every_rpc_never_before_its_advice() -> None:
+    """Refused before any work (load shedding, rate limits): safe to repeat even for an update;
+    the wait is RetryInfo's delay plus the backoff's jitter, never less than the advice."""
+    policy = RetryPolicy(initial_backoff=0.1, max_backoff=1.0)
+    for reason in ("SERVER_OVERLOADED", "RATE_LIMITED"):
+        refused = _error(grpc.StatusCode.RESOURCE_EXHAUSTED, reason, retry_info(0.3))
+        assert is_refusal(refused)
+        for idempotency in Idempotency:
+            assert policy.retryable(refused, idempotency), (reason, idempotency)
+        delays = [policy.delay_before_retry(2, refused, Idempotency.UNSAFE) for _ in range(200)]
+        assert all(d is not None and 0.3 <= d <= 0.3 + 0.2 for d in delays), "advice + jitter up to the cap"
+        assert len(set(delays)) > 100, "jittered"
+        assert policy.delay_before_retry(policy.max_attempts, refused, Idempotency.UNSAFE) is None
+    busy = _error(grpc.StatusCode.RESOURCE_EXHAUSTED, "DATA_SOURCE_BUSY", retry_info(0.3))
+    assert not is_refusal(busy) and not policy.retryable(busy, Idempotency.UNSAFE), "other rules as they were"
+    assert not is_refusal(_error(grpc.StatusCode.UNAVAILABLE, "SERVER_OVERLOADED"))
+    unadvised = _error(grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert RetryPolicy(random=lambda: 0.5, initial_backoff=0.2).delay(1, unadvised) == pytest.approx(0.1)
+    no_exhausted = RetryPolicy(retryable_codes=frozenset({grpc.StatusCode.UNAVAILABLE}))
+    assert not no_exhausted.retryable(unadvised, Idempotency.SAFE), "a policy without the code retries no refusal"
 
 
 def _jwt(exp: float | None) -> str:

@@ -18,6 +18,7 @@ from dashboard.v1 import common_pb2 as c
 from dashboard.v1 import dashboard_pb2_grpc, export_pb2_grpc, widget_pb2_grpc
 from dashboard.v1 import widget_pb2 as w
 from tests.client.scripted import ScriptedServer
+from tests.client.test_client_refusals import RefusedWatch, Refusing
 from tests.client.test_client_retry import (
     PAYLOAD,
     Dashboards,
@@ -59,6 +60,43 @@ def test_an_update_is_never_retried(node: str, ts_build: Path) -> None:
     servicer = Dashboards(failures=1)
     out = scenario(node, ts_build, "update", (ADD_DASHBOARDS, servicer))
     assert out["result"]["error"]["code"] == "UNAVAILABLE" and len(servicer.calls) == 1 and out["sleeps"] == []
+
+
+def test_an_update_refused_by_the_rate_limit_is_retried_after_the_advice(node: str, ts_build: Path) -> None:
+    servicer = Refusing(refusals=2, reason="RATE_LIMITED", advice=0.5)
+    out = scenario(node, ts_build, "updateRefused", (ADD_DASHBOARDS, servicer))
+    assert out["result"] == {"ok": "once"} and servicer.applied == ["once"] and len(servicer.calls) == 3
+    assert out["sleeps"] == [600, 700], "the advice, then the jitter above it"
+
+
+def test_a_delete_refused_by_load_shedding_is_retried_within_max_attempts(node: str, ts_build: Path) -> None:
+    servicer = Refusing(refusals=1, reason="SERVER_OVERLOADED", advice=0.05)
+    out = scenario(node, ts_build, "deleteRefused", (ADD_DASHBOARDS, servicer))
+    assert out["result"] == {"ok": "deleted"} and servicer.applied == ["b-1"] and out["sleeps"] == [150]
+    always = Refusing(refusals=100, reason="SERVER_OVERLOADED", advice=0.05)
+    out = scenario(node, ts_build, "deleteRefused", (ADD_DASHBOARDS, always))
+    assert out["result"]["error"]["reason"] == "SERVER_OVERLOADED" and len(always.calls) == 4 and not always.applied
+
+
+def test_other_resource_exhausted_errors_still_end_an_update(node: str, ts_build: Path) -> None:
+    servicer = Refusing(refusals=1, reason="DATA_SOURCE_BUSY")
+    out = scenario(node, ts_build, "updateRefused", (ADD_DASHBOARDS, servicer))
+    assert out["result"]["error"]["reason"] == "DATA_SOURCE_BUSY" and len(servicer.calls) == 1 and out["sleeps"] == []
+
+
+def test_a_stream_refused_before_its_first_message_is_opened_again(node: str, ts_build: Path) -> None:
+    add = widget_pb2_grpc.add_WidgetServiceServicer_to_server
+    refused = RefusedWatch(refusals=2)
+    out = scenario(node, ts_build, "streamRefused", (add, refused))
+    assert out["result"] == {"ok": ["1", "2"]} and refused.opened == 3 and out["sleeps"] == [350, 450]
+    late = RefusedWatch(refusals=0, ending="refused-late")
+    out = scenario(node, ts_build, "streamRefusedLate", (add, late))
+    assert out["result"]["ok"]["seen"] == ["1"] and out["result"]["ok"]["error"]["reason"] == "RATE_LIMITED"
+    assert late.opened == 1 and out["sleeps"] == []
+    watched = RefusedWatch(refusals=1)
+    out = scenario(node, ts_build, "watchRefused", (add, watched))
+    # The refused watch is opened again by the stream itself, so follow sees no resumption.
+    assert out["result"] == {"ok": {"final": "2", "resumes": 0}} and out["sleeps"] == [350]
 
 
 def test_a_stale_etag_is_final_but_another_conflict_is_retried(node: str, ts_build: Path) -> None:

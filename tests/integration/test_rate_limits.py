@@ -24,7 +24,7 @@ from dashboard.v1 import dashboard_pb2_grpc, share_pb2_grpc
 from dashboard.v1 import share_pb2 as s
 from server.config import Settings
 from server.db.schema import audit_log
-from tessera_client import Client, RetryPolicy
+from tessera_client import ApiError, Client, RetryPolicy
 from tests.harness.rpc import failure_of
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_load_shedding import retry_delay
@@ -199,3 +199,51 @@ def test_a_public_link_has_a_budget_of_its_own(limited: list[ServerHandle], auth
         assert failure_of(refused).reason == "RATE_LIMITED"
         # The owner, past the link's budget, is still served.
         assert dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=owner, timeout=10).id == board.id
+
+
+def test_an_update_refused_by_the_rate_limit_is_retried_after_the_advice_and_applied_once(
+    limited: list[ServerHandle], auth: Any, facility: str
+) -> None:
+    """An UNSAFE rpc (an etag update) refused by the limit did nothing, so the client sends it
+    again, no sooner than RetryInfo says; the update lands exactly once (one new version)."""
+    md = auth(f"writer-{uuid.uuid4().hex[:8]}", "editor", facility)
+    board = _board(limited[0].address, md, facility)
+    token = dict(md)["authorization"].removeprefix("Bearer ")
+    retries: list[tuple[str, str, float, float]] = []  # method, reason, advice, delay
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    def on_retry(method: str, error: ApiError, delay: float) -> None:
+        retries.append((method, error.reason, error.retry_delay or 0.0, delay))
+
+    with Client(limited[0].address, token=token, sleep=sleep, on_retry=on_retry) as client:
+        before = client.dashboards.get(board)
+        with grpc.insecure_channel(limited[1].address) as channel:  # the budget is shared
+            assert failure_of(_drain(dashboard_pb2_grpc.DashboardServiceStub(channel), board, md)).reason == (
+                "RATE_LIMITED"
+            )
+        changed = d.Dashboard(id=board, title="renamed once", etag=before.etag)
+        after = client.dashboards.update(changed, ["title"])
+        assert retries, "the update was never refused"
+        assert {(m, r) for m, r, _, _ in retries} == {
+            ("/dashboard.v1.DashboardService/UpdateDashboard", "RATE_LIMITED")
+        }
+        assert all(0 < advice <= delay for _, _, advice, delay in retries), retries
+        assert slept == [delay for _, _, _, delay in retries]
+        assert after.version == before.version + 1 and after.title == "renamed once"
+        time.sleep(BURST / RATE)
+        again = client.dashboards.get(board)
+    assert again.version == before.version + 1, "applied exactly once"
+    versions = list(client_versions(limited[1].address, md, board))
+    assert versions.count(before.version + 1) == 1 and max(versions) == before.version + 1
+
+
+def client_versions(address: str, md: Any, board: str) -> list[int]:
+    with grpc.insecure_channel(address) as channel:
+        stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
+        time.sleep(1 / RATE)
+        listed = stub.ListDashboardVersions(d.ListDashboardVersionsRequest(dashboard_id=board), metadata=md, timeout=10)
+    return [v.version for v in listed.versions]

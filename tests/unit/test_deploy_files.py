@@ -5,6 +5,7 @@ are not started here; README "Scaling out" says so.)"""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,72 @@ def test_the_load_balancers_point_at_the_grpc_port() -> None:
     assert service["spec"]["clusterIP"] == "None"  # headless: clients balance over the pods
     assert {p["port"] for p in service["spec"]["ports"]} >= {port}
     assert 'ENTRYPOINT ["tessera"]' in (DEPLOY / "Containerfile").read_text()
+
+
+# --- the image: deploy/Containerfile and its build context --------------------------------------
+
+CONTEXT = DEPLOY.parent  # compose builds with context ".." from deploy/, i.e. the repository root
+
+
+def instructions(path: Path) -> list[tuple[str, list[str]]]:
+    """(INSTRUCTION, words) per instruction, continuation lines joined, comments dropped."""
+    joined, current = [], ""
+    for line in path.read_text().splitlines():
+        if line.lstrip().startswith("#") and not current:
+            continue
+        current += line.rstrip().removesuffix("\\") + " "
+        if not line.rstrip().endswith("\\"):
+            if current.strip():
+                joined.append(current.strip())
+            current = ""
+    return [(text.split()[0].upper(), text.split()[1:]) for text in joined]
+
+
+def ignored() -> list[str]:
+    lines = (CONTEXT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def test_compose_builds_the_containerfile_from_the_repository_root() -> None:
+    [compose] = documents(DEPLOY / "compose.yaml")
+    builds = [s["build"] for s in compose["services"].values() if isinstance(s, dict) and "build" in s]
+    assert builds
+    for build in builds:
+        assert (DEPLOY / build["context"]).resolve() == CONTEXT.resolve()
+        assert (CONTEXT / build["dockerfile"]).resolve() == (DEPLOY / "Containerfile").resolve()
+
+
+def test_every_file_the_containerfile_copies_exists_and_is_not_ignored() -> None:
+    copies = [words for kind, words in instructions(DEPLOY / "Containerfile") if kind in ("COPY", "ADD")]
+    sources = [
+        source
+        for words in copies
+        if not any(w.startswith("--from=") for w in words)  # from another image, not the context
+        for source in [w for w in words if not w.startswith("--")][:-1]
+    ]
+    assert {"pyproject.toml", "uv.lock", "."} <= set(sources), sources
+    patterns = ignored()
+    for source in sources:
+        assert (CONTEXT / source).exists(), source
+        if source != ".":
+            assert not any(fnmatch.fnmatch(source, p) for p in patterns), f"{source} is in .dockerignore"
+
+
+def test_the_build_context_leaves_out_what_uv_and_the_host_make() -> None:
+    patterns = set(ignored())
+    assert {".git", ".venv", "node_modules", "build", "example-exports", ".env"} <= patterns
+    assert {".mypy_cache", ".ruff_cache", ".pytest_cache", "**/__pycache__"} <= patterns
+    # ...and never the code or the lock file the image is built from.
+    for needed in ("server", "workers", "tessera_client", "gen", "migrations", "pyproject.toml", "uv.lock"):
+        assert not any(fnmatch.fnmatch(needed, p) for p in patterns), needed
+
+
+def test_the_settings_the_image_sets_exist() -> None:
+    pairs = [w for kind, words in instructions(DEPLOY / "Containerfile") if kind == "ENV" for w in words]
+    names = {pair.split("=", 1)[0] for pair in pairs if "=" in pair}
+    ours = {n for n in names if n != "PATH"}
+    assert {"TESSERA_MODE", "TESSERA_HOST", "TESSERA_CHROMIUM_PATH"} <= ours
+    assert not ours - setting_names(), sorted(ours - setting_names())
+    exposed = {int(p) for kind, words in instructions(DEPLOY / "Containerfile") if kind == "EXPOSE" for p in words}
+    assert Settings.model_fields["port"].default in exposed
+    assert Settings.model_fields["http_port"].default in exposed

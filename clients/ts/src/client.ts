@@ -14,7 +14,15 @@ import { ShareService } from "../../../gen/ts/dashboard/v1/share_pb.js";
 import { WidgetService, type MaterializationJob } from "../../../gen/ts/dashboard/v1/widget_pb.js";
 import { tokenSource, type TokenSource } from "./credentials.js";
 import { DownloadVerificationError, JobFailedError, TesseraError } from "./errors.js";
-import { backoff, DEFAULT_RETRY, delayBeforeRetry, isRetryable, retryPolicy, type RetryPolicy } from "./retry.js";
+import {
+  DEFAULT_RETRY,
+  delayBeforeRetry,
+  isRefusal,
+  isRetryable,
+  retryDelay,
+  retryPolicy,
+  type RetryPolicy,
+} from "./retry.js";
 import { Idempotency, idempotencyOf, methodName } from "./rpcs.js";
 
 export interface ClientOptions {
@@ -240,15 +248,32 @@ export class TesseraClient {
     options: CallOptions = {},
   ): AsyncGenerator<unknown> {
     const name = methodName(method);
-    const headers = await this.callHeaders(options.headers);
     const onTrailer = (trailer: Headers) => {
       this.saw(trailer);
       options.onTrailer?.(trailer);
     };
-    try {
-      for await (const message of call(request, { ...options, headers, onTrailer })) yield message;
-    } catch (caught) {
-      throw TesseraError.from(caught, name);
+    // Only a refusal before the first message is retried here (nothing of the stream was seen or
+    // done); resuming later is rpc-specific (follow, download).
+    const deadline = options.timeoutMs ? this.now() + options.timeoutMs : undefined;
+    let last: TesseraError | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const timeoutMs = this.remaining(deadline, name, last);
+      const headers = await this.callHeaders(options.headers);
+      let received = false;
+      try {
+        for await (const message of call(request, { ...options, timeoutMs, headers, onTrailer })) {
+          received = true;
+          yield message;
+        }
+        return;
+      } catch (caught) {
+        last = TesseraError.from(caught, name);
+      }
+      if (received || options.signal?.aborted || !isRefusal(last)) throw last;
+      const delay = delayBeforeRetry(this.retry, attempt, last, idempotencyOf(method));
+      if (delay === null || (deadline !== undefined && this.now() + delay >= deadline)) throw last;
+      this.onRetry?.({ method: name, attempt, delayMs: delay, error: last });
+      await this.sleep(delay);
     }
   }
 
@@ -384,7 +409,7 @@ export class TesseraClient {
       failures += 1;
       if (failures >= this.retry.maxAttempts) throw error;
       resumes += 1;
-      const delay = backoff(this.retry, failures);
+      const delay = retryDelay(this.retry, failures, error);
       this.onRetry?.({ method: name, attempt: failures, delayMs: delay, error });
       await this.sleep(delay);
     }
@@ -444,7 +469,7 @@ export class TesseraClient {
       failures += 1;
       if (failures >= this.retry.maxAttempts || !isRetryable(this.retry, last, Idempotency.SAFE)) throw last;
       resumes += 1;
-      const delay = backoff(this.retry, failures);
+      const delay = retryDelay(this.retry, failures, last);
       this.onRetry?.({ method: name, attempt: failures, delayMs: delay, error: last });
       await this.sleep(delay);
     }

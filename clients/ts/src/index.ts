@@ -12,10 +12,13 @@ export {
   backoffCap,
   DEFAULT_RETRY,
   delayBeforeRetry,
+  isRefusal,
   isRetryable,
   NO_RETRY,
   NOT_RETRYABLE_REASONS,
+  REFUSAL_REASONS,
   RETRYABLE_CODES,
+  retryDelay,
   retryPolicy,
 } from "./retry.js";
 export type { RetryPolicy } from "./retry.js";

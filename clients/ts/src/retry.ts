@@ -2,6 +2,8 @@
 // Retryable codes are UNAVAILABLE, RESOURCE_EXHAUSTED and ABORTED (not with reason ETAG_MISMATCH,
 // which no retry of the same request can fix); UNSAFE rpcs are never retried unless asked. The
 // delay is exponential with full jitter, never shorter than the server's RetryInfo advice.
+// A refusal (RESOURCE_EXHAUSTED with reason SERVER_OVERLOADED or RATE_LIMITED) is answered before
+// any work, so it is retried for every rpc, UNSAFE ones too, after the advice plus the jitter.
 import { Code } from "@connectrpc/connect";
 import type { TesseraError } from "./errors.js";
 import { Idempotency } from "./rpcs.js";
@@ -21,6 +23,12 @@ export interface RetryPolicy {
 
 export const RETRYABLE_CODES: ReadonlySet<Code> = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Aborted]);
 export const NOT_RETRYABLE_REASONS: ReadonlySet<string> = new Set(["ETAG_MISMATCH"]);
+/** Refused before any work (load shedding, rate limits): nothing happened, so any rpc may be sent again. */
+export const REFUSAL_REASONS: ReadonlySet<string> = new Set(["SERVER_OVERLOADED", "RATE_LIMITED"]);
+
+export function isRefusal(error: TesseraError): boolean {
+  return error.code === Code.ResourceExhausted && REFUSAL_REASONS.has(error.reason);
+}
 
 export function retryPolicy(overrides: Partial<RetryPolicy> = {}): RetryPolicy {
   const policy: RetryPolicy = {
@@ -52,9 +60,20 @@ export function backoff(policy: RetryPolicy, retry: number): number {
 }
 
 export function isRetryable(policy: RetryPolicy, error: TesseraError, idempotency: Idempotency): boolean {
-  if (idempotency === Idempotency.UNSAFE && !policy.retryUnsafe) return false;
   if (!policy.retryableCodes.has(error.code)) return false;
+  if (isRefusal(error)) return true;
+  if (idempotency === Idempotency.UNSAFE && !policy.retryUnsafe) return false;
   return !(error.code === Code.Aborted && NOT_RETRYABLE_REASONS.has(error.reason));
+}
+
+/**
+ * Milliseconds to wait before retry number `retry` after `error`: the backoff, never shorter than
+ * RetryInfo; after a refusal the advice plus the backoff's jitter (spread out after it, never ahead).
+ */
+export function retryDelay(policy: RetryPolicy, retry: number, error: TesseraError): number {
+  const delay = backoff(policy, retry);
+  if (error.retryDelayMs === undefined) return delay;
+  return isRefusal(error) ? error.retryDelayMs + delay : Math.max(delay, error.retryDelayMs);
 }
 
 /** Milliseconds to wait before attempt `attempt + 1`, or null when the error is final. */
@@ -65,6 +84,5 @@ export function delayBeforeRetry(
   idempotency: Idempotency,
 ): number | null {
   if (attempt >= policy.maxAttempts || !isRetryable(policy, error, idempotency)) return null;
-  const delay = backoff(policy, attempt);
-  return error.retryDelayMs !== undefined ? Math.max(delay, error.retryDelayMs) : delay;
+  return retryDelay(policy, attempt, error);
 }

@@ -60,6 +60,40 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   // UNSAFE: never retried.
   update: () =>
     outcome(() => client().dashboards.updateDashboard({ dashboard: { id: "b-1", title: "x" }, updateMask: { paths: ["title"] } })),
+  // Refused before any work (RATE_LIMITED, SERVER_OVERLOADED): retried even when UNSAFE.
+  updateRefused: () =>
+    outcome(async () => (await client().dashboards.updateDashboard({ dashboard: { id: "b-1", title: "once" }, updateMask: { paths: ["title"] } })).title),
+  deleteRefused: () =>
+    outcome(async () => {
+      await client({ retry: { maxAttempts: 4, initialBackoffMs: 100, maxBackoffMs: 1000, random: () => 1 } }).dashboards.deleteDashboard({ id: "b-1" });
+      return "deleted";
+    }),
+  // A stream refused before its first message is opened again; one failing later is not.
+  streamRefused: () =>
+    outcome(async () => {
+      const seen: string[] = [];
+      for await (const event of client().widgets.watchMaterializationJob({ id: "j" })) {
+        if (event.event.case === "job") seen.push(String(event.event.value.revision));
+      }
+      return seen;
+    }),
+  streamRefusedLate: () =>
+    outcome(async () => {
+      const seen: string[] = [];
+      try {
+        for await (const event of client().widgets.watchMaterializationJob({ id: "j" })) {
+          if (event.event.case === "job") seen.push(String(event.event.value.revision));
+        }
+      } catch (error) {
+        return { seen, error: described(error) };
+      }
+      return { seen };
+    }),
+  watchRefused: () =>
+    outcome(async () => {
+      const { job, resumes } = await client().followMaterialization("j");
+      return { final: String(job.revision), resumes };
+    }),
   // SAFE.
   get: () => outcome(async () => (await client().dashboards.getDashboard({ id: "b-9" })).id),
   getThreeAttempts: () =>

@@ -12,7 +12,11 @@
 //	tessera-go -address 10.0.0.1:50051,10.0.0.2:50051 ...   (round robin over several servers)
 //
 // Every call sends back the highest write position (x-tessera-lsn) a server reported, so that a
-// server reading from a replica answers no older than this program's own writes.
+// server reading from a replica answers no older than this program's own writes. A unary call the
+// server refuses under load (RESOURCE_EXHAUSTED: SERVER_OVERLOADED or RATE_LIMITED) is sent again
+// after its RetryInfo delay, whatever the rpc (retry.RetryRefused: refused calls did nothing).
+//
+//	tessera-go -check-refused-update ...   (against a rate-limited server: an update refused, retried, applied once)
 package main
 
 import (
@@ -44,6 +48,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"tessera.example/client/retry"
 	v1 "tessera.example/gen/dashboard/v1"
 )
 
@@ -90,6 +95,7 @@ type services struct {
 func main() {
 	address := flag.String("address", envOr("TESSERA_ADDRESS", "127.0.0.1:50051"), "host:port (TESSERA_ADDRESS)")
 	token := flag.String("token", os.Getenv("TESSERA_TOKEN"), "an editor's or admin's JWT (TESSERA_TOKEN)")
+	checkRefused := flag.Bool("check-refused-update", false, "only check that a rate-limited update is retried once")
 	flag.Parse()
 	if *token == "" {
 		fmt.Fprintln(os.Stderr, "no token: pass -token or set TESSERA_TOKEN")
@@ -108,12 +114,18 @@ func main() {
 	dialCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	positions := &writePosition{}
-	options := []grpc.DialOption{grpc.WithInsecure(), grpc.WithBlock(), grpc.WithChainUnaryInterceptor(positions.intercept)}
+	var retried []string
+	refusals := retry.Policy{MaxAttempts: 5, OnRetry: func(method, reason string, delay time.Duration) {
+		retried = append(retried, fmt.Sprintf("%s %s in %v", method[strings.LastIndex(method, "/")+1:], reason, delay.Round(time.Millisecond)))
+	}}
+	// Refusals retried outermost: each attempt still carries the latest write position.
+	options := []grpc.DialOption{grpc.WithInsecure(), grpc.WithBlock()}
 	target := *address
 	if strings.Contains(target, ",") {
 		target, options = balanced(target, options)
 	}
-	conn, err := grpc.DialContext(dialCtx, target, options...)
+	conn, err := grpc.DialContext(dialCtx, target,
+		append(options, grpc.WithChainUnaryInterceptor(refusals.Interceptor(), positions.intercept))...)
 	must(err, "connect")
 	defer conn.Close()
 	s := services{
@@ -127,7 +139,14 @@ func main() {
 	base := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+*token)
 	ctx, done := context.WithTimeout(base, 5*time.Minute)
 	defer done()
-	run(ctx, s)
+	if *checkRefused {
+		plain, err := grpc.DialContext(dialCtx, target, options...) // no retries: to spend the budget
+		must(err, "connect")
+		defer plain.Close()
+		refusedUpdate(ctx, s, plain, &retried)
+	} else {
+		run(ctx, s)
+	}
 	fmt.Println("\nOK")
 }
 
