@@ -5,7 +5,8 @@ drill-through to the dashboard itself), exports it as a portable JSON document (
 --out or a temporary file), checks an import with validate_only, shows an import with conflicts
 refused with every problem by field and nothing created, shows that a title already taken in the
 facility is refused unless the request renames (or keeps) it, imports it for real and exports the
-copy again (the same document but the title), then clones the dashboard. Given the viewer's token
+copy again (the same document but the title), then clones the dashboard, and two dashboards in
+one all-or-nothing batch (a duplicate refused first). Given the viewer's token
 (TESSERA_VIEWER_TOKEN), shows that a viewer cannot import. Deletes everything unless --keep.
 """
 
@@ -131,6 +132,26 @@ def run() -> None:
         made_boards.append(clone.dashboard.id)
         say(f"clone {clone.dashboard.id}: {[d.QueryImportAction.Name(x.action) for x in clone.queries]}")
         expect(clone.queries[0].query_id == query.id, "a clone in the same facility reuses the queries")
+
+        step("Clone several at once (BatchCloneDashboards): all copies or none")
+        tagged = len(list(client.dashboards.list(tags=[tag])))
+        try:
+            client.dashboards.clone_many([board.id, board.id], title_conflict=d.TITLE_CONFLICT_POLICY_RENAME)
+        except InvalidArgumentError as error:
+            explain(error)
+            expect(error.fields == ["requests[1].id"], "the same dashboard twice into one facility is refused")
+        else:
+            raise ExampleFailed("one dashboard was copied twice into the same facility")
+        expect(len(list(client.dashboards.list(tags=[tag]))) == tagged, "a refused batch changed something")
+        copies = client.dashboards.clone_many(
+            [board.id, imported.dashboard.id], title_conflict=d.TITLE_CONFLICT_POLICY_RENAME
+        )
+        made_boards.extend(copy.dashboard.id for copy in copies)
+        say(f"copies {[copy.title for copy in copies]}")
+        drills = [
+            x.drill_through.target_dashboard_id for x in copies[0].dashboard.widgets if x.HasField("drill_through")
+        ]
+        expect(drills == [copies[0].dashboard.id], "a copy's drill-through to itself opens the copy")
 
         if args.viewer_token:
             step("A viewer cannot import or clone")

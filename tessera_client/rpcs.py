@@ -109,6 +109,14 @@ IMPORT_DASHBOARD = Unary(
     DASHBOARD_SERVICE, "ImportDashboard", d.ImportDashboardRequest, d.ImportDashboardResponse, KEYED
 )
 CLONE_DASHBOARD = Unary(DASHBOARD_SERVICE, "CloneDashboard", d.CloneDashboardRequest, d.ImportDashboardResponse, KEYED)
+# A batch's own request_id keys it (its items carry none).
+BATCH_CLONE_DASHBOARDS = Unary(
+    DASHBOARD_SERVICE,
+    "BatchCloneDashboards",
+    d.BatchCloneDashboardsRequest,
+    d.BatchCloneDashboardsResponse,
+    KEYED,
+)
 
 # --- WidgetService -----------------------------------------------------------------------------
 CREATE_WIDGET = Unary(WIDGET_SERVICE, "CreateWidget", w.CreateWidgetRequest, w.Widget, KEYED)

@@ -217,6 +217,35 @@ class Dashboards(_Service):
         )
         return self._client.call(rpcs.CLONE_DASHBOARD, request)
 
+    def clone_many(
+        self,
+        dashboards: Sequence[str | d.CloneDashboardRequest],
+        *,
+        facility_id: str = "",
+        query_mode: d.QueryImportMode = d.QUERY_IMPORT_MODE_CREATE,
+        title_conflict: d.TitleConflictPolicy = d.TITLE_CONFLICT_POLICY_REFUSE,
+        dashboard_mappings: Mapping[str, str] | None = None,
+        request_id: str = "",
+    ) -> builtins.list[d.ImportDashboardResponse]:
+        """Copies several dashboards in one call, all or nothing (BatchCloneDashboards): ids get
+        the keyword options, CloneDashboardRequest items go as they are. InvalidArgumentError
+        names each problem at `requests[i].*`; a drill-through between two dashboards copied into
+        the same facility opens the copy. Returns the copies in the order given."""
+        items = [
+            item
+            if isinstance(item, d.CloneDashboardRequest)
+            else d.CloneDashboardRequest(
+                id=item,
+                facility_id=facility_id,
+                query_mode=query_mode,
+                title_conflict=title_conflict,
+                dashboard_mappings=dict(dashboard_mappings or {}),
+            )
+            for item in dashboards
+        ]
+        request = d.BatchCloneDashboardsRequest(requests=items, request_id=request_id)
+        return list(self._client.call(rpcs.BATCH_CLONE_DASHBOARDS, request).clones)
+
 
 class Widgets(_Service):
     def create(self, widget: w.Widget | None = None, *, request_id: str = "", **fields: Any) -> w.Widget:

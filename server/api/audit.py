@@ -149,6 +149,10 @@ class AuditInterceptor(_Wrapping):
             for item in response.data:
                 self._audit.record(self._data_event(method, request, principal, facts, item))
             return
+        if name == "BatchCloneDashboards":
+            for event in self._batch_clone_events(method, request, principal, facts, response):
+                self._audit.record(event)
+            return
         if name == "RunQuery":
             phi, fields = self._phi(principal, facts, "", response)
             self._audit.record(
@@ -181,6 +185,20 @@ class AuditInterceptor(_Wrapping):
         if name in ("ImportDashboard", "CloneDashboard"):
             event = _imported(event, response)
         self._audit.record(event)
+
+    def _batch_clone_events(
+        self, method: str, request: Any, principal: Principal, facts: RpcFacts, response: Any
+    ) -> list[AuditEvent]:
+        """One event per copy, as CloneDashboard's: its resource is the source, in the source's
+        facility, and its details name the copy (and the copy's place in the batch)."""
+        events = []
+        for i, (item, made) in enumerate(zip(request.requests, response.clones, strict=True)):
+            facility = facts.item_facilities[i] if i < len(facts.item_facilities) else made.dashboard.facility_id
+            event = self._event(
+                method, item, principal, facts, SUCCESS, facility_id=facility, details={"batch_index": i}
+            )
+            events.append(_imported(event, made))
+        return events
 
     def _phi(self, principal: Principal, facts: RpcFacts, widget_id: str, data: Any) -> tuple[bool, dict[str, Any]]:
         """(phi_unmasked, extra event fields) for one frame of a response."""

@@ -9,6 +9,7 @@ from dashboard.v1 import dashboard_pb2_grpc
 from server import idempotency
 from server.api.context import Ctx, current_principal
 from server.dashboards.service import DashboardDomain
+from server.portability.batch import BatchCloner
 from server.portability.service import PortabilityDomain
 
 
@@ -16,6 +17,7 @@ class DashboardServicer(dashboard_pb2_grpc.DashboardServiceServicer):
     def __init__(self, domain: DashboardDomain, portability: PortabilityDomain) -> None:
         self._domain = domain
         self._portability = portability
+        self._batch = BatchCloner(portability)
 
     async def CreateDashboard(self, request: pb.CreateDashboardRequest, context: Ctx) -> pb.Dashboard:
         return await self._domain.create(
@@ -61,3 +63,9 @@ class DashboardServicer(dashboard_pb2_grpc.DashboardServiceServicer):
 
     async def CloneDashboard(self, request: pb.CloneDashboardRequest, context: Ctx) -> pb.ImportDashboardResponse:
         return await self._portability.clone(current_principal(), request, idempotency.request_hash(request))
+
+    async def BatchCloneDashboards(
+        self, request: pb.BatchCloneDashboardsRequest, context: Ctx
+    ) -> pb.BatchCloneDashboardsResponse:
+        clones = await self._batch.clone_many(current_principal(), request, idempotency.request_hash(request))
+        return pb.BatchCloneDashboardsResponse(clones=clones)

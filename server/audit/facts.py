@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["Disclosure", "RpcFacts", "collecting", "current", "note_data", "note_facility"]
+__all__ = ["Disclosure", "RpcFacts", "collecting", "current", "note_data", "note_facility", "note_items"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class RpcFacts:
     # The facility of the first resource the rpc loaded (its subject); "" when it loaded none.
     facility_id: str = ""
     disclosures: list[Disclosure] = field(default_factory=list)
+    # A batch rpc's items: the facility of the resource each acted on (a batch clone's sources).
+    item_facilities: list[str] = field(default_factory=list)
 
     def disclosure(self, widget_id: str, query_version: int) -> Disclosure | None:
         for found in self.disclosures:
@@ -71,6 +73,13 @@ def note_facility(facility_id: str) -> None:
     facts = _facts.get()
     if facts is not None and not facts.facility_id and facility_id:
         facts.facility_id = facility_id
+
+
+def note_items(facilities: list[str]) -> None:
+    """The facility of each item of a batch rpc, in request order."""
+    facts = _facts.get()
+    if facts is not None:
+        facts.item_facilities = list(facilities)
 
 
 def note_data(

@@ -6,7 +6,8 @@
     tessera dashboards export-doc ID [--out FILE]                  (the portable JSON document)
     tessera dashboards import FILE|- [--facility F] [--validate-only] [--reuse-identical]
                               [--map QUERY_KEY=QUERY_ID]... [--title T] [--json]
-    tessera dashboards clone ID [--facility F] [--title T] [--reuse-identical] [--json]
+    tessera dashboards clone ID [ID...] [--to-facility F] [--title T] [--reuse-identical] [--json]
+                             (several IDs: one all-or-nothing BatchCloneDashboards)
     tessera widgets data WIDGET_ID [--param NAME=VALUE]... [--filter NAME=VALUE]... [--refresh] [--json]
     tessera materialize DASHBOARD_ID [--filter NAME=VALUE]... [--version N] [--no-wait]
     tessera export DASHBOARD_ID [--format pdf|png|csv|xlsx] [--widget WIDGET_ID] [--paper a4]
@@ -464,30 +465,39 @@ def import_document(
 @dashboards_app.command("clone")
 @_reports_errors
 def clone_dashboard(
-    dashboard_id: Annotated[str, typer.Argument(help="Dashboard UUID.")],
+    dashboard_ids: Annotated[list[str], typer.Argument(help="Dashboard UUIDs: one, or several copied together.")],
     address: Address = DEFAULT_ADDRESS,
     token: Token = None,
     link_token: LinkToken = None,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
     key_file: KeyFile = None,
-    facility: Facility = "",
-    title: Annotated[str, typer.Option(help="Title of the copy (default: the source's).")] = "",
+    facility: Annotated[
+        str, typer.Option("--to-facility", "--facility", help="Target facility (default: each source's own).")
+    ] = "",
+    title: Annotated[str, typer.Option(help="Title of the copy (default: the source's); one ID only.")] = "",
     reuse_identical: ReuseIdentical = False,
     on_title_conflict: TitleConflict = OnTitleConflict.refuse,
     map_dashboard: DashboardMappings = None,
     as_json: AsJson = False,
 ) -> None:
-    """Copy a dashboard within its facility (a new --title, or --on-title-conflict rename), or into
-    another facility you administer."""
+    """Copy dashboards within their facility (a new --title, or --on-title-conflict rename), or into
+    another facility you administer. Several IDs are copied in one call, all or nothing, and a
+    drill-through between two of them opens the other's copy."""
+    placement = _placement(reuse_identical, on_title_conflict, map_dashboard)
+    if len(dashboard_ids) > 1 and title:
+        raise typer.BadParameter("a title names one copy: give one ID, or none with several", param_hint="--title")
     with _client(address, token, link_token, ca_file, cert_file, key_file) as client:
-        answer = client.dashboards.clone(
-            dashboard_id,
-            facility_id=facility,
-            title=title,
-            **_placement(reuse_identical, on_title_conflict, map_dashboard),
-        )
-    _print_import(answer, as_json)
+        if len(dashboard_ids) == 1:
+            answer = client.dashboards.clone(dashboard_ids[0], facility_id=facility, title=title, **placement)
+            _print_import(answer, as_json)
+            return
+        clones = client.dashboards.clone_many(dashboard_ids, facility_id=facility, **placement)
+    if as_json:
+        _print_json(d.BatchCloneDashboardsResponse(clones=clones))
+        return
+    for answer in clones:
+        _print_import(answer, as_json=False)
 
 
 @widgets_app.command("data")

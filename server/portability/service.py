@@ -79,6 +79,16 @@ class Resolution:
 
 
 @dataclass(frozen=True)
+class BatchLink:
+    """Another dashboard of a batch copied into the same facility: a drill-through to its source
+    opens its copy (`copy_id`), whose filters are the source's."""
+
+    copy_id: uuid.UUID
+    filters: frozenset[str]
+    path: str  # the batch item that copies it ("requests[2]")
+
+
+@dataclass(frozen=True)
 class Plan:
     facility: str
     document: D.DashboardDocument
@@ -89,6 +99,14 @@ class Plan:
     title_conflict: int = D.TITLE_CONFLICT_POLICY_REFUSE
     title_path: str = f"{DOC}.dashboard.title"  # where a taken title of the document is reported
     dashboard_mappings: Mapping[str, str] = field(default_factory=dict)
+    # Set by a batch clone: the id the copy gets, the batch's other copies into this facility by
+    # source id, and the titles the batch's earlier copies took there (normalized -> item path),
+    # which count as taken.
+    new_id: uuid.UUID | None = None
+    source: tuple[str, str] = ("", "")  # a clone's source: (dashboard id, facility)
+    batch_links: Mapping[str, BatchLink] = field(default_factory=dict)
+    claimed_titles: dict[str, str] | None = None
+    batch_item: str = ""  # "requests[i]"
 
 
 @dataclass
@@ -170,9 +188,19 @@ class PortabilityDomain:
         self, principal: Principal, request: D.CloneDashboardRequest, digest: bytes
     ) -> D.ImportDashboardResponse:
         async with self._db.read() as conn:
-            row, _ = await load_dashboard(conn, principal, request.id, CLONE_SOURCE)
-            target = clone_facility(principal, row.facility_id, request.facility_id)
-            document, used = await self._document(conn, row)
+            plan = await self.clone_plan(conn, principal, request)
+        return await self._import(principal, plan, "CloneDashboard", request.request_id, digest)
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    async def clone_plan(self, conn: AsyncConnection, principal: Principal, request: D.CloneDashboardRequest) -> Plan:
+        """What a clone imports, once the caller may read the source and copy into the target
+        (NOT_FOUND / PERMISSION_DENIED otherwise)."""
+        row, _ = await load_dashboard(conn, principal, request.id, CLONE_SOURCE)
+        target = clone_facility(principal, row.facility_id, request.facility_id)
+        document, used = await self._document(conn, row)
         mapped: dict[str, Mapped] = {}
         if target == row.facility_id:
             # Within a facility the copy reads the very queries (and pinned versions) of the source.
@@ -180,7 +208,7 @@ class PortabilityDomain:
                 entry.key: Mapped(u.query_id, u.version, path=f"{DOC}.queries[{i}]")
                 for i, (entry, u) in enumerate(zip(document.queries, used, strict=True))
             }
-        plan = Plan(
+        return Plan(
             target,
             document,
             request.title,
@@ -190,12 +218,11 @@ class PortabilityDomain:
             title_conflict=request.title_conflict,
             title_path="title",  # the clone request's field that would avoid it
             dashboard_mappings=dict(request.dashboard_mappings),
+            source=(str(row.id), row.facility_id),
         )
-        return await self._import(principal, plan, "CloneDashboard", request.request_id, digest)
 
-    async def _import(
-        self, principal: Principal, plan: Plan, method: str, request_id: str, digest: bytes
-    ) -> D.ImportDashboardResponse:
+    def _document_problems(self, plan: Plan) -> ViolationCollector:
+        """What is wrong with the plan's document and title on their own, before the target."""
         problems = ViolationCollector(check_document(plan.document, plan.mapped))
         if plan.title:
             # A title of the request's own replaces the document's (which may then be empty).
@@ -208,7 +235,12 @@ class PortabilityDomain:
                     self._queries.check_definition(entry.query)
                 except InvalidArgument as refused:
                     problems.violations += moved(refused.violations, "query.", f"{DOC}.queries[{i}].query.")
+        return problems
 
+    async def _import(
+        self, principal: Principal, plan: Plan, method: str, request_id: str, digest: bytes
+    ) -> D.ImportDashboardResponse:
+        problems = self._document_problems(plan)
         if plan.validate_only:
             async with self._db.read() as conn:
                 outcome = await self._resolve(conn, principal, plan, problems, [])
@@ -228,8 +260,7 @@ class PortabilityDomain:
             return await self._replay(principal, plan, dashboard_id)
 
         async def drop_views() -> None:
-            for view_name in built:
-                await self._queries.drop_view(view_name)
+            await self.drop_views(built)
 
         key = idempotency.RequestKey(principal.subject, method, request_id, digest)
         [done] = await idempotency.create_once(
@@ -238,6 +269,27 @@ class PortabilityDomain:
         return done
 
     # --- checks against the target facility -------------------------------------------------
+
+    async def check_and_resolve(
+        self, conn: AsyncConnection, principal: Principal, plan: Plan, built: list[str]
+    ) -> tuple[Outcome, ViolationCollector]:
+        """Every check `_import` makes of a plan (the document's, then against the target
+        facility), with the problems returned rather than raised: a batch reports all its items'."""
+        problems = self._document_problems(plan)
+        return await self._resolve(conn, principal, plan, problems, built), problems
+
+    async def write(
+        self, conn: AsyncConnection, principal: Principal, plan: Plan, outcome: Outcome
+    ) -> D.ImportDashboardResponse:
+        dashboard = await self._write(conn, principal, plan, outcome)
+        return D.ImportDashboardResponse(dashboard=dashboard, queries=_reported(outcome), title=dashboard.title)
+
+    async def replay(self, principal: Principal, plan: Plan, dashboard_id: uuid.UUID) -> D.ImportDashboardResponse:
+        return await self._replay(principal, plan, dashboard_id)
+
+    async def drop_views(self, built: Sequence[str]) -> None:
+        for view_name in built:
+            await self._queries.drop_view(view_name)
 
     async def _resolve(
         self, conn: AsyncConnection, principal: Principal, plan: Plan, problems: ViolationCollector, built: list[str]
@@ -303,10 +355,10 @@ class PortabilityDomain:
         revealed."""
         wanted = plan.title or plan.document.dashboard.title
         if not wanted.strip() or plan.title_conflict == D.TITLE_CONFLICT_POLICY_KEEP:
-            return wanted  # an empty one is reported by the document's checks
+            return self._claim(plan, wanted)  # an empty one is reported by the document's checks
         if not plan.validate_only:
             # Two imports renaming at once must not pick the same free title.
-            await conn.execute(_TITLE_LOCK, {"key": f"tessera.import-title:{plan.facility}"})
+            await lock_titles(conn, plan.facility)
         rename = plan.title_conflict == D.TITLE_CONFLICT_POLICY_RENAME
         base = _NUMBERED.sub("", wanted.strip()) if rename else wanted.strip()
         # Candidates by ILIKE '%...%', which the title's trigram index serves; compared exactly below.
@@ -322,15 +374,17 @@ class PortabilityDomain:
         taken: dict[str, str] = {}  # normalized title -> the oldest dashboard with it
         for dashboard_id, title in rows:
             taken.setdefault(str(title).strip().lower(), str(dashboard_id))
+        for title, path in (plan.claimed_titles or {}).items():
+            taken.setdefault(title, f"the copy of {path}")
         if wanted.strip().lower() not in taken:
-            return wanted
+            return self._claim(plan, wanted)
         if rename:
             n = 2
             while True:
                 suffix = f" ({n})"
                 candidate = base[: TITLE_MAX - len(suffix)].rstrip() + suffix
                 if candidate.lower() not in taken:
-                    return candidate
+                    return self._claim(plan, candidate)
                 n += 1
         problems.add(
             "title" if plan.title else plan.title_path,
@@ -339,6 +393,13 @@ class PortabilityDomain:
             "TITLE_CONFLICT",
         )
         return wanted
+
+    @staticmethod
+    def _claim(plan: Plan, title: str) -> str:
+        """A batch's later copies into the same facility see this title as taken."""
+        if plan.claimed_titles is not None and title.strip():
+            plan.claimed_titles.setdefault(title.strip().lower(), plan.batch_item)
+        return title
 
     async def _mapped(
         self, conn: AsyncConnection, principal: Principal, facility: str, mapped: Mapped, problems: ViolationCollector
@@ -418,6 +479,7 @@ class PortabilityDomain:
         one the caller sees in the target facility: a link never points into another facility."""
         stand_in = SimpleNamespace(id=None, filters=[], facility_id=plan.facility)
         targets = {e.drill_through.target_dashboard_id for e in plan.document.widgets}
+        targets |= {_canonical(t) for t in targets}
         for source in sorted(set(plan.dashboard_mappings) - targets):
             problems.add(
                 f'dashboard_mappings["{source}"]',
@@ -434,7 +496,11 @@ class PortabilityDomain:
                 target_id = uuid.UUID(mapped or drill.target_dashboard_id)
             except ValueError:
                 continue  # reported by check_document (a mapping's value by validation)
-            names = await drill_target_filters(conn, principal, stand_in, target_id)
+            sibling = None if mapped else plan.batch_links.get(str(target_id))
+            if sibling is not None:
+                names: set[str] | None = set(sibling.filters)  # the copy's filters are its source's
+            else:
+                names = await drill_target_filters(conn, principal, stand_in, target_id)
             if names is None:
                 if mapped:
                     problems.add(
@@ -473,10 +539,11 @@ class PortabilityDomain:
         board = D.Dashboard()
         board.CopyFrom(document.dashboard)
         board.title = outcome.title
+        given = {"id": plan.new_id} if plan.new_id is not None else {}
         dashboard_id = (
             await conn.execute(
                 insert(dashboards)
-                .values(facility_id=plan.facility, owner_id=principal.subject, **row_values(board, WRITABLE))
+                .values(facility_id=plan.facility, owner_id=principal.subject, **given, **row_values(board, WRITABLE))
                 .returning(dashboards.c.id)
             )
         ).scalar_one()
@@ -492,9 +559,7 @@ class PortabilityDomain:
                 drill = entry.drill_through
                 widget.drill_through.column_to_filter.update(drill.column_to_filter)
                 widget.drill_through.target_dashboard_id = (
-                    str(dashboard_id)
-                    if drill.to_this_dashboard
-                    else plan.dashboard_mappings.get(drill.target_dashboard_id, drill.target_dashboard_id)
+                    str(dashboard_id) if drill.to_this_dashboard else _drill_target(plan, drill.target_dashboard_id)
                 )
             await conn.execute(
                 insert(widgets).values(
@@ -557,6 +622,27 @@ def _check_parameters(
                 )
 
 
+async def lock_titles(conn: AsyncConnection, facility: str) -> None:
+    """Until the transaction ends: no other import or clone into the facility picks a title."""
+    await conn.execute(_TITLE_LOCK, {"key": f"tessera.import-title:{facility}"})
+
+
+def _canonical(dashboard_id: str) -> str:
+    try:
+        return str(uuid.UUID(dashboard_id))
+    except ValueError:
+        return dashboard_id
+
+
+def _drill_target(plan: Plan, target: str) -> str:
+    """Where a copied drill-through to another dashboard goes: the caller's mapping, else the
+    batch's copy of that dashboard, else the dashboard itself (checked to be in the facility)."""
+    if target in plan.dashboard_mappings:
+        return plan.dashboard_mappings[target]
+    sibling = plan.batch_links.get(_canonical(target))
+    return str(sibling.copy_id) if sibling is not None else target
+
+
 def _reported(outcome: Outcome) -> list[D.ImportedQuery]:
     return [D.ImportedQuery(key=key, query_id=r.query_id, action=r.action) for key, r in outcome.queries.items()]
 
@@ -565,4 +651,4 @@ def _raise(problems: ViolationCollector) -> None:
     problems.raise_if_any("the document cannot be imported")
 
 
-__all__ = ["Mapped", "PortabilityDomain", "Resolution"]
+__all__ = ["BatchLink", "Mapped", "Outcome", "Plan", "PortabilityDomain", "Resolution", "lock_titles"]

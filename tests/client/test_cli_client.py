@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import widget_pb2 as w
 from server.cli import app
@@ -145,6 +146,33 @@ def test_dashboard_documents_export_import_and_clone(
     assert "document.schema_version:" in refused.stderr and "document.widgets[0].query_key:" in refused.stderr
     not_json = cli("dashboards", "import", str(path), "--map", "q1")
     assert not_json.exit_code == 2 and "is not QUERY_KEY=QUERY_ID" in not_json.output
+
+
+def test_clone_takes_several_dashboards_and_copies_them_together(
+    cli: Invoke, token: str, server: ServerHandle, facility: str
+) -> None:
+    with Client(server.address, token=token) as client:
+        first, _ = make_board(client, facility, "batch")
+        second = client.dashboards.create(title="Wards tonight", facility_id=facility).id
+        # The client method, keyed by a request_id: a retry returns the same copies.
+        request_id = str(uuid.uuid4())
+        made = client.dashboards.clone_many(
+            [first, second], title_conflict=d.TITLE_CONFLICT_POLICY_RENAME, request_id=request_id
+        )
+        assert [c.title for c in made] == ["Wards today (2)", "Wards tonight (2)"]
+        again = client.dashboards.clone_many(
+            [first, second], title_conflict=d.TITLE_CONFLICT_POLICY_RENAME, request_id=request_id
+        )
+        assert [c.dashboard.id for c in again] == [c.dashboard.id for c in made]
+    both = cli("dashboards", "clone", first, second, "--on-title-conflict", "rename", "--json")
+    assert both.exit_code == 0, both.output
+    assert [c["title"] for c in json.loads(both.stdout)["clones"]] == ["Wards today (3)", "Wards tonight (3)"]
+    shown = cli("dashboards", "clone", first, second, "--on-title-conflict", "rename")
+    assert shown.exit_code == 0 and "Wards today (4)" in shown.stdout and "Wards tonight (4)" in shown.stdout
+    twice = cli("dashboards", "clone", first, first, "--on-title-conflict", "rename")
+    assert twice.exit_code == 1 and "requests[1].id: requests[0] already copies" in twice.stderr
+    titled = cli("dashboards", "clone", first, second, "--title", "One")
+    assert titled.exit_code == 2 and "one ID" in titled.output
 
 
 def test_errors_are_reported_with_reason_fields_and_exit_codes(cli: Invoke, facility: str) -> None:

@@ -22,7 +22,7 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
     report = json.loads(done.stdout)
     table = (*rpcs.ALL, *REPORT_RPCS, *ALERT_RPCS, *SEARCH_RPCS)
     everything = {rpc.full_name.lstrip("/") for rpc in table}
-    assert len(everything) == 46 + 11 + 9 + 4
+    assert len(everything) == 47 + 11 + 9 + 4
     assert set(report["answered"]) == everything, sorted(everything - set(report["answered"]))
     assert report["drift"] == {"missing": [], "unknown": []}
     assert report["idempotency"] == {rpc.full_name.lstrip("/"): rpc.idempotency.value for rpc in table}
@@ -52,6 +52,7 @@ def test_every_rpc_through_the_sdk(node: str, ts_build: Path, stack: Stack) -> N
         "validateOnly": [True, ["q1"], True],
         "clone": ["Every rpc copy", 1],
     }
+    assert out["batchClone"] == ["Every rpc batch copy"]
     exports = out["exports"]
     assert exports["state"] and exports["sameRevision"]
     assert (

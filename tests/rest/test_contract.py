@@ -214,6 +214,8 @@ def test_success_paths_answer_alike(rest: httpx.Client, channel: grpc.Channel, a
             document=grpc_call("ExportDashboardDocument", d.ExportDashboardDocumentRequest(id=board.id)))),
         ("CloneDashboard", lambda: d.CloneDashboardRequest(
             id=board.id, title="Cloned", title_conflict=d.TITLE_CONFLICT_POLICY_KEEP)),
+        ("BatchCloneDashboards", lambda: d.BatchCloneDashboardsRequest(requests=[d.CloneDashboardRequest(
+            id=board.id, title="Batch cloned", title_conflict=d.TITLE_CONFLICT_POLICY_KEEP)])),
         ("UpdateDashboard", lambda: d.UpdateDashboardRequest(
             dashboard=d.Dashboard(id=grpc_call("CreateDashboard", d.CreateDashboardRequest(
                 dashboard=d.Dashboard(facility_id=facility, title="Old"))).id, title="New"),

@@ -1,11 +1,13 @@
 """Dashboard documents over the HTTP face: the JSON Schema served at /schemas/..., a document
 exported with `POST .../dashboards/{id}:exportDocument` valid against it, imported back with
-`POST .../dashboards:import` (validate_only first), cloned with `POST .../dashboards/{id}:clone`,
+`POST .../dashboards:import` (validate_only first), cloned with `POST .../dashboards/{id}:clone`
+and several at once with `POST .../dashboards:batchClone`,
 and an import with conflicts answered 400 with every field."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,33 @@ def test_documents_over_rest(
         v["field"] for x in refused.json()["details"] if x["@type"].endswith("BadRequest") for v in x["fieldViolations"]
     ]
     assert fields == ["document.schema_version", "document.widgets[0].query_key", "document.dashboard.title"]
+
+
+def test_batch_clone_over_rest(
+    rest: httpx.Client, auth: Any, facility: str, dashboards: Any, queries: Any, widgets: Any
+) -> None:
+    md = auth("rest-batch-editor", "editor", facility)
+    headers = dict(md)
+    first, second = (_board(dashboards, queries, widgets, md, facility) for _ in range(2))
+    body = {
+        "requests": [{"id": first, "title": "First over REST"}, {"id": second, "title": "Second over REST"}],
+        "requestId": str(uuid.uuid4()),
+    }
+    made = rest.post(f"{BOARDS}:batchClone", json=body, headers=headers)
+    assert made.status_code == 200, made.text
+    clones = made.json()["clones"]
+    assert [c["dashboard"]["title"] for c in clones] == ["First over REST", "Second over REST"]
+    assert [c["queries"][0]["action"] for c in clones] == ["QUERY_IMPORT_ACTION_MAPPED"] * 2
+    again = rest.post(f"{BOARDS}:batchClone", json=body, headers=headers)
+    assert [c["dashboard"]["id"] for c in again.json()["clones"]] == [c["dashboard"]["id"] for c in clones]
+
+    twice = {"requests": [{"id": first, "title": "A"}, {"id": first, "title": "B"}]}
+    refused = rest.post(f"{BOARDS}:batchClone", json=twice, headers=headers)
+    assert refused.status_code == 400
+    violations = [
+        (v["field"], v["reason"])
+        for x in refused.json()["details"]
+        if x["@type"].endswith("BadRequest")
+        for v in x["fieldViolations"]
+    ]
+    assert violations == [("requests[1].id", "DUPLICATE_CLONE")]

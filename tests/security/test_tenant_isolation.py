@@ -424,6 +424,7 @@ BOARD_OPS = (
     "GetDashboard",
     "ExportDashboardDocument",
     "CloneDashboard",
+    "BatchCloneDashboards",
     "UpdateDashboard",
     "DeleteDashboard",
     "PublishDashboard",
@@ -588,8 +589,9 @@ class Runner:
         fn = lambda: self.stubs["dashboards"].ExportDashboardDocument(req, metadata=self.md(p))  # noqa: E731
         return Case(expected, fn, check=check)
 
-    def _CloneDashboard(self, p: Principal, b: Board, variant: int) -> Case:
-        """Into the source's facility (editors) or the other one (admins of both only)."""
+    def _clone_target(self, p: Principal, b: Board, variant: int) -> tuple[str, str | Code]:
+        """Into the source's facility (editors) or the other one (admins of both only): the
+        target and what the oracle expects."""
         world = self.world
         target = b.facility if variant % 2 == 0 else ({world.a, world.b} - {b.facility}).pop()
         expected = expect_board(p, b, Lvl.VIEW)
@@ -597,6 +599,10 @@ class Runner:
             expected = expect_role(p, "editor" if target == b.facility else "admin")
         if expected == OK and target not in p.facilities:
             expected = Code.PERMISSION_DENIED
+        return target, expected
+
+    def _CloneDashboard(self, p: Principal, b: Board, variant: int) -> Case:
+        target, expected = self._clone_target(p, b, variant)
         req = d.CloneDashboardRequest(
             id=b.id, facility_id=target, title=self.title(), query_mode=d.QUERY_IMPORT_MODE_REUSE_IDENTICAL
         )
@@ -607,6 +613,41 @@ class Runner:
 
         fn = lambda: self.stubs["dashboards"].CloneDashboard(req, metadata=self.md(p))  # noqa: E731
         return Case(expected, fn, check=check)
+
+    def _BatchCloneDashboards(self, p: Principal, b: Board, variant: int) -> Case:
+        """One item, or (a third of the time) two on different dashboards: all copies or none."""
+        items = [(b, *self._clone_target(p, b, variant))]
+        if variant % 3 == 2:
+            boards = self.world.boards
+            other = boards[(boards.index(b) + 1 + variant) % len(boards)]
+            if other is not b:
+                items.append((other, *self._clone_target(p, other, variant // 2)))
+        refusals = [expected for _, _, expected in items if expected != OK]
+        # Items are planned in order, so the first refusal answers; any item's is tolerated.
+        expected = refusals[0] if refusals else OK
+        titles = [self.title() for _ in items]
+        req = d.BatchCloneDashboardsRequest(
+            requests=[
+                d.CloneDashboardRequest(
+                    id=x.id, facility_id=target, title=title, query_mode=d.QUERY_IMPORT_MODE_REUSE_IDENTICAL
+                )
+                for (x, target, _), title in zip(items, titles, strict=True)
+            ]
+        )
+
+        def check(r: Any) -> None:
+            assert [c.dashboard.facility_id for c in r.clones] == [target for _, target, _ in items]
+            assert all(c.dashboard.owner_id == p.subject for c in r.clones)
+            for made in r.clones:
+                self._forget_import(p, made)
+
+        def nothing_copied() -> None:
+            with psycopg.connect(self.world.dsn) as conn:
+                found = conn.execute("SELECT count(*) FROM dashboards WHERE title = ANY(%s)", (titles,)).fetchone()
+            assert found == (0,), f"COPIES MADE BY A REFUSED BATCH: {titles}"
+
+        fn = lambda: self.stubs["dashboards"].BatchCloneDashboards(req, metadata=self.md(p))  # noqa: E731
+        return Case(expected, fn, set(refusals), check=check, after_refusal=nothing_copied)
 
     def _forget_import(self, p: Principal, r: Any) -> None:
         """Deletes what an import or clone made, so lists stay as the oracle knows them."""

@@ -52,6 +52,8 @@ export const IDEMPOTENCY: Readonly<Record<string, Idempotency>> = {
   "dashboard.v1.DashboardService/ExportDashboardDocument": SAFE,
   "dashboard.v1.DashboardService/ImportDashboard": KEYED,
   "dashboard.v1.DashboardService/CloneDashboard": KEYED,
+  // The batch's own request_id keys it (its items carry none).
+  "dashboard.v1.DashboardService/BatchCloneDashboards": KEYED,
   "dashboard.v1.WidgetService/CreateWidget": KEYED,
   "dashboard.v1.WidgetService/GetWidget": SAFE,
   "dashboard.v1.WidgetService/ListWidgets": SAFE,

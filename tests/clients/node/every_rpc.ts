@@ -148,6 +148,10 @@ async function run(c: TesseraClient) {
     clone: [copy.dashboard?.title, copy.dashboard?.widgets.length],
   };
   await c.dashboards.deleteDashboard({ id: copy.dashboard!.id });
+  // No requestId given: the client fills the batch's, not the items'.
+  const copies = await c.dashboards.batchCloneDashboards({ requests: [{ id: board.id, title: "Every rpc batch copy" }] });
+  out.batchClone = copies.clones.map((x) => x.dashboard?.title);
+  await c.dashboards.deleteDashboard({ id: copies.clones[0].dashboard!.id });
 
   // --- ShareService
   await c.shares.shareDashboard({ dashboardId: board.id, grantee: { case: "userId", value: "bob" }, level: ShareLevel.VIEW });

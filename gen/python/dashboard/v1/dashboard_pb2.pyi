@@ -397,3 +397,17 @@ class CloneDashboardRequest(_message.Message):
     title_conflict: TitleConflictPolicy
     dashboard_mappings: _containers.ScalarMap[str, str]
     def __init__(self, id: _Optional[str] = ..., facility_id: _Optional[str] = ..., title: _Optional[str] = ..., query_mode: _Optional[_Union[QueryImportMode, str]] = ..., request_id: _Optional[str] = ..., title_conflict: _Optional[_Union[TitleConflictPolicy, str]] = ..., dashboard_mappings: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class BatchCloneDashboardsRequest(_message.Message):
+    __slots__ = ("requests", "request_id")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[CloneDashboardRequest]
+    request_id: str
+    def __init__(self, requests: _Optional[_Iterable[_Union[CloneDashboardRequest, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class BatchCloneDashboardsResponse(_message.Message):
+    __slots__ = ("clones",)
+    CLONES_FIELD_NUMBER: _ClassVar[int]
+    clones: _containers.RepeatedCompositeFieldContainer[ImportDashboardResponse]
+    def __init__(self, clones: _Optional[_Iterable[_Union[ImportDashboardResponse, _Mapping]]] = ...) -> None: ...

@@ -96,6 +96,11 @@ class DashboardServiceStub:
                 request_serializer=dashboard_dot_v1_dot_dashboard__pb2.CloneDashboardRequest.SerializeToString,
                 response_deserializer=dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.FromString,
                 _registered_method=True)
+        self.BatchCloneDashboards = channel.unary_unary(
+                '/dashboard.v1.DashboardService/BatchCloneDashboards',
+                request_serializer=dashboard_dot_v1_dot_dashboard__pb2.BatchCloneDashboardsRequest.SerializeToString,
+                response_deserializer=dashboard_dot_v1_dot_dashboard__pb2.BatchCloneDashboardsResponse.FromString,
+                _registered_method=True)
 
 
 class DashboardServiceServicer:
@@ -190,6 +195,16 @@ class DashboardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchCloneDashboards(self, request, context):
+        """Copies several dashboards at once, all or nothing: every item is checked as CloneDashboard
+        checks it (reported at `requests[i].*`) before anything is written, and the copies are made
+        in one transaction. A drill-through from one dashboard of the batch to another copied into
+        the same facility opens that copy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DashboardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -252,6 +267,11 @@ def add_DashboardServiceServicer_to_server(servicer, server):
                     servicer.CloneDashboard,
                     request_deserializer=dashboard_dot_v1_dot_dashboard__pb2.CloneDashboardRequest.FromString,
                     response_serializer=dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.SerializeToString,
+            ),
+            'BatchCloneDashboards': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCloneDashboards,
+                    request_deserializer=dashboard_dot_v1_dot_dashboard__pb2.BatchCloneDashboardsRequest.FromString,
+                    response_serializer=dashboard_dot_v1_dot_dashboard__pb2.BatchCloneDashboardsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -579,6 +599,33 @@ class DashboardService:
             '/dashboard.v1.DashboardService/CloneDashboard',
             dashboard_dot_v1_dot_dashboard__pb2.CloneDashboardRequest.SerializeToString,
             dashboard_dot_v1_dot_dashboard__pb2.ImportDashboardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCloneDashboards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dashboard.v1.DashboardService/BatchCloneDashboards',
+            dashboard_dot_v1_dot_dashboard__pb2.BatchCloneDashboardsRequest.SerializeToString,
+            dashboard_dot_v1_dot_dashboard__pb2.BatchCloneDashboardsResponse.FromString,
             options,
             channel_credentials,
             insecure,
