@@ -25,6 +25,13 @@ server and backends, relative to ListDashboards' first page: search a word 1.76x
 2.17x, page 5 2.04x, a word in every description 1.88x, favorites first 1.93x, ListDashboards
 favorites first 1.35x; the first page's own p50 was 42 ms at 1 connection there (its quiet-machine
 figure is a few ms), search's p50 130-410 ms and p99 430-910 ms: latency scaled by the load.
+On a quiet machine (2026-12-06, quick, load average under 2; this machine's lists cost about
+8 ms of CPU a call where an earlier one measured 4.5-5): p50 / p99 at 1 connection, p99 at 8,
+CPU per call and its ratio to the first page's: ListDashboards' first page 9.6 / 12.5 ms, 244 ms,
+9.9 ms; search a word 31 / 42 ms, 367 ms, 31 ms (3.2x); misspelt 18 / 26 ms, 344 ms, 20 ms
+(2.1x); page 5 26 / 32 ms, 306 ms, 27 ms (2.8x); a word in every description 21 / 29 ms, 378 ms,
+17 ms (1.7x); favorites first 27 / 64 ms, 308 ms, 28 ms (2.9x); ListDashboards favorites first
+13 / 16 ms, 211 ms, 14 ms (1.5x).
 Plans: each branch is a BitmapAnd of the facility index with a BitmapOr of the stored
 `search_document` GIN index and the title trigram index, the visibility filter hashing the caller's
 shares as lists do, a top-N sort of the union, ts_headline and shares for the page's rows only.
