@@ -181,7 +181,18 @@ async function run(c: TesseraClient) {
       { dashboardId: board.id, format: ExportFormat.PDF },
     ],
   });
-  const cancelled = await Promise.all(pair.exports.map((e) => c.exports.cancelExport({ id: e.id })));
+  // A cancel races the worker: an export that ended first answers FAILED_PRECONDITION.
+  const cancelled = await Promise.all(
+    pair.exports.map((e) =>
+      c.exports.cancelExport({ id: e.id }).then(
+        () => "cancelled",
+        (error: unknown) => {
+          if (error instanceof TesseraError && error.codeName === "FAILED_PRECONDITION") return "already ended";
+          throw error;
+        },
+      ),
+    ),
+  );
   const ended = await Promise.all(pair.exports.map((e) => c.followExport(e.id, { check: false, timeoutMs: 180_000 })));
   const listedExports = await c.exports.listExports({ dashboardId: board.id });
   out.exports = {
