@@ -8,11 +8,14 @@ existence is never revealed; a caller who may see it but not do this gets PERMIS
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, union_all
+from sqlalchemy import BindParameter, ColumnElement, Text, Uuid, and_, any_, bindparam, or_, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from server.auth.principal import Principal, Role
 from server.db.schema import dashboard_shares, dashboards, export_jobs, widget_queries
@@ -132,35 +135,80 @@ def facility_for_create(principal: Principal, requested: str) -> str:
     )
 
 
-def visible_dashboards(principal: Principal) -> ColumnElement[bool]:
+def visible_dashboards(principal: Principal, *, template: bool = False) -> ColumnElement[bool]:
     """The SQL twin of `dashboard_access(...) >= READ_PUBLISHED`, for lists. Kept beside it so
-    the two cannot drift; the policy test checks them against each other."""
+    the two cannot drift; the policy test checks them against each other.
+
+    With `template`, the caller's identity is left as named bind parameters (`visibility_params`
+    gives their values) and only its shape (`visibility_shape`: link or not, and the role) is
+    built in, so a list statement can be compiled once per shape and run for any caller."""
     if principal.is_link:
-        return and_(dashboards.c.id == principal.link_dashboard_id, dashboards.c.published_version.is_not(None))
-    return _reachable(
-        principal, and_(dashboards.c.visibility == VISIBILITY_PUBLIC, dashboards.c.published_version.is_not(None))
-    )
+        link = _uuid_or_none(principal.link_dashboard_id)
+        return and_(
+            dashboards.c.id == _value("visible_link_dashboard", link, Uuid(), template=template),
+            dashboards.c.published_version.is_not(None),
+        )
+    public = and_(dashboards.c.visibility == VISIBILITY_PUBLIC, dashboards.c.published_version.is_not(None))
+    return _reachable(principal, public, template=template)
 
 
-def _reachable(principal: Principal, public: ColumnElement[bool]) -> ColumnElement[bool]:
+def _value(name: str, given: Any, type_: Any, *, template: bool) -> BindParameter[Any]:
+    """A value of the caller's: a named parameter in a template, else written in."""
+    return bindparam(name, type_=type_) if template else bindparam(name, given, type_=type_, unique=True)
+
+
+def _reachable(principal: Principal, public: ColumnElement[bool], *, template: bool = False) -> ColumnElement[bool]:
     """In the caller's facilities and (admin, owned, shared with the caller or its role, or `public`)."""
-    in_facility = dashboards.c.facility_id.in_(sorted(principal.facilities))
+    # One facility (the usual caller) is an equality, which lets an index on (facility_id, the
+    # list's order) return rows in order and stop after a page; PostgreSQL 15 cannot do that
+    # with = ANY(array), so several facilities are another shape.
+    if len(principal.facilities) == 1:
+        (only,) = principal.facilities
+        facility: Any = _value("visible_facility", only, Text(), template=template)
+    else:
+        facility = any_(_value("visible_facilities", sorted(principal.facilities), ARRAY(Text), template=template))
+    in_facility: ColumnElement[bool] = dashboards.c.facility_id == facility
     if principal.role is Role.ADMIN:
         return in_facility
-    # Role shares store the role in lower case (as ShareService writes it and Role.parse reads it).
-    roles_reached = [r.name.lower() for r in Role if r <= principal.role]
+    subject = _value("visible_subject", principal.subject, Text(), template=template)
+    # Role shares store the role in lower case (as ShareService writes it and Role.parse reads it);
+    # the roles reached belong to the shape and are written in.
+    roles = [r.name.lower() for r in Role if r <= principal.role]
+    roles_reached = any_(bindparam("visible_roles", roles, ARRAY(Text), unique=True))
     # The caller's shares in their facilities (a share carries its dashboard's facility): a
     # small set read by two index-only scans of ix_dashboard_shares_grantee_facility (migration
     # 0007) and hashed once per list, rather than every role share of every facility.
-    facilities = sorted(principal.facilities)
-    shares_of = select(dashboard_shares.c.dashboard_id).where(dashboard_shares.c.facility_id.in_(facilities))
+    shares_of = select(dashboard_shares.c.dashboard_id).where(dashboard_shares.c.facility_id == facility)
     shared = dashboards.c.id.in_(
         union_all(
-            shares_of.where(dashboard_shares.c.grantee_type == "user", dashboard_shares.c.grantee == principal.subject),
-            shares_of.where(dashboard_shares.c.grantee_type == "role", dashboard_shares.c.grantee.in_(roles_reached)),
+            shares_of.where(dashboard_shares.c.grantee_type == "user", dashboard_shares.c.grantee == subject),
+            shares_of.where(dashboard_shares.c.grantee_type == "role", dashboard_shares.c.grantee == roles_reached),
         )
     )
-    return and_(in_facility, or_(dashboards.c.owner_id == principal.subject, shared, public))
+    return and_(in_facility, or_(dashboards.c.owner_id == subject, shared, public))
+
+
+def visibility_shape(principal: Principal) -> tuple[bool, Role, bool]:
+    """What `visible_dashboards(principal, template=True)` builds in: equal shapes, equal SQL."""
+    return principal.is_link, principal.role, len(principal.facilities) == 1
+
+
+def visibility_params(principal: Principal) -> dict[str, Any]:
+    """The values of `visible_dashboards(principal, template=True)`'s bind parameters."""
+    if principal.is_link:
+        return {"visible_link_dashboard": _uuid_or_none(principal.link_dashboard_id)}
+    if len(principal.facilities) == 1:
+        (only,) = principal.facilities
+        return {"visible_facility": only, "visible_subject": principal.subject}
+    return {"visible_facilities": sorted(principal.facilities), "visible_subject": principal.subject}
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    """A link's dashboard id as the column's type (none, or not a UUID: matches no row)."""
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
 
 
 # --- search and favorites ---------------------------------------------------------------------

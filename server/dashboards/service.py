@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import field_mask_pb2
 from sqlalchemy import (
-    ColumnElement,
-    Select,
-    Text,
     and_,
-    cast,
     delete,
-    exists,
     func,
     insert,
-    literal_column,
-    or_,
     select,
-    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,13 +23,15 @@ from dashboard.v1 import dashboard_pb2
 from server import idempotency, pagination
 from server.access.policy import (
     Access,
+    DashboardFacts,
     dashboard_access,
     facility_for_create,
     require_role,
-    visible_dashboards,
+    visibility_params,
+    visibility_shape,
 )
 from server.auth.principal import Principal, Role
-from server.dashboards.access import dashboard_facts, grants_column, load_dashboard
+from server.dashboards.access import dashboard_facts, load_dashboard
 from server.dashboards.convert import (
     dashboard_etag,
     dashboard_from_row,
@@ -46,11 +40,18 @@ from server.dashboards.convert import (
     layout_json,
     metadata_json,
 )
+from server.dashboards.listing import (
+    ORDERINGS,
+    ListRow,
+    ListShape,
+    ListStatements,
+    list_row_facts,
+    list_row_message,
+)
 from server.dashboards.versions import current_widgets, record_version, version_from_row
 from server.dashboards.widget_convert import columns_of
 from server.db.engine import Database
 from server.db.schema import (
-    dashboard_favorites,
     dashboard_versions,
     dashboards,
     widget_queries,
@@ -68,18 +69,6 @@ from tessera_client.formats import zone
 
 V = dashboard_pb2
 WRITABLE = ("title", "description", "tags", "metadata", "visibility", "layout", "filters")
-ORDERINGS = {
-    "": ("updated_at", True),
-    "update_time": ("updated_at", False),
-    "update_time asc": ("updated_at", False),
-    "update_time desc": ("updated_at", True),
-    "create_time": ("created_at", False),
-    "create_time asc": ("created_at", False),
-    "create_time desc": ("created_at", True),
-    "title": ("title", False),
-    "title asc": ("title", False),
-    "title desc": ("title", True),
-}
 
 
 def check_etag(given: str, row: Any) -> None:
@@ -133,15 +122,9 @@ def row_values(dashboard: dashboard_pb2.Dashboard, paths: tuple[str, ...]) -> di
     return values
 
 
-# A published snapshot as a list shows it: the widgets removed by PostgreSQL (jsonb - text), as
-# jsonb text (parsed through header_from_text's cache).
-_WITHOUT_WIDGETS = cast(
-    dashboard_versions.c.snapshot.op("-", return_type=JSONB)(literal_column("'widgets'::text")), Text
-).label("snapshot")
-
-
 class DashboardDomain:
     def __init__(self, db: Database) -> None:
+        self._statements = ListStatements(db.engine.dialect)
         self._db = db
 
     # --- create ---------------------------------------------------------------------------
@@ -218,8 +201,7 @@ class DashboardDomain:
     async def list_dashboards(
         self, principal: Principal, request: dashboard_pb2.ListDashboardsRequest
     ) -> tuple[list[dashboard_pb2.Dashboard], str]:
-        column_name, descending = ORDERINGS[request.order_by]
-        column = dashboards.c[column_name]
+        column_name, _ = ORDERINGS[request.order_by]
         owner = principal.subject if request.owner_id == "me" else request.owner_id
         published = request.published if request.HasField("published") else None
         filters_key = pagination.fingerprint(
@@ -230,50 +212,45 @@ class DashboardDomain:
             filters_key = pagination.fingerprint(filters_key, "favorites_first")
         cursor = pagination.decode(request.page_token, filters_key)
         size = pagination.page_size(request.page_size)
-        favorite = is_favorite(principal)
 
-        # Each row comes with its shares (the policy re-checks it without another round trip).
-        columns: list[Any] = [dashboards, grants_column().label("grants")]
-        if request.favorites_first:
-            columns.append(favorite.label("favorite"))
-        query: Select[Any] = select(*columns).where(visible_dashboards(principal))
+        values: dict[str, Any] = {**visibility_params(principal), "limit": size + 1}
         if request.tags:
-            query = query.where(dashboards.c.tags.contains(sorted(set(request.tags))))
+            values["tags"] = sorted(set(request.tags))
         if owner:
-            query = query.where(dashboards.c.owner_id == owner)
-        if published is not None:
-            query = query.where(
-                dashboards.c.published_version.is_not(None) if published else dashboards.c.published_version.is_(None)
-            )
+            values["owner"] = owner
         if request.facility_id:
-            query = query.where(dashboards.c.facility_id == request.facility_id)
+            values["facility_id"] = request.facility_id
         if request.title_contains:
-            query = query.where(dashboards.c.title.ilike(contains_pattern(request.title_contains), escape="\\"))
+            values["title_pattern"] = contains_pattern(request.title_contains)
+        if request.favorites_first:
+            values["favorite_of"] = principal.subject
+        after_favorite = False
         if cursor is not None:
-            was_favorite, raw_key = _split_key(cursor.key, favorites_first=request.favorites_first)
+            after_favorite, raw_key = _split_key(cursor.key, favorites_first=request.favorites_first)
             try:
-                key = datetime.fromisoformat(raw_key) if column_name != "title" else raw_key
-                boundary = tuple_(key, uuid.UUID(cursor.id))
+                values["after_key"] = datetime.fromisoformat(raw_key) if column_name != "title" else str(raw_key)
+                values["after_id"] = uuid.UUID(cursor.id)
             except (TypeError, ValueError) as exc:
                 raise InvalidArgument.field(
                     "page_token", "not a page token of this list", reason="INVALID_PAGE_TOKEN"
                 ) from exc
-            after = tuple_(column, dashboards.c.id)
-            keyset = after < boundary if descending else after > boundary
-            if request.favorites_first:
-                # Favorites first: past the boundary within its group, or any row of a later group.
-                keyset = or_(and_(favorite, keyset), ~favorite) if was_favorite else and_(~favorite, keyset)
-            query = query.where(keyset)
-        order: tuple[Any, ...] = (
-            (column.desc(), dashboards.c.id.desc()) if descending else (column.asc(), dashboards.c.id.asc())
+        shape = ListShape(
+            visibility=visibility_shape(principal),
+            order_by=request.order_by,
+            tags=bool(request.tags),
+            owner=bool(owner),
+            published=published,
+            facility=bool(request.facility_id),
+            title=bool(request.title_contains),
+            after=cursor is not None,
+            favorites_first=request.favorites_first,
+            after_favorite=after_favorite,
         )
-        if request.favorites_first:
-            order = (favorite.desc(), *order)
-        query = query.order_by(*order).limit(size + 1)
+        statement = self._statements.of(shape, principal)
 
         # Statements outside a transaction (no BEGIN/ROLLBACK round trips): each stands alone.
-        async def read_page(conn: AsyncConnection) -> tuple[list[Any], bool, Any]:
-            rows = (await conn.execute(query)).all()
+        async def read_page(conn: AsyncConnection) -> tuple[list[ListRow], bool, Any]:
+            rows = [ListRow(*row) for row in await statement.rows(conn, values)]
             return rows[:size], len(rows) > size, await self.list_views(conn, principal, rows[:size])
 
         page, more, result = await self._db.stale_read(read_page, autocommit=True)
@@ -288,13 +265,13 @@ class DashboardDomain:
         return result, token
 
     async def list_views(
-        self, conn: AsyncConnection, principal: Principal, rows: list[Any]
+        self, conn: AsyncConnection, principal: Principal, rows: Sequence[Any]
     ) -> list[dashboard_pb2.Dashboard]:
-        """Each row (selected with its `grants`) as this caller may see it; the policy re-checks
-        every row the SQL let through."""
+        """Each row (a ListRow, or a dashboards row selected with its `grants`) as this caller may
+        see it; the policy re-checks every row the SQL let through."""
         if not rows:
             return []
-        decided = [(row, dashboard_access(principal, dashboard_facts(row, row.grants))) for row in rows]
+        decided = [(row, dashboard_access(principal, _facts(row))) for row in rows]
         published = await self._published_headers(
             conn, [row for row, access in decided if access is Access.READ_PUBLISHED]
         )
@@ -302,7 +279,10 @@ class DashboardDomain:
         for row, access in decided:
             if access is Access.NONE:
                 continue
-            out.append(published[row.id] if access is Access.READ_PUBLISHED else dashboard_from_row(row))
+            if access is Access.READ_PUBLISHED:
+                out.append(published[row.id])
+            else:
+                out.append(list_row_message(row) if isinstance(row, ListRow) else dashboard_from_row(row))
         return out
 
     async def _published_headers(self, conn: AsyncConnection, rows: list[Any]) -> dict[Any, dashboard_pb2.Dashboard]:
@@ -310,14 +290,11 @@ class DashboardDomain:
         statement; the widgets are dropped by PostgreSQL, never parsed here."""
         if not rows:
             return {}
-        found = await conn.execute(
-            select(dashboard_versions.c.dashboard_id, _WITHOUT_WIDGETS).where(
-                tuple_(dashboard_versions.c.dashboard_id, dashboard_versions.c.version).in_(
-                    [(row.id, row.published_version) for row in rows]
-                )
-            )
+        found = await self._statements.published_headers.rows(
+            conn,
+            {"dashboard_ids": [row.id for row in rows], "versions": [row.published_version for row in rows]},
         )
-        snapshots = {r.dashboard_id: r.snapshot for r in found}
+        snapshots = dict(found)
         return {row.id: self._published_from(row, snapshots[row.id]) for row in rows}
 
     # --- update / delete / publish ----------------------------------------------------------
@@ -478,13 +455,6 @@ class DashboardDomain:
 __all__ = ["DashboardDomain", "InvalidArgument", "check_etag"]
 
 
-def is_favorite(principal: Principal) -> ColumnElement[bool]:
-    """Whether the caller keeps the row's dashboard among its favorites (one primary-key probe)."""
-    return exists().where(
-        dashboard_favorites.c.principal_id == principal.subject, dashboard_favorites.c.dashboard_id == dashboards.c.id
-    )
-
-
 def _split_key(key: Any, *, favorites_first: bool) -> tuple[bool, Any]:
     """A favorites-first token's key is [favorite, sort key]; a plain one is the sort key."""
     if not favorites_first:
@@ -492,3 +462,7 @@ def _split_key(key: Any, *, favorites_first: bool) -> tuple[bool, Any]:
     if not (isinstance(key, list) and len(key) == 2 and isinstance(key[0], bool)):
         raise InvalidArgument.field("page_token", "not a page token of this list", reason="INVALID_PAGE_TOKEN")
     return key[0], key[1]
+
+
+def _facts(row: Any) -> DashboardFacts:
+    return list_row_facts(row) if isinstance(row, ListRow) else dashboard_facts(row, row.grants)

@@ -453,3 +453,62 @@ def test_duplicate_filter_names_are_rejected(dashboards, editor, facility):
         Code.INVALID_ARGUMENT,
         field="dashboard.filters[1].name",
     )
+
+
+def test_lists_and_reads_show_every_change_at_once(dashboards, widgets, auth, facility):
+    # Rows become messages through memos keyed by the rows' content: a change is a new key.
+    caller = auth("kept-1", "editor", facility)
+    board = create(dashboards, caller, facility, "before", tags=["x"])
+    widget = widgets.CreateWidget(
+        w.CreateWidgetRequest(
+            widget=w.Widget(
+                dashboard_id=board.id,
+                title="w before",
+                position=w.GridPosition(x=0, y=0, width=2, height=2),
+                kpi=w.KpiConfig(value_column="n"),
+            )
+        ),
+        metadata=caller,
+    )
+
+    def listed() -> d.Dashboard:
+        (only,) = dashboards.ListDashboards(d.ListDashboardsRequest(), metadata=caller).dashboards
+        return only
+
+    def got() -> d.Dashboard:
+        return dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=caller)
+
+    assert listed().title == "before" and [x.title for x in got().widgets] == ["w before"]
+    change = d.Dashboard(id=board.id, title="after", tags=["y", "z"], description="now described")
+    change.metadata.update({"k": 1})
+    updated = dashboards.UpdateDashboard(
+        d.UpdateDashboardRequest(
+            dashboard=change, update_mask=field_mask_pb2.FieldMask(paths=["title", "tags", "description", "metadata"])
+        ),
+        metadata=caller,
+    )
+    now = listed()
+    assert (now.title, list(now.tags), now.description, now.metadata["k"]) == ("after", ["y", "z"], "now described", 1)
+    assert now.etag == updated.etag != board.etag and now.version == updated.version
+    widgets.UpdateWidget(
+        w.UpdateWidgetRequest(
+            widget=w.Widget(id=widget.id, title="w after"), update_mask=field_mask_pb2.FieldMask(paths=["title"])
+        ),
+        metadata=caller,
+    )
+    assert [x.title for x in got().widgets] == ["w after"]
+
+
+def test_a_caller_of_several_facilities_lists_each_of_them(dashboards, auth, facility):
+    # One facility and several are two shapes of the visibility statement (= and = ANY).
+    second = f"{facility}-2"
+    both = auth("both-1", "editor", facility, second)
+    here = create(dashboards, both, facility, "here")
+    there = create(dashboards, both, second, "there")
+    create(dashboards, auth("other-1", "editor", second), second, "private of another")
+    listed = dashboards.ListDashboards(d.ListDashboardsRequest(), metadata=both).dashboards
+    assert [x.id for x in listed] == [there.id, here.id]
+    only_second = dashboards.ListDashboards(d.ListDashboardsRequest(facility_id=second), metadata=both).dashboards
+    assert [x.id for x in only_second] == [there.id]
+    one = auth("both-1", "editor", facility)
+    assert [x.id for x in dashboards.ListDashboards(d.ListDashboardsRequest(), metadata=one).dashboards] == [here.id]
