@@ -7,12 +7,13 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Uuid, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboard.v1 import dashboard_pb2, widget_pb2
 from server.dashboards.convert import dashboard_from_row
-from server.dashboards.widget_convert import WIDGET_COLUMNS_SPEC_TEXT, widget_from_row
+from server.dashboards.widget_convert import WIDGET_ROW_COLUMNS, WidgetRow, widget_from_content
+from server.db.compiled import Statement
 from server.db.schema import dashboard_versions, dashboards, widgets
 from server.errors import NotFound
 from server.protojson import from_json, to_json
@@ -54,13 +55,17 @@ async def _read_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version
     return from_json(stored, dashboard_pb2.Dashboard())
 
 
+# A dashboard's widgets in grid order (compiled once: GetDashboard reads this on every call).
+_CURRENT_WIDGETS = Statement(
+    select(*WIDGET_ROW_COLUMNS)
+    .where(widgets.c.dashboard_id == bindparam("dashboard_id", type_=Uuid()))
+    .order_by(widgets.c.y, widgets.c.x, widgets.c.id)
+)
+
+
 async def current_widgets(conn: AsyncConnection, dashboard_id: uuid.UUID) -> list[widget_pb2.Widget]:
-    rows = await conn.execute(
-        select(*WIDGET_COLUMNS_SPEC_TEXT)
-        .where(widgets.c.dashboard_id == dashboard_id)
-        .order_by(widgets.c.y, widgets.c.x, widgets.c.id)
-    )
-    return [widget_from_row(r) for r in rows]
+    rows = await _CURRENT_WIDGETS.rows(conn, {"dashboard_id": dashboard_id})
+    return [widget_from_content(WidgetRow(*row)) for row in rows]
 
 
 async def record_version(

@@ -3,13 +3,16 @@ checks (type, grid position, query, refresh interval); `spec` holds the rest as 
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from google.protobuf import duration_pb2
 from sqlalchemy import Text, cast
 
 from dashboard.v1 import widget_pb2
 from server.db.schema import widgets
+from server.memo import Memo
 from server.protojson import etag, from_json, from_json_text, set_time, to_json
 
 # Which `config` member makes which WidgetType.
@@ -64,9 +67,61 @@ def columns_of(widget: widget_pb2.Widget, default_refresh: int = DEFAULT_REFRESH
     }
 
 
-# The widgets columns with `spec` as its jsonb text: what widget_from_row reads fastest.
+# What widget_from_row reads, with `spec` as its jsonb text (what it reads fastest); not the
+# search document nor the refresh schedule, which a widget's message never shows.
 SPEC_AS_TEXT = cast(widgets.c.spec, Text).label("spec")
-WIDGET_COLUMNS_SPEC_TEXT = (*(c for c in widgets.c if c.name != "spec"), SPEC_AS_TEXT)
+WIDGET_ROW_COLUMNS = (
+    widgets.c.id,
+    widgets.c.dashboard_id,
+    widgets.c.title,
+    widgets.c.type,
+    widgets.c.x,
+    widgets.c.y,
+    widgets.c.width,
+    widgets.c.height,
+    widgets.c.query_id,
+    widgets.c.query_version,
+    widgets.c.refresh_interval_seconds,
+    widgets.c.revision,
+    widgets.c.created_at,
+    widgets.c.updated_at,
+    SPEC_AS_TEXT,
+)
+
+
+class WidgetRow(NamedTuple):
+    """A widgets row as WIDGET_ROW_COLUMNS reads it."""
+
+    id: uuid.UUID
+    dashboard_id: uuid.UUID
+    title: str
+    type: int
+    x: int
+    y: int
+    width: int
+    height: int
+    query_id: uuid.UUID | None
+    query_version: int | None
+    refresh_interval_seconds: int
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+    spec: str
+
+
+# Serialized messages of widget rows seen, by the row's whole content (a changed row is another
+# key, so nothing kept is ever stale): a dashboard read again costs 50 lookups, not conversions.
+ROW_MESSAGES = 8192
+_messages: Memo[tuple[Any, ...], bytes] = Memo(ROW_MESSAGES)
+
+
+def widget_from_content(row: WidgetRow) -> widget_pb2.Widget:
+    """widget_from_row of a WidgetRow, kept by content (a new message each call)."""
+    known = _messages.get(row)
+    if known is None:
+        known = widget_from_row(row).SerializeToString()
+        _messages.put(row, known)
+    return widget_pb2.Widget.FromString(known)
 
 
 def _spec_message(spec: str | dict[str, Any] | None) -> widget_pb2.Widget:
