@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.access.policy import (
     Access,
     DashboardFacts,
+    Grant,
     JobFacts,
     JobResource,
     grants_from_rows,
@@ -49,13 +50,17 @@ def grants_column() -> Any:
 
 def dashboard_facts(row: Any, grants: Iterable[Sequence[Any]]) -> DashboardFacts:
     """What the policy needs of a dashboards row and its shares ([grantee_type, grantee, level])."""
+    return facts_with_grants(row, grants_from_rows((kind, grantee, level) for kind, grantee, level in grants))
+
+
+def facts_with_grants(row: Any, grants: tuple[Grant, ...]) -> DashboardFacts:
     return DashboardFacts(
         id=str(row.id),
         facility_id=row.facility_id,
         owner_id=row.owner_id,
         visibility=row.visibility,
         published_version=row.published_version,
-        grants=grants_from_rows((kind, grantee, level) for kind, grantee, level in grants),
+        grants=grants,
     )
 
 

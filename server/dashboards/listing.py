@@ -38,7 +38,7 @@ from sqlalchemy.sql import Select
 from dashboard.v1 import dashboard_pb2
 from server.access.policy import DashboardFacts, Grant, grants_from_rows, visible_dashboards
 from server.auth.principal import Principal, Role
-from server.dashboards.access import grants_column
+from server.dashboards.access import facts_with_grants, grants_column
 from server.dashboards.convert import dashboard_from_row
 from server.db.compiled import Compiled
 from server.db.schema import dashboard_favorites, dashboard_versions, dashboards
@@ -207,14 +207,7 @@ def grants_of(text: str) -> tuple[Grant, ...]:
 
 
 def list_row_facts(row: ListRow) -> DashboardFacts:
-    return DashboardFacts(
-        id=str(row.id),
-        facility_id=row.facility_id,
-        owner_id=row.owner_id,
-        visibility=row.visibility,
-        published_version=row.published_version,
-        grants=grants_of(row.grants),
-    )
+    return facts_with_grants(row, grants_of(row.grants))
 
 
 # Serialized messages of rows seen, by the row's content (about 0.5 KB a row).

@@ -4,7 +4,6 @@ snapshot; publish points at one; restore writes an old one as the newest."""
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import Uuid, bindparam, insert, select, update
@@ -16,6 +15,7 @@ from server.dashboards.widget_convert import WIDGET_ROW_COLUMNS, WidgetRow, widg
 from server.db.compiled import Statement
 from server.db.schema import dashboard_versions, dashboards, widgets
 from server.errors import NotFound
+from server.memo import Memo
 from server.protojson import from_json, to_json
 
 # Parsed snapshots kept by this process. A version is never changed once written (nothing
@@ -24,7 +24,7 @@ from server.protojson import from_json, to_json
 # spares an export's widgets (each resolved on its own) a read and a JSON parse of the whole
 # dashboard apiece.
 SNAPSHOT_MEMO_SIZE = 128
-_snapshots: OrderedDict[tuple[uuid.UUID, int], bytes] = OrderedDict()
+_snapshots: Memo[tuple[uuid.UUID, int], bytes] = Memo(SNAPSHOT_MEMO_SIZE)
 
 
 async def load_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:
@@ -33,12 +33,9 @@ async def load_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version:
     key = (uuid.UUID(str(dashboard_id)), version)
     known = _snapshots.get(key)
     if known is not None:
-        _snapshots.move_to_end(key)
         return dashboard_pb2.Dashboard.FromString(known)
     snapshot = await _read_snapshot(conn, dashboard_id, version)
-    _snapshots[key] = snapshot.SerializeToString()
-    if len(_snapshots) > SNAPSHOT_MEMO_SIZE:
-        _snapshots.popitem(last=False)
+    _snapshots.put(key, snapshot.SerializeToString())
     return snapshot
 
 

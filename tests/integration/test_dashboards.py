@@ -29,6 +29,20 @@ def create(dashboards, md, facility: str, title: str = "Ops", **fields) -> d.Das
     )
 
 
+def add_kpi(widgets, md, dashboard_id: str, title: str) -> w.Widget:
+    return widgets.CreateWidget(
+        w.CreateWidgetRequest(
+            widget=w.Widget(
+                dashboard_id=dashboard_id,
+                title=title,
+                position=w.GridPosition(x=0, y=0, width=2, height=2),
+                kpi=w.KpiConfig(value_column="n"),
+            )
+        ),
+        metadata=md,
+    )
+
+
 def test_create_then_get_round_trips_every_field(dashboards, editor, facility):
     board = d.Dashboard(
         facility_id=facility,
@@ -298,17 +312,7 @@ def test_an_editors_list_is_what_the_policy_lets_it_see_page_by_page(dashboards,
         shares.ShareDashboard(
             s.ShareDashboardRequest(dashboard_id=board.id, level=s.SHARE_LEVEL_VIEW, **grant), metadata=other
         )
-    widgets.CreateWidget(
-        w.CreateWidgetRequest(
-            widget=w.Widget(
-                dashboard_id=public.id,
-                title="kpi",
-                position=w.GridPosition(x=0, y=0, width=2, height=2),
-                kpi=w.KpiConfig(value_column="n"),
-            )
-        ),
-        metadata=other,
-    )
+    add_kpi(widgets, other, public.id, "kpi")
     dashboards.PublishDashboard(d.PublishDashboardRequest(id=public.id), metadata=other)
     mask = field_mask_pb2.FieldMask(paths=["title"])
     dashboards.UpdateDashboard(
@@ -459,17 +463,7 @@ def test_lists_and_reads_show_every_change_at_once(dashboards, widgets, auth, fa
     # Rows become messages through memos keyed by the rows' content: a change is a new key.
     caller = auth("kept-1", "editor", facility)
     board = create(dashboards, caller, facility, "before", tags=["x"])
-    widget = widgets.CreateWidget(
-        w.CreateWidgetRequest(
-            widget=w.Widget(
-                dashboard_id=board.id,
-                title="w before",
-                position=w.GridPosition(x=0, y=0, width=2, height=2),
-                kpi=w.KpiConfig(value_column="n"),
-            )
-        ),
-        metadata=caller,
-    )
+    widget = add_kpi(widgets, caller, board.id, "w before")
 
     def listed() -> d.Dashboard:
         (only,) = dashboards.ListDashboards(d.ListDashboardsRequest(), metadata=caller).dashboards
