@@ -33,7 +33,7 @@ from server.config import Settings
 from server.db.migrate import sync_url
 from server.devtools.demo_data import install as install_demo_data
 from server.devtools.embedded import free_port
-from server.queries.execute import _CURSOR_NAME as CURSOR_NAME
+from server.queries.execute import _ROWS_NAME as ROWS_NAME
 from server.queries.frame import frame_to_rows
 from server.widgetdata import stats
 from server.widgetdata.invalidations import channel_name, query_message
@@ -570,8 +570,8 @@ def pair(settings: Settings, migrated: str, request: pytest.FixtureRequest) -> I
 
 class ActivitySampler(threading.Thread):
     """Counts query executions on the database side: distinct (backend, transaction start) of the
-    data-source sessions running the executor's cursor (DECLARE, then FETCH, which does the
-    work), sampled every few milliseconds."""
+    data-source sessions running the executor's statement (the query as a subquery named
+    tessera_rows), sampled every few milliseconds."""
 
     def __init__(self, dsn: str) -> None:
         super().__init__(daemon=True)
@@ -585,7 +585,7 @@ class ActivitySampler(threading.Thread):
                 for pid, started in conn.execute(
                     "SELECT pid, xact_start FROM pg_stat_activity WHERE application_name = 'tessera-queries'"
                     " AND datname = current_database() AND state = 'active' AND query LIKE %s",
-                    (f"%{CURSOR_NAME}%",),
+                    (f"%{ROWS_NAME}%",),
                 ):
                     self.seen.add((pid, started))
                 time.sleep(0.005)
