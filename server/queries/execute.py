@@ -21,9 +21,9 @@ pipelined with the settings in one round trip, so a huge result is never transfe
 a subquery refuses data-modifying CTEs. (`stream`, for results read in batches, uses a
 server-side cursor.)
 
-After the fetch, a tripwire re-reads the facility setting, the current role and read-only mode:
-a query that changed them (set_config in the SQL, which the save-time checks must refuse) gets
-its result discarded. The transaction is then rolled back (it is read-only: nothing to commit).
+After the query, in the same pipeline, a tripwire re-reads the facility setting, the current
+role and read-only mode: a query that changed them (set_config in the SQL, which the save-time
+checks must refuse) gets its result discarded. The transaction is then rolled back (it is read-only: nothing to commit).
 
 Errors: see `_translate`. A statement timeout answers DEADLINE_EXCEEDED (reason QUERY_TIMEOUT) and
 leaves the connection healthy for the pool (the transaction is rolled back). A client-side
@@ -92,10 +92,11 @@ _SETUP_DRIVER_PLAIN = _SETUP.replace(":statement_timeout", "%(statement_timeout)
     ":facility_id", "%(facility_id)s"
 )
 _SETUP_DRIVER_WITH_ROLE = _SETUP_DRIVER_PLAIN + ", set_config('role', %(role)s, true)"
-_TRIPWIRE = text(
+_TRIPWIRE_DRIVER = (
     f"SELECT current_setting('{FACILITY_SETTING}', true), current_user::text, session_user::text,"
     " current_setting('transaction_read_only')"
 )
+_TRIPWIRE = text(_TRIPWIRE_DRIVER)
 _TYPE_NAMES = text(
     "SELECT t.oid::int8, CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN e.typname || '[]' ELSE t.typname END"
     " FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem"
@@ -218,7 +219,7 @@ class QueryExecutor:
                 raw = await conn.get_raw_connection()
                 driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
                 try:
-                    columns, rows = await _fetch(
+                    columns, rows, after = await _fetch(
                         driver,
                         _SETUP_DRIVER_PLAIN if self._role is None else _SETUP_DRIVER_WITH_ROLE,
                         settings,
@@ -236,7 +237,7 @@ class QueryExecutor:
                         await conn.invalidate()
                     raise
                 phase = "check"
-                await self._tripwire(conn, facility_id)
+                self._check_settings(after, facility_id)
                 names = await self._names(conn, [oid for _, oid in columns])
                 await conn.rollback()
         except sa_exc.TimeoutError as exc:  # the pool had no connection to give in time
@@ -359,7 +360,10 @@ class QueryExecutor:
             raise mapped from exc
 
     async def _tripwire(self, conn: AsyncConnection, facility_id: str) -> None:
-        row = (await conn.execute(_TRIPWIRE)).one()
+        self._check_settings(tuple((await conn.execute(_TRIPWIRE)).one()), facility_id)
+
+    def _check_settings(self, row: Sequence[object], facility_id: str) -> None:
+        """The tripwire's row, read after the query in its transaction."""
         facility, current_user, session_user, read_only = row
         expected_user = self._role if self._role is not None else session_user
         if facility != facility_id or current_user != expected_user or read_only != "on":
@@ -435,10 +439,12 @@ async def _fetch(
     sql: str,
     params: dict[str, object],
     size: int,
-) -> tuple[list[tuple[str, int]], list[Sequence[object]]]:
-    """BEGIN, the settings and the query under a LIMIT of `size` in one round trip: a pipeline,
-    which also always speaks the extended protocol, so stacked statements are refused even
-    without parameters. Raises _QueryFailed when the settings went through and the query failed.
+) -> tuple[list[tuple[str, int]], list[Sequence[object]], Sequence[object]]:
+    """BEGIN, the settings, the query under a LIMIT of `size` and the tripwire (what the settings
+    are after the query) in one round trip: a pipeline, which also always speaks the extended
+    protocol, so stacked statements are refused even without parameters. Returns the columns, the
+    rows and the tripwire's row. Raises _QueryFailed when the settings went through and the query
+    failed (the pipeline then skips the tripwire).
 
     Not a cursor (DECLARE and FETCH, as before): PostgreSQL plans a cursor for its first rows and
     never in parallel, and an aggregate over 300,000 rows behind the facility policy ran 1.6x as
@@ -446,19 +452,23 @@ async def _fetch(
     keeps the query's order, refuses data-modifying CTEs as DECLARE did, and its LIMIT bounds what
     is transferred; `sql` is the driver form (comments blanked, no trailing semicolon), so nothing
     in it reaches past the parenthesis."""
-    settle, fetch = driver.cursor(), driver.cursor()
+    settle, fetch, check = driver.cursor(), driver.cursor(), driver.cursor()
     register_frame_loaders(fetch.adapters)  # this cursor only: the pooled connection is untouched
     try:
         async with driver.pipeline():
             await settle.execute(setup, settings, prepare=False)
             await fetch.execute(f"SELECT * FROM ({sql}\n) AS {_ROWS_NAME} LIMIT {int(size)}", params, prepare=False)
+            await check.execute(_TRIPWIRE_DRIVER, prepare=False)
     except psycopg.Error as error:
         if settle.pgresult is not None:  # the settings' result arrived: what failed came after
             raise _QueryFailed(error) from error
         raise
     description = fetch.description or []
     rows: list[Sequence[object]] = list(await fetch.fetchall())
-    return [(column.name, column.type_code) for column in description], rows
+    after = await check.fetchone()
+    if after is None:
+        raise RuntimeError("the tripwire returned no row")
+    return [(column.name, column.type_code) for column in description], rows, after
 
 
 def _message(error: psycopg.Error) -> str:
