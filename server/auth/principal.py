@@ -15,10 +15,9 @@ class Role(IntEnum):
 
     @classmethod
     def parse(cls, name: str) -> Role | None:
-        try:
-            return cls[name.strip().upper()]
-        except KeyError:
-            return None
+        # A mapping lookup, not cls[...] and KeyError: the policy parses each role share of
+        # every listed dashboard.
+        return cls.__members__.get(name.strip().upper())
 
 
 PHI_READ = "phi:read"
