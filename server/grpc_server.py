@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import signal
@@ -216,9 +217,20 @@ def _tls_mode(settings: Settings) -> str:
     return "mtls" if settings.tls_client_ca_file is not None else "tls"
 
 
+def freeze_startup_heap() -> None:
+    """What start-up made (modules, descriptors, tables, pools, the server) lives as long as the
+    process: moved out of the collector's sight, so a full collection no longer walks it. Not
+    frozen, a full collection of a started server walked about 210,000 objects for 130 ms,
+    stalling every call in flight; the collector runs one whenever enough new objects survive
+    (caches filling, say)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
     running = await start_server(settings, reuse_port=reuse_port)
+    freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
