@@ -4,7 +4,7 @@ forever (a content address, or a version that is never rewritten)."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -12,8 +12,14 @@ V = TypeVar("V")
 
 
 class Memo(Generic[K, V]):
-    def __init__(self, size: int) -> None:
+    """At most `size` entries and, when `weigh` is given, at most `max_weight` of their values'
+    weight (bytes, say): the least recently used go first."""
+
+    def __init__(self, size: int, *, weigh: Callable[[V], int] | None = None, max_weight: int = 0) -> None:
         self.size = size
+        self._weigh = weigh
+        self._max_weight = max_weight
+        self.weight = 0
         self._kept: OrderedDict[K, V] = OrderedDict()
 
     def get(self, key: K) -> V | None:
@@ -23,13 +29,23 @@ class Memo(Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> None:
+        old = self._kept.pop(key, None)
+        if old is not None and self._weigh is not None:
+            self.weight -= self._weigh(old)
         self._kept[key] = value
-        self._kept.move_to_end(key)
-        if len(self._kept) > self.size:
-            self._kept.popitem(last=False)
+        if self._weigh is not None:
+            self.weight += self._weigh(value)
+        while self._kept and self._over():
+            _, evicted = self._kept.popitem(last=False)
+            if self._weigh is not None:
+                self.weight -= self._weigh(evicted)
+
+    def _over(self) -> bool:
+        return len(self._kept) > self.size or (self._weigh is not None and self.weight > self._max_weight)
 
     def __len__(self) -> int:
         return len(self._kept)
 
     def clear(self) -> None:
         self._kept.clear()
+        self.weight = 0

@@ -210,9 +210,11 @@ def list_row_facts(row: ListRow) -> DashboardFacts:
     return facts_with_grants(row, grants_of(row.grants))
 
 
-# Serialized messages of rows seen, by the row's content (about 0.5 KB a row).
+# Serialized messages of rows seen, by the row's content (about 0.5 KB a row). The key holds the
+# same texts as the message, so the memo holds about twice the bytes it counts.
 ROW_MESSAGES = 8192
-_messages: Memo[tuple[Any, ...], bytes] = Memo(ROW_MESSAGES)
+ROW_MESSAGE_BYTES = 8 << 20
+_messages: Memo[tuple[Any, ...], bytes] = Memo(ROW_MESSAGES, weigh=len, max_weight=ROW_MESSAGE_BYTES)
 
 
 def list_row_message(row: ListRow) -> dashboard_pb2.Dashboard:

@@ -111,8 +111,10 @@ class WidgetRow(NamedTuple):
 
 # Serialized messages of widget rows seen, by the row's whole content (a changed row is another
 # key, so nothing kept is ever stale): a dashboard read again costs 50 lookups, not conversions.
+# The key holds the spec's text as the message does, so the memo holds about twice what it counts.
 ROW_MESSAGES = 8192
-_messages: Memo[tuple[Any, ...], bytes] = Memo(ROW_MESSAGES)
+ROW_MESSAGE_BYTES = 8 << 20
+_messages: Memo[tuple[Any, ...], bytes] = Memo(ROW_MESSAGES, weigh=len, max_weight=ROW_MESSAGE_BYTES)
 
 
 def widget_from_content(row: WidgetRow) -> widget_pb2.Widget:

@@ -93,3 +93,16 @@ def test_the_memo_keeps_the_most_recently_used():
     assert memo.get("b") is None and memo.get("a") == 1 and memo.get("c") == 3 and len(memo) == 2
     memo.clear()
     assert len(memo) == 0
+
+
+def test_a_weighed_memo_keeps_at_most_its_weight():
+    memo: Memo[str, bytes] = Memo(10, weigh=len, max_weight=10)
+    memo.put("a", b"1234")
+    memo.put("b", b"5678")
+    assert memo.weight == 8
+    memo.put("c", b"90ab")  # 12 > 10: the least recently used goes
+    assert memo.get("a") is None and memo.weight == 8 and len(memo) == 2
+    memo.put("b", b"x")  # replacing a value re-weighs it
+    assert memo.weight == 5
+    memo.put("big", b"y" * 11)  # heavier than the whole memo: nothing of it stays
+    assert len(memo) == 0 and memo.weight == 0
