@@ -219,7 +219,8 @@ _messages: Memo[tuple[Any, ...], bytes] = Memo(ROW_MESSAGES, weigh=len, max_weig
 
 def list_row_message(row: ListRow) -> dashboard_pb2.Dashboard:
     """The row as a Dashboard message (a new one each call: callers may change it)."""
-    key = (*row[:5], tuple(row.tags), *row[6:_CONTENT])
+    # The id as its integer: UUID's hash is computed in Python, an int's is not.
+    key = (row.id.int, *row[1:5], tuple(row.tags), *row[6:_CONTENT])
     known = _messages.get(key)
     if known is None:
         parsed = row._replace(
