@@ -4,8 +4,13 @@ Every `health_interval_seconds` the monitor checks PostgreSQL, Redis, the broker
 workers answer (a Celery roll call, waiting at most `health_probe_timeout_seconds`), and sets
 the statuses; a probe's Check or Watch reads the last result and never waits on a dependency.
 Checks start at a fixed rate (a slow check does not push the next one back), PostgreSQL is asked
-on a fresh connection (server/db/probe.py), and the quick checks' statuses are set before the
-roll call is waited for, so a dependency's change shows within one interval plus one round trip.
+on a fresh connection (server/db/probe.py; a pooled one when a new connection cannot be made in
+time, which a saturated machine's PostgreSQL can take seconds to accept), and the quick checks'
+statuses are set before the roll call is waited for, so a dependency's change shows within one
+interval plus one round trip.
+A check that fails or times out marks the dependency unreachable, except a timeout while this
+process's own loop had no idle time (`Verdicts`): a saturated server may simply not have got round
+to the answer, so the previous status stands, for at most two checks in a row.
 
 Entries, each SERVING or NOT_SERVING:
 
@@ -52,6 +57,7 @@ from server.app import App
 from server.broker.names import QUEUES
 from server.broker.probe import BrokerProbe, RollCall
 from server.db.probe import PostgresProbe
+from server.event_loop import idle_seconds
 
 __all__ = [
     "AUDIT_ENTRY",
@@ -60,6 +66,7 @@ __all__ = [
     "SERVICE_NAMES",
     "Checks",
     "HealthMonitor",
+    "Verdicts",
     "required_by",
 ]
 
@@ -134,6 +141,7 @@ class HealthMonitor:
         self._postgres = PostgresProbe(app.settings.database_url, app.settings.health_probe_timeout_seconds)
         self._task: asyncio.Task[None] | None = None
         self._answered: RollCall | None = None  # the last roll call's own answers
+        self._verdicts = Verdicts(app.settings.health_probe_timeout_seconds)
         self.last: Checks | None = None
 
     async def start(self) -> None:
@@ -168,11 +176,22 @@ class HealthMonitor:
 
     async def _check(self, *, roll_call: bool) -> Checks:
         timeout = self._settings.health_probe_timeout_seconds
-        postgres, redis, broker = await asyncio.gather(
-            _answers("postgres", self._postgres.ping(), timeout),
+        loop = asyncio.get_running_loop()
+        began, idle_before = loop.time(), idle_seconds(loop)
+        postgres_answer, redis_answer, broker = await asyncio.gather(
+            _answers("postgres", self._ping_postgres(timeout), 2 * timeout),
             _answers("redis", self._app.redis.ping(), timeout),
             asyncio.to_thread(self._probe.reachable),
         )
+        idle_after = idle_seconds(loop)
+        saturated = (
+            idle_before is not None
+            and idle_after is not None
+            and idle_after - idle_before < SATURATED_IDLE_SHARE * (loop.time() - began)
+        )
+        previous = self.last.dependencies if self.last is not None else {}
+        postgres = self._verdicts.settle("postgres", postgres_answer, saturated, previous.get("postgres"))
+        redis = self._verdicts.settle("redis", redis_answer, saturated, previous.get("redis"))
         audit = self._app.audit.health().ok
         workers = self.last.roll_call if self.last is not None else None
         if not broker:
@@ -190,6 +209,15 @@ class HealthMonitor:
             workers = _union(self._answered, answered)
             self._answered = answered
         return Checks(postgres=postgres, redis=redis, broker=broker, roll_call=workers, audit=audit)
+
+    async def _ping_postgres(self, limit: float) -> None:
+        """A fresh connection answers SELECT 1 (what PostgreSQL is now, restarts included), or,
+        when it cannot connect in time, a pooled one does: on a saturated machine a new
+        connection took up to 4 s (p50 122 ms) while every pooled one answered at once."""
+        try:
+            await asyncio.wait_for(self._postgres.ping(), limit)
+        except TimeoutError:
+            await asyncio.wait_for(self._app.db.ping(), limit)
 
     async def _apply(self, checks: Checks) -> None:
         changed = self.last is None or self.last.dependencies != checks.dependencies
@@ -214,10 +242,50 @@ def _union(previous: RollCall | None, current: RollCall | None) -> RollCall | No
     return RollCall({**previous.workers, **current.workers})
 
 
-async def _answers(name: str, ping: Awaitable[object], limit: float) -> bool:
+# A check that timed out while this process's loop sat idle for less than this share of the
+# check's time says nothing about the dependency: the loop itself may not have got round to the
+# answer (a saturated server's probe timed out about twice a minute with PostgreSQL healthy).
+SATURATED_IDLE_SHARE = 0.05
+# At most this many such timeouts in a row keep the previous status: a dependency that hangs
+# while the server is saturated is still reported, a few intervals later.
+INCONCLUSIVE_LIMIT = 2
+
+
+async def _answers(name: str, ping: Awaitable[object], limit: float) -> bool | None:
+    """True when the dependency answered, False when it failed, None when it did not answer
+    within `limit` seconds."""
     try:
         await asyncio.wait_for(ping, timeout=limit)
         return True
-    except Exception:  # any failure means not serving; the reason is logged
-        log.warning("health: %s unreachable", name, exc_info=True)
+    except TimeoutError:
+        return None
+    except Exception as exc:  # any failure means not serving; the reason is logged, briefly
+        log.warning("health: %s unreachable: %r", name, exc)
+        return False
+
+
+class Verdicts:
+    """Each dependency's status from its check's answer (`_answers`). A timeout counts as
+    unreachable, except while this process's own loop was saturated: then it keeps the previous
+    status, at most INCONCLUSIVE_LIMIT checks in a row."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._timeout = timeout_seconds
+        self._inconclusive: dict[str, int] = {}
+
+    def settle(self, name: str, answer: bool | None, saturated: bool, previous: bool | None) -> bool:
+        if answer is not None:
+            self._inconclusive[name] = 0
+            return answer
+        strikes = self._inconclusive.get(name, 0)
+        if saturated and previous is not None and strikes < INCONCLUSIVE_LIMIT:
+            self._inconclusive[name] = strikes + 1
+            log.info(
+                "health: %s did not answer within %g s while this process had no idle time: not counted",
+                name,
+                self._timeout,
+            )
+            return previous
+        self._inconclusive[name] = 0
+        log.warning("health: %s unreachable: no answer within %g s", name, self._timeout)
         return False
