@@ -3,9 +3,10 @@ acks, beat schedule) with the tasks of workers/tasks.py, and the worker runtime 
 fork (workers/runtime.py).
 
 Its signals also carry the operations side: structured logging in the worker (server/logs.py
-instead of Celery's own), the correlation id from whoever enqueues into the task's headers and
-back into the task's log context, the worker's metrics (workers/metrics.py: task durations and
-outcomes, retries, the /metrics endpoint of the main process) and tracing (server/tracing.py)."""
+instead of Celery's own), the correlation id from the task's headers (stamped by whoever
+enqueued it: server/broker/app.py) back into the task's log context, the worker's metrics
+(workers/metrics.py: task durations and outcomes, retries, the /metrics endpoint of the main
+process) and tracing (server/tracing.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import (
-    before_task_publish,
     celeryd_after_setup,
     setup_logging,
     task_postrun,
@@ -71,12 +71,6 @@ def _setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
     # server does. sys.__stderr__, because Celery may have redirected sys.stderr to a logger.
     settings = runtime.settings
     logs.configure(loglevel or settings.log_level, settings.json_logs, stream=sys.__stderr__)
-
-
-@before_task_publish.connect
-def _stamp_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
-    # Every enqueue from an rpc (or from a task) carries the caller's correlation id.
-    logs.stamp_headers(headers)
 
 
 # task id -> the token that restores the context after the task.

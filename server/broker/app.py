@@ -10,8 +10,10 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import before_task_publish
 from kombu import Exchange, Queue
 
+from server import logs
 from server.broker.names import (
     QUEUES,
     TASK_CLEANUP,
@@ -88,6 +90,14 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": crontab(minute=30, hour=3),
         },
     }
+
+
+@before_task_publish.connect
+def _stamp_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    # Every enqueue, from an rpc of the server or from a task of a worker, carries the caller's
+    # correlation id into the task's headers (the worker reads it back: workers/celery_app.py).
+    # Connected here, where every publisher's app is made: the server never imports the worker.
+    logs.stamp_headers(headers)
 
 
 def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
