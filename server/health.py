@@ -178,10 +178,10 @@ class HealthMonitor:
         timeout = self._settings.health_probe_timeout_seconds
         loop = asyncio.get_running_loop()
         began, idle_before = loop.time(), idle_seconds(loop)
-        postgres_answer, redis_answer, broker = await asyncio.gather(
+        postgres_answer, redis_answer, broker_answer = await asyncio.gather(
             _answers("postgres", self._ping_postgres(timeout), 2 * timeout),
             _answers("redis", self._app.redis.ping(), timeout),
-            asyncio.to_thread(self._probe.reachable),
+            asyncio.to_thread(self._probe.answers),
         )
         idle_after = idle_seconds(loop)
         saturated = (
@@ -192,6 +192,7 @@ class HealthMonitor:
         previous = self.last.dependencies if self.last is not None else {}
         postgres = self._verdicts.settle("postgres", postgres_answer, saturated, previous.get("postgres"))
         redis = self._verdicts.settle("redis", redis_answer, saturated, previous.get("redis"))
+        broker = self._verdicts.settle("broker", broker_answer, saturated, previous.get("broker"))
         audit = self._app.audit.health().ok
         workers = self.last.roll_call if self.last is not None else None
         if not broker:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from amqp.exceptions import ChannelError
 from kombu import Connection
 
@@ -67,14 +68,19 @@ class BrokerProbe:
         # One attempt, no back-off: a probe reports, it does not wait for the broker to return.
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=self._timeout)  # type: ignore[arg-type]  # a float works
 
-    def reachable(self) -> bool:
+    def answers(self) -> bool | None:
+        """True when the broker accepts a connection and opens a channel; False when it refuses
+        or fails (the reason is logged); None when it did not answer within the timeout, which
+        on a saturated server may be this thread's wait for the interpreter, not the broker."""
         try:
             with self._connection() as conn:
                 self._connect(conn)
                 channel: Any = conn.channel()
                 channel.close()
             return True
-        except Exception as exc:  # any failure means unreachable; the reason is logged
+        except Exception as exc:  # any failure means unreachable
+            if timed_out(exc):
+                return None
             log.warning("broker unreachable: %r", exc)
             return False
 
@@ -120,3 +126,16 @@ def _depth(conn: Connection, queue: str) -> int:
     finally:
         with contextlib.suppress(Exception):  # a channel the broker closed after NOT_FOUND (AMQP)
             channel.close()
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether `error`, or what it was raised from or while handling (kombu re-raises the
+    transport's errors as its own), is a timeout."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (TimeoutError, redis.exceptions.TimeoutError)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -3,6 +3,12 @@ counted against a dependency, for a bounded number of checks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import redis.exceptions
+from kombu.exceptions import OperationalError
+
+from server.broker.probe import timed_out
 from server.health import INCONCLUSIVE_LIMIT, Verdicts
 
 
@@ -38,3 +44,26 @@ def test_an_answer_resets_the_count_and_each_dependency_counts_apart():
 
 def test_the_first_check_has_nothing_to_keep():
     assert Verdicts(2.0).settle("postgres", None, saturated=True, previous=None) is False
+
+
+def _raised(make: Callable[[], None]) -> BaseException:
+    try:
+        make()
+    except BaseException as error:
+        return error
+    raise AssertionError("nothing was raised")
+
+
+def _kombu_from(cause: BaseException) -> None:
+    # As kombu re-raises a transport's error: its own error, raised while handling the cause.
+    try:
+        raise cause
+    except type(cause):
+        raise OperationalError(str(cause)) from None
+
+
+def test_a_broker_timeout_is_told_apart_from_a_refusal_through_kombus_wrapping():
+    assert timed_out(_raised(lambda: _kombu_from(redis.exceptions.TimeoutError("Timeout reading from socket"))))
+    assert timed_out(_raised(lambda: _kombu_from(TimeoutError("timed out"))))
+    assert not timed_out(_raised(lambda: _kombu_from(ConnectionRefusedError(111, "refused"))))
+    assert not timed_out(_raised(lambda: _kombu_from(redis.exceptions.ConnectionError("refused"))))
