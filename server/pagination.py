@@ -42,6 +42,14 @@ def encode(cursor: Cursor, filters: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 def decode(token: str, filters: str) -> Cursor | None:
     if not token:
         return None
@@ -49,6 +57,9 @@ def decode(token: str, filters: str) -> Cursor | None:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         cursor = Cursor(key=data["k"], id=str(data["i"]))
         matches = data["f"] == filters
+        if _holds_nul(cursor.key) or "\x00" in cursor.id:
+            # A forged token: PostgreSQL refuses NUL in text, so it must never reach a statement.
+            raise ValueError("a NUL in the page token")
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArgument.field("page_token", "not a page token of this list", reason="INVALID_PAGE_TOKEN") from exc
     if not matches:

@@ -23,6 +23,7 @@ from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
+from server import pagination
 from server.audit.dead_letter import DeadLetterFile
 from server.audit.log import SUCCESS, AuditEvent, AuditLog
 from server.audit.replay import replay_dead_letters
@@ -401,3 +402,16 @@ def test_audit_writes_failing_are_logged_once_not_per_attempt(tmp_path: Path, ca
     failing = [r for r in caplog.records if "audit writes failing" in r.getMessage()]
     assert len(failing) == 1
     assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("order_by", ["title", ""])
+def test_a_forged_page_token_holding_a_nul_is_refused(dashboards, auth, facility, order_by):
+    # Page tokens are base64 JSON a caller can forge: a NUL inside the key or id must be refused
+    # like any other malformed token, never reach PostgreSQL (which refuses NUL in text).
+    md = auth("forger", "editor", facility)
+    filters = pagination.fingerprint([], "", None, "", "", order_by)
+    for key, ident in (("a\x00b", str(uuid.uuid4())), ("2026-01-01T00:00:00+00:00", "x\x00")):
+        token = pagination.encode(pagination.Cursor(key, ident), filters)
+        with pytest.raises(grpc.RpcError) as caught:
+            dashboards.ListDashboards(d.ListDashboardsRequest(page_token=token, order_by=order_by), metadata=md)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
