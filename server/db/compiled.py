@@ -28,7 +28,6 @@ class Compiled:
             # IN (list) is rendered per call; = ANY(array parameter) is one text for every call.
             raise ValueError("a compiled statement takes no IN (...) lists: use = ANY(array)")
         self.sql = compiled.string
-        self.columns = tuple(column.key for column in statement.selected_columns)
         named = {bind.key for bind in compiled.binds.values() if bind.value is None and bind.callable is None}
         self._fixed = {
             key: value

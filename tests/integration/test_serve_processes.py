@@ -3,6 +3,7 @@ spread across them, one metrics endpoint that adds both up, and a clean SIGTERM 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -61,8 +62,11 @@ def _until(what: str, check: object, timeout: float = 120.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def served(settings: Settings, migrated: str, tmp_path: Path) -> Iterator[Served]:
+@contextlib.contextmanager
+def two_processes(settings: Settings, tmp_path: Path, *, http: bool = True) -> Iterator[Served]:
+    """`tessera serve --processes 2` on the test's database and Redis, until both processes
+    serve; stopped by SIGTERM afterwards, and whatever is left killed, children too (killing only
+    the parent would leave them running)."""
     ports = {"grpc": _free_port(), "http": _free_port(), "metrics": _free_port()}
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
@@ -72,7 +76,7 @@ def served(settings: Settings, migrated: str, tmp_path: Path) -> Iterator[Served
         TESSERA_BROKER_KEY_PREFIX=settings.broker_key_prefix,
         TESSERA_JWT_SECRET=settings.jwt_secret.get_secret_value(),
         TESSERA_PORT=str(ports["grpc"]),
-        TESSERA_HTTP_PORT=str(ports["http"]),
+        TESSERA_HTTP_PORT=str(ports["http"]) if http else "-1",
         TESSERA_METRICS_PORT=str(ports["metrics"]),
         TESSERA_SHUTDOWN_GRACE="1",
         TESSERA_LOG_LEVEL="WARNING",
@@ -88,9 +92,23 @@ def served(settings: Settings, migrated: str, tmp_path: Path) -> Iterator[Served
         _until("two server processes", lambda: len(handle.per_process()) == 2)
         yield handle
     finally:
+        children = psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
+@pytest.fixture
+def served(settings: Settings, migrated: str, tmp_path: Path) -> Iterator[Served]:
+    with two_processes(settings, tmp_path) as handle:
+        yield handle
 
 
 def test_two_processes_share_the_ports_and_one_metrics_endpoint_and_stop_on_sigterm(

@@ -7,11 +7,6 @@ it; which one did is read from the per-process rpc counts), so every check reads
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import psutil
 import psycopg
 import pytest
 
@@ -34,7 +28,7 @@ from server.devtools.demo_data import GRANTS, POLICY
 from server.devtools.demo_data import install as install_demo_data
 from server.queries.frame import frame_to_rows
 from tests.conftest import TokenFactory
-from tests.integration.test_serve_processes import Served, _free_port, _until
+from tests.integration.test_serve_processes import Served, two_processes
 
 MEMORY = w.DATA_SOURCE_MEMORY
 SEEN_WITHIN_SECONDS = 1.0
@@ -43,43 +37,8 @@ REFUSED = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)
 
 @pytest.fixture
 def served(settings: Settings, migrated: str, tmp_path: Path) -> Iterator[Served]:
-    ports = {"grpc": _free_port(), "http": _free_port(), "metrics": _free_port()}
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=settings.redis_url,
-        TESSERA_REDIS_PREFIX=settings.redis_prefix,
-        TESSERA_BROKER_KEY_PREFIX=settings.broker_key_prefix,
-        TESSERA_JWT_SECRET=settings.jwt_secret.get_secret_value(),
-        TESSERA_PORT=str(ports["grpc"]),
-        TESSERA_HTTP_PORT="-1",
-        TESSERA_METRICS_PORT=str(ports["metrics"]),
-        TESSERA_SHUTDOWN_GRACE="1",
-        TESSERA_LOG_LEVEL="WARNING",
-        TESSERA_AUDIT_DEAD_LETTER_PATH=str(tmp_path / "dead-letter.jsonl"),
-        TMPDIR=str(tmp_path),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--processes", "2"], env=env, stdout=subprocess.DEVNULL
-    )
-    handle = Served(process, ports["grpc"], ports["http"], ports["metrics"], tmp_path)
-    try:
-        _until("two server processes", lambda: len(handle.per_process()) == 2)
+    with two_processes(settings, tmp_path, http=False) as handle:
         yield handle
-    finally:
-        # The parent drains its processes on SIGTERM; whatever is left is killed, children too
-        # (killing only the parent would leave them running).
-        children = psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        for child in children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
 
 
 def _channel_per_process(served: Served, md: Any) -> list[grpc.Channel]:
