@@ -252,6 +252,39 @@ def test_buffered_events_are_written_on_close(migrated: str):
     assert asyncio.run(scenario()) == 250
 
 
+def test_a_flush_writes_what_was_buffered_in_one_batch_not_what_keeps_arriving(migrated: str):
+    """Events recorded while a flush writes wait for the next one: a flush that drained until the
+    buffer was empty chased a busy server's events a few at a time, a transaction and a COPY each
+    (0.3 ms of server CPU per event)."""
+    marker = f"arriving-{uuid.uuid4().hex[:8]}"
+
+    writes: list[int] = []
+
+    class Arrivals(AuditLog):
+        """Ten more events come in while each batch is written."""
+
+        async def _settle(self, size: int) -> None:
+            writes.append(size)
+            for i in range(10):
+                self.record(AuditEvent(actor=marker, method="test/Arriving", outcome=SUCCESS, resource_id=f"late-{i}"))
+            await super()._settle(size)
+
+    async def scenario() -> int:
+        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
+        try:
+            log = Arrivals(db, interval=3600)
+            for i in range(50):
+                log.record(AuditEvent(actor=marker, method="test/Arriving", outcome=SUCCESS, resource_id=str(i)))
+            await asyncio.wait_for(log.flush(), timeout=10)
+            return log.pending
+        finally:
+            await db.dispose()
+
+    pending = asyncio.run(scenario())
+    assert writes == [50]
+    assert pending == 10
+
+
 def test_events_keep_the_time_they_happened_not_the_flush_time(migrated: str):
     marker = f"times-{uuid.uuid4().hex[:8]}"
 
