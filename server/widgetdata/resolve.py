@@ -26,9 +26,10 @@ everything (INVALID_ARGUMENT naming `parameter_values["<name>"]`) before any cac
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -45,12 +46,18 @@ from server.dashboards.versions import load_snapshot
 from server.dashboards.widget_convert import widget_from_row
 from server.db.schema import dashboard_versions, dashboards, query_versions, widget_queries, widgets
 from server.errors import FailedPrecondition, InvalidArgument, NotFound, ViolationCollector
+from server.memo import Memo
 from server.protojson import from_json
 from server.queries.convert import query_from_rows
-from server.queries.parameters import bind
+from server.queries.parameters import bind, canonical
 from server.widgetdata.definitions import Definition
+from server.widgetdata.request import CacheRequest
 
-__all__ = ["Resolved", "load_definition", "merge_values", "resolve", "resolve_kept"]
+__all__ = ["KeptResolutions", "Resolved", "load_definition", "merge_values", "resolve", "resolve_kept"]
+
+# Requests whose resolution of a kept definition is kept (KeptResolutions): small ones only.
+RESOLUTIONS_KEPT = 2_048
+RESOLVED_REQUEST_BYTES_KEPT = 1_024
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,16 @@ class Resolved:
     refresh_time: datetime | None  # the view's refresh time (MATERIALIZED_VIEW queries)
     values: dict[str, common_pb2.ParameterValue]  # merged; what the executor binds
     bound: dict[str, object]  # bind(query.parameters, values)
+    # The cache requests made of it, by (masking level, generation, max_age, force_refresh): a
+    # kept resolution serves every hot read of its request (service.py).
+    cache_requests: dict[tuple[int, int, float, bool], CacheRequest] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @functools.cached_property
+    def parameters(self) -> str:
+        """The bound values' canonical text, for cache keys."""
+        return canonical(self.bound)
 
 
 def _present(value: common_pb2.ParameterValue) -> bool:
@@ -349,10 +366,52 @@ async def load_definition(conn: AsyncConnection, widget_id: uuid.UUID) -> Defini
     )
 
 
-def resolve_kept(principal: Principal, request: widget_pb2.GetWidgetDataRequest, kept: Definition) -> Resolved | None:
+class KeptResolutions:
+    """What resolve_kept() merges and binds for a request, kept per kept definition: a pure
+    function of the two (the definition never changes; a changed widget is a new one), and
+    most of what a hot read's own work costs (about 40 of 100 µs). Never the access decision,
+    which resolve_kept() makes on every read before asking here."""
+
+    def __init__(self, size: int = RESOLUTIONS_KEPT) -> None:
+        # By the definition's identity and the request's bytes; the definition is held too, so
+        # an identity reused by a later object is told apart.
+        self._memo: Memo[tuple[int, bytes], tuple[Definition, Resolved]] = Memo(size)
+
+    def resolved(self, request: widget_pb2.GetWidgetDataRequest, kept: Definition, query: query_pb2.Query) -> Resolved:
+        raw = request.SerializeToString(deterministic=True)
+        key = (id(kept), raw)
+        found = self._memo.get(key)
+        if found is not None and found[0] is kept:
+            return found[1]
+        assert kept.joined_query is not None
+        values = merge_values(query, kept.widget, kept.filters, request)
+        resolved = Resolved(
+            widget=kept.widget,
+            widget_in_table=True,
+            dashboard_id=kept.dashboard_id,
+            query=query,
+            refresh_time=kept.joined_query.refresh_time,
+            values=values,
+            bound=bind(query.parameters, values, "parameter_values"),
+        )
+        if len(raw) <= RESOLVED_REQUEST_BYTES_KEPT:
+            self._memo.put(key, (kept, resolved))
+        return resolved
+
+    def clear(self) -> None:
+        self._memo.clear()
+
+
+def resolve_kept(
+    principal: Principal,
+    request: widget_pb2.GetWidgetDataRequest,
+    kept: Definition,
+    resolutions: KeptResolutions | None = None,
+) -> Resolved | None:
     """resolve() of a current widget from its kept definition, the access decided now exactly as
     resolve() decides it; None for what only resolve() answers (a dashboard version, a reader
-    limited to the published version, a widget whose query it must explain or load itself)."""
+    limited to the published version, a widget whose query it must explain or load itself).
+    `resolutions`: where the values of earlier reads of the definition are kept."""
     audit_facts.note_facility(kept.board.facility_id)  # as decide(): denials are recorded there too
     try:
         access = require_dashboard(principal, kept.facts, Access.READ_PUBLISHED)
@@ -361,13 +420,4 @@ def resolve_kept(principal: Principal, request: widget_pb2.GetWidgetDataRequest,
     query = kept.query
     if access is Access.READ_PUBLISHED or request.dashboard_version or query is None or kept.joined_query is None:
         return None
-    values = merge_values(query, kept.widget, kept.filters, request)
-    return Resolved(
-        widget=kept.widget,
-        widget_in_table=True,
-        dashboard_id=kept.dashboard_id,
-        query=query,
-        refresh_time=kept.joined_query.refresh_time,
-        values=values,
-        bound=bind(query.parameters, values, "parameter_values"),
-    )
+    return (resolutions or KeptResolutions(0)).resolved(request, kept, query)

@@ -26,14 +26,13 @@ from server.db.replica import fallback_error
 from server.errors import FieldViolation, InvalidArgument, TesseraError
 from server.queries.convert import seconds
 from server.queries.masking import unmasked_phi_columns
-from server.queries.parameters import canonical
 from server.queries.service import QueryDomain
 from server.widgetdata.cache import MEMORY, STALE, WidgetDataCache
 from server.widgetdata.definitions import CHANNEL, Definition, Definitions
 from server.widgetdata.invalidations import Subscriber
 from server.widgetdata.key import KeyParts, cache_key, masking_level
 from server.widgetdata.request import CacheRequest, Served
-from server.widgetdata.resolve import Resolved, load_definition, resolve, resolve_kept
+from server.widgetdata.resolve import KeptResolutions, Resolved, load_definition, resolve, resolve_kept
 from server.widgetdata.tier0 import Tier0Hit
 
 __all__ = ["BATCH_CONCURRENCY", "FrameFacts", "WidgetDataBytes", "WidgetDataDomain", "cache_request_for"]
@@ -74,6 +73,7 @@ class WidgetDataDomain:
         self.cache = cache
         self._settings = settings
         self._default_ttl = float(settings.cache_ttl_seconds)
+        self._resolutions = KeptResolutions()
         self.definitions = Definitions(db)
         self._followers: list[Listener | Subscriber] = []
 
@@ -218,7 +218,7 @@ class WidgetDataDomain:
     async def _resolve(self, principal: Principal, request: widget_pb2.GetWidgetDataRequest) -> Resolved:
         kept = await self._kept(request.widget_id)
         if kept is not None:
-            resolved = resolve_kept(principal, request, kept)
+            resolved = resolve_kept(principal, request, kept, self._resolutions)
             if resolved is not None:
                 return resolved
         # Every statement of resolve() stands alone (no locks, no SET LOCAL), so no transaction;
@@ -257,15 +257,23 @@ class WidgetDataDomain:
     def _request_at(
         self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest, generation: int
     ) -> CacheRequest:
-        query = resolved.query
-        return cache_request_for(
-            resolved,
-            masking_level=masking_level(principal.can_read_phi, bool(query.sensitive_columns)),
-            generation=generation,
-            default_ttl=self._default_ttl,
-            max_age=seconds(request.max_age),
-            force_refresh=request.force_refresh,
-        )
+        level = masking_level(principal.can_read_phi, bool(resolved.query.sensitive_columns))
+        max_age = seconds(request.max_age)
+        made = (level, generation, max_age, request.force_refresh)
+        found = resolved.cache_requests.get(made)
+        if found is None:
+            found = cache_request_for(
+                resolved,
+                masking_level=level,
+                generation=generation,
+                default_ttl=self._default_ttl,
+                max_age=max_age,
+                force_refresh=request.force_refresh,
+            )
+            if len(resolved.cache_requests) >= 8:
+                resolved.cache_requests.clear()  # generations move on; the old ones are not asked
+            resolved.cache_requests[made] = found
+        return found
 
     async def _serve(
         self, principal: Principal, resolved: Resolved, request: widget_pb2.GetWidgetDataRequest
@@ -342,7 +350,7 @@ def cache_request_for(
             query_id=query.id,
             query_version=query.version,
             refresh_time=resolved.refresh_time,
-            parameters=canonical(resolved.bound),
+            parameters=resolved.parameters,
             facility_id=query.facility_id,
             masking_level=masking_level,
             generation=generation,

@@ -15,14 +15,19 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import text
 
+from dashboard.v1 import common_pb2
 from dashboard.v1 import query_pb2 as q
+from dashboard.v1 import widget_pb2 as w
+from server.auth.principal import Principal, Role
 from server.db import replica as db_replica
 from server.db.engine import Database, make_engine
 from server.db.listen import Listener
+from server.errors import InvalidArgument, NotFound
 from server.widgetdata.definitions import CHANNEL, Definitions
-from server.widgetdata.resolve import load_definition
+from server.widgetdata.resolve import KeptResolutions, load_definition, resolve_kept
 from tests.harness.kit import Kit
 
+cv = common_pb2.ParameterValue
 APPLICATION = f"tessera-listen-test-{uuid.uuid4().hex[:6]}"
 
 
@@ -183,3 +188,46 @@ async def test_a_callers_own_commit_is_seen_by_its_next_read(kept: Kept, kit: Ki
         finally:
             db_replica.reader.reset(token)
         await _until(lambda: widget_id not in definitions._kept)
+
+
+async def test_a_kept_resolution_is_reused_per_request_and_definition_never_past_the_access_check(
+    kept: Kept, kit: Kit
+) -> None:
+    """KeptResolutions keeps what merging and binding gave a request of a kept definition; the
+    access decision is still made on every read, and a reloaded definition is resolved anew."""
+    query = kit.query(
+        "SELECT :n::int AS n", q.ParameterSpec(name="n", type=q.PARAMETER_TYPE_INT, default_value=cv(int_value=1))
+    )
+    widget_id = uuid.UUID(kit.widget(kit.board(), query).id)
+    async with kept.db.statements() as conn:
+        definition = await load_definition(conn, widget_id)
+    assert definition is not None
+    resolutions = KeptResolutions()
+    reader = Principal(subject="dora", role=Role.EDITOR, facilities=frozenset({kit.facility}))
+
+    def request(n: int) -> w.GetWidgetDataRequest:
+        return w.GetWidgetDataRequest(widget_id=str(widget_id), parameter_values={"n": cv(int_value=n)})
+
+    first = resolve_kept(reader, request(2), definition, resolutions)
+    assert first is not None and first.bound == {"n": 2}
+    assert resolve_kept(reader, request(2), definition, resolutions) is first
+    other = resolve_kept(reader, request(3), definition, resolutions)
+    assert other is not None and other is not first and other.bound == {"n": 3}
+
+    # An equal definition loaded again is another one: resolved anew, never found by identity.
+    async with kept.db.statements() as conn:
+        reloaded = await load_definition(conn, widget_id)
+    assert reloaded is not None
+    again = resolve_kept(reader, request(2), reloaded, resolutions)
+    assert again is not None and again is not first and again.bound == first.bound
+
+    # A caller of another facility is refused though the resolution is kept.
+    stranger = Principal(subject="sam", role=Role.EDITOR, facilities=frozenset({"elsewhere"}))
+    with pytest.raises(NotFound):
+        resolve_kept(stranger, request(2), definition, resolutions)
+
+    # A request bind() refuses is refused every time, never kept.
+    wrong = w.GetWidgetDataRequest(widget_id=str(widget_id), parameter_values={"n": cv(string_value="x")})
+    for _ in range(2):
+        with pytest.raises(InvalidArgument):
+            resolve_kept(reader, wrong, definition, resolutions)
