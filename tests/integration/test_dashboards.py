@@ -506,3 +506,29 @@ def test_a_caller_of_several_facilities_lists_each_of_them(dashboards, auth, fac
     assert [x.id for x in only_second] == [there.id]
     one = auth("both-1", "editor", facility)
     assert [x.id for x in dashboards.ListDashboards(d.ListDashboardsRequest(), metadata=one).dashboards] == [here.id]
+
+
+def test_a_share_given_and_removed_shows_in_the_next_list_at_once(dashboards, shares, auth, facility):
+    """A list keeps each row's policy facts by the row's content (server/dashboards/listing.py):
+    a changed share is another key, so the very next list is decided on the new shares."""
+    caller = auth("lister", "editor", facility)
+    owner = auth("sharer", "editor", facility)
+    board = create(dashboards, owner, facility, "shared for a while")
+
+    def listed() -> bool:
+        page = dashboards.ListDashboards(d.ListDashboardsRequest(page_size=100), metadata=caller)
+        return board.id in {x.id for x in page.dashboards}
+
+    assert not listed()
+    shares.ShareDashboard(
+        s.ShareDashboardRequest(dashboard_id=board.id, level=s.SHARE_LEVEL_VIEW, user_id="lister"), metadata=owner
+    )
+    assert listed() and listed()
+    shares.UnshareDashboard(s.UnshareDashboardRequest(dashboard_id=board.id, user_id="lister"), metadata=owner)
+    assert not listed()
+    shares.ShareDashboard(
+        s.ShareDashboardRequest(dashboard_id=board.id, level=s.SHARE_LEVEL_VIEW, role=s.ROLE_EDITOR), metadata=owner
+    )
+    assert listed()
+    shares.UnshareDashboard(s.UnshareDashboardRequest(dashboard_id=board.id, role=s.ROLE_EDITOR), metadata=owner)
+    assert not listed()
