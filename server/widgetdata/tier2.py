@@ -10,11 +10,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import bindparam, delete, null, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db.compiled import Statement
 from server.db.engine import Database
 from server.db.schema import widget_data_cache, widgets
 from server.queries.masking import MASKING_LEVEL_MASKED
@@ -76,16 +78,17 @@ class DatabaseTier:
             "computed_at": _ts(entry.computed_at),
             "expires_at": _ts(entry.expires_at),
         }
-        statement = _UPSERT
+        statement, driver_statement = _UPSERT, _DRIVER_UPSERT
         if request.widget_id:
-            statement, params["widget_ref"] = _UPSERT_FOR_WIDGET, uuid.UUID(request.widget_id)
+            statement, driver_statement = _UPSERT_FOR_WIDGET, _DRIVER_UPSERT_FOR_WIDGET
+            params["widget_ref"] = uuid.UUID(request.widget_id)
         try:
             if savepoint:
                 async with conn.begin_nested():
                     await conn.execute(statement, params)
             else:
-                await conn.execute(statement, params)
-        except IntegrityError:
+                await driver_statement.execute(conn, params)
+        except (IntegrityError, psycopg.errors.IntegrityError):
             return False
         return True
 
@@ -105,7 +108,7 @@ class DatabaseTier:
                     written = await self.put(conn, replace(request, widget_id=None), entry, rows, savepoint=False)
             if not written:
                 log.info("widget data: not cached in tier 2, its query was deleted meanwhile")
-        except DBAPIError:
+        except (DBAPIError, psycopg.Error):
             log.warning("widget data: tier-2 write failed", exc_info=True)
 
     async def delete_query(self, query_id: str) -> None:
@@ -143,3 +146,7 @@ def _upsert_statement(for_widget: bool) -> Any:
 
 _UPSERT = _upsert_statement(for_widget=False)
 _UPSERT_FOR_WIDGET = _upsert_statement(for_widget=True)
+# Every computation's write, on a connection of its own, runs on the driver: through
+# SQLAlchemy's execute it took 1.4 ms of a cold read, the statement itself about 0.3.
+_DRIVER_UPSERT = Statement(_UPSERT)
+_DRIVER_UPSERT_FOR_WIDGET = Statement(_UPSERT_FOR_WIDGET)

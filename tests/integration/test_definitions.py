@@ -24,7 +24,10 @@ from server.db.engine import Database, make_engine
 from server.db.listen import Listener
 from server.errors import InvalidArgument, NotFound
 from server.widgetdata.definitions import CHANNEL, Definitions
+from server.widgetdata.entry import Entry
+from server.widgetdata.request import CacheRequest
 from server.widgetdata.resolve import KeptResolutions, load_definition, resolve_kept
+from server.widgetdata.tier2 import DatabaseTier
 from tests.harness.kit import Kit
 
 cv = common_pb2.ParameterValue
@@ -231,3 +234,46 @@ async def test_a_kept_resolution_is_reused_per_request_and_definition_never_past
     for _ in range(2):
         with pytest.raises(InvalidArgument):
             resolve_kept(reader, wrong, definition, resolutions)
+
+
+async def test_a_computations_tier2_write_survives_its_widget_or_query_deleted_meanwhile(kept: Kept, kit: Kit) -> None:
+    """The write runs on the driver (server/db/compiled.py): the widget gone, the row is kept
+    without its widget reference; the query gone, nothing is written and nothing is raised."""
+    query = kit.query("SELECT 1 AS n")
+    widget_id = kit.widget(kit.board(), query).id
+    tier = DatabaseTier(kept.db)
+    now = time.time()
+    entry = Entry(frame=b"\x0a\x00", computed_at=now, expires_at=now + 60, query_version=1, masked=False)
+
+    def request(key: str) -> CacheRequest:
+        return CacheRequest(
+            key=key,
+            query_id=query.id,
+            query_version=1,
+            facility_id=kit.facility,
+            masking_level=0,
+            widget_id=widget_id,
+            ttl=60.0,
+        )
+
+    async def stored(key: str) -> list[tuple[object, ...]]:
+        async with kept.db.statements() as conn:
+            found = await conn.execute(
+                text("SELECT widget_id::text, row_count FROM widget_data_cache WHERE cache_key = :key"), {"key": key}
+            )
+            return [tuple(row) for row in found.all()]
+
+    first = f"k-{uuid.uuid4().hex}"
+    await tier.write(request(first), entry, 1)
+    assert await stored(first) == [(widget_id, 1)]
+
+    await _sql(kept, "DELETE FROM widgets WHERE id = :id", id=uuid.UUID(widget_id))
+    second = f"k-{uuid.uuid4().hex}"
+    await tier.write(request(second), entry, 2)
+    assert await stored(second) == [(None, 2)]
+
+    await _sql(kept, "DELETE FROM widget_data_cache WHERE query_id = :id", id=uuid.UUID(query.id))
+    await _sql(kept, "DELETE FROM widget_queries WHERE id = :id", id=uuid.UUID(query.id))
+    third = f"k-{uuid.uuid4().hex}"
+    await tier.write(request(third), entry, 3)
+    assert await stored(third) == []
