@@ -22,11 +22,11 @@ import statistics
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["H2loadError", "Result", "grpc_frame", "h2load_binary", "run_grpc"]
+__all__ = ["H2loadError", "Result", "combined", "grpc_frame", "h2load_binary", "run_grpc"]
 
 # gRPC framing overhead of one message: the flag byte and the length.
 FRAME_PREFIX_BYTES = 5
@@ -60,6 +60,7 @@ class Result:
     p99_ms: float
     mean_ms: float
     data_bytes: int  # DATA payload received, warm-up included (gRPC messages with their framing)
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # the OK requests', sorted
 
     def ok_bytes(self, expect_bytes: int) -> bool:
         """Whether every completed request carried a reply of `expect_bytes` (serialized): a
@@ -76,7 +77,7 @@ class Result:
 
     def figures(self) -> dict[str, Any]:
         """The JSON-ready figures (rounded)."""
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "latencies_ms"}
         for name in ("seconds", "p50_ms", "p99_ms", "mean_ms"):
             out[name] = round(out[name], 3)
         out["rps"] = round(self.rps)
@@ -169,16 +170,52 @@ def run_grpc(
         latencies, other = _latencies_ms(log_file)
     if not latencies:
         raise H2loadError(f"h2load completed no request:\n{done.stdout}")
-    ordered = sorted(latencies)
+    return _result(
+        clients,
+        streams_per_client,
+        sorted(latencies),
+        other + int(counts.group(5)),
+        duration,
+        rps,
+        _data_bytes(done.stdout),
+    )
+
+
+def _result(
+    clients: int,
+    streams_per_client: int,
+    ordered: list[float],
+    failed: int,
+    seconds: float,
+    rps: float,
+    data_bytes: int,
+) -> Result:
     return Result(
         clients=clients,
         streams_per_client=streams_per_client,
         requests=len(ordered),
-        failed=other + int(counts.group(5)),
-        seconds=duration,
+        failed=failed,
+        seconds=seconds,
         rps=rps,
         p50_ms=statistics.median(ordered),
         p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
         mean_ms=statistics.fmean(ordered),
-        data_bytes=_data_bytes(done.stdout),
+        data_bytes=data_bytes,
+        latencies_ms=ordered,
+    )
+
+
+def combined(results: Sequence[Result]) -> Result:
+    """Several runs of the same load (interleaved with a baseline's rounds) as one: their
+    requests pooled for the percentiles, their periods added up for the rate."""
+    first = results[0]
+    seconds = sum(r.seconds for r in results)
+    return _result(
+        first.clients,
+        first.streams_per_client,
+        sorted(x for r in results for x in r.latencies_ms),
+        sum(r.failed for r in results),
+        seconds,
+        sum(r.requests for r in results) / seconds,
+        sum(r.data_bytes for r in results),
     )

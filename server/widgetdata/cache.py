@@ -86,6 +86,7 @@ class WidgetDataCache:
             # got nothing by then is facing a bug, not a slow query.
             wait_limit_seconds=settings.query_timeout_cap_seconds + 2 * lease + 5,
             classify=self._classify,
+            announce=self._announce,
             clock=clock,
         )
         self._revalidating: set[str] = set()
@@ -228,14 +229,12 @@ class WidgetDataCache:
                 self._revalidate(request, compute)
                 return Served(entry, STALE, expire_at, request)
         entry, source = await self._flight.run(request, compute, started)
-        await self._recomputed(request, source)
         self._served(source)
         return Served(entry, source, effective_expiry(entry, ttl=request.ttl, max_age=request.max_age), request)
 
-    async def _recomputed(self, request: CacheRequest, source: int) -> None:
+    async def _announce(self, request: CacheRequest) -> None:
         """Copies of the key's older entry in other processes' tier 0 go."""
-        if source == COMPUTED:
-            await self._publish(key_message(request.query_id, request.key))
+        await self._publish(key_message(request.query_id, request.key))
 
     def _served(self, source: int) -> None:
         self._metrics.widget_data_served.labels(_SOURCE_NAMES.get(source, "unknown")).inc()
@@ -288,8 +287,7 @@ class WidgetDataCache:
     async def _revalidate_now(self, request: CacheRequest, compute: Compute) -> None:
         try:
             stats.background_refreshes += 1
-            _, source = await self._flight.run(request, compute, self._clock())
-            await self._recomputed(request, source)
+            await self._flight.run(request, compute, self._clock())
         except asyncio.CancelledError:
             raise
         except Exception:  # a failed refresh leaves the stale entry; the next read tries again

@@ -3,9 +3,10 @@ processes, in two layers.
 
 * In the process: one task per key; every concurrent request for the key awaits it (shielded, so
   a caller that goes away never cancels the others' computation).
-* Across processes: a Redis lock `SET {prefix}wd:{<query id>}:lock:{key} <token> NX PX <lease>`. The holder
-  renews the lease every lease/3 while it computes and releases it with a compare-and-delete
-  script; a holder that dies stops renewing, so its lock expires within one lease and a waiter
+* Across processes: a Redis lock `SET {prefix}wd:{<query id>}:lock:{key} <token> NX PX <lease>`.
+  The holder renews the lease every lease/3 while it computes; one script then puts its result
+  into tier 1 and releases the lock (compare-and-delete), while tier 2 is written at the same
+  time. A holder that dies stops renewing, so its lock expires within one lease and a waiter
   takes over (at once when the holder was a process of this machine that is gone: holder.py).
   Waiters poll tier 1 (and the lock, and the holder's failure note) in one MGET with
   a short backoff, and return the holder's result. A holder that fails leaves a short note of the
@@ -26,7 +27,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from google.rpc import code_pb2
 from sqlalchemy import text
@@ -67,8 +68,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# The holder's result into tier 1, then its lock released: one round trip, in this order (a waiter
+# that finds the lock gone reads the result).
+_STORE_AND_RELEASE = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[3] then
+    redis.call('DEL', KEYS[2])
+end
+return 1
+"""
 
 Classify = Callable[[Entry, CacheRequest, float], Freshness]
+# Tells every process that the key has a new entry (their tier-0 copies of it go).
+Announce = Callable[[CacheRequest], Awaitable[None]]
 
 
 class _RedisDown(Exception):
@@ -138,6 +150,7 @@ class SingleFlight:
         lease_seconds: float,
         wait_limit_seconds: float,
         classify: Classify,
+        announce: Announce,
         clock: Callable[[], float],
     ) -> None:
         self._db = db
@@ -146,9 +159,11 @@ class SingleFlight:
         self._lease = lease_seconds
         self._wait_limit = wait_limit_seconds
         self._classify = classify
+        self._announce = announce
         self._clock = clock
         self._renew = tier1.redis.register_script(_RENEW)
         self._release = tier1.redis.register_script(_RELEASE)
+        self._store_and_release = tier1.redis.register_script(_STORE_AND_RELEASE)
         self._inflight: dict[str, asyncio.Task[tuple[Entry, int]]] = {}
 
     async def run(self, request: CacheRequest, compute: Compute, started: float) -> tuple[Entry, int]:
@@ -250,6 +265,7 @@ class SingleFlight:
         return max(1, round(self._lease * 1000))
 
     async def _lead(self, request: CacheRequest, compute: Compute, lock: str, token: str) -> tuple[Entry, int]:
+        released = False
         try:
             if not request.force_refresh:
                 # A holder that finished between our lookup and our lock left its result here.
@@ -270,15 +286,28 @@ class SingleFlight:
                 raise
             finally:
                 renewal.cancel()
-            # Tier 1 first: waiters poll it.
-            await self._tier1.put(request, entry)
-            await self._tier2.write(request, entry, rows)
+            # Both tiers at once: the caller waits for the slower one, not for their sum.
+            await asyncio.gather(self._settle(request, entry, lock, token), self._tier2.write(request, entry, rows))
+            released = True
             return entry, COMPUTED
         finally:
-            try:
-                await self._release(keys=[lock], args=[token])
-            except REDIS_ERRORS as exc:
-                self._tier1.failed(exc)  # the lease runs out by itself
+            if not released:
+                try:
+                    await self._release(keys=[lock], args=[token])
+                except REDIS_ERRORS as exc:
+                    self._tier1.failed(exc)  # the lease runs out by itself
+
+    async def _settle(self, request: CacheRequest, entry: Entry, lock: str, token: str) -> None:
+        """The result into tier 1 and the lock released (waiters poll both), then announced."""
+        envelope, ttl_ms = self._tier1.envelope(entry)
+        try:
+            await self._store_and_release(
+                keys=[data_key(self._tier1.prefix, request.query_id, request.key), lock], args=[envelope, ttl_ms, token]
+            )
+        except REDIS_ERRORS as exc:
+            self._tier1.failed(exc)  # the lock's lease runs out by itself
+            return
+        await self._announce(request)
 
     async def _keep_lease(self, lock: str, token: str) -> None:
         while True:
@@ -315,6 +344,7 @@ class SingleFlight:
             entry, rows = await self._compute(request, compute)
             await self._tier2.put_within(conn, request, entry, rows)
         await self._tier1.put(request, entry)
+        await self._announce(request)
         return entry, COMPUTED
 
     async def _compute(self, request: CacheRequest, compute: Compute) -> tuple[Entry, int]:

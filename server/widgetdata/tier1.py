@@ -72,15 +72,16 @@ class RedisTier:
             return None
         return self.decode(raw)
 
+    def envelope(self, entry: Entry) -> tuple[bytes, int]:
+        """What tier 1 stores for the entry, and for how many milliseconds."""
+        return encode(entry), tier1_ttl_ms(entry, self._clock(), self._max_stale)
+
     async def put(self, request: CacheRequest, entry: Entry) -> None:
         if not self.usable():
             return
+        envelope, ttl_ms = self.envelope(entry)
         try:
-            await self.redis.set(
-                data_key(self.prefix, request.query_id, request.key),
-                encode(entry),
-                px=tier1_ttl_ms(entry, self._clock(), self._max_stale),
-            )
+            await self.redis.set(data_key(self.prefix, request.query_id, request.key), envelope, px=ttl_ms)
         except REDIS_ERRORS as exc:
             self.failed(exc)
 

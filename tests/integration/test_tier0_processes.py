@@ -1,6 +1,7 @@
 """Tier 0 and the kept widget definitions across server processes (issue 13): with `tessera serve
 --processes 2`, each process answers hot reads from its own memory, and a revoked share, a new
-query version and a materialized view refresh are each seen by every process within one second.
+query version, a materialized view refresh and a forced refresh in one process are each seen by
+every process within one second.
 
 Each process gets a channel of its own (an HTTP/2 connection stays with the process that accepted
 it; which one did is read from the per-process rpc counts), so every check reads from both."""
@@ -166,6 +167,22 @@ def test_a_revoked_share_a_new_version_and_a_view_refresh_reach_every_process_wi
 
     for reader in readers:
         assert _seconds_until(lambda r=reader: sees_version_two(r), since) <= SEEN_WITHIN_SECONDS
+
+    # --- a forced refresh in one process -------------------------------------------------------
+    # Its new entry has the same key: the computing process announces the key, and the other
+    # drops its copy and reads the new one from tier 1.
+    warm(owner)
+    forced = readers[0].GetWidgetData(
+        w.GetWidgetDataRequest(widget_id=widget.id, force_refresh=True), metadata=owner, timeout=30
+    )
+    since = time.monotonic()
+    assert (
+        _seconds_until(
+            lambda: readers[1].GetWidgetData(request, metadata=owner, timeout=30).compute_time == forced.compute_time,
+            since,
+        )
+        <= SEEN_WITHIN_SECONDS
+    )
 
     # --- a materialized view refresh ----------------------------------------------------------
     view = queries.CreateQuery(

@@ -616,6 +616,11 @@ def test_hits_a_lost_entry_and_an_invalidation_across_instances(
     recomputed = second.GetWidgetData(request, metadata=md, timeout=30)
     assert recomputed.source == COMPUTED and recomputed.compute_time != computed.compute_time
     assert first.GetWidgetData(request, metadata=md, timeout=30).source == MEMORY
+    # A computation stores its result and releases its lock in one script.
+    forced = second.GetWidgetData(w.GetWidgetDataRequest(widget_id=widget.id, force_refresh=True), metadata=md)
+    assert forced.source == COMPUTED
+    with sync_client(pair.redis_url) as client:
+        assert client.keys(lock_key(pair.prefix, query.id, "*")) == []
 
 
 @ON_EACH_REDIS
