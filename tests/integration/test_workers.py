@@ -159,7 +159,7 @@ def test_due_widgets_are_materialized_and_rescheduled(
     )
     widget = kit.widget(kit.board(), phi, refresh=120)
     sql(dsn, "UPDATE widgets SET next_refresh_at = NULL WHERE id = %s", widget.id)
-    make_celery(job_settings).send_task(TASK_DUE_WIDGETS)
+    tick = make_celery(job_settings).send_task(TASK_DUE_WIDGETS)
     # One execution warmed both masking levels.
     eventually(
         lambda: len(sql(dsn, "SELECT 1 FROM widget_data_cache WHERE query_id = %s", phi.id)) == 2,
@@ -168,6 +168,7 @@ def test_due_widgets_are_materialized_and_rescheduled(
     (next_at,) = sql(dsn, "SELECT next_refresh_at - now() FROM widgets WHERE id = %s", widget.id)[0]
     assert 100 < next_at.total_seconds() <= 120
     assert data(kit, widget.id).source == w.DATA_SOURCE_MEMORY
+    sweep_ended(worker, tick.id)
 
 
 def test_one_tick_drains_more_due_widgets_than_a_chunk(
@@ -181,7 +182,7 @@ def test_one_tick_drains_more_due_widgets_than_a_chunk(
         dsn, "UPDATE widgets SET next_refresh_at = NULL, refresh_interval_seconds = 600 WHERE id = ANY(%s::uuid[])", ids
     )
     (since,) = sql(dsn, "SELECT now()")[0]
-    make_celery(job_settings).send_task(TASK_DUE_WIDGETS)
+    tick = make_celery(job_settings).send_task(TASK_DUE_WIDGETS)
     refreshed = (
         "SELECT count(DISTINCT widget_id) FROM widget_data_cache"
         " WHERE widget_id = ANY(%s::uuid[]) AND computed_at >= %s"
@@ -191,6 +192,18 @@ def test_one_tick_drains_more_due_widgets_than_a_chunk(
     left = sql(dsn, "SELECT min(next_refresh_at - now()) FROM widgets WHERE id = ANY(%s::uuid[])", ids)[0][0]
     assert left.total_seconds() > 500
     assert "tessera.materialize.widgets" in worker.log
+    sweep_ended(worker, tick.id)
+
+
+def sweep_ended(worker: WorkerProcess, task_id: str) -> None:
+    """Waits for a tick's sweep to end. Its data can be refreshed while the sweep still waits
+    for room in the queue; a sweep that outlived its test would claim the next test's due
+    widgets."""
+    eventually(
+        lambda: any(task_id in line and "succeeded in" in line for line in worker.log.splitlines()),
+        timeout=60,
+        what="the tick's sweep ended",
+    )
 
 
 def test_sweep_holds_off_while_the_queue_is_full(migrated: str, kit: Kit, dsn: str) -> None:
