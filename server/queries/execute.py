@@ -440,8 +440,8 @@ async def _fetch(
     params: dict[str, object],
     size: int,
 ) -> tuple[list[tuple[str, int]], list[Sequence[object]], Sequence[object]]:
-    """BEGIN, the settings, the query under a LIMIT of `size` and the tripwire (what the settings
-    are after the query) in one round trip: a pipeline, which also always speaks the extended
+    """BEGIN, the settings, the query under a LIMIT of `size`, the tripwire (what the settings
+    are after the query) and ROLLBACK in one round trip: a pipeline, which also always speaks the extended
     protocol, so stacked statements are refused even without parameters. Returns the columns, the
     rows and the tripwire's row. Raises _QueryFailed when the settings went through and the query
     failed (the pipeline then skips the tripwire).
@@ -452,13 +452,16 @@ async def _fetch(
     keeps the query's order, refuses data-modifying CTEs as DECLARE did, and its LIMIT bounds what
     is transferred; `sql` is the driver form (comments blanked, no trailing semicolon), so nothing
     in it reaches past the parenthesis."""
-    settle, fetch, check = driver.cursor(), driver.cursor(), driver.cursor()
+    settle, fetch, check, end = driver.cursor(), driver.cursor(), driver.cursor(), driver.cursor()
     register_frame_loaders(fetch.adapters)  # this cursor only: the pooled connection is untouched
     try:
         async with driver.pipeline():
             await settle.execute(setup, settings, prepare=False)
             await fetch.execute(f"SELECT * FROM ({sql}\n) AS {_ROWS_NAME} LIMIT {int(size)}", params, prepare=False)
             await check.execute(_TRIPWIRE_DRIVER, prepare=False)
+            # Nothing of the transaction is kept: ended in the same round trip (the pool's reset
+            # then finds the connection idle and sends nothing).
+            await end.execute("ROLLBACK", prepare=False)
     except psycopg.Error as error:
         if settle.pgresult is not None:  # the settings' result arrived: what failed came after
             raise _QueryFailed(error) from error
