@@ -453,7 +453,6 @@ async def _fetch(
     is transferred; `sql` is the driver form (comments blanked, no trailing semicolon), so nothing
     in it reaches past the parenthesis."""
     settle, fetch, check, end = driver.cursor(), driver.cursor(), driver.cursor(), driver.cursor()
-    register_frame_loaders(fetch.adapters)  # this cursor only: the pooled connection is untouched
     try:
         async with driver.pipeline():
             await settle.execute(setup, settings, prepare=False)
@@ -467,6 +466,8 @@ async def _fetch(
             raise _QueryFailed(error) from error
         raise
     description = fetch.description or []
+    # This cursor only (the pooled connection is untouched), before its rows are loaded.
+    register_frame_loaders(fetch.adapters, [column.type_code for column in description])
     rows: list[Sequence[object]] = list(await fetch.fetchall())
     after = await check.fetchone()
     if after is None:

@@ -191,16 +191,21 @@ class _TextLoader(Loader):
         return bytes(data).decode(self._encoding, self._errors)
 
 
-def register_frame_loaders(adapters: AdaptersMap) -> None:
+def register_frame_loaders(adapters: AdaptersMap, oids: Iterable[int] | None = None) -> None:
     """Make `adapters` (a cursor's, normally) return what `build_frame` reads losslessly: the
-    default loaders for the natively exact types, PostgreSQL's text for every other type (known
-    ones, their arrays, and, through oid 0, types psycopg has never heard of)."""
-    oids = {0}
-    for info in adapters.types:
-        oids.add(info.oid)
-        if info.array_oid:
-            oids.add(info.array_oid)
-    for oid in oids - _NATIVE_OIDS:
+    default loaders for the natively exact types, PostgreSQL's text for every other type of
+    `oids` (a result's columns), or without them for every type (known ones, their arrays, and,
+    through oid 0, types psycopg has never heard of). For a result already received, naming its
+    columns costs a few registrations instead of about two hundred (psycopg loads rows when they
+    are fetched, with the loaders of that moment)."""
+    if oids is None:
+        every = {0}
+        for info in adapters.types:
+            every.add(info.oid)
+            if info.array_oid:
+                every.add(info.array_oid)
+        oids = every
+    for oid in set(oids) - _NATIVE_OIDS:
         adapters.register_loader(oid, _TextLoader)
 
 

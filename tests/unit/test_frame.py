@@ -116,6 +116,17 @@ def test_frame_loaders_keep_exact_defaults_and_read_everything_else_as_text() ->
     assert psycopg.adapters.get_loader(oid("numeric"), psycopg.pq.Format.TEXT) is not fr._TextLoader
 
 
+def test_frame_loaders_for_a_results_columns_cover_exactly_those_columns() -> None:
+    adapters = AdaptersMap(psycopg.adapters)
+    default_int4 = adapters.get_loader(oid("int4"), psycopg.pq.Format.TEXT)
+    default_date = adapters.get_loader(oid("date"), psycopg.pq.Format.TEXT)
+    register_frame_loaders(adapters, [oid("int4"), oid("numeric"), _array_oid("int4[]"), 987654])
+    assert adapters.get_loader(oid("int4"), psycopg.pq.Format.TEXT) is default_int4
+    for column in (oid("numeric"), _array_oid("int4[]"), 987654):  # 987654: a type psycopg never heard of
+        assert adapters.get_loader(column, psycopg.pq.Format.TEXT) is fr._TextLoader
+    assert adapters.get_loader(oid("date"), psycopg.pq.Format.TEXT) is default_date  # not a column: untouched
+
+
 # --- building --------------------------------------------------------------------------------
 
 
