@@ -52,7 +52,13 @@ try {
 console.log(
   JSON.stringify({
     protocol,
-    export: { state: JobState[followed.job.state], revisions, size: download.bytes.length, magic },
+    export: {
+      state: JobState[followed.job.state],
+      revisions,
+      final: String(followed.job.revision),
+      size: download.bytes.length,
+      magic,
+    },
     declared: String(download.file.sizeBytes),
     materialization: JobState[materialized.job.state],
     missing,
