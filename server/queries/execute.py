@@ -441,10 +441,10 @@ async def _fetch(
     size: int,
 ) -> tuple[list[tuple[str, int]], list[Sequence[object]], Sequence[object]]:
     """BEGIN, the settings, the query under a LIMIT of `size`, the tripwire (what the settings
-    are after the query) and ROLLBACK in one round trip: a pipeline, which also always speaks the extended
-    protocol, so stacked statements are refused even without parameters. Returns the columns, the
-    rows and the tripwire's row. Raises _QueryFailed when the settings went through and the query
-    failed (the pipeline then skips the tripwire).
+    are after the query) and ROLLBACK in one round trip: a pipeline, which also always speaks the
+    extended protocol, so stacked statements are refused even without parameters. Returns the
+    columns, the rows and the tripwire's row. Raises _QueryFailed when the settings went through
+    and the query failed (the pipeline then skips the tripwire and the ROLLBACK).
 
     Not a cursor (DECLARE and FETCH, as before): PostgreSQL plans a cursor for its first rows and
     never in parallel, and an aggregate over 300,000 rows behind the facility policy ran 1.6x as
