@@ -8,7 +8,6 @@ existence is never revealed; a caller who may see it but not do this gets PERMIS
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,16 +67,10 @@ class DashboardFacts:
     grants: tuple[Grant, ...] = ()
 
 
-@functools.lru_cache(maxsize=64)
-def _shared_role(grantee: str) -> Role | None:
-    # Parsed once per name: a list decides each role share of each of its rows.
-    return Role.parse(grantee)
-
-
 def _grant_applies(principal: Principal, grant: Grant) -> bool:
     if grant.grantee_type == "user":
         return grant.grantee == principal.subject
-    role = _shared_role(grant.grantee)
+    role = Role.parse(grant.grantee)
     # A share with a role reaches every holder of that role or a higher one.
     return role is not None and principal.role >= role
 
