@@ -83,6 +83,10 @@ class AuditHealth:
         return self.writing and not self.dead_letters
 
 
+# How long closing waits for a write in progress before cancelling it.
+CLOSE_WAIT_SECONDS = 5.0
+
+
 class AuditLog:
     def __init__(
         self,
@@ -242,10 +246,19 @@ class AuditLog:
         database does not answer)."""
         self._closed = True
         if self._task is not None:
+            # Not in the middle of a write: a COPY cancelled half-way leaves its connection busy.
+            # Bounded: a flush against a database that does not answer may hang for long.
+            held = False
+            if self._lock is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+                        held = await self._lock.acquire()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            if held and self._lock is not None:
+                self._lock.release()
         self._lock = None  # a lock bound to a loop that may be gone
         try:
             await self.flush(all_refusals=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -16,6 +18,7 @@ from server.db.replica import ReplicaRouter, fallback_error, parse_lsn, reader
 from server.protojson import load_json
 
 T = TypeVar("T")
+log = logging.getLogger("tessera.db")
 
 # A pooled connection idle for longer than this is pinged before use (a restarted or failed-over
 # PostgreSQL leaves dead connections in the pool). One used more recently is not: pinging every
@@ -50,6 +53,14 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
 
     @event.listens_for(pool, "checkout")
     def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        status = driver.info.transaction_status
+        if driver.closed or driver.broken or status != TransactionStatus.IDLE:
+            # A command interrupted half-way (a cancelled COPY or pipeline) can leave its
+            # connection busy: whoever got it next failed with "another command is already in
+            # progress". Read from memory, so free; the pool replaces it and tries again.
+            log.warning("a pooled connection was left %s; replaced", status.name)
+            raise exc.DisconnectionError("the pooled connection was left busy")
         checked_in = record.info.get(_CHECKED_IN)  # none: a new connection, nothing to check
         if checked_in is None or time.monotonic() - checked_in < IDLE_PING_SECONDS:
             return

@@ -252,6 +252,57 @@ def test_buffered_events_are_written_on_close(migrated: str):
     assert asyncio.run(scenario()) == 250
 
 
+def test_closing_lets_a_write_in_progress_finish_instead_of_cancelling_it(migrated: str):
+    """A COPY cancelled half-way can leave its connection busy for whoever gets it next: closing
+    waits for the writer's flush (here held up by a lock on the table) and then writes the rest."""
+    marker = f"in-progress-{uuid.uuid4().hex[:8]}"
+    outcomes: list[str] = []
+
+    class Watched(AuditLog):
+        writing: asyncio.Event
+
+        async def _settle(self, size: int) -> None:
+            self.writing.set()
+            try:
+                await super()._settle(size)
+            except asyncio.CancelledError:
+                outcomes.append("cancelled")
+                raise
+            outcomes.append(f"wrote {size}")
+
+    async def scenario() -> int:
+        db = Database(make_engine(migrated, pool_size=2, max_overflow=0))
+        locker = await psycopg.AsyncConnection.connect(sync_url(migrated).replace("+psycopg", "", 1))
+        try:
+            await locker.execute(f"LOCK TABLE {audit_log.name} IN EXCLUSIVE MODE")  # COPY waits for it
+            log = Watched(db, interval=0.01)
+            log.writing = asyncio.Event()
+            for i in range(20):
+                log.record(AuditEvent(actor=marker, method="test/InProgress", outcome=SUCCESS, resource_id=str(i)))
+            await asyncio.wait_for(log.writing.wait(), timeout=10)
+            await asyncio.sleep(0.2)  # the writer's COPY is waiting for the lock
+            closing = asyncio.create_task(log.close())
+            await asyncio.sleep(0.3)
+            assert not closing.done(), "close() must wait for the write in progress"
+            await locker.rollback()  # the lock goes: the write goes through
+            await asyncio.wait_for(closing, timeout=10)
+            assert log.pending == 0
+            async with db.read() as conn:
+                return int(
+                    (
+                        await conn.execute(
+                            select(func.count()).select_from(audit_log).where(audit_log.c.actor == marker)
+                        )
+                    ).scalar_one()
+                )
+        finally:
+            await locker.close()
+            await db.dispose()
+
+    assert asyncio.run(scenario()) == 20
+    assert outcomes == ["wrote 20"]
+
+
 def test_a_flush_writes_what_was_buffered_in_one_batch_not_what_keeps_arriving(migrated: str):
     """Events recorded while a flush writes wait for the next one: a flush that drained until the
     buffer was empty chased a busy server's events a few at a time, a transaction and a COPY each

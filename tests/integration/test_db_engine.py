@@ -55,3 +55,23 @@ async def test_statements_run_outside_a_transaction_and_read_restores_transactio
             assert raw.driver_connection.info.transaction_status == TransactionStatus.INTRANS
     finally:
         await db.dispose()
+
+
+async def test_a_connection_left_busy_in_the_pool_is_replaced_not_handed_out(settings: Settings, migrated: str) -> None:
+    """A command interrupted half-way (a cancelled COPY or pipeline) can leave its connection busy
+    with a result nobody reads: the next user got "another command is already in progress"."""
+    db = Database(make_engine(settings.database_url, pool_size=1, max_overflow=0))
+    try:
+        async with db.statements() as conn:
+            raw = await conn.get_raw_connection()
+            left = raw.driver_connection
+            first = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        # Busy behind the pool's back: a query sent and its result never read.
+        left.pgconn.send_query(b"SELECT pg_sleep(0.2)")
+        assert left.info.transaction_status == TransactionStatus.ACTIVE
+        async with db.transaction() as conn:
+            second = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        assert second != first
+        assert left.closed
+    finally:
+        await db.dispose()
