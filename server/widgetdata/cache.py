@@ -86,7 +86,7 @@ class WidgetDataCache:
             # got nothing by then is facing a bug, not a slow query.
             wait_limit_seconds=settings.query_timeout_cap_seconds + 2 * lease + 5,
             classify=self._classify,
-            announce=self._announce,
+            announcement=self._announcement,
             clock=clock,
         )
         self._revalidating: set[str] = set()
@@ -232,9 +232,9 @@ class WidgetDataCache:
         self._served(source)
         return Served(entry, source, effective_expiry(entry, ttl=request.ttl, max_age=request.max_age), request)
 
-    async def _announce(self, request: CacheRequest) -> None:
-        """Copies of the key's older entry in other processes' tier 0 go."""
-        await self._publish(key_message(request.query_id, request.key))
+    def _announcement(self, request: CacheRequest) -> tuple[str, str]:
+        """What makes copies of the key's older entry in other processes' tier 0 go."""
+        return self.channel, key_message(request.query_id, request.key)
 
     def _served(self, source: int) -> None:
         self._metrics.widget_data_served.labels(_SOURCE_NAMES.get(source, "unknown")).inc()

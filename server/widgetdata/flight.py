@@ -27,7 +27,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from google.rpc import code_pb2
 from sqlalchemy import text
@@ -70,17 +70,22 @@ return 0
 """
 # The holder's result into tier 1, then its lock released: one round trip, in this order (a waiter
 # that finds the lock gone reads the result).
+# The result stored, the lock released if still ours, and the key announced on the channel:
+# one round trip where the announcement was one more after it (pub/sub messages reach every
+# node of a cluster from a script too).
 _STORE_AND_RELEASE = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[3] then
     redis.call('DEL', KEYS[2])
 end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
 
 Classify = Callable[[Entry, CacheRequest, float], Freshness]
-# Tells every process that the key has a new entry (their tier-0 copies of it go).
-Announce = Callable[[CacheRequest], Awaitable[None]]
+# The channel and the message that tell every process that the key has a new entry (their
+# tier-0 copies of it go).
+Announcement = Callable[[CacheRequest], tuple[str, str]]
 
 
 class _RedisDown(Exception):
@@ -150,7 +155,7 @@ class SingleFlight:
         lease_seconds: float,
         wait_limit_seconds: float,
         classify: Classify,
-        announce: Announce,
+        announcement: Announcement,
         clock: Callable[[], float],
     ) -> None:
         self._db = db
@@ -159,7 +164,7 @@ class SingleFlight:
         self._lease = lease_seconds
         self._wait_limit = wait_limit_seconds
         self._classify = classify
-        self._announce = announce
+        self._announcement = announcement
         self._clock = clock
         self._renew = tier1.redis.register_script(_RENEW)
         self._release = tier1.redis.register_script(_RELEASE)
@@ -298,16 +303,23 @@ class SingleFlight:
                     self._tier1.failed(exc)  # the lease runs out by itself
 
     async def _settle(self, request: CacheRequest, entry: Entry, lock: str, token: str) -> None:
-        """The result into tier 1 and the lock released (waiters poll both), then announced."""
+        """The result into tier 1, the lock released (waiters poll both) and the key announced."""
         envelope, ttl_ms = self._tier1.envelope(entry)
+        channel, message = self._announcement(request)
         try:
             await self._store_and_release(
-                keys=[data_key(self._tier1.prefix, request.query_id, request.key), lock], args=[envelope, ttl_ms, token]
+                keys=[data_key(self._tier1.prefix, request.query_id, request.key), lock],
+                args=[envelope, ttl_ms, token, channel, message],
             )
         except REDIS_ERRORS as exc:
             self._tier1.failed(exc)  # the lock's lease runs out by itself
-            return
-        await self._announce(request)
+
+    async def _announce(self, request: CacheRequest) -> None:
+        channel, message = self._announcement(request)
+        try:
+            await self._tier1.redis.publish(channel, message)
+        except REDIS_ERRORS as exc:
+            self._tier1.failed(exc)
 
     async def _keep_lease(self, lock: str, token: str) -> None:
         while True:

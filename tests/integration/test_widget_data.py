@@ -616,10 +616,18 @@ def test_hits_a_lost_entry_and_an_invalidation_across_instances(
     recomputed = second.GetWidgetData(request, metadata=md, timeout=30)
     assert recomputed.source == COMPUTED and recomputed.compute_time != computed.compute_time
     assert first.GetWidgetData(request, metadata=md, timeout=30).source == MEMORY
-    # A computation stores its result and releases its lock in one script.
-    forced = second.GetWidgetData(w.GetWidgetDataRequest(widget_id=widget.id, force_refresh=True), metadata=md)
-    assert forced.source == COMPUTED
+    # A computation stores its result, releases its lock and announces the key in one script
+    # (on a cluster, the script's node passes the message on to every node).
     with sync_client(pair.redis_url) as client:
+        subscription = client.pubsub()
+        subscription.subscribe(channel_name(pair.prefix))
+        assert subscription.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
+        forced = second.GetWidgetData(w.GetWidgetDataRequest(widget_id=widget.id, force_refresh=True), metadata=md)
+        assert forced.source == COMPUTED
+        announced = subscription.get_message(timeout=5)
+        subscription.close()
+        assert announced is not None and announced["type"] == "message"
+        assert announced["data"].startswith(f"k:{query.id.lower()}:".encode())
         assert client.keys(lock_key(pair.prefix, query.id, "*")) == []
 
 
