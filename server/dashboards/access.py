@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Uuid, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.access.policy import (
@@ -23,6 +23,7 @@ from server.access.policy import (
 )
 from server.audit import facts as audit_facts
 from server.auth.principal import Principal
+from server.db.compiled import Statement
 from server.db.engine import Database
 from server.db.schema import dashboard_shares, dashboards
 from server.errors import NotFound, PermissionDenied
@@ -80,13 +81,21 @@ async def load_dashboard(
     takes this lock first, so versions and grid checks never interleave.
     """
     # One round trip: the row and its shares (as a JSON array) together; this runs on every rpc.
-    query = select(dashboards, grants_column().label("grants")).where(dashboards.c.id == uuid.UUID(dashboard_id))
-    if lock:
-        query = query.with_for_update(of=dashboards)
-    row = (await conn.execute(query)).first()
-    if row is None:
+    statement = _DASHBOARD_FOR_UPDATE if lock else _DASHBOARD
+    found = await statement.named_rows(conn, {"id": uuid.UUID(dashboard_id)})
+    if not found:
         raise NotFound("dashboard", dashboard_id)
+    row = found[0]
     return row, decide(principal, row, needed)
+
+
+# Compiled once and run on the driver: built and run through SQLAlchemy per call, the statement
+# cost a GetDashboard of 50 widgets about a tenth of its server CPU (its cache key alone 3%).
+_DASHBOARD_QUERY = select(dashboards, grants_column().label("grants")).where(
+    dashboards.c.id == bindparam("id", type_=Uuid())
+)
+_DASHBOARD = Statement(_DASHBOARD_QUERY)
+_DASHBOARD_FOR_UPDATE = Statement(_DASHBOARD_QUERY.with_for_update(of=dashboards))
 
 
 async def readable_access(conn: AsyncConnection, principal: Principal, dashboard_id: str) -> Access:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
@@ -47,6 +48,14 @@ class Compiled:
         cursor = await self._run(conn, values)
         return cast("list[tuple[Any, ...]]", await cursor.fetchall())
 
+    async def named_rows(self, conn: AsyncConnection, values: dict[str, Any]) -> list[Any]:
+        """Rows whose columns are attributes by name (named tuples), as SQLAlchemy's rows."""
+        raw = await conn.get_raw_connection()
+        driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+        cursor = driver.cursor(row_factory=namedtuple_row)
+        await cursor.execute(self.sql, self.params(values))
+        return await cursor.fetchall()
+
     async def execute(self, conn: AsyncConnection, values: dict[str, Any]) -> int:
         """Runs a statement that returns no rows; the number of rows it changed. The driver's
         errors come as they are (psycopg.errors.*), not wrapped by SQLAlchemy."""
@@ -74,6 +83,9 @@ class Statement:
 
     async def rows(self, conn: AsyncConnection, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         return await self._for(conn).rows(conn, values)
+
+    async def named_rows(self, conn: AsyncConnection, values: dict[str, Any]) -> list[Any]:
+        return await self._for(conn).named_rows(conn, values)
 
     async def execute(self, conn: AsyncConnection, values: dict[str, Any]) -> int:
         return await self._for(conn).execute(conn, values)
