@@ -50,10 +50,7 @@ class Compiled:
 
     async def named_rows(self, conn: AsyncConnection, values: dict[str, Any]) -> list[Any]:
         """Rows whose columns are attributes by name (named tuples), as SQLAlchemy's rows."""
-        raw = await conn.get_raw_connection()
-        driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
-        cursor = driver.cursor(row_factory=namedtuple_row)
-        await cursor.execute(self.sql, self.params(values))
+        cursor = await self._run(conn, values, named=True)
         return await cursor.fetchall()
 
     async def execute(self, conn: AsyncConnection, values: dict[str, Any]) -> int:
@@ -61,11 +58,14 @@ class Compiled:
         errors come as they are (psycopg.errors.*), not wrapped by SQLAlchemy."""
         return (await self._run(conn, values)).rowcount
 
-    async def _run(self, conn: AsyncConnection, values: dict[str, Any]) -> psycopg.AsyncCursor[Any]:
+    async def _run(
+        self, conn: AsyncConnection, values: dict[str, Any], *, named: bool = False
+    ) -> psycopg.AsyncCursor[Any]:
         raw = await conn.get_raw_connection()
         driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+        cursor = driver.cursor(row_factory=namedtuple_row) if named else driver.cursor()
         # The text comes from the statement's compiler, never from a caller's input.
-        return await driver.execute(self.sql, self.params(values))
+        return await cursor.execute(self.sql, self.params(values))
 
 
 class Statement:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+import psycopg
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -81,11 +82,15 @@ def format_lsn(lsn: int) -> str:
 
 def fallback_error(error: BaseException) -> bool:
     """Errors after which the read is run again on the primary: the replica is unreachable or
-    lost the connection, or cancelled the statement for a conflict with recovery (40001)."""
+    lost the connection, or cancelled the statement for a conflict with recovery (40001). As
+    SQLAlchemy wraps them, or as psycopg raises them for statements run on the driver
+    (`server/db/compiled.py`)."""
     if isinstance(error, (exc.OperationalError, exc.InterfaceError)):
         return True
     if isinstance(error, exc.DBAPIError):
         return bool(error.connection_invalidated) or getattr(error.orig, "sqlstate", None) == "40001"
+    if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return True  # 40001 (SerializationFailure) is an OperationalError too
     return isinstance(error, OSError)
 
 

@@ -226,6 +226,13 @@ def test_the_app_cannot_alter_the_log(server, shares, dashboards, auth, facility
     assert server.run(actor()) == "owner"
 
 
+async def _written(db: Database, actor: str) -> int:
+    """How many of `actor`'s events the audit log holds."""
+    async with db.read() as conn:
+        query = select(func.count()).select_from(audit_log).where(audit_log.c.actor == actor)
+        return int((await conn.execute(query)).scalar_one())
+
+
 def test_buffered_events_are_written_on_close(migrated: str):
     marker = f"closing-{uuid.uuid4().hex[:8]}"
 
@@ -238,14 +245,7 @@ def test_buffered_events_are_written_on_close(migrated: str):
             assert log.pending == 250
             await log.close()
             assert log.pending == 0
-            async with db.read() as conn:
-                return int(
-                    (
-                        await conn.execute(
-                            select(func.count()).select_from(audit_log).where(audit_log.c.actor == marker)
-                        )
-                    ).scalar_one()
-                )
+            return await _written(db, marker)
         finally:
             await db.dispose()
 
@@ -287,14 +287,7 @@ def test_closing_lets_a_write_in_progress_finish_instead_of_cancelling_it(migrat
             await locker.rollback()  # the lock goes: the write goes through
             await asyncio.wait_for(closing, timeout=10)
             assert log.pending == 0
-            async with db.read() as conn:
-                return int(
-                    (
-                        await conn.execute(
-                            select(func.count()).select_from(audit_log).where(audit_log.c.actor == marker)
-                        )
-                    ).scalar_one()
-                )
+            return await _written(db, marker)
         finally:
             await locker.close()
             await db.dispose()
@@ -375,14 +368,7 @@ def test_background_writer_flushes_without_being_asked(migrated: str):
                 await asyncio.sleep(0.1)
                 if log.pending == 0:
                     break
-            async with db.read() as conn:
-                return int(
-                    (
-                        await conn.execute(
-                            select(func.count()).select_from(audit_log).where(audit_log.c.actor == marker)
-                        )
-                    ).scalar_one()
-                )
+            return await _written(db, marker)
         finally:
             await log.close()
             await db.dispose()

@@ -51,6 +51,11 @@ def test_only_connection_trouble_and_recovery_conflicts_fall_back() -> None:
     assert fallback_error(conflict)
     assert not fallback_error(exc.ProgrammingError("SELECT 1", {}, psycopg.ProgrammingError("syntax")))
     assert not fallback_error(ValueError("a domain error"))
+    # The same, raised by psycopg itself for a statement run on the driver (server/db/compiled.py).
+    assert fallback_error(psycopg.OperationalError("the connection is lost"))
+    assert fallback_error(psycopg.InterfaceError("the connection is closed"))
+    assert fallback_error(psycopg.errors.SerializationFailure("conflict with recovery"))
+    assert not fallback_error(psycopg.errors.UndefinedColumn("no such column"))
 
 
 async def test_only_the_server_reads_from_the_replica() -> None:
