@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+import psycopg
 import redis.exceptions
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -30,12 +31,16 @@ log = logging.getLogger("tessera.jobs")
 
 QUEUED, RUNNING = common_pb2.JOB_STATE_QUEUED, common_pb2.JOB_STATE_RUNNING
 SUCCEEDED, FAILED = common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED
-# Worth a retry of the task (with backoff) rather than failing the widget.
+# Worth a retry of the task (with backoff) rather than failing the widget. The database's as
+# SQLAlchemy wraps them, and as psycopg raises them for statements run on the driver
+# (server/db/compiled.py).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     Unavailable,
     OSError,
     OperationalError,
     InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
