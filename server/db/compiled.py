@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from server.db.engine import connection_lost
+
 
 class Compiled:
     """`statement` as the driver's SQL text. Its named parameters (`bindparam(name)` without a
@@ -64,8 +66,13 @@ class Compiled:
         raw = await conn.get_raw_connection()
         driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
         cursor = driver.cursor(row_factory=namedtuple_row) if named else driver.cursor()
-        # The text comes from the statement's compiler, never from a caller's input.
-        return await cursor.execute(self.sql, self.params(values))
+        try:
+            # The text comes from the statement's compiler, never from a caller's input.
+            return await cursor.execute(self.sql, self.params(values))
+        except psycopg.OperationalError:
+            if driver.broken or driver.closed:
+                await connection_lost(conn)
+            raise
 
 
 class Statement:

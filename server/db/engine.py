@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from psycopg.pq import TransactionStatus
-from sqlalchemy import event, exc, text
+from sqlalchemy import URL, event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.db.migrate import sync_url
@@ -43,9 +43,29 @@ def make_engine(
     return engine
 
 
+# Per database server, when a statement run on the driver last found its connection lost
+# (monotonic time). SQLAlchemy invalidates a whole pool when its own execution sees a
+# disconnect; the driver's errors pass it by, so the checkout listener does the same: a
+# connection to that server checked in before then is pinged before its next use.
+_LOST: dict[tuple[str | None, int | None, str | None], float] = {}
+
+
+def _server(url: URL) -> tuple[str | None, int | None, str | None]:
+    return url.host, url.port, url.database
+
+
+async def connection_lost(conn: AsyncConnection) -> None:
+    """Called when a statement run on `conn`'s driver connection found it lost: that connection
+    is discarded, and the pooled ones that may have died with it (a restarted server) are
+    pinged before their next use, so that one call at most fails."""
+    _LOST[_server(conn.sync_engine.url)] = time.monotonic()
+    await conn.invalidate()
+
+
 def _ping_idle_connections(engine: AsyncEngine) -> None:
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect
+    server = _server(engine.sync_engine.url)
 
     @event.listens_for(pool, "checkin")
     def stamp(dbapi_connection: Any, record: Any) -> None:
@@ -62,7 +82,10 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             log.warning("a pooled connection was left %s; replaced", status.name)
             raise exc.DisconnectionError("the pooled connection was left busy")
         checked_in = record.info.get(_CHECKED_IN)  # none: a new connection, nothing to check
-        if checked_in is None or time.monotonic() - checked_in < IDLE_PING_SECONDS:
+        if checked_in is None:
+            return
+        recent = time.monotonic() - checked_in < IDLE_PING_SECONDS
+        if recent and checked_in > _LOST.get(server, float("-inf")):
             return
         try:
             dialect.do_ping(dbapi_connection)

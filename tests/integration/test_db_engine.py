@@ -7,10 +7,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from server.config import Settings
 from server.db import engine as engine_module
+from server.db.compiled import Statement
 from server.db.engine import Database, make_engine
 from server.db.migrate import sync_url
 
@@ -73,5 +74,35 @@ async def test_a_connection_left_busy_in_the_pool_is_replaced_not_handed_out(set
             second = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
         assert second != first
         assert left.closed
+    finally:
+        await db.dispose()
+
+
+_BACKEND_PID = Statement(select(func.pg_backend_pid()))
+
+
+async def test_after_one_driver_statement_finds_its_connection_lost_the_others_are_checked_first(
+    settings: Settings, migrated: str
+) -> None:
+    """A restarted server leaves every pooled connection dead. SQLAlchemy, seeing a disconnect
+    in its own execution, invalidates the whole pool, so one call at most fails; statements run
+    on the driver (server/db/compiled.py) bypass that, so the pool pings every connection checked
+    in before the loss was seen, before its next use."""
+    db = Database(make_engine(settings.database_url, pool_size=3, max_overflow=0))
+    try:
+        async with db.statements() as a, db.statements() as b, db.statements() as c:
+            pids = [int((await _BACKEND_PID.rows(conn, {}))[0][0]) for conn in (a, b, c)]
+        with psycopg.connect(_dsn(settings), autocommit=True) as admin:
+            for pid in pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        failures, served = 0, set()
+        for _ in range(4):
+            try:
+                async with db.statements() as conn:
+                    served.add(int((await _BACKEND_PID.rows(conn, {}))[0][0]))
+            except psycopg.OperationalError:
+                failures += 1
+        assert failures == 1
+        assert served and not served & set(pids)
     finally:
         await db.dispose()
