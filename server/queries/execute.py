@@ -48,6 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dashboard.v1.common_pb2 import DataFrame
+from server.db.engine import connection_lost
 from server.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -230,11 +231,11 @@ class QueryExecutor:
                 except _QueryFailed as failed:
                     phase = "query"
                     if driver.broken or driver.closed:
-                        await conn.invalidate()  # never hand a dead connection back to the pool
+                        await connection_lost(conn)  # never hand a dead connection back to the pool
                     raise failed.error from None
                 except psycopg.Error:
                     if driver.broken or driver.closed:
-                        await conn.invalidate()
+                        await connection_lost(conn)
                     raise
                 phase = "check"
                 self._check_settings(after, facility_id)
@@ -332,7 +333,7 @@ class QueryExecutor:
                             break
                 except psycopg.Error:
                     if driver.broken or driver.closed:
-                        await conn.invalidate()
+                        await connection_lost(conn)
                     raise
                 finally:
                     if not driver.closed and not driver.broken:

@@ -161,10 +161,7 @@ class WidgetDataCache:
         self.tier0.clear()
 
     async def _publish(self, message: str) -> None:
-        try:
-            await self._tier1.redis.publish(self.channel, message)
-        except REDIS_ERRORS as exc:
-            self._tier1.failed(exc)
+        await self._tier1.publish(self.channel, message)
 
     # --- generations --------------------------------------------------------------------------
 

@@ -68,11 +68,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# The holder's result into tier 1, then its lock released: one round trip, in this order (a waiter
-# that finds the lock gone reads the result).
-# The result stored, the lock released if still ours, and the key announced on the channel:
-# one round trip where the announcement was one more after it (pub/sub messages reach every
-# node of a cluster from a script too).
+# The holder's result into tier 1, then its lock released if still its own (in this order: a
+# waiter that finds the lock gone reads the result), then the key announced on the channel: one
+# round trip (a script's PUBLISH reaches every node of a cluster too).
 _STORE_AND_RELEASE = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[3] then
@@ -315,11 +313,7 @@ class SingleFlight:
             self._tier1.failed(exc)  # the lock's lease runs out by itself
 
     async def _announce(self, request: CacheRequest) -> None:
-        channel, message = self._announcement(request)
-        try:
-            await self._tier1.redis.publish(channel, message)
-        except REDIS_ERRORS as exc:
-            self._tier1.failed(exc)
+        await self._tier1.publish(*self._announcement(request))
 
     async def _keep_lease(self, lock: str, token: str) -> None:
         while True:

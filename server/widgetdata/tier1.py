@@ -52,6 +52,13 @@ class RedisTier:
             )
         self._retry_at = time.monotonic() + REDIS_RETRY_SECONDS
 
+    async def publish(self, channel: str, message: str) -> None:
+        """A message to every process subscribed; a failure is counted, not raised."""
+        try:
+            await self.redis.publish(channel, message)
+        except REDIS_ERRORS as exc:
+            self.failed(exc)
+
     @staticmethod
     def decode(raw: Any) -> Entry | None:
         if raw is None:
