@@ -10,6 +10,7 @@ gets plain tuples back. psycopg prepares a statement it has seen five times on a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import psycopg
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from server.db.engine import connection_lost
+from server.db.engine import connection_lost, discard_if_closed
 
 
 class Compiled:
@@ -72,6 +73,9 @@ class Compiled:
         except psycopg.OperationalError:
             if driver.broken or driver.closed:
                 await connection_lost(conn)
+            raise
+        except asyncio.CancelledError:
+            await discard_if_closed(conn, driver)
             raise
 
 

@@ -62,6 +62,15 @@ async def connection_lost(conn: AsyncConnection) -> None:
     await conn.invalidate()
 
 
+async def discard_if_closed(conn: AsyncConnection, driver: Any) -> None:
+    """Called when a call running a statement on `conn`'s driver connection is cancelled: psycopg
+    closes the connection when the query's cancellation is itself interrupted (a call cancelled
+    twice: its client gone, then the server stopping). Returned to the pool, the rollback and
+    reset of a closed connection would fail, with an error and its traceback in the log."""
+    if driver.closed:
+        await conn.invalidate()
+
+
 def _ping_idle_connections(engine: AsyncEngine) -> None:
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect

@@ -48,7 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dashboard.v1.common_pb2 import DataFrame
-from server.db.engine import connection_lost
+from server.db.engine import connection_lost, discard_if_closed
 from server.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -237,6 +237,9 @@ class QueryExecutor:
                     if driver.broken or driver.closed:
                         await connection_lost(conn)
                     raise
+                except asyncio.CancelledError:
+                    await discard_if_closed(conn, driver)
+                    raise
                 phase = "check"
                 self._check_settings(after, facility_id)
                 names = await self._names(conn, [oid for _, oid in columns])
@@ -334,6 +337,9 @@ class QueryExecutor:
                 except psycopg.Error:
                     if driver.broken or driver.closed:
                         await connection_lost(conn)
+                    raise
+                except asyncio.CancelledError:
+                    await discard_if_closed(conn, driver)
                     raise
                 finally:
                     if not driver.closed and not driver.broken:

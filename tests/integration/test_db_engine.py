@@ -4,6 +4,9 @@ transaction (no BEGIN/ROLLBACK round trips)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
@@ -104,5 +107,37 @@ async def test_after_one_driver_statement_finds_its_connection_lost_the_others_a
                 failures += 1
         assert failures == 1
         assert served and not served & set(pids)
+    finally:
+        await db.dispose()
+
+
+_SLEEP = Statement(select(func.pg_sleep(5)))
+
+
+async def test_a_statement_cancelled_twice_leaves_no_closed_connection_to_the_pool(
+    settings: Settings, migrated: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call cancelled twice (its client gone, then the server stopping) interrupts psycopg's
+    cancellation of the query, and psycopg closes the connection. Handed back to the pool, its
+    rollback failed and the pool logged an error with a traceback for what is an ordinary end."""
+    db = Database(make_engine(settings.database_url, pool_size=1, max_overflow=0))
+
+    async def sleep() -> None:
+        async with db.statements() as conn:
+            await _SLEEP.rows(conn, {})
+
+    try:
+        first = await _backend_pid(db)
+        call = asyncio.create_task(sleep())
+        await asyncio.sleep(0.2)  # the statement is running
+        call.cancel()
+        await asyncio.sleep(0)  # psycopg is asking the server to cancel it
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert any("cancellation interrupted" in r.getMessage() for r in caplog.records)  # psycopg closed it
+        assert await _backend_pid(db) != first  # the closed connection was not handed out again
+        pool_errors = [r for r in caplog.records if r.name.startswith("sqlalchemy.pool") and r.levelno >= logging.ERROR]
+        assert pool_errors == []
     finally:
         await db.dispose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -358,6 +359,25 @@ async def test_a_timeout_answers_deadline_exceeded_and_the_connection_stays_heal
             )
         ).one()
     assert tuple(leaked) == ("0", "postgres", "", "off", "postgres", pid)
+
+
+async def test_a_run_cancelled_twice_leaves_no_closed_connection_to_the_pool(
+    executor: QueryExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled twice (its caller gone, then the server stopping), a run interrupts psycopg's
+    cancellation of the query and psycopg closes the connection: it is discarded, not handed back
+    to the pool to fail its rollback with an error in the log."""
+    pid = (await rows_of(executor, "SELECT pg_backend_pid() AS pid"))[0]["pid"]
+    run = asyncio.create_task(rows_of(executor, "SELECT pg_sleep(5)"))
+    await asyncio.sleep(0.2)  # the query is running
+    run.cancel()
+    await asyncio.sleep(0)  # psycopg is asking the server to cancel it
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert any("cancellation interrupted" in r.getMessage() for r in caplog.records)  # psycopg closed it
+    assert (await rows_of(executor, "SELECT pg_backend_pid() AS pid"))[0]["pid"] != pid
+    assert [r for r in caplog.records if r.name.startswith("sqlalchemy.pool") and r.levelno >= logging.ERROR] == []
 
 
 async def test_the_statement_timeout_is_the_limit_in_milliseconds(executor: QueryExecutor) -> None:
