@@ -30,6 +30,8 @@ __all__ = ["H2loadError", "Result", "combined", "grpc_frame", "h2load_binary", "
 
 # gRPC framing overhead of one message: the flag byte and the length.
 FRAME_PREFIX_BYTES = 5
+# Seconds of load before the measured period (h2load --warm-up-time).
+DEFAULT_WARMUP_SECONDS = 1.0
 
 
 class H2loadError(RuntimeError):
@@ -121,7 +123,7 @@ def run_grpc(
     clients: int = 1,
     streams_per_client: int = 1,
     duration: float = 5.0,
-    warmup: float = 1.0,
+    warmup: float = DEFAULT_WARMUP_SECONDS,
     threads: int = 1,
     rps_per_client: int | None = None,
 ) -> Result:

@@ -34,6 +34,7 @@ fetch heap pages (no visibility map) and every tag filter scans the GIN index's 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any
@@ -43,7 +44,7 @@ import psycopg
 
 from bench import h2load
 from bench.harness import Bench
-from bench.served import bare_grpc, tessera_serve
+from bench.served import bare_grpc, tessera_serve, with_connection_split
 from dashboard.v1 import dashboard_pb2 as d
 from dashboard.v1 import dashboard_pb2_grpc
 from server.auth.tokens import mint_token
@@ -202,9 +203,19 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
             with bare_grpc(method, reply) as bare:
                 for clients in (1, 8):
                     cpu_before = served.cpu_seconds()
-                    measured = h2load.run_grpc(
-                        served.address, method, request, metadata=md, clients=clients, duration=duration
-                    ).check(len(reply))
+                    load = functools.partial(
+                        h2load.run_grpc,
+                        served.address,
+                        method,
+                        request,
+                        metadata=md,
+                        clients=clients,
+                        duration=duration,
+                    )
+                    measured, split = with_connection_split(
+                        served, load, after=h2load.DEFAULT_WARMUP_SECONDS + duration / 2
+                    )
+                    measured.check(len(reply))
                     # The server's CPU (every process) over every call it answered, warm-up included.
                     calls = max(measured.data_bytes // (len(reply) + h2load.FRAME_PREFIX_BYTES), 1)
                     cpu_ms = (served.cpu_seconds() - cpu_before) * 1000 / calls
@@ -217,6 +228,7 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
                         "bare_p50_ms": round(ceiling.p50_ms, 3),
                         "bare_p99_ms": round(ceiling.p99_ms, 3),
                         "ratio_p50": round(measured.p50_ms / ceiling.p50_ms, 1),
+                        "connections_per_process": split,
                     }
             figures["baseline"] = "bare grpc.aio answering the same reply bytes, same run, h2load"
             results.append(figures)

@@ -12,16 +12,20 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.config import Settings
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -49,6 +53,18 @@ class Served:
             times = proc.cpu_times()
             total += times.user + times.system
         return total
+
+    def connections_per_process(self) -> list[int]:
+        """Established connections on the served port held by each process, busiest first: with
+        SO_REUSEPORT the kernel hashes each connection to one process, so a few long ones split
+        unevenly (8 over two processes landed 6/2 and 5/3), and a multi-process run's tail says
+        how uneven."""
+        port = int(self.address.rsplit(":", 1)[1])
+        counts = [
+            sum(1 for c in proc.net_connections("tcp") if c.status == "ESTABLISHED" and c.laddr.port == port)
+            for proc in self.tree()
+        ]
+        return sorted((n for n in counts if n), reverse=True)
 
     def rss_bytes(self) -> int:
         return sum(proc.memory_info().rss for proc in self.tree())
@@ -87,6 +103,16 @@ def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float
                     return
             time.sleep(0.2)
     raise RuntimeError(f"server at {address} did not answer within {timeout} s")
+
+
+def with_connection_split(served: Served, run: Callable[[], T], after: float) -> tuple[T, list[int]]:
+    """`run()` (a load on `served`), and how its connections were split over the server's
+    processes `after` seconds into it (empty if it was over by then)."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(run)
+        time.sleep(after)
+        split = [] if future.done() else served.connections_per_process()
+        return future.result(), split
 
 
 @contextmanager

@@ -15,6 +15,7 @@ load from h2load speaking gRPC (bench/h2load.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import statistics
@@ -28,7 +29,7 @@ import psycopg
 
 from bench import h2load
 from bench.harness import Bench, sample, summary
-from bench.served import Served, bare_grpc, tessera_serve
+from bench.served import Served, bare_grpc, tessera_serve, with_connection_split
 from dashboard.v1 import common_pb2, dashboard_pb2, dashboard_pb2_grpc, query_pb2, query_pb2_grpc, widget_pb2_grpc
 from dashboard.v1 import widget_pb2 as w
 from server.devtools.demo_data import POLICY
@@ -128,9 +129,9 @@ def _cached(bench: Bench, full: bool, widget: w.Widget) -> list[dict[str, Any]]:
     cores = os.cpu_count() or 1
 
     def load(address: str, clients: int) -> Callable[[], h2load.Result]:
-        return lambda: h2load.run_grpc(
-            address, METHOD, body, metadata=md, clients=clients, duration=seconds, warmup=1.0
-        ).check(len(payload))
+        return lambda: h2load.run_grpc(address, METHOD, body, metadata=md, clients=clients, duration=seconds).check(
+            len(payload)
+        )
 
     ceiling: dict[str, dict[int, h2load.Result]] = {"c16": {}, "c1": {}}
     for processes in sorted({1, cores}):
@@ -146,8 +147,16 @@ def _cached(bench: Bench, full: bool, widget: w.Widget) -> list[dict[str, Any]]:
             assert warmed.SerializeToString() != b""
             hits_before = _served_count(served, "memory")
             for name, clients in (("c16", 16), ("c1", 1)):
-                result, cpu_ms = _cpu_ms_per_call(served, load(served.address, clients), len(payload))
-                measured[name][label] = {**result.figures(), "server_cpu_ms_per_call": cpu_ms}
+                (result, cpu_ms), split = with_connection_split(
+                    served,
+                    functools.partial(_cpu_ms_per_call, served, load(served.address, clients), len(payload)),
+                    after=h2load.DEFAULT_WARMUP_SECONDS + seconds / 2,
+                )
+                measured[name][label] = {
+                    **result.figures(),
+                    "server_cpu_ms_per_call": cpu_ms,
+                    "connections_per_process": split,
+                }
             measured["c16"][label]["memory_hits"] = _served_count(served, "memory") - hits_before
     best16 = max(ceiling["c16"].values(), key=lambda r: r.rps)
     best1 = min(ceiling["c1"].values(), key=lambda r: r.p50_ms)
