@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from server.db.engine import connection_lost, discard_if_closed
+from server.db.engine import driver_failed
 
 
 class Compiled:
@@ -70,12 +70,8 @@ class Compiled:
         try:
             # The text comes from the statement's compiler, never from a caller's input.
             return await cursor.execute(self.sql, self.params(values))
-        except psycopg.OperationalError:
-            if driver.broken or driver.closed:
-                await connection_lost(conn)
-            raise
-        except asyncio.CancelledError:
-            await discard_if_closed(conn, driver)
+        except (psycopg.Error, asyncio.CancelledError) as error:
+            await driver_failed(conn, driver, error)
             raise
 
 

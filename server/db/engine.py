@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import psycopg
 from psycopg.pq import TransactionStatus
 from sqlalchemy import URL, event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -54,21 +56,24 @@ def _server(url: URL) -> tuple[str | None, int | None, str | None]:
     return url.host, url.port, url.database
 
 
-async def connection_lost(conn: AsyncConnection) -> None:
-    """Called when a statement run on `conn`'s driver connection found it lost: that connection
-    is discarded, and the pooled ones that may have died with it (a restarted server) are
-    pinged before their next use, so that one call at most fails."""
+async def _connection_lost(conn: AsyncConnection) -> None:
+    """`conn` is discarded, and the pooled connections that may have died with it (a restarted
+    server) are pinged before their next use, so that one call at most fails."""
     _LOST[_server(conn.sync_engine.url)] = time.monotonic()
     await conn.invalidate()
 
 
-async def discard_if_closed(conn: AsyncConnection, driver: Any) -> None:
-    """Called when a call running a statement on `conn`'s driver connection is cancelled: psycopg
-    closes the connection when the query's cancellation is itself interrupted (a call cancelled
-    twice: its client gone, then the server stopping). Returned to the pool, the rollback and
-    reset of a closed connection would fail, with an error and its traceback in the log."""
-    if driver.closed:
-        await conn.invalidate()
+async def driver_failed(conn: AsyncConnection, driver: psycopg.AsyncConnection[Any], error: BaseException) -> None:
+    """Called when a statement run on `conn`'s psycopg connection, which SQLAlchemy does not see,
+    failed with `error` or was cancelled. A connection found lost is discarded and its server's
+    pooled ones checked. One that psycopg closed because the call was cancelled twice (the
+    query's cancellation itself interrupted: its client gone, then the server stopping) is
+    discarded too: handed back, its rollback failed, with an error and its traceback in the log."""
+    if isinstance(error, asyncio.CancelledError):
+        if driver.closed:
+            await conn.invalidate()
+    elif driver.broken or driver.closed:
+        await _connection_lost(conn)
 
 
 def _ping_idle_connections(engine: AsyncEngine) -> None:

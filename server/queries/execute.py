@@ -48,7 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dashboard.v1.common_pb2 import DataFrame
-from server.db.engine import connection_lost, discard_if_closed
+from server.db.engine import driver_failed
 from server.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -230,15 +230,10 @@ class QueryExecutor:
                     )
                 except _QueryFailed as failed:
                     phase = "query"
-                    if driver.broken or driver.closed:
-                        await connection_lost(conn)  # never hand a dead connection back to the pool
+                    await driver_failed(conn, driver, failed.error)  # never hand a dead connection back
                     raise failed.error from None
-                except psycopg.Error:
-                    if driver.broken or driver.closed:
-                        await connection_lost(conn)
-                    raise
-                except asyncio.CancelledError:
-                    await discard_if_closed(conn, driver)
+                except (psycopg.Error, asyncio.CancelledError) as error:
+                    await driver_failed(conn, driver, error)
                     raise
                 phase = "check"
                 self._check_settings(after, facility_id)
@@ -334,12 +329,8 @@ class QueryExecutor:
                         sent += len(rows)
                         if last:
                             break
-                except psycopg.Error:
-                    if driver.broken or driver.closed:
-                        await connection_lost(conn)
-                    raise
-                except asyncio.CancelledError:
-                    await discard_if_closed(conn, driver)
+                except (psycopg.Error, asyncio.CancelledError) as error:
+                    await driver_failed(conn, driver, error)
                     raise
                 finally:
                     if not driver.closed and not driver.broken:

@@ -4,9 +4,6 @@ transaction (no BEGIN/ROLLBACK round trips)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
@@ -17,6 +14,7 @@ from server.db import engine as engine_module
 from server.db.compiled import Statement
 from server.db.engine import Database, make_engine
 from server.db.migrate import sync_url
+from tests.harness.cancel import cancel_twice_while_running, pool_errors
 
 
 def _dsn(settings: Settings) -> str:
@@ -128,16 +126,8 @@ async def test_a_statement_cancelled_twice_leaves_no_closed_connection_to_the_po
 
     try:
         first = await _backend_pid(db)
-        call = asyncio.create_task(sleep())
-        await asyncio.sleep(0.2)  # the statement is running
-        call.cancel()
-        await asyncio.sleep(0)  # psycopg is asking the server to cancel it
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        assert any("cancellation interrupted" in r.getMessage() for r in caplog.records)  # psycopg closed it
+        await cancel_twice_while_running(sleep(), caplog)
         assert await _backend_pid(db) != first  # the closed connection was not handed out again
-        pool_errors = [r for r in caplog.records if r.name.startswith("sqlalchemy.pool") and r.levelno >= logging.ERROR]
-        assert pool_errors == []
+        assert pool_errors(caplog) == []
     finally:
         await db.dispose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +30,7 @@ from server.errors import (
 )
 from server.queries.execute import ExecutionLimits, QueryExecutor, compile_placeholders
 from server.queries.frame import frame_to_rows
+from tests.harness.cancel import cancel_twice_while_running, pool_errors
 
 READER = "tessera_reader"
 LIMITS = ExecutionLimits(timeout_seconds=10, row_limit=10_000)
@@ -368,16 +368,9 @@ async def test_a_run_cancelled_twice_leaves_no_closed_connection_to_the_pool(
     cancellation of the query and psycopg closes the connection: it is discarded, not handed back
     to the pool to fail its rollback with an error in the log."""
     pid = (await rows_of(executor, "SELECT pg_backend_pid() AS pid"))[0]["pid"]
-    run = asyncio.create_task(rows_of(executor, "SELECT pg_sleep(5)"))
-    await asyncio.sleep(0.2)  # the query is running
-    run.cancel()
-    await asyncio.sleep(0)  # psycopg is asking the server to cancel it
-    run.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run
-    assert any("cancellation interrupted" in r.getMessage() for r in caplog.records)  # psycopg closed it
+    await cancel_twice_while_running(rows_of(executor, "SELECT pg_sleep(5)"), caplog)
     assert (await rows_of(executor, "SELECT pg_backend_pid() AS pid"))[0]["pid"] != pid
-    assert [r for r in caplog.records if r.name.startswith("sqlalchemy.pool") and r.levelno >= logging.ERROR] == []
+    assert pool_errors(caplog) == []
 
 
 async def test_the_statement_timeout_is_the_limit_in_milliseconds(executor: QueryExecutor) -> None:
