@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -56,6 +57,13 @@ from server.widgets.service import WidgetDomain
 __all__ = ["App", "Core", "Runtime", "WorkerRuntime", "build_app", "build_core", "build_worker_runtime"]
 
 
+class Pools(TypedDict):
+    """An engine's pool: connections kept, and opened beyond them at peak."""
+
+    pool_size: int
+    max_overflow: int
+
+
 class Runtime(StrEnum):
     """Which process the core is for: it names the database connections (pg_stat_activity) and
     sizes their pools."""
@@ -63,14 +71,14 @@ class Runtime(StrEnum):
     SERVER = "tessera"
     WORKER = "tessera-worker"
 
-    def pools(self, settings: Settings) -> dict[str, int]:
+    def pools(self, settings: Settings) -> Pools:
         if self is Runtime.WORKER:
             # Small: a prefork worker process runs one task at a time (an export reads a few
             # widgets at once while its progress is written), and every process of every worker
             # keeps its idle connections. All six are kept: a connection opened per use (an
             # overflow one) costs a PostgreSQL backend start each time, many per export.
-            return {"pool_size": 6, "max_overflow": 0}
-        return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+            return Pools(pool_size=6, max_overflow=0)
+        return Pools(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 
 
 @dataclass
@@ -120,7 +128,10 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
     # User queries run on a separate data-source engine (its own pool, so slow reports never
     # starve the application's connections); by default it points at the same database.
     datasource = make_engine(
-        settings.datasource_url or settings.database_url, application_name=f"{runtime.value}-queries", **pools
+        settings.datasource_url or settings.database_url,
+        application_name=f"{runtime.value}-queries",
+        time_zone=None,  # user SQL keeps the server's time zone
+        **pools,
     )
     redis = make_redis(settings.redis_url)
     queries = QueryDomain(db, datasource, settings)

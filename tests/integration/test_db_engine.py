@@ -4,10 +4,12 @@ transaction (no BEGIN/ROLLBACK round trips)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
 
 from server.config import Settings
 from server.db import engine as engine_module
@@ -131,3 +133,32 @@ async def test_a_statement_cancelled_twice_leaves_no_closed_connection_to_the_po
         assert pool_errors(caplog) == []
     finally:
         await db.dispose()
+
+
+async def test_the_application_runs_in_utc_and_user_sql_keeps_the_servers_time_zone(
+    settings: Settings, migrated: str
+) -> None:
+    """psycopg gives a UTC session's datetimes its own `timezone.utc`; any other zone name, the
+    server's "Etc/UTC" included, a ZoneInfo whose conversions took a third of a list page's row
+    loading. The URL's own libpq options are kept beside it. User SQL (the data-source engine,
+    time_zone=None) keeps the server's zone, as in psql."""
+    with psycopg.connect(_dsn(settings)) as plain:
+        servers = plain.execute("SHOW TimeZone").fetchone()
+    url = (
+        make_url(settings.database_url)
+        .update_query_dict({"options": "-c statement_timeout=12345"})
+        .render_as_string(hide_password=False)
+    )
+    for engine, zone in ((make_engine(url, pool_size=1), "UTC"), (make_engine(url, pool_size=1, time_zone=None), None)):
+        try:
+            async with engine.connect() as conn:
+                shown = (await conn.execute(text("SHOW TimeZone"))).scalar_one()
+                timeout = (await conn.execute(text("SHOW statement_timeout"))).scalar_one()
+                now = (await conn.execute(text("SELECT now()"))).scalar_one()
+        finally:
+            await engine.dispose()
+        assert timeout == "12345ms"
+        if zone is None:
+            assert servers is not None and shown == servers[0]
+        else:
+            assert shown == zone and now.tzinfo is dt.UTC

@@ -111,8 +111,9 @@ def schema(dsn: str) -> Iterator[str]:
 
 @pytest.fixture
 async def engine(migrated: str) -> AsyncIterator[AsyncEngine]:
-    """One connection, no overflow: every run reuses it, so a broken one would show."""
-    engine = make_engine(migrated, pool_size=1, max_overflow=0)
+    """One connection, no overflow: every run reuses it, so a broken one would show. In the
+    server's time zone, as the data-source engine (server/app.py)."""
+    engine = make_engine(migrated, pool_size=1, max_overflow=0, time_zone=None)
     yield engine
     await engine.dispose()
 
