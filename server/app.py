@@ -116,7 +116,18 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
         raise RuntimeError("REDIS_URL is not set (tessera dev starts an embedded Redis)")
     pools = runtime.pools(settings)
     metrics = Metrics()
-    db = Database(make_engine(settings.database_url, application_name=runtime.value, **pools))
+    reads = (
+        make_engine(
+            settings.database_url,
+            application_name=f"{runtime.value}-reads",
+            pool_size=settings.db_read_pool_size,
+            max_overflow=0,
+            autocommit=True,
+        )
+        if settings.db_read_pool_size and runtime is Runtime.SERVER
+        else None
+    )
+    db = Database(make_engine(settings.database_url, application_name=runtime.value, **pools), reads=reads)
     # The server only: a task reads what the rpc that queued it has just written (a job's
     # dashboard version, say), and carries no LSN to wait for.
     if settings.database_replica_url and runtime is Runtime.SERVER:

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     redis_prefix: str = "tessera:"
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Connections of a pool of their own, per server process, for the short reads run outside a
+    # transaction (lists, dashboards, cache lookups: `Database.statements()`), none opened beyond
+    # them: calls queue for one in order. 0: they share the application pool. For PostgreSQL on
+    # the server's own cores, 2 bounds the tail (README, sizing) without capping transactions or
+    # user queries.
+    db_read_pool_size: int = Field(default=0, ge=0)
 
     # --- gRPC ---
     host: str = "127.0.0.1"

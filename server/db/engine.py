@@ -37,12 +37,14 @@ def make_engine(
     max_overflow: int = 10,
     application_name: str = "tessera",
     time_zone: str | None = "UTC",
+    autocommit: bool = False,
 ) -> AsyncEngine:
     """`time_zone`: the sessions' TimeZone (None: the server's default, which user SQL's date
     arithmetic follows, as it would in psql). The application's own engines run in UTC:
     psycopg then gives datetimes its own `timezone.utc` instead of a ZoneInfo of the server's
     zone name ("Etc/UTC" on Debian), whose conversions took a third of a list page's row
-    loading; and nothing the application's SQL formats depends on the server's default."""
+    loading; and nothing the application's SQL formats depends on the server's default.
+    `autocommit`: every connection outside transactions for good (no switching on checkout)."""
     sync = sync_url(url)
     connect_args: dict[str, Any] = {"application_name": application_name, "connect_timeout": 5}
     if time_zone is not None:
@@ -57,6 +59,7 @@ def make_engine(
         pool_recycle=1800,
         json_deserializer=load_json,
         connect_args=connect_args,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     _ping_idle_connections(engine)
     return engine
@@ -154,10 +157,15 @@ class Database:
     `stale_read()` runs reads that may be slightly stale there, never older than what the caller
     wrote."""
 
-    def __init__(self, engine: AsyncEngine, replica: ReplicaRouter | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, replica: ReplicaRouter | None = None, reads: AsyncEngine | None = None
+    ) -> None:
+        """`reads`: an autocommit engine of its own for `statements()` (TESSERA_DB_READ_POOL_SIZE);
+        without it they share `engine`'s pool, switched to autocommit while checked out."""
         self.engine = engine
         self.replica = replica
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reads = reads
+        self._autocommit = reads if reads is not None else engine.execution_options(isolation_level="AUTOCOMMIT")
         self.commits = CommitCounter()
 
     @asynccontextmanager
@@ -234,6 +242,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.reads is not None:
+            await self.reads.dispose()
         if self.replica is not None:
             await self.replica.engine.dispose()
 

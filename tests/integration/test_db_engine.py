@@ -4,13 +4,16 @@ transaction (no BEGIN/ROLLBACK round trips)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import func, make_url, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.app import Runtime, build_core
 from server.config import Settings
 from server.db import engine as engine_module
 from server.db.compiled import Statement
@@ -162,3 +165,62 @@ async def test_the_application_runs_in_utc_and_user_sql_keeps_the_servers_time_z
             assert servers is not None and shown == servers[0]
         else:
             assert shown == zone and now.tzinfo is dt.UTC
+
+
+async def _application_name(conn: AsyncConnection) -> str:
+    return str((await conn.execute(text("SELECT current_setting('application_name')"))).scalar_one())
+
+
+async def test_reads_of_their_own_pool_queue_in_order_and_leave_transactions_alone(
+    settings: Settings, migrated: str
+) -> None:
+    """TESSERA_DB_READ_POOL_SIZE: the short reads outside a transaction (`statements()`) take a
+    pool of their own, always in autocommit, with nothing opened beyond it, so a read waits for a
+    connection in order; transactions keep the application pool and never wait behind them."""
+    reads = make_engine(
+        settings.database_url, pool_size=1, max_overflow=0, autocommit=True, application_name="tessera-reads"
+    )
+    db = Database(make_engine(settings.database_url, pool_size=1, max_overflow=0), reads=reads)
+    order: list[str] = []
+
+    async def read(name: str, hold: float) -> None:
+        async with db.statements() as conn:
+            order.append(f"{name} reads")
+            await conn.execute(text("SELECT pg_sleep(:hold)"), {"hold": hold})
+            order.append(f"{name} done")
+
+    try:
+        async with db.statements() as conn:
+            assert await _application_name(conn) == "tessera-reads"
+            raw = await conn.get_raw_connection()
+            assert raw.driver_connection.autocommit
+        async with db.transaction() as conn:
+            assert await _application_name(conn) == "tessera"
+        first = asyncio.create_task(read("first", 0.5))
+        await asyncio.sleep(0.1)
+        second = asyncio.create_task(read("second", 0))
+        await asyncio.sleep(0.1)
+        async with db.transaction() as conn:  # the read pool's queue holds no transaction up
+            await conn.execute(text("SELECT 1"))
+            order.append("transaction")
+        await asyncio.gather(first, second)
+        assert order == ["first reads", "transaction", "first done", "second reads", "second done"]
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize(("runtime", "own_pool"), [(Runtime.SERVER, True), (Runtime.WORKER, False)])
+async def test_the_server_sizes_the_read_pool_from_the_setting(
+    settings: Settings, migrated: str, runtime: Runtime, own_pool: bool
+) -> None:
+    """The server's processes only: a worker runs one task at a time on its small pools."""
+    core = build_core(settings.model_copy(update={"db_read_pool_size": 2}), runtime)
+    try:
+        if own_pool:
+            assert core.db.reads is not None and core.db.reads.sync_engine.pool.size() == 2  # type: ignore[attr-defined]
+            async with core.db.statements() as conn:
+                assert await _application_name(conn) == f"{runtime.value}-reads"
+        else:
+            assert core.db.reads is None
+    finally:
+        await core.close()
