@@ -9,7 +9,10 @@ shares and public dashboards: the hard case): ListDashboards first page, tag fil
 search, published filter, page 20 by its token, and GetDashboard of a dashboard with 50 widgets.
 p50/p99 come from h2load's per-request log; the server's CPU per call from its processes'
 CPU time (the robust figure on a shared machine). Baseline, same run: the bare grpc.aio server
-answering the same reply bytes (the transport's share of the latency).
+answering the same reply bytes (the transport's share of the latency). Each shape is measured at
+8 connections once more on a server with a read pool of one connection per process
+(`TESSERA_DB_READ_POOL_SIZE`, `c8_read_pool_1`): what bounding the statements in flight does to
+the tail when PostgreSQL shares the server's cores.
 
 Plans (EXPLAIN ANALYZE on this data set, the bench's caller; migration 0007):
 * first page, published filter, page 20 by token: ix_dashboards_facility_updated read in order
@@ -56,6 +59,8 @@ DATABASE = os.environ.get("TESSERA_BENCH_LISTS_DATABASE", "tessera_bench_lists")
 FACILITIES = 50
 PER_FACILITY = 2000
 CALLER, FACILITY = "user-7", "fac-07"
+# TESSERA_DB_READ_POOL_SIZE of the second c8 run of each shape.
+READ_POOL = 1
 # Title words: one in ten titles holds "sepsis".
 WORDS = ["census", "beds", "sepsis", "flow", "triage", "pharmacy", "labs", "imaging", "staffing", "wait"]
 
@@ -232,4 +237,19 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
                     }
             figures["baseline"] = "bare grpc.aio answering the same reply bytes, same run, h2load"
             results.append(figures)
+    # The same at 8 in flight with a read pool of one connection per process (README, sizing):
+    # statements in flight bounded, for a PostgreSQL on the server's own cores.
+    with tessera_serve(settings, extra_env={"TESSERA_DB_READ_POOL_SIZE": str(READ_POOL)}) as served:
+        for figures, (method, request) in zip(results, shapes(served.address, md, url).values(), strict=True):
+            load = functools.partial(
+                h2load.run_grpc, served.address, method, request, metadata=md, clients=8, duration=duration
+            )
+            measured, split = with_connection_split(served, load, after=h2load.DEFAULT_WARMUP_SECONDS + duration / 2)
+            measured.check(figures["reply_bytes"])
+            figures[f"c8_read_pool_{READ_POOL}"] = {
+                "p50_ms": round(measured.p50_ms, 2),
+                "p99_ms": round(measured.p99_ms, 2),
+                "rps": round(measured.rps),
+                "connections_per_process": split,
+            }
     return results
