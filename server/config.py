@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     # Connections of a pool of their own, per server process, for the short reads run outside a
     # transaction (lists, dashboards, cache lookups: `Database.statements()`), none opened beyond
     # them: calls queue for one in order. 0: they share the application pool. For PostgreSQL on
-    # the server's own cores, 2 bounds the tail (README, sizing) without capping transactions or
-    # user queries.
+    # the server's own cores, 1 or 2 bounds the tail (README, sizing) without capping transactions
+    # or user queries.
     db_read_pool_size: int = Field(default=0, ge=0)
 
     # --- gRPC ---

@@ -312,9 +312,6 @@ class SingleFlight:
         except REDIS_ERRORS as exc:
             self._tier1.failed(exc)  # the lock's lease runs out by itself
 
-    async def _announce(self, request: CacheRequest) -> None:
-        await self._tier1.publish(*self._announcement(request))
-
     async def _keep_lease(self, lock: str, token: str) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
@@ -350,7 +347,7 @@ class SingleFlight:
             entry, rows = await self._compute(request, compute)
             await self._tier2.put_within(conn, request, entry, rows)
         await self._tier1.put(request, entry)
-        await self._announce(request)
+        await self._tier1.publish(*self._announcement(request))
         return entry, COMPUTED
 
     async def _compute(self, request: CacheRequest, compute: Compute) -> tuple[Entry, int]:
