@@ -145,7 +145,7 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
         **pools,
     )
     redis = make_redis(settings.redis_url)
-    queries = QueryDomain(db, datasource, settings)
+    queries = QueryDomain(db, datasource, settings, metrics)
     cache = WidgetDataCache(db, redis, settings, metrics=metrics)
     return Core(
         settings=settings,

@@ -37,6 +37,14 @@ class Metrics:
             buckets=RPC_BUCKETS,
             registry=self.registry,
         )
+        self.query_source = Histogram(
+            "tessera_query_source_seconds",
+            "Time user queries (RunQuery, widget data) spent at the data source: the one round trip "
+            "carrying the settings, the query, its checks and the transaction's end. Against "
+            "tessera_rpc_duration_seconds it shows what the server adds.",
+            buckets=RPC_BUCKETS,
+            registry=self.registry,
+        )
         self.rpc_errors = Counter(
             "tessera_rpc_errors",
             "gRPC calls that ended with a status other than OK, by method and code.",

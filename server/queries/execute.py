@@ -132,6 +132,9 @@ class ExecutionLimits:
 class ExecutionResult:
     frame: DataFrame
     elapsed_seconds: float  # the whole run: connection, settings, query, fetch, frame
+    # The one round trip that carries the settings, the query, its checks and the transaction's
+    # end: what the data source took, as seen from here (the rest of elapsed is this process's).
+    source_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -195,18 +198,21 @@ class QueryExecutor:
         bound = _bind(compiled, params, facility_id)
         try:
             async with asyncio.timeout(limits.timeout_seconds + self._grace):
-                frame = await self._run(compiled, bound, facility_id, limits)
+                frame, source_seconds = await self._run(compiled, bound, facility_id, limits)
         except TimeoutError as exc:
             raise DeadlineExceeded(
                 f"the data source did not answer within {limits.timeout_seconds + self._grace:g} s",
                 reason="QUERY_TIMEOUT",
                 metadata={"timeout_seconds": f"{limits.timeout_seconds:g}"},
             ) from exc
-        return ExecutionResult(frame=frame, elapsed_seconds=time.perf_counter() - started)
+        return ExecutionResult(
+            frame=frame, elapsed_seconds=time.perf_counter() - started, source_seconds=source_seconds
+        )
 
     async def _run(
         self, compiled: CompiledSQL, bound: dict[str, object], facility_id: str, limits: ExecutionLimits
-    ) -> DataFrame:
+    ) -> tuple[DataFrame, float]:
+        """The frame, and the seconds its round trip to the data source took."""
         phase = "connect"
         try:
             async with self._engine.connect() as conn:
@@ -219,6 +225,7 @@ class QueryExecutor:
                     settings["role"] = self._role
                 raw = await conn.get_raw_connection()
                 driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+                sent = time.perf_counter()
                 try:
                     columns, rows, after = await _fetch(
                         driver,
@@ -235,6 +242,7 @@ class QueryExecutor:
                 except (psycopg.Error, asyncio.CancelledError) as error:
                     await driver_failed(conn, driver, error)
                     raise
+                source_seconds = time.perf_counter() - sent
                 phase = "check"
                 self._check_settings(after, facility_id)
                 names = await self._names(conn, [oid for _, oid in columns])
@@ -257,13 +265,14 @@ class QueryExecutor:
         if truncated:
             del rows[limits.row_limit :]
         try:
-            return build_frame([(name, oid, names[oid]) for name, oid in columns], rows, truncated)
+            frame = build_frame([(name, oid, names[oid]) for name, oid in columns], rows, truncated)
         except UnrepresentableValue as exc:
             raise InvalidArgument(
                 f"the result cannot be carried exactly: {exc}; cast the column to text",
                 reason="QUERY_RESULT_UNREPRESENTABLE",
                 metadata={"column": exc.column},
             ) from exc
+        return frame, source_seconds
 
     async def stream(
         self,

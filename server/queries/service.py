@@ -37,6 +37,7 @@ from server.errors import (
     PermissionDenied,
     ViolationCollector,
 )
+from server.metrics import Metrics
 from server.queries import disclosure, views
 from server.queries.convert import (
     METADATA,
@@ -143,8 +144,9 @@ async def insert_query(
 
 
 class QueryDomain:
-    def __init__(self, db: Database, datasource: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, db: Database, datasource: AsyncEngine, settings: Settings, metrics: Metrics) -> None:
         self._db = db
+        self._source_seconds = metrics.query_source
         self._datasource = datasource
         self._settings = settings
         self._executor = QueryExecutor(datasource, role=settings.query_role or None)
@@ -544,6 +546,7 @@ class QueryDomain:
             if shown is not exc:
                 raise shown from None
             raise
+        self._source_seconds.observe(result.source_seconds)
         frame, masked = result.frame, False
         if query.sensitive_columns and not principal.can_read_phi:
             frame = mask_frame(

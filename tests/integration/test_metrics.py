@@ -126,6 +126,14 @@ def test_metrics_move_with_real_traffic(metered: ServerHandle, channel_: grpc.Ch
     assert moved("tessera_widget_cache_hits_total", tier="memory") == 1
     assert moved("tessera_widget_data_served_total", source="computed") == 1
     assert moved("tessera_widget_data_served_total", source="memory") == 1
+    # The data source's share: the one execution's round trip, within that call's own duration.
+    get_data = "/dashboard.v1.WidgetService/GetWidgetData"
+    assert moved("tessera_query_source_seconds_count") == 1
+    assert (
+        0
+        < moved("tessera_query_source_seconds_sum")
+        < moved("tessera_rpc_duration_seconds_sum", method=get_data, code="OK")
+    )
 
 
 def test_metrics_can_be_disabled(settings: Settings, migrated: str) -> None:
