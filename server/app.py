@@ -146,7 +146,7 @@ def build_core(settings: Settings, runtime: Runtime) -> Core:
     )
     redis = make_redis(settings.redis_url)
     queries = QueryDomain(db, datasource, settings, metrics)
-    cache = WidgetDataCache(db, redis, settings, metrics=metrics)
+    cache = WidgetDataCache(db, redis, settings, metrics=metrics, write_behind=runtime is Runtime.SERVER)
     return Core(
         settings=settings,
         db=db,

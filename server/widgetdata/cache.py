@@ -49,6 +49,8 @@ DATABASE = widget_pb2.DATA_SOURCE_DATABASE
 COMPUTED = widget_pb2.DATA_SOURCE_COMPUTED
 STALE = widget_pb2.DATA_SOURCE_STALE
 _SOURCE_NAMES: dict[int, str] = {MEMORY: "memory", DATABASE: "database", COMPUTED: "computed", STALE: "stale"}
+# How long shutdown waits for the tier-2 writes still running behind their responses.
+WRITES_DRAIN_SECONDS = 5.0
 # Generations remembered per process (one int per query), as the guess read() starts from.
 _GENERATIONS_KEPT = 10_000
 
@@ -69,7 +71,10 @@ class WidgetDataCache:
         *,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        write_behind: bool = False,
     ) -> None:
+        """`write_behind`: a computation's caller gets its answer once tier 1 has it, before tier 2
+        (the server's callers; a worker's job waits for both, so it ends with its work stored)."""
         self._metrics = metrics or Metrics()
         self._max_stale = float(settings.cache_max_stale_seconds)
         self._clock = clock
@@ -88,6 +93,7 @@ class WidgetDataCache:
             classify=self._classify,
             announcement=self._announcement,
             clock=clock,
+            write_behind=write_behind,
         )
         self._revalidating: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -300,3 +306,13 @@ class WidgetDataCache:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            async with asyncio.timeout(WRITES_DRAIN_SECONDS):
+                await self._flight.written()
+        except TimeoutError:  # cancelled: a tier-2 row missing costs one recomputation
+            log.warning("widget data: tier-2 writes still running at shutdown were given up")
+
+    async def written(self) -> None:
+        """Waits until every computed entry is in tier 2 too (tier-2 writes run behind the
+        response in the server)."""
+        await self._flight.written()

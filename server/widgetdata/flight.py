@@ -6,8 +6,9 @@ processes, in two layers.
 * Across processes: a Redis lock `SET {prefix}wd:{<query id>}:lock:{key} <token> NX PX <lease>`.
   The holder renews the lease every lease/3 while it computes; one script then puts its result
   into tier 1 and releases the lock (compare-and-delete), while tier 2 is written at the same
-  time. A holder that dies stops renewing, so its lock expires within one lease and a waiter
-  takes over (at once when the holder was a process of this machine that is gone: holder.py).
+  time (in the server, just after the answer: WRITES_BEHIND). A holder that dies stops renewing,
+  so its lock expires within one lease and a waiter takes over (at once when the holder was a
+  process of this machine that is gone: holder.py).
   Waiters poll tier 1 (and the lock, and the holder's failure note) in one MGET with
   a short backoff, and return the holder's result. A holder that fails leaves a short note of the
   error so that its waiters fail with it rather than re-running, one by one, a query that fails.
@@ -27,7 +28,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 from google.rpc import code_pb2
 from sqlalchemy import text
@@ -45,7 +46,7 @@ from server.widgetdata.request import CacheRequest, Compute
 from server.widgetdata.tier1 import REDIS_ERRORS, RedisTier
 from server.widgetdata.tier2 import DatabaseTier
 
-__all__ = ["FAILURE_NOTE_MS", "ConcurrentFailure", "SingleFlight"]
+__all__ = ["FAILURE_NOTE_MS", "WRITES_BEHIND", "ConcurrentFailure", "SingleFlight"]
 
 log = logging.getLogger("tessera.widgetdata")
 
@@ -55,6 +56,11 @@ POLL_MIN_SECONDS = 0.005
 POLL_MAX_SECONDS = 0.05
 # How long a holder's failure note answers its waiters.
 FAILURE_NOTE_MS = 5000
+# Tier-2 writes left running behind their responses at most: past it a holder's caller waits for
+# its own write, so a PostgreSQL that falls behind slows the computations instead of filling memory.
+WRITES_BEHIND = 32
+# How long after its response a tier-2 write behind it starts: past the answer's send.
+WRITE_BEHIND_DELAY_SECONDS = 0.002
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -155,8 +161,11 @@ class SingleFlight:
         classify: Classify,
         announcement: Announcement,
         clock: Callable[[], float],
+        write_behind: bool = False,
     ) -> None:
         self._db = db
+        self._write_behind = write_behind
+        self._writes: set[asyncio.Task[None]] = set()
         self._tier1 = tier1
         self._tier2 = tier2
         self._lease = lease_seconds
@@ -187,6 +196,28 @@ class SingleFlight:
 
     def pending(self) -> list[asyncio.Task[tuple[Entry, int]]]:
         return list(self._inflight.values())
+
+    async def written(self) -> None:
+        """Waits for the tier-2 writes running behind their responses."""
+        await asyncio.gather(*self._writes, return_exceptions=True)  # each one's failure is logged
+
+    def _behind(self, write: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(write)
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    async def _write_later(self, request: CacheRequest, entry: Entry, rows: int) -> None:
+        # Not at once: a task started now runs its first steps (a pool checkout, the statement's
+        # send: about a millisecond of this loop's time) before the caller's own task resumes
+        # to send the answer.
+        await asyncio.sleep(WRITE_BEHIND_DELAY_SECONDS)
+        await self._tier2.write(request, entry, rows)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # DatabaseTier.write logs the database's failures itself: this is anything else.
+            log.error("widget data: a tier-2 write behind its response failed", exc_info=error)
 
     def _forget(self, key: str, task: asyncio.Task[tuple[Entry, int]]) -> None:
         if self._inflight.get(key) is task:
@@ -289,8 +320,14 @@ class SingleFlight:
                 raise
             finally:
                 renewal.cancel()
-            # Both tiers at once: the caller waits for the slower one, not for their sum.
-            await asyncio.gather(self._settle(request, entry, lock, token), self._tier2.write(request, entry, rows))
+            if self._write_behind and len(self._writes) < WRITES_BEHIND:
+                # Tier 1 and the announcement before the answer (the other processes read them);
+                # tier 2, the copy for a Redis restart, after it: the caller does not wait for it.
+                await self._settle(request, entry, lock, token)
+                self._behind(self._write_later(request, entry, rows))
+            else:
+                # Both tiers at once: the caller waits for the slower one, not for their sum.
+                await asyncio.gather(self._settle(request, entry, lock, token), self._tier2.write(request, entry, rows))
             released = True
             return entry, COMPUTED
         finally:

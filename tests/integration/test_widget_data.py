@@ -100,7 +100,11 @@ def sql(dsn: str, statement: str, *args: object) -> list[tuple[Any, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
-def cache_rows(dsn: str, query_id: str) -> list[tuple[Any, ...]]:
+def cache_rows(dsn: str, query_id: str, *servers: ServerHandle) -> list[tuple[Any, ...]]:
+    """The query's tier-2 rows, once `servers` have written what they computed (a server writes
+    tier 2 just after its answer)."""
+    for handle in servers:
+        handle.run(handle.running.app.widget_data.cache.written())
     return sql(
         dsn,
         "SELECT cache_key, masking_level, facility_id, query_version FROM widget_data_cache WHERE query_id = %s",
@@ -255,7 +259,7 @@ def test_ttl_expiry_max_age_and_tier_two(kit: Kit, settings: Settings, dsn: str,
     assert first.source == COMPUTED
     assert first.expire_time.ToNanoseconds() - first.compute_time.ToNanoseconds() == 10 * 10**9
     assert kit.data(widget.id).source == MEMORY
-    [(key, *_)] = cache_rows(dsn, query.id)
+    [(key, *_)] = cache_rows(dsn, query.id, server)
     client = redis.Redis.from_url(settings.redis_url)
 
     # Tier 1 lost (a Redis restart): tier 2 answers and refills tier 1.
@@ -322,11 +326,45 @@ def test_the_ttl_setting_is_the_default_and_a_widgets_interval_rules(
         handle.stop()
 
 
-def test_stale_while_revalidate(kit: Kit, settings: Settings, dsn: str) -> None:
+def test_the_answer_does_not_wait_for_tier_two_and_shutdown_waits_for_it(
+    kit: Kit, settings: Settings, dsn: str
+) -> None:
+    """A server's computation answers once tier 1 has the entry; tier 2 is written just after
+    (here held up by a lock on its table), and a server that stops first finishes that write."""
+    handle = start_in_thread(settings)
+    channel = grpc.insecure_channel(handle.address)
+    stopping = threading.Thread(target=handle.stop)
+    try:
+        query = kit.query("SELECT 41 + 1 AS answer")
+        widget = kit.widget(kit.board(), query)
+        request = w.GetWidgetDataRequest(widget_id=widget.id)
+        with psycopg.connect(dsn) as blocker:
+            blocker.execute("LOCK TABLE widget_data_cache IN SHARE MODE")  # reads pass, writes wait
+            data = widget_pb2_grpc.WidgetServiceStub(channel).GetWidgetData(request, metadata=kit.md, timeout=10)
+            assert data.source == COMPUTED and rows(data) == [{"answer": 42}]
+            principal = Principal(subject="alice", role=Role.EDITOR, facilities=frozenset({kit.facility}))
+            key = handle.run(handle.running.app.widget_data.key_for(principal, request))
+            with redis.Redis.from_url(settings.redis_url) as client:
+                assert client.exists(tier1_key(settings, query.id, key)) == 1
+            time.sleep(0.2)
+            assert cache_rows(dsn, query.id) == [], "the write went through the lock"
+            stopping.start()
+            time.sleep(0.5)
+            assert stopping.is_alive(), "the server stopped without its tier-2 write"
+            blocker.rollback()
+        stopping.join(timeout=30)
+        assert [r[0] for r in cache_rows(dsn, query.id)] == [key]
+    finally:
+        channel.close()
+        if not stopping.is_alive() and stopping.ident is None:
+            handle.stop()
+
+
+def test_stale_while_revalidate(kit: Kit, settings: Settings, dsn: str, server: ServerHandle) -> None:
     query = kit.query("SELECT clock_timestamp() AS at")
     widget = kit.widget(kit.board(), query, refresh=10)
     first = kit.data(widget.id)
-    [(key, *_)] = cache_rows(dsn, query.id)
+    [(key, *_)] = cache_rows(dsn, query.id, server)
     sql(
         dsn,
         "UPDATE widget_data_cache SET computed_at = now() - interval '15 seconds',"
@@ -434,7 +472,7 @@ def test_pinned_versions_and_snapshots_each_read_their_own_query(north: Kit, que
 # --- masking and facilities -------------------------------------------------------------------
 
 
-def test_masking_level_separates_entries(north: Kit, auth, dsn: str) -> None:
+def test_masking_level_separates_entries(north: Kit, auth, dsn: str, server: ServerHandle) -> None:
     query = north.query(
         "SELECT patient_name, unit FROM demo.admissions ORDER BY id LIMIT 3",
         sensitive_columns=[q.SensitiveColumn(column="patient_name", strategy=q.MASKING_STRATEGY_REDACT)],
@@ -451,10 +489,12 @@ def test_masking_level_separates_entries(north: Kit, auth, dsn: str) -> None:
         assert "[REDACTED]" not in {r["patient_name"] for r in rows(real_read)}
         assert [r["unit"] for r in rows(masked_read)] == [r["unit"] for r in rows(real_read)]
     assert masked_read.source == MEMORY and real_read.source == MEMORY
-    assert sorted(level for _, level, _, _ in cache_rows(dsn, query.id)) == [0, 1]
+    assert sorted(level for _, level, _, _ in cache_rows(dsn, query.id, server)) == [0, 1]
 
 
-def test_facility_isolation_of_entries(queries, dashboards, widgets, auth, demo, dsn: str) -> None:
+def test_facility_isolation_of_entries(
+    queries, dashboards, widgets, auth, demo, dsn: str, server: ServerHandle
+) -> None:
     sql_text = "SELECT facility_id, count(*) AS n FROM demo.admissions GROUP BY facility_id"
     admin = auth("ada", "admin", NORTH, SOUTH)
     read = {}
@@ -465,7 +505,7 @@ def test_facility_isolation_of_entries(queries, dashboards, widgets, auth, demo,
         read[facility] = (query, widget, kit)
         assert rows(kit.data(widget.id)) == [{"facility_id": facility, "n": 1500}]
         assert kit.data(widget.id).source == MEMORY
-        assert [r[2] for r in cache_rows(dsn, query.id)] == [facility]
+        assert [r[2] for r in cache_rows(dsn, query.id, server)] == [facility]
     north_only = auth("nick", "admin", NORTH)
     _, south_widget, south_kit = read[SOUTH]
     expect_failure(lambda: south_kit.data(south_widget.id, md=north_only), Code.NOT_FOUND)
@@ -606,7 +646,7 @@ def test_hits_a_lost_entry_and_an_invalidation_across_instances(
     computed = first.GetWidgetData(request, metadata=md, timeout=30)
     assert computed.source == COMPUTED and rows(computed)[0]["v"] == "x"
     assert second.GetWidgetData(request, metadata=md, timeout=30).source == MEMORY
-    [(key, *_)] = cache_rows(dsn, query.id)
+    [(key, *_)] = cache_rows(dsn, query.id, *pair.servers)
     with sync_client(pair.redis_url) as client:
         assert client.exists(data_key(pair.prefix, query.id, key)) == 1
         client.delete(data_key(pair.prefix, query.id, key))  # tier 1 lost: tier 2 answers, refills
@@ -660,7 +700,7 @@ def test_stampede_runs_the_query_once_across_instances(
     assert after["executions"] - before["executions"] == 1
     assert after["lease_renewals"] > before["lease_renewals"], "the computation outlived its lease unrenewed"
     assert len(sampler.seen) == 1, f"the database saw {len(sampler.seen)} executions"
-    assert len(cache_rows(dsn, query.id)) == 1
+    assert len(cache_rows(dsn, query.id, *pair.servers)) == 1
     assert len({r.frame.SerializeToString() for r in results}) == 1
     assert rows(results[0]) == [{"marker": marker, "total": 50000005000000}]
     assert {r.source for r in results} <= {COMPUTED, MEMORY}

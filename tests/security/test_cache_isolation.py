@@ -118,6 +118,7 @@ def test_masking_levels_and_facilities_never_share_an_entry(
 
     keys = {(f, masked): key_for(plain if masked else phi, f) for f in (NORTH, SOUTH) for masked in (True, False)}
     assert len(set(keys.values())) == 4, "two readers or two facilities share a key"
+    server.run(server.running.app.widget_data.cache.written())  # tier 2 is written just after each answer
     cache = redis.Redis.from_url(settings.redis_url)
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
