@@ -191,9 +191,16 @@ class WidgetDataCache:
         """get() for `request_for(the query's current generation)`. The generation and the tier-1
         entry come in one round trip (one MGET, so both from the same moment) when the generation
         is the one this process last saw for the query, as it is until an invalidation; otherwise
-        the entry is read again under the key of the generation just read."""
-        guess = self._generations.get(query_id, 0)
+        the entry is read again under the key of the generation just read. A forced refresh reads
+        the generation only when this process does not know it."""
+        known = self._generations.get(query_id)
+        guess = known or 0
         request = request_for(guess)
+        if request.force_refresh and known is not None and self.tier0.serving and self._tier1.usable():
+            # The invalidation channel drops a guess with every bump it carries (and all of them
+            # when it was lost), so while it is heard a known guess is the generation: a forced
+            # refresh, which reads no entry, then needs no round trip before its lock.
+            return await self.get(request, compute)
         if request.force_refresh or not self._tier1.usable():
             generation = await self.generation(query_id)
             return await self.get(request if generation == guess else request_for(generation), compute)

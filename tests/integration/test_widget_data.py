@@ -445,6 +445,52 @@ def test_an_invalidation_by_another_process_reaches_this_one(north: Kit, setting
     assert north.data(widget.id).source == MEMORY
 
 
+def test_a_forced_refresh_reads_the_generation_only_when_it_is_not_known(
+    north: Kit, settings: Settings, server: ServerHandle
+) -> None:
+    """While the invalidation channel is heard, the generation this process last read is the
+    generation (every bump's news drops it): a forced refresh goes straight to its lock. After a
+    bump's news it reads the generation again, and stores under the new key."""
+    cache = server.running.app.widget_data.cache
+    tier1 = cache._tier1
+    reads: list[str] = []
+    real = tier1.generation
+
+    async def counted(query_id: str) -> int:
+        reads.append(query_id)
+        return await real(query_id)
+
+    query = north.query("SELECT clock_timestamp()::text AS at")
+    widget = north.widget(north.board(), query)
+    assert north.data(widget.id).source == COMPUTED  # the generation learnt with the entry
+    tier1.generation = counted
+    try:
+        forced = north.data(widget.id, force_refresh=True)
+        assert forced.source == COMPUTED and reads == []
+        again = north.data(widget.id)
+        assert again.source == MEMORY and rows(again) == rows(forced)
+
+        heard = cache.epoch
+        with redis.Redis.from_url(settings.redis_url) as client:
+            client.incr(generation_key(settings.redis_prefix, query.id))
+            client.publish(channel_name(settings.redis_prefix), query_message(query.id))
+            deadline = time.monotonic() + 5
+            while cache.epoch == heard and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert cache.epoch != heard, "the news of the bump never arrived"
+            refreshed = north.data(widget.id, force_refresh=True)
+            assert refreshed.source == COMPUTED and reads == [query.id]
+            principal = Principal(subject="nora", role=Role.EDITOR, facilities=frozenset({NORTH}))
+            key = server.run(
+                server.running.app.widget_data.key_for(principal, w.GetWidgetDataRequest(widget_id=widget.id))
+            )
+            assert client.exists(tier1_key(settings, query.id, key)) == 1, "not stored under the new generation"
+    finally:
+        del tier1.generation
+    latest = north.data(widget.id)
+    assert latest.source == MEMORY and rows(latest) == rows(refreshed)
+
+
 def test_pinned_versions_and_snapshots_each_read_their_own_query(north: Kit, queries, dashboards, widgets) -> None:
     """The widget row, its dashboard and the query it binds are read together; a pinned version, a
     snapshot bound to another query, and one bound as the row is, each still read their own."""
