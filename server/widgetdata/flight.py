@@ -3,7 +3,8 @@ processes, in two layers.
 
 * In the process: one task per key; every concurrent request for the key awaits it (shielded, so
   a caller that goes away never cancels the others' computation).
-* Across processes: a Redis lock `SET {prefix}wd:{<query id>}:lock:{key} <token> NX PX <lease>`.
+* Across processes: a Redis lock `SET {prefix}wd:{<query id>}:lock:{key} <token> NX PX <lease>`
+  (for a miss in a script that also reads the key's entry: one round trip).
   The holder renews the lease every lease/3 while it computes; one script then puts its result
   into tier 1 and releases the lock (compare-and-delete), while tier 2 is written at the same
   time (in the server, just after the answer: WRITES_BEHIND). A holder that dies stops renewing,
@@ -29,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from typing import Any
 
 from google.rpc import code_pb2
 from sqlalchemy import text
@@ -67,6 +69,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
+"""
+# The lock, and when it was taken the key's entry in the same round trip: a holder that finished
+# between the caller's lookup and this lock left its result there.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return {1, redis.call('GET', KEYS[2])}
+end
+return {0}
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -174,6 +184,7 @@ class SingleFlight:
         self._announcement = announcement
         self._clock = clock
         self._renew = tier1.redis.register_script(_RENEW)
+        self._acquire = tier1.redis.register_script(_ACQUIRE)
         self._release = tier1.redis.register_script(_RELEASE)
         self._store_and_release = tier1.redis.register_script(_STORE_AND_RELEASE)
         self._inflight: dict[str, asyncio.Task[tuple[Entry, int]]] = {}
@@ -252,13 +263,18 @@ class SingleFlight:
         delay = POLL_MIN_SECONDS
         holder: bytes | None = None
         while True:
+            found: Any = None  # what tier 1 held for the key once the lock was taken
             try:
-                acquired = await redis.set(lock, token, nx=True, px=self._lease_ms)
+                if request.force_refresh:  # reads no entry
+                    acquired = await redis.set(lock, token, nx=True, px=self._lease_ms)
+                else:
+                    taken = await self._acquire(keys=[lock, data], args=[token, self._lease_ms])
+                    acquired, found = bool(taken[0]), taken[1] if len(taken) > 1 else None
             except REDIS_ERRORS as exc:
                 self._tier1.failed(exc)
                 raise _RedisDown from exc
             if acquired:
-                return await self._lead(request, compute, lock, token)
+                return await self._lead(request, compute, lock, token, found)
             # Someone else computes this key: poll for its result (or its failure) until its
             # lock is gone, and only then try to take the lock (a free lock after a sleep may
             # mean that the holder just failed: its note must be read first).
@@ -298,12 +314,14 @@ class SingleFlight:
     def _lease_ms(self) -> int:
         return max(1, round(self._lease * 1000))
 
-    async def _lead(self, request: CacheRequest, compute: Compute, lock: str, token: str) -> tuple[Entry, int]:
+    async def _lead(
+        self, request: CacheRequest, compute: Compute, lock: str, token: str, found: Any
+    ) -> tuple[Entry, int]:
+        """`found`: what tier 1 held for the key when the lock was taken (_ACQUIRE)."""
         released = False
         try:
             if not request.force_refresh:
-                # A holder that finished between our lookup and our lock left its result here.
-                entry = await self._tier1.get(request)
+                entry = self._tier1.decode(found or None)
                 if entry is not None and self._classify(entry, request, self._clock()) is Freshness.FRESH:
                     stats.waits += 1
                     return entry, COMPUTED
