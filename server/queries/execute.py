@@ -134,7 +134,7 @@ class ExecutionResult:
     elapsed_seconds: float  # the whole run: connection, settings, query, fetch, frame
     # The one round trip that carries the settings, the query, its checks and the transaction's
     # end: what the data source took, as seen from here (the rest of elapsed is this process's).
-    source_seconds: float = 0.0
+    source_seconds: float
 
 
 @dataclass(frozen=True)

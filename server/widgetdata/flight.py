@@ -29,7 +29,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from google.rpc import code_pb2
@@ -212,8 +212,8 @@ class SingleFlight:
         """Waits for the tier-2 writes running behind their responses."""
         await asyncio.gather(*self._writes, return_exceptions=True)  # each one's failure is logged
 
-    def _behind(self, write: Coroutine[None, None, None]) -> None:
-        task = asyncio.create_task(write)
+    def _schedule_write(self, request: CacheRequest, entry: Entry, rows: int) -> None:
+        task = asyncio.create_task(self._write_later(request, entry, rows))
         self._writes.add(task)
         task.add_done_callback(self._written)
 
@@ -342,7 +342,7 @@ class SingleFlight:
                 # Tier 1 and the announcement before the answer (the other processes read them);
                 # tier 2, the copy for a Redis restart, after it: the caller does not wait for it.
                 await self._settle(request, entry, lock, token)
-                self._behind(self._write_later(request, entry, rows))
+                self._schedule_write(request, entry, rows)
             else:
                 # Both tiers at once: the caller waits for the slower one, not for their sum.
                 await asyncio.gather(self._settle(request, entry, lock, token), self._tier2.write(request, entry, rows))
