@@ -356,8 +356,10 @@ def test_the_answer_does_not_wait_for_tier_two_and_shutdown_waits_for_it(
         assert [r[0] for r in cache_rows(dsn, query.id)] == [key]
     finally:
         channel.close()
-        if not stopping.is_alive() and stopping.ident is None:
+        if stopping.ident is None:
             handle.stop()
+        else:
+            stopping.join(timeout=30)
 
 
 def test_stale_while_revalidate(kit: Kit, settings: Settings, dsn: str, server: ServerHandle) -> None:
