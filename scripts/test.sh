@@ -59,7 +59,24 @@ breaking() {
   .venv/bin/buf breaking --against "$dir"
 }
 
+# pytest on several processes (pytest-xdist; tests/harness/parallel.py): one per core, at most
+# four (each starts its own server, database and, when asked, Redis Cluster, RabbitMQ, Chromium).
+# TESSERA_TEST_PROCESSES=1, or `-n 0` in the arguments, runs it in one process.
+test_processes() {
+  local wanted=${TESSERA_TEST_PROCESSES:-}
+  if [[ -z $wanted ]]; then
+    wanted=$(nproc 2>/dev/null || echo 1)
+    ((wanted > 4)) && wanted=4
+  fi
+  echo "$wanted"
+}
+
 run_pytest() {
+  local processes
+  processes=$(test_processes)
+  if ((processes > 1)); then
+    set -- -n "$processes" "$@"
+  fi
   .venv/bin/pytest -q "$@"
   pytest_status=$?
   return "$pytest_status"

@@ -28,6 +28,9 @@ from tests.harness.server import ServerHandle, start_in_thread
 from tests.harness.services import TestServices, provision
 from tests.security.phi_reads import PhiReadRecorder
 
+# The suite on several processes: work units, slow ones first, session-end lines (the module says).
+pytest_plugins = ["tests.harness.parallel"]
+
 TEST_SECRET = "tessera-test-secret-0123456789abcdef"
 
 

@@ -35,6 +35,7 @@ def go_binary() -> Path:
     return ROOT / built.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_the_go_program_builds_and_runs_against_the_server(stack: Stack, go_binary: Path) -> None:
     binary = go_binary
     generated = ROOT / "build/go/src/tessera.example/gen/dashboard/v1"

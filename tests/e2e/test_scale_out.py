@@ -164,11 +164,13 @@ def test_several_addresses_make_one_balanced_target() -> None:
         balanced_target("127.0.0.1:1,nohost")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_the_examples_run_across_three_servers(name: str, example_env: dict[str, str]) -> None:
     run_example(name, example_env)
 
 
+@pytest.mark.slow
 def test_a_server_killed_under_load_costs_callers_nothing(deployment: Deployment, settings: Settings) -> None:
     token = mint_token(settings, subject="dev-admin", roles=["admin"], facilities=[FACILITY])
     with Client(deployment.addresses, token=token) as setup:

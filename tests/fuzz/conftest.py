@@ -20,6 +20,7 @@ from dashboard.v1 import query_pb2 as q
 from dashboard.v1 import share_pb2 as s
 from dashboard.v1 import widget_pb2 as w
 from tests.fuzz.runner import Fuzzer, Report
+from tests.harness.parallel import report_line
 from tests.harness.server import ServerHandle
 
 REPORT = Report()
@@ -130,7 +131,8 @@ def fuzzer(server: ServerHandle, fuzz_principals: dict[str, Any], fuzz_ids: dict
         yield Fuzzer(channel, principals, REPORT)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # In the process that ran the fuzz tests (a worker, when the suite runs on several).
     if not REPORT.total:
         return
     REPORT_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -146,4 +148,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
     )
     histogram = ", ".join(f"{code} {count}" for code, count in REPORT.codes.most_common())
-    terminalreporter.write_line(f"fuzz: {REPORT.total} requests over {len(REPORT.by_rpc)} rpcs: {histogram}")
+    report_line(session.config, f"fuzz: {REPORT.total} requests over {len(REPORT.by_rpc)} rpcs: {histogram}")

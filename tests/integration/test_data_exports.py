@@ -321,6 +321,7 @@ def test_csv_of_a_saved_query_run_keeps_types_masks_phi_and_is_audited(
     assert event.resource_version == saved_query.version
 
 
+@pytest.mark.slow
 def test_xlsx_of_a_saved_query_run_unmasked_for_a_phi_reader(
     kit: ExportKit, saved_query: q.Query, worker: WorkerProcess, auth: Any
 ) -> None:

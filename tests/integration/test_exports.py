@@ -478,6 +478,7 @@ def test_cancel_during_rendering_leaves_no_file(kit: ExportKit, worker: WorkerPr
     expect_failure(lambda: kit.download(job.id), grpc.StatusCode.FAILED_PRECONDITION, reason="EXPORT_NOT_READY")
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_export_is_redelivered_and_writes_exactly_one_file(
     settings: Settings, migrated: str, tmp_path: Path, auth: Any, facility: str
 ) -> None:
@@ -543,6 +544,7 @@ def test_a_broker_that_refuses_the_task_fails_the_job_and_says_retry(
         handle.stop()
 
 
+@pytest.mark.slow
 def test_chromium_failures_are_retried_then_fail_the_job_clearly(
     settings: Settings, migrated: str, tmp_path: Path, auth: Any, facility: str
 ) -> None:

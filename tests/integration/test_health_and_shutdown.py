@@ -85,6 +85,7 @@ def test_every_entry_answers_and_unknown_names_are_not_found(health: health_pb2_
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.slow
 def test_a_worker_coming_and_going_turns_exports_on_and_off(
     health: health_pb2_grpc.HealthStub, health_settings: Settings
 ) -> None:

@@ -317,6 +317,7 @@ def test_cleanup_removes_what_expired(kit: Kit, worker: WorkerProcess, job_setti
 # --- redelivery --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_job_is_redelivered_and_completes(kit: Kit, env: dict[str, str], worker: Any) -> None:
     worker.stop()  # this test owns the queue: only the worker it kills may take the task
     doomed = WorkerProcess(env, concurrency=1).start()

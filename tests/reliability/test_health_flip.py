@@ -64,6 +64,7 @@ def _until(stub: health_pb2_grpc.HealthStub, status: int, limit: float) -> float
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_health_flips_within_one_interval_of_postgres_dying_and_coming_back(
     watched: ServerHandle, own_postgres: KillablePostgres
 ) -> None:

@@ -32,6 +32,7 @@ def on_rabbit(settings: Settings, migrated: str, rabbit: PrivateRabbit) -> Itera
     handle.stop()
 
 
+@pytest.mark.slow
 def test_no_job_lost_and_none_done_twice_across_a_broker_restart(
     on_rabbit: tuple[Settings, ServerHandle], rabbit: PrivateRabbit, auth: Any, facility: str
 ) -> None:

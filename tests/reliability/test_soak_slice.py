@@ -26,6 +26,7 @@ FD_GROWTH = 8
 CONNECTION_GROWTH = 4
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(DURATION_S + 300)
 def test_mixed_traffic_across_two_servers_stays_flat(
     services: TestServices, settings: Settings, migrated: str, server: ServerHandle, channel: grpc.Channel

@@ -17,6 +17,7 @@ EXAMPLES_PER_MODE = 8
 
 
 # About 700 requests: well over the default timeout on a loaded 2-core machine.
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_every_operation_with_valid_and_invalid_inputs(http_base: str, auth: Any, facility: str) -> None:
     schema = schemathesis.openapi.from_url(f"{http_base}/openapi.json")

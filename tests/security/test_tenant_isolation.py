@@ -1397,6 +1397,7 @@ def test_the_operations_are_every_rpc_of_the_implemented_services() -> None:
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@pytest.mark.slow
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_no_access_outside_the_policy(runner: Runner, seed: int) -> None:
     world = runner.world

@@ -19,6 +19,7 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> GalleryResult:
     return asyncio.run(run_gallery(tmp_path_factory.mktemp("gallery")))
 
 
+@pytest.mark.slow
 def test_every_board_was_printed_and_compared(gallery: GalleryResult) -> None:
     assert len(gallery.pdfs) == len(BOARDS)
     assert all(Path(pdf).stat().st_size > 0 for pdf in gallery.pdfs)
