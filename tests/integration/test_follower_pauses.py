@@ -11,13 +11,12 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import text
 
-from server.config import Settings
 from server.db.engine import Database, make_engine
 from server.db.listen import Listener
 from server.widgetdata.definitions import CHANNEL, Definitions
@@ -25,6 +24,7 @@ from server.widgetdata.invalidations import Subscriber, query_message
 from server.widgetdata.resolve import load_definition
 from server.widgetdata.tier0 import Tier0
 from tests.harness.kit import Kit
+from tests.harness.redis_process import REDIS_SERVER, RedisProcess
 
 APPLICATION = f"tessera-pause-test-{uuid.uuid4().hex[:6]}"
 
@@ -107,13 +107,24 @@ async def test_a_stalled_listen_backend_pauses_kept_definitions_and_loses_nothin
         await listener.stop()
 
 
-async def test_a_redis_that_answers_late_pauses_tier0_and_keeps_it(settings: Settings) -> None:
-    channel = f"{settings.redis_prefix}pause-test-{uuid.uuid4().hex[:6]}"
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """CLIENT PAUSE ALL holds every client of a server: a Redis nobody else uses."""
+    if not os.path.exists(REDIS_SERVER):
+        pytest.skip(f"{REDIS_SERVER} is not installed")
+    process = RedisProcess()
+    process.start()
+    yield process
+    process.kill()
+
+
+async def test_a_redis_that_answers_late_pauses_tier0_and_keeps_it(own_redis: RedisProcess) -> None:
+    channel = f"pause-test-{uuid.uuid4().hex[:6]}"
     tier0 = Tier0(max_bytes=1_000_000, clock=time.monotonic)
     heard: list[str] = []
     events: list[str] = []
     subscriber = Subscriber(
-        settings.redis_url,
+        own_redis.url,
         channel,
         on_message=heard.append,
         on_subscribed=lambda: (events.append("subscribed"), tier0.enable()),
@@ -121,7 +132,7 @@ async def test_a_redis_that_answers_late_pauses_tier0_and_keeps_it(settings: Set
         on_paused=tier0.pause,
         on_resumed=tier0.resume,
     )
-    admin = aioredis.Redis.from_url(settings.redis_url)
+    admin = aioredis.Redis.from_url(own_redis.url)
     subscriber.start()
     try:
         await _until(lambda: tier0.serving)

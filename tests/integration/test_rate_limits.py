@@ -25,10 +25,10 @@ from dashboard.v1 import share_pb2 as s
 from server.config import Settings
 from server.db.schema import audit_log
 from tessera_client import ApiError, Client, RetryPolicy
+from tests.harness.redis_process import RedisProcess
 from tests.harness.rpc import failure_of
 from tests.harness.server import ServerHandle, start_in_thread
 from tests.integration.test_load_shedding import retry_delay
-from tests.integration.test_widget_data import RedisProcess
 
 RATE = 2.0  # tokens a second
 BURST = 3

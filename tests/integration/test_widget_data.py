@@ -8,7 +8,6 @@ entries, a dead lock holder, and a Redis that dies and comes back while requests
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 import uuid
@@ -32,7 +31,6 @@ from server.auth.principal import Principal, Role
 from server.config import Settings
 from server.db.migrate import sync_url
 from server.devtools.demo_data import install as install_demo_data
-from server.devtools.embedded import free_port
 from server.queries.execute import _ROWS_NAME as ROWS_NAME
 from server.queries.frame import frame_to_rows
 from server.widgetdata import stats
@@ -40,6 +38,7 @@ from server.widgetdata.invalidations import channel_name, query_message
 from server.widgetdata.key import data_key, generation_key, lock_key
 from tests.harness.kit import Kit
 from tests.harness.redis_cluster import sync_client
+from tests.harness.redis_process import REDIS_SERVER, RedisProcess
 from tests.harness.rpc import expect_failure, failure_of
 from tests.harness.server import ServerHandle, start_in_thread
 
@@ -51,7 +50,6 @@ MEMORY, DATABASE, COMPUTED, STALE = (
     w.DATA_SOURCE_STALE,
 )
 NORTH, SOUTH = "north-general", "south-clinic"
-REDIS_SERVER = "/usr/bin/redis-server"
 
 
 def s(text: str) -> c.ParameterValue:
@@ -576,37 +574,6 @@ def test_dead_lock_holder_is_recovered_within_its_lease(kit: Kit, server: Server
         elapsed = time.monotonic() - started
     assert data.source == COMPUTED and rows(data) == [{"v": "x"}]
     assert 1.2 < elapsed < 3.0, elapsed
-
-
-class RedisProcess:
-    """A Redis of this module's own, to kill and restart."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with redis.Redis.from_url(self.url, socket_connect_timeout=0.2) as client:
-                    client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @dataclass

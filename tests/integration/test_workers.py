@@ -187,7 +187,11 @@ def test_one_tick_drains_more_due_widgets_than_a_chunk(
         "SELECT count(DISTINCT widget_id) FROM widget_data_cache"
         " WHERE widget_id = ANY(%s::uuid[]) AND computed_at >= %s"
     )
-    eventually(lambda: sql(dsn, refreshed, ids, since)[0][0] == len(ids), timeout=60, what="every due widget refreshed")
+    try:
+        eventually(lambda: sql(dsn, refreshed, ids, since)[0][0] == len(ids), timeout=60, what="every refreshed")
+    except AssertionError as timed_out:  # say how far it got and what the worker did
+        count = sql(dsn, refreshed, ids, since)[0][0]
+        raise AssertionError(f"{count}/{len(ids)} refreshed; worker log tail:\n{worker.log[-4000:]}") from timed_out
     # Each was claimed once, by that tick: rescheduled a whole interval ahead.
     left = sql(dsn, "SELECT min(next_refresh_at - now()) FROM widgets WHERE id = ANY(%s::uuid[])", ids)[0][0]
     assert left.total_seconds() > 500
