@@ -47,26 +47,21 @@ SUCCEEDED = c.JOB_STATE_SUCCEEDED
 
 @pytest.fixture(scope="module")
 def job_settings(settings: Settings, migrated: str) -> Settings:
-    # A short visibility timeout and restore sweep: a dead worker's task comes back in seconds.
-    return jobs_settings(
-        settings,
-        broker_url_for(settings.redis_url),
-        broker_visibility_timeout_seconds=3,
-        broker_restore_interval_seconds=1,
-    )
+    return jobs_settings(settings, broker_url_for(settings.redis_url))
 
 
 @pytest.fixture(scope="module")
 def env(job_settings: Settings) -> dict[str, str]:
     # Small sweep chunks and a short queue: a handful of due widgets takes several chunks and
-    # meets the back-pressure.
-    return worker_env(
-        job_settings,
-        TESSERA_BROKER_VISIBILITY_TIMEOUT_SECONDS="3",
-        TESSERA_BROKER_RESTORE_INTERVAL_SECONDS="1",
-        TESSERA_MATERIALIZE_CHUNK_SIZE="3",
-        TESSERA_MATERIALIZE_MAX_WAITING_TASKS="2",
-    )
+    # meets the back-pressure. The default visibility timeout: a sweep that runs past a short
+    # one would be delivered again and claim the next test's due widgets.
+    return worker_env(job_settings, TESSERA_MATERIALIZE_CHUNK_SIZE="3", TESSERA_MATERIALIZE_MAX_WAITING_TASKS="2")
+
+
+@pytest.fixture(scope="module")
+def redelivery_env(env: dict[str, str]) -> dict[str, str]:
+    """A short visibility timeout and restore sweep: a dead worker's task comes back in seconds."""
+    return env | {"TESSERA_BROKER_VISIBILITY_TIMEOUT_SECONDS": "3", "TESSERA_BROKER_RESTORE_INTERVAL_SECONDS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -322,9 +317,11 @@ def test_cleanup_removes_what_expired(kit: Kit, worker: WorkerProcess, job_setti
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_job_is_redelivered_and_completes(kit: Kit, env: dict[str, str], worker: Any) -> None:
+def test_worker_killed_mid_job_is_redelivered_and_completes(
+    kit: Kit, redelivery_env: dict[str, str], worker: Any
+) -> None:
     worker.stop()  # this test owns the queue: only the worker it kills may take the task
-    doomed = WorkerProcess(env, concurrency=1).start()
+    doomed = WorkerProcess(redelivery_env, concurrency=1).start()
     board = kit.board()
     slow = kit.widget(board, kit.slow_query(5000))
     kit.widget(board, kit.query("SELECT 1 AS n"))
@@ -337,7 +334,7 @@ def test_worker_killed_mid_job_is_redelivered_and_completes(kit: Kit, env: dict[
                 break
     time.sleep(0.3)  # inside the slow query
     doomed.kill()
-    rescuer = WorkerProcess(env, concurrency=1).start()
+    rescuer = WorkerProcess(redelivery_env, concurrency=1).start()
     try:
         jobs, _ = collect(watch(kit.widgets, kit.md, job.id, since=seen[-1], timeout=60))
     finally:
