@@ -1,5 +1,5 @@
 """Soak: mixed traffic across two `tessera serve` processes for a while (quick: 45 s; --full: 30
-minutes; `tests/reliability/test_soak_slice.py` runs a 30-second slice in CI), through the
+minutes; `tests/reliability/test_soak_slice.py` runs a 45-second slice in CI), through the
 client's round robin, with one worker for materializations:
 
 * cached reads (GetWidgetData of a warm widget), cold reads (a parameter value never seen),
