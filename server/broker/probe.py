@@ -53,16 +53,17 @@ class BrokerProbe:
         self._timeout = settings.health_probe_timeout_seconds if timeout is None else timeout
         self._celery: Any = None
 
+    def _transport_options(self) -> dict[str, Any]:
+        # Every socket read bounded: a broker that accepts and then says nothing (a paused
+        # Redis, a black-holed route) must not hold the caller's thread.
+        return {
+            **broker_transport_options(self._settings),
+            "socket_timeout": self._timeout,
+            "socket_connect_timeout": self._timeout,
+        }
+
     def _connection(self) -> Connection:
-        return Connection(
-            self._url,
-            connect_timeout=self._timeout,
-            transport_options={
-                **broker_transport_options(self._settings),
-                "socket_timeout": self._timeout,
-                "socket_connect_timeout": self._timeout,
-            },
-        )
+        return Connection(self._url, connect_timeout=self._timeout, transport_options=self._transport_options())
 
     def _connect(self, conn: Connection) -> None:
         # One attempt, no back-off: a probe reports, it does not wait for the broker to return.
@@ -99,6 +100,11 @@ class BrokerProbe:
         control runs in each worker's main process, so busy children do not silence it)."""
         if self._celery is None:
             self._celery = make_celery(self._settings)
+            self._celery.conf.update(
+                broker_transport_options=self._transport_options(),
+                broker_connection_timeout=self._timeout,
+                broker_connection_max_retries=1,
+            )
         answers = self._celery.control.inspect(timeout=self._timeout).active_queues() or {}
         return RollCall(
             {
