@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ class BrokerProbe:
         self._url = broker_url(settings)
         self._timeout = settings.health_probe_timeout_seconds if timeout is None else timeout
         self._celery: Any = None
+        self._app_lock = threading.Lock()  # one thread at a time on the roll call's app
 
     def _transport_options(self) -> dict[str, Any]:
         # Every socket read bounded: a broker that accepts and then says nothing (a paused
@@ -98,14 +100,15 @@ class BrokerProbe:
     def roll_call(self) -> RollCall:
         """Asks every worker for its queues, waiting the probe timeout for answers (remote
         control runs in each worker's main process, so busy children do not silence it)."""
-        if self._celery is None:
-            self._celery = make_celery(self._settings)
-            self._celery.conf.update(
-                broker_transport_options=self._transport_options(),
-                broker_connection_timeout=self._timeout,
-                broker_connection_max_retries=1,
-            )
-        answers = self._celery.control.inspect(timeout=self._timeout).active_queues() or {}
+        with self._app_lock:
+            if self._celery is None:
+                self._celery = make_celery(self._settings)
+                self._celery.conf.update(
+                    broker_transport_options=self._transport_options(),
+                    broker_connection_timeout=self._timeout,
+                    broker_connection_max_retries=1,
+                )
+            answers = self._celery.control.inspect(timeout=self._timeout).active_queues() or {}
         return RollCall(
             {
                 str(worker): frozenset(str(queue.get("name", "")) for queue in (queues or ()))
@@ -114,9 +117,12 @@ class BrokerProbe:
         )
 
     def close(self) -> None:
-        if self._celery is not None:
-            self._celery.close()
-            self._celery = None
+        # After a roll call still running (its caller was cancelled, its thread was not): a kombu
+        # connection closed under another thread's read can leave this one reading for good.
+        with self._app_lock:
+            if self._celery is not None:
+                self._celery.close()
+                self._celery = None
 
 
 def _depth(conn: Connection, queue: str) -> int:

@@ -1,6 +1,7 @@
 """The broker probe against a broker that accepts connections and then says nothing (a paused
 Redis, a black-holed route): every call returns within its timeout, so health's checks go on.
-Until the roll call's sockets had a timeout too, it waited on that silence for good."""
+Until the roll call's sockets had a timeout too, it waited on that silence for good, and a
+close from another thread during it could read from the same socket for good."""
 
 from __future__ import annotations
 
@@ -76,5 +77,12 @@ def test_every_call_returns_within_its_timeout_when_the_broker_says_nothing(
             took, roll_call = within_bound(probe.roll_call)
             assert isinstance(roll_call, Exception), roll_call
             assert took >= TIMEOUT * 0.9  # it did wait for an answer
+        # Closed while a roll call still waits (as the server's shutdown may): both end.
+        calling = threading.Thread(target=lambda: within_bound(probe.roll_call), daemon=True)
+        calling.start()
+        time.sleep(TIMEOUT / 5)
+        within_bound(probe.close)
+        calling.join(BOUND)
+        assert not calling.is_alive()
     finally:
         within_bound(probe.close)
