@@ -6,6 +6,8 @@ server/db/probe.py). Three trials; the flip latencies are printed."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +31,16 @@ ENTRIES = ("", "dashboard.v1.DashboardService", "dashboard.v1.WidgetService", "t
 
 
 @pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KillablePostgres]:
-    server = KillablePostgres(Path(tmp_path_factory.mktemp("killable-postgres"))).start()
-    yield server
-    server.stop()
+def own_postgres() -> Iterator[KillablePostgres]:
+    # Not under pytest's temp root: another pytest process (the suite's other workers) resets its
+    # mode to 0700, and the server runs as an unprivileged user that must reach its files.
+    folder = Path(tempfile.mkdtemp(prefix="tessera-killable-"))
+    server = KillablePostgres(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
