@@ -158,6 +158,63 @@ def test_beat_schedule_and_routing() -> None:
 # --- beat tasks --------------------------------------------------------------------------------
 
 
+def test_sweep_holds_off_while_the_queue_is_full(migrated: str, kit: Kit, dsn: str) -> None:
+    # Before any test of this module starts its worker: this sweep must be the only one.
+    board = kit.board()
+    ids = {kit.widget(board, kit.query("SELECT 1 AS n")).id for _ in range(7)}
+    due_alone(dsn, list(ids))
+    answers = iter([2, 2, 0])  # the queue is full twice, then workers took everything
+    log: list[object] = []
+
+    async def waiting() -> int:
+        depth = next(answers, 0)
+        log.append(("asked", depth))
+        return depth
+
+    async def scenario(limits: SweepLimits) -> SweepResult:
+        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
+        try:
+            return await sweep_due_widgets(db, lambda chunk: log.append(list(chunk)), waiting, limits)
+        finally:
+            await db.dispose()
+
+    done = asyncio.run(scenario(SweepLimits(chunk=2, max_waiting=2, budget_seconds=30, poll_seconds=0.01)))
+    assert done.drained and done.held_off_seconds > 0
+    # Nothing was handed over before the queue had room; then at most 2 chunks per look at it.
+    assert log[:3] == [("asked", 2), ("asked", 2), ("asked", 0)]
+    chunks = [entry for entry in log if isinstance(entry, list)]
+    assert all(len(chunk) <= 2 for chunk in chunks)
+    dispatched = [widget_id for chunk in chunks for widget_id in chunk]
+    missed = ids - set(dispatched)
+    assert not missed, sql(dsn, "SELECT id, next_refresh_at FROM widgets WHERE id = ANY(%s::uuid[])", list(missed))
+    assert len(dispatched) == len(set(dispatched))
+    for index, entry in enumerate(log):
+        if isinstance(entry, tuple):
+            assert sum(isinstance(e, list) for e in log[index + 1 : index + 3]) <= 2
+    # A queue that never empties: the sweep claims nothing and ends at its budget.
+    sql(dsn, "UPDATE widgets SET next_refresh_at = NULL WHERE id = ANY(%s::uuid[])", list(ids))
+    answers = iter([])
+
+    async def full() -> int:
+        return 5
+
+    async def stalled() -> SweepResult:
+        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
+        try:
+            return await sweep_due_widgets(
+                db, lambda chunk: log.append(list(chunk)), full, SweepLimits(2, 2, 0.2, 0.05)
+            )
+        finally:
+            await db.dispose()
+
+    held = asyncio.run(stalled())
+    assert (held.claimed, held.drained) == (0, False)
+    assert (
+        sql(dsn, "SELECT count(*) FROM widgets WHERE id = ANY(%s::uuid[]) AND next_refresh_at IS NULL", list(ids))[0][0]
+        == 7
+    )
+
+
 def test_due_widgets_are_materialized_and_rescheduled(
     kit: Kit, worker: WorkerProcess, job_settings: Settings, dsn: str
 ) -> None:
@@ -194,7 +251,7 @@ def test_one_tick_drains_more_due_widgets_than_a_chunk(
         " WHERE widget_id = ANY(%s::uuid[]) AND computed_at >= %s"
     )
     try:
-        eventually(lambda: sql(dsn, refreshed, ids, since)[0][0] == len(ids), timeout=60, what="every refreshed")
+        eventually(lambda: sql(dsn, refreshed, ids, since)[0][0] == len(ids), timeout=60, what="the due widgets")
     except AssertionError as timed_out:  # say how far it got and what the worker did
         count = sql(dsn, refreshed, ids, since)[0][0]
         raise AssertionError(f"{count}/{len(ids)} refreshed; worker log tail:\n{worker.log[-12000:]}") from timed_out
@@ -213,60 +270,6 @@ def sweep_ended(worker: WorkerProcess, task_id: str) -> None:
         lambda: any(task_id in line and "succeeded in" in line for line in worker.log.splitlines()),
         timeout=60,
         what="the tick's sweep ended",
-    )
-
-
-def test_sweep_holds_off_while_the_queue_is_full(migrated: str, kit: Kit, dsn: str) -> None:
-    board = kit.board()
-    ids = {kit.widget(board, kit.query("SELECT 1 AS n")).id for _ in range(7)}
-    due_alone(dsn, list(ids))
-    answers = iter([2, 2, 0])  # the queue is full twice, then workers took everything
-    log: list[object] = []
-
-    async def waiting() -> int:
-        depth = next(answers, 0)
-        log.append(("asked", depth))
-        return depth
-
-    async def scenario(limits: SweepLimits) -> SweepResult:
-        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
-        try:
-            return await sweep_due_widgets(db, lambda chunk: log.append(list(chunk)), waiting, limits)
-        finally:
-            await db.dispose()
-
-    done = asyncio.run(scenario(SweepLimits(chunk=2, max_waiting=2, budget_seconds=30, poll_seconds=0.01)))
-    assert done.drained and done.held_off_seconds > 0
-    # Nothing was handed over before the queue had room; then at most 2 chunks per look at it.
-    assert log[:3] == [("asked", 2), ("asked", 2), ("asked", 0)]
-    chunks = [entry for entry in log if isinstance(entry, list)]
-    assert all(len(chunk) <= 2 for chunk in chunks)
-    dispatched = [widget_id for chunk in chunks for widget_id in chunk]
-    assert ids <= set(dispatched) and len(dispatched) == len(set(dispatched))
-    for index, entry in enumerate(log):
-        if isinstance(entry, tuple):
-            assert sum(isinstance(e, list) for e in log[index + 1 : index + 3]) <= 2
-    # A queue that never empties: the sweep claims nothing and ends at its budget.
-    sql(dsn, "UPDATE widgets SET next_refresh_at = NULL WHERE id = ANY(%s::uuid[])", list(ids))
-    answers = iter([])
-
-    async def full() -> int:
-        return 5
-
-    async def stalled() -> SweepResult:
-        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
-        try:
-            return await sweep_due_widgets(
-                db, lambda chunk: log.append(list(chunk)), full, SweepLimits(2, 2, 0.2, 0.05)
-            )
-        finally:
-            await db.dispose()
-
-    held = asyncio.run(stalled())
-    assert (held.claimed, held.drained) == (0, False)
-    assert (
-        sql(dsn, "SELECT count(*) FROM widgets WHERE id = ANY(%s::uuid[]) AND next_refresh_at IS NULL", list(ids))[0][0]
-        == 7
     )
 
 
