@@ -3,8 +3,6 @@ otherwise), a fresh database per run, and a real gRPC server on an ephemeral por
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from dashboard.v1 import (
 from server.auth.tokens import mint_token
 from server.config import Settings
 from server.db.migrate import sync_url
+from tests.harness.killable_postgres import server_folder
 from tests.harness.rabbitmq import RABBITMQ_SERVER, PrivateRabbit
 from tests.harness.redis_cluster import RedisClusterProcesses, start_redis_cluster
 from tests.harness.server import ServerHandle, start_in_thread
@@ -54,11 +53,12 @@ def rabbitmq_node() -> Iterator[PrivateRabbit]:
     asking for it: queues nobody else's worker can take, and a broker chaos tests may kill."""
     if not Path(RABBITMQ_SERVER).exists():
         pytest.skip("rabbitmq-server is not installed")
-    folder = Path(tempfile.mkdtemp(prefix="tessera-rabbit-"))
-    node = PrivateRabbit(folder).start()
-    yield node
-    node.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+    with server_folder("tessera-rabbit-") as folder:
+        node = PrivateRabbit(folder).start()
+        try:
+            yield node
+        finally:
+            node.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,17 +7,33 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
-__all__ = ["KillablePostgres", "postgres_binaries"]
+__all__ = ["KillablePostgres", "postgres_binaries", "server_folder"]
 
 USER = "tessera-chaos"
+
+
+@contextmanager
+def server_folder(prefix: str) -> Iterator[Path]:
+    """A folder for servers of the test's own, removed on exit. Not under pytest's temp root:
+    another pytest process (the suite's other workers, another run) resets that root's mode to
+    0700, and the servers run as an unprivileged user that must reach their files."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def postgres_binaries() -> Path | None:

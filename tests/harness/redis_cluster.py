@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["REDIS_CLI", "REDIS_SERVER", "RedisClusterProcesses", "start_redis_cluster", "sync_client"]
+__all__ = ["REDIS_CLI", "REDIS_SERVER", "RedisClusterProcesses", "start_redis_cluster", "sync_client", "wait_ping"]
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -109,7 +109,8 @@ class RedisClusterProcesses:
         self.stop()
 
 
-def _wait_ping(port: int, deadline: float) -> None:
+def wait_ping(port: int, deadline: float) -> None:
+    """Until the redis-server on `port` answers PING (RuntimeError past `deadline`, monotonic)."""
     while True:
         try:
             with redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2) as client:
@@ -156,7 +157,7 @@ def start_redis_cluster(
                 subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder)
             )
         for port in cluster.ports:
-            _wait_ping(port, deadline)
+            wait_ping(port, deadline)
         nodes = [f"127.0.0.1:{p}" for p in cluster.ports]
         subprocess.run(
             [REDIS_CLI, "--cluster", "create", *nodes, "--cluster-replicas", str(replicas), *CREATE_FLAGS],

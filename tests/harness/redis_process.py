@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-import redis
+import pytest
 
 from server.devtools.embedded import free_port
-from tests.harness.redis_cluster import REDIS_SERVER
+from tests.harness.redis_cluster import REDIS_SERVER, wait_ping
 
-__all__ = ["REDIS_SERVER", "RedisProcess"]
+__all__ = ["REDIS_SERVER", "RedisProcess", "own_redis"]
 
 
 class RedisProcess:
@@ -27,18 +30,23 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with redis.Redis.from_url(self.url, socket_connect_timeout=0.2) as client:
-                    client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
+        wait_ping(self.port, time.monotonic() + 10)
 
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(timeout=10)
             self.proc = None
+
+
+@contextmanager
+def own_redis() -> Iterator[RedisProcess]:
+    """A started RedisProcess, killed on exit (the test is skipped where redis-server is missing)."""
+    if not os.path.exists(REDIS_SERVER):
+        pytest.skip(f"{REDIS_SERVER} is not installed")
+    process = RedisProcess()
+    try:
+        process.start()
+        yield process
+    finally:
+        process.kill()

@@ -15,9 +15,7 @@ Either can be stopped and started again at the same address.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ import pytest
 
 from server.config import Settings
 from server.db.migrate import upgrade
-from tests.harness.killable_postgres import KillablePostgres, postgres_binaries
+from tests.harness.killable_postgres import KillablePostgres, postgres_binaries, server_folder
 from tests.harness.server import ServerHandle, start_in_thread
 
 __all__ = ["Replicated", "ReplicatedServers", "replicated_servers", "start_replicated"]
@@ -113,29 +111,26 @@ def replicated_servers(settings: Settings) -> Iterator[ReplicatedServers]:
     test where Debian's PostgreSQL binaries are missing)."""
     if postgres_binaries() is None:
         pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql")
-    # Not under pytest's temp root: another pytest session on the machine resets its mode to
-    # 0700, and the servers run as an unprivileged user that must reach their files.
-    folder = Path(tempfile.mkdtemp(prefix="tessera-replicated-"))
-    pg = start_replicated(folder)
-    try:
-        upgrade(pg.primary.url)
-        pg.wait_replayed()
-        own = settings.model_copy(
-            update={
-                "database_url": pg.primary.url,
-                "database_replica_url": pg.replica.url,
-                "redis_prefix": f"replica-{uuid.uuid4().hex[:6]}:",
-            }
-        )
-        servers = [start_in_thread(own), start_in_thread(own)]
-        channels = [grpc.insecure_channel(s.address) for s in servers]
+    with server_folder("tessera-replicated-") as folder:
+        pg = start_replicated(folder)
         try:
-            yield ReplicatedServers(pg, servers, channels)
+            upgrade(pg.primary.url)
+            pg.wait_replayed()
+            own = settings.model_copy(
+                update={
+                    "database_url": pg.primary.url,
+                    "database_replica_url": pg.replica.url,
+                    "redis_prefix": f"replica-{uuid.uuid4().hex[:6]}:",
+                }
+            )
+            servers = [start_in_thread(own), start_in_thread(own)]
+            channels = [grpc.insecure_channel(s.address) for s in servers]
+            try:
+                yield ReplicatedServers(pg, servers, channels)
+            finally:
+                for ch in channels:
+                    ch.close()
+                for server in servers:
+                    server.stop()
         finally:
-            for ch in channels:
-                ch.close()
-            for server in servers:
-                server.stop()
-    finally:
-        pg.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+            pg.stop()

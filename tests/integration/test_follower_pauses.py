@@ -24,7 +24,7 @@ from server.widgetdata.invalidations import Subscriber, query_message
 from server.widgetdata.resolve import load_definition
 from server.widgetdata.tier0 import Tier0
 from tests.harness.kit import Kit
-from tests.harness.redis_process import REDIS_SERVER, RedisProcess
+from tests.harness.redis_process import RedisProcess, own_redis
 
 APPLICATION = f"tessera-pause-test-{uuid.uuid4().hex[:6]}"
 
@@ -108,23 +108,19 @@ async def test_a_stalled_listen_backend_pauses_kept_definitions_and_loses_nothin
 
 
 @pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
+def paused_redis() -> Iterator[RedisProcess]:
     """CLIENT PAUSE ALL holds every client of a server: a Redis nobody else uses."""
-    if not os.path.exists(REDIS_SERVER):
-        pytest.skip(f"{REDIS_SERVER} is not installed")
-    process = RedisProcess()
-    process.start()
-    yield process
-    process.kill()
+    with own_redis() as process:
+        yield process
 
 
-async def test_a_redis_that_answers_late_pauses_tier0_and_keeps_it(own_redis: RedisProcess) -> None:
+async def test_a_redis_that_answers_late_pauses_tier0_and_keeps_it(paused_redis: RedisProcess) -> None:
     channel = f"pause-test-{uuid.uuid4().hex[:6]}"
     tier0 = Tier0(max_bytes=1_000_000, clock=time.monotonic)
     heard: list[str] = []
     events: list[str] = []
     subscriber = Subscriber(
-        own_redis.url,
+        paused_redis.url,
         channel,
         on_message=heard.append,
         on_subscribed=lambda: (events.append("subscribed"), tier0.enable()),
@@ -132,7 +128,7 @@ async def test_a_redis_that_answers_late_pauses_tier0_and_keeps_it(own_redis: Re
         on_paused=tier0.pause,
         on_resumed=tier0.resume,
     )
-    admin = aioredis.Redis.from_url(own_redis.url)
+    admin = aioredis.Redis.from_url(paused_redis.url)
     subscriber.start()
     try:
         await _until(lambda: tier0.serving)

@@ -6,18 +6,15 @@ server/db/probe.py). Three trials; the flip latencies are printed."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.config import Settings
-from tests.harness.killable_postgres import KillablePostgres, postgres_binaries
+from tests.harness.killable_postgres import KillablePostgres, postgres_binaries, server_folder
 from tests.harness.server import ServerHandle, start_in_thread
 
 pytestmark = pytest.mark.skipif(postgres_binaries() is None, reason="needs Debian's PostgreSQL binaries")
@@ -32,15 +29,12 @@ ENTRIES = ("", "dashboard.v1.DashboardService", "dashboard.v1.WidgetService", "t
 
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[KillablePostgres]:
-    # Not under pytest's temp root: another pytest process (the suite's other workers) resets its
-    # mode to 0700, and the server runs as an unprivileged user that must reach its files.
-    folder = Path(tempfile.mkdtemp(prefix="tessera-killable-"))
-    server = KillablePostgres(folder).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    with server_folder("tessera-killable-") as folder:
+        server = KillablePostgres(folder).start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
