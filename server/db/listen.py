@@ -63,10 +63,15 @@ class Follower:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        # Cancelled again until it ends: a cancel that lands as a read's own timeout expires is
+        # taken for that timeout (redis-py's get_message returns None), and the loop reads on.
+        while not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=1.0)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     def _connected(self) -> None:
         """Called by `_follow` once it follows: the next failure is logged again."""
