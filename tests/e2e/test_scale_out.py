@@ -38,6 +38,9 @@ from tests.harness.redis_cluster import RedisClusterProcesses
 from workers.testing import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+# Three servers and two workers import at once, beside the other test process: on a loaded
+# 2-core machine a server once had not answered after 90 s, its log still empty.
+START_SECONDS = 240
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Deployment:
         for index, process in started.items():
             with grpc.insecure_channel(f"127.0.0.1:{self.ports[index]}") as channel:
                 try:
-                    grpc.channel_ready_future(channel).result(timeout=90)
+                    grpc.channel_ready_future(channel).result(timeout=START_SECONDS)
                 except grpc.FutureTimeoutError:
                     process.kill()
                     raise RuntimeError(
