@@ -7,12 +7,17 @@ of their own (`tessera_bench_lists`, kept between runs: seeding takes about a mi
 8 connections for each shape, as an editor of one facility (the visibility predicate with owner,
 shares and public dashboards: the hard case): ListDashboards first page, tag filter, title
 search, published filter, page 20 by its token, and GetDashboard of a dashboard with 50 widgets.
+Each workload repeats one request with nothing changing, so after its first call the server
+answers from the pages and dashboards it keeps (server/dashboards/kept.py): `c1` and `c8`. The
+statements' path (what a call after a change costs, and every call with a read replica) is
+measured again on a server that keeps nothing (`TESSERA_KEPT_ANSWERS_MAX_BYTES=0`):
+`c1_not_kept`, `c8_not_kept`.
 p50/p99 come from h2load's per-request log; the server's CPU per call from its processes'
 CPU time (the robust figure on a shared machine). Baseline, same run: the bare grpc.aio server
 answering the same reply bytes (the transport's share of the latency). Each shape is measured at
 8 connections once more on a server with a read pool of one connection per process
-(`TESSERA_DB_READ_POOL_SIZE`, `c8_read_pool_1`): what bounding the statements in flight does to
-the tail when PostgreSQL shares the server's cores.
+(`TESSERA_DB_READ_POOL_SIZE`, `c8_read_pool_1`, keeping nothing): what bounding the statements in
+flight does to the tail when PostgreSQL shares the server's cores.
 
 Plans (EXPLAIN ANALYZE on this data set, the bench's caller; migration 0007):
 * first page, published filter, page 20 by token: ix_dashboards_facility_updated read in order
@@ -237,9 +242,27 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
                     }
             figures["baseline"] = "bare grpc.aio answering the same reply bytes, same run, h2load"
             results.append(figures)
+    # The statements' path: the same with no answer kept (every call reads; what the first call
+    # after a change costs, and every call of a deployment with a read replica).
+    with tessera_serve(settings, extra_env={"TESSERA_KEPT_ANSWERS_MAX_BYTES": "0"}) as served:
+        for figures, (method, request) in zip(results, shapes(served.address, md, url).values(), strict=True):
+            for clients in (1, 8):
+                cpu_before = served.cpu_seconds()
+                measured = h2load.run_grpc(
+                    served.address, method, request, metadata=md, clients=clients, duration=duration
+                ).check(figures["reply_bytes"])
+                calls = max(measured.data_bytes // (figures["reply_bytes"] + h2load.FRAME_PREFIX_BYTES), 1)
+                figures[f"c{clients}_not_kept"] = {
+                    "p50_ms": round(measured.p50_ms, 2),
+                    "p99_ms": round(measured.p99_ms, 2),
+                    "rps": round(measured.rps),
+                    "server_cpu_ms_per_call": round((served.cpu_seconds() - cpu_before) * 1000 / calls, 3),
+                }
     # The same at 8 in flight with a read pool of one connection per process (README, sizing):
     # statements in flight bounded, for a PostgreSQL on the server's own cores.
-    with tessera_serve(settings, extra_env={"TESSERA_DB_READ_POOL_SIZE": str(READ_POOL)}) as served:
+    with tessera_serve(
+        settings, extra_env={"TESSERA_DB_READ_POOL_SIZE": str(READ_POOL), "TESSERA_KEPT_ANSWERS_MAX_BYTES": "0"}
+    ) as served:
         for figures, (method, request) in zip(results, shapes(served.address, md, url).values(), strict=True):
             load = functools.partial(
                 h2load.run_grpc, served.address, method, request, metadata=md, clients=8, duration=duration

@@ -206,7 +206,10 @@ def build_app(settings: Settings) -> App:
         core.queries,
         CeleryEnqueuer(celery, TASK_EXPORT, QUEUE_EXPORTS),
     )
-    dashboards = DashboardDomain(core.db)
+    dashboards = DashboardDomain(core.db, core.widget_data.definitions, settings.kept_answers_max_bytes)
+    # Kept answers follow notifications: an rpc's write reports its WAL position, so that the
+    # writer's next read on another process waits until it has been heard there (kept.py).
+    core.db.marks_writes = settings.kept_answers_max_bytes > 0
     return App(
         settings=settings,
         db=core.db,

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # Tier 0: each server process's copies of serialized widget-data responses (bytes, payloads
     # and bookkeeping); 0 turns it off.
     cache_tier0_max_bytes: int = Field(default=64 * 2**20, ge=0)
+    # ListDashboards pages and GetDashboard answers each server process keeps until the next
+    # change (server/dashboards/kept.py): at most this many bytes of each; 0 turns them off.
+    kept_answers_max_bytes: int = Field(default=32 * 2**20, ge=0)
     query_timeout_seconds: float = 30.0
     query_timeout_cap_seconds: float = 300.0
     query_row_limit: int = 10_000

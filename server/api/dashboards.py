@@ -28,8 +28,7 @@ class DashboardServicer(dashboard_pb2_grpc.DashboardServiceServicer):
         return await self._domain.get(current_principal(), request.id)
 
     async def ListDashboards(self, request: pb.ListDashboardsRequest, context: Ctx) -> pb.ListDashboardsResponse:
-        dashboards, token = await self._domain.list_dashboards(current_principal(), request)
-        return pb.ListDashboardsResponse(dashboards=dashboards, next_page_token=token)
+        return await self._domain.list_dashboards(current_principal(), request)
 
     async def UpdateDashboard(self, request: pb.UpdateDashboardRequest, context: Ctx) -> pb.Dashboard:
         return await self._domain.update(current_principal(), request.dashboard, request.update_mask)

@@ -198,7 +198,8 @@ class AuditLog:
         written or dead-lettered, so that a failure part-way never writes an event twice."""
         batch = self._pending[:size]
         try:
-            async with self._db.transaction() as conn:
+            # Not counted: no copy in memory follows the audit log, so reads need not wait for it.
+            async with self._db.transaction(counted=False) as conn:
                 await _copy_rows(conn, batch)
         except Exception as exc:
             if is_unavailable(exc):

@@ -81,7 +81,7 @@ async def load_dashboard(
     takes this lock first, so versions and grid checks never interleave.
     """
     # One round trip: the row and its shares (as a JSON array) together; this runs on every rpc.
-    statement = _DASHBOARD_FOR_UPDATE if lock else _DASHBOARD
+    statement = _DASHBOARD_FOR_UPDATE if lock else DASHBOARD_WITH_GRANTS
     found = await statement.named_rows(conn, {"id": uuid.UUID(dashboard_id)})
     if not found:
         raise NotFound("dashboard", dashboard_id)
@@ -94,7 +94,7 @@ async def load_dashboard(
 _DASHBOARD_QUERY = select(dashboards, grants_column().label("grants")).where(
     dashboards.c.id == bindparam("id", type_=Uuid())
 )
-_DASHBOARD = Statement(_DASHBOARD_QUERY)
+DASHBOARD_WITH_GRANTS = Statement(_DASHBOARD_QUERY)
 _DASHBOARD_FOR_UPDATE = Statement(_DASHBOARD_QUERY.with_for_update(of=dashboards))
 
 

@@ -31,7 +31,7 @@ from server.access.policy import (
     visibility_shape,
 )
 from server.auth.principal import Principal, Role
-from server.dashboards.access import dashboard_facts, load_dashboard
+from server.dashboards.access import DASHBOARD_WITH_GRANTS, dashboard_facts, decide, load_dashboard
 from server.dashboards.convert import (
     dashboard_etag,
     dashboard_from_row,
@@ -39,6 +39,15 @@ from server.dashboards.convert import (
     header_from_text,
     layout_json,
     metadata_json,
+)
+from server.dashboards.kept import (
+    MAX_BOARDS,
+    MAX_PAGES,
+    Changes,
+    Kept,
+    KeptBoard,
+    PageKey,
+    page_key,
 )
 from server.dashboards.listing import (
     ORDERINGS,
@@ -48,7 +57,13 @@ from server.dashboards.listing import (
     list_row_facts,
     list_row_message,
 )
-from server.dashboards.versions import current_widgets, record_version, version_from_row
+from server.dashboards.versions import (
+    current_widgets,
+    known_snapshot,
+    load_snapshot,
+    record_version,
+    version_from_row,
+)
 from server.dashboards.widget_convert import columns_of
 from server.db.engine import Database
 from server.db.schema import (
@@ -123,9 +138,24 @@ def row_values(dashboard: dashboard_pb2.Dashboard, paths: tuple[str, ...]) -> di
 
 
 class DashboardDomain:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changes: Changes | None = None, kept_bytes: int = 0) -> None:
+        """`changes`: what kept answers follow; `kept_bytes`: at most that many bytes of list
+        pages and as many of dashboards (none or 0: every read runs its statements)."""
         self._statements = ListStatements(db.engine.dialect)
         self._db = db
+        self._pages: Kept[PageKey, bytes] | None = None
+        self._boards: Kept[uuid.UUID, KeptBoard] | None = None
+        # With a read replica, reads go where its routing says (kept answers are read on the
+        # primary, whose notifications they follow; the replica is there to spare it).
+        if changes is not None and db.replica is None and kept_bytes > 0:
+            self._pages = Kept(changes, lambda c: c.dashboards_epoch, size=MAX_PAGES, max_bytes=kept_bytes, weigh=len)
+            self._boards = Kept(
+                changes,
+                lambda c: c.boards_epoch,
+                size=MAX_BOARDS,
+                max_bytes=kept_bytes,
+                weigh=lambda board: len(board.payload),
+            )
 
     # --- create ---------------------------------------------------------------------------
 
@@ -166,9 +196,25 @@ class DashboardDomain:
     # --- read -----------------------------------------------------------------------------
 
     async def get(self, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
-        # Outside a transaction (no BEGIN/ROLLBACK round trips): under READ COMMITTED each
-        # statement reads its own snapshot either way, so a transaction would add nothing.
-        return await self._db.stale_read(lambda conn: self._get(conn, principal, dashboard_id), autocommit=True)
+        boards = self._boards if self._boards is not None and self._boards.usable() else None
+        key = _uuid_or_none(dashboard_id)
+        if boards is None or key is None:
+            # Outside a transaction (no BEGIN/ROLLBACK round trips): under READ COMMITTED each
+            # statement reads its own snapshot either way, so a transaction would add nothing.
+            return await self._db.stale_read(lambda conn: self._get(conn, principal, dashboard_id), autocommit=True)
+        board = await boards.get(key)
+        if board is None:
+            epoch = boards.epoch()
+            board = await self._db.stale_read(lambda conn: _load_board(conn, key), autocommit=True)
+            boards.keep(key, epoch, board)
+        # The policy decides on the kept row as on a row just read.
+        row = board.row
+        if decide(principal, row, Access.READ_PUBLISHED) is Access.READ_PUBLISHED:
+            known = known_snapshot(row.id, row.published_version)
+            if known is not None:
+                return self._published_from(row, known)
+            return await self._db.stale_read(lambda conn: self._published_view(conn, row), autocommit=True)
+        return dashboard_pb2.Dashboard.FromString(board.payload)
 
     async def _get(self, conn: AsyncConnection, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
         row, access = await load_dashboard(conn, principal, dashboard_id, Access.READ_PUBLISHED)
@@ -178,20 +224,13 @@ class DashboardDomain:
 
     async def _published_view(self, conn: AsyncConnection, row: Any) -> dashboard_pb2.Dashboard:
         """What a reader limited to the published version sees: that snapshot, nothing newer."""
-        snap: Any = (
-            await conn.execute(
-                select(dashboard_versions.c.snapshot).where(
-                    dashboard_versions.c.dashboard_id == row.id,
-                    dashboard_versions.c.version == row.published_version,
-                )
-            )
-        ).scalar_one()
-        return self._published_from(row, snap)
+        return self._published_from(row, await load_snapshot(conn, row.id, row.published_version))
 
     @staticmethod
     def _published_from(row: Any, snap: Any) -> dashboard_pb2.Dashboard:
-        """`snap`: the snapshot as a dict, or (a list's header, without widgets) as jsonb text."""
-        dashboard = header_from_text(snap) if isinstance(snap, str) else from_json(snap, dashboard_pb2.Dashboard())
+        """`snap`: the snapshot (a message of its own), or (a list's header, without widgets)
+        its jsonb text."""
+        dashboard = header_from_text(snap) if isinstance(snap, str) else snap
         dashboard.version = row.published_version
         dashboard.published_version = row.published_version
         if row.publish_time is not None:
@@ -200,7 +239,7 @@ class DashboardDomain:
 
     async def list_dashboards(
         self, principal: Principal, request: dashboard_pb2.ListDashboardsRequest
-    ) -> tuple[list[dashboard_pb2.Dashboard], str]:
+    ) -> dashboard_pb2.ListDashboardsResponse:
         column_name, _ = ORDERINGS[request.order_by]
         owner = principal.subject if request.owner_id == "me" else request.owner_id
         published = request.published if request.HasField("published") else None
@@ -246,6 +285,14 @@ class DashboardDomain:
             favorites_first=request.favorites_first,
             after_favorite=after_favorite,
         )
+        # favorites_first pages are not kept: favorites are not followed.
+        pages = self._pages if self._pages is not None and not shape.favorites_first and self._pages.usable() else None
+        if pages is not None:
+            kept_key = page_key(principal, shape, values)
+            kept = await pages.get(kept_key)
+            if kept is not None:
+                return dashboard_pb2.ListDashboardsResponse.FromString(kept)
+            epoch = pages.epoch()
         statement = self._statements.of(shape, principal)
 
         # Statements outside a transaction (no BEGIN/ROLLBACK round trips): each stands alone.
@@ -262,7 +309,10 @@ class DashboardDomain:
             if request.favorites_first:
                 key = [bool(last.favorite), key]
             token = pagination.encode(pagination.Cursor(key, str(last.id)), filters_key)
-        return result, token
+        response = dashboard_pb2.ListDashboardsResponse(dashboards=result, next_page_token=token)
+        if pages is not None:
+            pages.keep(kept_key, epoch, response.SerializeToString())
+        return response
 
     async def list_views(
         self, conn: AsyncConnection, principal: Principal, rows: Sequence[Any]
@@ -466,3 +516,20 @@ def _split_key(key: Any, *, favorites_first: bool) -> tuple[bool, Any]:
 
 def _facts(row: Any) -> DashboardFacts:
     return list_row_facts(row) if isinstance(row, ListRow) else dashboard_facts(row, row.grants)
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+async def _load_board(conn: AsyncConnection, dashboard_id: uuid.UUID) -> KeptBoard:
+    """The dashboard's row with its shares, and the current dashboard with its widgets (NOT_FOUND
+    when it is gone)."""
+    found = await DASHBOARD_WITH_GRANTS.named_rows(conn, {"id": dashboard_id})
+    if not found:
+        raise NotFound("dashboard", str(dashboard_id))
+    row = found[0]
+    return KeptBoard(row, dashboard_from_row(row, await current_widgets(conn, row.id)).SerializeToString())

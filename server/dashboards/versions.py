@@ -39,6 +39,12 @@ async def load_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version:
     return snapshot
 
 
+def known_snapshot(dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard | None:
+    """The snapshot when this process has it (a new message each call), else None."""
+    known = _snapshots.get((uuid.UUID(str(dashboard_id)), version))
+    return dashboard_pb2.Dashboard.FromString(known) if known is not None else None
+
+
 async def _read_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:
     stored = (
         await conn.execute(

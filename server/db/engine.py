@@ -16,7 +16,7 @@ from sqlalchemy import URL, event, exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.db.migrate import sync_url
-from server.db.replica import ReplicaRouter, fallback_error, parse_lsn, reader
+from server.db.replica import ReplicaRouter, fallback_error, mark_write, parse_lsn, reader, write_mark
 from server.protojson import load_json
 
 T = TypeVar("T")
@@ -167,13 +167,21 @@ class Database:
         self.reads = reads
         self._autocommit = reads if reads is not None else engine.execution_options(isolation_level="AUTOCOMMIT")
         self.commits = CommitCounter()
+        # Without a replica: whether an rpc's counted commit still reports its WAL position (its
+        # `x-tessera-lsn`), for server processes that keep answers followed by notifications, so
+        # a caller's next read on another process waits until its write has been heard there.
+        self.marks_writes = False
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        if self.replica is None:
+    async def transaction(self, *, counted: bool = True) -> AsyncIterator[AsyncConnection]:
+        """`counted=False`: a write that nothing kept in memory copies (the audit log), so the
+        reads after it need not wait until it has been heard (`commits`)."""
+        marked = counted and (self.replica is not None or (self.marks_writes and write_mark.get() is not None))
+        if not marked:
             async with self.engine.begin() as conn:
                 yield conn
-            self.commits.committed()
+            if counted:
+                self.commits.committed()
             return
         async with self.engine.connect() as conn:
             async with conn.begin():
@@ -184,7 +192,10 @@ class Database:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             lsn = parse_lsn(await conn.scalar(text("SELECT pg_current_wal_lsn()::text")))
             if lsn is not None:
-                self.replica.wrote(lsn)
+                if self.replica is not None:
+                    self.replica.wrote(lsn)
+                else:
+                    mark_write(lsn)
 
     async def stale_read(self, read: Callable[[AsyncConnection], Awaitable[T]], *, autocommit: bool = False) -> T:
         """`read(conn)` on the replica when there is one, it is up, and it has replayed what the

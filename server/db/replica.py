@@ -35,6 +35,7 @@ __all__ = [
     "ReplicaRouter",
     "WriteMark",
     "format_lsn",
+    "mark_write",
     "parse_lsn",
     "read_after",
     "reader",
@@ -61,6 +62,13 @@ class WriteMark:
 
 
 write_mark: ContextVar[WriteMark | None] = ContextVar("tessera_db_write_mark", default=None)
+
+
+def mark_write(lsn: int) -> None:
+    """Notes a commit's WAL position for the rpc's trailing metadata."""
+    mark = write_mark.get()
+    if mark is not None:
+        mark.lsn = max(mark.lsn or 0, lsn)
 
 
 def parse_lsn(text: str | None) -> int | None:
@@ -114,9 +122,7 @@ class ReplicaRouter:
 
     def wrote(self, lsn: int) -> None:
         """Called after a commit on the primary."""
-        mark = write_mark.get()
-        if mark is not None:
-            mark.lsn = max(mark.lsn or 0, lsn)
+        mark_write(lsn)
         caller = reader.get()
         if caller is None:
             return

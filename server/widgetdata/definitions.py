@@ -76,6 +76,11 @@ class Definitions:
         self._by_query: dict[str, set[uuid.UUID]] = {}
         self._listening = False
         self.epoch = 0  # bumped by every change heard: a load older than it is not kept
+        # What kept dashboard answers (server/dashboards/kept.py) are read against, bumped with
+        # `epoch` whenever everything goes: by every change to a dashboard or its shares (list
+        # pages), and by those and every change to a widget (dashboards with their widgets).
+        self.dashboards_epoch = 0
+        self.boards_epoch = 0
         # Read-your-writes: this process's commits and the WAL position known to be heard.
         self._token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._synced_commit = 0
@@ -105,6 +110,8 @@ class Definitions:
         """Notifications may be late: nothing kept is served or newly kept until resumed."""
         self._listening = False
         self.epoch += 1
+        self.dashboards_epoch += 1
+        self.boards_epoch += 1
 
     def on_resumed(self) -> None:
         self._listening = True
@@ -116,8 +123,11 @@ class Definitions:
             return
         self.epoch += 1
         if kind == "widget":
+            self.boards_epoch += 1
             self._drop(self._ids([name]))
         elif kind == "dashboard":
+            self.dashboards_epoch += 1
+            self.boards_epoch += 1
             self._drop(self._by_dashboard.get(name, set()).copy())
         elif kind == "query":
             self._drop(self._by_query.get(name, set()).copy())
@@ -128,18 +138,25 @@ class Definitions:
 
     async def get(self, widget_id: uuid.UUID) -> Definition | None:
         """The kept definition, when one is kept and may be used by the current caller."""
+        if not self._listening or widget_id not in self._kept:
+            return None
+        if not await self.caught_up():
+            return None
+        return self._kept.get(widget_id)
+
+    async def caught_up(self, *, every_commit: bool = False) -> bool:
+        """Whether every change the current caller must see has been heard: its own commits in
+        this process (`every_commit`: anyone's) and the WAL position it carries
+        (`x-tessera-lsn`). Usually at once; else after this process's marker comes back (False
+        past SYNC_WAIT_SECONDS, or when not listening)."""
         if not self._listening:
-            return None
-        definition = self._kept.get(widget_id)
-        if definition is None:
-            return None
-        needed_commit = self._db.commits.last_of(db_replica.reader.get())
+            return False
+        commits = self._db.commits
+        needed_commit = commits.sequence if every_commit else commits.last_of(db_replica.reader.get())
         needed_lsn = db_replica.read_after.get() or 0
         if needed_commit > self._synced_commit or needed_lsn > self._synced_lsn:
-            if not await self._sync(needed_commit, needed_lsn):
-                return None
-            definition = self._kept.get(widget_id)
-        return definition
+            return await self._sync(needed_commit, needed_lsn)
+        return True
 
     def keep(self, widget_id: uuid.UUID, definition: Definition, epoch: int) -> None:
         """Keeps a definition loaded from the primary after `epoch` was read (a change heard
@@ -218,6 +235,8 @@ class Definitions:
 
     def _forget(self) -> None:
         self.epoch += 1
+        self.dashboards_epoch += 1
+        self.boards_epoch += 1
         self._kept.clear()
         self._by_dashboard.clear()
         self._by_query.clear()

@@ -1,5 +1,5 @@
 """Tier 0 and the kept widget definitions across server processes (issue 13): with `tessera serve
---processes 2`, each process answers hot reads from its own memory, and a revoked share, a new
+--processes 2`, each process answers hot reads (and list pages) from its own memory, and a revoked share, a new
 query version, a materialized view refresh and a forced refresh in one process are each seen by
 every process within one second.
 
@@ -142,15 +142,27 @@ def test_a_revoked_share_a_new_version_and_a_view_refresh_reach_every_process_wi
             assert data.source == MEMORY
 
     # --- a revoked share ----------------------------------------------------------------------
+    listers = [dashboard_pb2_grpc.DashboardServiceStub(ch) for ch in channels]
+
+    def listed(lister: dashboard_pb2_grpc.DashboardServiceStub) -> list[str]:
+        reply = lister.ListDashboards(d.ListDashboardsRequest(facility_id=facility), metadata=viewer, timeout=30)
+        return [b.id for b in reply.dashboards]
+
     warm(viewer)
+    for lister in listers:  # each process keeps the viewer's list page
+        for _ in range(3):
+            assert listed(lister) == [board.id]
     share_pb2_grpc.ShareServiceStub(first).UnshareDashboard(
         s.UnshareDashboardRequest(dashboard_id=board.id, user_id="victor"), metadata=owner
     )
     since = time.monotonic()
     for reader in readers:
         assert _seconds_until(lambda r=reader: _refused(r, widget.id, viewer), since) <= SEEN_WITHIN_SECONDS
-    for reader in readers:  # and it stays refused
+    for lister in listers:
+        assert _seconds_until(lambda x=lister: listed(x) == [], since) <= SEEN_WITHIN_SECONDS
+    for reader, lister in zip(readers, listers, strict=True):  # and it stays refused
         assert _refused(reader, widget.id, viewer)
+        assert listed(lister) == []
 
     # --- a new query version ------------------------------------------------------------------
     warm(owner)

@@ -1,0 +1,378 @@
+"""Kept dashboard answers (server/dashboards/kept.py) on a real PostgreSQL, followed through its
+notifications. List pages: one asked again reads nothing; every change to a dashboard or its
+shares, made by anyone anywhere, is seen within a second, a commit made through the process at
+once; a page is only ever served to the caller it was made for; nothing is kept while the
+notifications are not heard; favorites_first pages are never kept. GetDashboard: the same for a
+dashboard with its widgets, decided again for every caller, and a write's LSN sent back holds
+the next read to it; the refresh scheduler's moves announce nothing (migration 0017)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from dashboard.v1 import dashboard_pb2 as d
+from dashboard.v1 import widget_pb2 as w
+from server.auth.principal import Principal, Role
+from server.config import Settings
+from server.dashboards.service import DashboardDomain
+from server.db import replica as db_replica
+from server.db.engine import Database, make_engine
+from server.db.listen import Listener
+from server.errors import NotFound
+from server.widgetdata.definitions import CHANNEL, Definitions
+from tests.harness.kit import Kit
+
+T = TypeVar("T")
+APPLICATION = f"tessera-pages-test-{uuid.uuid4().hex[:6]}"
+
+
+class CountedDatabase(Database):
+    """The database, counting the reads a list makes (its statements run on the driver, below
+    SQLAlchemy's events)."""
+
+    lists_read = 0
+
+    async def current_read(self, read: Callable[[Any], Awaitable[T]]) -> T:
+        self.lists_read += 1
+        return await super().current_read(read)
+
+    async def stale_read(self, read: Callable[[Any], Awaitable[T]], *, autocommit: bool = False) -> T:
+        self.lists_read += 1
+        return await super().stale_read(read, autocommit=autocommit)
+
+
+@dataclass
+class Kept:
+    db: CountedDatabase
+    definitions: Definitions
+    listener: Listener
+    domain: DashboardDomain
+
+    @property
+    def statements(self) -> int:
+        return self.db.lists_read
+
+    async def listed(self, principal: Principal, **request: Any) -> d.ListDashboardsResponse:
+        return await self.domain.list_dashboards(principal, d.ListDashboardsRequest(**request))
+
+    async def titles(self, principal: Principal, **request: Any) -> list[str]:
+        return [b.title for b in (await self.listed(principal, **request)).dashboards]
+
+    async def sql(self, statement: str, **values: object) -> None:
+        """A change made outside this domain (another server, a script): only its notification
+        can tell the kept pages."""
+        engine = make_engine(self.db.engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(statement), values)
+        finally:
+            await engine.dispose()
+
+
+@pytest.fixture
+def kit(queries, dashboards, widgets, auth, facility) -> Kit:  # type: ignore[no-untyped-def]
+    return Kit(queries, dashboards, widgets, auth("dora", "editor", facility), facility)
+
+
+@pytest.fixture
+async def kept(migrated: str, settings: Settings) -> AsyncIterator[Kept]:
+    db = CountedDatabase(make_engine(migrated, pool_size=2, max_overflow=2))
+    definitions = Definitions(db)
+    listener = Listener(
+        migrated,
+        CHANNEL,
+        on_notify=definitions.on_notify,
+        on_listening=definitions.on_listening,
+        on_lost=definitions.on_lost,
+        application_name=APPLICATION,
+    )
+    try:
+        yield Kept(db, definitions, listener, DashboardDomain(db, definitions, settings.kept_answers_max_bytes))
+    finally:
+        await listener.stop()
+        await db.dispose()
+
+
+def _board(kit: Kit, title: str, **fields: Any) -> d.Dashboard:
+    return kit.dashboards.CreateDashboard(
+        d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=kit.facility, title=title, **fields)),
+        metadata=kit.md,
+    )
+
+
+def _principal(subject: str, role: Role, facility: str) -> Principal:
+    return Principal(subject=subject, role=role, facilities=frozenset({facility}))
+
+
+async def _within_a_second(check: Callable[[], Any]) -> float:
+    """Seconds until `await check()` holds; fails past one second."""
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < 1.0, "not seen within a second"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def _listening(kept: Kept) -> None:
+    kept.listener.start()
+    started = time.monotonic()
+    while not kept.definitions.listening:
+        assert time.monotonic() - started < 5.0, "not listening within 5 s"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_page_asked_again_reads_nothing_and_is_the_same_answer(kept: Kept, kit: Kit) -> None:
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    for i in range(3):
+        _board(kit, f"board {i}")
+    before_listening = await kept.listed(dora, page_size=2)
+    assert len(kept.domain._pages or ()) == 0  # nothing kept before the notifications are heard
+
+    await _listening(kept)
+    first = await kept.listed(dora, page_size=2)
+    assert first == before_listening and first.next_page_token
+    ran = kept.statements
+    again = await kept.listed(dora, page_size=2)
+    assert again == first and kept.statements == ran
+    # The next page is another key: it is read once, then kept too.
+    second = await kept.listed(dora, page_size=2, page_token=first.next_page_token)
+    assert [b.title for b in second.dashboards] == ["board 0"] and kept.statements > ran
+    ran = kept.statements
+    assert await kept.listed(dora, page_size=2, page_token=first.next_page_token) == second
+    assert kept.statements == ran
+
+
+async def test_changes_made_anywhere_are_seen_within_a_second(kept: Kept, kit: Kit) -> None:
+    """A title, a share granted and a share revoked, each by a statement of another connection."""
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    erin = _principal("erin", Role.VIEWER, kit.facility)  # sees only what is shared with her
+    board = _board(kit, "before")
+    board_id = uuid.UUID(board.id)
+    await _listening(kept)
+    assert await kept.titles(dora) == ["before"] and await kept.titles(erin) == []
+
+    await kept.sql("UPDATE dashboards SET title = 'after' WHERE id = :id", id=board_id)
+    await _within_a_second(lambda: _equals(kept.titles(dora), ["after"]))
+
+    await kept.sql(
+        "INSERT INTO dashboard_shares (dashboard_id, facility_id, grantee_type, grantee, level, granted_by)"
+        " VALUES (:id, :facility, 'user', 'erin', 2, 'dora')",
+        id=board_id,
+        facility=kit.facility,
+    )
+    await _within_a_second(lambda: _equals(kept.titles(erin), ["after"]))
+
+    await kept.sql("DELETE FROM dashboard_shares WHERE dashboard_id = :id AND grantee = 'erin'", id=board_id)
+    await _within_a_second(lambda: _equals(kept.titles(erin), []))
+    assert await kept.titles(dora) == ["after"]
+
+
+async def _equals(titles: Any, expected: list[str]) -> bool:
+    return bool(await titles == expected)
+
+
+async def test_a_callers_own_commit_is_seen_by_its_next_list_at_once(kept: Kept, kit: Kit) -> None:
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    board_id = uuid.UUID(_board(kit, "t0").id)
+    await _listening(kept)
+    for attempt in range(1, 20):
+        assert await kept.titles(dora) == [f"t{attempt - 1}"]  # kept
+        token = db_replica.reader.set("dora")
+        try:
+            async with kept.db.transaction() as conn:
+                await conn.execute(
+                    text("UPDATE dashboards SET title = :title WHERE id = :id"),
+                    {"title": f"t{attempt}", "id": board_id},
+                )
+            assert await kept.titles(dora) == [f"t{attempt}"]  # no waiting: the list waits for its marker
+        finally:
+            db_replica.reader.reset(token)
+
+
+async def test_a_page_is_only_served_to_the_caller_it_was_made_for(kept: Kept, kit: Kit) -> None:
+    """Same shape, same parameters but the principal: the policy decided for its maker only."""
+    board = _board(kit, "draft")
+    kit.dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id, version=board.version), metadata=kit.md)
+    kit.dashboards.UpdateDashboard(
+        d.UpdateDashboardRequest(
+            dashboard=d.Dashboard(id=board.id, title="newer draft"), update_mask={"paths": ["title"]}
+        ),
+        metadata=kit.md,
+    )
+    await _listening(kept)
+    editor = _principal("dora", Role.EDITOR, kit.facility)
+    viewer = _principal("vic", Role.VIEWER, kit.facility)
+    other_facility = _principal("dora", Role.EDITOR, f"{kit.facility}-other")
+    assert await kept.titles(editor, facility_id=kit.facility) == ["newer draft"]
+    assert await kept.titles(viewer, facility_id=kit.facility) == []  # not shared: no role share to viewers
+    assert await kept.titles(other_facility, facility_id=kit.facility) == []
+    assert await kept.titles(editor, facility_id=kit.facility) == ["newer draft"]
+
+
+async def test_nothing_is_kept_or_served_while_the_notifications_are_not_heard(kept: Kept, kit: Kit) -> None:
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    _board(kit, "one")
+    await _listening(kept)
+    await kept.listed(dora)
+    assert len(kept.domain._pages or ()) == 1
+
+    lost = asyncio.Event()
+    original = kept.listener._on_lost
+
+    def on_lost() -> None:
+        original()
+        lost.set()
+
+    kept.listener._on_lost = on_lost
+    await kept.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name", name=APPLICATION
+    )
+    await asyncio.wait_for(lost.wait(), 5)
+    ran = kept.statements
+    await kept.listed(dora)
+    await kept.listed(dora)
+    assert kept.statements == ran + 2  # each read the database
+    assert len(kept.domain._pages or ()) == 0
+
+    await _listening(kept)  # reconnected: keeping again, from empty
+    await kept.listed(dora)
+    ran = kept.statements
+    await kept.listed(dora)
+    assert kept.statements == ran
+
+
+async def test_favorites_first_pages_are_never_kept(kept: Kept, kit: Kit) -> None:
+    """Favorites are not followed by the notifications."""
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    _board(kit, "a")
+    await _listening(kept)
+    await kept.listed(dora, favorites_first=True)
+    ran = kept.statements
+    await kept.listed(dora, favorites_first=True)
+    assert kept.statements > ran and len(kept.domain._pages or ()) == 0
+
+
+# --- GetDashboard's kept dashboards -----------------------------------------------------------
+
+
+async def _got(kept: Kept, principal: Principal, board_id: str) -> d.Dashboard:
+    return await kept.domain.get(principal, board_id)
+
+
+async def test_a_dashboard_asked_again_reads_nothing_and_changes_made_anywhere_are_seen(kept: Kept, kit: Kit) -> None:
+    """A change made through the API of another server (the session's) is seen at once by a
+    caller that sends its write's LSN back; one made by a statement within a second."""
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    erin = _principal("erin", Role.VIEWER, kit.facility)
+    board = _board(kit, "board")
+    widget = kit.widget(board, None)
+    await _listening(kept)
+    first = await _got(kept, dora, board.id)
+    assert [x.id for x in first.widgets] == [widget.id]
+    ran = kept.statements
+    assert await _got(kept, dora, board.id) == first and kept.statements == ran
+
+    _, call = kit.widgets.UpdateWidget.with_call(
+        w.UpdateWidgetRequest(widget=w.Widget(id=widget.id, title="by the api"), update_mask={"paths": ["title"]}),
+        metadata=kit.md,
+    )
+    lsn = dict(call.trailing_metadata())[db_replica.LSN_METADATA]
+    token = db_replica.read_after.set(db_replica.parse_lsn(lsn))
+    try:
+        assert [x.title for x in (await _got(kept, dora, board.id)).widgets] == ["by the api"]
+    finally:
+        db_replica.read_after.reset(token)
+
+    # A widget changed by a statement of another connection.
+    await kept.sql("UPDATE widgets SET title = 'renamed' WHERE id = :id", id=uuid.UUID(widget.id))
+    await _within_a_second(lambda: _widget_titles(kept, dora, board.id, ["renamed"]))
+
+    # A share granted, then revoked: decided again on every read from the kept row.
+    with pytest.raises(NotFound):
+        await _got(kept, erin, board.id)
+    await kept.sql(
+        "INSERT INTO dashboard_shares (dashboard_id, facility_id, grantee_type, grantee, level, granted_by)"
+        " VALUES (:id, :facility, 'user', 'erin', 2, 'dora')",
+        id=uuid.UUID(board.id),
+        facility=kit.facility,
+    )
+    await _within_a_second(lambda: _readable(kept, erin, board.id))
+    await kept.sql("DELETE FROM dashboard_shares WHERE dashboard_id = :id AND grantee = 'erin'", id=uuid.UUID(board.id))
+    await _within_a_second(lambda: _not_readable(kept, erin, board.id))
+
+    # The dashboard deleted.
+    await kept.sql("DELETE FROM dashboards WHERE id = :id", id=uuid.UUID(board.id))
+    await _within_a_second(lambda: _not_readable(kept, dora, board.id))
+
+
+async def _widget_titles(kept: Kept, principal: Principal, board_id: str, expected: list[str]) -> bool:
+    return [x.title for x in (await _got(kept, principal, board_id)).widgets] == expected
+
+
+async def _readable(kept: Kept, principal: Principal, board_id: str) -> bool:
+    try:
+        await _got(kept, principal, board_id)
+    except NotFound:
+        return False
+    return True
+
+
+async def _not_readable(kept: Kept, principal: Principal, board_id: str) -> bool:
+    return not await _readable(kept, principal, board_id)
+
+
+async def test_a_kept_dashboard_is_decided_for_each_caller(kept: Kept, kit: Kit) -> None:
+    """One kept dashboard, public and published, then changed: its owner and a user it is shared
+    with see the draft, another viewer of the facility the published version only, and a caller
+    of another facility nothing."""
+    board = _board(kit, "published", visibility=d.VISIBILITY_PUBLIC)
+    kit.dashboards.PublishDashboard(d.PublishDashboardRequest(id=board.id, version=board.version), metadata=kit.md)
+    kit.dashboards.UpdateDashboard(
+        d.UpdateDashboardRequest(dashboard=d.Dashboard(id=board.id, title="draft"), update_mask={"paths": ["title"]}),
+        metadata=kit.md,
+    )
+    await kept.sql(
+        "INSERT INTO dashboard_shares (dashboard_id, facility_id, grantee_type, grantee, level, granted_by)"
+        " VALUES (:id, :facility, 'user', 'erin', 1, 'dora')",
+        id=uuid.UUID(board.id),
+        facility=kit.facility,
+    )
+    await _listening(kept)
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    erin = _principal("erin", Role.VIEWER, kit.facility)  # a VIEW share: the current dashboard
+    vic = _principal("vic", Role.VIEWER, kit.facility)  # public: the published version only
+    for _ in range(2):
+        assert (await _got(kept, dora, board.id)).title == "draft"
+        assert (await _got(kept, erin, board.id)).title == "draft"
+        shown = await _got(kept, vic, board.id)
+        assert shown.title == "published" and shown.version == shown.published_version == board.version
+        with pytest.raises(NotFound):
+            await _got(kept, _principal("dora", Role.EDITOR, f"{kit.facility}-other"), board.id)
+    assert len(kept.domain._boards or ()) == 1
+
+
+async def test_a_schedule_move_announces_nothing(migrated: str, kit: Kit) -> None:
+    """Migration 0017: the sweep moving next_refresh_at sends no notification (kept widget
+    definitions and dashboards stay); any other change to the widget still does."""
+    widget = kit.widget(_board(kit, "scheduled"), kit.query("SELECT 1 AS n"))
+    dsn = migrated.replace("postgresql+psycopg://", "postgresql://", 1)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as listener:
+        await listener.execute(f"LISTEN {CHANNEL}")
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as writer:
+            await writer.execute(
+                "UPDATE widgets SET next_refresh_at = now() + interval '1 hour' WHERE id = %s", (widget.id,)
+            )
+            # A sync payload of no process: every listener ignores it.
+            await writer.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "sync:schedule-test:0:0:"))
+            await writer.execute("UPDATE widgets SET title = 'moved' WHERE id = %s", (widget.id,))
+        heard = [note.payload async for note in listener.notifies(timeout=5, stop_after=2)]
+    assert heard == ["sync:schedule-test:0:0:", f"widget:{widget.id}"]
