@@ -23,11 +23,12 @@ from server.db import replica as db_replica
 from server.db.engine import Database, make_engine
 from server.db.listen import Listener
 from server.errors import InvalidArgument, NotFound
-from server.widgetdata.definitions import CHANNEL, Definitions
+from server.widgetdata.definitions import Definitions
 from server.widgetdata.entry import Entry
 from server.widgetdata.request import CacheRequest
 from server.widgetdata.resolve import KeptResolutions, load_definition, resolve_kept
 from server.widgetdata.tier2 import DatabaseTier
+from tests.harness.followed import listener_for
 from tests.harness.kit import Kit
 
 cv = common_pb2.ParameterValue
@@ -50,14 +51,7 @@ def kit(queries, dashboards, widgets, auth, facility) -> Kit:  # type: ignore[no
 async def kept(migrated: str) -> AsyncIterator[Kept]:
     db = Database(make_engine(migrated, pool_size=2, max_overflow=2))
     definitions = Definitions(db)
-    listener = Listener(
-        migrated,
-        CHANNEL,
-        on_notify=definitions.on_notify,
-        on_listening=definitions.on_listening,
-        on_lost=definitions.on_lost,
-        application_name=APPLICATION,
-    )
+    listener = listener_for(migrated, definitions, APPLICATION)
     try:
         yield Kept(db, definitions, listener)
     finally:

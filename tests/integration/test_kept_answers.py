@@ -29,6 +29,7 @@ from server.db.engine import Database, make_engine
 from server.db.listen import Listener
 from server.errors import NotFound
 from server.widgetdata.definitions import CHANNEL, Definitions
+from tests.harness.followed import listener_for
 from tests.harness.kit import Kit
 
 T = TypeVar("T")
@@ -87,14 +88,7 @@ def kit(queries, dashboards, widgets, auth, facility) -> Kit:  # type: ignore[no
 async def kept(migrated: str, settings: Settings) -> AsyncIterator[Kept]:
     db = CountedDatabase(make_engine(migrated, pool_size=2, max_overflow=2))
     definitions = Definitions(db)
-    listener = Listener(
-        migrated,
-        CHANNEL,
-        on_notify=definitions.on_notify,
-        on_listening=definitions.on_listening,
-        on_lost=definitions.on_lost,
-        application_name=APPLICATION,
-    )
+    listener = listener_for(migrated, definitions, APPLICATION)
     try:
         yield Kept(db, definitions, listener, DashboardDomain(db, definitions, settings.kept_answers_max_bytes))
     finally:
