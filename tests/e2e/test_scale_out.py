@@ -59,18 +59,19 @@ class Deployment:
     def start(self, *indexes: int) -> None:
         """Starts the servers at once (their imports overlap), then waits for each to answer."""
         started = {index: self._spawn(index) for index in indexes}
+        while len(self.servers) <= max(indexes):
+            self.servers.append(None)
+        # Registered at once: stop() and kill() reach every one spawned, also when one never answers.
         for index, process in started.items():
+            self.servers[index] = process
+        for index in started:
             with grpc.insecure_channel(f"127.0.0.1:{self.ports[index]}") as channel:
                 try:
                     grpc.channel_ready_future(channel).result(timeout=START_SECONDS)
                 except grpc.FutureTimeoutError:
-                    process.kill()
                     raise RuntimeError(
                         f"server {index} did not start:\n{self._log(index).read_text()[-3000:]}"
                     ) from None
-            while len(self.servers) <= index:
-                self.servers.append(None)
-            self.servers[index] = process
 
     def _log(self, index: int) -> Path:
         return Path(self.env["TESSERA_SCALE_LOGS"]) / f"server-{index}.log"
