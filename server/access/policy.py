@@ -143,7 +143,7 @@ def visible_dashboards(principal: Principal, *, template: bool = False) -> Colum
     gives their values) and only its shape (`visibility_shape`: link or not, and the role) is
     built in, so a list statement can be compiled once per shape and run for any caller."""
     if principal.is_link:
-        link = _uuid_or_none(principal.link_dashboard_id)
+        link = uuid_or_none(principal.link_dashboard_id)
         return and_(
             dashboards.c.id == _value("visible_link_dashboard", link, Uuid(), template=template),
             dashboards.c.published_version.is_not(None),
@@ -196,15 +196,16 @@ def visibility_shape(principal: Principal) -> tuple[bool, Role, bool]:
 def visibility_params(principal: Principal) -> dict[str, Any]:
     """The values of `visible_dashboards(principal, template=True)`'s bind parameters."""
     if principal.is_link:
-        return {"visible_link_dashboard": _uuid_or_none(principal.link_dashboard_id)}
+        return {"visible_link_dashboard": uuid_or_none(principal.link_dashboard_id)}
     if len(principal.facilities) == 1:
         (only,) = principal.facilities
         return {"visible_facility": only, "visible_subject": principal.subject}
     return {"visible_facilities": sorted(principal.facilities), "visible_subject": principal.subject}
 
 
-def _uuid_or_none(value: str | None) -> uuid.UUID | None:
-    """A link's dashboard id as the column's type (none, or not a UUID: matches no row)."""
+def uuid_or_none(value: str | None) -> uuid.UUID | None:
+    """An id as the column's type; None for none or for anything that is not a UUID (a link's
+    dashboard id then matches no row, a kept answer's key is not looked up)."""
     try:
         return uuid.UUID(value) if value else None
     except ValueError:
@@ -434,6 +435,7 @@ __all__ = [
     "require_query",
     "require_role",
     "searchable_dashboards",
+    "uuid_or_none",
     "visible_dashboards",
     "visible_exports",
     "visible_queries",

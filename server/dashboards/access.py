@@ -80,13 +80,18 @@ async def load_dashboard(
     With `lock`, the row is locked FOR UPDATE: every change to a dashboard or its widgets
     takes this lock first, so versions and grid checks never interleave.
     """
+    row = await dashboard_row(conn, dashboard_id, lock=lock)
+    return row, decide(principal, row, needed)
+
+
+async def dashboard_row(conn: AsyncConnection, dashboard_id: str, *, lock: bool = False) -> Any:
+    """The dashboard row with its shares (`grants`), or NOT_FOUND; nothing decided yet."""
     # One round trip: the row and its shares (as a JSON array) together; this runs on every rpc.
-    statement = _DASHBOARD_FOR_UPDATE if lock else DASHBOARD_WITH_GRANTS
+    statement = _DASHBOARD_FOR_UPDATE if lock else _DASHBOARD
     found = await statement.named_rows(conn, {"id": uuid.UUID(dashboard_id)})
     if not found:
         raise NotFound("dashboard", dashboard_id)
-    row = found[0]
-    return row, decide(principal, row, needed)
+    return found[0]
 
 
 # Compiled once and run on the driver: built and run through SQLAlchemy per call, the statement
@@ -94,7 +99,7 @@ async def load_dashboard(
 _DASHBOARD_QUERY = select(dashboards, grants_column().label("grants")).where(
     dashboards.c.id == bindparam("id", type_=Uuid())
 )
-DASHBOARD_WITH_GRANTS = Statement(_DASHBOARD_QUERY)
+_DASHBOARD = Statement(_DASHBOARD_QUERY)
 _DASHBOARD_FOR_UPDATE = Statement(_DASHBOARD_QUERY.with_for_update(of=dashboards))
 
 

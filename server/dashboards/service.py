@@ -27,11 +27,12 @@ from server.access.policy import (
     dashboard_access,
     facility_for_create,
     require_role,
+    uuid_or_none,
     visibility_params,
     visibility_shape,
 )
 from server.auth.principal import Principal, Role
-from server.dashboards.access import DASHBOARD_WITH_GRANTS, dashboard_facts, decide, load_dashboard
+from server.dashboards.access import dashboard_facts, dashboard_row, decide, load_dashboard
 from server.dashboards.convert import (
     dashboard_etag,
     dashboard_from_row,
@@ -197,7 +198,7 @@ class DashboardDomain:
 
     async def get(self, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
         boards = self._boards if self._boards is not None and self._boards.usable() else None
-        key = _uuid_or_none(dashboard_id)
+        key = uuid_or_none(dashboard_id)
         if boards is None or key is None:
             # Outside a transaction (no BEGIN/ROLLBACK round trips): under READ COMMITTED each
             # statement reads its own snapshot either way, so a transaction would add nothing.
@@ -205,7 +206,7 @@ class DashboardDomain:
         board = await boards.get(key)
         if board is None:
             epoch = boards.epoch()
-            board = await self._db.stale_read(lambda conn: _load_board(conn, key), autocommit=True)
+            board = await self._db.stale_read(lambda conn: _load_board(conn, dashboard_id), autocommit=True)
             boards.keep(key, epoch, board)
         # The policy decides on the kept row as on a row just read.
         row = board.row
@@ -518,18 +519,8 @@ def _facts(row: Any) -> DashboardFacts:
     return list_row_facts(row) if isinstance(row, ListRow) else dashboard_facts(row, row.grants)
 
 
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
-async def _load_board(conn: AsyncConnection, dashboard_id: uuid.UUID) -> KeptBoard:
+async def _load_board(conn: AsyncConnection, dashboard_id: str) -> KeptBoard:
     """The dashboard's row with its shares, and the current dashboard with its widgets (NOT_FOUND
     when it is gone)."""
-    found = await DASHBOARD_WITH_GRANTS.named_rows(conn, {"id": dashboard_id})
-    if not found:
-        raise NotFound("dashboard", str(dashboard_id))
-    row = found[0]
+    row = await dashboard_row(conn, dashboard_id)
     return KeptBoard(row, dashboard_from_row(row, await current_widgets(conn, row.id)).SerializeToString())

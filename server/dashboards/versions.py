@@ -30,12 +30,11 @@ _snapshots: Memo[tuple[uuid.UUID, int], bytes] = Memo(SNAPSHOT_MEMO_SIZE)
 async def load_snapshot(conn: AsyncConnection, dashboard_id: uuid.UUID, version: int) -> dashboard_pb2.Dashboard:
     """The dashboard as version `version` recorded it (NOT_FOUND `dashboard_version` otherwise).
     A new message each call: callers may change what they get."""
-    key = (uuid.UUID(str(dashboard_id)), version)
-    known = _snapshots.get(key)
+    known = known_snapshot(dashboard_id, version)
     if known is not None:
-        return dashboard_pb2.Dashboard.FromString(known)
+        return known
     snapshot = await _read_snapshot(conn, dashboard_id, version)
-    _snapshots.put(key, snapshot.SerializeToString())
+    _snapshots.put((uuid.UUID(str(dashboard_id)), version), snapshot.SerializeToString())
     return snapshot
 
 

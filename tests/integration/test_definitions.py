@@ -28,7 +28,7 @@ from server.widgetdata.entry import Entry
 from server.widgetdata.request import CacheRequest
 from server.widgetdata.resolve import KeptResolutions, load_definition, resolve_kept
 from server.widgetdata.tier2 import DatabaseTier
-from tests.harness.followed import listener_for
+from tests.harness.followed import TERMINATE, listener_for, lost_event
 from tests.harness.kit import Kit
 
 cv = common_pb2.ParameterValue
@@ -149,17 +149,8 @@ async def test_a_lost_listen_connection_drops_everything_until_it_is_back(kept: 
     await _load_and_keep(kept, widget_id)
     assert await definitions.get(widget_id) is not None
 
-    lost = asyncio.Event()
-    original = kept.listener._on_lost
-
-    def on_lost() -> None:
-        original()
-        lost.set()
-
-    kept.listener._on_lost = on_lost
-    await _sql(
-        kept, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name", name=APPLICATION
-    )
+    lost = lost_event(kept.listener)
+    await _sql(kept, TERMINATE, name=APPLICATION)
     await asyncio.wait_for(lost.wait(), 5)
     assert len(definitions) == 0 and await definitions.get(widget_id) is None
     await _load_and_keep(kept, widget_id)  # not kept while not listening

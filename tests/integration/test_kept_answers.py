@@ -29,7 +29,7 @@ from server.db.engine import Database, make_engine
 from server.db.listen import Listener
 from server.errors import NotFound
 from server.widgetdata.definitions import CHANNEL, Definitions
-from tests.harness.followed import listener_for
+from tests.harness.followed import TERMINATE, listener_for, lost_event
 from tests.harness.kit import Kit
 
 T = TypeVar("T")
@@ -219,17 +219,8 @@ async def test_nothing_is_kept_or_served_while_the_notifications_are_not_heard(k
     await kept.listed(dora)
     assert len(kept.domain._pages or ()) == 1
 
-    lost = asyncio.Event()
-    original = kept.listener._on_lost
-
-    def on_lost() -> None:
-        original()
-        lost.set()
-
-    kept.listener._on_lost = on_lost
-    await kept.sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name", name=APPLICATION
-    )
+    lost = lost_event(kept.listener)
+    await kept.sql(TERMINATE, name=APPLICATION)
     await asyncio.wait_for(lost.wait(), 5)
     ran = kept.statements
     await kept.listed(dora)
