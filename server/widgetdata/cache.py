@@ -99,6 +99,8 @@ class WidgetDataCache:
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
         self._generations: dict[str, int] = {}  # query id -> the generation last read
+        # Bumped whenever guesses are dropped: a generation read across a drop is not learnt.
+        self._drops = 0
         self.tier0 = Tier0(settings.cache_tier0_max_bytes, clock)
         self.channel = channel_name(settings.redis_prefix)
         # Bumped by every invalidation heard: a response read before it is not kept in tier 0.
@@ -137,7 +139,7 @@ class WidgetDataCache:
 
     def on_subscribed(self) -> None:
         self.epoch += 1
-        self._generations.clear()  # guesses from before may have missed a bump
+        self._forget_generations()  # guesses from before may have missed a bump
         self.tier0.enable()
 
     def on_lost(self) -> None:
@@ -160,16 +162,32 @@ class WidgetDataCache:
             return
         # "q", or anything this code does not know: the whole query (or everything)
         if kind == "q" and rest:
+            self._drops += 1
             self._generations.pop(rest, None)
             self.tier0.invalidate_query(rest)
             return
-        self._generations.clear()
+        self._forget_generations()
         self.tier0.clear()
 
     async def _publish(self, message: str) -> None:
         await self._tier1.publish(self.channel, message)
 
     # --- generations --------------------------------------------------------------------------
+
+    def _forget_generations(self) -> None:
+        self._drops += 1
+        self._generations.clear()
+
+    def _learn(self, query_id: str, generation: int, drops: int) -> None:
+        """Keeps `generation`, read after `drops` was current, as the query's guess, unless
+        guesses were dropped meanwhile: the news of a bump that arrived before the reply would
+        otherwise be undone by a generation read before the bump."""
+        if drops != self._drops or self._generations.get(query_id) == generation:
+            return
+        if len(self._generations) >= _GENERATIONS_KEPT:
+            self._generations.clear()  # only a guess: forgetting costs one round trip per query
+        # Known from here on (tier 0 looks up under it), until an invalidation is heard.
+        self._generations[query_id] = generation
 
     async def generation(self, query_id: str) -> int:
         """The query's invalidation generation; 0 while Redis is unavailable (keys then rest on
@@ -201,8 +219,11 @@ class WidgetDataCache:
             # when it was lost), so while it is heard a known guess is the generation: a forced
             # refresh, which reads no entry, then needs no round trip before its lock.
             return await self.get(request, compute)
+        drops = self._drops
         if request.force_refresh or not self._tier1.usable():
             generation = await self.generation(query_id)
+            if self._tier1.usable():  # read, not assumed (0 while Redis is down)
+                self._learn(query_id, generation, drops)
             return await self.get(request if generation == guess else request_for(generation), compute)
         prefix = self._tier1.prefix
         try:
@@ -213,11 +234,7 @@ class WidgetDataCache:
             self._tier1.failed(exc)
             return await self.get(request_for(0), compute)  # as generation() answers while Redis is down
         generation = generation_of(raw_generation)
-        if self._generations.get(query_id) != generation:
-            if len(self._generations) >= _GENERATIONS_KEPT:
-                self._generations.clear()  # only a guess: forgetting costs one round trip per query
-            # Known from here on (tier 0 looks up under it), until an invalidation is heard.
-            self._generations[query_id] = generation
+        self._learn(query_id, generation, drops)
         if generation != guess:
             return await self.get(request_for(generation), compute)
         return await self.get(request, compute, tier1=_Tier1(raw_entry))

@@ -450,7 +450,7 @@ def test_a_forced_refresh_reads_the_generation_only_when_it_is_not_known(
 ) -> None:
     """While the invalidation channel is heard, the generation this process last read is the
     generation (every bump's news drops it): a forced refresh goes straight to its lock. After a
-    bump's news it reads the generation again, and stores under the new key."""
+    bump's news it reads the generation again, once, and stores under the new key."""
     cache = server.running.app.widget_data.cache
     tier1 = cache._tier1
     reads: list[str] = []
@@ -480,6 +480,9 @@ def test_a_forced_refresh_reads_the_generation_only_when_it_is_not_known(
             assert cache.epoch != heard, "the news of the bump never arrived"
             refreshed = north.data(widget.id, force_refresh=True)
             assert refreshed.source == COMPUTED and reads == [query.id]
+            # The generation read is learnt: the next forced refresh goes straight to its lock.
+            refreshed = north.data(widget.id, force_refresh=True)
+            assert refreshed.source == COMPUTED and reads == [query.id]
             principal = Principal(subject="nora", role=Role.EDITOR, facilities=frozenset({NORTH}))
             key = server.run(
                 server.running.app.widget_data.key_for(principal, w.GetWidgetDataRequest(widget_id=widget.id))
@@ -489,6 +492,32 @@ def test_a_forced_refresh_reads_the_generation_only_when_it_is_not_known(
         del tier1.generation
     latest = north.data(widget.id)
     assert latest.source == MEMORY and rows(latest) == rows(refreshed)
+
+
+def test_a_generation_read_across_a_bumps_news_is_not_learnt(north: Kit, server: ServerHandle) -> None:
+    """The news of a bump may arrive before the reply of a generation read that began earlier
+    (another connection): that reply may predate the bump, so it is used once and not kept as
+    the guess that the news just dropped."""
+    cache = server.running.app.widget_data.cache
+    tier1 = cache._tier1
+    reads: list[str] = []
+    real = tier1.generation
+
+    async def news_first(query_id: str) -> int:
+        generation = await real(query_id)
+        reads.append(query_id)
+        cache.on_invalidation(query_message(query_id))  # heard before this reply is used
+        return generation
+
+    query = north.query("SELECT clock_timestamp()::text AS at")
+    widget = north.widget(north.board(), query)
+    tier1.generation = news_first
+    try:
+        assert north.data(widget.id, force_refresh=True).source == COMPUTED and reads == [query.id]
+        assert north.data(widget.id, force_refresh=True).source == COMPUTED and reads == [query.id] * 2
+    finally:
+        del tier1.generation
+    assert north.data(widget.id).source == MEMORY  # an ordinary read learns it again
 
 
 def test_pinned_versions_and_snapshots_each_read_their_own_query(north: Kit, queries, dashboards, widgets) -> None:
