@@ -1,12 +1,16 @@
 """Answers kept in this process while nothing they were made from has changed: ListDashboards
 pages and GetDashboard's dashboards, so that one asked again costs a lookup, not statements.
 
-What was made from the database is kept under an epoch of the changes it depends on (`Changes`:
-server/widgetdata/definitions.py follows PostgreSQL's notifications, migrations 0016 and 0017)
-and served only while that epoch is unchanged:
+What was made from the database is kept under a stamp of the changes it depends on (`Changes`:
+server/widgetdata/definitions.py follows PostgreSQL's notifications, migrations 0016 to 0018)
+and served only while that stamp is unchanged:
 
-* `dashboards_epoch` moves with every change to a dashboard or its shares (list pages);
-* `boards_epoch` moves with those and every change to a widget (dashboards with their widgets).
+* a list page: the epochs of the caller's facilities, which move with every change to a
+  dashboard of the facility or to its shares (a list shows only dashboards of the caller's
+  facilities), so a change elsewhere leaves the page kept;
+* a dashboard: its own epoch, which moves with every change to it, its shares or its widgets;
+* both: the epoch of everything (`dashboards_epoch`, `boards_epoch`), which moves when
+  everything goes (the notifications lost or late, a TRUNCATE) and drops all that is kept.
 
 * Nothing is kept or served while the notifications are not heard (not yet, lost or late).
 * Every commit made through this process, anyone's, is seen by the next read here: a read after
@@ -26,6 +30,7 @@ and served only while that epoch is unchanged:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -41,7 +46,10 @@ __all__ = [
     "Kept",
     "KeptBoard",
     "PageKey",
+    "Stamp",
+    "board_stamp",
     "page_key",
+    "page_stamp",
 ]
 
 K = TypeVar("K", bound=Hashable)
@@ -67,12 +75,27 @@ class Changes(Protocol):
     @property
     def boards_epoch(self) -> int: ...
 
+    def facility_epoch(self, facility_id: str) -> int: ...
+
+    def board_epoch(self, dashboard_id: str) -> int: ...
+
     async def caught_up(self, *, every_commit: bool = False) -> bool: ...
 
 
 def page_key(principal: Principal, shape: ListShape, values: dict[str, Any]) -> PageKey:
     """The key of a list's page: the caller, the statement and its parameters (lists as tuples)."""
     return principal, shape, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items())
+
+
+def page_stamp(changes: Changes, key: PageKey) -> tuple[int, int]:
+    """A page's: everything's epoch and its caller's facilities' (their sum: epochs only grow, and
+    when they are reset everything's moves)."""
+    return changes.dashboards_epoch, sum(changes.facility_epoch(facility) for facility in key[0].facilities)
+
+
+def board_stamp(changes: Changes, key: uuid.UUID) -> tuple[int, int]:
+    """A dashboard's: everything's epoch and its own."""
+    return changes.boards_epoch, changes.board_epoch(str(key))
 
 
 @dataclass(frozen=True)
@@ -84,37 +107,44 @@ class KeptBoard:
     payload: bytes
 
 
+Stamp = tuple[int, int]  # (the epoch of everything, the key's own)
+
+
 @dataclass(frozen=True)
 class _Entry(Generic[V]):
-    epoch: int
+    stamp: Stamp
     value: V
 
 
 class Kept(Generic[K, V]):
-    """At most `size` values and `max_bytes` of their weight, kept under `epoch_of(changes)`."""
+    """At most `size` values and `max_bytes` of their weight, each kept under `stamp_of(changes,
+    its key)`."""
 
     def __init__(
         self,
         changes: Changes,
-        epoch_of: Callable[[Changes], int],
+        stamp_of: Callable[[Changes, K], Stamp],
         *,
         size: int,
         max_bytes: int,
         weigh: Callable[[V], int],
+        everything_of: Callable[[Changes], int],
     ) -> None:
+        """`everything_of`: the stamps' first part, whose move drops everything kept at once."""
         self._changes = changes
-        self._epoch_of = epoch_of
+        self._stamp_of = stamp_of
+        self._everything_of = everything_of
         self._kept: Memo[K, _Entry[V]] = Memo(size, weigh=lambda entry: weigh(entry.value), max_weight=max_bytes)
-        self._epoch = epoch_of(changes)  # of what is kept; older entries are dropped at once
+        self._everything = everything_of(changes)  # of what is kept
 
     def usable(self) -> bool:
         """Whether anything may be kept or served now (else: read as if nothing were kept)."""
-        self._drop_stale()  # a lost connection has bumped the epoch: what was kept goes now
+        self._drop_stale()  # a lost connection has moved everything's epoch: what was kept goes now
         return self._changes.listening
 
-    def epoch(self) -> int:
+    def stamp(self, key: K) -> Stamp:
         """Read before a value is made: a change heard while it is made keeps it from being kept."""
-        return self._epoch_of(self._changes)
+        return self._stamp_of(self._changes, key)
 
     async def get(self, key: K) -> V | None:
         """The value kept under `key`, when it is current for this caller."""
@@ -125,18 +155,19 @@ class Kept(Generic[K, V]):
             return None
         if not await self._changes.caught_up(every_commit=True):
             return None
-        return entry.value if entry.epoch == self.epoch() else None
+        return entry.value if entry.stamp == self.stamp(key) else None
 
-    def keep(self, key: K, epoch: int, value: V) -> None:
-        """Keeps a value made (from the primary) after `epoch` was read, if nothing changed since."""
-        if self.usable() and self._epoch == epoch:
-            self._kept.put(key, _Entry(epoch, value))
+    def keep(self, key: K, stamp: Stamp, value: V) -> None:
+        """Keeps a value made (from the primary) after `stamp` was read, if nothing it depends on
+        changed since."""
+        if self.usable() and self.stamp(key) == stamp:
+            self._kept.put(key, _Entry(stamp, value))
 
     def __len__(self) -> int:
         return len(self._kept)
 
     def _drop_stale(self) -> None:
-        epoch = self.epoch()
-        if epoch != self._epoch:
+        everything = self._everything_of(self._changes)
+        if everything != self._everything:
             self._kept.clear()
-            self._epoch = epoch
+            self._everything = everything

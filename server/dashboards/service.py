@@ -48,7 +48,9 @@ from server.dashboards.kept import (
     Kept,
     KeptBoard,
     PageKey,
+    board_stamp,
     page_key,
+    page_stamp,
 )
 from server.dashboards.listing import (
     ORDERINGS,
@@ -149,13 +151,21 @@ class DashboardDomain:
         # With a read replica, reads go where its routing says (kept answers are read on the
         # primary, whose notifications they follow; the replica is there to spare it).
         if changes is not None and db.replica is None and kept_bytes > 0:
-            self._pages = Kept(changes, lambda c: c.dashboards_epoch, size=MAX_PAGES, max_bytes=kept_bytes, weigh=len)
+            self._pages = Kept(
+                changes,
+                page_stamp,
+                size=MAX_PAGES,
+                max_bytes=kept_bytes,
+                weigh=len,
+                everything_of=lambda c: c.dashboards_epoch,
+            )
             self._boards = Kept(
                 changes,
-                lambda c: c.boards_epoch,
+                board_stamp,
                 size=MAX_BOARDS,
                 max_bytes=kept_bytes,
                 weigh=lambda board: len(board.payload),
+                everything_of=lambda c: c.boards_epoch,
             )
 
     # --- create ---------------------------------------------------------------------------
@@ -205,9 +215,9 @@ class DashboardDomain:
             return await self._db.stale_read(lambda conn: self._get(conn, principal, dashboard_id), autocommit=True)
         board = await boards.get(key)
         if board is None:
-            epoch = boards.epoch()
+            stamp = boards.stamp(key)
             board = await self._db.stale_read(lambda conn: _load_board(conn, dashboard_id), autocommit=True)
-            boards.keep(key, epoch, board)
+            boards.keep(key, stamp, board)
         # The policy decides on the kept row as on a row just read.
         row = board.row
         if decide(principal, row, Access.READ_PUBLISHED) is Access.READ_PUBLISHED:
@@ -293,7 +303,7 @@ class DashboardDomain:
             kept = await pages.get(kept_key)
             if kept is not None:
                 return dashboard_pb2.ListDashboardsResponse.FromString(kept)
-            epoch = pages.epoch()
+            stamp = pages.stamp(kept_key)
         statement = self._statements.of(shape, principal)
 
         # Statements outside a transaction (no BEGIN/ROLLBACK round trips): each stands alone.
@@ -312,7 +322,7 @@ class DashboardDomain:
             token = pagination.encode(pagination.Cursor(key, str(last.id)), filters_key)
         response = dashboard_pb2.ListDashboardsResponse(dashboards=result, next_page_token=token)
         if pages is not None:
-            pages.keep(kept_key, epoch, response.SerializeToString())
+            pages.keep(kept_key, stamp, response.SerializeToString())
         return response
 
     async def list_views(

@@ -7,7 +7,10 @@ facility) is made again on every read from the kept dashboard facts (`resolve.re
 
 Kept definitions follow the database through LISTEN/NOTIFY (migration 0016: a trigger on
 widgets, dashboards, dashboard_shares, widget_queries and query_versions sends `<kind>:<id>` on
-`tessera_definitions` when a row changes; `server/db/listen.py` hears it):
+`tessera_definitions` when a row changes; `server/db/listen.py` hears it). Migration 0018 adds
+where a change happened, for kept dashboard answers (server/dashboards/kept.py):
+`facility:<facility id>` with a dashboard's or a share's change, `board:<dashboard id>` with a
+widget's; each moves that facility's or dashboard's epoch.
 
 * a notification drops the definitions it names (a widget; every widget of a dashboard or bound
   to a query) and makes a load that started before it not kept;
@@ -43,6 +46,9 @@ log = logging.getLogger("tessera.widgetdata")
 
 CHANNEL = "tessera_definitions"
 MAX_KEPT = 20_000
+# Facilities and dashboards whose epoch is remembered (those changed since the last reset): past
+# it they all go and the epoch of everything moves instead.
+MAX_SCOPES = 100_000
 SYNC_WAIT_SECONDS = 1.0
 
 
@@ -76,11 +82,14 @@ class Definitions:
         self._by_query: dict[str, set[uuid.UUID]] = {}
         self._listening = False
         self.epoch = 0  # bumped by every change heard: a load older than it is not kept
-        # What kept dashboard answers (server/dashboards/kept.py) are read against, bumped with
-        # `epoch` whenever everything goes: by every change to a dashboard or its shares (list
-        # pages), and by those and every change to a widget (dashboards with their widgets).
+        # What kept dashboard answers (server/dashboards/kept.py) are read against: the epochs of
+        # everything, moved whenever everything goes (lost, late, a TRUNCATE), and one epoch per
+        # facility (list pages: changes to its dashboards and their shares) and per dashboard
+        # (a dashboard with its widgets: changes to it, its shares and its widgets).
         self.dashboards_epoch = 0
         self.boards_epoch = 0
+        self._facility_epochs: dict[str, int] = {}
+        self._board_epochs: dict[str, int] = {}
         # Read-your-writes: this process's commits and the WAL position known to be heard.
         self._token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._synced_commit = 0
@@ -123,18 +132,28 @@ class Definitions:
             return
         self.epoch += 1
         if kind == "widget":
-            self.boards_epoch += 1
             self._drop(self._ids([name]))
         elif kind == "dashboard":
-            self.dashboards_epoch += 1
-            self.boards_epoch += 1
+            self._moved_board(name)
             self._drop(self._by_dashboard.get(name, set()).copy())
+        elif kind == "board":
+            self._moved_board(name)
+        elif kind == "facility":
+            self._moved_facility(name)
         elif kind == "query":
             self._drop(self._by_query.get(name, set()).copy())
         else:  # "all:" (a TRUNCATE) or anything this code does not know: drop everything
             self._forget()
 
     # --- the reader's side --------------------------------------------------------------------
+
+    def facility_epoch(self, facility_id: str) -> int:
+        """Moves with every change heard to a dashboard of the facility or to its shares."""
+        return self._facility_epochs.get(facility_id, 0)
+
+    def board_epoch(self, dashboard_id: str) -> int:
+        """Moves with every change heard to the dashboard, its shares or its widgets."""
+        return self._board_epochs.get(dashboard_id, 0)
 
     async def get(self, widget_id: uuid.UUID) -> Definition | None:
         """The kept definition, when one is kept and may be used by the current caller."""
@@ -233,6 +252,14 @@ class Definitions:
             if definition.query_id is not None:
                 _unindex(self._by_query, definition.query_id, widget_id)
 
+    def _moved_facility(self, facility_id: str) -> None:
+        if _move(self._facility_epochs, facility_id):
+            self.dashboards_epoch += 1
+
+    def _moved_board(self, dashboard_id: str) -> None:
+        if _move(self._board_epochs, dashboard_id):
+            self.boards_epoch += 1
+
     def _forget(self) -> None:
         self.epoch += 1
         self.dashboards_epoch += 1
@@ -240,6 +267,16 @@ class Definitions:
         self._kept.clear()
         self._by_dashboard.clear()
         self._by_query.clear()
+
+
+def _move(epochs: dict[str, int], name: str) -> bool:
+    """Moves `name`'s epoch; True when, to stay within MAX_SCOPES, every epoch went instead
+    (then the epoch of everything must move: an epoch read before may come round again)."""
+    if name not in epochs and len(epochs) >= MAX_SCOPES:
+        epochs.clear()
+        return True
+    epochs[name] = epochs.get(name, 0) + 1
+    return False
 
 
 def _unindex(index: dict[str, set[uuid.UUID]], name: str, widget_id: uuid.UUID) -> None:

@@ -4,7 +4,8 @@ shares, made by anyone anywhere, is seen within a second, a commit made through 
 once; a page is only ever served to the caller it was made for; nothing is kept while the
 notifications are not heard; favorites_first pages are never kept. GetDashboard: the same for a
 dashboard with its widgets, decided again for every caller, and a write's LSN sent back holds
-the next read to it; the refresh scheduler's moves announce nothing (migration 0017)."""
+the next read to it; the refresh scheduler's moves announce nothing (migration 0017). A change
+drops only what it touches: pages of its facility, its dashboard (migration 0018)."""
 
 from __future__ import annotations
 
@@ -303,6 +304,10 @@ async def _widget_titles(kept: Kept, principal: Principal, board_id: str, expect
     return [x.title for x in (await _got(kept, principal, board_id)).widgets] == expected
 
 
+async def _widget_count(kept: Kept, principal: Principal, board_id: str, expected: int) -> bool:
+    return len((await _got(kept, principal, board_id)).widgets) == expected
+
+
 async def _readable(kept: Kept, principal: Principal, board_id: str) -> bool:
     try:
         await _got(kept, principal, board_id)
@@ -359,5 +364,91 @@ async def test_a_schedule_move_announces_nothing(migrated: str, kit: Kit) -> Non
             # A sync payload of no process: every listener ignores it.
             await writer.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "sync:schedule-test:0:0:"))
             await writer.execute("UPDATE widgets SET title = 'moved' WHERE id = %s", (widget.id,))
-        heard = [note.payload async for note in listener.notifies(timeout=5, stop_after=2)]
-    assert heard == ["sync:schedule-test:0:0:", f"widget:{widget.id}"]
+        heard = [note.payload async for note in listener.notifies(timeout=5, stop_after=3)]
+    # With migration 0018's scope: the dashboard whose widgets changed.
+    assert heard == ["sync:schedule-test:0:0:", f"widget:{widget.id}", f"board:{widget.dashboard_id}"]
+
+
+# --- scoped: a change drops only what it touches (migration 0018) ------------------------------
+
+
+async def _heard(moved: Callable[[], bool]) -> None:
+    """Until the news of a change has arrived (`moved`), within a second."""
+    started = time.monotonic()
+    while not moved():
+        assert time.monotonic() - started < 1.0, "the change was not heard within a second"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_change_in_another_facility_leaves_a_page_kept(kept: Kept, kit: Kit) -> None:
+    """A list shows only dashboards of the caller's facilities: a dashboard or a share changed
+    in another facility leaves the caller's pages kept, one in its own drops them."""
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    board_id = uuid.UUID(_board(kit, "mine").id)
+    other = f"{kit.facility}-other"
+    await _listening(kept)
+    assert await kept.titles(dora) == ["mine"]
+    ran = kept.statements
+
+    await kept.sql(
+        "INSERT INTO dashboards (facility_id, owner_id, title) VALUES (:facility, 'olga', 'theirs')", facility=other
+    )
+    await _heard(lambda: kept.definitions.facility_epoch(other) == 1)
+    await kept.sql(
+        "INSERT INTO dashboard_shares (dashboard_id, facility_id, grantee_type, grantee, level, granted_by)"
+        " SELECT id, facility_id, 'user', 'dora', 2, 'olga' FROM dashboards WHERE facility_id = :facility",
+        facility=other,
+    )
+    await _heard(lambda: kept.definitions.facility_epoch(other) == 2)
+    assert await kept.titles(dora) == ["mine"] and kept.statements == ran  # still kept
+
+    await kept.sql("UPDATE dashboards SET title = 'renamed' WHERE id = :id", id=board_id)
+    await _within_a_second(lambda: _equals(kept.titles(dora), ["renamed"]))
+    # A caller of both facilities depends on both.
+    both = Principal(subject="dora", role=Role.EDITOR, facilities=frozenset({kit.facility, other}))
+    assert await kept.titles(both) == ["renamed", "theirs"]
+    await kept.sql("UPDATE dashboards SET title = 'theirs, renamed' WHERE facility_id = :facility", facility=other)
+    await _within_a_second(lambda: _equals(kept.titles(both), ["theirs, renamed", "renamed"]))  # newest first
+
+
+async def test_a_change_to_another_dashboard_leaves_a_dashboard_kept(kept: Kept, kit: Kit) -> None:
+    """A kept dashboard depends on its row, its shares and its widgets only."""
+    dora = _principal("dora", Role.EDITOR, kit.facility)
+    mine, theirs = _board(kit, "mine"), _board(kit, "theirs")
+    widget, elsewhere = kit.widget(mine, None), kit.widget(theirs, None)
+    await _listening(kept)
+    first = await _got(kept, dora, mine.id)
+    ran = kept.statements
+
+    await kept.sql("UPDATE widgets SET title = 'moved on' WHERE id = :id", id=uuid.UUID(elsewhere.id))
+    await kept.sql("UPDATE dashboards SET title = 'theirs, renamed' WHERE id = :id", id=uuid.UUID(theirs.id))
+    await _heard(lambda: kept.definitions.board_epoch(theirs.id) == 2)
+    assert await _got(kept, dora, mine.id) == first and kept.statements == ran  # still kept
+
+    await kept.sql("UPDATE widgets SET title = 'renamed' WHERE id = :id", id=uuid.UUID(widget.id))
+    await _within_a_second(lambda: _widget_titles(kept, dora, mine.id, ["renamed"]))
+    # A widget moved to another dashboard leaves the one and joins the other.
+    await _got(kept, dora, theirs.id)
+    await kept.sql(
+        "UPDATE widgets SET dashboard_id = :to WHERE id = :id", to=uuid.UUID(theirs.id), id=uuid.UUID(widget.id)
+    )
+    await _within_a_second(lambda: _widget_titles(kept, dora, mine.id, []))
+    await _within_a_second(lambda: _widget_count(kept, dora, theirs.id, 2))
+
+
+def test_past_max_scopes_every_epoch_goes_and_everythings_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-facility and per-dashboard epochs are bounded: past the bound they are reset, and
+    the epoch of everything moves so that no stamp read before can come round again."""
+    monkeypatch.setattr("server.widgetdata.definitions.MAX_SCOPES", 2)
+    changes = Definitions(Database(make_engine("postgresql+psycopg://unused@127.0.0.1/unused")))
+    changes.on_notify("facility:a")
+    changes.on_notify("facility:b")
+    changes.on_notify("facility:a")
+    assert (changes.dashboards_epoch, changes.facility_epoch("a"), changes.facility_epoch("b")) == (0, 2, 1)
+    changes.on_notify("facility:c")
+    assert (changes.dashboards_epoch, changes.facility_epoch("a"), changes.facility_epoch("c")) == (1, 0, 0)
+    changes.on_notify("board:x")
+    changes.on_notify("dashboard:y")
+    changes.on_notify("board:z")
+    assert (changes.boards_epoch, changes.board_epoch("x"), changes.board_epoch("z")) == (1, 0, 0)
+    assert changes.dashboards_epoch == 1  # boards are not list pages
