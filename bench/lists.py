@@ -11,7 +11,10 @@ Each workload repeats one request with nothing changing, so after its first call
 answers from the pages and dashboards it keeps (server/dashboards/kept.py): `c1` and `c8`. The
 statements' path (what a call after a change costs, and every call with a read replica) is
 measured again on a server that keeps nothing (`TESSERA_KEPT_ANSWERS_MAX_BYTES=0`):
-`c1_not_kept`, `c8_not_kept`.
+`c1_not_kept`, `c8_not_kept`. `c1_changes_elsewhere`: the kept server at 1 connection while
+another connection changes, 20 times a second in turn, a dashboard of another facility and a
+widget of another dashboard of the caller's facility (migration 0018: neither drops what the
+caller's calls keep; before it, each dropped every kept page or every kept dashboard).
 p50/p99 come from h2load's per-request log; the server's CPU per call from its processes'
 CPU time (the robust figure on a shared machine). Baseline, same run: the bare grpc.aio server
 answering the same reply bytes (the transport's share of the latency). Each shape is measured at
@@ -44,7 +47,10 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -193,6 +199,45 @@ def shapes(address: str, md: Any, url: str) -> dict[str, tuple[str, bytes]]:
     }
 
 
+# Changes made elsewhere while `c1_changes_elsewhere` runs: one every 50 ms.
+CHANGE_EVERY_SECONDS = 0.05
+
+
+@contextmanager
+def _changes_elsewhere(url: str) -> Iterator[list[int]]:
+    """Another connection changing, in turn, a dashboard of another facility and a widget of a
+    dashboard of the caller's facility other than the bench's big one; yields the count made."""
+    made = [0]
+    stop = threading.Event()
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        elsewhere = conn.execute("SELECT id FROM dashboards WHERE facility_id <> %s LIMIT 1", (FACILITY,)).fetchone()
+        widget = conn.execute(
+            "SELECT w.id FROM widgets w JOIN dashboards d ON d.id = w.dashboard_id"
+            " WHERE d.facility_id = %s AND d.id <> %s LIMIT 1",
+            (FACILITY, _big_dashboard(url)),
+        ).fetchone()
+        if elsewhere is None or widget is None:
+            raise RuntimeError("the data set has no other facility's dashboard or no other widget")
+        statements = [
+            ("UPDATE dashboards SET title = title WHERE id = %s", elsewhere[0]),
+            ("UPDATE widgets SET title = title WHERE id = %s", widget[0]),
+        ]
+
+        def change() -> None:
+            while not stop.wait(CHANGE_EVERY_SECONDS):
+                statement, target = statements[made[0] % len(statements)]
+                conn.execute(statement, (target,))
+                made[0] += 1
+
+        thread = threading.Thread(target=change, name="bench-changes-elsewhere", daemon=True)
+        thread.start()
+        try:
+            yield made
+        finally:
+            stop.set()
+            thread.join()
+
+
 def _reply(address: str, md: Any, method: str, request: bytes) -> bytes:
     with grpc.insecure_channel(address) as channel:
         call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
@@ -240,6 +285,16 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
                         "ratio_p50": round(measured.p50_ms / ceiling.p50_ms, 1),
                         "connections_per_process": split,
                     }
+            with _changes_elsewhere(url) as made:
+                measured = h2load.run_grpc(served.address, method, request, metadata=md, duration=duration).check(
+                    len(reply)
+                )
+            figures["c1_changes_elsewhere"] = {
+                "p50_ms": round(measured.p50_ms, 2),
+                "p99_ms": round(measured.p99_ms, 2),
+                "rps": round(measured.rps),
+                "changes_made": made[0],
+            }
             figures["baseline"] = "bare grpc.aio answering the same reply bytes, same run, h2load"
             results.append(figures)
     # The statements' path: the same with no answer kept (every call reads; what the first call
