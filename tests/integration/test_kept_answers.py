@@ -409,6 +409,10 @@ async def test_a_change_in_another_facility_leaves_a_page_kept(kept: Kept, kit: 
     assert await kept.titles(both) == ["renamed", "theirs"]
     await kept.sql("UPDATE dashboards SET title = 'theirs, renamed' WHERE facility_id = :facility", facility=other)
     await _within_a_second(lambda: _equals(kept.titles(both), ["theirs, renamed", "renamed"]))  # newest first
+    # A dashboard moved out of the caller's facility: announced for the facility it left too.
+    assert await kept.titles(dora) == ["renamed"]
+    await kept.sql("UPDATE dashboards SET facility_id = :to WHERE id = :id", to=other, id=board_id)
+    await _within_a_second(lambda: _equals(kept.titles(dora), []))
 
 
 async def test_a_change_to_another_dashboard_leaves_a_dashboard_kept(kept: Kept, kit: Kit) -> None:
