@@ -129,6 +129,10 @@ RESERVED_SUBJECT_PREFIX = "link:"
 # Never a facility: "" is where events of no facility (refused calls) are filed, and data-source
 # policies may read "*" as "every facility".
 NOT_FACILITIES = frozenset({"", "*"})
+# The longest facility id, as the contracts' `facility_id` fields allow: a longer one could never
+# be named in a request, and a database change announces its facility in a NOTIFY payload
+# (migration 0018), which PostgreSQL caps at 8,000 bytes.
+MAX_FACILITY_CHARS = 128
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -141,7 +145,11 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     valid_roles = [r for r in roles if r is not None]
     if not valid_roles:
         raise Unauthenticated("token grants no known role", reason="TOKEN_NO_ROLE")
-    facilities = frozenset(f for f in _strings(claims.get("facilities")) if f.strip() not in NOT_FACILITIES)
+    facilities = frozenset(
+        f
+        for f in _strings(claims.get("facilities"))
+        if f.strip() not in NOT_FACILITIES and len(f) <= MAX_FACILITY_CHARS
+    )
     if not facilities:
         raise Unauthenticated("token names no facility", reason="TOKEN_NO_FACILITY")
     return Principal(

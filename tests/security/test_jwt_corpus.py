@@ -150,6 +150,7 @@ def make_corpus() -> Corpus:
         "facility not a list": (bearer(hs(claims(facilities=7))), "TOKEN_NO_FACILITY"),
         "only the empty facility": (bearer(hs(claims(facilities=["", " "]))), "TOKEN_NO_FACILITY"),
         "only the wildcard facility": (bearer(hs(claims(facilities=["*"]))), "TOKEN_NO_FACILITY"),
+        "only an overlong facility": (bearer(hs(claims(facilities=["f" * 129]))), "TOKEN_NO_FACILITY"),
         # wrong key / forged signature
         "HS256 with another secret": (bearer(hs(claims(), "another-secret-of-enough-length-00")), "TOKEN_SIGNATURE"),
         "HS256 with an empty secret": (bearer(raw_hmac({"alg": "HS256"}, claims(), b"")), "TOKEN_SIGNATURE"),

@@ -126,7 +126,9 @@ def test_claims_never_make_a_facility_of_nothing_or_everything() -> None:
 
     base = {"sub": "u", "roles": ["admin"]}
     assert principal_from_claims({**base, "facilities": ["", "*", " ", "f"]}).facilities == {"f"}
-    for facilities in ([""], ["*"], [" ", "*"]):
+    longest = "f" * 128
+    assert principal_from_claims({**base, "facilities": [longest, longest + "x"]}).facilities == {longest}
+    for facilities in ([""], ["*"], [" ", "*"], ["f" * 9000]):
         with pytest.raises(Unauthenticated) as caught:
             principal_from_claims({**base, "facilities": facilities})
         assert caught.value.reason == "TOKEN_NO_FACILITY"
