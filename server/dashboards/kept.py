@@ -9,8 +9,8 @@ and served only while that stamp is unchanged:
   dashboard of the facility or to its shares (a list shows only dashboards of the caller's
   facilities), so a change elsewhere leaves the page kept;
 * a dashboard: its own epoch, which moves with every change to it, its shares or its widgets;
-* both: the epoch of everything (`dashboards_epoch`, `boards_epoch`), which moves when
-  everything goes (the notifications lost or late, a TRUNCATE) and drops all that is kept.
+* both: the epoch of everything (`everything_epoch`), which moves when everything goes (the
+  notifications lost or late, a TRUNCATE) and drops all that is kept.
 
 * Nothing is kept or served while the notifications are not heard (not yet, lost or late).
 * Every commit made through this process, anyone's, is seen by the next read here: a read after
@@ -70,10 +70,7 @@ class Changes(Protocol):
     def listening(self) -> bool: ...
 
     @property
-    def dashboards_epoch(self) -> int: ...
-
-    @property
-    def boards_epoch(self) -> int: ...
+    def everything_epoch(self) -> int: ...
 
     def facility_epoch(self, facility_id: str) -> int: ...
 
@@ -90,12 +87,12 @@ def page_key(principal: Principal, shape: ListShape, values: dict[str, Any]) -> 
 def page_stamp(changes: Changes, key: PageKey) -> tuple[int, int]:
     """A page's: everything's epoch and its caller's facilities' (their sum: epochs only grow, and
     when they are reset everything's moves)."""
-    return changes.dashboards_epoch, sum(changes.facility_epoch(facility) for facility in key[0].facilities)
+    return changes.everything_epoch, sum(changes.facility_epoch(facility) for facility in key[0].facilities)
 
 
 def board_stamp(changes: Changes, key: uuid.UUID) -> tuple[int, int]:
     """A dashboard's: everything's epoch and its own."""
-    return changes.boards_epoch, changes.board_epoch(str(key))
+    return changes.everything_epoch, changes.board_epoch(str(key))
 
 
 @dataclass(frozen=True)
@@ -128,14 +125,11 @@ class Kept(Generic[K, V]):
         size: int,
         max_bytes: int,
         weigh: Callable[[V], int],
-        everything_of: Callable[[Changes], int],
     ) -> None:
-        """`everything_of`: the stamps' first part, whose move drops everything kept at once."""
         self._changes = changes
         self._stamp_of = stamp_of
-        self._everything_of = everything_of
         self._kept: Memo[K, _Entry[V]] = Memo(size, weigh=lambda entry: weigh(entry.value), max_weight=max_bytes)
-        self._everything = everything_of(changes)  # of what is kept
+        self._everything = changes.everything_epoch  # of what is kept: its move drops it all
 
     def usable(self) -> bool:
         """Whether anything may be kept or served now (else: read as if nothing were kept)."""
@@ -167,7 +161,7 @@ class Kept(Generic[K, V]):
         return len(self._kept)
 
     def _drop_stale(self) -> None:
-        everything = self._everything_of(self._changes)
+        everything = self._changes.everything_epoch
         if everything != self._everything:
             self._kept.clear()
             self._everything = everything

@@ -157,7 +157,6 @@ class DashboardDomain:
                 size=MAX_PAGES,
                 max_bytes=kept_bytes,
                 weigh=len,
-                everything_of=lambda c: c.dashboards_epoch,
             )
             self._boards = Kept(
                 changes,
@@ -165,7 +164,6 @@ class DashboardDomain:
                 size=MAX_BOARDS,
                 max_bytes=kept_bytes,
                 weigh=lambda board: len(board.payload),
-                everything_of=lambda c: c.boards_epoch,
             )
 
     # --- create ---------------------------------------------------------------------------

@@ -82,12 +82,11 @@ class Definitions:
         self._by_query: dict[str, set[uuid.UUID]] = {}
         self._listening = False
         self.epoch = 0  # bumped by every change heard: a load older than it is not kept
-        # What kept dashboard answers (server/dashboards/kept.py) are read against: the epochs of
+        # What kept dashboard answers (server/dashboards/kept.py) are read against: the epoch of
         # everything, moved whenever everything goes (lost, late, a TRUNCATE), and one epoch per
         # facility (list pages: changes to its dashboards and their shares) and per dashboard
         # (a dashboard with its widgets: changes to it, its shares and its widgets).
-        self.dashboards_epoch = 0
-        self.boards_epoch = 0
+        self.everything_epoch = 0
         self._facility_epochs: dict[str, int] = {}
         self._board_epochs: dict[str, int] = {}
         # Read-your-writes: this process's commits and the WAL position known to be heard.
@@ -119,8 +118,7 @@ class Definitions:
         """Notifications may be late: nothing kept is served or newly kept until resumed."""
         self._listening = False
         self.epoch += 1
-        self.dashboards_epoch += 1
-        self.boards_epoch += 1
+        self.everything_epoch += 1
 
     def on_resumed(self) -> None:
         self._listening = True
@@ -254,16 +252,15 @@ class Definitions:
 
     def _moved_facility(self, facility_id: str) -> None:
         if _move(self._facility_epochs, facility_id):
-            self.dashboards_epoch += 1
+            self.everything_epoch += 1
 
     def _moved_board(self, dashboard_id: str) -> None:
         if _move(self._board_epochs, dashboard_id):
-            self.boards_epoch += 1
+            self.everything_epoch += 1
 
     def _forget(self) -> None:
         self.epoch += 1
-        self.dashboards_epoch += 1
-        self.boards_epoch += 1
+        self.everything_epoch += 1
         self._kept.clear()
         self._by_dashboard.clear()
         self._by_query.clear()
