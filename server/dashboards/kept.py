@@ -61,6 +61,7 @@ MAX_PAGES = 4096
 MAX_BOARDS = 4096
 
 PageKey = tuple[Principal, ListShape, tuple[tuple[str, Any], ...]]
+Stamp = tuple[int, int]  # (the epoch of everything, the key's own)
 
 
 class Changes(Protocol):
@@ -84,13 +85,13 @@ def page_key(principal: Principal, shape: ListShape, values: dict[str, Any]) -> 
     return principal, shape, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items())
 
 
-def page_stamp(changes: Changes, key: PageKey) -> tuple[int, int]:
+def page_stamp(changes: Changes, key: PageKey) -> Stamp:
     """A page's: everything's epoch and its caller's facilities' (their sum: epochs only grow, and
     when they are reset everything's moves)."""
     return changes.everything_epoch, sum(changes.facility_epoch(facility) for facility in key[0].facilities)
 
 
-def board_stamp(changes: Changes, key: uuid.UUID) -> tuple[int, int]:
+def board_stamp(changes: Changes, key: uuid.UUID) -> Stamp:
     """A dashboard's: everything's epoch and its own."""
     return changes.everything_epoch, changes.board_epoch(str(key))
 
@@ -102,9 +103,6 @@ class KeptBoard:
 
     row: Any
     payload: bytes
-
-
-Stamp = tuple[int, int]  # (the epoch of everything, the key's own)
 
 
 @dataclass(frozen=True)
