@@ -16,10 +16,11 @@ and served only while that stamp is unchanged:
 * Every commit made through this process, anyone's, is seen by the next read here: a read after
   one waits until it has been heard (`caught_up`), as does a caller carrying an LSN past what
   was heard. A change made through another process is seen within its notification's delay.
-* Only without a read replica: what is kept must be read on the primary whose notifications
-  it follows (a lagging replica's answer, kept under an epoch that already counts the change it
-  lacks, would stay stale until the next one), and a deployment with a replica has it to spare
-  the primary those reads.
+* With a read replica, values are read where its routing sends stale reads and kept only when
+  they hold every change heard: read on the primary, or on a replica that had replayed past the
+  WAL position by which those changes had committed (`Changes.heard_position`). A lagging
+  replica's answer, kept under an epoch that already counts the change it lacks, would stay
+  stale until the next one: it is given, as stale reads may be, and not kept.
 * The access decision is never kept: a list page is kept for the one caller it was made for
   (every field of the principal is in its key); a kept dashboard keeps its row (with `grants`),
   which the policy decides on for every caller on every read.
@@ -78,6 +79,8 @@ class Changes(Protocol):
     def board_epoch(self, dashboard_id: str) -> int: ...
 
     async def caught_up(self, *, every_commit: bool = False) -> bool: ...
+
+    async def heard_position(self) -> int | None: ...
 
 
 def page_key(principal: Principal, shape: ListShape, values: dict[str, Any]) -> PageKey:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import field_mask_pb2
 from sqlalchemy import (
@@ -69,6 +69,7 @@ from server.dashboards.versions import (
 )
 from server.dashboards.widget_convert import columns_of
 from server.db.engine import Database
+from server.db.replica import fallback_error
 from server.db.schema import (
     dashboard_versions,
     dashboards,
@@ -84,6 +85,8 @@ from server.errors import (
 )
 from server.protojson import from_json
 from tessera_client.formats import zone
+
+T = TypeVar("T")
 
 V = dashboard_pb2
 WRITABLE = ("title", "description", "tags", "metadata", "visibility", "layout", "filters")
@@ -146,11 +149,10 @@ class DashboardDomain:
         pages and as many of dashboards (none or 0: every read runs its statements)."""
         self._statements = ListStatements(db.engine.dialect)
         self._db = db
+        self._changes = changes
         self._pages: Kept[PageKey, bytes] | None = None
         self._boards: Kept[uuid.UUID, KeptBoard] | None = None
-        # With a read replica, reads go where its routing says (kept answers are read on the
-        # primary, whose notifications they follow; the replica is there to spare it).
-        if changes is not None and db.replica is None and kept_bytes > 0:
+        if changes is not None and kept_bytes > 0:
             self._pages = Kept(
                 changes,
                 page_stamp,
@@ -214,16 +216,45 @@ class DashboardDomain:
         board = await boards.get(key)
         if board is None:
             stamp = boards.stamp(key)
-            board = await self._db.stale_read(lambda conn: _load_board(conn, dashboard_id), autocommit=True)
-            boards.keep(key, stamp, board)
+            loaded, current = await self._read_to_keep(lambda conn: _load_board(conn, dashboard_id))
+            if current:
+                boards.keep(key, stamp, loaded)
+            board = loaded
         # The policy decides on the kept row as on a row just read.
         row = board.row
         if decide(principal, row, Access.READ_PUBLISHED) is Access.READ_PUBLISHED:
             known = known_snapshot(row.id, row.published_version)
             if known is not None:
                 return self._published_from(row, known)
-            return await self._db.stale_read(lambda conn: self._published_view(conn, row), autocommit=True)
+            return await self._published_of_kept(row)
         return dashboard_pb2.Dashboard.FromString(board.payload)
+
+    async def _published_of_kept(self, row: Any) -> dashboard_pb2.Dashboard:
+        """The published version of a kept row, which may be newer than a lagging replica: read on
+        the primary (once per version and process: versions never change, `known_snapshot`),
+        on the replica only while the primary is unreachable."""
+
+        def read(conn: AsyncConnection) -> Awaitable[dashboard_pb2.Dashboard]:
+            return self._published_view(conn, row)
+
+        if self._db.replica is None:
+            return await self._db.stale_read(read, autocommit=True)
+        try:
+            return await self._db.current_read(read)
+        except Exception as error:
+            if not fallback_error(error):
+                raise
+            return await self._db.stale_read(read, autocommit=True)
+
+    async def _read_to_keep(self, read: Callable[[AsyncConnection], Awaitable[T]]) -> tuple[T, bool]:
+        """`read` for an answer to keep, and whether it may be kept: it holds every change heard
+        so far (kept answers follow the primary's notifications). Without a replica it ran on
+        the primary; with one, where routing sends stale reads, and it is current when the
+        replica had replayed past every change heard (else it is given, as any stale read may
+        be, and not kept)."""
+        if self._db.replica is None or self._changes is None:
+            return await self._db.stale_read(read, autocommit=True), True
+        return await self._db.stale_read_current_from(read, await self._changes.heard_position())
 
     async def _get(self, conn: AsyncConnection, principal: Principal, dashboard_id: str) -> dashboard_pb2.Dashboard:
         row, access = await load_dashboard(conn, principal, dashboard_id, Access.READ_PUBLISHED)
@@ -309,7 +340,10 @@ class DashboardDomain:
             rows = [ListRow(*row) for row in await statement.rows(conn, values)]
             return rows[:size], len(rows) > size, await self.list_views(conn, principal, rows[:size])
 
-        page, more, result = await self._db.stale_read(read_page, autocommit=True)
+        if pages is None:
+            page, more, result = await self._db.stale_read(read_page, autocommit=True)
+        else:
+            (page, more, result), current = await self._read_to_keep(read_page)
         token = ""
         if more:
             last = page[-1]
@@ -319,7 +353,7 @@ class DashboardDomain:
                 key = [bool(last.favorite), key]
             token = pagination.encode(pagination.Cursor(key, str(last.id)), filters_key)
         response = dashboard_pb2.ListDashboardsResponse(dashboards=result, next_page_token=token)
-        if pages is not None:
+        if pages is not None and current:
             pages.keep(kept_key, stamp, response.SerializeToString())
         return response
 

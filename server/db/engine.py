@@ -201,18 +201,36 @@ class Database:
         """`read(conn)` on the replica when there is one, it is up, and it has replayed what the
         caller must see; on the primary otherwise, or again on the primary when the replica fails
         under it. `read` must only read (it may run twice). `autocommit`: as `statements()`."""
+        result, _ = await self._routed(read, autocommit=autocommit, current_from=None)
+        return result
+
+    async def stale_read_current_from(
+        self, read: Callable[[AsyncConnection], Awaitable[T]], position: int | None
+    ) -> tuple[T, bool]:
+        """`stale_read(read, autocommit=True)`, and whether its answer holds every change the
+        primary had committed by WAL `position`: one read on the primary does, one on the replica
+        when it had replayed that far as the read began (None: nothing known; only the
+        primary's answer does). For what is kept in memory and followed by the primary's
+        notifications (server/dashboards/kept.py): a lagging replica's answer may still be given,
+        never kept."""
+        return await self._routed(read, autocommit=True, current_from=position)
+
+    async def _routed(
+        self, read: Callable[[AsyncConnection], Awaitable[T]], *, autocommit: bool, current_from: int | None
+    ) -> tuple[T, bool]:
         replica = self.replica
         if replica is not None and replica.usable():
             try:
-                engine = (
-                    replica.engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else replica.engine
-                )
+                engine = replica.autocommit if autocommit else replica.engine
                 async with engine.connect() as conn:
                     needed = replica.required()
                     if needed is None or needed <= replica.replayed or await _replayed(conn, replica, needed):
+                        current = current_from is not None and (
+                            current_from <= replica.replayed or await _replayed(conn, replica, current_from)
+                        )
                         result = await read(conn)
                         replica.count("replica")
-                        return result
+                        return result, current
             except Exception as error:
                 if not fallback_error(error):
                     raise
@@ -221,7 +239,7 @@ class Database:
             result = await read(conn)
         if replica is not None:
             replica.count("primary")
-        return result
+        return result, True
 
     async def current_read(self, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """`read(conn)` on the primary, outside a transaction (as `statements()`), whatever the

@@ -19,12 +19,17 @@ widget's; each moves that facility's or dashboard's epoch.
 * read-your-writes: a caller that committed something in this process since the last sync, or
   carries an LSN (`x-tessera-lsn`) past it, waits until this process's own marker notification
   comes back (notifications arrive in commit order, so every earlier change has been heard);
-  past `SYNC_WAIT_SECONDS` the read goes to the database.
+  past `SYNC_WAIT_SECONDS` the read goes to the database;
+* where the changes heard stand in the primary's WAL (`heard_position`): a marker sent after the
+  last one heard comes back with a position by which all of them had committed, so a replica
+  that has replayed that far answers as the primary would have (kept dashboard answers read on a
+  replica are kept only then).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -95,6 +100,12 @@ class Definitions:
         self._synced_lsn = 0
         self._marker = 0
         self._waiters: dict[int, asyncio.Future[None]] = {}
+        # Where the changes heard so far stand in the primary's WAL (heard_position): a marker
+        # sent at `epoch` e comes back with a position past every change heard by e.
+        self._placing: dict[int, int] = {}  # own marker -> the epoch it was sent at
+        self._placed_epoch = -1
+        self._placed_lsn = 0
+        self._placing_task: tuple[int, asyncio.Task[bool]] | None = None
 
     # --- the listener's side ------------------------------------------------------------------
 
@@ -175,6 +186,24 @@ class Definitions:
             return await self._sync(needed_commit, needed_lsn)
         return True
 
+    async def heard_position(self) -> int | None:
+        """A WAL position of the primary's by which every change heard so far had committed:
+        a replica that has replayed that far answers as the primary would have when they were
+        heard (server/dashboards/kept.py keeps such answers). One marker round trip after each
+        change heard, shared by the readers that ask meanwhile; None when not listening or not
+        known within SYNC_WAIT_SECONDS."""
+        if not self._listening:
+            return None
+        heard = self.epoch
+        if self._placed_epoch < heard:
+            placing = self._placing_task
+            if placing is None or placing[0] < heard or placing[1].done():
+                placing = (heard, asyncio.get_running_loop().create_task(self._sync(0, 0)))
+                self._placing_task = placing
+            with contextlib.suppress(Exception):  # a failed marker leaves the position unknown
+                await asyncio.shield(placing[1])
+        return self._placed_lsn if self._listening and self._placed_epoch >= heard else None
+
     def keep(self, widget_id: uuid.UUID, definition: Definition, epoch: int) -> None:
         """Keeps a definition loaded from the primary after `epoch` was read (a change heard
         since may be newer than it: then it is not kept)."""
@@ -202,6 +231,7 @@ class Definitions:
         commit = self._db.commits.sequence
         waiter = asyncio.get_running_loop().create_future()
         self._waiters[marker] = waiter
+        self._placing[marker] = self.epoch  # before the statement reads the WAL position
         try:
             async with self._db.statements() as conn:
                 await conn.execute(
@@ -213,6 +243,7 @@ class Definitions:
             return False
         finally:
             self._waiters.pop(marker, None)
+            self._placing.pop(marker, None)
         return self._listening and needed_commit <= self._synced_commit and needed_lsn <= self._synced_lsn
 
     def _synced(self, text_: str) -> None:
@@ -225,6 +256,10 @@ class Definitions:
         if token != self._token or not marker_text.isdigit() or not commit_text.isdigit():
             return
         self._synced_commit = max(self._synced_commit, int(commit_text))
+        placed = self._placing.pop(int(marker_text), None)
+        if placed is not None and lsn is not None:
+            self._placed_epoch = max(self._placed_epoch, placed)
+            self._placed_lsn = max(self._placed_lsn, lsn)
         for marker, waiter in list(self._waiters.items()):
             if marker <= int(marker_text) and not waiter.done():
                 waiter.set_result(None)

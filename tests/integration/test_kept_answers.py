@@ -455,3 +455,32 @@ def test_past_max_scopes_every_epoch_goes_and_everythings_moves(monkeypatch: pyt
     changes.on_notify("dashboard:y")
     changes.on_notify("board:z")
     assert (changes.everything_epoch, changes.board_epoch("x"), changes.board_epoch("z")) == (2, 0, 0)
+
+
+async def _wal_position(kept: Kept) -> int:
+    async with kept.db.statements() as conn:
+        position = db_replica.parse_lsn(await conn.scalar(text("SELECT pg_current_wal_lsn()::text")))
+    assert position is not None
+    return position
+
+
+async def test_the_heard_position_is_past_every_change_heard(kept: Kept, kit: Kit) -> None:
+    """With a read replica, an answer read there is kept only when the replica had replayed past
+    every change heard (`Definitions.heard_position`): a marker sent after a change was heard
+    comes back with a WAL position at or past the change's commit. One marker answers every
+    reader asking meanwhile, and none is sent while nothing new was heard."""
+    definitions = kept.definitions
+    assert await definitions.heard_position() is None  # not listening: nothing is known
+    await _listening(kept)
+    first = await definitions.heard_position()
+    assert first is not None
+    markers = definitions._marker
+    assert await definitions.heard_position() == first and definitions._marker == markers
+
+    epoch = definitions.epoch
+    _board(kit, "placed")
+    committed_by = await _wal_position(kept)  # read after the change's commit
+    await _heard(lambda: definitions.epoch > epoch)
+    positions = await asyncio.gather(*(definitions.heard_position() for _ in range(5)))
+    assert len(set(positions)) == 1 and positions[0] is not None and positions[0] >= committed_by > first
+    assert definitions._marker == markers + 1

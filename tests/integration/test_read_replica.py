@@ -81,10 +81,16 @@ def test_a_caller_reads_its_own_writes_while_the_replica_lags(deployment: Deploy
         assert kit.data(widget.id).frame.row_count == 1
         assert deployment.reads(0, "primary") >= primary_before + 4
 
-        # Someone else reads the replica, which has not replayed it yet: slightly stale, as allowed.
+        # Someone else on the other server reads the replica, which has not replayed it yet:
+        # slightly stale, as allowed.
         with pytest.raises(grpc.RpcError) as missing:
-            dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=bob)
+            other_dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=bob)
         assert missing.value.code() == Code.NOT_FOUND
+        # On the writer's server the dashboard alice read (on the primary, so current) is kept,
+        # and decided for bob on his read: found, and nothing read.
+        ran = deployment.reads(0, "replica"), deployment.reads(0, "primary")
+        assert dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=bob).id == created.id
+        assert (deployment.reads(0, "replica"), deployment.reads(0, "primary")) == ran
 
         # The writer on another server process: held to its write by the LSN it carries.
         with_lsn = (*alice, (LSN_METADATA, lsn))
@@ -110,9 +116,9 @@ def test_a_caller_reads_its_own_writes_while_the_replica_lags(deployment: Deploy
     finally:
         deployment.replay(paused=False)
     deployment.pg.wait_replayed()
-    replica_before = deployment.reads(0, "replica")
-    assert dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=bob).id == created.id
-    assert deployment.reads(0, "replica") == replica_before + 1
+    replica_before = deployment.reads(1, "replica")
+    assert other_dashboards.GetDashboard(d.GetDashboardRequest(id=created.id), metadata=bob).id == created.id
+    assert deployment.reads(1, "replica") == replica_before + 1
 
 
 def test_reads_fall_back_to_the_primary_while_the_replica_is_down(deployment: Deployment, auth: Any) -> None:
@@ -133,10 +139,12 @@ def test_reads_fall_back_to_the_primary_while_the_replica_is_down(deployment: De
             assert [b.id for b in listed.dashboards] == [board.id]
             assert len(widgets.ListWidgets(w.ListWidgetsRequest(dashboard_id=board.id), metadata=reader).widgets) == 1
             assert kit.data(widget.id, md=reader).frame.row_count == 1
-        # Gets and lists read the primary each time (their statements run on the driver, so the
-        # replica's failure comes as psycopg's own error); widget data loads its definition there
-        # once and then serves it from memory (followed by the primary's notifications).
-        assert deployment.reads(1, "primary") >= primary_before + 11
+        # The first get and list read the primary (their statements run on the driver, so the
+        # replica's failure comes as psycopg's own error) and, read there, are kept: the others
+        # read nothing. Widget lists read the primary each time; widget data loads its
+        # definition there once and then serves it from memory (both followed by the primary's
+        # notifications).
+        assert deployment.reads(1, "primary") >= primary_before + 8
     finally:
         deployment.pg.replica.start()
     # Back: once its retry pause is over, reads return to it (a bounded wait on a condition).
@@ -144,7 +152,7 @@ def test_reads_fall_back_to_the_primary_while_the_replica_is_down(deployment: De
     deadline = time.monotonic() + 30
     while deployment.reads(1, "replica") == replica_before:
         assert time.monotonic() < deadline, "reads never returned to the restarted replica"
-        assert dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=reader).id == board.id
+        assert len(widgets.ListWidgets(w.ListWidgetsRequest(dashboard_id=board.id), metadata=reader).widgets) == 1
         time.sleep(0.1)
 
 
@@ -178,6 +186,68 @@ def test_a_kept_definition_is_never_loaded_from_a_lagging_replica(deployment: De
         deployment.replay(paused=False)
     deployment.pg.wait_replayed()
     assert frame_to_rows(reader.data(widget.id).frame) == [{"n": 2}]
+
+
+def test_kept_answers_are_read_on_a_current_replica_and_never_kept_from_a_lagging_one(
+    deployment: Deployment, auth: Any
+) -> None:
+    """Kept dashboard answers (server/dashboards/kept.py) with a replica: a list page or a
+    dashboard asked again reads nothing, its first read having run on the replica, which had
+    replayed every change the server had heard. While the replica lags behind a change heard,
+    reads go where routing sends them (the replica: stale, as allowed) and nothing is kept from
+    them, so the change shows as soon as the replica has replayed it, and is kept from then on."""
+    facility = f"fac-{uuid.uuid4().hex[:8]}"
+    hal = auth("hal", "editor", facility)
+    ivy = auth("ivy", "admin", facility)  # writes nothing: routing sends her to the replica
+    queries, dashboards, widgets = deployment.stubs(0)
+    _, other_dashboards, _ = deployment.stubs(1)
+    kit = Kit(queries, dashboards, widgets, hal, facility)
+    board = kit.board()
+    deployment.pg.wait_replayed()
+
+    def listed() -> list[str]:
+        request = d.ListDashboardsRequest(facility_id=facility)
+        return [b.id for b in other_dashboards.ListDashboards(request, metadata=ivy).dashboards]
+
+    def got() -> str:
+        return str(other_dashboards.GetDashboard(d.GetDashboardRequest(id=board.id), metadata=ivy).title)
+
+    def reads() -> tuple[float, float]:
+        return deployment.reads(1, "replica"), deployment.reads(1, "primary")
+
+    before = reads()
+    assert listed() == [board.id] and got() == board.title
+    first = reads()
+    assert first == (before[0] + 2, before[1])  # both on the replica
+    for _ in range(3):
+        assert listed() == [board.id] and got() == board.title
+    assert reads() == first  # kept: nothing read
+
+    deployment.replay(paused=True)
+    try:
+        newer = dashboards.CreateDashboard(  # through the other server
+            d.CreateDashboardRequest(dashboard=d.Dashboard(facility_id=facility, title="newer")), metadata=hal
+        )
+        deadline = time.monotonic() + 5
+        while True:  # until server 1 has heard it: its kept page goes, the dashboard stays
+            ran = reads()
+            shown = listed()
+            if reads() != ran:
+                break
+            assert time.monotonic() < deadline, "the change was not heard"
+            time.sleep(0.02)
+        assert reads()[0] == ran[0] + 1 and shown == [board.id]  # the lagging replica's answer
+        for _ in range(2):  # not kept: each list reads the replica again
+            ran = reads()
+            assert listed() == [board.id] and reads() == (ran[0] + 1, ran[1])
+        ran = reads()
+        assert got() == board.title and reads() == ran  # another dashboard's change: still kept
+    finally:
+        deployment.replay(paused=False)
+    deployment.pg.wait_replayed()
+    ran = reads()
+    assert listed() == [newer.id, board.id] and reads() == (ran[0] + 1, ran[1])  # current: kept
+    assert listed() == [newer.id, board.id] and reads() == (ran[0] + 1, ran[1])
 
 
 def _rest(server: ServerHandle, method: str, path: str, md: Any, body: Any = None, lsn: str = "") -> Any:
