@@ -19,6 +19,7 @@ from bench import (
     fuzz,
     job_progress,
     lists,
+    lists_replica,
     load_ceiling,
     materialize_due,
     portability,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "browser_vs_grpc": browser_vs_grpc.run,
     "materialize_due": materialize_due.run,
     "lists": lists.run,
+    "lists_replica": lists_replica.run,
     "portability": portability.run,
     "search": search.run,
     # Run only when named (--only soak / broker_chaos / redis_chaos / load_ceiling): long, restart
@@ -59,7 +61,15 @@ BENCHMARKS: dict[str, Callable[[Bench, bool], list[dict[str, Any]]]] = {
     "worker_chaos": worker_chaos.run,
     "postgres_chaos": postgres_chaos.run,
 }
-ONLY_WHEN_NAMED = ("soak", "broker_chaos", "redis_chaos", "load_ceiling", "worker_chaos", "postgres_chaos")
+ONLY_WHEN_NAMED = (
+    "soak",
+    "lists_replica",
+    "broker_chaos",
+    "redis_chaos",
+    "load_ceiling",
+    "worker_chaos",
+    "postgres_chaos",
+)
 DEFAULT = [name for name in BENCHMARKS if name not in ONLY_WHEN_NAMED]
 
 

@@ -120,18 +120,18 @@ def _database_url(bench: Bench) -> str:
     return f"{base}/{DATABASE}"
 
 
-def _plain(url: str) -> str:
+def plain(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def ensure_seeded(bench: Bench) -> tuple[str, dict[str, int]]:
     """The data set's database, created and seeded on first use; migrated to head every run."""
     url = _database_url(bench)
-    with psycopg.connect(_plain(bench.services.admin_url), autocommit=True) as admin:
+    with psycopg.connect(plain(bench.services.admin_url), autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
             admin.execute(f"CREATE DATABASE {DATABASE}")
     upgrade(url)
-    with psycopg.connect(_plain(url), autocommit=True) as conn:
+    with psycopg.connect(plain(url), autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM dashboards").fetchone()
         if row is None or row[0] == 0:
             started = time.perf_counter()
@@ -165,7 +165,7 @@ def _page_token(address: str, md: Any, request: d.ListDashboardsRequest, page: i
 
 
 def _big_dashboard(url: str) -> str:
-    with psycopg.connect(_plain(url)) as conn:
+    with psycopg.connect(plain(url)) as conn:
         row = conn.execute(
             "SELECT d.id FROM dashboards d JOIN widgets w ON w.dashboard_id = d.id"
             " WHERE d.facility_id = %s AND d.owner_id = %s GROUP BY d.id HAVING count(*) = 50 LIMIT 1",
@@ -209,7 +209,7 @@ def _changes_elsewhere(url: str) -> Iterator[list[int]]:
     dashboard of the caller's facility other than the bench's big one; yields the count made."""
     made = [0]
     stop = threading.Event()
-    with psycopg.connect(_plain(url), autocommit=True) as conn:
+    with psycopg.connect(plain(url), autocommit=True) as conn:
         elsewhere = conn.execute("SELECT id FROM dashboards WHERE facility_id <> %s LIMIT 1", (FACILITY,)).fetchone()
         widget = conn.execute(
             "SELECT w.id FROM widgets w JOIN dashboards d ON d.id = w.dashboard_id"
@@ -238,7 +238,7 @@ def _changes_elsewhere(url: str) -> Iterator[list[int]]:
             thread.join()
 
 
-def _reply(address: str, md: Any, method: str, request: bytes) -> bytes:
+def reply_of(address: str, md: Any, method: str, request: bytes) -> bytes:
     with grpc.insecure_channel(address) as channel:
         call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         return bytes(call(request, metadata=md, timeout=30))
@@ -253,7 +253,7 @@ def run(bench: Bench, full: bool) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     with tessera_serve(settings) as served:
         for name, (method, request) in shapes(served.address, md, url).items():
-            reply = _reply(served.address, md, method, request)
+            reply = reply_of(served.address, md, method, request)
             figures: dict[str, Any] = {"workload": name, "data_set": counts, "reply_bytes": len(reply)}
             with bare_grpc(method, reply) as bare:
                 for clients in (1, 8):

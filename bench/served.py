@@ -123,7 +123,8 @@ def tessera_serve(
     start_timeout: float = 240.0,
 ) -> Iterator[Served]:
     """`tessera serve` (with `--processes N` when given) on free ports, configured like the
-    bench's in-thread server (same database, Redis prefix and token secret), plus `extra_env`."""
+    bench's in-thread server (same database and read replica, Redis prefix and token secret), plus
+    `extra_env`."""
     port, metrics_port = free_port(), free_port()
     env = {
         # No saturation shedding unless asked (load_ceiling does): h2load counts a refusal (HTTP
@@ -140,6 +141,7 @@ def tessera_serve(
         "TESSERA_METRICS_PORT": str(metrics_port),
         "TESSERA_HTTP_PORT": "-1",
         "TESSERA_LOG_LEVEL": "WARNING",
+        **({"DATABASE_REPLICA_URL": settings.database_replica_url} if settings.database_replica_url else {}),
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "server.cli", "serve"]
