@@ -157,9 +157,15 @@ class AuditLog:
     async def _run(self) -> None:
         assert self._wake is not None
         delay = self._interval
-        while True:
+        while not self._closed:
+            # Not asyncio.wait_for: on Python 3.11 a cancellation landing just as the event
+            # is set is dropped by it, and the writer went on to wait for the lock that close()
+            # holds while it waits for the writer: the server never stopped.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            if self._closed:
+                return  # close() writes what is left
             self._wake.clear()
             try:
                 await self.flush()

@@ -159,7 +159,8 @@ class Listener(Follower):
                 await probe
                 return True
             self._pause()
-            await asyncio.wait_for(asyncio.shield(probe), timeout=LOST_SECONDS - PING_SECONDS)
+            async with asyncio.timeout(LOST_SECONDS - PING_SECONDS):
+                await asyncio.shield(probe)
             return False
         finally:
             if not probe.done():

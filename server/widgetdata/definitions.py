@@ -238,7 +238,8 @@ class Definitions:
                     text("SELECT pg_notify(:channel, :prefix || pg_current_wal_lsn()::text)"),
                     {"channel": CHANNEL, "prefix": f"sync:{self._token}:{marker}:{commit}:"},
                 )
-            await asyncio.wait_for(asyncio.shield(waiter), SYNC_WAIT_SECONDS)
+            async with asyncio.timeout(SYNC_WAIT_SECONDS):
+                await asyncio.shield(waiter)
         except TimeoutError:
             return False
         finally:

@@ -252,6 +252,37 @@ def test_buffered_events_are_written_on_close(migrated: str):
     assert asyncio.run(scenario()) == 250
 
 
+def test_closing_ends_a_writer_woken_as_its_cancellation_lands(migrated: str):
+    """close() holds the writer's lock while it cancels the writer and waits for it to end. A
+    writer woken in the same turn of the loop as that cancellation (events arriving as the server
+    stops) must still end: on Python 3.11 asyncio.wait_for dropped such a cancellation, the writer
+    went on to wait for the lock, and `tessera serve` hung on SIGTERM."""
+    marker = f"woken-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> int:
+        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
+        try:
+            log = AuditLog(db, interval=3600, batch_size=10_000)
+            log.record(AuditEvent(actor=marker, method="test/Woken", outcome=SUCCESS))
+            for _ in range(3):
+                await asyncio.sleep(0)  # the writer asleep, waiting to be woken
+            assert log._wake is not None and log._task is not None and not log._task.done()
+            log._wake.set()
+            await asyncio.sleep(0)  # its wait has returned; the writer itself has not resumed
+            closing = asyncio.create_task(log.close())
+            # Not wait_for(close()): close() swallows a cancellation of its own while it waits for
+            # the writer, so a deadlock would end at the timeout and pass for a close.
+            await asyncio.wait({closing}, timeout=10)
+            assert closing.done(), "close() and the audit writer wait for each other"
+            await closing
+            assert log.pending == 0
+            return await _written(db, marker)
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(scenario()) == 1
+
+
 def test_closing_lets_a_write_in_progress_finish_instead_of_cancelling_it(migrated: str):
     """A COPY cancelled half-way can leave its connection busy for whoever gets it next: closing
     waits for the writer's flush (here held up by a lock on the table) and then writes the rest."""
