@@ -10,6 +10,7 @@ directory survives a restart: durable queues and persistent messages come back, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -98,14 +99,30 @@ class PrivateRabbit:
         return done.returncode == 0
 
     def kill(self) -> None:
-        """SIGKILL to the node's whole process group (beam and epmd-less helpers), like a lost host."""
+        """SIGKILL to the node's whole process group (beam and epmd-less helpers), like a lost host.
+        As root, Debian's wrapper starts the node through `su`, in a session of its own that the
+        group misses (the node lived on, still answering, and a "restart" found it up): the node
+        itself, named by its pid file, is killed too."""
+        node = self._node_pid()
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(timeout=30)
         self._process = None
+        if node is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(node, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while self.answers() and time.monotonic() < deadline:
+        while (self.answers() or (node is not None and Path(f"/proc/{node}").exists())) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+    def _node_pid(self) -> int | None:
+        """The node's process (beam), from its pid file, while it is still this node's."""
+        try:
+            pid = int((self.folder / "pid").read_text().strip())
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        return pid if f"RABBITMQ_NODENAME={self.node}".encode() in environ else None
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
