@@ -237,12 +237,10 @@ class DashboardDomain:
         def read(conn: AsyncConnection) -> Awaitable[dashboard_pb2.Dashboard]:
             return self._published_view(conn, row)
 
-        if self._db.replica is None:
-            return await self._db.stale_read(read, autocommit=True)
         try:
             return await self._db.current_read(read)
         except Exception as error:
-            if not fallback_error(error):
+            if self._db.replica is None or not fallback_error(error):
                 raise
             return await self._db.stale_read(read, autocommit=True)
 
