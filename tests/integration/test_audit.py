@@ -360,6 +360,48 @@ def test_a_flush_writes_what_was_buffered_in_one_batch_not_what_keeps_arriving(m
     assert pending == 10
 
 
+def test_the_writer_is_woken_by_a_batch_of_new_events_not_by_those_being_written(migrated: str):
+    """The events a flush is writing stay buffered until written, but they are not the next batch:
+    counted as if they were, every event recorded during a write woke the writer again at once,
+    and a busy server wrote back to back, a transaction and a COPY for every few events."""
+    marker = f"waking-{uuid.uuid4().hex[:8]}"
+
+    class Arrivals(AuditLog):
+        """`arriving` events come in while the first batch is written."""
+
+        arriving = 0
+        woken: bool | None = None
+
+        async def _settle(self, size: int) -> None:
+            for i in range(self.arriving):
+                self.record(AuditEvent(actor=marker, method="test/Waking", outcome=SUCCESS, resource_id=f"late-{i}"))
+            self.arriving = 0
+            if self.woken is None:
+                self.woken = self._wake is not None and self._wake.is_set()
+            await super()._settle(size)
+
+    def woken_by(arriving: int) -> bool | None:
+        db = Database(make_engine(migrated, pool_size=1, max_overflow=0))
+        log = Arrivals(db, interval=3600, batch_size=100)
+        log.arriving = arriving
+        for i in range(150):  # outside a loop: buffered, and no writer started or woken yet
+            log.record(AuditEvent(actor=marker, method="test/Waking", outcome=SUCCESS, resource_id=str(i)))
+
+        async def scenario() -> bool | None:
+            try:
+                await asyncio.wait_for(log.flush(), timeout=10)
+                await log.close()
+                assert log.pending == 0
+                return log.woken
+            finally:
+                await db.dispose()
+
+        return asyncio.run(scenario())
+
+    assert woken_by(10) is False
+    assert woken_by(100) is True
+
+
 def test_events_keep_the_time_they_happened_not_the_flush_time(migrated: str):
     marker = f"times-{uuid.uuid4().hex[:8]}"
 
