@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextvars import ContextVar
@@ -28,6 +29,7 @@ __all__ = [
     "correlated",
     "correlation_id",
     "current_correlation_id",
+    "new_correlation_id",
     "stamp_headers",
 ]
 
@@ -44,6 +46,14 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 
 def current_correlation_id() -> str:
     return correlation_id.get()
+
+
+def new_correlation_id() -> str:
+    """32 random hex digits, as uuid4().hex looks, for a call that brought none. Not a secret,
+    only unique: from the process's own generator (seeded from the OS, and again in a forked
+    child) rather than a getrandom call and a UUID object for every rpc (a 20th of a cache
+    hit's CPU on the event loop)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 @contextlib.contextmanager

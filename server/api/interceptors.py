@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from server.auth.authenticator import Authenticator
 from server.db import replica as db_replica
 from server.db.errors import is_unavailable
 from server.errors import FieldViolation, InvalidArgument, TesseraError, Unavailable
+from server.logs import new_correlation_id
 from server.metrics import Metrics
 
 log = logging.getLogger("tessera.rpc")
@@ -98,7 +98,7 @@ class AccessLogInterceptor(_Wrapping):
 
     def _begin(self, method: str, ctx: Ctx) -> float:
         metadata = {k: v for k, v in (ctx.invocation_metadata() or ()) if isinstance(v, str)}
-        cid = metadata.get("x-correlation-id", "")[:64] or uuid.uuid4().hex
+        cid = metadata.get("x-correlation-id", "")[:64] or new_correlation_id()
         rpc_context.correlation_id.set(cid)
         rpc_context.rpc_method.set(method)
         return time.perf_counter()

@@ -5,7 +5,6 @@ or the export file."""
 from __future__ import annotations
 
 import gzip
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -26,6 +25,7 @@ from server.http.docs import StaticRoutes
 from server.http.refusals import UnroutedRefusals
 from server.http.status import http_status, retry_after_headers, status_json, status_message, transport_status
 from server.http.transcode import build_request, dumps, to_json
+from server.logs import new_correlation_id
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -70,7 +70,7 @@ class Request:
         self.cors = origin if origin and (origin in cors_origins or "*" in cors_origins) else ""
 
     def correlation_id(self) -> str:
-        return self.headers.get("x-correlation-id", "")[:64] or uuid.uuid4().hex
+        return self.headers.get("x-correlation-id", "")[:64] or new_correlation_id()
 
     def cors_headers(self) -> Headers:
         if not self.cors:
