@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
+import warnings
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import event, func, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util import await_
 
 from server.app import Runtime, build_core
 from server.config import Settings
@@ -19,6 +23,7 @@ from server.db import engine as engine_module
 from server.db.compiled import Statement
 from server.db.engine import Database, make_engine
 from server.db.migrate import sync_url
+from server.db.replica import ReplicaRouter
 from tests.harness.cancel import cancel_twice_while_running, pool_errors
 
 
@@ -224,3 +229,55 @@ async def test_the_server_sizes_the_read_pool_from_the_setting(
             assert core.db.reads is None
     finally:
         await core.close()
+
+
+async def test_a_call_cancelled_while_it_checks_a_connection_out_leaves_none_behind(
+    settings: Settings, migrated: str
+) -> None:
+    """An engine switched to autocommit by execution options (statements() sharing the pool, a
+    replica's routed reads) awaits psycopg in the middle of SQLAlchemy's checkout, after the pool
+    has handed the connection over (its engine_connect step). A call cancelled right there (its
+    client gone) left that connection to the garbage collector: never handed back, dropped with a
+    warning, and a new one opened in its place (seen under a storm of client deadlines on a
+    replica). Here that step is made to wait, and every call is cancelled while it does."""
+    db = Database(make_engine(settings.database_url, pool_size=2, max_overflow=0))
+    # The primary in a replica's place: routed reads go through the replica's autocommit engine.
+    db.replica = ReplicaRouter(make_engine(settings.database_url, pool_size=2, max_overflow=0), window_seconds=5)
+    switching = asyncio.Event()
+
+    def slow_switch(connection: Any) -> None:
+        if "isolation_level" in connection.get_execution_options():
+            switching.set()
+            await_(asyncio.sleep(0.05))
+
+    for engine in (db.engine, db.replica.engine):
+        event.listen(engine.sync_engine, "engine_connect", slow_switch)
+
+    async def select_one(conn: AsyncConnection) -> None:
+        await conn.execute(text("SELECT 1"))
+
+    async def statements() -> None:
+        async with db.statements() as conn:
+            await select_one(conn)
+
+    async def routed() -> None:
+        await db.stale_read(select_one, autocommit=True)
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for call in (statements, routed) * 3:
+                switching.clear()
+                task = asyncio.create_task(call())
+                await asyncio.wait_for(switching.wait(), timeout=5)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.sleep(0.2)  # the checkouts end, and are handed back
+            gc.collect()
+        assert [str(w.message)[:90] for w in caught if "non-checked-in" in str(w.message)] == []
+        for engine in (db.engine, db.replica.engine):
+            assert engine.sync_engine.pool.checkedout() == 0
+        await statements()  # both still serve
+        await routed()
+    finally:
+        await db.dispose()
