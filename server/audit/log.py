@@ -130,7 +130,13 @@ class AuditLog:
         if self._closed:
             return
         self._ensure_task()
-        if len(self._pending) - self._writing >= self._batch_size and self._wake is not None:
+        # Not while writes fail: the writer retries on its backoff, which arrivals must not cut
+        # short (each woke it for another attempt at once, as fast as events came in).
+        if (
+            len(self._pending) - self._writing >= self._batch_size
+            and self._failing_since is None
+            and self._wake is not None
+        ):
             self._wake.set()
 
     def record_refusal(self, key: RefusalKey, correlation_id: str) -> None:

@@ -375,6 +375,34 @@ def test_the_database_away_events_wait_then_go_to_the_dead_letter_file_on_close_
     assert not DeadLetterFile(path).holds_events()
 
 
+def test_with_the_database_away_events_arriving_do_not_cut_the_writers_backoff_short(tmp_path: Path):
+    """A full batch wakes the writer, but not while its writes are failing: each event arriving
+    then woke it for another attempt at once (a connection refused in a millisecond), so under
+    traffic the writer retried as fast as events came in instead of backing off."""
+    db = Database(make_engine("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", pool_size=1, max_overflow=0))
+    metrics = Metrics()
+
+    async def scenario() -> None:
+        log = AuditLog(
+            db,
+            interval=0.05,
+            batch_size=10,
+            max_backoff=0.4,
+            dead_letter=DeadLetterFile(tmp_path / "d.jsonl"),
+            metrics=metrics,
+        )
+        for i in range(200):  # an event every 5 ms for a second
+            log.record(AuditEvent(actor="busy", method="test/Backoff", outcome=SUCCESS, resource_id=str(i)))
+            await asyncio.sleep(0.005)
+        await log.close()
+        await db.dispose()
+
+    asyncio.run(scenario())
+    attempts = metrics.audit_write_failures.labels(kind="unavailable")._value.get()
+    # Backing off from 0.05 s, doubling up to 0.4 s: a handful of attempts in that second (the last at close).
+    assert 2 <= attempts <= 8
+
+
 def test_a_full_buffer_sets_new_events_aside_instead_of_dropping_them(tmp_path: Path):
     path = tmp_path / "dead.jsonl"
     db = Database(make_engine("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", pool_size=1, max_overflow=0))
