@@ -191,6 +191,8 @@ class HealthMonitor:
         )
         previous = self.last.dependencies if self.last is not None else {}
         postgres = self._verdicts.settle("postgres", postgres_answer, saturated, previous.get("postgres"))
+        if postgres and previous.get("postgres") is False:
+            self._app.audit.retry_now()  # its writes failed while PostgreSQL was away
         redis = self._verdicts.settle("redis", redis_answer, saturated, previous.get("redis"))
         broker = self._verdicts.settle("broker", broker_answer, saturated, previous.get("broker"))
         audit = self._app.audit.health().ok

@@ -139,6 +139,13 @@ class AuditLog:
         ):
             self._wake.set()
 
+    def retry_now(self) -> None:
+        """The database answers again (health saw it): a writer backing off from failed writes
+        tries at once, rather than at the end of a backoff grown during the outage (up to
+        `max_backoff`), so the events buffered meanwhile are written within a health check."""
+        if self._failing_since is not None and self._wake is not None:
+            self._wake.set()
+
     def record_refusal(self, key: RefusalKey, correlation_id: str) -> None:
         """Counts a call refused before anyone was identified; records what the counter lets through."""
         for event in self._refusals.observe(key, correlation_id):
