@@ -51,8 +51,8 @@ def current_correlation_id() -> str:
 def new_correlation_id() -> str:
     """32 random hex digits, as uuid4().hex looks, for a call that brought none. Not a secret,
     only unique: from the process's own generator (seeded from the OS, and again in a forked
-    child) rather than a getrandom call and a UUID object for every rpc (a 20th of a cache
-    hit's CPU on the event loop)."""
+    child) rather than a getrandom call and a UUID object for every rpc (uuid4 was about 4% of
+    the event loop's busy time on cache hits). A caller may send its own id anyway."""
     return f"{random.getrandbits(128):032x}"
 
 
