@@ -46,14 +46,7 @@ def _seed(url: str) -> float:
 
 def _reads(served: Served) -> dict[str, float]:
     """tessera_db_reads_total by target, summed over the server's processes."""
-    out = {"primary": 0.0, "replica": 0.0}
-    for line in served.metrics().splitlines():
-        if not line.startswith("tessera_db_reads_total{"):
-            continue
-        for target in out:
-            if f'target="{target}"' in line:
-                out[target] += float(line.rsplit(" ", 1)[1])
-    return out
+    return {target: served.total("tessera_db_reads_total", target=target) for target in ("primary", "replica")}
 
 
 def _measure(

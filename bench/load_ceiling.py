@@ -23,7 +23,6 @@ figures: read them as this machine's order of magnitude, not a constant."""
 
 from __future__ import annotations
 
-import re
 import statistics
 import threading
 import time
@@ -47,37 +46,27 @@ CLIENTS = 16
 STREAMS = 8
 OVERLOAD_CLIENTS = 64
 OVERLOAD_STREAMS = 32
-_COUNT = re.compile(r'^tessera_rpc_duration_seconds_count\{code="([A-Z_]+)",method="([^"]+)"\} ([\d.e+]+)$')
-_IN_FLIGHT = re.compile(r"^tessera_rpcs_in_flight(?:\{[^}]*\})? ([\d.e+-]+)$")
-_SHED_SHARE = re.compile(r"^tessera_shed_share(?:\{[^}]*\})? ([\d.e+-]+)$")
-_SHED = re.compile(r'^tessera_rpcs_shed_total\{why="([a-z_]+)"\} ([\d.e+]+)$')
 
 
 def _codes(served: Served) -> Counter[str]:
     """GetWidgetData calls answered so far, by status code (summed over the server's processes)."""
     out: Counter[str] = Counter()
-    for line in served.metrics().splitlines():
-        match = _COUNT.match(line)
-        if match and match.group(2) == METHOD:
-            out[match.group(1)] += round(float(match.group(3)))
+    for labels, value in served.samples("tessera_rpc_duration_seconds_count"):
+        if labels.get("method") == METHOD:
+            out[labels["code"]] += round(value)
     return out
 
 
-def _gauge(served: Served, pattern: re.Pattern[str]) -> float:
-    for line in served.metrics().splitlines():
-        match = pattern.match(line)
-        if match:
-            return float(match.group(1))
-    return 0.0
+def _gauge(served: Served, name: str) -> float:
+    found = served.samples(name)
+    return found[0][1] if found else 0.0
 
 
 def _shed(served: Served) -> Counter[str]:
     """Calls refused by load shedding so far, by why (in_flight, saturated)."""
     out: Counter[str] = Counter()
-    for line in served.metrics().splitlines():
-        match = _SHED.match(line)
-        if match:
-            out[match.group(1)] += round(float(match.group(2)))
+    for labels, value in served.samples("tessera_rpcs_shed_total"):
+        out[labels["why"]] += round(value)
     return out
 
 
@@ -103,8 +92,8 @@ class _Watch:
     def _sample(self) -> None:
         while not self._stop.wait(0.25):
             self.rss.append(self.served.rss_bytes())
-            self.in_flight.append(_gauge(self.served, _IN_FLIGHT))
-            self.shed_share.append(_gauge(self.served, _SHED_SHARE))
+            self.in_flight.append(_gauge(self.served, "tessera_rpcs_in_flight"))
+            self.shed_share.append(_gauge(self.served, "tessera_shed_share"))
 
     def _probe(self) -> None:
         while not self._stop.is_set():

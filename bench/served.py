@@ -22,6 +22,7 @@ from typing import TypeVar
 import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from server.config import Settings
 
@@ -74,6 +75,20 @@ class Served:
             raise RuntimeError("this server exports no metrics")
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as reply:
             return str(reply.read().decode())
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample named `name` (`..._total`, `..._count`, `..._sum` included) the server
+        exports now, with its labels."""
+        return [
+            (dict(sample.labels), float(sample.value))
+            for family in text_string_to_metric_families(self.metrics())
+            for sample in family.samples
+            if sample.name == name
+        ]
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of the samples named `name` whose labels include `labels`."""
+        return sum(value for found, value in self.samples(name) if labels.items() <= found.items())
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -109,21 +109,12 @@ def _cpu_ms_per_call(served: Served, run: Callable[[], h2load.Result], reply_byt
 
 
 def _served_count(served: Served, source: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in served.metrics().splitlines()
-        if line.startswith("tessera_widget_data_served_total") and f'source="{source}"' in line
-    )
+    return served.total("tessera_widget_data_served_total", source=source)
 
 
 def _source_seconds(served: Served) -> tuple[float, float]:
     """tessera_query_source_seconds' sum and count: what the calls spent at the data source."""
-    sums = {"tessera_query_source_seconds_sum": 0.0, "tessera_query_source_seconds_count": 0.0}
-    for line in served.metrics().splitlines():
-        name, _, value = line.rpartition(" ")
-        if name in sums:
-            sums[name] += float(value)
-    return sums["tessera_query_source_seconds_sum"], sums["tessera_query_source_seconds_count"]
+    return served.total("tessera_query_source_seconds_sum"), served.total("tessera_query_source_seconds_count")
 
 
 def _tessera_configs() -> list[int | None]:
