@@ -12,7 +12,8 @@ stream), then blocks on the stream. Revisions <= the last one sent are skipped (
 a revision beyond last+1 (a trimmed stream, a lost XADD, Redis down for a while) makes it re-read
 the row and send that snapshot (no gaps: every snapshot is the whole job). While idle it sends
 heartbeats and re-reads the row each time (so an XADD lost to a crash between commit and publish
-costs at most one heartbeat interval). Redis unavailable: it polls the row instead.
+costs at most one heartbeat interval); a row found ahead is bridged from the stream, as a resume
+is. Redis unavailable: it polls the row instead.
 """
 
 from __future__ import annotations
@@ -278,10 +279,15 @@ class RevisionStore(Generic[M, E]):
             if time.monotonic() >= next_beat:
                 current = await self.get(job_id)
                 if current.revision > last:
-                    yield event(current)
-                    last = current.revision
-                    if current.state in TERMINAL:
-                        return
+                    # Committed since the stream was last read: the revisions in between are
+                    # sent from the stream, in order; the row's snapshot stands in only for what
+                    # the stream lacks (an XADD lost to a crash). Sending the row's alone skipped
+                    # every revision committed just before it.
+                    for snapshot in await self._catch_up(key, last, current):
+                        yield event(snapshot)
+                        last = snapshot.revision
+                        if snapshot.state in TERMINAL:
+                            return
                 else:
                     yield self._beat(last)
                 next_beat = time.monotonic() + self._heartbeat

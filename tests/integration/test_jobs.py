@@ -361,6 +361,57 @@ def test_live_watch_survives_dead_redis(
     assert any(e.HasField("heartbeat") for e in events)
 
 
+def test_revisions_committed_just_before_a_heartbeat_are_all_sent(
+    kit: Kit, job_settings: Settings, job_servers: tuple[ServerHandle, ...]
+) -> None:
+    """Revisions committed and published after the watch last read the stream, found by its
+    heartbeat's read of the row: each is sent, in order (the row's snapshot alone was sent
+    before, skipping those between)."""
+    server = job_servers[0]
+    app = server.running.app
+    board = kit.board()
+
+    async def scenario() -> list[Any]:
+        from server.materialization.runner import _finish, _widget_step
+
+        live = MaterializationStore(app.db, app.redis, job_settings)
+        async with app.db.transaction() as conn:
+            job = await MaterializationStore.insert(
+                conn,
+                kind="materialize",
+                dashboard_id=uuid.UUID(board.id),
+                facility_id=kit.facility,
+                requested_by="alice",
+                params={},
+                widget_ids=["w-1"],
+            )
+
+        class ChangedBeforeItsRead(MaterializationStore):
+            """The worker's three changes land just before this watcher's next read of the row."""
+
+            armed = False
+
+            async def get(self, job_id: str) -> w.MaterializationJob:
+                if self.armed:
+                    self.armed = False
+                    await live.change(job_id, _widget_step(0, c.JOB_STATE_RUNNING, "materializing widget 1 of 1"))
+                    await live.change(job_id, _widget_step(0, SUCCEEDED, "widget 1 of 1 done"))
+                    await live.change(job_id, _finish)
+                return await super().get(job_id)
+
+        watcher = ChangedBeforeItsRead(app.db, app.redis, job_settings)
+        events: list[Any] = []
+        async for event in watcher.watch(job.id, 0):
+            events.append(event)
+            if event.HasField("job") and event.job.revision == 1:
+                watcher.armed = True  # the next read of the row is the heartbeat's
+        return events
+
+    events = server.run(scenario())
+    assert [e.job.revision for e in events if e.HasField("job")] == [1, 2, 3, 4]
+    assert events[-1].job.state == SUCCEEDED
+
+
 def test_access_goes_through_the_dashboard(kit: Kit, worker: WorkerProcess, auth: Any, other_server: Any) -> None:
     board = kit.board()
     kit.widget(board, kit.query("SELECT 1 AS n"))
