@@ -53,6 +53,7 @@ from server.broker.queue_metrics import QueueDepthCollector
 from server.config import Settings
 from server.health import SERVICE_NAMES, HealthMonitor
 from server.http.serve import HttpServer, build_api, start_http
+from server.logs import access_lines
 from server.metrics import Exporter, start_exporter
 
 log = logging.getLogger("tessera.server")
@@ -263,3 +264,4 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     await stop.wait()
     log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace})
     await running.stop()
+    access_lines.write_pending()  # the lines of the calls that ended during the grace period

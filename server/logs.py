@@ -8,11 +8,15 @@ filter reads them from context variables, so no call site has to pass them.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import json
 import logging
 import random
 import sys
+import time
+from collections import deque
 from collections.abc import Iterator, MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -22,9 +26,11 @@ from opentelemetry import trace
 
 __all__ = [
     "CORRELATION_HEADER",
+    "AccessLines",
     "ContextFilter",
     "JsonFormatter",
     "TextFormatter",
+    "access_lines",
     "configure",
     "correlated",
     "correlation_id",
@@ -118,11 +124,156 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class _Handler(logging.StreamHandler[TextIO]):
+    """The root handler `configure` installs. The rpc lines waiting in `access_lines` are
+    written before any other record, so the stream keeps this process's order."""
+
+    def __init__(self, stream: TextIO, json_lines: bool) -> None:
+        super().__init__(stream)
+        self.json_lines = json_lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        access_lines.write_pending()
+        super().emit(record)
+
+
+# One write() carries at most this many bytes of whole lines: up to PIPE_BUF, the processes of
+# one server sharing a pipe never interleave inside a line.
+_CHUNK_BYTES = 4096
+_BATCH = 64  # lines written together at most
+_MAX_WAIT = 0.2  # seconds a line waits for its batch at most
+
+# (time, method, code, duration in ms, correlation id, trace id or "")
+_Entry = tuple[float, str, str, float, str, str]
+
+
+class AccessLines:
+    """The one line per rpc (logger `tessera.rpc`, INFO) at a fraction of a log record's cost.
+
+    Through `logging`, each line cost a LogRecord, the filters, a formatting and a write() with
+    its flush: about 14% of the event loop's busy time on cache hits (0.05 ms a hit). Here a call
+    appends a tuple, and lines are formatted and written in batches of up to `_BATCH`, at most
+    `_MAX_WAIT` seconds later (before any other record of the process, and at exit). The lines
+    are the ones `logging` would write, in the format the handler uses. When the root logger
+    is not `configure`'s alone (a host application's handlers, a test's capture), the line
+    goes through `logging` as any other."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger("tessera.rpc")
+        self._pending: deque[_Entry] = deque()
+        self._handler: _Handler | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None  # the loop of the timer set
+        self._second = (-1, False)  # the second (and format) `_stamp` shows
+        self._stamp = ""
+
+    def install(self, handler: _Handler | None) -> None:
+        """Writes what waits, then writes through `handler` (None: through `logging`)."""
+        self.write_pending()
+        self._handler = handler
+
+    def record(self, method: str, code: str, seconds: float, cid: str) -> None:
+        log = self._log
+        if not log.isEnabledFor(logging.INFO):
+            return
+        handler = self._handler
+        root = logging.root.handlers
+        ours = handler is not None and len(root) == 1 and root[0] is handler
+        if not ours or log.handlers or log.filters or not log.propagate:
+            extra = {"method": method, "code": code, "duration_ms": round(seconds * 1000, 2), "correlation_id": cid}
+            log.info("rpc", extra=extra)
+            return
+        span = trace.get_current_span().get_span_context()
+        now = time.time()
+        pending = self._pending
+        pending.append(
+            (now, method, code, round(seconds * 1000, 2), cid, format(span.trace_id, "032x") if span.is_valid else "")
+        )
+        if len(pending) >= _BATCH:
+            self.write_pending()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.write_pending()  # no loop to come back later
+            return
+        # A timer per loop at a time (the loop that set the last one may have stopped since).
+        if self._timer_loop is not loop:
+            self._timer_loop = loop
+            loop.call_later(_MAX_WAIT, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer_loop = None
+        self.write_pending()
+
+    def write_pending(self) -> None:
+        """Writes every waiting line now."""
+        handler = self._handler
+        if handler is None or not self._pending:
+            return
+        handler.acquire()
+        try:
+            chunk: list[str] = []
+            size = 0
+            while self._pending:
+                line = self._line(self._pending.popleft(), handler.json_lines)
+                length = len(line) if line.isascii() else len(line.encode())
+                if chunk and size + length > _CHUNK_BYTES:
+                    self._write(handler, chunk)
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            if chunk:
+                self._write(handler, chunk)
+        finally:
+            handler.release()
+
+    @staticmethod
+    def _write(handler: _Handler, lines: list[str]) -> None:
+        try:
+            handler.stream.write("".join(lines))
+            handler.flush()
+        except (OSError, ValueError):
+            pass  # stderr closed or gone: as logging's own lines, nowhere left to say so
+
+    def _line(self, entry: _Entry, json_lines: bool) -> str:
+        at, method, code, ms, cid, trace_id = entry
+        second = int(at)
+        if (second, json_lines) != self._second:
+            self._second = (second, json_lines)
+            self._stamp = (
+                datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+                if json_lines
+                else time.strftime("%H:%M:%S", time.localtime(second))
+            )
+        if json_lines:
+            fields: dict[str, Any] = {
+                "time": f"{self._stamp}.{int((at - second) * 1000):03d}+00:00",
+                "level": "INFO",
+                "logger": "tessera.rpc",
+                "message": "rpc",
+                "method": method,
+                "code": code,
+                "duration_ms": ms,
+                "correlation_id": cid,
+            }
+            if trace_id:
+                fields["trace_id"] = trace_id
+            return json.dumps(fields) + "\n"
+        line = f"{self._stamp} INFO    tessera.rpc: rpc method={method} code={code} duration_ms={ms}"
+        line += f" correlation_id={cid}"
+        return f"{line} trace_id={trace_id}\n" if trace_id else line + "\n"
+
+
+access_lines = AccessLines()
+atexit.register(access_lines.write_pending)
+
+
 def configure(level: str | int = "INFO", json_lines: bool = False, stream: TextIO | None = None) -> None:
     """One handler on the root logger (stderr unless `stream`), replacing any others."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _Handler(stream or sys.stderr, json_lines)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    access_lines.install(handler)

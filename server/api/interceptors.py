@@ -22,7 +22,7 @@ from server.auth.authenticator import Authenticator
 from server.db import replica as db_replica
 from server.db.errors import is_unavailable
 from server.errors import FieldViolation, InvalidArgument, TesseraError, Unavailable
-from server.logs import new_correlation_id
+from server.logs import access_lines, new_correlation_id
 from server.metrics import Metrics
 
 log = logging.getLogger("tessera.rpc")
@@ -109,15 +109,7 @@ class AccessLogInterceptor(_Wrapping):
         seconds = time.perf_counter() - started
         if self._metrics is not None:
             self._metrics.observe_rpc(method, name, seconds)
-        log.info(
-            "rpc",
-            extra={
-                "method": method,
-                "code": name,
-                "duration_ms": round(seconds * 1000, 2),
-                "correlation_id": rpc_context.correlation_id.get(),
-            },
-        )
+        access_lines.record(method, name, seconds, rpc_context.correlation_id.get())
 
     def wrap_unary(self, method: str, behaviour: Unary) -> Unary:
         async def logged(request: Any, ctx: Ctx) -> Any:

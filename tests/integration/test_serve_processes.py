@@ -4,6 +4,7 @@ spread across them, one metrics endpoint that adds both up, and a clean SIGTERM 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -63,7 +64,9 @@ def _until(what: str, check: object, timeout: float = 120.0) -> None:
 
 
 @contextlib.contextmanager
-def two_processes(settings: Settings, tmp_path: Path, *, http: bool = True) -> Iterator[Served]:
+def two_processes(
+    settings: Settings, tmp_path: Path, *, http: bool = True, log: dict[str, str] | None = None
+) -> Iterator[Served]:
     """`tessera serve --processes 2` on the test's database and Redis, until both processes
     serve; stopped by SIGTERM afterwards, and whatever is left killed, children too (killing only
     the parent would leave them running)."""
@@ -83,9 +86,14 @@ def two_processes(settings: Settings, tmp_path: Path, *, http: bool = True) -> I
         TESSERA_AUDIT_DEAD_LETTER_PATH=str(tmp_path / "dead-letter.jsonl"),
         TMPDIR=str(tmp_path),  # where the parent makes its metrics directory
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--processes", "2"], env=env, stdout=subprocess.DEVNULL
-    )
+    env.update(log or {})
+    with open(tmp_path / "stderr.log", "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--processes", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr if log else None,
+        )
     handle = Served(process, ports["grpc"], ports["http"], ports["metrics"], tmp_path)
     try:
         # Both processes have started once each one's series is there.
@@ -144,3 +152,39 @@ def test_two_processes_share_the_ports_and_one_metrics_endpoint_and_stop_on_sigt
     _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive
     assert not list(served.tmp.glob("tessera-server-metrics-*")), "the metrics directory is removed"
+
+
+def test_every_rpc_has_one_whole_access_line_when_two_processes_share_stderr(
+    settings: Settings, migrated: str, tmp_path: Path, auth: TokenFactory
+) -> None:
+    """At INFO, in JSON: the two processes share one stderr (a pipe in production, a file here),
+    and their batched access lines never cut into each other; every call has its line, the
+    last ones (answered just before SIGTERM) too."""
+    md = auth("multi", "viewer", "north-general")
+    sent: list[str] = []
+    with two_processes(settings, tmp_path, log={"TESSERA_LOG_LEVEL": "INFO", "TESSERA_LOG_JSON": "true"}) as served:
+        for i in range(12):
+            # A new channel is a new connection: the kernel spreads them over both processes.
+            with grpc.insecure_channel(f"127.0.0.1:{served.grpc_port}") as channel:
+                stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
+                for j in range(25):
+                    cid = f"access-{i:02d}-{j:02d}"
+                    stub.ListDashboards(
+                        dashboard_pb2.ListDashboardsRequest(page_size=1),
+                        metadata=(*md, ("x-correlation-id", cid)),
+                        timeout=30,
+                    )
+                    sent.append(cid)
+        per_process = served.per_process()
+        assert len(per_process) == 2 and all(n > 0 for n in per_process.values()), per_process
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=60) == 0
+    lines = (tmp_path / "stderr.log").read_text().splitlines()
+    ours = [line for line in lines if '"tessera.rpc"' in line]
+    # Every line whole (no two cut into each other): one JSON object from its first character.
+    access = [json.loads(line) for line in ours]
+    mine = sorted(e["correlation_id"] for e in access if e["correlation_id"].startswith("access-"))
+    assert mine == sorted(sent)
+    assert {(e["method"], e["code"]) for e in access if e["correlation_id"] in set(sent)} == {
+        ("/dashboard.v1.DashboardService/ListDashboards", "OK")
+    }
