@@ -139,7 +139,8 @@ def tessera_serve(
 ) -> Iterator[Served]:
     """`tessera serve` (with `--processes N` when given) on free ports, configured like the
     bench's in-thread server (same database and read replica, Redis prefix and token secret), plus
-    `extra_env`."""
+    `extra_env`; at the default log level (until 2026-12-08 at WARNING, which left out the line
+    every rpc writes)."""
     port, metrics_port = free_port(), free_port()
     env = {
         # No saturation shedding unless asked (load_ceiling does): h2load counts a refusal (HTTP
@@ -155,18 +156,24 @@ def tessera_serve(
         "TESSERA_PORT": str(port),
         "TESSERA_METRICS_PORT": str(metrics_port),
         "TESSERA_HTTP_PORT": "-1",
-        "TESSERA_LOG_LEVEL": "WARNING",
         **({"DATABASE_REPLICA_URL": settings.database_replica_url} if settings.database_replica_url else {}),
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "server.cli", "serve"]
     if processes is not None:
         command += ["--processes", str(processes)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    # At the default log level, as deployed (a line per rpc): its log goes to a file of its own,
+    # removed afterwards unless something failed.
+    with tempfile.NamedTemporaryFile(prefix="tessera-serve-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         address = f"127.0.0.1:{port}"
-        _wait_serving(address, process, start_timeout)
+        try:
+            _wait_serving(address, process, start_timeout)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; its log: {log.name}") from None
         yield Served(address, process, metrics_port)
+        Path(log.name).unlink(missing_ok=True)
     finally:
         _stop(process)
 
