@@ -99,6 +99,20 @@ def wait_terminal(stub: Any, md: Any, job_id: str) -> w.MaterializationJob:
     return jobs[-1]
 
 
+async def _insert_job(app: Any, kit: Kit, dashboard_id: str, widget_ids: list[str]) -> w.MaterializationJob:
+    """A QUEUED job no worker will touch, straight into the table (revision 1)."""
+    async with app.db.transaction() as conn:
+        return await MaterializationStore.insert(
+            conn,
+            kind="materialize",
+            dashboard_id=uuid.UUID(dashboard_id),
+            facility_id=kit.facility,
+            requested_by="alice",
+            params={},
+            widget_ids=widget_ids,
+        )
+
+
 # --- fixtures ------------------------------------------------------------------------------
 
 
@@ -225,17 +239,7 @@ def test_idle_watch_sends_heartbeats_then_ends_at_terminal(
     board = kit.board()
 
     async def create() -> str:
-        async with app.db.transaction() as conn:
-            job = await MaterializationStore.insert(
-                conn,
-                kind="materialize",
-                dashboard_id=uuid.UUID(board.id),
-                facility_id=kit.facility,
-                requested_by="alice",
-                params={},
-                widget_ids=[],
-            )
-        return job.id
+        return (await _insert_job(app, kit, board.id, [])).id
 
     job_id = server.run(create())
     events = []
@@ -324,16 +328,7 @@ def test_live_watch_survives_dead_redis(
         from server.materialization.runner import _finish, _widget_step
 
         live = MaterializationStore(app.db, app.redis, job_settings)
-        async with app.db.transaction() as conn:
-            job = await MaterializationStore.insert(
-                conn,
-                kind="materialize",
-                dashboard_id=uuid.UUID(board.id),
-                facility_id=kit.facility,
-                requested_by="alice",
-                params={},
-                widget_ids=["w-1"],
-            )
+        job = await _insert_job(app, kit, board.id, ["w-1"])
         dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
         watcher = MaterializationStore(
             app.db, dead, Settings(**(job_settings.model_dump() | {"job_poll_seconds": 0.05}))
@@ -375,16 +370,7 @@ def test_revisions_committed_just_before_a_heartbeat_are_all_sent(
         from server.materialization.runner import _finish, _widget_step
 
         live = MaterializationStore(app.db, app.redis, job_settings)
-        async with app.db.transaction() as conn:
-            job = await MaterializationStore.insert(
-                conn,
-                kind="materialize",
-                dashboard_id=uuid.UUID(board.id),
-                facility_id=kit.facility,
-                requested_by="alice",
-                params={},
-                widget_ids=["w-1"],
-            )
+        job = await _insert_job(app, kit, board.id, ["w-1"])
 
         class ChangedBeforeItsRead(MaterializationStore):
             """The worker's three changes land just before this watcher's next read of the row."""
