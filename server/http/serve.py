@@ -80,6 +80,9 @@ async def start_http(
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]
     config.accesslog = None  # the pipeline's access log covers every rpc
+    # Its own lines through the process's handler (JSON in production): by default hypercorn gave
+    # this logger a handler of its own, so each line came twice, once in its plain format.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 75
     config.graceful_timeout = grace
     # What one HTTP/2 connection may have open at once (the gRPC port's same bound).
